@@ -1,0 +1,40 @@
+// The one place where fastinpaint's C++ entry points meet Python (module fastinpaint._C).
+// Python wraps each of them in a torch.library custom op (python/fastinpaint/ops/).
+#include <torch/csrc/utils/pybind.h>
+
+#include "ops/backend.h"
+#include "ops/partial_conv.h"
+
+namespace py = pybind11;
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "fastinpaint C++/CUDA kernels";
+
+  m.attr("built_with_cuda") = fastinpaint::kBuiltWithCuda;
+  m.attr("built_with_cuda_emulation") = fastinpaint::kBuiltWithCudaEmulation;
+  m.def("set_cuda_emulation", &fastinpaint::set_cuda_emulation, py::arg("enabled"),
+        "Run the CUDA kernels, compiled for the CPU, on CPU tensors (testing the GPU code without a GPU).");
+  m.def("cuda_emulation_enabled", &fastinpaint::cuda_emulation_enabled);
+
+  m.def("partial_conv2d_forward",
+        [](const at::Tensor& input, const at::Tensor& mask, std::vector<int64_t> mask_channels,
+           const at::Tensor& weight, const std::optional<at::Tensor>& bias, std::vector<int64_t> stride,
+           std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups, int64_t stream) {
+          return fastinpaint::partial_conv2d_forward(input, mask, mask_channels, weight, bias, stride, padding,
+                                                     dilation, groups, stream);
+        },
+        py::arg("input"), py::arg("mask"), py::arg("mask_channels"), py::arg("weight"), py::arg("bias"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("stream") = 0);
+  m.def("partial_conv2d_backward",
+        [](const at::Tensor& grad_out, const at::Tensor& masked_input, const at::Tensor& mask,
+           std::vector<int64_t> mask_channels, const at::Tensor& weight, const at::Tensor& ratio,
+           std::vector<int64_t> stride, std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups,
+           bool need_input, bool need_weight, bool need_bias, int64_t stream) {
+          return fastinpaint::partial_conv2d_backward(grad_out, masked_input, mask, mask_channels, weight, ratio,
+                                                      stride, padding, dilation, groups, need_input, need_weight,
+                                                      need_bias, stream);
+        },
+        py::arg("grad_out"), py::arg("masked_input"), py::arg("mask"), py::arg("mask_channels"), py::arg("weight"),
+        py::arg("ratio"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+        py::arg("need_input"), py::arg("need_weight"), py::arg("need_bias"), py::arg("stream") = 0);
+}

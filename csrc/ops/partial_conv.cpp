@@ -1,0 +1,196 @@
+// Device-agnostic glue of the fused partial convolution: validation of what the kernels rely on,
+// memory layout, allocation, ATen's convolution for the image part, and the calls into the
+// backend kernels (CPU loops, CUDA, or CUDA emulated on the CPU).
+#include "ops/partial_conv.h"
+
+#include <ATen/ops/convolution.h>
+#include <ATen/ops/convolution_backward.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/tensor.h>
+#include <c10/util/Exception.h>
+
+#include <numeric>
+
+#include "ops/backend.h"
+
+#define FI_BACKEND_NS cpu
+#include "kernels/partial_conv_backend.h"
+#undef FI_BACKEND_NS
+#define FI_BACKEND_NS cuda
+#include "kernels/partial_conv_backend.h"
+#undef FI_BACKEND_NS
+#define FI_BACKEND_NS cuda_emu
+#include "kernels/partial_conv_backend.h"
+#undef FI_BACKEND_NS
+
+namespace fastinpaint {
+namespace {
+
+// NHWC when the caller handed us channels_last activations (no copy), NCHW otherwise.
+at::MemoryFormat activation_format(const at::Tensor& t) {
+  return (!t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast)) ? at::MemoryFormat::ChannelsLast
+                                                                                 : at::MemoryFormat::Contiguous;
+}
+
+ActLayout act_layout(const at::Tensor& t, at::MemoryFormat fmt) {
+  return ActLayout{t.size(0), t.size(1), t.size(2) * t.size(3), fmt == at::MemoryFormat::ChannelsLast};
+}
+
+at::ScalarType acc_scalar_type(const at::Tensor& t) {
+  return t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+void* stream_ptr(int64_t stream) { return reinterpret_cast<void*>(static_cast<intptr_t>(stream)); }
+
+// The mask layout (see PConvMaskLayout) in one int64 buffer on the kernels' device. It must stay
+// alive while kernels run: callers keep the returned tensor in scope.
+at::Tensor make_mask_layout(at::IntArrayRef mask_channels, int64_t C_in, int64_t groups, const at::Device& device,
+                            PConvMaskLayout& L) {
+  const int64_t S = static_cast<int64_t>(mask_channels.size());
+  std::vector<int64_t> buf(pconv_layout_size(S, groups, C_in));
+  int64_t* seg_start = buf.data();
+  int64_t* group_first_seg = seg_start + S + 1;
+  int64_t* chan_seg = group_first_seg + groups;
+  seg_start[0] = 0;
+  for (int64_t s = 0; s < S; ++s) {
+    TORCH_CHECK_VALUE(mask_channels[s] > 0, "mask_channels must be positive, got ", mask_channels);
+    seg_start[s + 1] = seg_start[s] + mask_channels[s];
+    for (int64_t c = seg_start[s]; c < seg_start[s + 1] && c < C_in; ++c) chan_seg[c] = s;
+  }
+  TORCH_CHECK_VALUE(seg_start[S] == C_in, "mask_channels ", mask_channels, " must add up to the input's ", C_in,
+                    " channels");
+  const int64_t cpg = C_in / groups;
+  for (int64_t g = 0, s = 0; g < groups; ++g) {
+    while (seg_start[s + 1] <= g * cpg) ++s;
+    group_first_seg[g] = s;
+  }
+  at::Tensor layout = at::tensor(buf, at::TensorOptions().dtype(at::kLong)).to(device);
+  const int64_t* base = layout.const_data_ptr<int64_t>();
+  L = PConvMaskLayout{base, base + S + 1, base + S + 1 + groups, S, groups, C_in, (S == 1 || groups == 1) ? 1 : groups};
+  return layout;
+}
+
+void check_common(const at::Tensor& input, const at::Tensor& mask, const at::Tensor& weight, int64_t groups) {
+  TORCH_CHECK_VALUE(input.dim() == 4, "partial_conv2d: input must be 4-D (N, C, H, W), got shape ", input.sizes());
+  TORCH_CHECK_VALUE(mask.dim() == 4, "partial_conv2d: mask must be 4-D (N, S, H, W), got shape ", mask.sizes());
+  TORCH_CHECK_VALUE(weight.dim() == 4, "partial_conv2d: weight must be 4-D (C_out, C_in/groups, kH, kW), got shape ",
+                    weight.sizes());
+  TORCH_CHECK_VALUE(mask.size(0) == input.size(0) && mask.size(2) == input.size(2) && mask.size(3) == input.size(3),
+                    "partial_conv2d: mask shape ", mask.sizes(), " does not match input shape ", input.sizes(),
+                    " in N, H or W");
+  TORCH_CHECK_VALUE(groups > 0 && input.size(1) % groups == 0 && weight.size(0) % groups == 0,
+                    "partial_conv2d: groups=", groups, " must divide input channels ", input.size(1),
+                    " and output channels ", weight.size(0));
+  TORCH_CHECK_VALUE(weight.size(1) * groups == input.size(1), "partial_conv2d: weight shape ", weight.sizes(),
+                    " expects ", weight.size(1) * groups, " input channels, input has ", input.size(1));
+  TORCH_CHECK(input.device() == mask.device() && input.device() == weight.device(),
+              "partial_conv2d: input, mask and weight must be on one device, got ", input.device(), ", ",
+              mask.device(), ", ", weight.device());
+  TORCH_CHECK_TYPE(input.scalar_type() == mask.scalar_type() && input.scalar_type() == weight.scalar_type(),
+                   "partial_conv2d: input, mask and weight must have one dtype, got ", input.scalar_type(), ", ",
+                   mask.scalar_type(), ", ", weight.scalar_type());
+}
+
+PConvWindow make_window(const at::Tensor& input, int64_t OH, int64_t OW, at::IntArrayRef kernel,
+                        at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
+  return PConvWindow{input.size(2), input.size(3), OH, OW,
+                     int(kernel[0]), int(kernel[1]), int(stride[0]), int(stride[1]),
+                     int(padding[0]), int(padding[1]), int(dilation[0]), int(dilation[1])};
+}
+
+}  // namespace
+
+std::vector<at::Tensor> partial_conv2d_forward(const at::Tensor& input, const at::Tensor& mask,
+                                               at::IntArrayRef mask_channels, const at::Tensor& weight,
+                                               const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                               at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                               int64_t stream) {
+  check_common(input, mask, weight, groups);
+  TORCH_CHECK_VALUE(static_cast<int64_t>(mask_channels.size()) == mask.size(1), "partial_conv2d: mask has ",
+                    mask.size(1), " channels but mask_channels lists ", mask_channels.size(), " segments");
+  const bool has_bias = bias.has_value() && bias->defined();
+  if (has_bias)
+    TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == weight.size(0), "partial_conv2d: bias shape ",
+                      bias->sizes(), " must be (", weight.size(0), ",)");
+  const Backend backend = backend_for(input);
+  const DType dtype = kernel_dtype(input);
+  void* s = stream_ptr(stream);
+
+  const at::MemoryFormat fmt = activation_format(input);
+  const at::Tensor x = input.contiguous(fmt);
+  const at::Tensor m = mask.contiguous();
+  PConvMaskLayout L;
+  const at::Tensor layout_buf = make_mask_layout(mask_channels, input.size(1), groups, input.device(), L);
+
+  at::Tensor masked_input = at::empty_like(x, fmt);
+  if (x.numel() > 0)
+    FI_BACKEND_CALL(backend, pconv_apply_mask, dtype, x.const_data_ptr(), m.const_data_ptr(),
+                    masked_input.mutable_data_ptr(), act_layout(x, fmt), L, s);
+
+  at::Tensor out = at::convolution(masked_input, weight, std::nullopt, stride, padding, dilation,
+                                   /*transposed=*/false, /*output_padding=*/{0, 0}, groups)
+                       .contiguous(fmt);
+  const int64_t N = out.size(0), OH = out.size(2), OW = out.size(3);
+  at::Tensor ratio = at::empty({N, groups, OH, OW}, input.options().dtype(acc_scalar_type(input)));
+  at::Tensor new_mask = at::empty({N, L.new_mask_channels, OH, OW}, input.options());
+  if (ratio.numel() > 0) {
+    const PConvWindow w = make_window(input, OH, OW, weight.sizes().slice(2), stride, padding, dilation);
+    FI_BACKEND_CALL(backend, pconv_mask_ratio, dtype, m.const_data_ptr(), L, w, N, ratio.mutable_data_ptr(),
+                    new_mask.mutable_data_ptr(), s);
+  }
+  at::Tensor b = has_bias ? bias->contiguous() : at::Tensor();
+  if (out.numel() > 0)
+    FI_BACKEND_CALL(backend, pconv_forward_epilogue, dtype, out.mutable_data_ptr(), ratio.const_data_ptr(),
+                    has_bias ? b.const_data_ptr() : nullptr, act_layout(out, fmt), groups, s);
+  return {out, new_mask, masked_input, ratio};
+}
+
+std::vector<at::Tensor> partial_conv2d_backward(const at::Tensor& grad_out, const at::Tensor& masked_input,
+                                                const at::Tensor& mask, at::IntArrayRef mask_channels,
+                                                const at::Tensor& weight, const at::Tensor& ratio,
+                                                at::IntArrayRef stride, at::IntArrayRef padding,
+                                                at::IntArrayRef dilation, int64_t groups, bool need_input,
+                                                bool need_weight, bool need_bias, int64_t stream) {
+  check_common(masked_input, mask, weight, groups);
+  TORCH_CHECK_VALUE(grad_out.dim() == 4 && grad_out.size(0) == masked_input.size(0) &&
+                        grad_out.size(1) == weight.size(0) && ratio.size(2) == grad_out.size(2) &&
+                        ratio.size(3) == grad_out.size(3),
+                    "partial_conv2d backward: grad_out shape ", grad_out.sizes(), " does not match the forward");
+  const Backend backend = backend_for(grad_out);
+  const DType dtype = kernel_dtype(grad_out);
+  void* s = stream_ptr(stream);
+  const at::MemoryFormat fmt = activation_format(masked_input);
+  const at::Tensor go = grad_out.contiguous(fmt);
+  const at::Tensor r = ratio.contiguous();
+
+  at::Tensor grad_conv = at::empty_like(go, fmt);
+  at::Tensor bias_partial;
+  if (need_bias) bias_partial = at::empty({go.size(0), go.size(1)}, ratio.options());
+  if (go.numel() > 0)
+    FI_BACKEND_CALL(backend, pconv_backward_epilogue, dtype, go.const_data_ptr(), r.const_data_ptr(),
+                    grad_conv.mutable_data_ptr(), need_bias ? bias_partial.mutable_data_ptr() : nullptr,
+                    act_layout(go, fmt), groups, s);
+
+  at::Tensor grad_input, grad_weight, grad_bias;
+  if (need_input || need_weight) {
+    auto grads = at::convolution_backward(grad_conv, masked_input, weight, std::nullopt, stride, padding, dilation,
+                                          /*transposed=*/false, /*output_padding=*/{0, 0}, groups,
+                                          {need_input, need_weight, false});
+    grad_weight = std::get<1>(grads);
+    if (need_input) {
+      // d(X ⊙ M)/dX = M: mask the input gradient in place, with the forward's mask kernel.
+      grad_input = std::get<0>(grads).contiguous(fmt);
+      const at::Tensor m = mask.contiguous();
+      PConvMaskLayout L;
+      const at::Tensor layout_buf = make_mask_layout(mask_channels, masked_input.size(1), groups, mask.device(), L);
+      if (grad_input.numel() > 0)
+        FI_BACKEND_CALL(backend, pconv_apply_mask, dtype, grad_input.const_data_ptr(), m.const_data_ptr(),
+                        grad_input.mutable_data_ptr(), act_layout(grad_input, fmt), L, s);
+    }
+  }
+  if (need_bias) grad_bias = bias_partial.sum(0).to(grad_out.scalar_type());
+  return {grad_input, grad_weight, grad_bias};
+}
+
+}  // namespace fastinpaint

@@ -1,0 +1,16 @@
+"""fastinpaint: fast image inpainting for PyTorch.
+
+Methods share one API (``fastinpaint.inpaint``) and one command line (``fastinpaint``); the
+kernels are C++ (CPU) and CUDA, exposed as ops in :mod:`fastinpaint.ops`.
+
+Mask convention for images, files and the command line: **non-zero / white = hole** (the pixels
+to fill). The partial-convolution op and layer take the opposite (1 = valid), as in the paper.
+"""
+
+from fastinpaint._ext import _C  # noqa: F401  (imports torch, then the extension)
+from fastinpaint import nn, ops
+from fastinpaint._backend import built_with_cuda, cuda_emulation
+
+__version__ = "0.1.0"
+
+__all__ = ["ops", "nn", "cuda_emulation", "built_with_cuda", "__version__"]

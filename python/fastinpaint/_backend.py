@@ -1,0 +1,50 @@
+"""Backend helpers shared by the ops: CUDA streams and devices, and CUDA emulation for tests."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+
+from fastinpaint._ext import _C
+
+
+def stream_of(t: torch.Tensor) -> int:
+    """The raw handle of the current CUDA stream on ``t``'s device (0 for CPU tensors)."""
+    if t.is_cuda:
+        return torch.cuda.current_stream(t.device).cuda_stream
+    return 0
+
+
+def device_guard(t: torch.Tensor) -> contextlib.AbstractContextManager:
+    """Makes ``t``'s GPU the current one while our launchers run (they use the current device)."""
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+
+
+def built_with_cuda() -> bool:
+    """True when this build of fastinpaint carries CUDA kernels."""
+    return bool(_C.built_with_cuda)
+
+
+@contextlib.contextmanager
+def cuda_emulation(enabled: bool = True) -> Iterator[None]:
+    """Run fastinpaint's CUDA kernels on CPU tensors, compiled for the CPU.
+
+    Inside this context every fastinpaint op called on CPU tensors executes the *CUDA* kernels
+    (the same ``.cu`` sources, compiled by the C++ compiler through ``csrc/cuda/cuda_compat.h``,
+    threads emulated, ``__syncthreads`` through fibers) instead of the CPU loops. This is how the
+    test-suite checks the GPU code on machines without a GPU. It is slow; not for production.
+
+    Example:
+        >>> with fastinpaint.cuda_emulation():
+        ...     out, new_mask = fastinpaint.ops.partial_conv2d(x, mask, weight)
+    """
+    if enabled and not _C.built_with_cuda_emulation:
+        raise RuntimeError("this build of fastinpaint has no CUDA emulation (FASTINPAINT_CUDA_EMULATION=OFF)")
+    previous = _C.cuda_emulation_enabled()
+    _C.set_cuda_emulation(enabled)
+    try:
+        yield
+    finally:
+        _C.set_cuda_emulation(previous)

@@ -1,0 +1,323 @@
+"""The fused partial convolution (Liu et al. 2018) as a differentiable, compilable op.
+
+Layers, from the bottom:
+
+* ``fastinpaint._C.partial_conv2d_forward/backward`` — pybind11 bindings of the C++ glue
+  (``csrc/ops/partial_conv.cpp``), which runs ATen's convolution plus our fused kernels;
+* ``torch.ops.fastinpaint.partial_conv2d`` / ``partial_conv2d_backward`` — ``torch.library``
+  custom ops with fake kernels and registered autograd, so ``torch.compile(fullgraph=True)``
+  traces through them without graph breaks;
+* :class:`PartialConv2dFunction` and :func:`partial_conv2d` — the public differentiable entry.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from fastinpaint._backend import device_guard, stream_of
+from fastinpaint._ext import _C
+
+__all__ = ["partial_conv2d", "PartialConv2dFunction", "resolve_mask_channels"]
+
+_IntPair = Union[int, Sequence[int]]
+
+
+# ------------------------------------------------------------------------------------------------
+# custom ops
+# ------------------------------------------------------------------------------------------------
+@torch.library.custom_op("fastinpaint::partial_conv2d", mutates_args=())
+def _partial_conv2d_op(
+    input: Tensor,
+    mask: Tensor,
+    weight: Tensor,
+    bias: Optional[Tensor],
+    stride: List[int],
+    padding: List[int],
+    dilation: List[int],
+    groups: int,
+    mask_channels: List[int],
+) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Returns (output, updated_mask, masked_input, ratio); the last two are saved for backward."""
+    with device_guard(input):
+        out, new_mask, masked_input, ratio = _C.partial_conv2d_forward(
+            input, mask, mask_channels, weight, bias, stride, padding, dilation, groups, stream_of(input)
+        )
+    return out, new_mask, masked_input, ratio
+
+
+def _activation_format(t: Tensor) -> torch.memory_format:
+    # Mirrors activation_format() in csrc/ops/partial_conv.cpp.
+    if not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _conv_out_size(size: int, k: int, s: int, p: int, d: int) -> int:
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+@_partial_conv2d_op.register_fake
+def _(input, mask, weight, bias, stride, padding, dilation, groups, mask_channels):
+    n, _, h, w = input.shape
+    kh, kw = weight.shape[2], weight.shape[3]
+    oh = _conv_out_size(h, kh, stride[0], padding[0], dilation[0])
+    ow = _conv_out_size(w, kw, stride[1], padding[1], dilation[1])
+    fmt = _activation_format(input)
+    acc = torch.float64 if input.dtype == torch.float64 else torch.float32
+    new_mask_channels = 1 if (len(mask_channels) == 1 or groups == 1) else groups
+    out = input.new_empty((n, weight.shape[0], oh, ow)).contiguous(memory_format=fmt)
+    new_mask = input.new_empty((n, new_mask_channels, oh, ow))
+    masked_input = torch.empty_like(input, memory_format=fmt)
+    ratio = input.new_empty((n, groups, oh, ow), dtype=acc)
+    return out, new_mask, masked_input, ratio
+
+
+@torch.library.custom_op("fastinpaint::partial_conv2d_backward", mutates_args=())
+def _partial_conv2d_backward_op(
+    grad_out: Tensor,
+    masked_input: Tensor,
+    mask: Tensor,
+    weight: Tensor,
+    ratio: Tensor,
+    stride: List[int],
+    padding: List[int],
+    dilation: List[int],
+    groups: int,
+    mask_channels: List[int],
+    output_mask: List[bool],
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """Returns (grad_input, grad_weight, grad_bias); an empty tensor where output_mask is False."""
+    with device_guard(grad_out):
+        grads = _C.partial_conv2d_backward(
+            grad_out, masked_input, mask, mask_channels, weight, ratio, stride, padding, dilation, groups,
+            output_mask[0], output_mask[1], output_mask[2], stream_of(grad_out),
+        )
+    # Custom ops cannot return None: an empty tensor stands for "not requested".
+    return tuple(g if wanted else grad_out.new_empty(0) for g, wanted in zip(grads, output_mask))
+
+
+@_partial_conv2d_backward_op.register_fake
+def _(grad_out, masked_input, mask, weight, ratio, stride, padding, dilation, groups, mask_channels, output_mask):
+    fmt = _activation_format(masked_input)
+    gi = torch.empty_like(masked_input, memory_format=fmt) if output_mask[0] else grad_out.new_empty(0)
+    gw = torch.empty_like(weight) if output_mask[1] else grad_out.new_empty(0)
+    gb = grad_out.new_empty(weight.shape[0]) if output_mask[2] else grad_out.new_empty(0)
+    return gi, gw, gb
+
+
+def _no_double_backward(ctx, *grads):
+    raise RuntimeError(
+        "fastinpaint.ops.partial_conv2d supports first-order gradients only; double backward "
+        "(create_graph=True through its backward) is not implemented"
+    )
+
+
+torch.library.register_autograd(
+    "fastinpaint::partial_conv2d_backward", _no_double_backward, setup_context=lambda ctx, inputs, output: None
+)
+
+
+# ------------------------------------------------------------------------------------------------
+# autograd, shared by the custom op's registration and the public autograd.Function
+# ------------------------------------------------------------------------------------------------
+def _setup_context(ctx, inputs, output):
+    input, mask, weight, bias, stride, padding, dilation, groups, mask_channels = inputs
+    _, new_mask, masked_input, ratio = output
+    ctx.save_for_backward(masked_input, mask, weight, ratio)
+    ctx.conv_args = (stride, padding, dilation, groups, mask_channels)
+    ctx.has_bias = bias is not None
+    ctx.mark_non_differentiable(new_mask, masked_input, ratio)
+
+
+def _backward(ctx, grad_out, _grad_new_mask, _grad_masked_input, _grad_ratio):
+    masked_input, mask, weight, ratio = ctx.saved_tensors
+    stride, padding, dilation, groups, mask_channels = ctx.conv_args
+    need_input, need_mask, need_weight, need_bias = ctx.needs_input_grad[:4]
+    output_mask = [bool(need_input), bool(need_weight), bool(need_bias and ctx.has_bias)]
+    if not any(output_mask):
+        return (None,) * 9
+    gi, gw, gb = torch.ops.fastinpaint.partial_conv2d_backward(
+        grad_out, masked_input, mask, weight, ratio, stride, padding, dilation, groups, mask_channels, output_mask
+    )
+    return (
+        gi if output_mask[0] else None,
+        None,  # the mask is not differentiable
+        gw if output_mask[1] else None,
+        gb if output_mask[2] else None,
+        None, None, None, None, None,
+    )
+
+
+torch.library.register_autograd("fastinpaint::partial_conv2d", _backward, setup_context=_setup_context)
+
+
+class PartialConv2dFunction(torch.autograd.Function):
+    """Differentiable partial convolution; prefer :func:`partial_conv2d`, which validates inputs.
+
+    ``apply(input, mask, weight, bias, stride, padding, dilation, groups, mask_channels)`` returns
+    ``(output, updated_mask, masked_input, ratio)`` with the arguments already normalised (lists
+    of two ints, mask in the input's dtype).
+    """
+
+    @staticmethod
+    def forward(input, mask, weight, bias, stride, padding, dilation, groups, mask_channels):
+        return torch.ops.fastinpaint.partial_conv2d(
+            input, mask, weight, bias, stride, padding, dilation, groups, mask_channels
+        )
+
+    setup_context = staticmethod(_setup_context)
+    backward = staticmethod(_backward)
+
+
+# ------------------------------------------------------------------------------------------------
+# public API
+# ------------------------------------------------------------------------------------------------
+def _pair(value: _IntPair, name: str, minimum: int) -> List[int]:
+    if isinstance(value, bool) or not isinstance(value, (int, tuple, list, torch.Size)):
+        raise TypeError(f"partial_conv2d: {name} must be an int or a pair of ints, got {value!r}")
+    pair = [value, value] if isinstance(value, int) else list(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
+        raise ValueError(f"partial_conv2d: {name} must be an int or a pair of ints, got {value!r}")
+    if any(v < minimum for v in pair):
+        raise ValueError(f"partial_conv2d: {name} must be >= {minimum}, got {value!r}")
+    return pair
+
+
+def resolve_mask_channels(mask_shape: Sequence[int], in_channels: int,
+                          mask_channels: Optional[Sequence[int]] = None) -> List[int]:
+    """How many input channels each mask channel covers.
+
+    A mask with 1 channel covers all ``in_channels``; one with ``in_channels`` channels is a
+    per-channel mask; any other channel count needs ``mask_channels`` (e.g. ``[512, 256]`` for a
+    UNet decoder that concatenates 512 upsampled channels with a 256-channel skip, each with its
+    own single-channel mask).
+    """
+    s = mask_shape[1]
+    if mask_channels is None:
+        if s == 1:
+            return [in_channels]
+        if s == in_channels:
+            return [1] * in_channels
+        raise ValueError(
+            f"partial_conv2d: the mask has {s} channels but the input has {in_channels}; a mask has 1 channel "
+            f"(shared by all input channels), {in_channels} (one per channel), or one per channel group with "
+            f"mask_channels=[...] saying how many input channels each covers"
+        )
+    counts = [int(c) for c in mask_channels]
+    if len(counts) != s:
+        raise ValueError(f"partial_conv2d: mask_channels={counts} lists {len(counts)} groups but the mask has {s} channels")
+    if any(c <= 0 for c in counts) or sum(counts) != in_channels:
+        raise ValueError(
+            f"partial_conv2d: mask_channels={counts} must be positive and add up to the input's {in_channels} channels"
+        )
+    return counts
+
+
+def _check_tensor(t, name: str) -> None:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"partial_conv2d: {name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dim() != 4:
+        raise ValueError(f"partial_conv2d: {name} must be 4-D, got shape {tuple(t.shape)}")
+
+
+def partial_conv2d(
+    input: Tensor,
+    mask: Tensor,
+    weight: Tensor,
+    bias: Optional[Tensor] = None,
+    stride: _IntPair = 1,
+    padding: _IntPair = 0,
+    dilation: _IntPair = 1,
+    groups: int = 1,
+    mask_channels: Optional[Sequence[int]] = None,
+) -> Tuple[Tensor, Tensor]:
+    r"""Partial convolution (Liu et al. 2018), fused.
+
+    .. math::
+        out = W^T (X \odot M) \cdot \frac{sum(1)}{sum(M)} + b \quad\text{where } sum(M) > 0,
+        \text{ else } 0; \qquad m' = [sum(M) > 0]
+
+    where the sums run over each output pixel's window (and over the input channels of its conv
+    group), ``sum(1)`` being the window size. The mask window sums are computed by box filters on
+    single-channel mask planes, never by a second convolution, and ratio, bias and hole zeroing
+    are applied in one fused pass over the output.
+
+    Args:
+        input: ``(N, C_in, H, W)`` float32/float64 (also float16/bfloat16 on CUDA); contiguous or
+            ``channels_last`` (kept as such, no copy).
+        mask: **1 = valid, 0 = hole** (the partial-convolution convention; fractional values act
+            as weights). ``(N, 1, H, W)`` shared by all channels, ``(N, C_in, H, W)`` per channel,
+            or ``(N, S, H, W)`` with ``mask_channels`` giving each mask channel's input-channel
+            count. Any real or bool dtype; it is converted to the input's dtype.
+        weight: ``(C_out, C_in / groups, kH, kW)``.
+        bias: ``(C_out,)`` or None.
+        stride, padding, dilation: int or pair; zero padding.
+        groups: convolution groups.
+        mask_channels: see ``mask``.
+
+    Returns:
+        ``(output, updated_mask)``: output ``(N, C_out, OH, OW)`` in the input's memory format;
+        updated_mask ``(N, 1, OH, OW)`` (1 where the window saw a valid input), or
+        ``(N, groups, OH, OW)`` — one channel per conv group — when ``groups > 1`` and the mask
+        has several channels. Gradients flow to input, weight and bias (first order).
+
+    Example:
+        >>> x = torch.randn(2, 3, 32, 32)
+        >>> mask = (torch.rand(2, 1, 32, 32) > 0.3).float()
+        >>> w = torch.randn(16, 3, 3, 3)
+        >>> out, new_mask = partial_conv2d(x, mask, w, padding=1)
+        >>> out.shape, new_mask.shape
+        (torch.Size([2, 16, 32, 32]), torch.Size([2, 1, 32, 32]))
+    """
+    _check_tensor(input, "input")
+    _check_tensor(mask, "mask")
+    _check_tensor(weight, "weight")
+    if not input.is_floating_point():
+        raise TypeError(f"partial_conv2d: input must be a floating-point tensor, got {input.dtype}")
+    if input.device.type == "cpu" and input.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"partial_conv2d: on the CPU input must be float32 or float64, got {input.dtype}")
+    if weight.dtype != input.dtype:
+        raise TypeError(f"partial_conv2d: weight dtype {weight.dtype} differs from input dtype {input.dtype}")
+    for name, t in (("mask", mask), ("weight", weight), ("bias", bias)):
+        if t is not None and t.device != input.device:
+            raise ValueError(f"partial_conv2d: {name} is on {t.device} but input is on {input.device}")
+    n, c_in, h, w = input.shape
+    if mask.shape[0] != n or mask.shape[2:] != input.shape[2:]:
+        raise ValueError(
+            f"partial_conv2d: mask shape {tuple(mask.shape)} does not match input shape {tuple(input.shape)} "
+            f"(expected (N={n}, S, H={h}, W={w}))"
+        )
+    if mask.is_complex():
+        raise TypeError("partial_conv2d: mask must be real or bool, got a complex tensor")
+    if not isinstance(groups, int) or groups < 1 or c_in % groups or weight.shape[0] % groups:
+        raise ValueError(
+            f"partial_conv2d: groups={groups!r} must be a positive int dividing input channels {c_in} "
+            f"and output channels {weight.shape[0]}"
+        )
+    if weight.shape[1] * groups != c_in:
+        raise ValueError(
+            f"partial_conv2d: weight shape {tuple(weight.shape)} with groups={groups} expects "
+            f"{weight.shape[1] * groups} input channels, input has {c_in}"
+        )
+    if bias is not None:
+        if not isinstance(bias, Tensor) or bias.shape != (weight.shape[0],):
+            raise ValueError(f"partial_conv2d: bias must have shape ({weight.shape[0]},), got {getattr(bias, 'shape', bias)}")
+        if bias.dtype != input.dtype:
+            raise TypeError(f"partial_conv2d: bias dtype {bias.dtype} differs from input dtype {input.dtype}")
+    counts = resolve_mask_channels(mask.shape, c_in, mask_channels)
+    stride_, padding_, dilation_ = _pair(stride, "stride", 1), _pair(padding, "padding", 0), _pair(dilation, "dilation", 1)
+    for i, (size, axis) in enumerate(((h, "height"), (w, "width"))):
+        k = weight.shape[2 + i]
+        if _conv_out_size(size, k, stride_[i], padding_[i], dilation_[i]) < 1:
+            raise ValueError(
+                f"partial_conv2d: input {axis} {size} (padding {padding_[i]}) is smaller than the dilated "
+                f"kernel ({dilation_[i] * (k - 1) + 1})"
+            )
+    mask = mask.to(input.dtype)
+    out, new_mask, _, _ = PartialConv2dFunction.apply(
+        input, mask, weight, bias, stride_, padding_, dilation_, groups, counts
+    )
+    return out, new_mask
