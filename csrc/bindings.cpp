@@ -2,6 +2,7 @@
 // Python wraps each of them in a torch.library custom op (python/fastinpaint/ops/).
 #include <torch/csrc/utils/pybind.h>
 
+#include "cuda/emulation_registry.h"
 #include "ops/backend.h"
 #include "ops/partial_conv.h"
 
@@ -15,6 +16,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_cuda_emulation", &fastinpaint::set_cuda_emulation, py::arg("enabled"),
         "Run the CUDA kernels, compiled for the CPU, on CPU tensors (testing the GPU code without a GPU).");
   m.def("cuda_emulation_enabled", &fastinpaint::cuda_emulation_enabled);
+  m.def("emulated_kernel_launches", &fi_emu_detail::launched_kernels,
+        "Names of the CUDA kernels that have run under CPU emulation in this process.");
 
   m.def("partial_conv2d_forward",
         [](const at::Tensor& input, const at::Tensor& mask, std::vector<int64_t> mask_channels,

@@ -80,6 +80,8 @@ inline const char* fi_last_error() {
 #include <utility>
 #include <vector>
 
+#include "cuda/emulation_registry.h"
+
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -328,9 +330,10 @@ template <class F>
 void call_body(void* f) { (*static_cast<F*>(f))(); }
 
 template <class... P, class... A>
-void launch(Mode m, void (*kernel)(P...), dim3 grid, dim3 block, cudaStream_t /*stream*/,
+void launch(Mode m, const char* name, void (*kernel)(P...), dim3 grid, dim3 block, cudaStream_t /*stream*/,
             A&&... args) {
   static_assert(sizeof...(P) == sizeof...(A), "FI_LAUNCH: wrong number of kernel arguments");
+  record_launch(name);
   if (const char* why = check_config(grid, block)) {
     pending_error = why;
     return;
@@ -378,10 +381,10 @@ inline void __syncthreads() { fi_emu_detail::syncthreads(); }
 
 // Emulated launches are synchronous: the kernel has finished when these return.
 #define FI_LAUNCH(kernel, grid, block, stream, ...)                                      \
-  ::fi_emu_detail::launch(::fi_emu_detail::Mode::plain, kernel, dim3(grid), dim3(block), \
+  ::fi_emu_detail::launch(::fi_emu_detail::Mode::plain, #kernel, kernel, dim3(grid), dim3(block), \
                           (stream)__VA_OPT__(, ) __VA_ARGS__)
 #define FI_LAUNCH_COOPERATIVE(kernel, grid, block, stream, ...)                                \
-  ::fi_emu_detail::launch(::fi_emu_detail::Mode::cooperative, kernel, dim3(grid), dim3(block), \
+  ::fi_emu_detail::launch(::fi_emu_detail::Mode::cooperative, #kernel, kernel, dim3(grid), dim3(block), \
                           (stream)__VA_OPT__(, ) __VA_ARGS__)
 
 inline const char* fi_last_error() {

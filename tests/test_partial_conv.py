@@ -1,0 +1,329 @@
+"""fastinpaint.ops.partial_conv2d and fastinpaint.nn.PartialConv2d against an independent
+pure-PyTorch reference of the paper's per-channel definition (with the second, full convolution
+for the mask sums that the fused op avoids)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import fastinpaint
+from fastinpaint.nn import PartialConv2d
+from fastinpaint.ops import partial_conv2d
+
+
+# ------------------------------------------------------------------------------------------------
+# reference
+# ------------------------------------------------------------------------------------------------
+def reference_partial_conv2d(x, mask_full, w, b, stride, padding, dilation, groups):
+    """out = W^T(X⊙M)·sum(1)/sum(M) + b where sum(M) > 0, else 0; per-channel mask (N, C_in, H, W)."""
+    conv = F.conv2d(x * mask_full, w, None, stride, padding, dilation, groups)
+    valid_count = F.conv2d(mask_full, torch.ones_like(w), None, stride, padding, dilation, groups)
+    window = w.shape[1] * w.shape[2] * w.shape[3]
+    has_valid = valid_count > 0
+    ratio = torch.where(has_valid, window / valid_count.clamp_min(1e-30), torch.zeros_like(valid_count))
+    out = conv * ratio
+    if b is not None:
+        out = out + b.view(1, -1, 1, 1)
+    return torch.where(has_valid, out, torch.zeros_like(out)), has_valid.to(x.dtype)
+
+
+def expand_mask(mask, counts):
+    """(N, S, H, W) segment mask -> (N, C_in, H, W) per-channel mask."""
+    return torch.cat([mask[:, s : s + 1].expand(-1, c, -1, -1) for s, c in enumerate(counts)], dim=1)
+
+
+def expand_new_mask(new_mask, c_out):
+    n, g, oh, ow = new_mask.shape
+    return new_mask.unsqueeze(2).expand(n, g, c_out // g, oh, ow).reshape(n, c_out, oh, ow)
+
+
+# ------------------------------------------------------------------------------------------------
+# random cases
+# ------------------------------------------------------------------------------------------------
+MASK_KINDS = ["single", "per_channel", "groups", "zeros", "ones", "bool"]
+LAYOUTS = ["contiguous", "channels_last", "noncontiguous"]
+
+
+def make_case(seed: int, dtype=torch.float64, device="cpu", mask_kind=None, layout=None):
+    rng = random.Random(seed)
+    g = torch.Generator().manual_seed(seed)
+    groups = rng.choice([1, 1, 2, 3])
+    c_in = groups * rng.randint(1, 4)
+    c_out = groups * rng.randint(1, 3)
+    k = (rng.randint(1, 7), rng.randint(1, 7))
+    stride = (rng.randint(1, 3), rng.randint(1, 3))
+    dilation = (rng.randint(1, 2), rng.randint(1, 2))
+    padding = (rng.randint(0, 3), rng.randint(0, 3))
+    n = rng.choice([1, 3])
+    h = max(rng.randint(5, 20), dilation[0] * (k[0] - 1) + 1)
+    w = max(rng.randint(5, 20), dilation[1] * (k[1] - 1) + 1)
+    mask_kind = mask_kind or rng.choice(MASK_KINDS)
+    layout = layout or rng.choice(LAYOUTS)
+
+    x = torch.randn(n, c_in, h, w, generator=g, dtype=dtype)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    elif layout == "noncontiguous":
+        x = torch.randn(n, c_in, h, 2 * w, generator=g, dtype=dtype)[..., ::2]
+    weight = torch.randn(c_out, c_in // groups, *k, generator=g, dtype=dtype)
+    bias = torch.randn(c_out, generator=g, dtype=dtype) if rng.random() < 0.7 else None
+
+    rand_mask = lambda s: (torch.rand(n, s, h, w, generator=g) > rng.uniform(0.2, 0.8)).to(dtype)  # noqa: E731
+    if mask_kind in ("single", "bool"):
+        counts, mask = [c_in], rand_mask(1)
+    elif mask_kind == "per_channel":
+        counts, mask = [1] * c_in, rand_mask(c_in)
+    elif mask_kind == "groups":
+        split = rng.randint(1, c_in - 1) if c_in > 1 else None
+        counts = [split, c_in - split] if split else [c_in]
+        mask = rand_mask(len(counts))
+    elif mask_kind == "zeros":
+        counts, mask = [c_in], torch.zeros(n, 1, h, w, dtype=dtype)
+    else:
+        counts, mask = [c_in], torch.ones(n, 1, h, w, dtype=dtype)
+    user_mask = mask.bool() if mask_kind == "bool" else mask
+    mask_channels = counts if mask_kind == "groups" else None
+    to = lambda t: None if t is None else t.to(device)  # noqa: E731
+    return dict(
+        x=to(x), mask=to(user_mask), mask_full=to(expand_mask(mask, counts)), weight=to(weight), bias=to(bias),
+        stride=stride, padding=padding, dilation=dilation, groups=groups, mask_channels=mask_channels,
+    )
+
+
+def run_ours(case, x=None, weight=None, bias=None):
+    return partial_conv2d(
+        case["x"] if x is None else x, case["mask"], case["weight"] if weight is None else weight,
+        case["bias"] if bias is None else bias, case["stride"], case["padding"], case["dilation"],
+        case["groups"], mask_channels=case["mask_channels"],
+    )
+
+
+def run_reference(case, x=None, weight=None, bias=None):
+    return reference_partial_conv2d(
+        case["x"] if x is None else x, case["mask_full"], case["weight"] if weight is None else weight,
+        case["bias"] if bias is None else bias, case["stride"], case["padding"], case["dilation"], case["groups"],
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# correctness
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", range(40))
+def test_forward_backward_match_reference(backend, seed):
+    case = make_case(seed, device=backend.device)
+    x = case["x"].detach().requires_grad_()
+    w = case["weight"].detach().requires_grad_()
+    b = None if case["bias"] is None else case["bias"].detach().requires_grad_()
+    with backend.context():
+        out, new_mask = run_ours(case, x, w, b)
+        grad = torch.randn_like(out)
+        grads = torch.autograd.grad(out, [t for t in (x, w, b) if t is not None], grad)
+    xr, wr = x.detach().requires_grad_(), w.detach().requires_grad_()
+    br = None if b is None else b.detach().requires_grad_()
+    ref_out, ref_mask = run_reference(case, xr, wr, br)
+    ref_grads = torch.autograd.grad(ref_out, [t for t in (xr, wr, br) if t is not None], grad)
+
+    torch.testing.assert_close(out, ref_out, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(expand_new_mask(new_mask, out.shape[1]), ref_mask, rtol=0, atol=0)
+    for ours, ref in zip(grads, ref_grads):
+        torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-9)
+    # The output keeps the caller's memory format (channels_last in, channels_last out).
+    if case["x"].is_contiguous(memory_format=torch.channels_last) and not case["x"].is_contiguous():
+        assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_float32_matches_float64_reference(backend, seed):
+    case = make_case(100 + seed, dtype=torch.float32, device=backend.device)
+    with backend.context():
+        out, _ = run_ours(case)
+    case64 = {k: (v.double() if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in case.items()}
+    ref, _ = run_reference(case64)
+    torch.testing.assert_close(out.double(), ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mask_kind", ["single", "per_channel", "groups"])
+def test_gradcheck(backend, mask_kind):
+    case = make_case(7, device=backend.device, mask_kind=mask_kind)
+    x = case["x"].detach().requires_grad_()
+    w = case["weight"].detach().requires_grad_()
+    b = torch.randn(w.shape[0], dtype=torch.float64, device=backend.device, requires_grad=True)
+    with backend.context():
+        assert torch.autograd.gradcheck(lambda x, w, b: run_ours(case, x, w, b)[0], (x, w, b))
+
+
+def test_channel_group_mask_equals_per_channel_mask():
+    """Two single-channel segments ([upsampled | skip] in a UNet decoder) give exactly the result
+    of the expanded per-channel mask."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 12, 16, 16, generator=g, dtype=torch.float64)
+    seg = (torch.rand(2, 2, 16, 16, generator=g) > 0.5).double()
+    w = torch.randn(5, 12, 3, 3, generator=g, dtype=torch.float64)
+    out_groups, m_groups = partial_conv2d(x, seg, w, padding=1, mask_channels=[8, 4])
+    out_full, m_full = partial_conv2d(x, expand_mask(seg, [8, 4]), w, padding=1)
+    torch.testing.assert_close(out_groups, out_full, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(m_groups, m_full)
+
+
+def test_cpu_and_emulated_cuda_kernels_agree_bitwise_in_float32():
+    """Same math header, two compilers: the emulated CUDA kernels and the CPU loops agree to the
+    last bit on the fused passes (the convolution itself is ATen's in both)."""
+    case = make_case(11, dtype=torch.float32, mask_kind="groups")
+    x = case["x"].detach().requires_grad_()
+    out_cpu, m_cpu = run_ours(case, x)
+    (gx_cpu,) = torch.autograd.grad(out_cpu.sum(), x)
+    with fastinpaint.cuda_emulation():
+        out_emu, m_emu = run_ours(case, x)
+        (gx_emu,) = torch.autograd.grad(out_emu.sum(), x)
+    assert torch.equal(out_cpu, out_emu) and torch.equal(m_cpu, m_emu) and torch.equal(gx_cpu, gx_emu)
+
+
+def test_non_binary_mask_uses_valid_weight_sum():
+    x = torch.randn(1, 2, 6, 6, dtype=torch.float64)
+    mask = torch.rand(1, 1, 6, 6, dtype=torch.float64) * (torch.rand(1, 1, 6, 6) > 0.3)
+    w = torch.randn(3, 2, 3, 3, dtype=torch.float64)
+    out, _ = partial_conv2d(x, mask, w, padding=1)
+    ref, _ = reference_partial_conv2d(x, mask.expand(-1, 2, -1, -1), w, None, 1, 1, 1, 1)
+    torch.testing.assert_close(out, ref)
+
+
+def test_empty_batch():
+    x = torch.randn(0, 3, 8, 8)
+    out, m = partial_conv2d(x, torch.ones(0, 1, 8, 8), torch.randn(4, 3, 3, 3), padding=1)
+    assert out.shape == (0, 4, 8, 8) and m.shape == (0, 1, 8, 8)
+
+
+# ------------------------------------------------------------------------------------------------
+# torch.library / torch.compile
+# ------------------------------------------------------------------------------------------------
+def test_opcheck():
+    case = make_case(5, mask_kind="groups")
+    counts = case["mask_channels"] or [case["x"].shape[1]]
+    mask = case["mask"].to(case["x"].dtype)
+    args = (case["x"].requires_grad_(), mask, case["weight"].requires_grad_(), None,
+            list(case["stride"]), list(case["padding"]), list(case["dilation"]), case["groups"], counts)
+    if mask.shape[1] == case["x"].shape[1] and case["mask_channels"] is None:
+        args = args[:-1] + ([1] * case["x"].shape[1],)
+    torch.library.opcheck(torch.ops.fastinpaint.partial_conv2d.default, args)
+
+
+def test_torch_compile_fullgraph_forward_and_backward():
+    torch._dynamo.reset()
+    layer = PartialConv2d(4, 6, 3, padding=1, return_mask=True)
+    x = torch.randn(2, 4, 12, 12, requires_grad=True)
+    mask = (torch.rand(2, 1, 12, 12) > 0.4).float()
+
+    def step(x, mask):
+        out, new_mask = layer(x, mask)
+        return (out * new_mask).square().mean()
+
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    loss = compiled(x, mask)
+    (gx,) = torch.autograd.grad(loss, x)
+    loss_eager = step(x, mask)
+    (gx_eager,) = torch.autograd.grad(loss_eager, x)
+    torch.testing.assert_close(loss, loss_eager)
+    torch.testing.assert_close(gx, gx_eager)
+
+
+def test_double_backward_raises_clear_error():
+    x = torch.randn(1, 2, 6, 6, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    out, _ = partial_conv2d(x, torch.ones(1, 1, 6, 6, dtype=torch.float64), w, padding=1)
+    (gx,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="double backward"):
+        gx.sum().backward()
+
+
+# ------------------------------------------------------------------------------------------------
+# PartialConv2d module
+# ------------------------------------------------------------------------------------------------
+def nvidia_partial_conv(layer: torch.nn.Conv2d, x, mask, multi_channel):
+    """NVIDIA's published formulation (second conv with all-ones weights, +1e-8, clamp)."""
+    ones = torch.ones(layer.out_channels if multi_channel else 1, x.shape[1] if multi_channel else 1,
+                      *layer.kernel_size, dtype=x.dtype)
+    window = ones.shape[1] * ones.shape[2] * ones.shape[3]
+    update = F.conv2d(mask, ones, None, layer.stride, layer.padding, layer.dilation, 1)
+    ratio = window / (update + 1e-8)
+    update = update.clamp(0, 1)
+    ratio = ratio * update
+    raw = F.conv2d(x * mask, layer.weight, layer.bias, layer.stride, layer.padding, layer.dilation, layer.groups)
+    b = layer.bias.view(1, -1, 1, 1)
+    return ((raw - b) * ratio + b) * update, update
+
+
+@pytest.mark.parametrize("multi_channel", [False, True])
+def test_module_matches_nvidia_formulation_and_survives_shape_changes(multi_channel):
+    torch.manual_seed(0)
+    layer = PartialConv2d(3, 5, 3, stride=2, padding=1, bias=True, multi_channel=multi_channel, return_mask=True)
+    layer.double()
+    for n, h, w in [(1, 16, 16), (4, 9, 13), (2, 32, 20)]:  # batch and size change between calls
+        x = torch.randn(n, 3, h, w, dtype=torch.float64)
+        mask = (torch.rand(n, 3 if multi_channel else 1, h, w) > 0.5).double()
+        out, new_mask = layer(x, mask)
+        ref, ref_mask = nvidia_partial_conv(layer, x, mask, multi_channel)
+        torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(new_mask, ref_mask.expand_as(new_mask) if multi_channel else ref_mask)
+
+
+def test_module_without_mask_and_without_return_mask():
+    layer = PartialConv2d(3, 4, 3, padding=1)
+    x = torch.randn(2, 3, 10, 10)
+    out = layer(x)
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 4, 10, 10)
+    # all-valid mask: the interior equals a plain convolution
+    plain = F.conv2d(x, layer.weight, layer.bias, padding=1)
+    torch.testing.assert_close(out[..., 1:-1, 1:-1], plain[..., 1:-1, 1:-1], rtol=1e-5, atol=1e-5)
+
+
+def test_module_rejects_unsupported_padding_mode():
+    with pytest.raises(ValueError, match="padding_mode"):
+        PartialConv2d(3, 4, 3, padding=1, padding_mode="reflect")
+
+
+# ------------------------------------------------------------------------------------------------
+# bad input
+# ------------------------------------------------------------------------------------------------
+X, M, W = torch.randn(2, 4, 8, 8), torch.ones(2, 1, 8, 8), torch.randn(3, 4, 3, 3)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(input=torch.randn(4, 8, 8)), ValueError, "input must be 4-D"),
+        (dict(mask=torch.ones(2, 8, 8)), ValueError, "mask must be 4-D"),
+        (dict(weight=torch.randn(3, 4, 3)), ValueError, "weight must be 4-D"),
+        (dict(mask=torch.ones(2, 1, 8, 9)), ValueError, "does not match input shape"),
+        (dict(mask=torch.ones(1, 1, 8, 8)), ValueError, "does not match input shape"),
+        (dict(mask=torch.ones(2, 3, 8, 8)), ValueError, "mask has 3 channels but the input has 4"),
+        (dict(mask=torch.ones(2, 2, 8, 8), mask_channels=[1, 2]), ValueError, "add up to the input's 4"),
+        (dict(mask=torch.ones(2, 2, 8, 8), mask_channels=[4]), ValueError, "lists 1 groups but the mask has 2"),
+        (dict(weight=torch.randn(3, 2, 3, 3)), ValueError, "expects 2 input channels"),
+        (dict(groups=3), ValueError, "groups=3"),
+        (dict(input=X.double()), TypeError, "weight dtype"),
+        (dict(input=X.half(), weight=W.half()), TypeError, "float32 or float64"),
+        (dict(input=X.long()), TypeError, "floating-point"),
+        (dict(bias=torch.randn(4)), ValueError, "bias must have shape"),
+        (dict(stride=0), ValueError, "stride must be >= 1"),
+        (dict(padding=(1, 2, 3)), ValueError, "padding must be an int or a pair"),
+        (dict(weight=torch.randn(3, 4, 11, 11)), ValueError, "smaller than the dilated kernel"),
+        (dict(mask="hole"), TypeError, "mask must be a torch.Tensor"),
+        (dict(mask=torch.ones(2, 1, 8, 8, device="meta")), ValueError, "mask is on meta"),
+    ],
+)
+def test_bad_input_is_named(kwargs, error, match):
+    args = dict(input=X, mask=M, weight=W)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        partial_conv2d(**args)
+
+
+def test_cuda_tensor_without_cuda_build_or_device_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises((RuntimeError, AssertionError), match="CUDA|cuda"):
+        partial_conv2d(X.cuda(), M.cuda(), W.cuda())
