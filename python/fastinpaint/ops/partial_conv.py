@@ -130,6 +130,9 @@ def _setup_context(ctx, inputs, output):
     ctx.conv_args = (stride, padding, dilation, groups, mask_channels)
     ctx.has_bias = bias is not None
     ctx.mark_non_differentiable(new_mask, masked_input, ratio)
+    # Without this autograd would allocate and zero-fill gradients for the three non-differentiable
+    # outputs (one of them input-sized) on every backward.
+    ctx.set_materialize_grads(False)
 
 
 def _backward(ctx, grad_out, _grad_new_mask, _grad_masked_input, _grad_ratio):
@@ -137,7 +140,7 @@ def _backward(ctx, grad_out, _grad_new_mask, _grad_masked_input, _grad_ratio):
     stride, padding, dilation, groups, mask_channels = ctx.conv_args
     need_input, need_mask, need_weight, need_bias = ctx.needs_input_grad[:4]
     output_mask = [bool(need_input), bool(need_weight), bool(need_bias and ctx.has_bias)]
-    if not any(output_mask):
+    if grad_out is None or not any(output_mask):
         return (None,) * 9
     gi, gw, gb = torch.ops.fastinpaint.partial_conv2d_backward(
         grad_out, masked_input, mask, weight, ratio, stride, padding, dilation, groups, mask_channels, output_mask
