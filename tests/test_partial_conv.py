@@ -211,7 +211,8 @@ def test_opcheck():
     torch.library.opcheck(torch.ops.fastinpaint.partial_conv2d.default, args)
 
 
-def test_torch_compile_fullgraph_forward_and_backward():
+@pytest.mark.parametrize("compile_backend", ["aot_eager", "inductor"])
+def test_torch_compile_fullgraph_forward_and_backward(compile_backend):
     torch._dynamo.reset()
     layer = PartialConv2d(4, 6, 3, padding=1, return_mask=True)
     x = torch.randn(2, 4, 12, 12, requires_grad=True)
@@ -221,7 +222,7 @@ def test_torch_compile_fullgraph_forward_and_backward():
         out, new_mask = layer(x, mask)
         return (out * new_mask).square().mean()
 
-    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    compiled = torch.compile(step, fullgraph=True, backend=compile_backend)
     loss = compiled(x, mask)
     (gx,) = torch.autograd.grad(loss, x)
     loss_eager = step(x, mask)
