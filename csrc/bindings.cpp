@@ -22,22 +22,24 @@ PYBIND11_MODULE(_C, m) {
   m.def("partial_conv2d_forward",
         [](const at::Tensor& input, const at::Tensor& mask, std::vector<int64_t> mask_channels,
            const at::Tensor& weight, const std::optional<at::Tensor>& bias, std::vector<int64_t> stride,
-           std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups, int64_t stream) {
+           std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups, bool conv_channels_last,
+           int64_t stream) {
           return fastinpaint::partial_conv2d_forward(input, mask, mask_channels, weight, bias, stride, padding,
-                                                     dilation, groups, stream);
+                                                     dilation, groups, conv_channels_last, stream);
         },
         py::arg("input"), py::arg("mask"), py::arg("mask_channels"), py::arg("weight"), py::arg("bias"),
-        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("stream") = 0);
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+        py::arg("conv_channels_last"), py::arg("stream") = 0);
   m.def("partial_conv2d_backward",
         [](const at::Tensor& grad_out, const at::Tensor& masked_input, const at::Tensor& mask,
            std::vector<int64_t> mask_channels, const at::Tensor& weight, const at::Tensor& ratio,
            std::vector<int64_t> stride, std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups,
-           bool need_input, bool need_weight, bool need_bias, int64_t stream) {
+           bool input_channels_last, bool need_input, bool need_weight, bool need_bias, int64_t stream) {
           return fastinpaint::partial_conv2d_backward(grad_out, masked_input, mask, mask_channels, weight, ratio,
-                                                      stride, padding, dilation, groups, need_input, need_weight,
-                                                      need_bias, stream);
+                                                      stride, padding, dilation, groups, input_channels_last,
+                                                      need_input, need_weight, need_bias, stream);
         },
         py::arg("grad_out"), py::arg("masked_input"), py::arg("mask"), py::arg("mask_channels"), py::arg("weight"),
         py::arg("ratio"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
-        py::arg("need_input"), py::arg("need_weight"), py::arg("need_bias"), py::arg("stream") = 0);
+        py::arg("input_channels_last"), py::arg("need_input"), py::arg("need_weight"), py::arg("need_bias"), py::arg("stream") = 0);
 }

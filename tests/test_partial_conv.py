@@ -208,7 +208,8 @@ def test_opcheck():
             list(case["stride"]), list(case["padding"]), list(case["dilation"]), case["groups"], counts)
     if mask.shape[1] == case["x"].shape[1] and case["mask_channels"] is None:
         args = args[:-1] + ([1] * case["x"].shape[1],)
-    torch.library.opcheck(torch.ops.fastinpaint.partial_conv2d.default, args)
+    for conv_channels_last in (True, False):
+        torch.library.opcheck(torch.ops.fastinpaint.partial_conv2d.default, args + (conv_channels_last,))
 
 
 @pytest.mark.parametrize("compile_backend", ["aot_eager", "inductor"])

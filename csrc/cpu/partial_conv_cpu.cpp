@@ -1,9 +1,14 @@
 // CPU backend of the fused partial convolution: at::parallel_for loops around the per-element
-// math of kernels/partial_conv.h. Inner loops run over the contiguous dimension with no
-// branches the compiler cannot turn into selects, so they vectorize.
+// math of kernels/partial_conv.h.
+//
+// Every pass works on whole pixel ranges of one image (all channels of a pixel in one task) and
+// walks memory in the order the two layouts allow: contiguous on both sides when input and output
+// layouts agree (so the inner loops vectorize), contiguous reads and cache-resident strided writes
+// in pixel tiles when the pass also transposes NCHW <-> NHWC.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #define FI_BACKEND_NS cpu
@@ -15,7 +20,9 @@ namespace cpu {
 namespace {
 
 // Elements per parallel task below which splitting costs more than it saves.
-constexpr int64_t kGrain = 1 << 14;
+constexpr int64_t kGrain = 1 << 15;
+// Pixels per tile of a transposing pass: kTile * C elements stay in L1/L2 while written strided.
+constexpr int64_t kTile = 16;
 
 template <typename F>
 const char* dispatch_float_types(DType dtype, F&& f) {
@@ -31,34 +38,77 @@ const char* dispatch_float_types(DType dtype, F&& f) {
   }
 }
 
-template <typename T>
-void apply_mask(const T* x, const T* mask, T* out, const ActLayout& act, const PConvMaskLayout& L) {
-  using Acc = acc_t<T>;
-  const int64_t P = act.P, C = act.C;
-  if (!act.channels_last) {
-    at::parallel_for(0, act.N * C, std::max<int64_t>(1, kGrain / P), [&](int64_t begin, int64_t end) {
-      for (int64_t nc = begin; nc < end; ++nc) {
-        const int64_t n = nc / C, c = nc % C;
-        const T* m = mask + (n * L.S + L.chan_seg[c]) * P;
-        const T* xi = x + nc * P;
-        T* o = out + nc * P;
-        for (int64_t p = 0; p < P; ++p) o[p] = T(pconv_masked_value<Acc>(xi[p], m[p]));
-      }
-    });
+// Calls f(std::bool_constant<in_cl>, std::bool_constant<out_cl>) so that layouts are compile-time.
+template <typename F>
+void dispatch_layouts(bool in_cl, bool out_cl, F&& f) {
+  if (in_cl) {
+    if (out_cl) f(std::true_type{}, std::true_type{});
+    else f(std::true_type{}, std::false_type{});
   } else {
-    at::parallel_for(0, act.N * P, std::max<int64_t>(1, kGrain / C), [&](int64_t begin, int64_t end) {
-      for (int64_t np = begin; np < end; ++np) {
-        const int64_t n = np / P, p = np % P;
-        const T* m = mask + n * L.S * P + p;
-        const T* xi = x + np * C;
-        T* o = out + np * C;
-        for (int64_t s = 0; s < L.S; ++s) {  // runs of channels sharing one mask value
-          const Acc ms = m[s * P];
-          for (int64_t c = L.seg_start[s]; c < L.seg_start[s + 1]; ++c) o[c] = T(pconv_masked_value<Acc>(xi[c], ms));
-        }
-      }
-    });
+    if (out_cl) f(std::false_type{}, std::true_type{});
+    else f(std::false_type{}, std::false_type{});
   }
+}
+
+// Pixel chunks per image: a function of the shape only (never of the thread count), so that the
+// per-chunk partial sums of the backward pass, and hence the bias gradient, are deterministic.
+int64_t chunks_per_image(const ActLayout& a) {
+  return std::clamp<int64_t>(a.P * a.C / kGrain, 1, std::max<int64_t>(1, a.P / kTile));
+}
+
+// Runs f(n, k, p_begin, p_end) over every pixel chunk of every image, in parallel.
+template <typename F>
+void parallel_over_pixel_chunks(const ActLayout& a, int64_t K, F&& f) {
+  at::parallel_for(0, a.N * K, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t nk = begin; nk < end; ++nk) {
+      const int64_t n = nk / K, k = nk % K;
+      f(n, k, k * a.P / K, (k + 1) * a.P / K);
+    }
+  });
+}
+
+// body(c, p, in_index, out_index) for every channel c and pixel p in [p0, p1) of image n.
+template <bool InCL, bool OutCL, typename Body>
+FI_INLINE void visit_pixels(const ActLayout& a, int64_t n, int64_t p0, int64_t p1, Body&& body) {
+  const int64_t C = a.C, P = a.P;
+  if constexpr (!InCL && !OutCL) {
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t base = (n * C + c) * P;
+      for (int64_t p = p0; p < p1; ++p) body(c, p, base + p, base + p);
+    }
+  } else if constexpr (InCL && OutCL) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t base = (n * P + p) * C;
+      for (int64_t c = 0; c < C; ++c) body(c, p, base + c, base + c);
+    }
+  } else {
+    for (int64_t t0 = p0; t0 < p1; t0 += kTile) {
+      const int64_t t1 = std::min(p1, t0 + kTile);
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t p = t0; p < t1; ++p) {
+          const int64_t nchw = (n * C + c) * P + p, nhwc = (n * P + p) * C + c;
+          body(c, p, InCL ? nhwc : nchw, OutCL ? nhwc : nchw);
+        }
+    }
+  }
+}
+
+// Conv group of output channel c; the division is skipped in the common groups == 1 case.
+FI_INLINE int64_t group_of(int64_t c, int64_t G, int64_t channels_per_group) {
+  return G == 1 ? 0 : c / channels_per_group;
+}
+
+template <typename T>
+void apply_mask(const T* x, const ActLayout& act, const T* mask, T* out, bool out_cl, const PConvMaskLayout& L) {
+  using Acc = acc_t<T>;
+  dispatch_layouts(act.channels_last, out_cl, [&](auto in_cl, auto o_cl) {
+    parallel_over_pixel_chunks(act, chunks_per_image(act), [&](int64_t n, int64_t, int64_t p0, int64_t p1) {
+      const T* mask_n = mask + n * L.S * act.P;
+      visit_pixels<in_cl, o_cl>(act, n, p0, p1, [&](int64_t c, int64_t p, int64_t i, int64_t o) {
+        out[o] = T(pconv_masked_value<Acc>(x[i], mask_n[L.chan_seg[c] * act.P + p]));
+      });
+    });
+  });
 }
 
 template <typename T>
@@ -74,93 +124,56 @@ void mask_ratio(const T* mask, const PConvMaskLayout& L, const PConvWindow& w, i
 }
 
 template <typename T>
-void forward_epilogue(T* out, const acc_t<T>* ratio, const T* bias, const ActLayout& act, int64_t G) {
+void forward_epilogue(const T* conv, const ActLayout& act, T* out, bool out_cl, const acc_t<T>* ratio,
+                      const T* bias, int64_t G) {
   using Acc = acc_t<T>;
-  const int64_t P = act.P, C = act.C, cpg = C / G;
-  if (!act.channels_last) {
-    at::parallel_for(0, act.N * C, std::max<int64_t>(1, kGrain / P), [&](int64_t begin, int64_t end) {
-      for (int64_t nc = begin; nc < end; ++nc) {
-        const int64_t n = nc / C, c = nc % C;
-        const Acc* r = ratio + (n * G + c / cpg) * P;
+  const int64_t cpg = act.C / G;
+  dispatch_layouts(act.channels_last, out_cl, [&](auto in_cl, auto o_cl) {
+    parallel_over_pixel_chunks(act, chunks_per_image(act), [&](int64_t n, int64_t, int64_t p0, int64_t p1) {
+      const Acc* ratio_n = ratio + n * G * act.P;
+      visit_pixels<in_cl, o_cl>(act, n, p0, p1, [&](int64_t c, int64_t p, int64_t i, int64_t o) {
         const Acc b = bias ? Acc(bias[c]) : Acc(0);
-        T* o = out + nc * P;
-        for (int64_t p = 0; p < P; ++p) o[p] = T(pconv_forward_value<Acc>(o[p], r[p], b));
-      }
+        out[o] = T(pconv_forward_value<Acc>(conv[i], ratio_n[group_of(c, G, cpg) * act.P + p], b));
+      });
     });
-  } else {
-    at::parallel_for(0, act.N * P, std::max<int64_t>(1, kGrain / C), [&](int64_t begin, int64_t end) {
-      for (int64_t np = begin; np < end; ++np) {
-        const int64_t n = np / P, p = np % P;
-        T* o = out + np * C;
-        for (int64_t g = 0; g < G; ++g) {
-          const Acc r = ratio[(n * G + g) * P + p];
-          for (int64_t c = g * cpg; c < (g + 1) * cpg; ++c)
-            o[c] = T(pconv_forward_value<Acc>(o[c], r, bias ? Acc(bias[c]) : Acc(0)));
-        }
-      }
-    });
-  }
+  });
 }
 
 template <typename T>
-void backward_epilogue(const T* grad_out, const acc_t<T>* ratio, T* grad_conv, acc_t<T>* bias_partial,
-                       const ActLayout& act, int64_t G) {
+void backward_epilogue(const T* grad_out, const ActLayout& act, T* grad_conv, bool out_cl, const acc_t<T>* ratio,
+                       acc_t<T>* bias_partial, int64_t G) {
   using Acc = acc_t<T>;
-  const int64_t P = act.P, C = act.C, cpg = C / G;
-  if (!act.channels_last) {
-    at::parallel_for(0, act.N * C, std::max<int64_t>(1, kGrain / P), [&](int64_t begin, int64_t end) {
-      for (int64_t nc = begin; nc < end; ++nc) {
-        const int64_t n = nc / C, c = nc % C;
-        const Acc* r = ratio + (n * G + c / cpg) * P;
-        const T* go = grad_out + nc * P;
-        T* gc = grad_conv + nc * P;
-        Acc bias_sum = Acc(0);
-        for (int64_t p = 0; p < P; ++p) {
-          gc[p] = T(pconv_grad_conv_value<Acc>(go[p], r[p]));
-          bias_sum += pconv_grad_bias_term<Acc>(go[p], r[p]);
-        }
-        if (bias_partial) bias_partial[nc] = bias_sum;
-      }
+  const int64_t C = act.C, cpg = C / G, K = chunks_per_image(act);
+  // Bias-gradient partial sums per (image, pixel chunk, channel), added in a fixed order below.
+  std::vector<Acc> chunk_sums(bias_partial ? act.N * K * C : 0, Acc(0));
+  dispatch_layouts(act.channels_last, out_cl, [&](auto in_cl, auto o_cl) {
+    parallel_over_pixel_chunks(act, K, [&](int64_t n, int64_t k, int64_t p0, int64_t p1) {
+      const Acc* ratio_n = ratio + n * G * act.P;
+      Acc* sums = bias_partial ? chunk_sums.data() + (n * K + k) * C : nullptr;
+      visit_pixels<in_cl, o_cl>(act, n, p0, p1, [&](int64_t c, int64_t p, int64_t i, int64_t o) {
+        const Acc go = grad_out[i], r = ratio_n[group_of(c, G, cpg) * act.P + p];
+        grad_conv[o] = T(pconv_grad_conv_value<Acc>(go, r));
+        if (sums) sums[c] += pconv_grad_bias_term<Acc>(go, r);
+      });
     });
-    return;
-  }
-  // channels_last: pixels are the outer dimension, so the per-channel bias sum is reduced over
-  // a fixed number of pixel chunks (deterministic: chunk sums are added in order afterwards).
-  const int64_t chunks = std::min<int64_t>(P, 64);
-  std::vector<Acc> chunk_sums(bias_partial ? act.N * chunks * C : 0, Acc(0));
-  at::parallel_for(0, act.N * chunks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t nk = begin; nk < end; ++nk) {
-      const int64_t n = nk / chunks, k = nk % chunks;
-      Acc* sums = bias_partial ? chunk_sums.data() + nk * C : nullptr;
-      for (int64_t p = k * P / chunks; p < (k + 1) * P / chunks; ++p) {
-        const T* go = grad_out + (n * P + p) * C;
-        T* gc = grad_conv + (n * P + p) * C;
-        for (int64_t g = 0; g < G; ++g) {
-          const Acc r = ratio[(n * G + g) * P + p];
-          for (int64_t c = g * cpg; c < (g + 1) * cpg; ++c) {
-            gc[c] = T(pconv_grad_conv_value<Acc>(go[c], r));
-            if (sums) sums[c] += pconv_grad_bias_term<Acc>(go[c], r);
-          }
-        }
-      }
-    }
   });
   if (!bias_partial) return;
   for (int64_t n = 0; n < act.N; ++n)
     for (int64_t c = 0; c < C; ++c) {
       Acc s = Acc(0);
-      for (int64_t k = 0; k < chunks; ++k) s += chunk_sums[(n * chunks + k) * C + c];
+      for (int64_t k = 0; k < K; ++k) s += chunk_sums[(n * K + k) * C + c];
       bias_partial[n * C + c] = s;
     }
 }
 
 }  // namespace
 
-const char* pconv_apply_mask(DType dtype, const void* x, const void* mask, void* out, ActLayout act,
-                             PConvMaskLayout layout, void* /*stream*/) {
+const char* pconv_apply_mask(DType dtype, const void* x, ActLayout x_act, const void* mask, void* out,
+                             bool out_channels_last, PConvMaskLayout layout, void* /*stream*/) {
   return dispatch_float_types(dtype, [&](auto tag) {
     using T = decltype(tag);
-    apply_mask(static_cast<const T*>(x), static_cast<const T*>(mask), static_cast<T*>(out), act, layout);
+    apply_mask(static_cast<const T*>(x), x_act, static_cast<const T*>(mask), static_cast<T*>(out),
+               out_channels_last, layout);
   });
 }
 
@@ -173,21 +186,24 @@ const char* pconv_mask_ratio(DType dtype, const void* mask, PConvMaskLayout layo
   });
 }
 
-const char* pconv_forward_epilogue(DType dtype, void* out, const void* ratio, const void* bias, ActLayout act,
-                                   int64_t groups, void* /*stream*/) {
+const char* pconv_forward_epilogue(DType dtype, const void* conv, ActLayout conv_act, void* out,
+                                   bool out_channels_last, const void* ratio, const void* bias, int64_t groups,
+                                   void* /*stream*/) {
   return dispatch_float_types(dtype, [&](auto tag) {
     using T = decltype(tag);
-    forward_epilogue(static_cast<T*>(out), static_cast<const acc_t<T>*>(ratio), static_cast<const T*>(bias), act,
-                     groups);
+    forward_epilogue(static_cast<const T*>(conv), conv_act, static_cast<T*>(out), out_channels_last,
+                     static_cast<const acc_t<T>*>(ratio), static_cast<const T*>(bias), groups);
   });
 }
 
-const char* pconv_backward_epilogue(DType dtype, const void* grad_out, const void* ratio, void* grad_conv,
-                                    void* bias_partial, ActLayout act, int64_t groups, void* /*stream*/) {
+const char* pconv_backward_epilogue(DType dtype, const void* grad_out, ActLayout grad_act, void* grad_conv,
+                                    bool grad_conv_channels_last, const void* ratio, void* bias_partial,
+                                    int64_t groups, void* /*stream*/) {
   return dispatch_float_types(dtype, [&](auto tag) {
     using T = decltype(tag);
-    backward_epilogue(static_cast<const T*>(grad_out), static_cast<const acc_t<T>*>(ratio), static_cast<T*>(grad_conv),
-                      static_cast<acc_t<T>*>(bias_partial), act, groups);
+    backward_epilogue(static_cast<const T*>(grad_out), grad_act, static_cast<T*>(grad_conv),
+                      grad_conv_channels_last, static_cast<const acc_t<T>*>(ratio),
+                      static_cast<acc_t<T>*>(bias_partial), groups);
   });
 }
 

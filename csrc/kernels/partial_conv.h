@@ -124,16 +124,19 @@ C10_HOST_DEVICE FI_INLINE Acc pconv_grad_bias_term(Acc grad_out, Acc ratio) {
   return ratio > Acc(0) ? grad_out : Acc(0);
 }
 
-// Index helpers for the two activation layouts we run on without copies.
+// Index helpers for the two activation layouts the kernels read and write without copies.
 //   NCHW (contiguous)       : ((n * C + c) * P + p)
 //   NHWC (channels_last)    : ((n * P + p) * C + c)
-// where P = H * W is the plane size.
+// where P = H * W is the plane size. A kernel may read one layout and write the other: that is
+// how the op hands oneDNN the channels_last activations it convolves fastest while the caller
+// keeps NCHW tensors, the transposition fused into passes we make anyway.
 struct ActLayout {
   int64_t N, C, P;
   bool channels_last;
   C10_HOST_DEVICE FI_INLINE int64_t offset(int64_t n, int64_t c, int64_t p) const {
     return channels_last ? (n * P + p) * C + c : (n * C + c) * P + p;
   }
+  C10_HOST_DEVICE FI_INLINE ActLayout with_channels_last(bool cl) const { return ActLayout{N, C, P, cl}; }
   // Inverse of offset() for a flat element index.
   C10_HOST_DEVICE FI_INLINE void unravel(int64_t i, int64_t& n, int64_t& c, int64_t& p) const {
     if (channels_last) {

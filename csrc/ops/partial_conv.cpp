@@ -33,8 +33,14 @@ at::MemoryFormat activation_format(const at::Tensor& t) {
                                                                                  : at::MemoryFormat::Contiguous;
 }
 
+bool is_cl(at::MemoryFormat fmt) { return fmt == at::MemoryFormat::ChannelsLast; }
+
 ActLayout act_layout(const at::Tensor& t, at::MemoryFormat fmt) {
-  return ActLayout{t.size(0), t.size(1), t.size(2) * t.size(3), fmt == at::MemoryFormat::ChannelsLast};
+  return ActLayout{t.size(0), t.size(1), t.size(2) * t.size(3), is_cl(fmt)};
+}
+
+at::Tensor empty_in(const at::Tensor& like, at::IntArrayRef sizes, at::MemoryFormat fmt) {
+  return at::empty(sizes, like.options().memory_format(fmt));
 }
 
 at::ScalarType acc_scalar_type(const at::Tensor& t) {
@@ -105,7 +111,7 @@ std::vector<at::Tensor> partial_conv2d_forward(const at::Tensor& input, const at
                                                at::IntArrayRef mask_channels, const at::Tensor& weight,
                                                const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                                                at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                                               int64_t stream) {
+                                               bool conv_channels_last, int64_t stream) {
   check_common(input, mask, weight, groups);
   TORCH_CHECK_VALUE(static_cast<int64_t>(mask_channels.size()) == mask.size(1), "partial_conv2d: mask has ",
                     mask.size(1), " channels but mask_channels lists ", mask_channels.size(), " segments");
@@ -118,20 +124,21 @@ std::vector<at::Tensor> partial_conv2d_forward(const at::Tensor& input, const at
   void* s = stream_ptr(stream);
 
   const at::MemoryFormat fmt = activation_format(input);
+  const at::MemoryFormat conv_fmt = conv_channels_last ? at::MemoryFormat::ChannelsLast : fmt;
   const at::Tensor x = input.contiguous(fmt);
   const at::Tensor m = mask.contiguous();
   PConvMaskLayout L;
   const at::Tensor layout_buf = make_mask_layout(mask_channels, input.size(1), groups, input.device(), L);
 
-  at::Tensor masked_input = at::empty_like(x, fmt);
+  at::Tensor masked_input = empty_in(x, x.sizes(), conv_fmt);
   if (x.numel() > 0)
-    FI_BACKEND_CALL(backend, pconv_apply_mask, dtype, x.const_data_ptr(), m.const_data_ptr(),
-                    masked_input.mutable_data_ptr(), act_layout(x, fmt), L, s);
+    FI_BACKEND_CALL(backend, pconv_apply_mask, dtype, x.const_data_ptr(), act_layout(x, fmt), m.const_data_ptr(),
+                    masked_input.mutable_data_ptr(), is_cl(conv_fmt), L, s);
 
-  at::Tensor out = at::convolution(masked_input, weight, std::nullopt, stride, padding, dilation,
-                                   /*transposed=*/false, /*output_padding=*/{0, 0}, groups)
-                       .contiguous(fmt);
-  const int64_t N = out.size(0), OH = out.size(2), OW = out.size(3);
+  const at::Tensor conv = at::convolution(masked_input, weight, std::nullopt, stride, padding, dilation,
+                                          /*transposed=*/false, /*output_padding=*/{0, 0}, groups)
+                              .contiguous(conv_fmt);
+  const int64_t N = conv.size(0), OH = conv.size(2), OW = conv.size(3);
   at::Tensor ratio = at::empty({N, groups, OH, OW}, input.options().dtype(acc_scalar_type(input)));
   at::Tensor new_mask = at::empty({N, L.new_mask_channels, OH, OW}, input.options());
   if (ratio.numel() > 0) {
@@ -139,10 +146,13 @@ std::vector<at::Tensor> partial_conv2d_forward(const at::Tensor& input, const at
     FI_BACKEND_CALL(backend, pconv_mask_ratio, dtype, m.const_data_ptr(), L, w, N, ratio.mutable_data_ptr(),
                     new_mask.mutable_data_ptr(), s);
   }
+  // In place when the caller's layout is the convolution's; otherwise the epilogue transposes.
+  at::Tensor out = conv_fmt == fmt ? conv : empty_in(conv, conv.sizes(), fmt);
   at::Tensor b = has_bias ? bias->contiguous() : at::Tensor();
   if (out.numel() > 0)
-    FI_BACKEND_CALL(backend, pconv_forward_epilogue, dtype, out.mutable_data_ptr(), ratio.const_data_ptr(),
-                    has_bias ? b.const_data_ptr() : nullptr, act_layout(out, fmt), groups, s);
+    FI_BACKEND_CALL(backend, pconv_forward_epilogue, dtype, conv.const_data_ptr(), act_layout(conv, conv_fmt),
+                    out.mutable_data_ptr(), is_cl(fmt), ratio.const_data_ptr(),
+                    has_bias ? b.const_data_ptr() : nullptr, groups, s);
   return {out, new_mask, masked_input, ratio};
 }
 
@@ -150,8 +160,8 @@ std::vector<at::Tensor> partial_conv2d_backward(const at::Tensor& grad_out, cons
                                                 const at::Tensor& mask, at::IntArrayRef mask_channels,
                                                 const at::Tensor& weight, const at::Tensor& ratio,
                                                 at::IntArrayRef stride, at::IntArrayRef padding,
-                                                at::IntArrayRef dilation, int64_t groups, bool need_input,
-                                                bool need_weight, bool need_bias, int64_t stream) {
+                                                at::IntArrayRef dilation, int64_t groups, bool input_channels_last,
+                                                bool need_input, bool need_weight, bool need_bias, int64_t stream) {
   check_common(masked_input, mask, weight, groups);
   TORCH_CHECK_VALUE(grad_out.dim() == 4 && grad_out.size(0) == masked_input.size(0) &&
                         grad_out.size(1) == weight.size(0) && ratio.size(2) == grad_out.size(2) &&
@@ -160,33 +170,40 @@ std::vector<at::Tensor> partial_conv2d_backward(const at::Tensor& grad_out, cons
   const Backend backend = backend_for(grad_out);
   const DType dtype = kernel_dtype(grad_out);
   void* s = stream_ptr(stream);
-  const at::MemoryFormat fmt = activation_format(masked_input);
-  const at::Tensor go = grad_out.contiguous(fmt);
+  // masked_input is stored in the convolution's layout; grad_input goes back in the caller's.
+  const at::MemoryFormat conv_fmt = activation_format(masked_input);
+  const at::MemoryFormat input_fmt = input_channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  const at::MemoryFormat grad_fmt = activation_format(grad_out);
+  const at::Tensor go = grad_out.contiguous(grad_fmt);
   const at::Tensor r = ratio.contiguous();
 
-  at::Tensor grad_conv = at::empty_like(go, fmt);
+  at::Tensor grad_conv = empty_in(go, go.sizes(), conv_fmt);
   at::Tensor bias_partial;
   if (need_bias) bias_partial = at::empty({go.size(0), go.size(1)}, ratio.options());
   if (go.numel() > 0)
-    FI_BACKEND_CALL(backend, pconv_backward_epilogue, dtype, go.const_data_ptr(), r.const_data_ptr(),
-                    grad_conv.mutable_data_ptr(), need_bias ? bias_partial.mutable_data_ptr() : nullptr,
-                    act_layout(go, fmt), groups, s);
+    FI_BACKEND_CALL(backend, pconv_backward_epilogue, dtype, go.const_data_ptr(), act_layout(go, grad_fmt),
+                    grad_conv.mutable_data_ptr(), is_cl(conv_fmt), r.const_data_ptr(),
+                    need_bias ? bias_partial.mutable_data_ptr() : nullptr, groups, s);
 
   at::Tensor grad_input, grad_weight, grad_bias;
   if (need_input || need_weight) {
     auto grads = at::convolution_backward(grad_conv, masked_input, weight, std::nullopt, stride, padding, dilation,
                                           /*transposed=*/false, /*output_padding=*/{0, 0}, groups,
                                           {need_input, need_weight, false});
-    grad_weight = std::get<1>(grads);
+    // oneDNN returns the weight gradient in the activations' layout; hand it back in the weight's.
+    if (need_weight) grad_weight = std::get<1>(grads).contiguous(weight.suggest_memory_format());
     if (need_input) {
-      // d(X ⊙ M)/dX = M: mask the input gradient in place, with the forward's mask kernel.
-      grad_input = std::get<0>(grads).contiguous(fmt);
+      // d(X ⊙ M)/dX = M: mask the input gradient with the forward's mask kernel (in place when
+      // the layouts agree, else transposing into the caller's layout).
+      const at::Tensor grad_masked = std::get<0>(grads).contiguous(conv_fmt);
+      grad_input = input_fmt == conv_fmt ? grad_masked : empty_in(grad_masked, grad_masked.sizes(), input_fmt);
       const at::Tensor m = mask.contiguous();
       PConvMaskLayout L;
       const at::Tensor layout_buf = make_mask_layout(mask_channels, masked_input.size(1), groups, mask.device(), L);
       if (grad_input.numel() > 0)
-        FI_BACKEND_CALL(backend, pconv_apply_mask, dtype, grad_input.const_data_ptr(), m.const_data_ptr(),
-                        grad_input.mutable_data_ptr(), act_layout(grad_input, fmt), L, s);
+        FI_BACKEND_CALL(backend, pconv_apply_mask, dtype, grad_masked.const_data_ptr(),
+                        act_layout(grad_masked, conv_fmt), m.const_data_ptr(), grad_input.mutable_data_ptr(),
+                        is_cl(input_fmt), L, s);
     }
   }
   if (need_bias) grad_bias = bias_partial.sum(0).to(grad_out.scalar_type());

@@ -12,19 +12,22 @@ namespace fastinpaint {
 // Returns {output, updated_mask, masked_input, ratio}; the last two are what backward needs.
 //   input [N, C_in, H, W] (contiguous or channels_last), mask [N, S, H, W] with mask_channels[s]
 //   input channels per segment (Σ = C_in), weight [C_out, C_in/groups, kH, kW], bias [C_out].
+//   conv_channels_last: run the image convolution on channels_last activations (the mask pass
+//   writes them so; the epilogue transposes back to the input's layout).
 //   stream: the CUDA stream handle for CUDA tensors (ignored on the CPU).
 std::vector<at::Tensor> partial_conv2d_forward(const at::Tensor& input, const at::Tensor& mask,
                                                at::IntArrayRef mask_channels, const at::Tensor& weight,
                                                const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                                                at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                                               int64_t stream);
+                                               bool conv_channels_last, int64_t stream);
 
-// Returns {grad_input, grad_weight, grad_bias}; undefined where not requested.
+// Returns {grad_input, grad_weight, grad_bias}; undefined where not requested. grad_input is
+// laid out channels_last when input_channels_last (the forward input's layout), else NCHW.
 std::vector<at::Tensor> partial_conv2d_backward(const at::Tensor& grad_out, const at::Tensor& masked_input,
                                                 const at::Tensor& mask, at::IntArrayRef mask_channels,
                                                 const at::Tensor& weight, const at::Tensor& ratio,
                                                 at::IntArrayRef stride, at::IntArrayRef padding,
-                                                at::IntArrayRef dilation, int64_t groups, bool need_input,
-                                                bool need_weight, bool need_bias, int64_t stream);
+                                                at::IntArrayRef dilation, int64_t groups, bool input_channels_last,
+                                                bool need_input, bool need_weight, bool need_bias, int64_t stream);
 
 }  // namespace fastinpaint
