@@ -109,18 +109,23 @@ def _assemble(image2d: np.ndarray, mask: np.ndarray, order: np.ndarray):
     dy, dx = np.divmod(used, _WINDOW)
     offsets = (dy - _RADIUS) * w + (dx - _RADIUS)
 
-    coef = table[cls][:, used]  # (n, 13)
+    coef = table[:, used][cls]  # (n, 13)
     present = coef != 0  # zero exactly where the offset leaves the image
-    rows = np.broadcast_to(np.arange(n)[:, None], coef.shape)[present]
-    nbr = (order[:, None] + offsets[None, :])[present]  # in the image wherever present
-    vals = coef[present]
+    nbr = order[:, None] + offsets[None, :]
+    nbr[~present] = 0  # keep absent entries' indices in range; they are masked out below
     col = number[nbr]
+    unknown = present & (col >= 0)
+    known = present & (col < 0)
 
-    unknown = col >= 0
-    a = sp.csc_matrix((vals[unknown], (rows[unknown], col[unknown])), shape=(n, n))
+    # Boolean indexing walks the (n, 13) arrays row by row, and within a row by ascending
+    # offset, hence ascending column (numbering follows raster order within each region): these
+    # already are CSR arrays, and since A is symmetric, CSR of A is CSC of A — no COO sort.
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.count_nonzero(unknown, axis=1), out=indptr[1:])
+    a = sp.csc_matrix((coef[unknown], col[unknown], indptr), shape=(n, n))
 
-    known = ~unknown
-    k_rows, k_vals, k_nbr = rows[known], vals[known], nbr[known]
+    k_rows = np.broadcast_to(np.arange(n)[:, None], coef.shape)[known]
+    k_vals, k_nbr = coef[known], nbr[known]
     b = np.empty((n, image2d.shape[1]), dtype=np.float64)
     for ch in range(image2d.shape[1]):
         b[:, ch] = -np.bincount(k_rows, weights=k_vals * image2d[k_nbr, ch], minlength=n)
