@@ -137,7 +137,9 @@ def _factor_solve(a: sp.csc_matrix, b: np.ndarray) -> np.ndarray:
 
     ``a`` is symmetric positive definite (see :func:`_stencil_table`), so pivoting is not needed
     for stability: SuperLU's symmetric mode keeps the diagonal pivots and orders on the pattern of
-    ``A + Aᵀ`` with minimum degree, which measured ~1.5× faster here than the default COLAMD.
+    ``A + Aᵀ`` with minimum degree. On a 61k-unknown hole that is 25 % less fill than COLAMD or
+    scikit-image's MMD_ATA with partial pivoting (5.1 M vs 6.8 M entries in L + U), so a faster
+    factorisation and a faster multi-column solve.
     """
     lu = spla.splu(
         a,
