@@ -11,7 +11,8 @@ image-border treatment, same clipping), but it is built for speed:
   symmetric mode without pivoting on a minimum-degree ordering of ``A + Aᵀ``;
 * one factorisation per independent hole region serves every channel (a multi-column solve).
 
-Only NumPy and SciPy are needed at run time; scikit-image is a test and benchmark dependency.
+Run-time needs: NumPy and SciPy (and torch, for tensor inputs); scikit-image is a test and
+benchmark dependency only.
 """
 
 from __future__ import annotations
