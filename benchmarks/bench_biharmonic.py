@@ -1,0 +1,57 @@
+"""Biharmonic inpainting: fastinpaint vs scikit-image's inpaint_biharmonic (the baseline), same
+run, same machine — a 512×320 development photo (RGB, float64 in [0, 1]) with the 10–20 % and
+30–40 % free-form hole masks of ../shared/data/masks.
+
+    .venv/bin/python -m pytest benchmarks/bench_biharmonic.py
+
+Rounds are few: scikit-image takes about a second per call on a 30–40 % mask.
+"""
+
+from __future__ import annotations
+
+import csv
+import pathlib
+
+import numpy as np
+import pytest
+
+from fastinpaint.methods.biharmonic import inpaint_biharmonic
+
+DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+KINDS = ["irr_10_20", "irr_30_40"]
+IMPLS = ["skimage", "fastinpaint", "fastinpaint-joint"]
+
+
+def load_case(kind):
+    """(image, mask) for the first ~512×320–342 photo of the manifest with a mask of ``kind``."""
+    if not (DATA / "masks" / "manifest.csv").is_file():
+        pytest.skip(f"development data not found at {DATA}")
+    from PIL import Image
+
+    rows = list(csv.DictReader(open(DATA / "masks" / "manifest.csv")))
+    row = next(r for r in rows if r["kind"] == kind and r["width"] == "512" and 320 <= int(r["height"]) <= 342)
+    image = np.asarray(Image.open(DATA / row["image"]).convert("RGB"), dtype=np.float64) / 255.0
+    mask = np.asarray(Image.open(DATA / row["mask"])) > 0
+    return row["image"], image, mask
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_biharmonic_speed(benchmark, kind, impl):
+    name, image, mask = load_case(kind)
+    if impl == "skimage":
+        restoration = pytest.importorskip("skimage.restoration", reason="scikit-image is not installed")
+
+        def run():
+            return restoration.inpaint_biharmonic(image, mask, channel_axis=-1)
+
+    else:
+        split = impl == "fastinpaint"
+
+        def run():
+            return inpaint_biharmonic(image, mask, split_into_regions=split)
+
+    benchmark.group = f"biharmonic {kind} ({mask.mean():.0%} hole, {image.shape[1]}x{image.shape[0]})"
+    benchmark.extra_info.update(impl=impl, baseline=impl == "skimage", photo=name)
+    out = benchmark.pedantic(run, rounds=3, warmup_rounds=1, iterations=1)
+    assert np.array_equal(out[~mask], image[~mask])

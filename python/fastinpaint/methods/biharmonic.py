@@ -1,0 +1,313 @@
+"""Biharmonic inpainting: the holes are filled with the solution of the discrete biharmonic
+equation, with the known pixels around them as boundary condition.
+
+It gives the same result as ``skimage.restoration.inpaint_biharmonic`` (same stencil, same
+image-border treatment, same clipping), but it is built for speed:
+
+* the system is assembled with vectorised NumPy: one row per hole pixel, the 13-point stencil
+  ``Δ²`` (truncated near the image border exactly as scikit-image truncates it), the entries that
+  fall on known pixels moved to the right-hand side;
+* the matrix is symmetric positive definite (see :func:`_stencil_table`), so SuperLU is run in
+  symmetric mode without pivoting on a minimum-degree ordering of ``A + Aᵀ``;
+* one factorisation per independent hole region serves every channel (a multi-column solve).
+
+Run-time needs: NumPy and SciPy (and torch, for tensor inputs); scikit-image is a test and
+benchmark dependency only.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Union
+
+import numpy as np
+import scipy.ndimage as ndi
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+
+__all__ = ["inpaint_biharmonic"]
+
+_RADIUS = 2  # reach of the biharmonic stencil (Δ² of the 5-point Laplacian)
+_WINDOW = 2 * _RADIUS + 1
+
+ArrayLike = Union[np.ndarray, torch.Tensor]
+
+
+# ------------------------------------------------------------------------------------------------
+# stencils
+# ------------------------------------------------------------------------------------------------
+def _second_difference_reflect(x: np.ndarray, axis: int) -> np.ndarray:
+    """x[i-1] - 2 x[i] + x[i+1] along ``axis`` with half-sample symmetric extension
+    (``d c b a | a b c d``: scipy.ndimage's ``mode='reflect'``, numpy's ``'symmetric'``)."""
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (1, 1)
+    p = np.pad(x, pad, mode="symmetric")
+    n = x.shape[axis]
+    lo = np.take(p, np.arange(0, n), axis=axis)
+    mid = np.take(p, np.arange(1, n + 1), axis=axis)
+    hi = np.take(p, np.arange(2, n + 2), axis=axis)
+    return lo - 2.0 * mid + hi
+
+
+def _laplacian_reflect(x: np.ndarray) -> np.ndarray:
+    return _second_difference_reflect(x, 0) + _second_difference_reflect(x, 1)
+
+
+@functools.lru_cache(maxsize=1)
+def _stencil_table() -> np.ndarray:
+    """Coefficients of every stencil the system uses, shape ``(81, 5, 5)``.
+
+    A hole pixel's stencil depends only on how far it is from each image edge, clipped to the
+    stencil radius: ``(top, bottom, left, right)`` distances in {0, 1, 2}, so 3⁴ = 81 classes
+    (class 80 = (2, 2, 2, 2) is the full interior stencil). Near the border scikit-image takes
+    the stencil window cut to the image and applies its Laplacian twice to a unit impulse with
+    reflecting boundaries; we do the same here, once per class, so the coefficients agree to
+    the bit. Entry ``[k, 2 + dy, 2 + dx]`` multiplies the pixel at offset ``(dy, dx)``; entries
+    outside the image are zero.
+
+    The reflecting Laplacian ``L`` is a symmetric matrix, so the coefficients of row ``p`` —
+    column ``p`` of ``L²`` — equal row ``p`` of ``L²``: the system matrix is a principal
+    submatrix of the symmetric positive semi-definite ``L²``. ``L``'s null space is the constant
+    images only, so with at least one known pixel the submatrix is positive definite.
+    """
+    table = np.zeros((81, _WINDOW, _WINDOW))
+    for top in range(3):
+        for bottom in range(3):
+            for left in range(3):
+                for right in range(3):
+                    impulse = np.zeros((top + bottom + 1, left + right + 1))
+                    impulse[top, left] = 1.0
+                    coef = _laplacian_reflect(_laplacian_reflect(impulse))
+                    k = ((top * 3 + bottom) * 3 + left) * 3 + right
+                    table[k, _RADIUS - top : _RADIUS + bottom + 1, _RADIUS - left : _RADIUS + right + 1] = coef
+    table.setflags(write=False)
+    return table
+
+
+# ------------------------------------------------------------------------------------------------
+# system assembly and solve
+# ------------------------------------------------------------------------------------------------
+def _assemble(image2d: np.ndarray, mask: np.ndarray, order: np.ndarray):
+    """Builds ``A x = b`` for the hole pixels ``order`` (flat indices; row i is pixel order[i]).
+
+    Returns the CSC matrix ``A`` (float64, n × n) and the right-hand side ``b`` (float64, n × C):
+    ``b = -Σ coef · known value`` over each stencil's known pixels.
+    """
+    h, w = mask.shape
+    n = order.size
+    number = np.full(h * w, -1, dtype=np.int64)
+    number[order] = np.arange(n, dtype=np.int64)
+
+    r, c = np.divmod(order, w)
+    cls = ((np.minimum(r, 2) * 3 + np.minimum(h - 1 - r, 2)) * 3 + np.minimum(c, 2)) * 3 + np.minimum(
+        w - 1 - c, 2
+    )
+    table = _stencil_table().reshape(81, -1)
+    # Only the 13 offsets of the diamond |dy| + |dx| <= 2 are ever non-zero.
+    used = np.flatnonzero(np.any(table != 0, axis=0))
+    dy, dx = np.divmod(used, _WINDOW)
+    offsets = (dy - _RADIUS) * w + (dx - _RADIUS)
+
+    coef = table[:, used][cls]  # (n, 13)
+    present = coef != 0  # zero exactly where the offset leaves the image
+    nbr = order[:, None] + offsets[None, :]
+    nbr[~present] = 0  # keep absent entries' indices in range; they are masked out below
+    col = number[nbr]
+    unknown = present & (col >= 0)
+    known = present & (col < 0)
+
+    # Boolean indexing walks the (n, 13) arrays row by row, and within a row by ascending
+    # offset, hence ascending column (numbering follows raster order within each region): these
+    # already are CSR arrays, and since A is symmetric, CSR of A is CSC of A — no COO sort.
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.count_nonzero(unknown, axis=1), out=indptr[1:])
+    a = sp.csc_matrix((coef[unknown], col[unknown], indptr), shape=(n, n))
+
+    k_rows = np.broadcast_to(np.arange(n)[:, None], coef.shape)[known]
+    k_vals, k_nbr = coef[known], nbr[known]
+    b = np.empty((n, image2d.shape[1]), dtype=np.float64)
+    for ch in range(image2d.shape[1]):
+        b[:, ch] = -np.bincount(k_rows, weights=k_vals * image2d[k_nbr, ch], minlength=n)
+    return a, b
+
+
+def _factor_solve(a: sp.csc_matrix, b: np.ndarray) -> np.ndarray:
+    """Solves ``a x = b`` (every column of b) with one sparse LU factorisation.
+
+    ``a`` is symmetric positive definite (see :func:`_stencil_table`), so pivoting is not needed
+    for stability: SuperLU's symmetric mode keeps the diagonal pivots and orders on the pattern of
+    ``A + Aᵀ`` with minimum degree. On a 61k-unknown hole that is 25 % less fill than COLAMD or
+    scikit-image's MMD_ATA with partial pivoting (5.1 M vs 6.8 M entries in L + U), so a faster
+    factorisation and a faster multi-column solve.
+    """
+    lu = spla.splu(
+        a,
+        permc_spec="MMD_AT_PLUS_A",
+        diag_pivot_thresh=0.0,
+        options=dict(SymmetricMode=True),
+    )
+    x = lu.solve(b)
+    return x.reshape(b.shape)
+
+
+def _region_order(mask: np.ndarray, holes: np.ndarray):
+    """Hole pixels sorted by independent region, and where each region starts.
+
+    Two hole pixels whose 4-neighbourhoods are not 8-connected are farther apart than the
+    stencil reaches, so regions of the dilated mask (as scikit-image splits them) never share an
+    equation: the system is block diagonal, one block per region.
+    """
+    dilated = ndi.binary_dilation(mask, structure=ndi.generate_binary_structure(2, 1))
+    labels, count = ndi.label(dilated, structure=np.ones((3, 3), dtype=bool))
+    region = labels.reshape(-1)[holes]
+    perm = np.argsort(region, kind="stable")
+    starts = np.searchsorted(region[perm], np.arange(1, count + 2))
+    return holes[perm], starts
+
+
+def _solve_blocks(a: sp.csc_matrix, b: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Solves a block-diagonal ``a`` one diagonal block (region) at a time."""
+    x = np.empty_like(b)
+    indptr, indices, data = a.indptr, a.indices, a.data
+    for s, e in zip(starts[:-1], starts[1:]):
+        if e == s:
+            continue
+        # Block diagonal: columns s..e-1 only hold rows s..e-1, so the block is a slice of the
+        # CSC arrays (no scipy fancy indexing, which would cost more than small solves).
+        p0, p1 = indptr[s], indptr[e]
+        block = sp.csc_matrix(
+            (data[p0:p1], indices[p0:p1] - s, indptr[s : e + 1] - p0), shape=(e - s, e - s)
+        )
+        x[s:e] = _factor_solve(block, b[s:e])
+    return x
+
+
+# ------------------------------------------------------------------------------------------------
+# public API
+# ------------------------------------------------------------------------------------------------
+def inpaint_biharmonic(image: ArrayLike, mask: ArrayLike, *, split_into_regions: bool = True) -> ArrayLike:
+    """Fills the holes of ``image`` with the solution of the biharmonic equation ``Δ²u = 0``,
+    the known pixels around each hole being the boundary condition.
+
+    Same result as ``skimage.restoration.inpaint_biharmonic`` (with ``channel_axis=-1`` for
+    colour images), including its treatment of holes that touch the image border and its final
+    clipping of filled values to each channel's range of known values; the linear systems are
+    always solved in float64 (scikit-image solves float32 images in float32).
+
+    Args:
+        image: float image, NumPy ``(H, W)`` or ``(H, W, C)``, float16/32/64, any value range —
+            or a torch tensor ``(H, W)`` or ``(C, H, W)`` (floating dtype, any device). The hole
+            pixels' values are ignored (they may be anything, NaN included); the known pixels
+            must be finite.
+        mask: hole mask ``(H, W)``, **non-zero / True = hole** (the pixels to fill), NumPy or
+            torch; for a tensor image a ``(1, H, W)`` mask is accepted too.
+        split_into_regions: solve each independent hole region (connected after a one-pixel
+            dilation, as scikit-image defines them) as its own small system; ``False`` solves
+            one joint system. The results are the same up to rounding.
+
+    Returns:
+        The filled image: same type, shape and dtype as ``image`` (and same device for a
+        tensor). Known pixels are copied bit for bit; only the holes change.
+
+    Shape:
+        - image: ``(H, W)`` / ``(H, W, C)`` (NumPy) or ``(H, W)`` / ``(C, H, W)`` (torch)
+        - mask: ``(H, W)``
+        - output: same as image
+
+    Raises:
+        TypeError: image is not a NumPy array / tensor, or not floating point.
+        ValueError: image or mask of the wrong rank, mask shape not the image's ``(H, W)``, the
+            mask covering the whole image (nothing to copy from), or non-finite known pixels.
+
+    Warns:
+        UserWarning: the mask has no hole; a copy of the image is returned.
+
+    Example:
+        >>> import numpy as np
+        >>> from fastinpaint.methods.biharmonic import inpaint_biharmonic
+        >>> image = np.tile(np.linspace(0.0, 1.0, 8), (6, 1))   # a horizontal ramp
+        >>> mask = np.zeros((6, 8), dtype=bool)
+        >>> mask[2:4, 3:5] = True                               # a 2×2 hole
+        >>> out = inpaint_biharmonic(image, mask)
+        >>> bool(np.allclose(out, image))                       # a ramp is biharmonic
+        True
+    """
+    if isinstance(image, torch.Tensor):
+        return _inpaint_biharmonic_tensor(image, mask, split_into_regions)
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a NumPy array or a torch tensor, got {type(image).__name__}")
+    if not np.issubdtype(image.dtype, np.floating):
+        raise TypeError(
+            f"image must be floating point (float16/32/64), got dtype {image.dtype}; "
+            "convert it first, e.g. image.astype(np.float32) / 255"
+        )
+    if image.ndim not in (2, 3):
+        raise ValueError(f"image must be (H, W) or (H, W, C), got shape {image.shape}")
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D (H, W) with non-zero = hole, got shape {mask.shape}")
+    if mask.shape != image.shape[:2]:
+        raise ValueError(
+            f"mask shape {mask.shape} does not match the image's (H, W) = {image.shape[:2]} "
+            f"(image shape {image.shape})"
+        )
+
+    hole = mask.astype(bool, copy=False)
+    holes = np.flatnonzero(hole)
+    if holes.size == 0:
+        warnings.warn("inpaint_biharmonic: the mask has no hole; returning a copy of the image", stacklevel=2)
+        return image.copy()
+    if holes.size == hole.size:
+        raise ValueError("inpaint_biharmonic: the mask covers the whole image, so there is nothing to copy from")
+
+    h, w = hole.shape
+    flat = image.reshape(h * w, -1)  # (H*W, C), a view for contiguous images
+    work = flat if image.dtype.itemsize >= 4 else flat.astype(np.float32)
+    known = work[~hole.reshape(-1)]
+    lo, hi = known.min(axis=0), known.max(axis=0)  # NaN/inf show up here at no extra cost
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        raise ValueError("inpaint_biharmonic: image has non-finite values (NaN or inf) outside the hole")
+
+    if split_into_regions:
+        order, starts = _region_order(hole, holes)
+    else:
+        order, starts = holes, np.array([0, holes.size])
+    a, b = _assemble(work, hole, order)
+    x = _solve_blocks(a, b, starts)
+    # As scikit-image does: a biharmonic fill can overshoot, so clip each channel to the range
+    # of its known values.
+    np.clip(x, lo, hi, out=x)
+
+    out = image.copy()
+    out.reshape(h * w, -1)[order] = x.astype(image.dtype, copy=False)
+    return out
+
+
+def _inpaint_biharmonic_tensor(image: torch.Tensor, mask: ArrayLike, split_into_regions: bool) -> torch.Tensor:
+    """Tensor front end: ``(H, W)`` / ``(C, H, W)`` in, same shape, dtype and device out."""
+    if not image.is_floating_point():
+        raise TypeError(f"image must be a floating-point tensor, got dtype {image.dtype}")
+    if image.dim() not in (2, 3):
+        raise ValueError(f"image tensor must be (H, W) or (C, H, W), got shape {tuple(image.shape)}")
+    m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    if m.ndim == 3 and m.shape[0] == 1:
+        m = m[0]
+    spatial = tuple(image.shape[-2:])
+    if m.ndim != 2:
+        raise ValueError(f"mask must be (H, W) or (1, H, W) with non-zero = hole, got shape {m.shape}")
+    if m.shape != spatial:
+        raise ValueError(
+            f"mask shape {m.shape} does not match the image's (H, W) = {spatial} (image shape {tuple(image.shape)})"
+        )
+    src = image.detach().cpu()
+    if src.dtype not in (torch.float32, torch.float64):
+        src = src.float()  # half / bfloat16: NumPy has no bfloat16; float32 holds both exactly
+    arr = src.numpy()
+    if arr.ndim == 3:
+        arr = np.moveaxis(arr, 0, -1)  # (C, H, W) -> (H, W, C)
+    filled = inpaint_biharmonic(np.ascontiguousarray(arr), m, split_into_regions=split_into_regions)
+    if filled.ndim == 3:
+        filled = np.moveaxis(filled, -1, 0)
+    return torch.from_numpy(np.ascontiguousarray(filled)).to(device=image.device, dtype=image.dtype)

@@ -1,0 +1,247 @@
+"""fastinpaint.methods.biharmonic.inpaint_biharmonic against scikit-image's inpaint_biharmonic
+(the independent reference): random small images and the team's photos, holes touching the image
+border, several separate holes, grayscale and RGB, float32 and float64; known pixels unchanged
+bit for bit; torch front end; bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from fastinpaint.methods.biharmonic import inpaint_biharmonic
+
+skimage_restoration = pytest.importorskip("skimage.restoration")
+Image = pytest.importorskip("PIL.Image")
+
+TOL = 1e-3  # on [0, 1] images
+
+
+def reference(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """scikit-image, always in float64 (its float32 path solves in single precision)."""
+    channel_axis = -1 if image.ndim == 3 else None
+    return skimage_restoration.inpaint_biharmonic(image.astype(np.float64), mask, channel_axis=channel_axis)
+
+
+def random_mask(rng, shape, n_blobs):
+    """Several separate rectangular holes, one of them on the image border."""
+    h, w = shape
+    mask = np.zeros(shape, dtype=bool)
+    for _ in range(n_blobs):
+        y, x = rng.integers(0, h - 2), rng.integers(0, w - 2)
+        mask[y : y + rng.integers(1, max(2, h // 4)), x : x + rng.integers(1, max(2, w // 4))] = True
+    mask[: rng.integers(1, 4), rng.integers(0, w - 3) :][:, :3] = True  # touches the top edge
+    mask[rng.integers(0, h - 3) :, -2:][:3] = True  # touches the right edge (near a corner)
+    return mask
+
+
+def assert_matches(out, image, mask, tol=TOL, same_dtype_reference=False):
+    assert out.shape == image.shape and out.dtype == image.dtype
+    # Known pixels: bit for bit.
+    assert np.array_equal(out[~mask].view(np.uint8), image[~mask].view(np.uint8))
+    diff = np.abs(out.astype(np.float64) - reference(image, mask)).max()
+    assert diff < tol, f"max abs difference to scikit-image {diff:.3g} >= {tol}"
+    if same_dtype_reference:
+        # scikit-image run on the input's own dtype too (float32 solved in float32): fine on small
+        # systems; on photo-sized ones its single-precision LU drifts by ~1e-2, hence float64 above.
+        channel_axis = -1 if image.ndim == 3 else None
+        ref = skimage_restoration.inpaint_biharmonic(image, mask, channel_axis=channel_axis)
+        assert ref.dtype == out.dtype
+        assert np.abs(out.astype(np.float64) - ref).max() < tol
+
+
+# ------------------------------------------------------------------------------------------------
+# random small images
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("channels", [None, 1, 3])
+@pytest.mark.parametrize("shape", [(16, 21), (5, 7), (40, 31)])
+@pytest.mark.parametrize("split", [True, False])
+def test_random_images(dtype, channels, shape, split):
+    rng = np.random.default_rng(hash((shape, channels, split)) % 2**32)
+    full = shape if channels is None else shape + (channels,)
+    image = rng.random(full).astype(dtype)
+    mask = random_mask(rng, shape, n_blobs=4)
+    image[mask] = np.nan  # hole values must not matter
+    out = inpaint_biharmonic(image, mask, split_into_regions=split)
+    assert not np.isnan(out).any()
+    image[mask] = 0.0
+    assert_matches(out, image, mask, same_dtype_reference=True)
+
+
+@pytest.mark.parametrize("shape", [(1, 10), (10, 1), (2, 2), (3, 7), (4, 4)])
+def test_images_smaller_than_the_stencil(shape):
+    """Every border-stencil class, including windows cut on both sides."""
+    rng = np.random.default_rng(sum(shape))
+    for _ in range(10):
+        image = rng.random(shape)
+        mask = rng.random(shape) < 0.4
+        if mask.any() and not mask.all():
+            assert_matches(inpaint_biharmonic(image, mask), image, mask, tol=1e-9)
+
+
+def test_separate_holes_and_split_agree():
+    rng = np.random.default_rng(1)
+    image = rng.random((48, 64, 3))
+    mask = np.zeros((48, 64), dtype=bool)
+    mask[5:12, 5:15] = mask[30:40, 40:60] = mask[0:6, 50:64] = mask[44:48, 0:3] = True  # 4 regions, 2 on edges
+    joint = inpaint_biharmonic(image, mask, split_into_regions=False)
+    split = inpaint_biharmonic(image, mask, split_into_regions=True)
+    assert np.abs(joint - split).max() < 1e-9
+    assert_matches(split, image, mask)
+
+
+def test_any_range_and_clipping():
+    """Values in any range; filled values clipped to the known range per channel, as scikit-image."""
+    rng = np.random.default_rng(2)
+    image = rng.random((30, 30, 2)) * np.array([255.0, -3.0]) + np.array([0.0, 10.0])
+    mask = np.zeros((30, 30), dtype=bool)
+    mask[8:20, 5:25] = True
+    out = inpaint_biharmonic(image, mask)
+    ref = skimage_restoration.inpaint_biharmonic(image, mask, channel_axis=-1)
+    assert np.abs(out - ref).max() < 1e-9 * 255
+    known = image[~mask]
+    assert np.all(out[mask] >= known.min(0)) and np.all(out[mask] <= known.max(0))
+
+
+def test_docstring_example():
+    import doctest
+
+    import fastinpaint.methods.biharmonic as module
+
+    assert doctest.testmod(module, raise_on_error=True).attempted > 0
+
+
+def test_smooth_functions_reproduced():
+    """Affine images are biharmonic (Δ² = 0): away from the border the fill is exact."""
+    y, x = np.mgrid[0:20, 0:24].astype(np.float64)
+    image = 0.3 + 0.01 * x - 0.02 * y
+    mask = np.zeros(image.shape, dtype=bool)
+    mask[6:14, 7:17] = True
+    assert np.abs(inpaint_biharmonic(image, mask) - image).max() < 1e-12
+
+
+# ------------------------------------------------------------------------------------------------
+# development photos
+# ------------------------------------------------------------------------------------------------
+def photo_cases(shared_data, kinds):
+    rows = list(csv.DictReader(open(shared_data / "masks" / "manifest.csv")))
+    return [r for r in rows if r["kind"] in kinds]
+
+
+@pytest.mark.parametrize("kind", ["irr_10_20", "center25"])
+def test_photos(shared_data, kind):
+    """Two photos, downscaled 2× for speed; grayscale float64 and RGB float32."""
+    cases = [r for r in photo_cases(shared_data, {kind}) if r["image"].endswith(("aqua_drop.png", "dahlia.png"))]
+    assert cases, "manifest has no such photos"
+    for row, dtype, gray in zip(cases, [np.float32, np.float64], [False, True]):
+        photo = Image.open(shared_data / row["image"]).convert("RGB")
+        size = (photo.width // 2, photo.height // 2)
+        image = np.asarray(photo.resize(size, Image.BILINEAR), dtype=np.float64) / 255.0
+        if gray:
+            image = image.mean(axis=2)
+        mask = np.asarray(Image.open(shared_data / row["mask"]).resize(size, Image.NEAREST)) > 127
+        assert mask.any() and not mask.all()
+        assert_matches(inpaint_biharmonic(image.astype(dtype), mask), image.astype(dtype), mask)
+
+
+def test_photo_full_size_rgb(shared_data):
+    """One full-size photo with a 10–20 % free-form mask that touches the border."""
+    row = photo_cases(shared_data, {"irr_10_20"})[0]
+    image = np.asarray(Image.open(shared_data / row["image"]).convert("RGB"), dtype=np.float64) / 255.0
+    mask = np.asarray(Image.open(shared_data / row["mask"])) > 0
+    assert_matches(inpaint_biharmonic(image, mask), image, mask)
+
+
+# ------------------------------------------------------------------------------------------------
+# torch front end
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+def test_torch_chw(dtype):
+    rng = np.random.default_rng(3)
+    hwc = rng.random((18, 22, 3))
+    mask = random_mask(rng, (18, 22), n_blobs=3)
+    image = torch.from_numpy(hwc).permute(2, 0, 1).to(dtype)
+    out = inpaint_biharmonic(image, torch.from_numpy(mask))
+    assert isinstance(out, torch.Tensor) and out.dtype == dtype and out.shape == image.shape
+    assert out.device == image.device
+    m = torch.from_numpy(mask)
+    assert torch.equal(out[:, ~m], image[:, ~m])
+    ref = reference(image.float().permute(1, 2, 0).numpy(), mask)
+    tol = {torch.float16: 2e-3, torch.bfloat16: 1e-2}.get(dtype, TOL)  # rounding of the output dtype
+    assert np.abs(out.float().permute(1, 2, 0).numpy() - ref).max() < tol
+
+
+def test_torch_hw_and_1hw_mask():
+    rng = np.random.default_rng(4)
+    image = torch.from_numpy(rng.random((15, 17)))
+    mask = torch.zeros(1, 15, 17, dtype=torch.bool)
+    mask[0, 4:9, 3:10] = True
+    out = inpaint_biharmonic(image, mask)
+    assert out.shape == (15, 17) and out.dtype == torch.float64
+    assert np.abs(out.numpy() - reference(image.numpy(), mask[0].numpy())).max() < TOL
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_torch_cuda_roundtrip():
+    image = torch.rand(3, 12, 12, device="cuda")
+    mask = torch.zeros(12, 12, dtype=torch.bool, device="cuda")
+    mask[3:7, 4:8] = True
+    out = inpaint_biharmonic(image, mask)
+    assert out.device == image.device and torch.equal(out[:, ~mask], image[:, ~mask])
+
+
+# ------------------------------------------------------------------------------------------------
+# errors
+# ------------------------------------------------------------------------------------------------
+def test_shape_mismatch():
+    with pytest.raises(ValueError, match=r"mask shape \(8, 9\) does not match .*\(8, 8\)"):
+        inpaint_biharmonic(np.zeros((8, 8, 3)), np.zeros((8, 9), dtype=bool))
+    with pytest.raises(ValueError, match="does not match"):
+        inpaint_biharmonic(torch.zeros(3, 8, 8), torch.zeros(8, 9))
+
+
+def test_mask_not_2d():
+    with pytest.raises(ValueError, match="mask must be 2-D"):
+        inpaint_biharmonic(np.zeros((8, 8)), np.zeros((8, 8, 1), dtype=bool))
+
+
+def test_image_rank_and_dtype():
+    with pytest.raises(ValueError, match=r"\(H, W\) or \(H, W, C\)"):
+        inpaint_biharmonic(np.zeros((2, 8, 8, 3)), np.zeros((8, 8)))
+    with pytest.raises(TypeError, match="floating point"):
+        inpaint_biharmonic(np.zeros((8, 8), dtype=np.uint8), np.zeros((8, 8)))
+    with pytest.raises(TypeError, match="NumPy array or a torch tensor"):
+        inpaint_biharmonic([[0.0]], [[0]])
+
+
+def test_empty_mask_warns_and_copies():
+    image = np.random.default_rng(5).random((6, 6))
+    with pytest.warns(UserWarning, match="no hole"):
+        out = inpaint_biharmonic(image, np.zeros((6, 6)))
+    assert np.array_equal(out, image) and out is not image
+
+
+def test_full_mask():
+    with pytest.raises(ValueError, match="nothing to copy from"):
+        inpaint_biharmonic(np.zeros((6, 6)), np.ones((6, 6)))
+
+
+def test_non_finite_known_pixels():
+    image = np.zeros((6, 6))
+    image[0, 0] = np.inf
+    mask = np.zeros((6, 6), dtype=bool)
+    mask[2:4, 2:4] = True
+    with pytest.raises(ValueError, match="non-finite"):
+        inpaint_biharmonic(image, mask)
+
+
+def test_no_warning_on_normal_input():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mask = np.zeros((6, 6), dtype=bool)
+        mask[2, 2] = True
+        inpaint_biharmonic(np.ones((6, 6)), mask)
