@@ -1,0 +1,1 @@
+"""Inpainting methods, one module each; ``fastinpaint.inpaint(method=...)`` dispatches to them."""
