@@ -257,22 +257,26 @@ class PConvUNet(nn.Module):
             image = F.pad(image, (0, pad_w, 0, pad_h))
             mask = F.pad(mask, (0, pad_w, 0, pad_h))  # padding is hole: it carries no information
 
-        feats: List[Tensor] = [image]
-        masks: List[Tensor] = [mask]
+        feats: List[Optional[Tensor]] = [image]
+        masks: List[Optional[Tensor]] = [mask]
         x, x_mask = image, mask
         for i in range(1, self.layers + 1):
             x, x_mask = getattr(self, f"enc_{i}")(x, x_mask)
             feats.append(x)
             masks.append(x_mask)
+        del image, mask
         for i in range(self.layers, 0, -1):
             skip, skip_mask = feats[i - 1], masks[i - 1]
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            x_mask = F.interpolate(x_mask, scale_factor=2.0, mode="nearest")
-            c_up = x.shape[1]
+            feats[i - 1] = masks[i - 1] = None  # type: ignore[call-overload]  # free each skip once used
             # one single-channel mask per channel group: [upsampled | skip]; the image-level skip
             # may carry a per-channel mask (one group per image channel)
-            groups = [c_up] + ([skip.shape[1]] if skip_mask.shape[1] == 1 else [1] * skip_mask.shape[1])
-            x, x_mask = getattr(self, f"dec_{i}")(torch.cat([x, skip], 1), torch.cat([x_mask, skip_mask], 1), groups)
+            groups = [x.shape[1]] + ([skip.shape[1]] if skip_mask.shape[1] == 1 else [1] * skip_mask.shape[1])
+            # upsampled tensors are temporaries: only the concatenation stays alive during the conv
+            x_in = torch.cat([F.interpolate(x, scale_factor=2.0, mode="nearest"), skip], 1)
+            m_in = torch.cat([F.interpolate(x_mask, scale_factor=2.0, mode="nearest"), skip_mask], 1)
+            del x, x_mask, skip, skip_mask
+            x, x_mask = getattr(self, f"dec_{i}")(x_in, m_in, groups)
+            del x_in, m_in
         if pad_h or pad_w:
             x, x_mask = x[..., :h, :w], x_mask[..., :h, :w]
         return (x, x_mask) if return_mask else x
