@@ -10,8 +10,10 @@ Run:
     pytest benchmarks/bench_pconvunet.py            # pytest-benchmark timing + memory table
     python benchmarks/bench_pconvunet.py            # markdown table for the README
 
-Time: ``torch.inference_mode`` forward, median of a few rounds after one warm-up, in this
-process, both implementations interleaved in the same run.
+Both layouts are measured (``contiguous`` NCHW and ``channels_last``), each network in the same
+layout. Time: ``torch.inference_mode`` forward, median of a few rounds after one warm-up, in this
+process; the table alternates the two networks round by round so that load from other
+processes hits both alike (pytest-benchmark runs them one after the other).
 
 Peak memory: each (network, configuration) is run in a fresh subprocess with
 ``MALLOC_MMAP_THRESHOLD_=65536`` so that glibc serves every tensor larger than 64 KiB with
@@ -25,13 +27,14 @@ before). Linux only.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List, Tuple
+from typing import Dict
 
 import pytest
 import torch
@@ -46,6 +49,7 @@ CONFIGS = [  # (layers, size, batch)
     (8, 512, 1),
 ]
 IMPLS = ["fastinpaint", "reference"]
+FORMATS = ["contiguous", "channels_last"]  # activation layout, the same for both networks
 
 
 # ------------------------------------------------------------------------------------------------
@@ -112,7 +116,7 @@ class ReferencePConvUNet(nn.Module):
 # ------------------------------------------------------------------------------------------------
 # setup shared by the timing, the memory subprocess and the table
 # ------------------------------------------------------------------------------------------------
-def build(layers: int, size: int, batch: int, seed: int = 0):
+def build(layers: int, size: int, batch: int, fmt: str = "contiguous", seed: int = 0):
     """Both networks with the same (non-trivial) weights, an image batch and per-image masks."""
     torch.manual_seed(seed)
     ours = PConvUNet(layers=layers).eval()
@@ -127,13 +131,18 @@ def build(layers: int, size: int, batch: int, seed: int = 0):
     for i in range(batch):
         y0, x0 = torch.randint(0, size // 2, (2,), generator=g).tolist()
         valid[i, :, y0:y0 + size // 3, x0:x0 + size // 3] = 0
+    if fmt == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    elif fmt != "contiguous":
+        raise ValueError(f"unknown memory format {fmt!r}")
     return ours, ref, x, valid
 
 
 def runner(impl: str, ours, ref, x, valid):
     if impl == "fastinpaint":
         return lambda: ours(x, valid)
-    full = valid.expand(-1, 3, -1, -1).contiguous()  # the reference takes a per-channel mask
+    fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    full = valid.expand(-1, 3, -1, -1).contiguous(memory_format=fmt)  # the reference takes a per-channel mask
     return lambda: ref(x, full)
 
 
@@ -154,8 +163,8 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def _measure_in_this_process(impl: str, layers: int, size: int, batch: int) -> Dict[str, float]:
-    ours, ref, x, valid = build(layers, size, batch)
+def _measure_in_this_process(impl: str, layers: int, size: int, batch: int, fmt: str) -> Dict[str, float]:
+    ours, ref, x, valid = build(layers, size, batch, fmt)
     fn = runner(impl, ours, ref, x, valid)
     with torch.inference_mode():
         fn()  # warm-up: oneDNN primitives, thread pool
@@ -170,37 +179,40 @@ def _measure_in_this_process(impl: str, layers: int, size: int, batch: int) -> D
     return {"peak_mib": (peak - before) / 1024, "seconds": elapsed}
 
 
-def peak_memory_mib(impl: str, layers: int, size: int, batch: int) -> float:
+def peak_memory_mib(impl: str, layers: int, size: int, batch: int, fmt: str = "contiguous") -> float:
     """Extra resident memory at the peak of one forward, measured in a fresh subprocess (MiB)."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    cmd = [sys.executable, os.path.abspath(__file__), "--memory", impl, str(layers), str(size), str(batch)]
+    cmd = [sys.executable, os.path.abspath(__file__), "--memory", impl, str(layers), str(size), str(batch), fmt]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
-def median_time(fn, rounds: int) -> float:
+def median_times(fns: Dict[str, object], rounds: int) -> Dict[str, float]:
+    """Median seconds per call of each function, rounds alternating between them (fair under load)."""
+    times: Dict[str, list] = {name: [] for name in fns}
     with torch.inference_mode():
-        fn()
-        times = []
+        for fn in fns.values():
+            fn()  # warm-up
         for _ in range(rounds):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-    return statistics.median(times)
+            for name, fn in fns.items():
+                t = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(v) for name, v in times.items()}
 
 
 # ------------------------------------------------------------------------------------------------
 # pytest-benchmark
 # ------------------------------------------------------------------------------------------------
-_built: Dict[Tuple[int, int, int], tuple] = {}
+_built: Dict[tuple, tuple] = {}
 
 
-def _get(config):
-    if config not in _built:
+def _get(config, fmt):
+    if (config, fmt) not in _built:
         _built.clear()  # keep one configuration's networks alive at a time
-        _built[config] = build(*config)
-        check_agree(*_built[config])
-    return _built[config]
+        _built[(config, fmt)] = build(*config, fmt)
+        check_agree(*_built[(config, fmt)])
+    return _built[(config, fmt)]
 
 
 def _id(config):
@@ -209,12 +221,13 @@ def _id(config):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("config", CONFIGS, ids=_id)
-def test_forward_time(benchmark, config, impl):
-    ours, ref, x, valid = _get(config)
+def test_forward_time(benchmark, config, fmt, impl):
+    ours, ref, x, valid = _get(config, fmt)
     fn = runner(impl, ours, ref, x, valid)
-    benchmark.group = f"PConvUNet forward {_id(config)}"
-    benchmark.extra_info.update(dict(zip(("layers", "size", "batch"), config)), impl=impl)
+    benchmark.group = f"PConvUNet forward {_id(config)} {fmt}"
+    benchmark.extra_info.update(dict(zip(("layers", "size", "batch"), config)), impl=impl, memory_format=fmt)
 
     def run():
         with torch.inference_mode():
@@ -223,15 +236,16 @@ def test_forward_time(benchmark, config, impl):
     benchmark.pedantic(run, rounds=3 if config[1] * config[2] <= 256 else 2, iterations=1, warmup_rounds=1)
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("config", CONFIGS, ids=_id)
-def test_peak_memory(config, record_property, capsys):
+def test_peak_memory(config, fmt, record_property, capsys):
     if not os.path.exists("/proc/self/clear_refs"):
         pytest.skip("peak-RSS measurement needs Linux /proc")
-    peaks = {impl: peak_memory_mib(impl, *config) for impl in IMPLS}
+    peaks = {impl: peak_memory_mib(impl, *config, fmt) for impl in IMPLS}
     ratio = peaks["fastinpaint"] / peaks["reference"]
     record_property("peak_mib", peaks)
     with capsys.disabled():
-        print(f"\n[peak memory] {_id(config)}: fastinpaint {peaks['fastinpaint']:.0f} MiB, "
+        print(f"\n[peak memory] {_id(config)} {fmt}: fastinpaint {peaks['fastinpaint']:.0f} MiB, "
               f"reference {peaks['reference']:.0f} MiB, ratio {ratio:.2f}")
 
 
@@ -239,16 +253,16 @@ def test_peak_memory(config, record_property, capsys):
 # command line
 # ------------------------------------------------------------------------------------------------
 def table(rounds: int = 3) -> str:
-    rows = ["| network | input | batch | fastinpaint (s) | reference (s) | speed-up | fastinpaint peak (MiB) "
+    rows = ["| network | input | batch | layout | fastinpaint (s) | reference (s) | speed-up | fastinpaint peak (MiB) "
             "| reference peak (MiB) | memory ratio |",
-            "|---|---|---|---|---|---|---|---|---|"]
-    for layers, size, batch in CONFIGS:
-        ours, ref, x, valid = build(layers, size, batch)
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for (layers, size, batch), fmt in itertools.product(CONFIGS, FORMATS):
+        ours, ref, x, valid = build(layers, size, batch, fmt)
         check_agree(ours, ref, x, valid)
-        t = {impl: median_time(runner(impl, ours, ref, x, valid), rounds) for impl in IMPLS}
+        t = median_times({impl: runner(impl, ours, ref, x, valid) for impl in IMPLS}, rounds)
         del ours, ref, x, valid
-        m = {impl: peak_memory_mib(impl, layers, size, batch) for impl in IMPLS}
-        rows.append(f"| {layers} layers | {size}² | {batch} | {t['fastinpaint']:.3f} | {t['reference']:.3f} | "
+        m = {impl: peak_memory_mib(impl, layers, size, batch, fmt) for impl in IMPLS}
+        rows.append(f"| {layers} layers | {size}² | {batch} | {fmt} | {t['fastinpaint']:.3f} | {t['reference']:.3f} | "
                     f"{t['reference'] / t['fastinpaint']:.2f}× | {m['fastinpaint']:.0f} | {m['reference']:.0f} | "
                     f"{m['fastinpaint'] / m['reference']:.2f} |")
         print(rows[-1], file=sys.stderr, flush=True)
@@ -256,9 +270,9 @@ def table(rounds: int = 3) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 6 and sys.argv[1] == "--memory":
-        impl, layers, size, batch = sys.argv[2], *map(int, sys.argv[3:])
-        print(json.dumps(_measure_in_this_process(impl, layers, size, batch)))
+    if len(sys.argv) == 7 and sys.argv[1] == "--memory":
+        impl, (layers, size, batch), fmt = sys.argv[2], map(int, sys.argv[3:6]), sys.argv[6]
+        print(json.dumps(_measure_in_this_process(impl, layers, size, batch, fmt)))
     else:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", file=sys.stderr)
         print(table())

@@ -71,7 +71,7 @@ def inpaint_pconv(image: Tensor, mask: Tensor, weights: _Weights, device: Union[
     """Fills holes with a partial-convolution U-Net and composites the result.
 
     The image is normalised with the network's input normalisation (ImageNet for published
-    weights), padded internally to a multiple of ``2**layers``, run under
+    weights), laid out ``channels_last``, padded internally to a multiple of ``2**layers``, run under
     ``torch.inference_mode`` in eval mode, un-normalised, clamped to [0, 1] and composited:
     **known pixels are returned exactly as given**, holes get the network's prediction.
 
@@ -129,7 +129,9 @@ def inpaint_pconv(image: Tensor, mask: Tensor, weights: _Weights, device: Union[
             valid = (hole_b.to(device) == 0).to(torch.float32)
             mean = torch.tensor(net.normalization["mean"], device=device).view(1, -1, 1, 1)
             std = torch.tensor(net.normalization["std"], device=device).view(1, -1, 1, 1)
-            pred = net(((x - mean) / std).to(compute_dtype), valid.to(compute_dtype))
+            # channels_last: oneDNN/cuDNN convolve it without re-layout copies (faster, less memory)
+            x = ((x - mean) / std).to(compute_dtype).contiguous(memory_format=torch.channels_last)
+            pred = net(x, valid.to(compute_dtype))
             pred = (pred.float() * std + mean).clamp_(0, 1)
             filled = pred.to(device=image.device, dtype=image.dtype)
             known = valid.to(image.device).bool()
