@@ -61,6 +61,13 @@ def total_variation(image: Tensor, region: Optional[Tensor] = None) -> Tensor:
 
     Returns:
         A scalar tensor.
+
+    Example:
+        >>> img = torch.tensor([[[[0.0, 2.0], [0.0, 0.0]]]])
+        >>> total_variation(img)                       # mean |dx| + mean |dy| = 1 + 1
+        tensor(2.)
+        >>> total_variation(img, torch.ones(1, 1, 2, 2))   # (2 + 2) / 4 elements
+        tensor(1.)
     """
     dx = (image[..., :, 1:] - image[..., :, :-1]).abs()
     dy = (image[..., 1:, :] - image[..., :-1, :]).abs()

@@ -91,6 +91,11 @@ def convert_reimplementation_state_dict(state: Mapping[str, Tensor], model: PCon
 
     Raises:
         ValueError: naming every unknown key, missing key and shape mismatch.
+
+    Example:
+        >>> ckpt = torch.load("pconv.pth", weights_only=True)
+        >>> net = PConvUNet(layers=7)
+        >>> net.load_state_dict(convert_reimplementation_state_dict(ckpt["model"], net))
     """
     expected = model.state_dict()
     out: Dict[str, Tensor] = {}

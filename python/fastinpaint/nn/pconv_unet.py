@@ -52,6 +52,12 @@ class PConvBlock(nn.Module):
         - input ``(N, C_in, H, W)``; mask ``(N, S, H, W)``, 1 = valid, with ``mask_channels`` when
           ``S`` is neither 1 nor ``C_in`` (see :func:`fastinpaint.ops.partial_conv2d`)
         - output ``(N, C_out, OH, OW)`` and updated mask ``(N, 1, OH, OW)``
+
+    Example:
+        >>> block = PConvBlock(3, 16, 7, 2, 3, batch_norm=False, activation="relu")
+        >>> out, new_mask = block(torch.randn(1, 3, 64, 64), torch.ones(1, 1, 64, 64))
+        >>> out.shape, new_mask.shape
+        (torch.Size([1, 16, 32, 32]), torch.Size([1, 1, 32, 32]))
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int,
