@@ -270,3 +270,28 @@ def test_shape_mismatch_is_named(tmp_path):
     torch.save({"n_iter": 0, "model": state}, path)
     with pytest.raises(ValueError, match=r"dec_2.conv.input_conv.weight has shape \(4, 11, 3, 3\)"):
         load_pconv_checkpoint(path)
+
+
+def test_inpaint_pconv_with_reimplementation_file(tmp_path):
+    from fastinpaint.methods.pconv import inpaint_pconv
+
+    ref = ReimplUNet(layers=7, base=4, cap=8)
+    _randomize(ref, seed=2)
+    path = tmp_path / "published.pth"
+    _save_reimpl(ref, path)
+    image = torch.rand(2, 3, 130, 200)
+    hole = torch.zeros(2, 1, 130, 200)
+    hole[0, :, 10:60, 20:90] = 1
+    hole[1, :, 70:120, 100:190] = 1
+    out = inpaint_pconv(image, hole, weights=path)
+    assert out.shape == image.shape
+    assert torch.equal(out[hole.expand_as(out) == 0], image[hole.expand_as(image) == 0])
+    # holes get the reimplementation's prediction, un-normalised from ImageNet statistics
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    valid = 1 - hole
+    padded = F.pad((image - mean) / std, (0, 56, 0, 126)), F.pad(valid, (0, 56, 0, 126)).expand(-1, 3, -1, -1)
+    with torch.no_grad():
+        expected = (ref.eval()(*padded)[..., :130, :200] * std + mean).clamp(0, 1)
+    holes = hole.expand_as(out) == 1
+    assert (out[holes] - expected[holes]).abs().max() < 1e-4

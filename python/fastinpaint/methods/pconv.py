@@ -107,6 +107,8 @@ def inpaint_pconv(image: Tensor, mask: Tensor, weights: _Weights, device: Union[
     if half and device.type != "cuda":
         raise ValueError(f"inpaint_pconv: half=True needs a CUDA device (fastinpaint's CPU op is float32/float64), "
                          f"got {device}")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())  # so that "cuda" equals "cuda:0"
     compute_dtype = torch.float16 if half else torch.float32
 
     if isinstance(weights, PConvUNet):
