@@ -1,4 +1,7 @@
-"""Image-level inpainting methods (NumPy / torch in, filled image out; non-zero mask = hole)."""
+"""Inpainting methods, one module each; ``fastinpaint.inpaint(method=...)`` dispatches to them.
+
+Image-level APIs take a hole mask with **non-zero = hole**.
+"""
 
 from fastinpaint.methods.biharmonic import inpaint_biharmonic
 

@@ -1,5 +1,6 @@
 """Neural-network building blocks of fastinpaint."""
 
 from fastinpaint.nn.partial_conv import PartialConv2d
+from fastinpaint.nn.pconv_unet import PConvBlock, PConvUNet
 
-__all__ = ["PartialConv2d"]
+__all__ = ["PartialConv2d", "PConvUNet", "PConvBlock"]
