@@ -23,13 +23,13 @@ PYBIND11_MODULE(_C, m) {
         [](const at::Tensor& input, const at::Tensor& mask, std::vector<int64_t> mask_channels,
            const at::Tensor& weight, const std::optional<at::Tensor>& bias, std::vector<int64_t> stride,
            std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups, bool conv_channels_last,
-           int64_t stream) {
+           bool input_masked, int64_t stream) {
           return fastinpaint::partial_conv2d_forward(input, mask, mask_channels, weight, bias, stride, padding,
-                                                     dilation, groups, conv_channels_last, stream);
+                                                     dilation, groups, conv_channels_last, input_masked, stream);
         },
         py::arg("input"), py::arg("mask"), py::arg("mask_channels"), py::arg("weight"), py::arg("bias"),
         py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
-        py::arg("conv_channels_last"), py::arg("stream") = 0);
+        py::arg("conv_channels_last"), py::arg("input_masked"), py::arg("stream") = 0);
   m.def("partial_conv2d_backward",
         [](const at::Tensor& grad_out, const at::Tensor& masked_input, const at::Tensor& mask,
            std::vector<int64_t> mask_channels, const at::Tensor& weight, const at::Tensor& ratio,

@@ -209,7 +209,9 @@ def test_opcheck():
     if mask.shape[1] == case["x"].shape[1] and case["mask_channels"] is None:
         args = args[:-1] + ([1] * case["x"].shape[1],)
     for conv_channels_last in (True, False):
-        torch.library.opcheck(torch.ops.fastinpaint.partial_conv2d.default, args + (conv_channels_last,))
+        for input_masked in (True, False):
+            torch.library.opcheck(torch.ops.fastinpaint.partial_conv2d.default,
+                                  args + (conv_channels_last, input_masked))
 
 
 @pytest.mark.parametrize("compile_backend", ["aot_eager", "inductor"])
@@ -322,3 +324,24 @@ def test_bad_input_is_named(kwargs, error, match):
     args.update(kwargs)
     with pytest.raises(error, match=match):
         partial_conv2d(**args)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_input_masked_promise_gives_same_result_without_copy(backend, channels_last):
+    """A caller that masked its input itself (the UNet decoder) gets the same values and gradients."""
+    case = make_case(21, device=backend.device, mask_kind="groups")
+    x = (case["x"] * case["mask_full"]).detach()
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    with backend.context():
+        out, m = run_ours(case, x)
+        (gx,) = torch.autograd.grad(out.square().sum(), x)
+        out2, m2 = partial_conv2d(x, case["mask"], case["weight"], case["bias"], case["stride"], case["padding"],
+                                  case["dilation"], case["groups"], mask_channels=case["mask_channels"],
+                                  input_masked=True)
+        (gx2,) = torch.autograd.grad(out2.square().sum(), x)
+    torch.testing.assert_close(out2, out, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(m2, m)
+    # d out / d x is masked whether or not the op masked x itself
+    torch.testing.assert_close(gx2, gx, rtol=1e-12, atol=1e-12)

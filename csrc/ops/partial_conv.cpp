@@ -111,7 +111,7 @@ std::vector<at::Tensor> partial_conv2d_forward(const at::Tensor& input, const at
                                                at::IntArrayRef mask_channels, const at::Tensor& weight,
                                                const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                                                at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                                               bool conv_channels_last, int64_t stream) {
+                                               bool conv_channels_last, bool input_masked, int64_t stream) {
   check_common(input, mask, weight, groups);
   TORCH_CHECK_VALUE(static_cast<int64_t>(mask_channels.size()) == mask.size(1), "partial_conv2d: mask has ",
                     mask.size(1), " channels but mask_channels lists ", mask_channels.size(), " segments");
@@ -130,8 +130,12 @@ std::vector<at::Tensor> partial_conv2d_forward(const at::Tensor& input, const at
   PConvMaskLayout L;
   const at::Tensor layout_buf = make_mask_layout(mask_channels, input.size(1), groups, input.device(), L);
 
-  at::Tensor masked_input = empty_in(x, x.sizes(), conv_fmt);
-  if (x.numel() > 0)
+  // An input the caller promises is already masked, in the convolution's layout, is convolved as
+  // it is: no masking pass and no input-sized copy (the UNet decoder masks its concatenation in
+  // place). Otherwise the mask pass writes the masked copy, transposing if needed.
+  const bool reuse_input = input_masked && conv_fmt == fmt && x.is_same(input);
+  at::Tensor masked_input = reuse_input ? x : empty_in(x, x.sizes(), conv_fmt);
+  if (!reuse_input && x.numel() > 0)
     FI_BACKEND_CALL(backend, pconv_apply_mask, dtype, x.const_data_ptr(), act_layout(x, fmt), m.const_data_ptr(),
                     masked_input.mutable_data_ptr(), is_cl(conv_fmt), L, s);
 
@@ -153,7 +157,9 @@ std::vector<at::Tensor> partial_conv2d_forward(const at::Tensor& input, const at
     FI_BACKEND_CALL(backend, pconv_forward_epilogue, dtype, conv.const_data_ptr(), act_layout(conv, conv_fmt),
                     out.mutable_data_ptr(), is_cl(fmt), ratio.const_data_ptr(),
                     has_bias ? b.const_data_ptr() : nullptr, groups, s);
-  return {out, new_mask, masked_input, ratio};
+  // A reused input is not returned (outputs must not alias inputs): a 1-D placeholder says
+  // "backward uses the input itself".
+  return {out, new_mask, reuse_input ? at::empty({0}, input.options()) : masked_input, ratio};
 }
 
 std::vector<at::Tensor> partial_conv2d_backward(const at::Tensor& grad_out, const at::Tensor& masked_input,

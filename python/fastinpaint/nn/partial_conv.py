@@ -53,15 +53,17 @@ class PartialConv2d(nn.Conv2d):
         self.return_mask = return_mask
 
     def forward(
-        self, input: Tensor, mask_in: Optional[Tensor] = None, mask_channels: Optional[Sequence[int]] = None
+        self, input: Tensor, mask_in: Optional[Tensor] = None, mask_channels: Optional[Sequence[int]] = None,
+        input_masked: bool = False,
     ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+        """``input_masked``: see :func:`fastinpaint.ops.partial_conv2d` (skips the masked copy)."""
         if mask_in is None:
             n, c, h, w = input.shape
             channels = c if self.multi_channel else 1
             mask_in = torch.ones((1, 1, 1, 1), dtype=input.dtype, device=input.device).expand(n, channels, h, w)
         out, new_mask = partial_conv2d(
             input, mask_in, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
-            mask_channels=mask_channels,
+            mask_channels=mask_channels, input_masked=input_masked,
         )
         if self.multi_channel:
             n, g, oh, ow = new_mask.shape

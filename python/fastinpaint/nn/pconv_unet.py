@@ -74,8 +74,9 @@ class PConvBlock(nn.Module):
         else:
             raise ValueError(f"PConvBlock: activation must be 'relu', 'leaky' or None, got {activation!r}")
 
-    def forward(self, x: Tensor, mask: Tensor, mask_channels: Optional[List[int]] = None) -> Tuple[Tensor, Tensor]:
-        x, mask = self.conv(x, mask, mask_channels)
+    def forward(self, x: Tensor, mask: Tensor, mask_channels: Optional[List[int]] = None,
+                input_masked: bool = False) -> Tuple[Tensor, Tensor]:
+        x, mask = self.conv(x, mask, mask_channels, input_masked=input_masked)
         if self.bn is not None:
             x = self.bn(x)
         if self.act is not None:
@@ -286,7 +287,13 @@ class PConvUNet(nn.Module):
             x_in = torch.cat([F.interpolate(x, scale_factor=2.0, mode="nearest"), skip], 1)
             m_in = torch.cat([F.interpolate(x_mask, scale_factor=2.0, mode="nearest"), skip_mask], 1)
             del x, x_mask, skip, skip_mask
-            x, x_mask = getattr(self, f"dec_{i}")(x_in, m_in, groups)
+            # The concatenation is our own temporary: mask it in place, so that the op convolves
+            # it as it is instead of writing an equally large masked copy (peak memory).
+            start = 0
+            for s, count in enumerate(groups):
+                x_in[:, start : start + count].mul_(m_in[:, s : s + 1])
+                start += count
+            x, x_mask = getattr(self, f"dec_{i}")(x_in, m_in, groups, input_masked=True)
             del x_in, m_in
         if pad_h or pad_w:
             x, x_mask = x[..., :h, :w], x_mask[..., :h, :w]

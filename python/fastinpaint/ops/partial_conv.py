@@ -40,14 +40,16 @@ def _partial_conv2d_op(
     groups: int,
     mask_channels: List[int],
     conv_channels_last: bool,
+    input_masked: bool,
 ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """Returns (output, updated_mask, masked_input, ratio); the last two are saved for backward.
     The convolution runs on channels_last activations when conv_channels_last (see
-    _conv_channels_last); output keeps the input's layout either way."""
+    _conv_channels_last); output keeps the input's layout either way. masked_input is a 1-D empty
+    placeholder when the input itself was convolved (see _reuses_input)."""
     with device_guard(input):
         out, new_mask, masked_input, ratio = _C.partial_conv2d_forward(
             input, mask, mask_channels, weight, bias, stride, padding, dilation, groups, conv_channels_last,
-            stream_of(input),
+            input_masked, stream_of(input),
         )
     return out, new_mask, masked_input, ratio
 
@@ -69,12 +71,20 @@ def _conv_channels_last(t: Tensor) -> bool:
     return t.device.type == "cpu" or _activation_format(t) == torch.channels_last
 
 
+def _reuses_input(input: Tensor, conv_channels_last: bool, input_masked: bool) -> bool:
+    # Mirrors reuse_input in csrc/ops/partial_conv.cpp: an input promised masked that already has
+    # the convolution's layout is convolved in place of a masked copy.
+    fmt = _activation_format(input)
+    conv_fmt = torch.channels_last if conv_channels_last else fmt
+    return input_masked and conv_fmt == fmt and input.is_contiguous(memory_format=fmt)
+
+
 def _conv_out_size(size: int, k: int, s: int, p: int, d: int) -> int:
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
 @_partial_conv2d_op.register_fake
-def _(input, mask, weight, bias, stride, padding, dilation, groups, mask_channels, conv_channels_last):
+def _(input, mask, weight, bias, stride, padding, dilation, groups, mask_channels, conv_channels_last, input_masked):
     n, _, h, w = input.shape
     kh, kw = weight.shape[2], weight.shape[3]
     oh = _conv_out_size(h, kh, stride[0], padding[0], dilation[0])
@@ -85,7 +95,10 @@ def _(input, mask, weight, bias, stride, padding, dilation, groups, mask_channel
     out = torch.empty((n, weight.shape[0], oh, ow), dtype=input.dtype, device=input.device, memory_format=fmt)
     new_mask = input.new_empty((n, new_mask_channels, oh, ow))
     conv_fmt = torch.channels_last if conv_channels_last else fmt
-    masked_input = torch.empty_like(input, memory_format=conv_fmt)
+    if _reuses_input(input, conv_channels_last, input_masked):
+        masked_input = input.new_empty(0)
+    else:
+        masked_input = torch.empty_like(input, memory_format=conv_fmt)
     ratio = input.new_empty((n, groups, oh, ow), dtype=acc)
     return out, new_mask, masked_input, ratio
 
@@ -142,9 +155,10 @@ torch.library.register_autograd(
 # autograd, shared by the custom op's registration and the public autograd.Function
 # ------------------------------------------------------------------------------------------------
 def _setup_context(ctx, inputs, output):
-    input, mask, weight, bias, stride, padding, dilation, groups, mask_channels, _ = inputs
+    input, mask, weight, bias, stride, padding, dilation, groups, mask_channels, _, _ = inputs
     _, new_mask, masked_input, ratio = output
-    ctx.save_for_backward(masked_input, mask, weight, ratio)
+    # A 1-D placeholder means the op convolved the input itself (promised masked): save that.
+    ctx.save_for_backward(input if masked_input.dim() != 4 else masked_input, mask, weight, ratio)
     ctx.conv_args = (stride, padding, dilation, groups, mask_channels)
     ctx.input_channels_last = _activation_format(input) == torch.channels_last
     ctx.has_bias = bias is not None
@@ -160,7 +174,7 @@ def _backward(ctx, grad_out, _grad_new_mask, _grad_masked_input, _grad_ratio):
     need_input, need_mask, need_weight, need_bias = ctx.needs_input_grad[:4]
     output_mask = [bool(need_input), bool(need_weight), bool(need_bias and ctx.has_bias)]
     if grad_out is None or not any(output_mask):
-        return (None,) * 10
+        return (None,) * 11
     gi, gw, gb = torch.ops.fastinpaint.partial_conv2d_backward(
         grad_out, masked_input, mask, weight, ratio, stride, padding, dilation, groups, mask_channels,
         ctx.input_channels_last, output_mask,
@@ -170,7 +184,7 @@ def _backward(ctx, grad_out, _grad_new_mask, _grad_masked_input, _grad_ratio):
         None,  # the mask is not differentiable
         gw if output_mask[1] else None,
         gb if output_mask[2] else None,
-        None, None, None, None, None, None,
+        None, None, None, None, None, None, None,
     )
 
 
@@ -181,15 +195,17 @@ class PartialConv2dFunction(torch.autograd.Function):
     """Differentiable partial convolution; prefer :func:`partial_conv2d`, which validates inputs.
 
     ``apply(input, mask, weight, bias, stride, padding, dilation, groups, mask_channels,
-    conv_channels_last)`` returns
+    conv_channels_last, input_masked)`` returns
     ``(output, updated_mask, masked_input, ratio)`` with the arguments already normalised (lists
     of two ints, mask in the input's dtype).
     """
 
     @staticmethod
-    def forward(input, mask, weight, bias, stride, padding, dilation, groups, mask_channels, conv_channels_last):
+    def forward(input, mask, weight, bias, stride, padding, dilation, groups, mask_channels, conv_channels_last,
+                input_masked):
         return torch.ops.fastinpaint.partial_conv2d(
-            input, mask, weight, bias, stride, padding, dilation, groups, mask_channels, conv_channels_last
+            input, mask, weight, bias, stride, padding, dilation, groups, mask_channels, conv_channels_last,
+            input_masked,
         )
 
     setup_context = staticmethod(_setup_context)
@@ -257,6 +273,7 @@ def partial_conv2d(
     dilation: _IntPair = 1,
     groups: int = 1,
     mask_channels: Optional[Sequence[int]] = None,
+    input_masked: bool = False,
 ) -> Tuple[Tensor, Tensor]:
     r"""Partial convolution (Liu et al. 2018), fused.
 
@@ -281,6 +298,10 @@ def partial_conv2d(
         stride, padding, dilation: int or pair; zero padding.
         groups: convolution groups.
         mask_channels: see ``mask``.
+        input_masked: a promise that ``input`` is already zero wherever its mask is 0 (for
+            instance masked in place by the caller). The op then skips its masking pass and, when
+            the input is channels_last on the CPU (or on CUDA), convolves it without any copy.
+            A broken promise gives the result for ``input`` unmasked.
 
     Returns:
         ``(output, updated_mask)``: output ``(N, C_out, OH, OW)`` in the input's memory format;
@@ -342,6 +363,7 @@ def partial_conv2d(
             )
     mask = mask.to(input.dtype)
     out, new_mask, _, _ = PartialConv2dFunction.apply(
-        input, mask, weight, bias, stride_, padding_, dilation_, groups, counts, _conv_channels_last(input)
+        input, mask, weight, bias, stride_, padding_, dilation_, groups, counts, _conv_channels_last(input),
+        bool(input_masked),
     )
     return out, new_mask
