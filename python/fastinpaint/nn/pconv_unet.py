@@ -84,6 +84,19 @@ class PConvBlock(nn.Module):
         return x, mask
 
 
+def _concat_upsampled(x: Tensor, skip: Tensor) -> Tensor:
+    """``torch.cat([nearest_upsample_2x(x), skip], 1)`` without materialising the upsampled tensor:
+    each 2x2 block of the destination is a broadcast view of one source pixel. Differentiable,
+    and in the skip's memory format."""
+    n, c, h, w = x.shape
+    fmt = torch.channels_last if (not skip.is_contiguous() and skip.is_contiguous(memory_format=torch.channels_last)) \
+        else torch.contiguous_format
+    out = torch.empty((n, c + skip.shape[1], 2 * h, 2 * w), dtype=x.dtype, device=x.device, memory_format=fmt)
+    out[:, :c].unflatten(2, (h, 2)).unflatten(4, (w, 2)).copy_(x[:, :, :, None, :, None].expand(n, c, h, 2, w, 2))
+    out[:, c:].copy_(skip)
+    return out
+
+
 def parse_normalization(normalization: Optional[Mapping[str, Any]], channels: int = 3) -> Dict[str, List[float]]:
     """Checks an input normalisation ``{"mean": [...], "std": [...]}`` (None = ImageNet)."""
     normalization = {} if normalization is None else normalization
@@ -283,8 +296,9 @@ class PConvUNet(nn.Module):
             # one single-channel mask per channel group: [upsampled | skip]; the image-level skip
             # may carry a per-channel mask (one group per image channel)
             groups = [x.shape[1]] + ([skip.shape[1]] if skip_mask.shape[1] == 1 else [1] * skip_mask.shape[1])
-            # upsampled tensors are temporaries: only the concatenation stays alive during the conv
-            x_in = torch.cat([F.interpolate(x, scale_factor=2.0, mode="nearest"), skip], 1)
+            # [upsampled | skip] is written straight into one buffer (no upsampled temporary, no
+            # torch.cat copy): the decoder's peak memory is this buffer plus the layer's output.
+            x_in = _concat_upsampled(x, skip)
             m_in = torch.cat([F.interpolate(x_mask, scale_factor=2.0, mode="nearest"), skip_mask], 1)
             del x, x_mask, skip, skip_mask
             # The concatenation is our own temporary: mask it in place, so that the op convolves
