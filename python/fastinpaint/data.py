@@ -179,7 +179,7 @@ class ImageFolder(torch.utils.data.Dataset):
                     left = int(rng.integers(0, w - tw + 1))
                     top = int(rng.integers(0, h - th + 1))
                 im = im.crop((left, top, left + tw, top + th))
-        arr = np.asarray(im, dtype=np.uint8)
+        arr = np.array(im, dtype=np.uint8)  # a writable copy
         if self.hflip and rng.random() < 0.5:
             arr = arr[:, ::-1]
         if self.vflip and rng.random() < 0.5:

@@ -335,6 +335,12 @@ class Trainer:
             self.scheduler.step()
         return {k: float(v.detach()) for k, v in terms.items()}
 
+    def _new_iterator(self):
+        # A DataLoader draws its base seed from the global torch RNG when an iterator is made;
+        # forking keeps that draw out of the training RNG stream, which a resume restores.
+        with torch.random.fork_rng(devices=[]):
+            return iter(self.train_loader)
+
     def _on_sigint(self, signum, frame) -> None:
         if self._stop_requested:  # second Ctrl-C: stop now
             raise KeyboardInterrupt
@@ -396,7 +402,7 @@ class Trainer:
             bar = tqdm(total=max_steps, initial=self.step, desc="train", dynamic_ncols=True)
         logs: Dict[str, float] = {}
         saved_at = -1
-        data = iter(self.train_loader)
+        data = self._new_iterator()
         t_start, s_start = time.perf_counter(), self.step
         try:
             while self.step < max_steps:
@@ -405,7 +411,7 @@ class Trainer:
                 try:
                     batch = next(data)
                 except StopIteration:  # a finite loader: start it again
-                    data = iter(self.train_loader)
+                    data = self._new_iterator()
                     batch = next(data)
                 logs = self.train_step(batch)
                 if not all(math.isfinite(v) for v in logs.values()):

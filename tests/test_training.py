@@ -1,0 +1,190 @@
+"""Trainer: loss goes down, interrupted + resumed == uninterrupted, 2-process gloo DDP == 1 process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from PIL import Image
+
+from fastinpaint.data import ImageFolder, InpaintingDataset
+from fastinpaint.masks import IrregularMaskDataset
+from fastinpaint.training import MODELS, SeededSampler, Trainer, make_train_loader, train
+from fastinpaint.training.run import add_train_subcommand
+
+SIZE = 32
+
+
+class TinyNet(torch.nn.Module):
+    """model(image_masked, valid_mask) -> output: three convs on [image, mask]."""
+
+    def __init__(self, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Dropout2d(dropout),
+            torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 3, 3, padding=1))
+
+    def forward(self, image, valid):
+        return torch.sigmoid(self.body(torch.cat([image, valid], dim=1)))
+
+
+def l1_loss(output, target, valid):
+    hole = (1 - valid) * (output - target).abs()
+    rest = valid * (output - target).abs()
+    terms = {"hole": hole.mean(), "valid": rest.mean()}
+    terms["total"] = 6 * terms["hole"] + terms["valid"]
+    return terms
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    """Eight small smooth synthetic photos (no dependency on the shared data)."""
+    d = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:48, 0:48] / 48.0
+    for i in range(8):
+        c = rng.random((3, 3))
+        img = np.stack([c[k, 0] + c[k, 1] * xx + c[k, 2] * yy for k in range(3)], -1) / 3.0
+        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(d / f"img_{i}.png")
+    return d
+
+
+def _dataset(image_dir):
+    return InpaintingDataset(ImageFolder(image_dir, size=SIZE, seed=0),
+                             IrregularMaskDataset(SIZE, buckets=[(0.1, 0.3)], seed=1))
+
+
+def _trainer(image_dir, out_dir, batch_size, dropout=0.0, init_seed=0, **kw):
+    torch.manual_seed(init_seed)
+    net = TinyNet(dropout)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    loader = make_train_loader(_dataset(image_dir), batch_size=batch_size, seed=3)
+    return Trainer(net, l1_loss, opt, loader, out_dir=out_dir, seed=5, progress=False, device="cpu", **kw)
+
+
+def test_tiny_training_lowers_the_loss(image_dir, tmp_path):
+    trainer = _trainer(image_dir, tmp_path, batch_size=4, checkpoint_every=0, log_every=1)
+    trainer.fit(40)
+    import json
+
+    losses = [json.loads(line)["loss/total"] for line in open(tmp_path / "log.jsonl")]
+    assert len(losses) == 40
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+    assert (tmp_path / "checkpoints" / "last.pt").is_file()
+
+
+def test_resume_after_interrupt_reproduces_weights(image_dir, tmp_path):
+    steps = 8
+    full = _trainer(image_dir, tmp_path / "full", batch_size=2, dropout=0.3, checkpoint_every=3)
+    full.fit(steps)
+
+    class InterruptAt:
+        """Delivers a real SIGINT during the loss of step `at` (the trainer defers it)."""
+
+        def __init__(self, at, raise_directly=False):
+            self.calls, self.at, self.raise_directly = 0, at, raise_directly
+
+        def __call__(self, *args):
+            self.calls += 1
+            if self.calls == self.at:
+                if self.raise_directly:
+                    raise KeyboardInterrupt
+                os.kill(os.getpid(), signal.SIGINT)
+            return l1_loss(*args)
+
+    for raise_directly, expect_step in ((False, 5), (True, 4)):
+        out = tmp_path / f"part_{raise_directly}"
+        part = _trainer(image_dir, out, batch_size=2, dropout=0.3, checkpoint_every=3)
+        part.loss_fn = InterruptAt(5, raise_directly)
+        with pytest.raises(KeyboardInterrupt):
+            part.fit(steps)
+        ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+        assert ckpt["step"] == expect_step
+        # a fresh process would build everything again: other initial weights, fresh optimizer
+        resumed = _trainer(image_dir, out, batch_size=2, dropout=0.3, init_seed=123, checkpoint_every=3)
+        torch.manual_seed(999), np.random.seed(999)  # disturb the RNGs: resume must restore them
+        resumed.fit(steps, resume=True)
+        assert resumed.step == steps
+        for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+            assert torch.equal(a, b), f"{name} differs after resume (raise_directly={raise_directly})"
+
+
+def test_sampler_shards_match_the_single_process_stream():
+    one = SeededSampler(10, seed=4, num_replicas=1, rank=0)
+    stream = [i for _, i in zip(range(40), iter(one))]
+    shards = [[i for _, i in zip(range(20), iter(SeededSampler(10, seed=4, num_replicas=2, rank=r)))] for r in (0, 1)]
+    assert stream[0::2] == shards[0] and stream[1::2] == shards[1]
+    assert sorted(x % 10 for x in stream[:10]) == list(range(10))  # each epoch is a permutation
+    resumed = SeededSampler(10, seed=4, num_replicas=1, rank=0, position=13)
+    assert [i for _, i in zip(range(5), iter(resumed))] == stream[13:18]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, image_dir, out_dir, steps):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from fastinpaint.training.distributed import cleanup, init_distributed
+
+    init_distributed()
+    try:
+        trainer = _trainer(image_dir, out_dir, batch_size=2, checkpoint_every=0)
+        trainer.fit(steps)
+    finally:
+        cleanup()
+
+
+def test_ddp_two_processes_match_one_process(image_dir, tmp_path):
+    steps = 4
+    torch.set_num_threads(1)
+    single = _trainer(image_dir, tmp_path / "single", batch_size=4, checkpoint_every=0)
+    single.fit(steps)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(image_dir), str(tmp_path / "ddp"), steps), nprocs=2, join=True)
+    ddp = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pt", weights_only=False)
+    assert ddp["step"] == steps and ddp["world_size"] == 2 and len(ddp["rng"]) == 2
+    for name, a in single.model.state_dict().items():
+        torch.testing.assert_close(ddp["model"][name], a, rtol=1e-5, atol=1e-6, msg=f"{name} differs")
+
+
+def test_train_from_toml_config_with_validation(image_dir, tmp_path):
+    MODELS["tiny-test"] = lambda cfg: (TinyNet(), l1_loss)
+    try:
+        cfg = tmp_path / "train.toml"
+        cfg.write_text(f'model = "tiny-test"\nimages = "{image_dir}"\nval_images = "{image_dir}"\n'
+                       f'size = {SIZE}\nbatch_size = 2\nnum_workers = 0\nlr = 0.01\n'
+                       '[train]\ncheckpoint_every = 2\nval_count = 3\nprogress = false\n')
+        import argparse
+
+        parser = argparse.ArgumentParser()
+        add_train_subcommand(parser.add_subparsers(dest="command"))
+        args = parser.parse_args(["train", "--config", str(cfg), "--steps", "3", "--out", str(tmp_path / "run")])
+        assert args.func(args) == 0
+        run = tmp_path / "run"
+        assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["step"] == 3
+        grid = Image.open(run / "val" / "step_0000002.png")
+        assert grid.size == (3 * (SIZE + 4), 3 * (SIZE + 4))  # 3 columns x val_count rows, 2-px frames
+        args = parser.parse_args(["train", "--config", str(cfg), "--steps", "5", "--out", str(run), "--resume"])
+        assert args.func(args) == 0
+        assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["step"] == 5
+    finally:
+        del MODELS["tiny-test"]
+
+
+def test_train_config_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown config key"):
+        train({"model": "nope", "bogus": 1})
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        train({"model": "nope"})
+    with pytest.raises(FileNotFoundError):
+        train(tmp_path / "missing.toml")
