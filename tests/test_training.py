@@ -20,6 +20,15 @@ from fastinpaint.training.run import add_train_subcommand
 SIZE = 32
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: extra threads only add overhead (and noise) on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 class TinyNet(torch.nn.Module):
     """model(image_masked, valid_mask) -> output: three convs on [image, mask]."""
 
@@ -147,7 +156,6 @@ def _ddp_worker(rank, world, port, image_dir, out_dir, steps):
 
 def test_ddp_two_processes_match_one_process(image_dir, tmp_path):
     steps = 4
-    torch.set_num_threads(1)
     single = _trainer(image_dir, tmp_path / "single", batch_size=4, checkpoint_every=0)
     single.fit(steps)
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(image_dir), str(tmp_path / "ddp"), steps), nprocs=2, join=True)
