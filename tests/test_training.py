@@ -196,3 +196,19 @@ def test_train_config_errors(tmp_path):
         train({"model": "nope"})
     with pytest.raises(FileNotFoundError):
         train(tmp_path / "missing.toml")
+
+
+def test_atomic_checkpoint_write_keeps_the_old_file_on_failure(tmp_path):
+    from fastinpaint.training import atomic_torch_save
+
+    path = tmp_path / "ck.pt"
+    atomic_torch_save({"step": 1}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("disk full, say")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_torch_save({"step": 2, "x": Unpicklable()}, path)
+    assert torch.load(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]  # no temporary file left behind

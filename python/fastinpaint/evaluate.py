@@ -20,7 +20,6 @@ import argparse
 import csv
 import dataclasses
 import functools
-import math
 import os
 import pathlib
 import sys
