@@ -212,3 +212,23 @@ def test_atomic_checkpoint_write_keeps_the_old_file_on_failure(tmp_path):
         atomic_torch_save({"step": 2, "x": Unpicklable()}, path)
     assert torch.load(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]  # no temporary file left behind
+
+
+def test_tensorboard_logging_when_installed(image_dir, tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard not installed: the trainer logs to log.jsonl only")
+    val = torch.utils.data.Subset(_dataset(image_dir), [0, 1])
+    trainer = _trainer(image_dir, tmp_path, batch_size=2, checkpoint_every=2, log_every=1,
+                       val_loader=torch.utils.data.DataLoader(val, batch_size=2))
+    trainer.fit(2)
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert trainer.last_val["psnr"] > 0 and 0 < trainer.last_val["ssim"] <= 1
+
+
+def test_yaml_config_and_flag_precedence(tmp_path):
+    pytest.importorskip("yaml", reason="PyYAML not installed: YAML configs are optional")
+    from fastinpaint.training import load_config, merge_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("model: tiny\nsteps: 7\nfinetune: true\nloss_weights: {hole: 3.0}\n")
+    cfg = merge_config(load_config(path), {"steps": 9, "seed": None})
+    assert cfg["steps"] == 9 and cfg["seed"] == 0 and cfg["lr"] == 5e-5 and cfg["loss_weights"] == {"hole": 3.0}
