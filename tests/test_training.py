@@ -148,13 +148,15 @@ def _ddp_worker(rank, world, port, image_dir, out_dir, steps):
 
     init_distributed()
     try:
-        trainer = _trainer(image_dir, out_dir, batch_size=2, checkpoint_every=0)
-        trainer.fit(steps)
+        # stop half-way, then resume in new trainers: DDP resume is covered too
+        _trainer(image_dir, out_dir, batch_size=2, checkpoint_every=0).fit(steps // 2)
+        _trainer(image_dir, out_dir, batch_size=2, checkpoint_every=0, init_seed=rank + 50).fit(steps, resume=True)
     finally:
         cleanup()
 
 
 def test_ddp_two_processes_match_one_process(image_dir, tmp_path):
+    """2 gloo processes x batch 2 (stopped after 2 steps, resumed to 4) == 1 process x batch 4."""
     steps = 4
     single = _trainer(image_dir, tmp_path / "single", batch_size=4, checkpoint_every=0)
     single.fit(steps)

@@ -377,7 +377,14 @@ class Trainer:
         resumed = False
         if resume:
             path = self.checkpoint_path if resume is True else pathlib.Path(resume)
-            if path.is_file():
+            exists = path.is_file()
+            if fdist.is_dist():  # every rank must take the same decision
+                seen: list = [None] * self.world_size
+                torch.distributed.all_gather_object(seen, exists)
+                if any(seen) and not all(seen):
+                    raise RuntimeError(f"checkpoint {path} is visible to ranks {[r for r, s in enumerate(seen) if s]} "
+                                       "only: put out_dir on a filesystem that every node shares (or copy it there)")
+            if exists:
                 self.load_checkpoint(path)
                 resumed = True
                 if self.is_main:
