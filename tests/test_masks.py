@@ -109,3 +109,19 @@ def test_python_dash_m(tmp_path):
                         "--size", "32"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "manifest.csv").is_file()
+
+
+def test_grow_and_shrink_correction_is_exact():
+    # one shape only: the boundary correction must grow the hole into the bucket
+    for bucket in ((0.5, 0.6), (0.3, 0.4)):
+        for border in (False, True):
+            m = fm.generate_mask(128, bucket, seed=5, border=border, max_shapes=1)
+            assert bucket[0] < m.mean() <= bucket[1]
+    rng = np.random.default_rng(0)
+    hole = np.zeros((50, 60), bool)
+    hole[10:40, 10:50] = True
+    allowed = np.zeros_like(hole)
+    allowed[5:45, 5:55] = True
+    assert fm._adjust_count(hole, allowed, 500, rng).sum() == 500
+    grown = fm._adjust_count(hole, allowed, 1500, rng)
+    assert grown.sum() == 1500 and not grown[~allowed].any() and grown[hole].all()

@@ -238,11 +238,19 @@ def generate_mask(size: Size, bucket: Sequence[float] = (0.1, 0.2), seed: SeedLi
     # Bigger buckets get bigger shapes, so that a mask is a few dozen shapes, not hundreds.
     scale = 0.6 + 2.0 * math.sqrt(target / n)
     canvas = Image.new("L", (w, h), 0)
-    draw = ImageDraw.Draw(canvas)
     hole = np.zeros((h, w), dtype=bool)
     for _ in range(max_shapes):
-        _SHAPES[int(rng.integers(len(_SHAPES)))](draw, rng, h, w, scale * rng.uniform(0.6, 1.4))
-        hole = (np.asarray(canvas) > 0) & allowed
+        shape_scale = scale * rng.uniform(0.6, 1.4)
+        # A shape that overshoots the bucket is redrawn smaller (a few times) before the
+        # boundary correction below has to erode it.
+        for _attempt in range(6):
+            trial = canvas.copy()
+            _SHAPES[int(rng.integers(len(_SHAPES)))](ImageDraw.Draw(trial), rng, h, w, shape_scale)
+            trial_hole = (np.asarray(trial) > 0) & allowed
+            if int(trial_hole.sum()) <= c_hi:
+                break
+            shape_scale *= 0.6
+        canvas, hole = trial, trial_hole
         if int(hole.sum()) >= target:
             break
     count = int(hole.sum())
