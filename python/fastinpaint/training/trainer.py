@@ -287,7 +287,11 @@ class Trainer:
             seed_everything(self.seed + 7919 * self.step + self.rank)
         if self.sampler is not None:
             if ckpt.get("sampler") is not None:
-                self.sampler.load_state_dict(ckpt["sampler"])
+                try:
+                    self.sampler.load_state_dict(ckpt["sampler"])
+                except ValueError as err:  # data added/removed: go on, but say it is not exact
+                    warnings.warn(f"{err}; the data order continues but differs from the original run",
+                                  RuntimeWarning)
             gb = ckpt.get("global_batch")
             if gb is not None and gb != self._batch_size() * self.world_size:
                 warnings.warn(f"global batch changed from {gb} to {self._batch_size() * self.world_size}: the data "
