@@ -145,6 +145,20 @@ def _gaussian_window(sigma: float, truncate: float, device) -> torch.Tensor:
     return g / g.sum()
 
 
+def _filter_valid(x: torch.Tensor, g: torch.Tensor, dim: int) -> torch.Tensor:
+    """1-D correlation of ``x`` with ``g`` along ``dim``, "valid" part only, as k shifted FMAs.
+
+    (Depthwise ``conv2d`` has no fast float64 path on the CPU; k shifted multiply-adds over the
+    whole tensor are ~50x faster at 512² and exact to float64 rounding.)
+    """
+    k = g.numel()
+    n = x.shape[dim] - k + 1
+    out = x.narrow(dim, 0, n) * g[0]
+    for i in range(1, k):
+        out.add_(x.narrow(dim, i, n), alpha=float(g[i]))
+    return out
+
+
 def ssim(image_true: Array, image_test: Array, data_range: Optional[float] = None,
          sigma: float = SSIM_SIGMA, return_map: bool = False) -> Array:
     """Structural similarity per image, Gaussian-window variant (Wang et al. 2004).
@@ -179,10 +193,7 @@ def ssim(image_true: Array, image_test: Array, data_range: Optional[float] = Non
     # the valid filter drops is exactly the border scikit-image crops before averaging, so
     # padding never matters.
     stack = torch.cat([ta, tb, ta * ta, tb * tb, ta * tb], dim=1)  # (N, 5C, H, W)
-    ch = stack.shape[1]
-    wy = g.view(1, 1, k, 1).expand(ch, 1, k, 1)
-    wx = g.view(1, 1, 1, k).expand(ch, 1, 1, k)
-    f = torch.nn.functional.conv2d(torch.nn.functional.conv2d(stack, wy, groups=ch), wx, groups=ch)
+    f = _filter_valid(_filter_valid(stack, g, dim=2), g, dim=3)
     ux, uy, uxx, uyy, uxy = f.split(c, dim=1)
     vx = uxx - ux * ux
     vy = uyy - uy * uy
