@@ -234,3 +234,18 @@ def test_yaml_config_and_flag_precedence(tmp_path):
     path.write_text("model: tiny\nsteps: 7\nfinetune: true\nloss_weights: {hole: 3.0}\n")
     cfg = merge_config(load_config(path), {"steps": 9, "seed": None})
     assert cfg["steps"] == 9 and cfg["seed"] == 0 and cfg["lr"] == 5e-5 and cfg["loss_weights"] == {"hole": 3.0}
+
+
+def test_loader_workers_do_not_change_the_run(image_dir, tmp_path):
+    """Crops and masks depend on (seed, index) only, not on which worker process reads them."""
+    results = []
+    for workers in (0, 2):
+        torch.manual_seed(0)
+        net = TinyNet()
+        loader = make_train_loader(_dataset(image_dir), batch_size=2, seed=3, num_workers=workers)
+        trainer = Trainer(net, l1_loss, torch.optim.Adam(net.parameters(), lr=1e-2), loader,
+                          out_dir=tmp_path / str(workers), seed=5, progress=False, device="cpu", checkpoint_every=0)
+        trainer.fit(3)
+        results.append(trainer.model.state_dict())
+    for name, a in results[0].items():
+        assert torch.equal(a, results[1][name]), name
