@@ -68,6 +68,21 @@ def test_two_methods_on_development_pairs_via_cli(shared_data, tmp_path, capsys)
     assert len(list(csv.DictReader(open(per)))) == 28
 
 
+def test_weights_go_to_the_learned_method(small_set):
+    seen = {}
+
+    def dispatcher(image, mask, method, **kw):
+        seen[method] = kw
+        return image
+
+    imgs, masks = small_set
+    base = ["--images", str(imgs), "--masks", str(masks)]
+    assert _run(["--method", "a,b,telea", "--weights", "a=wa.pt,b=wb.pt", *base], dispatcher) == 0
+    assert seen == {"a": {"weights": "wa.pt"}, "b": {"weights": "wb.pt"}}
+    assert _run(["--method", "a,b", "--weights", "w.pt", *base], dispatcher) == 2
+    assert _run(["--method", "telea", "--weights", "w.pt", *base], dispatcher) == 2
+
+
 def test_evaluate_scores_the_composite(small_set):
     imgs, masks = small_set
     pairs = ev.load_pairs(imgs, masks)

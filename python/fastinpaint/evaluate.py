@@ -455,13 +455,28 @@ def evaluate(method_fn: Union[InpaintFn, Mapping[str, InpaintFn]], pairs: Iterab
 
 def _resolve_methods(names: str, inpaint_fn: Optional[Callable], weights: Optional[str]) -> Dict[str, InpaintFn]:
     methods: Dict[str, InpaintFn] = {}
-    for name in [n.strip() for n in names.split(",") if n.strip()]:
+    listed = [n.strip() for n in names.split(",") if n.strip()]
+    # --weights PATH goes to the only learned method; NAME=PATH[,NAME=PATH] to the one named
+    per_method: Dict[str, str] = {}
+    if weights:
+        for item in weights.split(","):
+            name, sep, path = item.partition("=")
+            if sep and name.strip() in listed:
+                per_method[name.strip()] = path
+            else:
+                others = [n for n in listed if n not in BASELINES]
+                if len(others) != 1:
+                    raise ValueError(f"--weights {item!r}: say which method it is for, e.g. --weights pconv={item}")
+                per_method[others[0]] = item
+    for name in listed:
         if name in BASELINES:
+            if name in per_method:
+                raise ValueError(f"method {name!r} takes no weights")
             methods[name] = BASELINES[name]
         elif inpaint_fn is None:
             raise ValueError(f"unknown method {name!r}: available here are {sorted(BASELINES)}")
         else:
-            kw = {"weights": weights} if weights else {}
+            kw = {"weights": per_method[name]} if name in per_method else {}
             methods[name] = functools.partial(inpaint_fn, method=name, **kw)
     if not methods:
         raise ValueError("no method given")
@@ -492,7 +507,9 @@ def _add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", required=True,
                    help="method name, or several separated by commas (telea, mean, and every method of "
                         "fastinpaint.inpaint, e.g. patchmatch, pconv)")
-    p.add_argument("--weights", default=None, help="weights file passed to the method (e.g. for pconv)")
+    p.add_argument("--weights", default=None,
+                   help="weights file for the learned method (passed as weights=PATH); with several learned "
+                        "methods, NAME=PATH[,NAME=PATH]")
     p.add_argument("--images", required=True, help="folder of images (recursive)")
     p.add_argument("--masks", default=None,
                    help="folder of masks (non-zero = hole), matched by file name or by its manifest.csv "
