@@ -346,6 +346,8 @@ class Trainer:
             return iter(self.train_loader)
 
     def _on_sigint(self, signum, frame) -> None:
+        if os.getpid() != self._pid:  # a forked data-loader worker: the main process decides
+            return
         if self._stop_requested:  # second Ctrl-C: stop now
             raise KeyboardInterrupt
         self._stop_requested = True
@@ -403,6 +405,7 @@ class Trainer:
         self.model.train()
 
         handler_installed = False
+        self._pid = os.getpid()
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGINT, self._on_sigint)
             handler_installed = True
@@ -424,6 +427,12 @@ class Trainer:
                 except StopIteration:  # a finite loader: start it again
                     data = self._new_iterator()
                     batch = next(data)
+                except RuntimeError:
+                    # A terminal's Ctrl-C also reaches the loader's workers, which then exit; the
+                    # loader reports them dead. That is the interrupt, not a failure: save.
+                    if self._stop_requested:
+                        raise KeyboardInterrupt from None
+                    raise
                 logs = self.train_step(batch)
                 if not all(math.isfinite(v) for v in logs.values()):
                     warnings.warn(f"non-finite loss at step {self.step + 1}: {logs}", RuntimeWarning)
