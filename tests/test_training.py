@@ -249,3 +249,43 @@ def test_loader_workers_do_not_change_the_run(image_dir, tmp_path):
         results.append(trainer.model.state_dict())
     for name, a in results[0].items():
         assert torch.equal(a, results[1][name]), name
+
+
+_CLI_SCRIPT = '''
+import sys, torch
+sys.path.insert(0, {tests!r})
+from test_training import TinyNet, l1_loss
+from fastinpaint.training import MODELS
+from fastinpaint.training.run import main
+MODELS["tiny"] = lambda cfg: (TinyNet(), l1_loss)
+sys.exit(main())
+'''
+
+
+def test_ctrl_c_to_the_process_group_saves_a_checkpoint(image_dir, tmp_path):
+    """What a terminal's Ctrl-C does: SIGINT to the trainer and its loader workers at once."""
+    import pathlib
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "run.py"
+    script.write_text(_CLI_SCRIPT.format(tests=str(pathlib.Path(__file__).parent)))
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(script), "--model", "tiny", "--images", str(image_dir),
+                             "--size", str(SIZE), "--batch-size", "2", "--steps", "1000000", "--workers", "2",
+                             "--checkpoint-every", "1000000", "--log-every", "1", "--no-progress", "--out", str(out)],
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 90
+        while not (out / "log.jsonl").is_file() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[0]
+        os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, output
+    ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+    assert ckpt["step"] >= 1 and "checkpoint at step" in output
