@@ -1,0 +1,561 @@
+"""Score inpainting methods on (image, mask) pairs: PSNR, SSIM and L1 on the composite image.
+
+:func:`evaluate` takes any callable ``fn(image, mask) -> image`` — ``image`` a ``uint8``
+``(H, W, 3)`` array whose hole pixels are zeroed (so no method can read the ground truth),
+``mask`` a bool ``(H, W)`` array, **True = hole** — which is the calling convention of
+``fastinpaint.inpaint(image, mask, method=...)`` and of :func:`telea` (OpenCV) and
+:func:`mean_fill`, the two baselines defined here. The method's output replaces the hole only
+(the composite); metrics are computed on [0, 1] images, overall and per hole-ratio bucket,
+printed as a table and written as CSV.
+
+Command line (``fastinpaint eval`` once wired into ``cli.py``)::
+
+    fastinpaint eval --method telea --images photos/ --masks masks/ --csv scores.csv
+    fastinpaint eval --method patchmatch,telea --images photos/ --generate 6 --bucket all --max-size 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import functools
+import os
+import pathlib
+import sys
+import time
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from fastinpaint import metrics
+from fastinpaint.masks import BUCKETS, bucket_label, generate_mask, mask_seed, parse_buckets
+
+InpaintFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+# --- baselines ----------------------------------------------------------------------------------
+
+def _as_uint8(image: np.ndarray) -> Tuple[np.ndarray, bool]:
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        return image, False
+    if np.issubdtype(image.dtype, np.floating):
+        return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), True
+    raise TypeError(f"image must be uint8 or float in [0, 1], got {image.dtype}")
+
+
+def telea(image: np.ndarray, mask: np.ndarray, radius: int = 3) -> np.ndarray:
+    """OpenCV's fast-marching inpainting (Telea 2004), ``cv2.inpaint(..., cv2.INPAINT_TELEA)``.
+
+    Args:
+        image: ``(H, W)`` or ``(H, W, C)``, uint8, or float in [0, 1].
+        mask: ``(H, W)``, **non-zero = hole**.
+        radius: neighbourhood radius in pixels (3).
+
+    Returns:
+        The inpainted image, same shape and dtype as ``image``.
+
+    Raises:
+        ImportError: OpenCV is not installed (``pip install opencv-python-headless``).
+    """
+    try:
+        import cv2
+    except ImportError:
+        raise ImportError("the 'telea' baseline needs OpenCV: pip install opencv-python-headless") from None
+    img, was_float = _as_uint8(image)
+    m = (np.asarray(mask) != 0).astype(np.uint8) * 255
+    if m.shape != img.shape[:2]:
+        raise ValueError(f"mask {m.shape} does not match image {img.shape[:2]}")
+    out = cv2.inpaint(np.ascontiguousarray(img), m, radius, cv2.INPAINT_TELEA)
+    if out.ndim == 2 and img.ndim == 3:
+        out = out[..., None]
+    return out.astype(np.float32) / 255.0 if was_float else out
+
+
+def mean_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Fills the hole with the per-channel mean of the valid pixels (a trivial baseline).
+
+    Args:
+        image: ``(H, W)`` or ``(H, W, C)``, any numeric dtype.
+        mask: ``(H, W)``, **non-zero = hole**.
+
+    Returns:
+        Same shape and dtype as ``image``.
+    """
+    image = np.asarray(image)
+    hole = np.asarray(mask) != 0
+    valid = ~hole
+    out = image.copy()
+    if not valid.any():
+        return out
+    mean = image[valid].astype(np.float64).mean(axis=0)
+    if np.issubdtype(image.dtype, np.integer):
+        mean = np.round(mean)
+    out[hole] = mean.astype(image.dtype)
+    return out
+
+
+#: Methods this module provides itself (the rest come from ``fastinpaint.inpaint``).
+BASELINES: Dict[str, InpaintFn] = {"telea": telea, "mean": mean_fill}
+
+
+# --- pairs --------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Pair:
+    """One evaluation case: ``image`` uint8 ``(H, W, 3)``, ``mask`` bool ``(H, W)`` (True = hole)."""
+
+    name: str
+    image: np.ndarray
+    mask: np.ndarray
+
+
+def read_image(path: Union[str, os.PathLike], max_size: Optional[int] = None) -> np.ndarray:
+    """Reads an image as uint8 RGB ``(H, W, 3)``; ``max_size`` area-downscales the longer side.
+
+    Raises:
+        ValueError: the file cannot be read as an image (the message names it).
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = im.convert("RGB")
+    except Exception as err:
+        raise ValueError(f"cannot read image {path}: {type(err).__name__}: {err}") from None
+    if max_size and max(im.size) > max_size:
+        s = max_size / max(im.size)
+        im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BOX)
+    return np.asarray(im, dtype=np.uint8)
+
+
+def read_mask(path: Union[str, os.PathLike], shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """Reads a mask file as bool ``(H, W)``, **non-zero = hole**; resized (nearest) to ``shape``.
+
+    Raises:
+        ValueError: unreadable file.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            arr = np.asarray(im.convert("L"))
+    except Exception as err:
+        raise ValueError(f"cannot read mask {path}: {type(err).__name__}: {err}") from None
+    m = arr != 0
+    if shape is not None and m.shape != tuple(shape):
+        im = Image.fromarray(m.astype(np.uint8) * 255).resize((shape[1], shape[0]), Image.NEAREST)
+        m = np.asarray(im) > 127
+    return m
+
+
+def _index_folder(folder: pathlib.Path) -> List[pathlib.Path]:
+    from fastinpaint.data import list_images
+
+    return list_images(folder)
+
+
+def match_pairs(images_dir: Union[str, os.PathLike], masks_dir: Union[str, os.PathLike]) -> List[Tuple[pathlib.Path, pathlib.Path]]:
+    """Matches mask files to image files.
+
+    With a ``manifest.csv`` in ``masks_dir`` that has ``image`` and ``mask`` columns (paths
+    relative to the manifest's folder or its parent, as in ``shared/data/masks/manifest.csv``),
+    its rows are the pairs; an image is found by that path or, failing that, by file name under
+    ``images_dir``. Otherwise a mask matches the image with the same stem (``cat.png`` ↔
+    ``cat.png``), or whose stem is the image stem followed by ``__`` and a suffix
+    (``cat__irr_10_20.png``), so an image may have several masks.
+
+    Returns:
+        Sorted ``(image_path, mask_path)`` list.
+
+    Raises:
+        FileNotFoundError / ValueError: missing or empty folders, masks that match no image
+        (named in the message).
+    """
+    images_dir, masks_dir = pathlib.Path(images_dir), pathlib.Path(masks_dir)
+    images = _index_folder(images_dir)
+    by_name: Dict[str, pathlib.Path] = {}
+    by_stem: Dict[str, pathlib.Path] = {}
+    for p in images:
+        by_name.setdefault(p.name, p)
+        by_stem.setdefault(p.stem, p)
+    manifest = masks_dir / "manifest.csv"
+    pairs: List[Tuple[pathlib.Path, pathlib.Path]] = []
+    unmatched: List[str] = []
+    if manifest.is_file():
+        with open(manifest, newline="") as f:
+            reader = csv.DictReader(f)
+            cols = reader.fieldnames or []
+            rows = list(reader)
+        if "image" in cols and "mask" in cols:
+            bases = [masks_dir, masks_dir.parent]
+            for row in rows:
+                mask_path = next((b / row["mask"] for b in bases if (b / row["mask"]).is_file()), None)
+                if mask_path is None:
+                    raise FileNotFoundError(f"{manifest}: mask {row['mask']!r} not found next to the manifest")
+                img_path = next((b / row["image"] for b in bases + [images_dir] if (b / row["image"]).is_file()), None)
+                cand = by_name.get(pathlib.PurePath(row["image"]).name)
+                if cand is not None:  # prefer the copy under --images
+                    img_path = cand
+                if img_path is None:
+                    unmatched.append(f"{row['mask']} (image {row['image']})")
+                    continue
+                pairs.append((img_path, mask_path))
+            if unmatched:
+                raise ValueError(f"{len(unmatched)} mask(s) in {manifest} have no image under {images_dir}: "
+                                 + ", ".join(unmatched[:5]) + (" …" if len(unmatched) > 5 else ""))
+            return sorted(pairs)
+    masks = _index_folder(masks_dir)
+    for m in masks:
+        img = by_stem.get(m.stem)
+        if img is None and "__" in m.stem:
+            img = by_stem.get(m.stem.split("__", 1)[0])
+        if img is None:
+            unmatched.append(m.name)
+        else:
+            pairs.append((img, m))
+    if unmatched:
+        raise ValueError(f"{len(unmatched)} mask(s) in {masks_dir} match no image in {images_dir} by file name "
+                         f"(expected IMAGE.png or IMAGE__suffix.png, or a manifest.csv with image,mask columns): "
+                         + ", ".join(unmatched[:5]) + (" …" if len(unmatched) > 5 else ""))
+    return sorted(pairs)
+
+
+def load_pairs(images_dir, masks_dir=None, generate: int = 0,
+               buckets: Sequence[Sequence[float]] = BUCKETS, seed: int = 0, border: bool = False,
+               max_size: Optional[int] = None, limit: Optional[int] = None) -> List[Pair]:
+    """Loads evaluation pairs from an image folder and a mask folder, or generates the masks.
+
+    Args:
+        images_dir: folder of images (recursive).
+        masks_dir: folder of masks (see :func:`match_pairs`), or None to generate.
+        generate: without ``masks_dir``, the number of masks generated per image, with the
+            buckets used in turn (mask ``j`` of image ``i`` is seeded by ``(seed, i·generate+j)``).
+        buckets: buckets for generated masks.
+        seed: base seed for generated masks.
+        border: border constraint for generated masks.
+        max_size: area-downscale images whose longer side exceeds this (masks follow, nearest).
+        limit: keep the first ``limit`` pairs.
+
+    Returns:
+        List of :class:`Pair`.
+    """
+    pairs: List[Pair] = []
+    if masks_dir is not None:
+        matched = match_pairs(images_dir, masks_dir)
+        if limit:
+            matched = matched[:limit]
+        cache: Dict[pathlib.Path, np.ndarray] = {}
+        for img_path, mask_path in matched:
+            if img_path not in cache:
+                cache[img_path] = read_image(img_path, max_size)
+            image = cache[img_path]
+            raw = read_mask(mask_path)
+            if max_size is None and raw.shape != image.shape[:2]:
+                raise ValueError(f"mask {mask_path} is {raw.shape[1]}x{raw.shape[0]} but image {img_path} is "
+                                 f"{image.shape[1]}x{image.shape[0]}")
+            mask = read_mask(mask_path, image.shape[:2])
+            pairs.append(Pair(f"{img_path.stem}/{mask_path.stem}", image, mask))
+        return pairs
+    if generate < 1:
+        raise ValueError("give a mask folder, or generate >= 1 masks per image")
+    buckets = list(buckets)
+    for i, img_path in enumerate(_index_folder(pathlib.Path(images_dir))):
+        image = read_image(img_path, max_size)
+        for j in range(generate):
+            b = buckets[j % len(buckets)]
+            mask = generate_mask(image.shape[:2], b, seed=mask_seed(seed, i * generate + j), border=border)
+            pairs.append(Pair(f"{img_path.stem}/gen_{bucket_label(b)}_{j}", image, mask))
+            if limit and len(pairs) >= limit:
+                return pairs
+    return pairs
+
+
+# --- scoring ------------------------------------------------------------------------------------
+
+#: Hole-ratio buckets reported by :func:`evaluate` (the protocol's six, plus one above 0.6).
+REPORT_BUCKETS: Tuple[Tuple[float, float], ...] = BUCKETS + ((0.6, 1.0),)
+
+
+def ratio_bucket(ratio: float, buckets: Sequence[Sequence[float]] = REPORT_BUCKETS) -> str:
+    """The label of the ``(lo, hi]`` bucket holding ``ratio`` (``"0-0.01"`` below the first)."""
+    for lo, hi in buckets:
+        if lo < ratio <= hi:
+            return bucket_label((lo, hi))
+    return f"0-{buckets[0][0]:g}" if ratio <= buckets[0][0] else "other"
+
+
+def _output_to_float(out, image: np.ndarray, name: str) -> np.ndarray:
+    out = np.asarray(out)
+    if out.ndim == 2 and image.ndim == 3:
+        out = out[..., None]
+    if out.shape != image.shape:
+        raise ValueError(f"method {name!r} returned shape {out.shape} for an image of shape {image.shape}")
+    if out.dtype == np.uint8:
+        return out.astype(np.float64) / 255.0
+    if np.issubdtype(out.dtype, np.floating):
+        # same scale as the input: the input is uint8, so floats are read as 0..255 unless
+        # they all lie in [0, 1] (a method that returns [0, 1] floats).
+        out = out.astype(np.float64)
+        return np.clip(out if out.max(initial=0.0) <= 1.0 else out / 255.0, 0.0, 1.0)
+    raise TypeError(f"method {name!r} returned dtype {out.dtype}; expected uint8 or float")
+
+
+@dataclasses.dataclass
+class EvalResult:
+    """Per-pair rows and the summary (overall ``"all"`` and per-bucket) rows of :func:`evaluate`."""
+
+    rows: List[dict]
+    summary: List[dict]
+
+    def table(self) -> str:
+        """The summary as a fixed-width text table."""
+        return format_table(self.summary)
+
+
+SUMMARY_FIELDS = ("method", "bucket", "count", "psnr", "ssim", "l1", "seconds")
+
+
+def _summarise(rows: List[dict], bucket_order: List[str]) -> List[dict]:
+    out = []
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method]
+        groups = [("all", mine)] + [(b, [r for r in mine if r["bucket"] == b]) for b in bucket_order]
+        for label, group in groups:
+            if not group:
+                continue
+            out.append({"method": method, "bucket": label, "count": len(group),
+                        **{k: float(np.mean([r[k] for r in group])) for k in ("psnr", "ssim", "l1", "seconds")}})
+    return out
+
+
+def format_table(summary: Sequence[Mapping]) -> str:
+    """Formats summary rows as ``method  bucket  n  PSNR  SSIM  L1  s/img``."""
+    head = f"{'method':<12} {'hole ratio':<10} {'n':>4} {'PSNR dB':>8} {'SSIM':>7} {'L1':>8} {'s/img':>7}"
+    lines = [head, "-" * len(head)]
+    for r in summary:
+        lines.append(f"{r['method']:<12} {r['bucket']:<10} {r['count']:>4} {r['psnr']:>8.3f} {r['ssim']:>7.4f} "
+                     f"{r['l1']:>8.5f} {r['seconds']:>7.3f}")
+    return "\n".join(lines)
+
+
+def write_csv(path: Union[str, os.PathLike], rows: Sequence[Mapping], fields: Sequence[str]) -> None:
+    """Writes rows as CSV (atomically: a temporary file, then a rename)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(fields), extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()})
+    os.replace(tmp, path)
+
+
+def evaluate(method_fn: Union[InpaintFn, Mapping[str, InpaintFn]], pairs: Iterable, *,
+             csv_path: Optional[Union[str, os.PathLike]] = None, per_image_csv: Optional[Union[str, os.PathLike]] = None,
+             print_table: bool = True, progress: bool = False) -> EvalResult:
+    """Scores one or more inpainting callables on (image, mask) pairs.
+
+    Each method is called as ``fn(image, mask)`` with ``image`` a uint8 ``(H, W, 3)`` copy whose
+    hole pixels are set to 0 and ``mask`` a bool ``(H, W)`` array, **True = hole**. It must
+    return an image of the same shape, uint8 (0..255) or float (0..255, or [0, 1]). The
+    composite (output inside the hole, original outside) is scored against the original on
+    [0, 1]: PSNR (dB, data range 1), SSIM (Gaussian window, as scikit-image) and L1 (mean
+    absolute error over the whole image, in [0, 1]); also the seconds per call.
+
+    Args:
+        method_fn: a callable, or ``{name: callable}`` to compare several on the same pairs.
+        pairs: :class:`Pair` objects, or ``(image, mask)`` / ``(name, image, mask)`` tuples.
+            Images uint8, or float in [0, 1]; masks non-zero = hole.
+        csv_path: write the summary (``method, bucket, count, psnr, ssim, l1, seconds``) here.
+        per_image_csv: write one row per (method, pair) here.
+        print_table: print the summary table.
+        progress: show a tqdm bar.
+
+    Returns:
+        :class:`EvalResult` with ``rows`` (per pair) and ``summary`` (``"all"`` then each
+        hole-ratio bucket present, per method).
+
+    Raises:
+        ValueError: no pairs, a mask/image shape mismatch, an empty mask, or a method returning
+        the wrong shape.
+
+    Example:
+        >>> import fastinpaint
+        >>> pairs = load_pairs("photos", "masks", max_size=256)
+        >>> res = evaluate({"telea": telea, "patchmatch": functools.partial(fastinpaint.inpaint, method="patchmatch")},
+        ...                pairs, csv_path="scores.csv")
+    """
+    methods = dict(method_fn) if isinstance(method_fn, Mapping) else {getattr(method_fn, "__name__", "method"): method_fn}
+    norm: List[Pair] = []
+    for k, p in enumerate(pairs):
+        if isinstance(p, Pair):
+            norm.append(p)
+        elif len(p) == 2:
+            norm.append(Pair(f"pair_{k}", p[0], p[1]))
+        elif len(p) == 3:
+            norm.append(Pair(str(p[0]), p[1], p[2]))
+        else:
+            raise ValueError(f"pair {k}: expected (image, mask) or (name, image, mask)")
+    if not norm:
+        raise ValueError("evaluate: no (image, mask) pairs to score")
+    rows: List[dict] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(norm) * len(methods), desc="eval", unit="img")
+    for p in norm:
+        image, _ = _as_uint8(p.image)
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=-1)
+        hole = np.asarray(p.mask)
+        if hole.ndim == 3:
+            hole = hole.any(axis=-1)
+        hole = hole != 0
+        if hole.shape != image.shape[:2]:
+            raise ValueError(f"{p.name}: mask {hole.shape} does not match image {image.shape[:2]}")
+        if not hole.any():
+            raise ValueError(f"{p.name}: the mask has no hole pixels")
+        ratio = float(hole.mean())
+        gt = image.astype(np.float64) / 255.0
+        for name, fn in methods.items():
+            given = image.copy()
+            given[hole] = 0
+            t0 = time.perf_counter()
+            out = fn(given, hole.copy())
+            dt = time.perf_counter() - t0
+            comp = metrics.composite(gt, _output_to_float(out, image, name), hole)
+            rows.append({"method": name, "pair": p.name, "hole_ratio": ratio, "bucket": ratio_bucket(ratio),
+                         "psnr": float(metrics.psnr(gt, comp, data_range=1.0)),
+                         "ssim": float(metrics.ssim(gt, comp, data_range=1.0)),
+                         "l1": float(metrics.l1(gt, comp, data_range=1.0)), "seconds": dt})
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    order = [bucket_label(b) for b in REPORT_BUCKETS]
+    order = [f"0-{REPORT_BUCKETS[0][0]:g}"] + order + ["other"]
+    result = EvalResult(rows, _summarise(rows, order))
+    if csv_path:
+        write_csv(csv_path, result.summary, SUMMARY_FIELDS)
+    if per_image_csv:
+        write_csv(per_image_csv, rows, ("method", "pair", "hole_ratio", "bucket", "psnr", "ssim", "l1", "seconds"))
+    if print_table:
+        print(result.table())
+    return result
+
+
+# --- command line -------------------------------------------------------------------------------
+
+def _resolve_methods(names: str, inpaint_fn: Optional[Callable], weights: Optional[str]) -> Dict[str, InpaintFn]:
+    methods: Dict[str, InpaintFn] = {}
+    listed = [n.strip() for n in names.split(",") if n.strip()]
+    # --weights PATH goes to the only learned method; NAME=PATH[,NAME=PATH] to the one named
+    per_method: Dict[str, str] = {}
+    if weights:
+        for item in weights.split(","):
+            name, sep, path = item.partition("=")
+            if sep and name.strip() in listed:
+                per_method[name.strip()] = path
+            else:
+                others = [n for n in listed if n not in BASELINES]
+                if len(others) != 1:
+                    raise ValueError(f"--weights {item!r}: say which method it is for, e.g. --weights pconv={item}")
+                per_method[others[0]] = item
+    for name in listed:
+        if name in BASELINES:
+            if name in per_method:
+                raise ValueError(f"method {name!r} takes no weights")
+            methods[name] = BASELINES[name]
+        elif inpaint_fn is None:
+            raise ValueError(f"unknown method {name!r}: available here are {sorted(BASELINES)}")
+        else:
+            kw = {"weights": per_method[name]} if name in per_method else {}
+            methods[name] = functools.partial(inpaint_fn, method=name, **kw)
+    if not methods:
+        raise ValueError("no method given")
+    return methods
+
+
+def _run_eval(args: argparse.Namespace, inpaint_fn: Optional[Callable]) -> int:
+    prog = "fastinpaint eval"
+    try:
+        if (args.masks is None) == (not args.generate):
+            raise ValueError("give exactly one of --masks DIR and --generate N")
+        methods = _resolve_methods(args.method, inpaint_fn, args.weights)
+        pairs = load_pairs(args.images, args.masks, generate=args.generate or 0, buckets=parse_buckets(args.bucket),
+                           seed=args.seed, border=args.border, max_size=args.max_size, limit=args.limit)
+        if not pairs:
+            raise ValueError("no (image, mask) pairs found")
+        evaluate(methods, pairs, csv_path=args.csv, per_image_csv=args.per_image_csv, print_table=True,
+                 progress=not args.quiet)
+    except (ValueError, FileNotFoundError, ImportError, TypeError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    if args.csv:
+        print(f"summary written to {args.csv}")
+    return 0
+
+
+def _add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", required=True,
+                   help="method name, or several separated by commas (telea, mean, and every method of "
+                        "fastinpaint.inpaint, e.g. patchmatch, pconv)")
+    p.add_argument("--weights", default=None,
+                   help="weights file for the learned method (passed as weights=PATH); with several learned "
+                        "methods, NAME=PATH[,NAME=PATH]")
+    p.add_argument("--images", required=True, help="folder of images (recursive)")
+    p.add_argument("--masks", default=None,
+                   help="folder of masks (non-zero = hole), matched by file name or by its manifest.csv "
+                        "(image,mask columns)")
+    p.add_argument("--generate", type=int, default=0, metavar="N", help="instead of --masks: N generated masks per image")
+    p.add_argument("--bucket", default="all", help="buckets for --generate: LO-HI, several separated by ';', or 'all'")
+    p.add_argument("--border", action="store_true", help="generated masks keep away from the border")
+    p.add_argument("--seed", type=int, default=0, help="seed for --generate (default 0)")
+    p.add_argument("--max-size", type=int, default=None, help="downscale images whose longer side exceeds this")
+    p.add_argument("--limit", type=int, default=None, help="score only the first N pairs")
+    p.add_argument("--csv", default=None, help="write the summary table here")
+    p.add_argument("--per-image-csv", default=None, help="write one row per image and method here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_eval_subcommand(subparsers, inpaint_fn: Optional[Callable] = None) -> argparse.ArgumentParser:
+    """Adds ``eval`` to an ``argparse`` subparsers object; the handler is ``args.func(args) -> int``.
+
+    Args:
+        subparsers: from ``parser.add_subparsers()``.
+        inpaint_fn: the generic dispatcher ``fastinpaint.inpaint(image, mask, method=..., **kw)``;
+            methods other than the baselines here (``telea``, ``mean``) are called through it
+            (``--weights`` is passed as ``weights=``).
+
+    Example:
+        >>> sub = argparse.ArgumentParser(prog="fastinpaint").add_subparsers(dest="command")
+        >>> add_eval_subcommand(sub, fastinpaint.inpaint)  # doctest: +SKIP
+    """
+    p = subparsers.add_parser("eval", help="score methods: PSNR/SSIM/L1 per hole-ratio bucket",
+                              description="Score inpainting methods on an image folder with a mask folder or a "
+                                          "generated mask set: PSNR, SSIM and L1 on the composite image, overall "
+                                          "and per hole-ratio bucket.")
+    _add_eval_arguments(p)
+    p.set_defaults(func=lambda args: _run_eval(args, inpaint_fn))
+    return p
+
+
+def main(argv: Optional[Iterable[str]] = None) -> int:
+    """``python -m fastinpaint.evaluate ...``: ``eval`` on its own (uses ``fastinpaint.inpaint`` when present)."""
+    parser = argparse.ArgumentParser(prog="python -m fastinpaint.evaluate", description="Score inpainting methods.")
+    _add_eval_arguments(parser)
+    args = parser.parse_args(None if argv is None else list(argv))
+    import fastinpaint
+
+    return _run_eval(args, getattr(fastinpaint, "inpaint", None))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""evaluate(): two methods on development pairs through the CLI, CSV/table, and clear errors."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fastinpaint import evaluate as ev
+from fastinpaint import metrics
+
+
+def _parser(inpaint_fn=None):
+    parser = argparse.ArgumentParser(prog="fastinpaint")
+    ev.add_eval_subcommand(parser.add_subparsers(dest="command"), inpaint_fn)
+    return parser
+
+
+def _run(argv, inpaint_fn=None):
+    args = _parser(inpaint_fn).parse_args(["eval", *argv, "--quiet"])
+    return args.func(args)
+
+
+@pytest.fixture
+def small_set(tmp_path):
+    """Three small synthetic images and one mask each (IMAGE__suffix.png naming)."""
+    imgs, masks = tmp_path / "images", tmp_path / "masks"
+    imgs.mkdir(), masks.mkdir()
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:40, 0:48] / 40.0
+    for i in range(3):
+        img = np.stack([xx * rng.random(), yy * rng.random(), 0.5 + 0 * xx], -1)
+        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(imgs / f"im{i}.png")
+        m = np.zeros((40, 48), np.uint8)
+        m[10:20 + 5 * i, 12:30] = 255
+        Image.fromarray(m).save(masks / f"im{i}__box.png")
+    return imgs, masks
+
+
+def test_two_methods_on_development_pairs_via_cli(shared_data, tmp_path, capsys):
+    calls = []
+
+    def fake_dispatcher(image, mask, method, **kw):  # stands in for fastinpaint.inpaint
+        calls.append((method, kw, image.dtype, mask.dtype))
+        return ev.mean_fill(image, mask)
+
+    out = tmp_path / "scores.csv"
+    per = tmp_path / "per_image.csv"
+    rc = _run(["--method", "telea,meanfill", "--weights", "w.pt", "--images", str(shared_data / "photos"),
+               "--masks", str(shared_data / "masks"), "--max-size", "96", "--limit", "14", "--csv", str(out),
+               "--per-image-csv", str(per)], fake_dispatcher)
+    assert rc == 0
+    table = capsys.readouterr().out
+    assert "telea" in table and "meanfill" in table and "PSNR" in table
+    assert calls and calls[0][0] == "meanfill" and calls[0][1] == {"weights": "w.pt"}
+    assert calls[0][2] == np.uint8 and calls[0][3] == np.bool_
+    rows = list(csv.DictReader(open(out)))
+    assert {r["method"] for r in rows} == {"telea", "meanfill"}
+    overall = {r["method"]: r for r in rows if r["bucket"] == "all"}
+    assert int(overall["telea"]["count"]) == 14
+    # per-bucket rows add up to the overall count; Telea beats filling with the mean
+    assert sum(int(r["count"]) for r in rows if r["method"] == "telea" and r["bucket"] != "all") == 14
+    assert float(overall["telea"]["psnr"]) > float(overall["meanfill"]["psnr"])
+    assert float(overall["telea"]["ssim"]) > float(overall["meanfill"]["ssim"])
+    assert len(list(csv.DictReader(open(per)))) == 28
+
+
+def test_weights_go_to_the_learned_method(small_set):
+    seen = {}
+
+    def dispatcher(image, mask, method, **kw):
+        seen[method] = kw
+        return image
+
+    imgs, masks = small_set
+    base = ["--images", str(imgs), "--masks", str(masks)]
+    assert _run(["--method", "a,b,telea", "--weights", "a=wa.pt,b=wb.pt", *base], dispatcher) == 0
+    assert seen == {"a": {"weights": "wa.pt"}, "b": {"weights": "wb.pt"}}
+    assert _run(["--method", "a,b", "--weights", "w.pt", *base], dispatcher) == 2
+    assert _run(["--method", "telea", "--weights", "w.pt", *base], dispatcher) == 2
+
+
+def test_evaluate_scores_the_composite(small_set):
+    imgs, masks = small_set
+    pairs = ev.load_pairs(imgs, masks)
+    assert len(pairs) == 3 and pairs[0].mask.dtype == np.bool_
+    res = ev.evaluate({"mean": ev.mean_fill}, pairs, print_table=False)
+    p = pairs[0]
+    given = p.image.copy()
+    given[p.mask] = 0
+    comp = np.where(p.mask[..., None], ev.mean_fill(given, p.mask), p.image).astype(np.float64) / 255
+    gt = p.image / 255.0
+    row = res.rows[0]
+    assert row["psnr"] == pytest.approx(metrics.psnr(gt, comp), abs=1e-9)
+    assert row["ssim"] == pytest.approx(metrics.ssim(gt, comp), abs=1e-9)
+    assert row["l1"] == pytest.approx(np.abs(gt - comp).mean(), abs=1e-9)
+    assert row["bucket"] == ev.ratio_bucket(p.mask.mean())
+    assert res.summary[0]["bucket"] == "all" and res.summary[0]["count"] == 3
+
+
+def test_methods_cannot_see_the_hole(small_set):
+    imgs, masks = small_set
+
+    def peeking(image, mask):
+        assert (image[mask] == 0).all()
+        return image
+
+    ev.evaluate(peeking, ev.load_pairs(imgs, masks), print_table=False)
+
+
+def test_generated_masks(small_set, capsys):
+    imgs, _ = small_set
+    pairs = ev.load_pairs(imgs, generate=2, buckets=[(0.1, 0.2), (0.3, 0.4)], seed=1)
+    assert len(pairs) == 6
+    assert all(0.1 < p.mask.mean() <= 0.2 for p in pairs[0::2])
+    assert _run(["--method", "telea", "--images", str(imgs), "--generate", "2", "--bucket", "0.1-0.2;0.3-0.4"]) == 0
+    assert "0.3-0.4" in capsys.readouterr().out
+
+
+def test_errors_are_clear(small_set, tmp_path, capsys):
+    imgs, masks = small_set
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _run(["--method", "telea", "--images", str(empty), "--masks", str(masks)]) == 2
+    assert "no images found" in capsys.readouterr().err
+
+    Image.fromarray(np.zeros((40, 48), np.uint8)).save(masks / "stranger.png")
+    assert _run(["--method", "telea", "--images", str(imgs), "--masks", str(masks)]) == 2
+    err = capsys.readouterr().err
+    assert "match no image" in err and "stranger.png" in err
+    (masks / "stranger.png").unlink()
+
+    (imgs / "im0.png").write_bytes(b"not a png")
+    assert _run(["--method", "telea", "--images", str(imgs), "--masks", str(masks)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read image" in err and "im0.png" in err
+
+    assert _run(["--method", "telea", "--images", str(imgs)]) == 2
+    assert "exactly one of --masks" in capsys.readouterr().err
+    assert _run(["--method", "nosuch", "--images", str(imgs), "--generate", "1"]) == 2
+    assert "unknown method 'nosuch'" in capsys.readouterr().err
+
+    with pytest.raises(ValueError, match="no hole pixels"):
+        ev.evaluate(ev.mean_fill, [(np.zeros((16, 16, 3), np.uint8), np.zeros((16, 16), bool))], print_table=False)
+    with pytest.raises(ValueError, match="does not match"):
+        ev.evaluate(ev.mean_fill, [(np.zeros((16, 16, 3), np.uint8), np.ones((8, 8), bool))], print_table=False)
+    with pytest.raises(ValueError, match="no \\(image, mask\\) pairs"):
+        ev.evaluate(ev.mean_fill, [], print_table=False)
+
+
+def test_mask_size_mismatch(small_set):
+    imgs, masks = small_set
+    Image.fromarray(np.full((20, 20), 255, np.uint8)).save(masks / "im1__small.png")
+    with pytest.raises(ValueError, match="is 20x20 but image"):
+        ev.load_pairs(imgs, masks)
+
+
+def test_telea_float_and_missing_opencv(monkeypatch):
+    img = np.random.default_rng(0).random((20, 20, 3)).astype(np.float32)
+    mask = np.zeros((20, 20), bool)
+    mask[5:10, 5:10] = True
+    out = ev.telea(img, mask)
+    assert out.dtype == np.float32 and out.shape == img.shape and np.allclose(out[~mask], img[~mask], atol=1 / 255)
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    with pytest.raises(ImportError, match="opencv-python-headless"):
+        ev.telea(img, mask)

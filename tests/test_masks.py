@@ -1,0 +1,127 @@
+"""Irregular mask generator: buckets met, seeds reproduce, border constraint, files and CLI."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fastinpaint import masks as fm
+
+
+@pytest.mark.parametrize("border", [False, True])
+@pytest.mark.parametrize("bucket", fm.BUCKETS)
+def test_ratio_falls_in_bucket(bucket, border):
+    lo, hi = bucket
+    for seed in range(6):
+        for size in (512, (96, 160)):
+            m = fm.generate_mask(size, bucket, seed=seed, border=border)
+            assert m.dtype == np.bool_ and m.shape == ((512, 512) if size == 512 else size)
+            assert lo < m.mean() <= hi, (bucket, border, seed, size, m.mean())
+
+
+@pytest.mark.parametrize("bucket", fm.BUCKETS)
+def test_border_constraint_holds(bucket):
+    for seed in range(4):
+        m = fm.generate_mask(256, bucket, seed=seed, border=True, margin=12)
+        assert not m[:12].any() and not m[-12:].any() and not m[:, :12].any() and not m[:, -12:].any()
+        d = fm.default_margin(256, 256)
+        m = fm.generate_mask(256, bucket, seed=seed, border=True)
+        assert not m[:d].any() and not m[-d:].any() and not m[:, :d].any() and not m[:, -d:].any()
+
+
+def test_free_masks_do_reach_the_border():
+    assert any(fm.generate_mask(256, (0.3, 0.4), seed=s)[[0, -1]].any() for s in range(5))
+
+
+def test_seeds_reproduce_and_differ():
+    a = fm.generate_mask(128, (0.2, 0.3), seed=42)
+    assert np.array_equal(a, fm.generate_mask(128, (0.2, 0.3), seed=42))
+    assert not np.array_equal(a, fm.generate_mask(128, (0.2, 0.3), seed=43))
+    ds = fm.IrregularMaskDataset(64, seed=7)
+    assert torch.equal(ds[11], fm.IrregularMaskDataset(64, seed=7)[11])
+    assert ds[11].shape == (1, 64, 64) and ds[11].dtype == torch.float32
+    assert fm.BUCKETS[11 % 6][0] < ds[11].mean() <= fm.BUCKETS[11 % 6][1]
+
+
+def test_masks_are_irregular_not_noise():
+    from scipy import ndimage
+
+    m = fm.generate_mask(256, (0.3, 0.4), seed=0)
+    _, n = ndimage.label(m)
+    assert n < 60  # a few connected strokes/blobs, not scattered pixels
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="lo < hi"):
+        fm.generate_mask(64, (0.3, 0.2))
+    with pytest.raises(ValueError, match="too small"):
+        fm.generate_mask(8, (0.01, 0.011))
+    with pytest.raises(ValueError, match="border"):
+        fm.generate_mask(64, (0.5, 0.6), border=True, margin=20)
+    with pytest.raises(ValueError, match="bad bucket"):
+        fm.parse_bucket("0.1")
+
+
+def test_write_mask_set_and_refuse_overwrite(tmp_path):
+    paths = fm.write_mask_set(tmp_path, 4, (40, 64), [(0.1, 0.2), (0.4, 0.5)], seed=3, border=True)
+    assert len(paths) == 4
+    rows = list(csv.DictReader(open(tmp_path / "manifest.csv")))
+    assert [r["mask"] for r in rows] == [p.name for p in paths]
+    for p, r in zip(paths, rows):
+        arr = np.asarray(Image.open(p))
+        assert arr.shape == (40, 64) and set(np.unique(arr)) <= {0, 255}
+        lo, hi = map(float, r["bucket"].split("-"))
+        assert lo < (arr == 255).mean() <= hi
+    before = np.asarray(Image.open(paths[1]))
+    with pytest.raises(FileExistsError, match="overwrite"):
+        fm.write_mask_set(tmp_path, 4, (40, 64), [(0.1, 0.2), (0.4, 0.5)], seed=9, border=True)
+    assert np.array_equal(np.asarray(Image.open(paths[1])), before)  # untouched
+    fm.write_mask_set(tmp_path, 4, (40, 64), [(0.1, 0.2), (0.4, 0.5)], seed=3, border=True, overwrite=True)
+    assert np.array_equal(np.asarray(Image.open(paths[1])), before)  # same seed, same mask
+
+
+def test_cli_module_and_subcommand(tmp_path, capsys):
+    out = tmp_path / "m"
+    assert fm.main(["--out", str(out), "--count", "3", "--size", "64", "--bucket", "0.2-0.3", "--seed", "1"]) == 0
+    assert len(list(out.glob("*.png"))) == 3
+    assert fm.main(["--out", str(out), "--count", "3", "--size", "64"]) == 2  # refuses to overwrite
+    assert "already exist" in capsys.readouterr().err
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="fastinpaint")
+    fm.add_masks_subcommand(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["masks", "--out", str(out), "--count", "2", "--size", "64", "--bucket", "0.5-0.6",
+                              "--border", "--overwrite"])
+    assert args.func(args) == 0
+    m = np.asarray(Image.open(next(out.glob("mask_0.5-0.6_border_*.png"))))
+    assert 0.5 < (m > 0).mean() <= 0.6
+
+
+def test_python_dash_m(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "fastinpaint.masks", "--out", str(tmp_path), "--count", "1",
+                        "--size", "32"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "manifest.csv").is_file()
+
+
+def test_grow_and_shrink_correction_is_exact():
+    # one shape only: the boundary correction must grow the hole into the bucket
+    for bucket in ((0.5, 0.6), (0.3, 0.4)):
+        for border in (False, True):
+            m = fm.generate_mask(128, bucket, seed=5, border=border, max_shapes=1)
+            assert bucket[0] < m.mean() <= bucket[1]
+    rng = np.random.default_rng(0)
+    hole = np.zeros((50, 60), bool)
+    hole[10:40, 10:50] = True
+    allowed = np.zeros_like(hole)
+    allowed[5:45, 5:55] = True
+    assert fm._adjust_count(hole, allowed, 500, rng).sum() == 500
+    grown = fm._adjust_count(hole, allowed, 1500, rng)
+    assert grown.sum() == 1500 and not grown[~allowed].any() and grown[hole].all()

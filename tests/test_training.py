@@ -1,0 +1,291 @@
+"""Trainer: loss goes down, interrupted + resumed == uninterrupted, 2-process gloo DDP == 1 process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from PIL import Image
+
+from fastinpaint.data import ImageFolder, InpaintingDataset
+from fastinpaint.masks import IrregularMaskDataset
+from fastinpaint.training import MODELS, SeededSampler, Trainer, make_train_loader, train
+from fastinpaint.training.run import add_train_subcommand
+
+SIZE = 32
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: extra threads only add overhead (and noise) on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class TinyNet(torch.nn.Module):
+    """model(image_masked, valid_mask) -> output: three convs on [image, mask]."""
+
+    def __init__(self, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Dropout2d(dropout),
+            torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 3, 3, padding=1))
+
+    def forward(self, image, valid):
+        return torch.sigmoid(self.body(torch.cat([image, valid], dim=1)))
+
+
+def l1_loss(output, target, valid):
+    hole = (1 - valid) * (output - target).abs()
+    rest = valid * (output - target).abs()
+    terms = {"hole": hole.mean(), "valid": rest.mean()}
+    terms["total"] = 6 * terms["hole"] + terms["valid"]
+    return terms
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    """Eight small smooth synthetic photos (no dependency on the shared data)."""
+    d = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:48, 0:48] / 48.0
+    for i in range(8):
+        c = rng.random((3, 3))
+        img = np.stack([c[k, 0] + c[k, 1] * xx + c[k, 2] * yy for k in range(3)], -1) / 3.0
+        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(d / f"img_{i}.png")
+    return d
+
+
+def _dataset(image_dir):
+    return InpaintingDataset(ImageFolder(image_dir, size=SIZE, seed=0),
+                             IrregularMaskDataset(SIZE, buckets=[(0.1, 0.3)], seed=1))
+
+
+def _trainer(image_dir, out_dir, batch_size, dropout=0.0, init_seed=0, **kw):
+    torch.manual_seed(init_seed)
+    net = TinyNet(dropout)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    loader = make_train_loader(_dataset(image_dir), batch_size=batch_size, seed=3)
+    return Trainer(net, l1_loss, opt, loader, out_dir=out_dir, seed=5, progress=False, device="cpu", **kw)
+
+
+def test_tiny_training_lowers_the_loss(image_dir, tmp_path):
+    trainer = _trainer(image_dir, tmp_path, batch_size=4, checkpoint_every=0, log_every=1)
+    trainer.fit(40)
+    import json
+
+    losses = [json.loads(line)["loss/total"] for line in open(tmp_path / "log.jsonl")]
+    assert len(losses) == 40
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+    assert (tmp_path / "checkpoints" / "last.pt").is_file()
+
+
+def test_resume_after_interrupt_reproduces_weights(image_dir, tmp_path):
+    steps = 8
+    full = _trainer(image_dir, tmp_path / "full", batch_size=2, dropout=0.3, checkpoint_every=3)
+    full.fit(steps)
+
+    class InterruptAt:
+        """Delivers a real SIGINT during the loss of step `at` (the trainer defers it)."""
+
+        def __init__(self, at, raise_directly=False):
+            self.calls, self.at, self.raise_directly = 0, at, raise_directly
+
+        def __call__(self, *args):
+            self.calls += 1
+            if self.calls == self.at:
+                if self.raise_directly:
+                    raise KeyboardInterrupt
+                os.kill(os.getpid(), signal.SIGINT)
+            return l1_loss(*args)
+
+    for raise_directly, expect_step in ((False, 5), (True, 4)):
+        out = tmp_path / f"part_{raise_directly}"
+        part = _trainer(image_dir, out, batch_size=2, dropout=0.3, checkpoint_every=3)
+        part.loss_fn = InterruptAt(5, raise_directly)
+        with pytest.raises(KeyboardInterrupt):
+            part.fit(steps)
+        ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+        assert ckpt["step"] == expect_step
+        # a fresh process would build everything again: other initial weights, fresh optimizer
+        resumed = _trainer(image_dir, out, batch_size=2, dropout=0.3, init_seed=123, checkpoint_every=3)
+        torch.manual_seed(999), np.random.seed(999)  # disturb the RNGs: resume must restore them
+        resumed.fit(steps, resume=True)
+        assert resumed.step == steps
+        for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+            assert torch.equal(a, b), f"{name} differs after resume (raise_directly={raise_directly})"
+
+
+def test_sampler_shards_match_the_single_process_stream():
+    one = SeededSampler(10, seed=4, num_replicas=1, rank=0)
+    stream = [i for _, i in zip(range(40), iter(one))]
+    shards = [[i for _, i in zip(range(20), iter(SeededSampler(10, seed=4, num_replicas=2, rank=r)))] for r in (0, 1)]
+    assert stream[0::2] == shards[0] and stream[1::2] == shards[1]
+    assert sorted(x % 10 for x in stream[:10]) == list(range(10))  # each epoch is a permutation
+    resumed = SeededSampler(10, seed=4, num_replicas=1, rank=0, position=13)
+    assert [i for _, i in zip(range(5), iter(resumed))] == stream[13:18]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, image_dir, out_dir, steps):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from fastinpaint.training.distributed import cleanup, init_distributed
+
+    init_distributed()
+    try:
+        # stop half-way, then resume in new trainers: DDP resume is covered too
+        _trainer(image_dir, out_dir, batch_size=2, checkpoint_every=0).fit(steps // 2)
+        _trainer(image_dir, out_dir, batch_size=2, checkpoint_every=0, init_seed=rank + 50).fit(steps, resume=True)
+    finally:
+        cleanup()
+
+
+def test_ddp_two_processes_match_one_process(image_dir, tmp_path):
+    """2 gloo processes x batch 2 (stopped after 2 steps, resumed to 4) == 1 process x batch 4."""
+    steps = 4
+    single = _trainer(image_dir, tmp_path / "single", batch_size=4, checkpoint_every=0)
+    single.fit(steps)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(image_dir), str(tmp_path / "ddp"), steps), nprocs=2, join=True)
+    ddp = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pt", weights_only=False)
+    assert ddp["step"] == steps and ddp["world_size"] == 2 and len(ddp["rng"]) == 2
+    for name, a in single.model.state_dict().items():
+        torch.testing.assert_close(ddp["model"][name], a, rtol=1e-5, atol=1e-6, msg=f"{name} differs")
+
+
+def test_train_from_toml_config_with_validation(image_dir, tmp_path):
+    MODELS["tiny-test"] = lambda cfg: (TinyNet(), l1_loss)
+    try:
+        cfg = tmp_path / "train.toml"
+        cfg.write_text(f'model = "tiny-test"\nimages = "{image_dir}"\nval_images = "{image_dir}"\n'
+                       f'size = {SIZE}\nbatch_size = 2\nnum_workers = 0\nlr = 0.01\n'
+                       '[train]\ncheckpoint_every = 2\nval_count = 3\nprogress = false\n')
+        import argparse
+
+        parser = argparse.ArgumentParser()
+        add_train_subcommand(parser.add_subparsers(dest="command"))
+        args = parser.parse_args(["train", "--config", str(cfg), "--steps", "3", "--out", str(tmp_path / "run")])
+        assert args.func(args) == 0
+        run = tmp_path / "run"
+        assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["step"] == 3
+        grid = Image.open(run / "val" / "step_0000002.png")
+        assert grid.size == (3 * (SIZE + 4), 3 * (SIZE + 4))  # 3 columns x val_count rows, 2-px frames
+        args = parser.parse_args(["train", "--config", str(cfg), "--steps", "5", "--out", str(run), "--resume"])
+        assert args.func(args) == 0
+        assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["step"] == 5
+    finally:
+        del MODELS["tiny-test"]
+
+
+def test_train_config_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown config key"):
+        train({"model": "nope", "bogus": 1})
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        train({"model": "nope"})
+    with pytest.raises(FileNotFoundError):
+        train(tmp_path / "missing.toml")
+
+
+def test_atomic_checkpoint_write_keeps_the_old_file_on_failure(tmp_path):
+    from fastinpaint.training import atomic_torch_save
+
+    path = tmp_path / "ck.pt"
+    atomic_torch_save({"step": 1}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("disk full, say")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_torch_save({"step": 2, "x": Unpicklable()}, path)
+    assert torch.load(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]  # no temporary file left behind
+
+
+def test_tensorboard_logging_when_installed(image_dir, tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard not installed: the trainer logs to log.jsonl only")
+    val = torch.utils.data.Subset(_dataset(image_dir), [0, 1])
+    trainer = _trainer(image_dir, tmp_path, batch_size=2, checkpoint_every=2, log_every=1,
+                       val_loader=torch.utils.data.DataLoader(val, batch_size=2))
+    trainer.fit(2)
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert trainer.last_val["psnr"] > 0 and 0 < trainer.last_val["ssim"] <= 1
+
+
+def test_yaml_config_and_flag_precedence(tmp_path):
+    pytest.importorskip("yaml", reason="PyYAML not installed: YAML configs are optional")
+    from fastinpaint.training import load_config, merge_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("model: tiny\nsteps: 7\nfinetune: true\nloss_weights: {hole: 3.0}\n")
+    cfg = merge_config(load_config(path), {"steps": 9, "seed": None})
+    assert cfg["steps"] == 9 and cfg["seed"] == 0 and cfg["lr"] == 5e-5 and cfg["loss_weights"] == {"hole": 3.0}
+
+
+def test_loader_workers_do_not_change_the_run(image_dir, tmp_path):
+    """Crops and masks depend on (seed, index) only, not on which worker process reads them."""
+    results = []
+    for workers in (0, 2):
+        torch.manual_seed(0)
+        net = TinyNet()
+        loader = make_train_loader(_dataset(image_dir), batch_size=2, seed=3, num_workers=workers)
+        trainer = Trainer(net, l1_loss, torch.optim.Adam(net.parameters(), lr=1e-2), loader,
+                          out_dir=tmp_path / str(workers), seed=5, progress=False, device="cpu", checkpoint_every=0)
+        trainer.fit(3)
+        results.append(trainer.model.state_dict())
+    for name, a in results[0].items():
+        assert torch.equal(a, results[1][name]), name
+
+
+_CLI_SCRIPT = '''
+import sys, torch
+sys.path.insert(0, {tests!r})
+from test_training import TinyNet, l1_loss
+from fastinpaint.training import MODELS
+from fastinpaint.training.run import main
+MODELS["tiny"] = lambda cfg: (TinyNet(), l1_loss)
+sys.exit(main())
+'''
+
+
+def test_ctrl_c_to_the_process_group_saves_a_checkpoint(image_dir, tmp_path):
+    """What a terminal's Ctrl-C does: SIGINT to the trainer and its loader workers at once."""
+    import pathlib
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "run.py"
+    script.write_text(_CLI_SCRIPT.format(tests=str(pathlib.Path(__file__).parent)))
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(script), "--model", "tiny", "--images", str(image_dir),
+                             "--size", str(SIZE), "--batch-size", "2", "--steps", "1000000", "--workers", "2",
+                             "--checkpoint-every", "1000000", "--log-every", "1", "--no-progress", "--out", str(out)],
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 90
+        while not (out / "log.jsonl").is_file() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[0]
+        os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, output
+    ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+    assert ckpt["step"] >= 1 and "checkpoint at step" in output
