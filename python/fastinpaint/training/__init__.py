@@ -17,3 +17,5 @@ from fastinpaint.training.trainer import Trainer, atomic_torch_save, make_train_
 
 __all__ = ["Trainer", "SeededSampler", "make_train_loader", "train", "MODELS", "DEFAULTS", "add_train_subcommand",
            "load_config", "merge_config", "atomic_torch_save", "seed_everything"]
+
+from fastinpaint.training import pconv as _pconv  # noqa: E402,F401  (registers MODELS["pconv"])
