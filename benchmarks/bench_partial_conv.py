@@ -4,7 +4,8 @@ masks only), vs a plain nn.Conv2d of the same shape — float32, CPU, PConvUNet 
 256², batch 4. Forward is timed under no_grad (inference), forward+backward with gradients for
 input, weight and bias.
 
-    pytest benchmarks/bench_partial_conv.py
+    pytest benchmarks/bench_partial_conv.py     # pytest-benchmark timings, ratio table, peak memory
+    python benchmarks/bench_partial_conv.py     # README table: round-robin medians, wall and CPU
 """
 
 from __future__ import annotations
@@ -167,3 +168,41 @@ def test_partial_conv_peak_memory():
                 cells.append(f"{'n/a':>14s}")
         rows.append(f"  {layer:<8s}" + "".join(cells))
     conftest.ROLLUPS.append("\n".join(rows))
+
+
+def table(rounds: int = 7) -> str:
+    """Markdown table for the README: every implementation run round-robin (so that load from
+    other processes hits all alike), medians of wall and CPU time, as multiples of conv2d."""
+    import time
+
+    rows = ["| layer | mode | " + " | ".join(f"{impl} wall / CPU" for impl in IMPLS) + " |",
+            "|---|---|" + "---|" * len(IMPLS)]
+    for layer in LAYERS:
+        for mode in MODES:
+            steps = {}
+            for impl in IMPLS:
+                try:
+                    steps[impl] = build(layer, impl, mode)
+                except pytest.skip.Exception:
+                    pass
+            for step in steps.values():
+                step()
+            wall = {k: [] for k in steps}
+            cpu = {k: [] for k in steps}
+            for _ in range(rounds):
+                for impl, step in steps.items():
+                    w, c = time.perf_counter(), time.process_time()
+                    step()
+                    wall[impl].append(time.perf_counter() - w)
+                    cpu[impl].append(time.process_time() - c)
+            med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+            bw, bc = med(wall["conv2d"]), med(cpu["conv2d"])
+            cells = [f"{med(wall[i]) / bw:.2f}× / {med(cpu[i]) / bc:.2f}×" if i in steps else "n/a" for i in IMPLS]
+            rows.append(f"| {layer} | {mode} | " + " | ".join(cells) + " |")
+            print(rows[-1], file=sys.stderr, flush=True)
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", file=sys.stderr)
+    print(table())
