@@ -26,8 +26,7 @@ __all__ = ["nnf", "vote", "valid_centres"]
 _PROPAGATIONS = ("jump", "scan")
 
 
-@torch.library.custom_op("fastinpaint::nnf", mutates_args=())
-def _nnf_op(
+def _nnf_impl(
     target: Tensor,
     source: Tensor,
     patch_size: int,
@@ -48,17 +47,25 @@ def _nnf_op(
     return field, dist
 
 
+# The custom ops are what torch.compile traces; in eager mode the public functions call the
+# implementations directly, because the first call of a custom op costs seconds of one-time
+# setup (torch.library / sympy imports) — too much for a command-line run on a small image.
+_nnf_op = torch.library.custom_op("fastinpaint::nnf", _nnf_impl, mutates_args=())
+
+
 @_nnf_op.register_fake
 def _(target, source, patch_size, source_valid, target_weight, active, init, iterations, propagation, max_jump, seed):
     h, w = target.shape[1:]
     return target.new_empty((h, w, 2), dtype=torch.int32), target.new_empty((h, w))
 
 
-@torch.library.custom_op("fastinpaint::vote", mutates_args=())
-def _vote_op(source: Tensor, field: Tensor, patch_size: int, weight: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+def _vote_impl(source: Tensor, field: Tensor, patch_size: int, weight: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
     with device_guard(source):
         out, total = _C.patchmatch_vote(source, field, patch_size, weight, stream_of(source))
     return out, total
+
+
+_vote_op = torch.library.custom_op("fastinpaint::vote", _vote_impl, mutates_args=())
 
 
 @_vote_op.register_fake
@@ -205,18 +212,21 @@ def nnf(
         init = init.to(torch.int32)
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
         raise ValueError(f"{op}: iterations must be a non-negative int, got {iterations!r}")
+    # (dynamo cannot trace the pybind11 query; emulation is a test-only eager-mode switch)
+    emulating = False if torch.compiler.is_compiling() else bool(_C.cuda_emulation_enabled())
     if propagation is None:
-        propagation = "scan" if (target.device.type == "cpu" and not _C.cuda_emulation_enabled()) else "jump"
+        propagation = "scan" if (target.device.type == "cpu" and not emulating) else "jump"
     if propagation not in _PROPAGATIONS:
         raise ValueError(f"{op}: propagation must be one of {_PROPAGATIONS}, got {propagation!r}")
-    if propagation == "scan" and (target.device.type != "cpu" or _C.cuda_emulation_enabled()):
+    if propagation == "scan" and (target.device.type != "cpu" or emulating):
         raise ValueError(f"{op}: propagation='scan' is sequential and runs on the CPU only; use 'jump'")
     if not isinstance(max_jump, int) or max_jump < 0:
         raise ValueError(f"{op}: max_jump must be a non-negative int, got {max_jump!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"{op}: seed must be an int, got {seed!r}")
     seed = seed & 0x7FFFFFFFFFFFFFFF  # the schema's int is int64; the kernels use its bits
-    return torch.ops.fastinpaint.nnf(
+    run = torch.ops.fastinpaint.nnf if torch.compiler.is_compiling() else _nnf_impl
+    return run(
         target, source, patch_size, source_valid, target_weight, active, init, iterations, propagation, max_jump, seed
     )
 
@@ -266,5 +276,6 @@ def vote(
     if weight is not None:
         _check_plane(weight, op, "weight", field.shape[:2], source.device)
         weight = weight.to(torch.float32)
-    out, total = torch.ops.fastinpaint.vote(source, field, patch_size, weight)
+    run = torch.ops.fastinpaint.vote if torch.compiler.is_compiling() else _vote_impl
+    out, total = run(source, field, patch_size, weight)
     return (out, total) if return_total else out
