@@ -16,7 +16,7 @@ namespace cpu {
 namespace {
 // Scan-order bands: fixed height, independent of the thread count, so the field does not
 // depend on how many threads ran it (see pm_scan_pixel).
-constexpr int64_t kScanBandRows = 16;
+constexpr int64_t kScanBandRows = 32;
 }  // namespace
 
 const char* pm_init(const PMProblem& P, const int32_t* init, int32_t* nnf, float* dist, void* /*stream*/) {
