@@ -39,6 +39,8 @@ class PatchMatchOptions:
     patch_size: int = 7
     #: the coarsest level's shorter side is at least this many pixels
     coarsest_size: int = 32
+    #: a coarse pixel is a hole when more than this fraction of its fine pixels are (1.0: any)
+    coarse_hole_fraction: float = 0.5
     #: EM iterations at the coarsest level and at the finest; linear in between
     em_coarsest: int = 8
     em_finest: int = 2
@@ -46,7 +48,7 @@ class PatchMatchOptions:
     nnf_iterations_cold: int = 5
     nnf_iterations_warm: int = 2
     #: weight of the luminance gradient channels relative to the colour channels
-    gradient_weight: float = 1.0
+    gradient_weight: float = 0.5
     #: confidence of a patch decays as gamma ** -(distance of its centre into the hole)
     confidence_gamma: float = 1.3
     #: σ² = this quantile of the patch distances of the active patches
@@ -147,8 +149,17 @@ def _build_pyramid(img: Tensor, hole: Tensor, source: Tensor, opts: PatchMatchOp
         h, w = cur.hole.shape
         if (min(h, w) + 1) // 2 < opts.coarsest_size:
             break
-        hole_c = _down_any(cur.hole)
-        src_c = _down_all(cur.source) & ~hole_c
+        if opts.coarse_hole_fraction >= 1.0:
+            hole_c = _down_any(cur.hole)
+            src_c = _down_all(cur.source) & ~hole_c
+        else:
+            # Majority rule: holes keep their size through the pyramid instead of growing by a
+            # pixel per level, which leaves more to copy from at coarse levels. Coarse known
+            # pixels average the known fine pixels only.
+            frac = F.avg_pool2d(cur.hole[None, None].float(), 2, ceil_mode=True)[0, 0]
+            hole_c = frac > opts.coarse_hole_fraction
+            src_frac = F.avg_pool2d(cur.source[None, None].float(), 2, ceil_mode=True)[0, 0]
+            src_c = (src_frac >= 0.5) & ~hole_c
         # Stop before the holes (which grow when halved) leave too few source patches to copy.
         if _valid_centre_count(src_c, opts.patch_size) < max(64, int(0.05 * src_c.numel())):
             break
