@@ -110,6 +110,8 @@ class _Image:
                     f"RGBA), got {arr.shape}"
                 )
             self.array = np.ascontiguousarray(arr)
+            if not self.array.flags.writeable:  # e.g. np.asarray(PIL image); torch wants writable memory
+                self.array = self.array.copy()
             self.chw = torch.from_numpy(self.array).permute(2, 0, 1)
         else:
             t = image
