@@ -52,6 +52,9 @@ def test_inpaint_single(files, capsys):
     hole = np.asarray(Image.open(mask)) > 127
     assert res.shape == src.shape and np.array_equal(res[~hole], src[~hole])
     assert not list(tmp.glob("*.tmp"))  # the temporary file was renamed away
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not the temporary file's private 0600
 
 
 def test_threshold_and_invert(files, capsys):

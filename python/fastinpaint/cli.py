@@ -78,6 +78,12 @@ def _mask_from_alpha(img, path: Path, invert: bool) -> np.ndarray:
     return ~hole if invert else hole
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _save_atomic(img, out: Path, overwrite: bool) -> None:
     from PIL import Image
 
@@ -99,6 +105,8 @@ def _save_atomic(img, out: Path, overwrite: bool) -> None:
             img.save(f, format=fmt)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, out)
     except BaseException as exc:
         try:
