@@ -170,6 +170,14 @@ def test_unknown_output_format_and_usage_errors(files, capsys):
         run("inpaint", img, mask, "-o", tmp / "x.png", "--device", "tpu")
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message shown without a GPU")
+def test_cuda_without_gpu_is_a_clear_error(files, capsys):
+    tmp, img, mask = files
+    assert run("inpaint", img, mask, "-o", tmp / "o.png", "--device", "cuda") == 1
+    assert "cuda" in capsys.readouterr().err.lower()
+    assert not (tmp / "o.png").exists()
+
+
 def test_help_states_threshold(capsys):
     with pytest.raises(SystemExit):
         run("inpaint", "--help")

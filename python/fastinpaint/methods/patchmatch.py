@@ -161,7 +161,10 @@ def _build_pyramid(img: Tensor, hole: Tensor, source: Tensor, opts: PatchMatchOp
             hole_c = frac > opts.coarse_hole_fraction
             src_frac = F.avg_pool2d(cur.source[None, None].float(), 2, ceil_mode=True)[0, 0]
             src_c = (src_frac >= 0.5) & ~hole_c
-        # Stop before the holes (which grow when halved) leave too few source patches to copy.
+        # Thin holes vanish under the majority rule: a level without holes has nothing to solve.
+        if not bool(hole_c.any()):
+            break
+        # Stop before the holes leave too few source patches to copy.
         if _valid_centre_count(src_c, opts.patch_size) < max(64, int(0.05 * src_c.numel())):
             break
         levels.append(_Level(_down_image(cur.image, ~cur.hole), hole_c, src_c))
