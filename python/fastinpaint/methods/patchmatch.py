@@ -42,7 +42,7 @@ class PatchMatchOptions:
     #: a coarse pixel is a hole when more than this fraction of its fine pixels are (1.0: any)
     coarse_hole_fraction: float = 0.5
     #: EM iterations at the coarsest level and at the finest; linear in between
-    em_coarsest: int = 8
+    em_coarsest: int = 12
     em_finest: int = 1
     #: NNF rounds from a random start, and from the previous EM iteration's / level's field
     nnf_iterations_cold: int = 5
