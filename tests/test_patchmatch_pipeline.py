@@ -145,6 +145,10 @@ def test_bad_inputs():
         fastinpaint.inpaint(img, box_mask(20, 24, 5, 10, 5, 10), method="magic")
     with pytest.raises(TypeError, match="dtype"):
         fastinpaint.inpaint(img.astype(bool), box_mask(20, 24, 5, 10, 5, 10))
+    with pytest.raises(ValueError, match="odd"):
+        fastinpaint.inpaint(img, box_mask(20, 24, 5, 10, 5, 10), patch_size=4)
+    with pytest.raises(TypeError, match="unknown option"):
+        fastinpaint.inpaint(img, box_mask(20, 24, 5, 10, 5, 10), em_iterations=3)
 
 
 def test_source_mask_limits_what_is_copied():

@@ -220,6 +220,11 @@ def inpaint_patchmatch(
     Returns:
         ``(C, H, W)`` float32; known pixels equal the input.
     """
+    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1 or patch_size % 2 == 0:
+        raise ValueError(f"patchmatch: patch_size must be a positive odd int, got {patch_size!r}")
+    unknown = set(options) - set(PatchMatchOptions.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"patchmatch: unknown option(s) {sorted(unknown)}; known: {sorted(PatchMatchOptions.__dataclass_fields__)}")
     opts = PatchMatchOptions(patch_size=patch_size, **options)
     source = ~hole if source_mask is None else (~hole & source_mask)
     if not bool(source.any()):
