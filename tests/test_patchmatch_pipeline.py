@@ -1,7 +1,6 @@
 """fastinpaint.inpaint(method="patchmatch"): types in and out, known pixels bit for bit, edge cases,
 and quality on the development photos (../shared/data, relative to the repository root)."""
 
-import warnings
 from pathlib import Path
 
 import numpy as np

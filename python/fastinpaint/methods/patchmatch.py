@@ -17,7 +17,6 @@ Works on ``(C, H, W)`` float tensors on any device fastinpaint's kernels run on;
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -188,6 +187,8 @@ def _em_level(level: _Level, img: Tensor, field: Optional[Tensor], em_iterations
             propagation=opts.propagation, seed=seed + 7919 * it,
         )
         d = dist[active]
+        if d.numel() > (1 << 22):  # torch.quantile refuses more than 2^24 values; a strided sample is plenty
+            d = d[:: d.numel() // (1 << 22) + 1]
         sigma2 = float(torch.quantile(d, opts.sigma_quantile)) if d.numel() > 0 else 1.0
         sigma2 = max(sigma2, 1e-8)
         weight = torch.exp(-dist / (2.0 * sigma2)) * conf
