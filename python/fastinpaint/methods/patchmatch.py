@@ -41,11 +41,11 @@ class PatchMatchOptions:
     #: a coarse pixel is a hole when more than this fraction of its fine pixels are (1.0: any)
     coarse_hole_fraction: float = 0.5
     #: EM iterations at the coarsest level and at the finest; linear in between
-    em_coarsest: int = 12
+    em_coarsest: int = 16
     em_finest: int = 1
     #: NNF rounds from a random start, and from the previous EM iteration's / level's field
     nnf_iterations_cold: int = 5
-    nnf_iterations_warm: int = 2
+    nnf_iterations_warm: int = 4
     #: weight of the luminance gradient channels relative to the colour channels
     gradient_weight: float = 0.5
     #: confidence of a patch decays as gamma ** -(distance of its centre into the hole)
