@@ -5,6 +5,7 @@
 #include "cuda/emulation_registry.h"
 #include "ops/backend.h"
 #include "ops/partial_conv.h"
+#include "ops/patchmatch.h"
 
 namespace py = pybind11;
 
@@ -42,4 +43,13 @@ PYBIND11_MODULE(_C, m) {
         py::arg("grad_out"), py::arg("masked_input"), py::arg("mask"), py::arg("mask_channels"), py::arg("weight"),
         py::arg("ratio"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
         py::arg("input_channels_last"), py::arg("need_input"), py::arg("need_weight"), py::arg("need_bias"), py::arg("stream") = 0);
+
+  // PatchMatch (python/fastinpaint/ops/patchmatch.py wraps these as custom ops).
+  m.def("patchmatch_nnf", &fastinpaint::patchmatch_nnf, py::arg("target"), py::arg("source"), py::arg("patch_size"),
+        py::arg("source_valid"), py::arg("target_weight"), py::arg("active"), py::arg("init"), py::arg("iterations"),
+        py::arg("propagation"), py::arg("max_jump"), py::arg("seed"), py::arg("stream") = 0);
+  m.def("patchmatch_valid_centres", &fastinpaint::patchmatch_valid_centres, py::arg("source_valid"),
+        py::arg("patch_size"));
+  m.def("patchmatch_vote", &fastinpaint::patchmatch_vote, py::arg("source"), py::arg("nnf"), py::arg("patch_size"),
+        py::arg("weight"), py::arg("stream") = 0);
 }

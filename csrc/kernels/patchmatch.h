@@ -1,0 +1,264 @@
+// Per-pixel math of PatchMatch (Barnes et al. 2009) and patch voting (Wexler et al. 2007), shared
+// verbatim by the CPU loops (csrc/cpu/patchmatch_cpu.cpp) and the CUDA kernels
+// (csrc/cuda/patchmatch.cu).
+//
+// Layout: images are HWC float32 (channels innermost), so that one patch row of one image is
+// (2r+1)·C contiguous floats; the field is int32 [H, W, 2] holding the (y, x) of the matched
+// source patch's centre, -1 where the target pixel is inactive; distances are float32 [H, W].
+//
+// Determinism is a design goal: the CPU and the CUDA backends must produce the same field for
+// the same seed. Hence
+//   * random numbers come from a counter-based hash of (seed, pixel, iteration, draw), never from
+//     a stateful generator whose sequence would depend on the thread schedule;
+//   * every jump-flooding pass reads the previous field and writes a new one (double buffering),
+//     so a pixel's result never depends on which neighbour happened to run first;
+//   * sums run in one fixed order, and products go through pm_mul/pm_add, which stop nvcc from
+//     contracting a*b+c into an FMA (g++ on x86-64 never contracts without -mfma): an FMA rounds
+//     once instead of twice and the GPU distances would differ from the CPU ones in the last bit,
+//     enough to flip a tie.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/macros.h"
+
+namespace fastinpaint {
+
+// Distance of a target pixel that has no match yet (larger than any real SSD).
+constexpr float kPmFar = 3.0e38f;
+
+// Everything a PatchMatch step reads. All pointers live on the device running the kernel.
+struct PMProblem {
+  const float* A;              // target, [Ht, Wt, C]
+  const float* B;              // source, [Hs, Ws, C]
+  const float* target_weight;  // [Ht, Wt] per-pixel weight of the SSD, or null (all 1)
+  const uint8_t* active;       // [Ht, Wt] 1 where the field is computed, or null (all)
+  const uint8_t* valid;        // [Hs, Ws] 1 where a patch centred there may be matched
+  const int32_t* valid_list;   // [n_valid] linear indices of the valid centres (random init)
+  int64_t n_valid;
+  int64_t C, Ht, Wt, Hs, Ws;
+  int r;                       // patch radius: patches are (2r+1) x (2r+1)
+  uint64_t seed;
+};
+
+C10_HOST_DEVICE FI_INLINE float pm_mul(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);  // never fused into an FMA
+#else
+  return a * b;
+#endif
+}
+
+C10_HOST_DEVICE FI_INLINE float pm_add(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+
+// Counter-based random bits: a SplitMix64 finaliser over (seed, pixel, iteration, draw). Any
+// backend, any thread schedule, same numbers.
+C10_HOST_DEVICE FI_INLINE uint32_t pm_random(uint64_t seed, uint64_t pixel, uint32_t iteration, uint32_t draw) {
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull;
+  z ^= (pixel + 0x632BE59BD9B4E019ull) * 0xD1B54A32D192ED03ull;
+  z ^= ((uint64_t(iteration) << 32) | draw) * 0xA24BAED4963EE407ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return uint32_t(z >> 32);
+}
+
+// Uniform integer in [0, n) (n < 2^32) by multiply-shift: no modulo bias worth speaking of, no division.
+C10_HOST_DEVICE FI_INLINE int64_t pm_uniform(uint32_t bits, int64_t n) { return int64_t((uint64_t(bits) * uint64_t(n)) >> 32); }
+
+// SSD between the target patch at (ty, tx) and the source patch at (sy, sx), summed over the
+// channels and over the target pixels that lie inside the target image (the source patch lies
+// fully inside the source: only valid centres are ever evaluated), each pixel weighted by
+// target_weight. Early termination: once a full patch row has pushed the partial sum above
+// `bound` the candidate cannot win, and the partial sum (> bound) is returned.
+C10_HOST_DEVICE FI_INLINE float pm_patch_distance(const PMProblem& P, int64_t ty, int64_t tx, int64_t sy, int64_t sx,
+                                                  float bound) {
+  const int r = P.r;
+  const int64_t C = P.C;
+  const int64_t x0 = tx - r < 0 ? -tx : -r;                        // clip the patch to the target
+  const int64_t x1 = tx + r >= P.Wt ? P.Wt - 1 - tx : r;
+  float ssd = 0.0f;
+  for (int dy = -r; dy <= r; ++dy) {
+    const int64_t y = ty + dy;
+    if (y < 0 || y >= P.Ht) continue;
+    const float* a = P.A + (y * P.Wt + tx + x0) * C;
+    const float* b = P.B + ((sy + dy) * P.Ws + sx + x0) * C;
+    const float* w = P.target_weight ? P.target_weight + y * P.Wt + tx + x0 : nullptr;
+    float row = 0.0f;
+    for (int64_t dx = x0; dx <= x1; ++dx) {
+      float px = 0.0f;
+      for (int64_t c = 0; c < C; ++c) {
+        const float d = a[c] - b[c];
+        px = pm_add(px, pm_mul(d, d));
+      }
+      row = pm_add(row, w ? pm_mul(*w++, px) : px);
+      a += C;
+      b += C;
+    }
+    ssd = pm_add(ssd, row);
+    if (ssd > bound) return ssd;
+  }
+  return ssd;
+}
+
+// The best match of one target pixel while it is being improved.
+struct PMBest {
+  int32_t y, x;
+  float d;
+};
+
+// Tries source centre (sy, sx) for target pixel (ty, tx): ignored when outside the source or not
+// a valid centre, or when it is the current match; taken when strictly better (ties keep the
+// earlier candidate, in the fixed candidate order).
+C10_HOST_DEVICE FI_INLINE void pm_try(const PMProblem& P, int64_t ty, int64_t tx, int64_t sy, int64_t sx, PMBest& best) {
+  if (sy < 0 || sx < 0 || sy >= P.Hs || sx >= P.Ws) return;
+  if (!P.valid[sy * P.Ws + sx]) return;
+  if (sy == best.y && sx == best.x) return;
+  const float d = pm_patch_distance(P, ty, tx, sy, sx, best.d);
+  if (d < best.d) {
+    best.y = int32_t(sy);
+    best.x = int32_t(sx);
+    best.d = d;
+  }
+}
+
+C10_HOST_DEVICE FI_INLINE bool pm_is_active(const PMProblem& P, int64_t pix) { return P.active == nullptr || P.active[pix] != 0; }
+
+// Initial match of target pixel (ty, tx): the caller's `init` (e.g. a field upsampled from a
+// coarser level) where it names a valid centre, else a uniformly random valid centre.
+// Writes nnf[2*pix .. 2*pix+1] and dist[pix]; inactive pixels get (-1, -1) and kPmFar.
+C10_HOST_DEVICE FI_INLINE void pm_init_pixel(const PMProblem& P, const int32_t* init, int64_t ty, int64_t tx,
+                                             int32_t* nnf, float* dist) {
+  const int64_t pix = ty * P.Wt + tx;
+  if (!pm_is_active(P, pix)) {
+    nnf[2 * pix] = -1;
+    nnf[2 * pix + 1] = -1;
+    dist[pix] = kPmFar;
+    return;
+  }
+  int64_t sy = -1, sx = -1;
+  if (init) {
+    sy = init[2 * pix];
+    sx = init[2 * pix + 1];
+  }
+  if (sy < 0 || sx < 0 || sy >= P.Hs || sx >= P.Ws || !P.valid[sy * P.Ws + sx]) {
+    const int64_t k = pm_uniform(pm_random(P.seed, uint64_t(pix), 0xFFFFFFFFu, 0u), P.n_valid);
+    const int64_t s = P.valid_list[k];
+    sy = s / P.Ws;
+    sx = s % P.Ws;
+  }
+  nnf[2 * pix] = int32_t(sy);
+  nnf[2 * pix + 1] = int32_t(sx);
+  dist[pix] = pm_patch_distance(P, ty, tx, sy, sx, kPmFar);
+}
+
+// Propagation candidate from the neighbour at offset (dy, dx): the neighbour's match, shifted
+// back by the same offset (coherent patches have coherent matches).
+C10_HOST_DEVICE FI_INLINE void pm_try_neighbour(const PMProblem& P, const int32_t* field, int64_t ty, int64_t tx,
+                                                int64_t dy, int64_t dx, PMBest& best) {
+  const int64_t ny = ty + dy, nx = tx + dx;
+  if (ny < 0 || nx < 0 || ny >= P.Ht || nx >= P.Wt) return;
+  const int64_t q = ny * P.Wt + nx;
+  const int32_t my = field[2 * q], mx = field[2 * q + 1];
+  if (my < 0) return;  // inactive neighbour
+  pm_try(P, ty, tx, int64_t(my) - dy, int64_t(mx) - dx, best);
+}
+
+// Random search around the current best: one sample per radius max(Hs, Ws), /2, ..., 1, drawn
+// uniformly in the square of that radius (clipped to the source); draws keyed on `iteration`.
+C10_HOST_DEVICE FI_INLINE void pm_random_search(const PMProblem& P, int64_t ty, int64_t tx, uint32_t iteration,
+                                                PMBest& best) {
+  const uint64_t pix = uint64_t(ty * P.Wt + tx);
+  uint32_t draw = 0;
+  for (int64_t radius = P.Hs > P.Ws ? P.Hs : P.Ws; radius >= 1; radius /= 2) {
+    const int64_t cy = best.y, cx = best.x;
+    const int64_t ylo = cy - radius < 0 ? 0 : cy - radius, yhi = cy + radius >= P.Hs ? P.Hs - 1 : cy + radius;
+    const int64_t xlo = cx - radius < 0 ? 0 : cx - radius, xhi = cx + radius >= P.Ws ? P.Ws - 1 : cx + radius;
+    const int64_t sy = ylo + pm_uniform(pm_random(P.seed, pix, iteration, draw), yhi - ylo + 1);
+    const int64_t sx = xlo + pm_uniform(pm_random(P.seed, pix, iteration, draw + 1), xhi - xlo + 1);
+    draw += 2;
+    pm_try(P, ty, tx, sy, sx, best);
+  }
+}
+
+// One jump-flooding pass for target pixel (ty, tx): start from its match in `prev`, try the
+// matches of the 8 neighbours at distance `step` (read from `prev` too, so the pass is a pure
+// function of the previous field), then, if `search`, a random search keyed on `iteration`.
+// Writes the result to next/next_dist.
+C10_HOST_DEVICE FI_INLINE void pm_jump_pixel(const PMProblem& P, const int32_t* prev, const float* prev_dist,
+                                             int64_t ty, int64_t tx, int64_t step, bool search, uint32_t iteration,
+                                             int32_t* next, float* next_dist) {
+  const int64_t pix = ty * P.Wt + tx;
+  PMBest best{prev[2 * pix], prev[2 * pix + 1], prev_dist[pix]};
+  if (best.y >= 0) {
+    for (int64_t dy = -1; dy <= 1; ++dy)
+      for (int64_t dx = -1; dx <= 1; ++dx)
+        if (dy != 0 || dx != 0) pm_try_neighbour(P, prev, ty, tx, dy * step, dx * step, best);
+    if (search) pm_random_search(P, ty, tx, iteration, best);
+  }
+  next[2 * pix] = best.y;
+  next[2 * pix + 1] = best.x;
+  next_dist[pix] = best.d;
+}
+
+// One pixel of classic scan-order PatchMatch (in place): forward scans (dir = +1) try the left
+// and upper neighbours, backward scans (dir = -1) the right and lower ones, then random search.
+// Neighbours in rows outside [row_lo, row_hi) are read from `frozen` (the field at the start of
+// the iteration) rather than from `field`, so that row bands can be scanned in parallel and still
+// give one result whatever the thread count.
+C10_HOST_DEVICE FI_INLINE void pm_scan_pixel(const PMProblem& P, int32_t* field, float* dist, const int32_t* frozen,
+                                             int64_t row_lo, int64_t row_hi, int64_t ty, int64_t tx, int dir,
+                                             uint32_t iteration) {
+  const int64_t pix = ty * P.Wt + tx;
+  PMBest best{field[2 * pix], field[2 * pix + 1], dist[pix]};
+  if (best.y < 0) return;
+  pm_try_neighbour(P, field, ty, tx, 0, -dir, best);
+  const int64_t ny = ty - dir;
+  pm_try_neighbour(P, (ny >= row_lo && ny < row_hi) ? field : frozen, ty, tx, -dir, 0, best);
+  pm_random_search(P, ty, tx, iteration, best);
+  field[2 * pix] = best.y;
+  field[2 * pix + 1] = best.x;
+  dist[pix] = best.d;
+}
+
+// Voting (gather form, deterministic, no atomics): target pixel (y, x) becomes the weighted mean
+// of the values that every overlapping matched patch proposes for it,
+//   out(p) = Σ_q w(q) · B(nnf(q) + p - q) / Σ_q w(q)   over active q with |q - p|∞ ≤ r,
+// written to out[(y*W + x)*C ...]; 0 where no patch covers the pixel. Returns Σ_q w(q).
+C10_HOST_DEVICE FI_INLINE float pm_vote_pixel(const float* B, int64_t Hs, int64_t Ws, int64_t C, const int32_t* nnf,
+                                              const float* weight, int64_t H, int64_t W, int r, int64_t y, int64_t x,
+                                              float* out) {
+  float* o = out + (y * W + x) * C;
+  for (int64_t c = 0; c < C; ++c) o[c] = 0.0f;
+  float total = 0.0f;
+  for (int dy = -r; dy <= r; ++dy) {
+    const int64_t qy = y + dy;
+    if (qy < 0 || qy >= H) continue;
+    for (int dx = -r; dx <= r; ++dx) {
+      const int64_t qx = x + dx;
+      if (qx < 0 || qx >= W) continue;
+      const int64_t q = qy * W + qx;
+      const int32_t my = nnf[2 * q], mx = nnf[2 * q + 1];
+      if (my < 0) continue;
+      const float w = weight ? weight[q] : 1.0f;
+      if (!(w > 0.0f)) continue;
+      // The patch centred at q covers p at offset (-dy, -dx) from its centre.
+      const int64_t sy = int64_t(my) - dy, sx = int64_t(mx) - dx;
+      if (sy < 0 || sx < 0 || sy >= Hs || sx >= Ws) continue;
+      const float* b = B + (sy * Ws + sx) * C;
+      for (int64_t c = 0; c < C; ++c) o[c] = pm_add(o[c], pm_mul(w, b[c]));
+      total = pm_add(total, w);
+    }
+  }
+  if (total > 0.0f)
+    for (int64_t c = 0; c < C; ++c) o[c] = o[c] / total;
+  return total;
+}
+
+}  // namespace fastinpaint

@@ -1,0 +1,288 @@
+"""``fastinpaint.inpaint``: one entry point for every method, on numpy arrays, PIL images and
+tensors.
+
+The dispatcher owns everything that is not the method itself: reading the image and mask in
+their many forms, alpha, dtypes, the empty / full mask cases, and copying the known pixels back
+bit for bit. A method only sees ``(C, H, W)`` float32 colour channels and an ``(H, W)`` bool hole
+on one device (see :mod:`fastinpaint.methods`).
+
+Adding a method: either list it in ``_BUILTIN_METHODS`` (module path and function name, imported
+on first use so that e.g. a network's weights are not loaded by ``import fastinpaint``), or call
+:func:`register_method` at import time of your module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from typing import Any, Callable, Dict, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["inpaint", "register_method", "available_methods"]
+
+# name -> "module:function"; imported lazily.
+_BUILTIN_METHODS: Dict[str, str] = {
+    "patchmatch": "fastinpaint.methods.patchmatch:inpaint_patchmatch",
+}
+_REGISTERED: Dict[str, Callable[..., Tensor]] = {}
+
+ImageLike = Union[np.ndarray, Tensor, Any]  # Any: PIL.Image.Image (PIL imported lazily)
+
+
+def register_method(name: str, fn: Optional[Callable[..., Tensor]] = None):
+    """Registers ``fn(image, hole, *, seed, source_mask, **options) -> Tensor`` under ``name``
+    (usable as a decorator). ``image`` is ``(C, H, W)`` float32 colour (values in the input's own
+    scale, e.g. 0–255 for uint8), ``hole`` ``(H, W)`` bool, ``source_mask`` ``(H, W)`` bool or
+    None (True = may be copied from); the result is ``(C, H, W)``."""
+
+    def deco(f):
+        _REGISTERED[name] = f
+        return f
+
+    return deco(fn) if fn is not None else deco
+
+
+def available_methods() -> Tuple[str, ...]:
+    return tuple(sorted(set(_BUILTIN_METHODS) | set(_REGISTERED)))
+
+
+def _resolve_method(method: str) -> Callable[..., Tensor]:
+    if not isinstance(method, str):
+        raise TypeError(f"inpaint: method must be a string, got {type(method).__name__}")
+    if method in _REGISTERED:
+        return _REGISTERED[method]
+    if method in _BUILTIN_METHODS:
+        module, fn = _BUILTIN_METHODS[method].split(":")
+        return getattr(importlib.import_module(module), fn)
+    raise ValueError(f"inpaint: unknown method {method!r}; available: {', '.join(available_methods())}")
+
+
+# ------------------------------------------------------------------------------------------------
+# conversions
+# ------------------------------------------------------------------------------------------------
+def _is_pil(x) -> bool:
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(x, Image.Image)
+
+
+class _Image:
+    """An input image as a channels-last numpy array or a CHW tensor, plus how to give it back."""
+
+    def __init__(self, image: ImageLike):
+        self.kind: str
+        self.pil_mode: Optional[str] = None
+        if _is_pil(image):
+            mode = image.mode
+            if mode == "P":
+                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+            elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa", "La", "PA"):
+                image = image.convert("RGBA" if "A" in mode or "a" in mode else "RGB")
+            self.kind = "pil"
+            self.pil_mode = image.mode
+            arr = np.array(image)
+        elif isinstance(image, np.ndarray):
+            self.kind = "numpy"
+            arr = image
+        elif isinstance(image, Tensor):
+            self.kind = "tensor"
+            arr = None
+        else:
+            raise TypeError(
+                f"inpaint: image must be a numpy array, a PIL image or a torch tensor, got {type(image).__name__}"
+            )
+        if arr is not None:
+            if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+                raise TypeError(f"inpaint: image dtype must be an integer or float type, got {arr.dtype}")
+            if arr.ndim == 2:
+                arr = arr[:, :, None]
+                self.squeeze = True
+            elif arr.ndim == 3 and arr.shape[2] in (1, 2, 3, 4):
+                self.squeeze = False
+            else:
+                raise ValueError(
+                    f"inpaint: image must have shape (H, W) or (H, W, C) with C in 1..4 (gray, gray+alpha, RGB, "
+                    f"RGBA), got {arr.shape}"
+                )
+            self.array = np.ascontiguousarray(arr)
+            if not self.array.flags.writeable:  # e.g. np.asarray(PIL image); torch wants writable memory
+                self.array = self.array.copy()
+            self.chw = torch.from_numpy(self.array).permute(2, 0, 1)
+        else:
+            t = image
+            if t.dtype == torch.bool or t.is_complex() or not (t.is_floating_point() or _is_int_dtype(t.dtype)):
+                raise TypeError(f"inpaint: image dtype must be an integer or float type, got {t.dtype}")
+            if t.dim() == 2:
+                t = t[None]
+                self.squeeze = True
+            elif t.dim() == 3 and t.shape[0] in (1, 2, 3, 4):
+                self.squeeze = False
+            else:
+                raise ValueError(
+                    f"inpaint: image tensor must have shape (H, W) or (C, H, W) with C in 1..4, got {tuple(t.shape)}"
+                )
+            self.chw = t
+        self.channels = self.chw.shape[0]
+        self.colour = 3 if self.channels >= 3 else 1  # a 2nd or 4th channel is alpha
+        self.size = tuple(self.chw.shape[1:])
+        if min(self.size) == 0:
+            raise ValueError(f"inpaint: image is empty (size {self.size})")
+
+    @property
+    def dtype(self):
+        return self.chw.dtype
+
+    def colour_float(self, device) -> Tensor:
+        return self.chw[: self.colour].to(device=device, dtype=torch.float32).contiguous()
+
+    def original(self):
+        if self.kind == "tensor":
+            t = self.chw.clone()
+            return t[0] if self.squeeze else t
+        return self.pil_or_array(self.array.copy())
+
+    def pil_or_array(self, arr: np.ndarray):
+        if self.squeeze:
+            arr = arr[:, :, 0]
+        if self.kind == "pil":
+            from PIL import Image
+
+            return Image.fromarray(arr, mode=self.pil_mode) if self.pil_mode in ("L", "RGB", "RGBA", "LA") else Image.fromarray(arr)
+        return arr
+
+    def with_fill(self, fill: Tensor, hole: Tensor):
+        """The input with the colour channels of the hole pixels replaced by ``fill`` (C, H, W),
+        rounded and clipped for integer types; everything else is the input's own bits."""
+        if self.kind == "tensor":
+            out = self.chw.clone()
+            vals = _cast_like(fill.to(out.device), out.dtype)
+            h = hole.to(out.device)
+            out[: self.colour] = torch.where(h[None], vals, out[: self.colour])
+            return out[0] if self.squeeze else out
+        out = self.array.copy()
+        vals = _cast_like(fill.cpu(), torch.from_numpy(out[:0, :0]).dtype).permute(1, 2, 0).numpy()
+        h = hole.cpu().numpy()
+        out[h, : self.colour] = vals[h]
+        return self.pil_or_array(out)
+
+
+def _is_int_dtype(dtype: torch.dtype) -> bool:
+    return dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16, torch.uint32)
+
+
+def _cast_like(x: Tensor, dtype: torch.dtype) -> Tensor:
+    if dtype.is_floating_point:
+        return x.to(dtype)
+    info = torch.iinfo(dtype)
+    return x.round().clamp(info.min, info.max).to(dtype)
+
+
+def _as_bool_plane(mask, size, name: str) -> Tensor:
+    """(H, W) bool, True where the mask is non-zero; accepts numpy, PIL, tensor, with a trailing or
+    leading channel axis of 1 (or a multi-channel mask: non-zero in any channel)."""
+    if _is_pil(mask):
+        mask = np.array(mask)
+    if isinstance(mask, np.ndarray):
+        if mask.dtype != np.bool_ and not (np.issubdtype(mask.dtype, np.number)):
+            raise TypeError(f"inpaint: {name} must be numeric or bool, got dtype {mask.dtype}")
+        m = torch.from_numpy(np.ascontiguousarray(mask))
+        if m.dim() == 3:
+            m = m.permute(2, 0, 1) if m.shape[:2] == torch.Size(size) else m
+    elif isinstance(mask, Tensor):
+        m = mask
+    else:
+        raise TypeError(f"inpaint: {name} must be a numpy array, a PIL image or a torch tensor, got {type(mask).__name__}")
+    if m.dim() == 3:
+        m = m.ne(0).any(0)
+    if m.dim() != 2:
+        raise ValueError(f"inpaint: {name} must be 2-D (H, W), got shape {tuple(m.shape)}")
+    if tuple(m.shape) != tuple(size):
+        raise ValueError(
+            f"inpaint: {name} size {tuple(m.shape)} (H, W) does not match the image size {tuple(size)}"
+        )
+    return m.ne(0)
+
+
+# ------------------------------------------------------------------------------------------------
+# public API
+# ------------------------------------------------------------------------------------------------
+def inpaint(
+    image: ImageLike,
+    mask: ImageLike,
+    method: str = "patchmatch",
+    *,
+    patch_size: Optional[int] = None,
+    seed: int = 0,
+    device: Union[str, torch.device, None] = None,
+    source_mask: Optional[ImageLike] = None,
+    **options,
+):
+    """Fills the masked region of an image.
+
+    Args:
+        image: numpy array ``(H, W)`` / ``(H, W, C)``, PIL image, or tensor ``(H, W)`` /
+            ``(C, H, W)``; C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA). uint8, uint16 (and
+            other integer types) or float. Alpha is returned unchanged; only colour is filled.
+        mask: same height and width; **non-zero = hole** (the pixels to fill). numpy, PIL or tensor;
+            a trailing/leading channel axis is allowed (non-zero in any channel = hole).
+        method: ``"patchmatch"`` (default; no weights needed) or another registered method
+            (:func:`available_methods`).
+        patch_size: patch side for patch-based methods (odd; default: the method's own).
+        seed: random seed; the same seed on the same kind of device gives the same result.
+        device: where to compute (``"cpu"``, ``"cuda"``, ...). Default: the tensor's device, or the
+            CPU for numpy/PIL input. The result is returned in the input's type and place.
+        source_mask: optional, same size; **non-zero = may be copied from**. Known pixels outside
+            it are kept but never copied (e.g. exclude other objects).
+        **options: method-specific options (see the method's documentation).
+
+    Returns:
+        The filled image, of the same type (numpy / PIL / tensor on the same device), dtype and
+        shape as ``image``. Known pixels are bit-for-bit those of the input.
+
+    Raises:
+        ValueError: mask size differs from the image size; the mask covers the whole image (there
+            is nothing to copy from); unknown method.
+        TypeError: unsupported image or mask type.
+
+    An empty mask returns a copy of the input with a warning.
+
+    Example:
+        >>> import numpy as np, fastinpaint
+        >>> img = np.random.randint(0, 255, (120, 160, 3), dtype=np.uint8)
+        >>> mask = np.zeros((120, 160), np.uint8); mask[40:80, 60:100] = 255
+        >>> out = fastinpaint.inpaint(img, mask, seed=0)
+        >>> out.shape, out.dtype
+        ((120, 160, 3), dtype('uint8'))
+    """
+    fn = _resolve_method(method)
+    img = _Image(image)
+    hole = _as_bool_plane(mask, img.size, "mask")
+    src = None if source_mask is None else _as_bool_plane(source_mask, img.size, "source_mask")
+    n_hole = int(hole.sum())
+    if n_hole == 0:
+        warnings.warn("inpaint: the mask is empty (no hole pixel); returning the input unchanged", stacklevel=2)
+        return img.original()
+    if n_hole == hole.numel():
+        raise ValueError(
+            "inpaint: the mask covers the whole image, so there are no known pixels to copy from; "
+            "mark only the region to fill (non-zero = hole)"
+        )
+    if device is None:
+        device = img.chw.device if img.kind == "tensor" else torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("inpaint: device='cuda' was requested but torch.cuda.is_available() is False")
+    colour = img.colour_float(device)
+    hole_d = hole.to(device)
+    src_d = None if src is None else src.to(device)
+    if patch_size is not None:
+        options["patch_size"] = patch_size
+    filled = fn(colour, hole_d, seed=seed, source_mask=src_d, **options)
+    if tuple(filled.shape) != tuple(colour.shape):
+        raise RuntimeError(f"inpaint: method {method!r} returned shape {tuple(filled.shape)}, expected {tuple(colour.shape)}")
+    return img.with_fill(filled, hole)

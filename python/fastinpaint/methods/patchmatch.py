@@ -1,0 +1,259 @@
+"""Multi-scale PatchMatch completion (Wexler et al. 2007 with Barnes et al. 2009's NNF).
+
+Coarse to fine over an image pyramid; at each level, EM iterations of
+  E: nearest-neighbour field from every patch overlapping the hole to patches lying fully in the
+     known (source) region, on features = colour + luminance gradients, so that edges are
+     matched and not just average colours;
+  M: vote: each hole pixel becomes the weighted mean of what the overlapping matched patches
+     propose, patches weighted by exp(-d / 2σ²) (σ² from the distance distribution, so the
+     weighting adapts to the image's contrast) and by a confidence that decays into the hole
+     (patches near the boundary are anchored in known pixels and are trusted more).
+The field is upsampled to seed the next finer level. The coarsest level starts from a smooth
+mask-aware pyramid fill rather than noise, so the first fields match plausible colours.
+
+Works on ``(C, H, W)`` float tensors on any device fastinpaint's kernels run on; the dispatcher
+(:func:`fastinpaint.inpaint`) handles image types, dtypes, alpha and copying known pixels back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from fastinpaint.ops.patchmatch import nnf as _nnf
+from fastinpaint.ops.patchmatch import vote as _vote
+
+__all__ = ["inpaint_patchmatch", "PatchMatchOptions"]
+
+
+@dataclass
+class PatchMatchOptions:
+    """Tuning knobs of :func:`inpaint_patchmatch` (defaults chosen on photographs ~512 px)."""
+
+    patch_size: int = 7
+    #: the coarsest level's shorter side is at least this many pixels
+    coarsest_size: int = 32
+    #: a coarse pixel is a hole when more than this fraction of its fine pixels are (1.0: any)
+    coarse_hole_fraction: float = 0.5
+    #: EM iterations at the coarsest level and at the finest; linear in between
+    em_coarsest: int = 16
+    em_finest: int = 1
+    #: NNF rounds from a random start, and from the previous EM iteration's / level's field
+    nnf_iterations_cold: int = 5
+    nnf_iterations_warm: int = 4
+    #: weight of the luminance gradient channels relative to the colour channels
+    gradient_weight: float = 0.5
+    #: confidence of a patch decays as gamma ** -(distance of its centre into the hole)
+    confidence_gamma: float = 1.6
+    #: σ² = this quantile of the patch distances of the active patches. High: only clearly worse
+    #: patches are down-weighted, the rest average (measured better PSNR and SSIM than 0.5-0.75)
+    sigma_quantile: float = 0.98
+    propagation: Optional[str] = None
+
+
+# ------------------------------------------------------------------------------------------------
+# pyramid helpers (mask-aware, odd sizes allowed)
+# ------------------------------------------------------------------------------------------------
+def _down_image(img: Tensor, known: Tensor) -> Tensor:
+    """2x downsample averaging known pixels only (hole values never leak into known ones)."""
+    k = known.to(img.dtype)[None, None]
+    num = F.avg_pool2d(img[None] * k, 2, ceil_mode=True)
+    den = F.avg_pool2d(k, 2, ceil_mode=True)
+    return (num / den.clamp_min(1e-12))[0]
+
+
+def _down_any(mask: Tensor) -> Tensor:
+    return F.max_pool2d(mask[None, None].to(torch.float32), 2, ceil_mode=True)[0, 0] > 0
+
+
+def _down_all(mask: Tensor) -> Tensor:
+    return ~_down_any(~mask)
+
+
+def _upsample(img: Tensor, size) -> Tensor:
+    return F.interpolate(img[None], size=size, mode="bilinear", align_corners=False)[0]
+
+
+def _pushpull_fill(img: Tensor, known: Tensor) -> Tensor:
+    """Fills unknown pixels smoothly: known averages from ever coarser scales, upsampled."""
+    if bool(known.all()):
+        return img
+    if not bool(known.any()):
+        return torch.zeros_like(img)
+    h, w = img.shape[1:]
+    coarse = _pushpull_fill(_down_image(img, known), _down_any(known))
+    return torch.where(known[None], img, _upsample(coarse, (h, w)))
+
+
+def _dilate(mask: Tensor, radius: int) -> Tensor:
+    if radius <= 0:
+        return mask
+    k = 2 * radius + 1
+    return F.max_pool2d(mask[None, None].to(torch.float32), k, stride=1, padding=radius)[0, 0] > 0
+
+
+def _features(img: Tensor, gradient_weight: float) -> Tensor:
+    """Colour plus luminance gradients (central differences, replicated border)."""
+    lum = img.mean(0, keepdim=True)
+    p = F.pad(lum[None], (1, 1, 1, 1), mode="replicate")[0]
+    gx = (p[:, 1:-1, 2:] - p[:, 1:-1, :-2]) * (0.5 * gradient_weight)
+    gy = (p[:, 2:, 1:-1] - p[:, :-2, 1:-1]) * (0.5 * gradient_weight)
+    return torch.cat([img, gx, gy], 0).contiguous()
+
+
+def _hole_distance(hole: Tensor) -> Tensor:
+    """Euclidean distance of each pixel to the nearest known pixel (0 on known pixels)."""
+    from scipy.ndimage import distance_transform_edt
+
+    # On the CPU: one small round trip per pyramid level, far cheaper than peeling rings on the device.
+    d = distance_transform_edt(hole.cpu().numpy())
+    return torch.from_numpy(d.astype(np.float32)).to(hole.device)
+
+
+def _upsample_field(field: Tensor, size) -> Tensor:
+    """Field of a 2x coarser level -> this level: double the coordinates, keep the sub-pixel
+    offset. Entries that come out invalid are replaced by random ones in the kernel."""
+    h, w = size
+    ys = torch.arange(h, device=field.device)
+    xs = torch.arange(w, device=field.device)
+    yc = (ys // 2).clamp_max(field.shape[0] - 1)
+    xc = (xs // 2).clamp_max(field.shape[1] - 1)
+    f = field[yc][:, xc].to(torch.int64)
+    out = torch.stack([f[..., 0] * 2 + (ys % 2)[:, None], f[..., 1] * 2 + (xs % 2)[None, :]], -1)
+    out = torch.where(f < 0, torch.full_like(out, -1), out)
+    return out.to(torch.int32).contiguous()
+
+
+@dataclass
+class _Level:
+    image: Tensor  # (C, h, w) known pixels valid, hole pixels arbitrary
+    hole: Tensor   # (h, w) bool
+    source: Tensor  # (h, w) bool: pixels that may be copied
+
+
+def _valid_centre_count(source: Tensor, patch_size: int) -> int:
+    from fastinpaint._ext import _C
+
+    return int(_C.patchmatch_valid_centres(source, patch_size).sum())
+
+
+def _build_pyramid(img: Tensor, hole: Tensor, source: Tensor, opts: PatchMatchOptions) -> List[_Level]:
+    levels = [_Level(img, hole, source)]
+    while True:
+        cur = levels[-1]
+        h, w = cur.hole.shape
+        if (min(h, w) + 1) // 2 < opts.coarsest_size:
+            break
+        if opts.coarse_hole_fraction >= 1.0:
+            hole_c = _down_any(cur.hole)
+            src_c = _down_all(cur.source) & ~hole_c
+        else:
+            # Majority rule: holes keep their size through the pyramid instead of growing by a
+            # pixel per level, which leaves more to copy from at coarse levels. Coarse known
+            # pixels average the known fine pixels only.
+            frac = F.avg_pool2d(cur.hole[None, None].float(), 2, ceil_mode=True)[0, 0]
+            hole_c = frac > opts.coarse_hole_fraction
+            src_frac = F.avg_pool2d(cur.source[None, None].float(), 2, ceil_mode=True)[0, 0]
+            src_c = (src_frac >= 0.5) & ~hole_c
+        # Thin holes vanish under the majority rule: a level without holes has nothing to solve.
+        if not bool(hole_c.any()):
+            break
+        # Stop before the holes leave too few source patches to copy.
+        if _valid_centre_count(src_c, opts.patch_size) < max(64, int(0.05 * src_c.numel())):
+            break
+        levels.append(_Level(_down_image(cur.image, ~cur.hole), hole_c, src_c))
+    return levels
+
+
+# ------------------------------------------------------------------------------------------------
+# the method
+# ------------------------------------------------------------------------------------------------
+def _em_level(level: _Level, img: Tensor, field: Optional[Tensor], em_iterations: int, cold: bool,
+              opts: PatchMatchOptions, seed: int, patch_size: int) -> tuple:
+    r = patch_size // 2
+    hole = level.hole
+    active = _dilate(hole, r)
+    conf = torch.pow(torch.tensor(opts.confidence_gamma, device=img.device), -_hole_distance(hole))
+    for it in range(em_iterations):
+        feats = _features(img, opts.gradient_weight)
+        iters = opts.nnf_iterations_cold if (cold and it == 0) else opts.nnf_iterations_warm
+        field, dist = _nnf(
+            feats, feats, patch_size, source_valid=level.source, active=active, init=field, iterations=iters,
+            propagation=opts.propagation, seed=seed + 7919 * it,
+        )
+        d = dist[active]
+        if d.numel() > (1 << 22):  # torch.quantile refuses more than 2^24 values; a strided sample is plenty
+            d = d[:: d.numel() // (1 << 22) + 1]
+        sigma2 = float(torch.quantile(d, opts.sigma_quantile)) if d.numel() > 0 else 1.0
+        sigma2 = max(sigma2, 1e-8)
+        weight = torch.exp(-dist / (2.0 * sigma2)) * conf
+        weight = torch.where(active, weight, torch.zeros_like(weight))
+        voted, total = _vote(img, field, patch_size, weight, return_total=True)
+        img = torch.where(hole[None] & (total > 0)[None], voted, img)
+    return img, field
+
+
+def inpaint_patchmatch(
+    image: Tensor,
+    hole: Tensor,
+    *,
+    seed: int = 0,
+    source_mask: Optional[Tensor] = None,
+    patch_size: int = 7,
+    **options,
+) -> Tensor:
+    """Fills ``hole`` in ``image`` by multi-scale PatchMatch completion.
+
+    Args:
+        image: ``(C, H, W)`` float32 (any range; colour channels only, no alpha).
+        hole: ``(H, W)`` bool, True = fill.
+        seed: random seed (same seed, same device kind → same result).
+        source_mask: ``(H, W)`` bool or None; True = may be copied from (default: every known
+            pixel).
+        patch_size: odd patch side (default 7).
+        **options: fields of :class:`PatchMatchOptions`.
+
+    Returns:
+        ``(C, H, W)`` float32; known pixels equal the input.
+    """
+    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1 or patch_size % 2 == 0:
+        raise ValueError(f"patchmatch: patch_size must be a positive odd int, got {patch_size!r}")
+    unknown = set(options) - set(PatchMatchOptions.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"patchmatch: unknown option(s) {sorted(unknown)}; known: {sorted(PatchMatchOptions.__dataclass_fields__)}")
+    opts = PatchMatchOptions(patch_size=patch_size, **options)
+    source = ~hole if source_mask is None else (~hole & source_mask)
+    if not bool(source.any()):
+        raise ValueError("patchmatch: no known pixel is left to copy from (hole and source_mask exclude all)")
+    # Small images or thin source regions: shrink the patch until some patch fits in the source.
+    p = opts.patch_size
+    while p > 1 and _valid_centre_count(source, p) == 0:
+        p -= 2
+    opts.patch_size = p
+
+    levels = _build_pyramid(image, hole, source, opts)
+    n = len(levels)
+    img: Optional[Tensor] = None
+    field: Optional[Tensor] = None
+    for li in range(n - 1, -1, -1):
+        level = levels[li]
+        h, w = level.hole.shape
+        if img is None:
+            img = _pushpull_fill(level.image, ~level.hole)
+            cold = True
+        else:
+            up = _upsample(img, (h, w))
+            img = torch.where(level.hole[None], up, level.image)
+            field = _upsample_field(field, (h, w)) if field is not None else None
+            cold = False
+        frac = 0.0 if n == 1 else li / (n - 1)  # 1 at the coarsest, 0 at the finest
+        em = int(round(opts.em_finest + (opts.em_coarsest - opts.em_finest) * frac))
+        if n == 1:
+            em = opts.em_coarsest
+        img, field = _em_level(level, img, field, max(1, em), cold, opts, seed + 104729 * li, p)
+    return torch.where(hole[None], img, image)

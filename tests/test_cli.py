@@ -1,0 +1,195 @@
+"""The ``fastinpaint`` command line, end to end, including every bad input the issue lists."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fastinpaint import cli
+
+H, W = 40, 56
+
+
+def _photo(seed=0, mode="RGB"):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:H, 0:W]
+    rgb = np.stack([(x * 4) % 256, (y * 6) % 256, ((x + y) * 3) % 256], -1).astype(np.uint8)
+    rgb = np.clip(rgb.astype(int) + rng.integers(-8, 9, rgb.shape), 0, 255).astype(np.uint8)
+    if mode == "RGBA":
+        return Image.fromarray(np.concatenate([rgb, np.full((H, W, 1), 255, np.uint8)], -1), "RGBA")
+    return Image.fromarray(rgb, "RGB")
+
+
+def _mask(value=255, box=(12, 26, 16, 36)):
+    m = np.zeros((H, W), np.uint8)
+    y0, y1, x0, x1 = box
+    m[y0:y1, x0:x1] = value
+    return Image.fromarray(m, "L")
+
+
+@pytest.fixture()
+def files(tmp_path):
+    img, mask = tmp_path / "photo.png", tmp_path / "photo_mask.png"
+    _photo().save(img)
+    _mask().save(mask)
+    return tmp_path, img, mask
+
+
+def run(*args):
+    return cli.main([str(a) for a in args])
+
+
+def test_inpaint_single(files, capsys):
+    tmp, img, mask = files
+    out = tmp / "out.png"
+    assert run("inpaint", img, mask, "-o", out, "--seed", 3) == 0
+    assert "wrote" in capsys.readouterr().out
+    res, src = np.asarray(Image.open(out)), np.asarray(Image.open(img))
+    hole = np.asarray(Image.open(mask)) > 127
+    assert res.shape == src.shape and np.array_equal(res[~hole], src[~hole])
+    assert not list(tmp.glob("*.tmp"))  # the temporary file was renamed away
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not the temporary file's private 0600
+
+
+def test_threshold_and_invert(files, capsys):
+    tmp, img, _ = files
+    soft = tmp / "soft.png"
+    _mask(value=100).save(soft)  # below the threshold: no hole at all
+    out = tmp / "soft_out.png"
+    assert run("inpaint", img, soft, "-o", out) == 0
+    assert "warning" in capsys.readouterr().err  # empty mask: output = input, with a warning
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(img)))
+    inv = tmp / "inv.png"
+    m = np.full((H, W), 255, np.uint8)
+    m[10:20, 10:30] = 0  # 0 = hole when inverted
+    Image.fromarray(m).save(inv)
+    out2 = tmp / "inv_out.png"
+    assert run("inpaint", img, inv, "-o", out2, "--invert-mask") == 0
+    res, src = np.asarray(Image.open(out2)), np.asarray(Image.open(img))
+    assert np.array_equal(res[m > 0], src[m > 0])
+
+
+def test_alpha_as_mask(tmp_path):
+    rgba = np.asarray(_photo(mode="RGBA")).copy()
+    rgba[5:15, 5:25, 3] = 0  # transparent = hole
+    img = tmp_path / "a.png"
+    Image.fromarray(rgba, "RGBA").save(img)
+    out = tmp_path / "a_out.png"
+    assert run("inpaint", img, "-o", out) == 0
+    res = np.asarray(Image.open(out))
+    assert (res[..., 3] == 255).all()  # filled holes are now opaque
+    keep = rgba[..., 3] > 127
+    assert np.array_equal(res[keep], rgba[keep])
+
+
+def test_batch(tmp_path, capsys):
+    images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
+    images.mkdir()
+    masks.mkdir()
+    for i in range(3):
+        _photo(i).save(images / f"im{i}.png")
+        _mask().save(masks / f"im{i}.png")
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", out) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["im0.png", "im1.png", "im2.png"]
+    assert "wrote 3 of 3" in capsys.readouterr().out
+    # a missing mask fails that image only, and the exit status says so
+    _photo(9).save(images / "lonely.png")
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", out, "--overwrite") == 1
+    err = capsys.readouterr().err
+    assert "no mask named like lonely.png" in err
+
+
+def test_missing_and_unreadable_files(files, capsys):
+    tmp, img, mask = files
+    assert run("inpaint", tmp / "nope.png", mask, "-o", tmp / "o.png") == 1
+    assert "image file not found" in capsys.readouterr().err
+    assert run("inpaint", img, tmp / "nope_mask.png", "-o", tmp / "o.png") == 1
+    assert "mask file not found" in capsys.readouterr().err
+    junk = tmp / "junk.png"
+    junk.write_bytes(b"this is not an image")
+    assert run("inpaint", junk, mask, "-o", tmp / "o.png") == 1
+    assert "cannot read image" in capsys.readouterr().err
+    assert not (tmp / "o.png").exists()
+
+
+def test_size_mismatch(files, capsys):
+    tmp, img, _ = files
+    small = tmp / "small.png"
+    Image.new("L", (20, 20), 255).save(small)
+    assert run("inpaint", img, small, "-o", tmp / "o.png") == 1
+    assert "differs from image size" in capsys.readouterr().err
+
+
+def test_full_mask_and_no_alpha(files, capsys):
+    tmp, img, _ = files
+    full = tmp / "full.png"
+    Image.new("L", (W, H), 255).save(full)
+    assert run("inpaint", img, full, "-o", tmp / "o.png") == 1
+    assert "covers the whole image" in capsys.readouterr().err
+    assert run("inpaint", img, "-o", tmp / "o.png") == 1
+    assert "no alpha channel" in capsys.readouterr().err
+
+
+def test_existing_output_needs_overwrite(files, capsys):
+    tmp, img, mask = files
+    out = tmp / "exists.png"
+    out.write_bytes(b"precious")
+    assert run("inpaint", img, mask, "-o", out) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert out.read_bytes() == b"precious"
+    assert run("inpaint", img, mask, "-o", out, "--overwrite") == 0
+    assert Image.open(out).size == (W, H)
+
+
+def test_atomic_write_leaves_nothing_on_failure(files, monkeypatch, capsys):
+    tmp, img, mask = files
+    out = tmp / "crash.png"
+
+    def boom(self, *a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", boom)
+    assert run("inpaint", img, mask, "-o", out) == 1
+    assert "disk full" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp.glob(".crash.png.*"))
+
+
+def test_unknown_output_format_and_usage_errors(files, capsys):
+    tmp, img, mask = files
+    assert run("inpaint", img, mask, "-o", tmp / "o.unknownext") == 1
+    assert "format" in capsys.readouterr().err
+    assert run("inpaint", img, mask) == 1
+    assert "-o OUT" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run("inpaint", img, mask, "-o", tmp / "x.png", "--device", "tpu")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message shown without a GPU")
+def test_cuda_without_gpu_is_a_clear_error(files, capsys):
+    tmp, img, mask = files
+    assert run("inpaint", img, mask, "-o", tmp / "o.png", "--device", "cuda") == 1
+    assert "cuda" in capsys.readouterr().err.lower()
+    assert not (tmp / "o.png").exists()
+
+
+def test_help_states_threshold(capsys):
+    with pytest.raises(SystemExit):
+        run("inpaint", "--help")
+    assert "127" in capsys.readouterr().out
+
+
+def test_demo_and_entry_point(tmp_path):
+    out = tmp_path / "demo.png"
+    res = subprocess.run(
+        [sys.executable, "-m", "fastinpaint.cli", "demo", "-o", str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr
+    assert str(out.resolve()) in res.stdout
+    assert Image.open(out).size == Image.open(Path(cli.__file__).parent / "data" / "astronaut.png").size
+    assert (tmp_path / "demo_before_after.png").exists()
