@@ -16,7 +16,7 @@ import torch
 
 import fastinpaint
 from fastinpaint._ext import _C
-from fastinpaint.ops import partial_conv2d
+from fastinpaint.ops import nnf, partial_conv2d, vote
 
 from conftest import REPO
 
@@ -37,8 +37,14 @@ def smoke_partial_conv2d():
     out.sum().backward()
 
 
+def smoke_patchmatch():
+    target, source = torch.rand(3, 12, 14), torch.rand(3, 12, 14)
+    field, _ = nnf(target, source, 3, propagation="jump", iterations=2, seed=1)
+    vote(source, field, 3)
+
+
 # One small call per op, enough to launch each of its kernels.
-SMOKE_CALLS = [smoke_partial_conv2d]
+SMOKE_CALLS = [smoke_partial_conv2d, smoke_patchmatch]
 
 
 def test_kernel_sources_are_found():

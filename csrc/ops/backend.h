@@ -36,6 +36,9 @@ Backend backend_for(const at::Tensor& t);
 // Our torch-free dtype tag for t (float32/float64, and float16/bfloat16 on CUDA).
 DType kernel_dtype(const at::Tensor& t);
 
+// The CUDA stream handle Python passed as an integer (0 = default stream; ignored on the CPU).
+inline void* stream_ptr(int64_t stream) { return reinterpret_cast<void*>(static_cast<intptr_t>(stream)); }
+
 // Raises (RuntimeError) with the kernel's name when a backend call reported an error.
 void check_kernel_result(const char* kernel, const char* error);
 

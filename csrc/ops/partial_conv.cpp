@@ -47,7 +47,6 @@ at::ScalarType acc_scalar_type(const at::Tensor& t) {
   return t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
 }
 
-void* stream_ptr(int64_t stream) { return reinterpret_cast<void*>(static_cast<intptr_t>(stream)); }
 
 // The mask layout (see PConvMaskLayout) in one int64 buffer on the kernels' device. It must stay
 // alive while kernels run: callers keep the returned tensor in scope.

@@ -33,7 +33,6 @@
 namespace fastinpaint {
 namespace {
 
-void* stream_ptr(int64_t stream) { return reinterpret_cast<void*>(static_cast<intptr_t>(stream)); }
 
 void check_image(const at::Tensor& t, const char* op, const char* name) {
   TORCH_CHECK_VALUE(t.dim() == 3, op, ": ", name, " must be 3-D (C, H, W), got shape ", t.sizes());
