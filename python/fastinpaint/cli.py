@@ -144,6 +144,8 @@ def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args) 
     kwargs = {}
     if args.patch_size is not None:
         kwargs["patch_size"] = args.patch_size
+    if args.weights is not None:
+        kwargs["weights"] = args.weights
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the empty-mask warning was handled above
@@ -279,6 +281,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--invert-mask", action="store_true", help="masks mark the pixels to KEEP (white = valid)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--patch-size", type=int, default=None, help="patch side for patch-based methods (odd)")
+    p.add_argument("--weights", default=None, help="weights of a learned method (--method pconv): a checkpoint path")
     common(p)
     p.set_defaults(func=_cmd_inpaint)
 
@@ -287,6 +290,15 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     d.set_defaults(func=_cmd_demo)
+
+    import fastinpaint
+    from fastinpaint.evaluate import add_eval_subcommand
+    from fastinpaint.masks import add_masks_subcommand
+    from fastinpaint.training import add_train_subcommand
+
+    add_masks_subcommand(sub)
+    add_eval_subcommand(sub, fastinpaint.inpaint)
+    add_train_subcommand(sub)
     return parser
 
 

@@ -26,6 +26,8 @@ __all__ = ["inpaint", "register_method", "available_methods"]
 # name -> "module:function"; imported lazily.
 _BUILTIN_METHODS: Dict[str, str] = {
     "patchmatch": "fastinpaint.methods.patchmatch:inpaint_patchmatch",
+    "biharmonic": "fastinpaint.methods.biharmonic:inpaint_biharmonic_method",
+    "pconv": "fastinpaint.methods.pconv:inpaint_pconv_method",
 }
 _REGISTERED: Dict[str, Callable[..., Tensor]] = {}
 
@@ -36,7 +38,9 @@ def register_method(name: str, fn: Optional[Callable[..., Tensor]] = None):
     """Registers ``fn(image, hole, *, seed, source_mask, **options) -> Tensor`` under ``name``
     (usable as a decorator). ``image`` is ``(C, H, W)`` float32 colour (values in the input's own
     scale, e.g. 0–255 for uint8), ``hole`` ``(H, W)`` bool, ``source_mask`` ``(H, W)`` bool or
-    None (True = may be copied from); the result is ``(C, H, W)``."""
+    None (True = may be copied from); the result is ``(C, H, W)``. A method that works on [0, 1]
+    images (learned models) sets ``fn.unit_range = True``: it then gets and returns colour in [0, 1]
+    whatever the input's dtype."""
 
     def deco(f):
         _REGISTERED[name] = f
@@ -136,6 +140,11 @@ class _Image:
     @property
     def dtype(self):
         return self.chw.dtype
+
+    @property
+    def white(self) -> float:
+        """The value of full intensity: the dtype's maximum for integers, 1 for floats."""
+        return float(torch.iinfo(self.dtype).max) if _is_int_dtype(self.dtype) else 1.0
 
     def colour_float(self, device) -> Tensor:
         return self.chw[: self.colour].to(device=device, dtype=torch.float32).contiguous()
@@ -282,7 +291,12 @@ def inpaint(
     src_d = None if src is None else src.to(device)
     if patch_size is not None:
         options["patch_size"] = patch_size
+    unit_range = getattr(fn, "unit_range", False)
+    if unit_range:
+        colour = colour / img.white
     filled = fn(colour, hole_d, seed=seed, source_mask=src_d, **options)
+    if unit_range:
+        filled = filled * img.white
     if tuple(filled.shape) != tuple(colour.shape):
         raise RuntimeError(f"inpaint: method {method!r} returned shape {tuple(filled.shape)}, expected {tuple(colour.shape)}")
     return img.with_fill(filled, hole)

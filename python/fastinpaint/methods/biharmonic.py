@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -311,3 +311,12 @@ def _inpaint_biharmonic_tensor(image: torch.Tensor, mask: ArrayLike, split_into_
     if filled.ndim == 3:
         filled = np.moveaxis(filled, -1, 0)
     return torch.from_numpy(np.ascontiguousarray(filled)).to(device=image.device, dtype=image.dtype)
+
+
+def inpaint_biharmonic_method(image: torch.Tensor, hole: torch.Tensor, *, seed: int = 0,
+                              source_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``fastinpaint.inpaint(image, mask, method="biharmonic")``: ``image`` ``(C, H, W)`` float,
+    ``hole`` ``(H, W)`` bool (True = hole). Deterministic (``seed`` unused)."""
+    if source_mask is not None:
+        raise ValueError("method 'biharmonic' interpolates smoothly from the hole's border; source_mask does not apply")
+    return inpaint_biharmonic(image, hole)

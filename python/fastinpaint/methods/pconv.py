@@ -142,3 +142,24 @@ def inpaint_pconv(image: Tensor, mask: Tensor, weights: _Weights, device: Union[
     # outside inference mode, so the result is an ordinary tensor (usable later with autograd)
     out = torch.where(known, image_b, filled)
     return out[0] if single else out
+
+
+def inpaint_pconv_method(image: Tensor, hole: Tensor, *, seed: int = 0, source_mask: Optional[Tensor] = None,
+                         weights: Optional[_Weights] = None, half: bool = False) -> Tensor:
+    """``fastinpaint.inpaint(image, mask, method="pconv", weights=PATH_OR_MODEL)``.
+
+    ``image``: ``(C, H, W)`` float in [0, 1] (the dispatcher scales integer images), C = 1 (gray,
+    run as RGB and averaged back) or 3; ``hole``: ``(H, W)`` bool, True = hole. ``seed`` is unused
+    (inference is deterministic).
+    """
+    if weights is None:
+        raise ValueError("method 'pconv' needs weights: a PConvUNet checkpoint path or model "
+                         "(fastinpaint inpaint ... --method pconv --weights PATH); none ship with this version")
+    if source_mask is not None:
+        raise ValueError("method 'pconv' does not take a source_mask (the network sees the whole image)")
+    gray = image.shape[0] == 1
+    out = inpaint_pconv(image.expand(3, -1, -1) if gray else image, hole, weights=weights, half=half)
+    return out.mean(0, keepdim=True) if gray else out
+
+
+inpaint_pconv_method.unit_range = True  # type: ignore[attr-defined]
