@@ -46,7 +46,7 @@ void check_kernel_result(const char* kernel, const char* error);
 
 // FI_BACKEND_CALL(backend, fn, args...) calls fastinpaint::{cpu,cuda,cuda_emu}::fn(args...) and
 // checks its result. The including file must have declared fn in the three namespaces (each
-// op's kernels/<op>_backend.h, included once per namespace). `if constexpr` keeps a backend that
+// op's kernels/<op>_backend.h, through ops/declare_backends.h). `if constexpr` keeps a backend that
 // was not built from being referenced at link time.
 #define FI_BACKEND_CALL(backend, fn, ...)                                                          \
   ::fastinpaint::check_kernel_result(#fn, [&]() -> const char* {                                   \

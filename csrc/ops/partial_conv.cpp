@@ -14,15 +14,8 @@
 
 #include "ops/backend.h"
 
-#define FI_BACKEND_NS cpu
-#include "kernels/partial_conv_backend.h"
-#undef FI_BACKEND_NS
-#define FI_BACKEND_NS cuda
-#include "kernels/partial_conv_backend.h"
-#undef FI_BACKEND_NS
-#define FI_BACKEND_NS cuda_emu
-#include "kernels/partial_conv_backend.h"
-#undef FI_BACKEND_NS
+#define FI_BACKEND_HEADER "kernels/partial_conv_backend.h"
+#include "ops/declare_backends.h"
 
 namespace fastinpaint {
 namespace {

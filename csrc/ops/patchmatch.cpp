@@ -20,15 +20,8 @@
 
 #include "ops/backend.h"
 
-#define FI_BACKEND_NS cpu
-#include "kernels/patchmatch_backend.h"
-#undef FI_BACKEND_NS
-#define FI_BACKEND_NS cuda
-#include "kernels/patchmatch_backend.h"
-#undef FI_BACKEND_NS
-#define FI_BACKEND_NS cuda_emu
-#include "kernels/patchmatch_backend.h"
-#undef FI_BACKEND_NS
+#define FI_BACKEND_HEADER "kernels/patchmatch_backend.h"
+#include "ops/declare_backends.h"
 
 namespace fastinpaint {
 namespace {
