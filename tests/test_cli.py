@@ -105,6 +105,31 @@ def test_batch(tmp_path, capsys):
     assert "no mask named like lonely.png" in err
 
 
+def test_batch_under_torchrun_writes_each_file_exactly_once(tmp_path):
+    """Two processes launched like torchrun (RANK / WORLD_SIZE) split the folder: together they
+    write every output, none twice (a second writer of one file would fail: no --overwrite)."""
+    images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
+    images.mkdir()
+    masks.mkdir()
+    names = [f"im{i}.png" for i in range(5)]
+    for i, name in enumerate(names):
+        _photo(i).save(images / name)
+        _mask().save(masks / name)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "fastinpaint.cli", "inpaint", "--images", str(images), "--masks", str(masks),
+             "--out", str(out)],
+            env={**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for rank in range(2)
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert "wrote 3 of 3 images" in outputs[0][0] and "wrote 2 of 2 images" in outputs[1][0]
+    assert sorted(p.name for p in out.iterdir()) == names
+
+
 def test_missing_and_unreadable_files(files, capsys):
     tmp, img, mask = files
     assert run("inpaint", tmp / "nope.png", mask, "-o", tmp / "o.png") == 1

@@ -205,8 +205,15 @@ def _run_batch(args) -> int:
     images = sorted(p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
     if not images:
         raise CliError(f"no image files ({', '.join(_IMAGE_SUFFIXES)}) in {images_dir}")
+    # Under torchrun (or any launcher setting RANK / WORLD_SIZE) each process takes every
+    # WORLD_SIZE-th file of the sorted list: every file is written exactly once, by one process,
+    # with no communication between them (so it also spans nodes sharing the output folder).
+    rank, world = _rank_and_world()
+    total = len(images)
+    images = images[rank::world]
     failures: List[str] = []
-    for image_path in tqdm(images, desc="inpainting", unit="image"):
+    for image_path in tqdm(images, desc="inpainting" if world == 1 else f"inpainting [rank {rank}/{world}]",
+                           unit="image", position=rank if world > 1 else None):
         try:
             mask_path = None
             if masks_dir is not None:
@@ -218,8 +225,21 @@ def _run_batch(args) -> int:
             failures.append(str(exc))
             tqdm.write(f"error: {exc}", file=sys.stderr)
     done = len(images) - len(failures)
-    print(f"wrote {done} of {len(images)} images to {out_dir}")
+    share = "" if world == 1 else f" (rank {rank} of {world}: its share of {total})"
+    print(f"wrote {done} of {len(images)} images to {out_dir}{share}")
     return 1 if failures else 0
+
+
+def _rank_and_world() -> Tuple[int, int]:
+    """This process's share of a batch: (RANK, WORLD_SIZE) from torchrun's environment, else (0, 1)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+    except ValueError as exc:
+        raise CliError(f"RANK / WORLD_SIZE must be integers: {exc}") from exc
+    if world < 1 or not 0 <= rank < world:
+        raise CliError(f"invalid RANK={rank} for WORLD_SIZE={world}")
+    return rank, world
 
 
 def _cmd_demo(args) -> int:
