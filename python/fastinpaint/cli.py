@@ -209,6 +209,8 @@ def _run_batch(args) -> int:
     # WORLD_SIZE-th file of the sorted list: every file is written exactly once, by one process,
     # with no communication between them (so it also spans nodes sharing the output folder).
     rank, world = _rank_and_world()
+    if world > 1 and args.device == "cuda":  # one GPU per local process, as torchrun intends
+        args.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     total = len(images)
     images = images[rank::world]
     failures: List[str] = []
