@@ -37,11 +37,18 @@ BACKENDS = ["cpu", "cuda_emulated", "cuda"]
 @pytest.fixture(params=BACKENDS)
 def backend(request) -> Backend:
     name = request.param
+    if name == "cuda_emulated" and not fastinpaint._C.built_with_cuda_emulation:
+        pytest.skip("fastinpaint was built without CUDA emulation (FASTINPAINT_CUDA_EMULATION=OFF)")
     if name == "cuda" and not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     if name == "cuda" and not fastinpaint.built_with_cuda():
         pytest.skip("fastinpaint was built without CUDA kernels")
     return Backend(name, torch.device("cuda" if name == "cuda" else "cpu"))
+
+
+requires_emulation = pytest.mark.skipif(
+    not fastinpaint._C.built_with_cuda_emulation, reason="built without CUDA emulation"
+)
 
 
 @pytest.fixture

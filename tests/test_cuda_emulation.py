@@ -18,7 +18,7 @@ import fastinpaint
 from fastinpaint._ext import _C
 from fastinpaint.ops import nnf, partial_conv2d, vote
 
-from conftest import REPO
+from conftest import REPO, requires_emulation
 
 
 def cuda_kernel_names() -> set[str]:
@@ -74,6 +74,7 @@ def test_every_cuda_kernel_runs_under_emulation():
     assert not missing, f"CUDA kernels never executed under emulation: {sorted(missing)}"
 
 
+@requires_emulation
 def test_emulation_switch_is_scoped():
     assert not _C.cuda_emulation_enabled()
     with fastinpaint.cuda_emulation():

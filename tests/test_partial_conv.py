@@ -13,6 +13,7 @@ import torch.nn.functional as F
 import fastinpaint
 from fastinpaint.nn import PartialConv2d
 from fastinpaint.ops import partial_conv2d
+from conftest import requires_emulation
 
 
 # ------------------------------------------------------------------------------------------------
@@ -169,6 +170,7 @@ def test_channel_group_mask_equals_per_channel_mask():
     torch.testing.assert_close(m_groups, m_full)
 
 
+@requires_emulation
 def test_cpu_and_emulated_cuda_kernels_agree_bitwise_in_float32():
     """Same math header, two compilers: the emulated CUDA kernels and the CPU loops agree to the
     last bit on the fused passes (the convolution itself is ATen's in both)."""

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 import fastinpaint
 from fastinpaint.ops import nnf, valid_centres, vote
+from conftest import requires_emulation
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "data" / "photos"
@@ -251,6 +252,7 @@ def _emulated(fn):
         return fn()
 
 
+@requires_emulation
 @pytest.mark.parametrize("with_extras", [False, True])
 def test_cuda_kernels_emulated_give_the_cpu_field(with_extras):
     """pm_init_kernel + pm_jump_kernel (jump flooding) == the CPU loops, bit for bit."""
@@ -271,6 +273,7 @@ def test_cuda_kernels_emulated_give_the_cpu_field(with_extras):
     assert torch.equal(cpu[1], emu[1])
 
 
+@requires_emulation
 def test_cuda_vote_kernel_emulated_equals_cpu():
     """pm_vote_kernel == the CPU voting loop, bit for bit."""
     source = smooth_image(3, 20, 22, seed=21)
@@ -281,6 +284,7 @@ def test_cuda_vote_kernel_emulated_equals_cpu():
     assert torch.equal(cpu[0], emu[0]) and torch.equal(cpu[1], emu[1])
 
 
+@requires_emulation
 def test_scan_order_is_cpu_only():
     a = smooth_image(3, 10, 10)
     with fastinpaint.cuda_emulation():

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import fastinpaint
+from conftest import requires_emulation
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -183,6 +184,7 @@ def test_custom_method_registration():
     assert "test-flat" in fastinpaint.available_methods()
 
 
+@requires_emulation
 def test_cuda_kernels_emulated_pipeline_equals_cpu():
     """The whole completion with jump flooding: CUDA kernels (emulated) == CPU kernels."""
     img = textured(24, 30, 3, seed=4)
