@@ -133,7 +133,11 @@ def build(layers: int, size: int, batch: int, fmt: str = "contiguous", seed: int
         y0, x0 = torch.randint(0, size // 2, (2,), generator=g).tolist()
         valid[i, :, y0:y0 + size // 3, x0:x0 + size // 3] = 0
     if fmt == "channels_last":
+        # The whole network in the layout, weights included (both networks alike): a convolution
+        # on channels_last activations otherwise copies each NCHW weight into that layout first.
         x = x.contiguous(memory_format=torch.channels_last)
+        ours.to(memory_format=torch.channels_last)
+        ref.to(memory_format=torch.channels_last)
     elif fmt != "contiguous":
         raise ValueError(f"unknown memory format {fmt!r}")
     return ours, ref, x, valid

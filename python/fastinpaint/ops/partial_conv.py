@@ -61,14 +61,21 @@ def _activation_format(t: Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-def _conv_channels_last(t: Tensor) -> bool:
+def _conv_channels_last(t: Tensor, weight: Tensor) -> bool:
     """The layout the image convolution runs in. On the CPU oneDNN convolves channels_last
     activations markedly faster than NCHW ones (it reorders NCHW internally; up to ~3x on thin
     layers such as PConvUNet's dec_1), and our mask and epilogue passes transpose for free while
-    they run anyway, so the masked input is written channels_last whatever the caller's layout.
-    On CUDA the caller's layout is kept. Decided here, once, and passed to the op as an argument,
-    so that the fake kernel and compiled graphs agree with the real kernel."""
-    return t.device.type == "cpu" or _activation_format(t) == torch.channels_last
+    they run anyway, so the masked input is written channels_last whatever the caller's layout —
+    unless the weight is NCHW and larger than the activations (deep layers on small images): ATen
+    would then copy the whole weight into channels_last on every call, which costs more time and
+    memory than it saves. On CUDA the caller's layout is kept. Decided here, once, and passed to
+    the op as an argument, so that the fake kernel and compiled graphs agree with the real kernel."""
+    if _activation_format(t) == torch.channels_last:
+        return True
+    if t.device.type != "cpu":
+        return False
+    weight_cl = not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last)
+    return weight_cl or t.numel() >= weight.numel()
 
 
 def _reuses_input(input: Tensor, conv_channels_last: bool, input_masked: bool) -> bool:
@@ -363,7 +370,7 @@ def partial_conv2d(
             )
     mask = mask.to(input.dtype)
     out, new_mask, _, _ = PartialConv2dFunction.apply(
-        input, mask, weight, bias, stride_, padding_, dilation_, groups, counts, _conv_channels_last(input),
+        input, mask, weight, bias, stride_, padding_, dilation_, groups, counts, _conv_channels_last(input, weight),
         bool(input_masked),
     )
     return out, new_mask
