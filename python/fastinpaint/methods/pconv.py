@@ -33,7 +33,9 @@ def _load_cached(path: Union[str, os.PathLike], device: torch.device, half: bool
     key = (real, st.st_mtime_ns, st.st_size, str(device), half)
     with _cache_lock:
         if key not in _cache:
-            net = load_pconv_checkpoint(real).to(device)
+            # channels_last weights to match the channels_last activations it runs on: otherwise every
+            # convolution copies its weight into that layout on every call.
+            net = load_pconv_checkpoint(real).to(device).to(memory_format=torch.channels_last)
             _cache.clear()
             _cache[key] = net.half() if half else net
         return _cache[key]
