@@ -21,7 +21,10 @@ namespace {
 
 // Elements per parallel task below which splitting costs more than it saves.
 constexpr int64_t kGrain = 1 << 15;
-// Pixels per tile of a transposing pass: kTile * C elements stay in L1/L2 while written strided.
+// Blocks a transposing pass goes through: kBlockP pixels (a 64-byte cache line of floats, read
+// or written whole along the pixel axis) x kBlockC channels.
+constexpr int64_t kBlockP = 16, kBlockC = 8;
+// Smallest pixel chunk per parallel task.
 constexpr int64_t kTile = 16;
 
 template <typename F>
@@ -67,28 +70,50 @@ void parallel_over_pixel_chunks(const ActLayout& a, int64_t K, F&& f) {
   });
 }
 
-// body(c, p, in_index, out_index) for every channel c and pixel p in [p0, p1) of image n.
-template <bool InCL, bool OutCL, typename Body>
-FI_INLINE void visit_pixels(const ActLayout& a, int64_t n, int64_t p0, int64_t p1, Body&& body) {
+// out[out_index] = value(c, p, in_index) for every channel c and pixel p in [p0, p1) of image n.
+// When the layouts agree both sides are walked contiguously (the inner loop vectorizes). When the
+// pass transposes, it goes through kBlockP x kBlockC blocks: values are computed reading the input
+// contiguously into a small buffer, which is then stored contiguously in the output's layout —
+// instead of one strided access per element.
+template <bool InCL, bool OutCL, typename T, typename Value>
+FI_INLINE void visit_pixels(const ActLayout& a, int64_t n, int64_t p0, int64_t p1, T* out, Value&& value) {
   const int64_t C = a.C, P = a.P;
   if constexpr (!InCL && !OutCL) {
     for (int64_t c = 0; c < C; ++c) {
       const int64_t base = (n * C + c) * P;
-      for (int64_t p = p0; p < p1; ++p) body(c, p, base + p, base + p);
+      for (int64_t p = p0; p < p1; ++p) out[base + p] = value(c, p, base + p);
     }
   } else if constexpr (InCL && OutCL) {
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t base = (n * P + p) * C;
-      for (int64_t c = 0; c < C; ++c) body(c, p, base + c, base + c);
+      for (int64_t c = 0; c < C; ++c) out[base + c] = value(c, p, base + c);
     }
   } else {
-    for (int64_t t0 = p0; t0 < p1; t0 += kTile) {
-      const int64_t t1 = std::min(p1, t0 + kTile);
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t p = t0; p < t1; ++p) {
-          const int64_t nchw = (n * C + c) * P + p, nhwc = (n * P + p) * C + c;
-          body(c, p, InCL ? nhwc : nchw, OutCL ? nhwc : nchw);
+    T buf[kBlockP][kBlockC];
+    for (int64_t t0 = p0; t0 < p1; t0 += kBlockP) {
+      const int64_t tp = std::min(kBlockP, p1 - t0);
+      for (int64_t c0 = 0; c0 < C; c0 += kBlockC) {
+        const int64_t tc = std::min(kBlockC, C - c0);
+        if constexpr (!InCL) {  // NCHW -> NHWC: read along p, write along c
+          for (int64_t c = 0; c < tc; ++c) {
+            const int64_t base = (n * C + c0 + c) * P + t0;
+            for (int64_t p = 0; p < tp; ++p) buf[p][c] = value(c0 + c, t0 + p, base + p);
+          }
+          for (int64_t p = 0; p < tp; ++p) {
+            T* dst = out + (n * P + t0 + p) * C + c0;
+            for (int64_t c = 0; c < tc; ++c) dst[c] = buf[p][c];
+          }
+        } else {  // NHWC -> NCHW: read along c, write along p
+          for (int64_t p = 0; p < tp; ++p) {
+            const int64_t base = (n * P + t0 + p) * C + c0;
+            for (int64_t c = 0; c < tc; ++c) buf[p][c] = value(c0 + c, t0 + p, base + c);
+          }
+          for (int64_t c = 0; c < tc; ++c) {
+            T* dst = out + (n * C + c0 + c) * P + t0;
+            for (int64_t p = 0; p < tp; ++p) dst[p] = buf[p][c];
+          }
         }
+      }
     }
   }
 }
@@ -104,8 +129,8 @@ void apply_mask(const T* x, const ActLayout& act, const T* mask, T* out, bool ou
   dispatch_layouts(act.channels_last, out_cl, [&](auto in_cl, auto o_cl) {
     parallel_over_pixel_chunks(act, chunks_per_image(act), [&](int64_t n, int64_t, int64_t p0, int64_t p1) {
       const T* mask_n = mask + n * L.S * act.P;
-      visit_pixels<in_cl, o_cl>(act, n, p0, p1, [&](int64_t c, int64_t p, int64_t i, int64_t o) {
-        out[o] = T(pconv_masked_value<Acc>(x[i], mask_n[L.chan_seg[c] * act.P + p]));
+      visit_pixels<in_cl, o_cl>(act, n, p0, p1, out, [&](int64_t c, int64_t p, int64_t i) {
+        return T(pconv_masked_value<Acc>(x[i], mask_n[L.chan_seg[c] * act.P + p]));
       });
     });
   });
@@ -131,9 +156,9 @@ void forward_epilogue(const T* conv, const ActLayout& act, T* out, bool out_cl, 
   dispatch_layouts(act.channels_last, out_cl, [&](auto in_cl, auto o_cl) {
     parallel_over_pixel_chunks(act, chunks_per_image(act), [&](int64_t n, int64_t, int64_t p0, int64_t p1) {
       const Acc* ratio_n = ratio + n * G * act.P;
-      visit_pixels<in_cl, o_cl>(act, n, p0, p1, [&](int64_t c, int64_t p, int64_t i, int64_t o) {
+      visit_pixels<in_cl, o_cl>(act, n, p0, p1, out, [&](int64_t c, int64_t p, int64_t i) {
         const Acc b = bias ? Acc(bias[c]) : Acc(0);
-        out[o] = T(pconv_forward_value<Acc>(conv[i], ratio_n[group_of(c, G, cpg) * act.P + p], b));
+        return T(pconv_forward_value<Acc>(conv[i], ratio_n[group_of(c, G, cpg) * act.P + p], b));
       });
     });
   });
@@ -150,10 +175,10 @@ void backward_epilogue(const T* grad_out, const ActLayout& act, T* grad_conv, bo
     parallel_over_pixel_chunks(act, K, [&](int64_t n, int64_t k, int64_t p0, int64_t p1) {
       const Acc* ratio_n = ratio + n * G * act.P;
       Acc* sums = bias_partial ? chunk_sums.data() + (n * K + k) * C : nullptr;
-      visit_pixels<in_cl, o_cl>(act, n, p0, p1, [&](int64_t c, int64_t p, int64_t i, int64_t o) {
+      visit_pixels<in_cl, o_cl>(act, n, p0, p1, grad_conv, [&](int64_t c, int64_t p, int64_t i) {
         const Acc go = grad_out[i], r = ratio_n[group_of(c, G, cpg) * act.P + p];
-        grad_conv[o] = T(pconv_grad_conv_value<Acc>(go, r));
         if (sums) sums[c] += pconv_grad_bias_term<Acc>(go, r);
+        return T(pconv_grad_conv_value<Acc>(go, r));
       });
     });
   });
