@@ -304,5 +304,7 @@ def test_pconv_model_trains_through_the_registry(image_dir, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     totals = [entry["loss/total"] for entry in log if "loss/total" in entry]
     assert len(totals) >= 10 and sum(totals[-3:]) < sum(totals[:3])
-    trainer.model.net.save(tmp_path / "pconv.pt")
-    assert isinstance(PConvUNet.load(tmp_path / "pconv.pt"), PConvUNet)
+    exported = PConvUNet.load(tmp_path / "run" / "model.pt")  # written by train() for --weights
+    for name, value in trainer.model.net.state_dict().items():
+        assert torch.equal(exported.state_dict()[name], value), name
+

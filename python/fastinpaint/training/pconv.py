@@ -38,6 +38,10 @@ class UnitRangePConvUNet(nn.Module):
     def forward(self, image: Tensor, valid: Tensor) -> Tensor:
         return self.net(self.normalize(image), valid) * self.std + self.mean
 
+    def export(self, path) -> None:
+        """Writes the bare PConvUNet (fastinpaint's checkpoint format, for ``--weights``)."""
+        self.net.save(path)
+
 
 class _NoFeatures(nn.Module):
     """Feature extractor for runs whose perceptual and style weights are all zero (no VGG16)."""

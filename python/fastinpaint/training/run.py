@@ -182,7 +182,8 @@ def train(config: Union[str, pathlib.Path, Mapping[str, Any], None] = None, **ov
         **overrides: config keys (see :data:`DEFAULTS`); None values are ignored.
 
     Returns:
-        The :class:`Trainer` after training.
+        The :class:`Trainer` after training. Models with an ``export(path)`` method (PConvUNet)
+        are also written to ``out_dir/model.pt`` for inference (``--weights``).
 
     Example:
         >>> train("train.toml", steps=2000, out_dir="runs/b")   # doctest: +SKIP
@@ -216,6 +217,12 @@ def train(config: Union[str, pathlib.Path, Mapping[str, Any], None] = None, **ov
                       log_every=int(cfg["log_every"]), progress=bool(cfg["progress"]),
                       config=json.loads(json.dumps(cfg, default=str)))
     trainer.fit(resume=cfg["resume"])
+    # An inference-ready file beside the training checkpoints (those also hold optimizer and RNG
+    # state, so they are not weights_only-loadable): what `--weights` takes.
+    from fastinpaint.training.distributed import is_main_process
+
+    if is_main_process() and hasattr(model, "export"):
+        model.export(pathlib.Path(cfg["out_dir"]) / "model.pt")
     return trainer
 
 
