@@ -129,8 +129,8 @@ def inpaint_glcic_method(image: Tensor, hole: Tensor, *, seed: int = 0, source_m
                          weights: Optional[_Weights] = None, blend: Optional[str] = None) -> Tensor:
     """``fastinpaint.inpaint(image, mask, method="glcic", weights=PATH_OR_MODEL, blend=None|"poisson")``.
 
-    ``image``: ``(C, H, W)`` float in [0, 1] (the dispatcher scales integer images), C = 1 (gray,
-    run as RGB and averaged back) or the network's channels; ``hole``: ``(H, W)`` bool, True =
+    ``image``: ``(C, H, W)`` float in [0, 1] (the dispatcher scales integer images), C = the
+    network's channels, or 1 with an RGB network (run as RGB, the prediction averaged back); ``hole``: ``(H, W)`` bool, True =
     hole. ``seed`` is unused (inference is deterministic).
     """
     if weights is None:
@@ -138,7 +138,9 @@ def inpaint_glcic_method(image: Tensor, hole: Tensor, *, seed: int = 0, source_m
                          "(fastinpaint inpaint ... --method glcic --weights PATH); none ship with this version")
     if source_mask is not None:
         raise ValueError("method 'glcic' does not take a source_mask (the network sees the whole image)")
-    gray = image.shape[0] == 1
+    net = weights if isinstance(weights, GLCIC) else _load_cached(weights) if isinstance(weights, (str, os.PathLike)) \
+        else None  # (other types: inpaint_glcic names the problem)
+    gray = image.shape[0] == 1 and net is not None and net.channels == 3
     out = inpaint_glcic(image.expand(3, -1, -1) if gray else image, hole, weights=weights, blend=blend)
     if gray:  # average the prediction back to one channel; known pixels stay bit-exact
         hole_b = (hole != 0).reshape(1, *image.shape[1:]).to(image.device)

@@ -138,10 +138,16 @@ def glcic_step(phase: str, batch: Any, completion: nn.Module, discriminator: nn.
             discriminator's size.
 
     Example:
+        >>> from fastinpaint.nn.glcic import GLCIC, GLCICDiscriminator
         >>> net, disc = GLCIC(width=8), GLCICDiscriminator(64, 32, width=4, features=16)
         >>> oc, od = torch.optim.Adam(net.parameters()), torch.optim.Adam(disc.parameters())
+        >>> hole = torch.zeros(2, 1, 64, 64); hole[..., 20:40, 10:30] = 1
         >>> batch = {"image": torch.rand(2, 3, 64, 64), "mask": hole}
-        >>> glcic_step("completion", batch, net, disc, oc, od)["mse"]  # doctest: +SKIP
+        >>> for phase, steps in (("completion", 3), ("discriminator", 1), ("joint", 2)):
+        ...     for _ in range(steps):
+        ...         logs = glcic_step(phase, batch, net, disc, oc, od)
+        >>> sorted(logs)
+        ['adv', 'd', 'd_fake', 'd_real', 'mse', 'total']
     """
     if phase not in PHASES:
         raise ValueError(f"glcic_step: phase must be one of {PHASES}, got {phase!r}")
