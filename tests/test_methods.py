@@ -35,7 +35,25 @@ def small_pconv(tmp_path):
 
 
 def test_available_methods_lists_every_method():
-    assert {"patchmatch", "biharmonic", "pconv"} <= set(fastinpaint.available_methods())
+    assert {"patchmatch", "biharmonic", "pconv", "glcic"} <= set(fastinpaint.available_methods())
+
+
+def test_cli_glcic_with_poisson_blend(tmp_path, photo):
+    from fastinpaint.nn import GLCIC
+
+    img, mask = photo
+    torch.manual_seed(0)
+    GLCIC(width=4).save(tmp_path / "glcic.pt")
+    Image.fromarray(img).save(tmp_path / "img.png")
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    outs = {}
+    for blend in ("none", "poisson"):
+        out = tmp_path / f"out_{blend}.png"
+        assert cli.main(["inpaint", str(tmp_path / "img.png"), str(tmp_path / "mask.png"), "-o", str(out),
+                         "--method", "glcic", "--weights", str(tmp_path / "glcic.pt"), "--blend", blend]) == 0
+        outs[blend] = np.asarray(Image.open(out))
+        assert np.array_equal(outs[blend][mask == 0], img[mask == 0])
+    assert not np.array_equal(outs["none"], outs["poisson"])  # blending changed the filled region
 
 
 def test_biharmonic_through_inpaint_matches_the_method(photo):

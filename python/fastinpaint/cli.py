@@ -146,6 +146,8 @@ def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args) 
         kwargs["patch_size"] = args.patch_size
     if args.weights is not None:
         kwargs["weights"] = args.weights
+    if args.blend is not None:
+        kwargs["blend"] = args.blend
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the empty-mask warning was handled above
@@ -303,7 +305,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--invert-mask", action="store_true", help="masks mark the pixels to KEEP (white = valid)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--patch-size", type=int, default=None, help="patch side for patch-based methods (odd)")
-    p.add_argument("--weights", default=None, help="weights of a learned method (--method pconv): a checkpoint path")
+    p.add_argument("--weights", default=None, help="weights of a learned method (--method pconv/glcic): a checkpoint path")
+    p.add_argument("--blend", choices=["none", "poisson"], default=None,
+                   help="--method glcic: Poisson-blend the filled region into the image (the paper's post-processing)")
     common(p)
     p.set_defaults(func=_cmd_inpaint)
 

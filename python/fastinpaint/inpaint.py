@@ -28,6 +28,7 @@ _BUILTIN_METHODS: Dict[str, str] = {
     "patchmatch": "fastinpaint.methods.patchmatch:inpaint_patchmatch",
     "biharmonic": "fastinpaint.methods.biharmonic:inpaint_biharmonic_method",
     "pconv": "fastinpaint.methods.pconv:inpaint_pconv_method",
+    "glcic": "fastinpaint.methods.glcic:inpaint_glcic_method",
 }
 _REGISTERED: Dict[str, Callable[..., Tensor]] = {}
 
