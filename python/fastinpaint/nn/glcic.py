@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fastinpaint.nn import _checkpoint
+
 __all__ = ["GLCIC", "GlobalDiscriminator", "LocalDiscriminator", "GLCICDiscriminator",
            "GLCIC_CHECKPOINT_FORMAT", "GLCIC_CHECKPOINT_VERSION", "DEFAULT_FILL_MEAN"]
 
@@ -168,7 +170,7 @@ class GLCIC(nn.Module):
             "format": GLCIC_CHECKPOINT_FORMAT,
             "version": GLCIC_CHECKPOINT_VERSION,
             "architecture": self.architecture(),
-            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+            "state_dict": _checkpoint.state_dict_cpu(self),
         }
 
     def save(self, path: Union[str, os.PathLike]) -> None:
@@ -190,29 +192,9 @@ class GLCIC(nn.Module):
     @classmethod
     def from_checkpoint(cls, ckpt: Mapping[str, Any], source: str = "checkpoint") -> "GLCIC":
         """Builds a network from the dict :meth:`checkpoint` returns (see :meth:`load`)."""
-        if not isinstance(ckpt, Mapping) or ckpt.get("format") != GLCIC_CHECKPOINT_FORMAT:
-            found = f" Its format is {ckpt.get('format')!r}." if isinstance(ckpt, Mapping) and "format" in ckpt else ""
-            raise ValueError(f"{source} is not a fastinpaint GLCIC checkpoint (no format={GLCIC_CHECKPOINT_FORMAT!r} "
-                             f"header).{found}")
-        version = ckpt.get("version")
-        if not isinstance(version, int) or version > GLCIC_CHECKPOINT_VERSION:
-            raise ValueError(f"{source} has GLCIC checkpoint version {version!r}; this fastinpaint reads up to "
-                             f"{GLCIC_CHECKPOINT_VERSION} (upgrade fastinpaint)")
-        arch = ckpt.get("architecture")
-        if not isinstance(arch, Mapping):
-            raise ValueError(f"{source} has no 'architecture' header")
-        try:
-            net = cls(**dict(arch))
-        except TypeError as e:
-            raise ValueError(f"{source}: unknown architecture arguments {dict(arch)}: {e}") from None
-        state = ckpt.get("state_dict")
-        if not isinstance(state, Mapping):
-            raise ValueError(f"{source} has no 'state_dict'")
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-        if missing or unexpected:
-            raise ValueError(f"{source} does not match its architecture header: missing keys {missing}, "
-                             f"unexpected keys {list(unexpected)}")
+        arch = _checkpoint.check_header(ckpt, GLCIC_CHECKPOINT_FORMAT, GLCIC_CHECKPOINT_VERSION, source)
+        net = _checkpoint.build(cls, arch, source)
+        _checkpoint.load_state(net, ckpt, source)
         return net
 
     @classmethod
@@ -230,10 +212,7 @@ class GLCIC(nn.Module):
             FileNotFoundError: no such file.
             ValueError: the file is not a fastinpaint GLCIC checkpoint or does not match its header.
         """
-        from fastinpaint.models import _torch_load  # local: keeps nn importable on its own
-
-        ckpt = _torch_load(path, map_location)
-        return cls.from_checkpoint(ckpt, source=f"'{os.fspath(path)}'").eval()
+        return cls.from_checkpoint(_checkpoint.read(path, map_location), source=f"'{os.fspath(path)}'").eval()
 
 
 class _StridedDiscriminator(nn.Module):

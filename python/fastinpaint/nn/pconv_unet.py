@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fastinpaint.nn import _checkpoint
 from fastinpaint.nn.partial_conv import PartialConv2d
 
 __all__ = ["PConvUNet", "PConvBlock", "parse_normalization", "IMAGENET_MEAN", "IMAGENET_STD", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION"]
@@ -325,7 +326,7 @@ class PConvUNet(nn.Module):
             "renormalization": RENORMALIZATION,
             "normalization": {"mean": list(self.normalization["mean"]), "std": list(self.normalization["std"])},
             "encoder_bn_frozen": self.encoder_bn_frozen,
-            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+            "state_dict": _checkpoint.state_dict_cpu(self),
         }
 
     def save(self, path: Union[str, os.PathLike]) -> None:
@@ -348,36 +349,16 @@ class PConvUNet(nn.Module):
     @classmethod
     def from_checkpoint(cls, ckpt: Mapping[str, Any], source: str = "checkpoint") -> "PConvUNet":
         """Builds a network from the dict :meth:`checkpoint` returns (see :meth:`load`)."""
-        if not isinstance(ckpt, Mapping) or ckpt.get("format") != CHECKPOINT_FORMAT:
-            hint = ""
-            if isinstance(ckpt, Mapping) and "model" in ckpt and "n_iter" in ckpt:
-                hint = (" It looks like a checkpoint of the naoto0804 PyTorch reimplementation; load it with "
-                        "fastinpaint.models.load_pconv_checkpoint().")
-            elif isinstance(ckpt, Mapping) and "format" in ckpt:
-                hint = f" Its format is {ckpt.get('format')!r}."
-            raise ValueError(f"{source} is not a fastinpaint PConvUNet checkpoint (no format={CHECKPOINT_FORMAT!r} header).{hint}")
-        version = ckpt.get("version")
-        if not isinstance(version, int) or version > CHECKPOINT_VERSION:
-            raise ValueError(f"{source} has PConvUNet checkpoint version {version!r}; this fastinpaint reads up to "
-                             f"{CHECKPOINT_VERSION} (upgrade fastinpaint)")
+        hint = ""
+        if isinstance(ckpt, Mapping) and "model" in ckpt and "n_iter" in ckpt:
+            hint = (" It looks like a checkpoint of the naoto0804 PyTorch reimplementation; load it with "
+                    "fastinpaint.models.load_pconv_checkpoint().")
+        arch = _checkpoint.check_header(ckpt, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, source, hint)
         if ckpt.get("renormalization", RENORMALIZATION) != RENORMALIZATION:
             raise ValueError(f"{source} stores weights for renormalisation {ckpt.get('renormalization')!r}; "
                              f"expected {RENORMALIZATION!r}")
-        arch = ckpt.get("architecture")
-        if not isinstance(arch, Mapping):
-            raise ValueError(f"{source} has no 'architecture' header")
-        try:
-            net = cls(**dict(arch), normalization=ckpt.get("normalization"))
-        except TypeError as e:
-            raise ValueError(f"{source}: unknown architecture arguments {dict(arch)}: {e}") from None
-        state = ckpt.get("state_dict")
-        if not isinstance(state, Mapping):
-            raise ValueError(f"{source} has no 'state_dict'")
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-        if missing or unexpected:
-            raise ValueError(f"{source} does not match its architecture header: missing keys {missing}, "
-                             f"unexpected keys {list(unexpected)}")
+        net = _checkpoint.build(cls, arch, source, normalization=ckpt.get("normalization"))
+        _checkpoint.load_state(net, ckpt, source)
         net.freeze_encoder_bn(bool(ckpt.get("encoder_bn_frozen", False)))
         return net
 
@@ -397,7 +378,4 @@ class PConvUNet(nn.Module):
                 checkpoints use :func:`fastinpaint.models.load_pconv_checkpoint`) or does not match
                 its own header.
         """
-        from fastinpaint.models import _torch_load  # local: models imports this module
-
-        ckpt = _torch_load(path, map_location)
-        return cls.from_checkpoint(ckpt, source=f"'{os.fspath(path)}'").eval()
+        return cls.from_checkpoint(_checkpoint.read(path, map_location), source=f"'{os.fspath(path)}'").eval()
