@@ -109,3 +109,36 @@ def test_multi_process_is_refused(image_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ValueError, match="single-process"):
         train(_cfg(image_dir, tmp_path / "ddp"))
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_matches(image_dir, tmp_path, monkeypatch):
+    """A SIGINT during step 4 is deferred: that step finishes, the checkpoint holds step 4."""
+    import os
+    import signal
+
+    import fastinpaint.training.glcic_run as glcic_run
+
+    full = train(_cfg(image_dir, tmp_path / "full", steps=6))
+    real_step, calls = glcic_run.glcic_step, {"n": 0}
+
+    def interrupting_step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(*args, **kwargs)
+
+    out = tmp_path / "ctrl_c"
+    monkeypatch.setattr(glcic_run, "glcic_step", interrupting_step)
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(image_dir, out, steps=6))
+    monkeypatch.setattr(glcic_run, "glcic_step", real_step)
+    assert torch.load(out / "checkpoints" / "last.pt", weights_only=False)["step"] == 4
+    resumed = train(_cfg(image_dir, out, steps=6, resume=True))
+    for name in ("completion", "discriminator"):
+        a, b = full[name].state_dict(), resumed[name].state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_unknown_model_option_is_an_error(image_dir, tmp_path):
+    with pytest.raises(ValueError, match="model_options"):
+        train(_cfg(image_dir, tmp_path / "bad", model_options={"widht": 4}))

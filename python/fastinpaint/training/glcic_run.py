@@ -11,7 +11,7 @@ Each step is :func:`fastinpaint.training.glcic.glcic_step`. Data come from
 :func:`fastinpaint.training.run.build_datasets` / :func:`make_train_loader` as for the other
 models. Checkpoints (``out_dir/checkpoints/last.pt``, atomic) hold both networks, both
 optimisers, the step, the RNG states and the sampler position, so a resumed run repeats the
-uninterrupted one exactly. At the end ``out_dir/model.pt`` is the completion network written
+uninterrupted one exactly; Ctrl-C finishes the step in progress, saves and stops. At the end ``out_dir/model.pt`` is the completion network written
 with :meth:`GLCIC.save` (what ``--method glcic --weights`` takes).
 
 Single process only (for now): under ``torchrun`` with ``WORLD_SIZE > 1`` :func:`train_glcic`
@@ -24,6 +24,8 @@ import json
 import math
 import os
 import pathlib
+import signal
+import threading
 import time
 import warnings
 from typing import Any, Dict, Mapping, Optional, Tuple
@@ -225,6 +227,23 @@ def train_glcic(cfg: Mapping[str, Any]) -> Dict[str, Any]:
         with torch.random.fork_rng(devices=[]):
             return iter(loader)
 
+    # Ctrl-C (SIGINT) is deferred to the end of the step in progress, then a checkpoint is saved
+    # and KeyboardInterrupt raised; a second Ctrl-C stops at once (as in the Trainer).
+    stop = {"requested": False}
+    pid = os.getpid()
+
+    def on_sigint(signum, frame) -> None:
+        if os.getpid() != pid:  # a forked data-loader worker: the main process decides
+            return
+        if stop["requested"]:
+            raise KeyboardInterrupt
+        stop["requested"] = True
+        print("\nfastinpaint train: interrupt received; finishing this step and saving a checkpoint "
+              "(Ctrl-C again to stop at once)", flush=True)
+
+    handler_installed = threading.current_thread() is threading.main_thread()
+    if handler_installed:
+        previous_handler = signal.signal(signal.SIGINT, on_sigint)
     checkpoint_every = int(cfg.get("checkpoint_every") or 0)
     log_every = max(1, int(cfg.get("log_every") or 1))
     bar = None
@@ -239,11 +258,19 @@ def train_glcic(cfg: Mapping[str, Any]) -> Dict[str, Any]:
     t_start, s_start = time.perf_counter(), step
     try:
         while step < max_steps:
+            if stop["requested"]:
+                stop["at_boundary"] = True
+                raise KeyboardInterrupt
             try:
                 batch = next(data)
             except StopIteration:
                 data = new_iterator()
                 batch = next(data)
+            except RuntimeError:  # loader workers killed by the same Ctrl-C: that is the interrupt
+                if stop["requested"]:
+                    stop["at_boundary"] = True
+                    raise KeyboardInterrupt from None
+                raise
             batch = {"image": batch["image"].to(device).float(), "mask": batch["mask"].to(device).float()}
             phase = glcic_phase(step, tc, td)
             logs = glcic_step(phase, batch, completion, discriminator, opt_c, opt_d, alpha=alpha)
@@ -264,7 +291,19 @@ def train_glcic(cfg: Mapping[str, Any]) -> Dict[str, Any]:
                 saved_at = step
         if saved_at != step:
             save_checkpoint()
+    except KeyboardInterrupt:
+        # Deferred to a step boundary (first Ctrl-C): the networks, optimisers and RNG snapshot are
+        # those after step `step`. A second Ctrl-C may land mid-step; do not save then.
+        if stop.get("at_boundary") and saved_at != step:
+            try:
+                save_checkpoint()
+            except KeyboardInterrupt:
+                pass
+            print(f"\nfastinpaint train: interrupted; checkpoint at step {step} in {ckpt_path}", flush=True)
+        raise
     finally:
+        if handler_installed:
+            signal.signal(signal.SIGINT, previous_handler)
         if bar is not None:
             bar.close()
     # The inference file (training checkpoints also hold optimiser/RNG state and the discriminator).
