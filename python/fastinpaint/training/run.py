@@ -67,6 +67,12 @@ DEFAULTS: Dict[str, Any] = {
     "loss_weights": {},
     "model_options": {},
     "progress": True,
+    # GLCIC only (`model = "glcic"`, see fastinpaint.training.glcic_run): phase lengths in steps
+    # (completion-only MSE, then discriminator-only, then joint until `steps`) and the weight of
+    # the adversarial loss; its model_options: width, local_size, disc_width, disc_features, fill_mean.
+    "glcic_completion_steps": 500,
+    "glcic_discriminator_steps": 100,
+    "glcic_alpha": 4e-4,
 }
 
 
@@ -182,7 +188,8 @@ def train(config: Union[str, pathlib.Path, Mapping[str, Any], None] = None, **ov
         **overrides: config keys (see :data:`DEFAULTS`); None values are ignored.
 
     Returns:
-        The :class:`Trainer` after training. Models with an ``export(path)`` method (PConvUNet)
+        The :class:`Trainer` after training (for ``model = "glcic"``: the dict
+        :func:`fastinpaint.training.glcic_run.train_glcic` returns). Models with an ``export(path)`` method (PConvUNet)
         are also written to ``out_dir/model.pt`` for inference (``--weights``).
 
     Example:
@@ -193,6 +200,12 @@ def train(config: Union[str, pathlib.Path, Mapping[str, Any], None] = None, **ov
 
     file_cfg = load_config(config) if isinstance(config, (str, pathlib.Path)) else dict(config or {})
     cfg = merge_config(file_cfg, overrides)
+    # GLCIC has two networks and a three-phase schedule, which the single-model Trainer does not
+    # cover: it has its own loop (same data pipeline and checkpoint helpers), single-process only.
+    if cfg["model"] == "glcic":
+        from fastinpaint.training.glcic_run import train_glcic
+
+        return train_glcic(cfg)
     if cfg["model"] not in MODELS:
         raise ValueError(f"unknown model {cfg['model']!r}; registered models: {sorted(MODELS) or 'none'}")
     init_distributed()
@@ -229,7 +242,7 @@ def train(config: Union[str, pathlib.Path, Mapping[str, Any], None] = None, **ov
 # --- command line -------------------------------------------------------------------------------
 
 _FLAGS = [  # (flag, config key, argparse kwargs)
-    ("--model", "model", {"help": "model name from fastinpaint.training.MODELS (e.g. pconv)"}),
+    ("--model", "model", {"help": "model name from fastinpaint.training.MODELS (e.g. pconv), or glcic"}),
     ("--images", "images", {"help": "training image folder (recursive, any format Pillow reads)"}),
     ("--masks", "masks", {"help": "mask folder (non-zero = hole); default: generated irregular masks"}),
     ("--val-images", "val_images", {"help": "validation image folder"}),
@@ -247,6 +260,11 @@ _FLAGS = [  # (flag, config key, argparse kwargs)
     ("--log-every", "log_every", {"type": int, "help": "steps between log lines (default 10)"}),
     ("--bucket", "buckets", {"help": "generated-mask buckets: 'all' or LO-HI[;LO-HI…]"}),
     ("--grad-clip", "grad_clip", {"type": float, "help": "clip the gradient norm"}),
+    ("--glcic-completion-steps", "glcic_completion_steps",
+     {"type": int, "help": "--model glcic: completion-only (MSE) steps (default 500)"}),
+    ("--glcic-discriminator-steps", "glcic_discriminator_steps",
+     {"type": int, "help": "--model glcic: discriminator-only steps after them (default 100)"}),
+    ("--glcic-alpha", "glcic_alpha", {"type": float, "help": "--model glcic: adversarial weight (default 4e-4)"}),
 ]
 
 
