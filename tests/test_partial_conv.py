@@ -347,3 +347,46 @@ def test_input_masked_promise_gives_same_result_without_copy(backend, channels_l
     torch.testing.assert_close(m2, m)
     # d out / d x is masked whether or not the op masked x itself
     torch.testing.assert_close(gx2, gx, rtol=1e-12, atol=1e-12)
+
+
+@requires_emulation
+@pytest.mark.parametrize("dtype, tol", [(torch.float16, 2e-2), (torch.bfloat16, 1e-1)])
+def test_half_precision_cuda_kernels_under_emulation(dtype, tol):
+    """The CUDA kernels' float16/bfloat16 instantiations (ratio computed in float32: no epsilon to
+    underflow) against the float64 reference, forward and input gradient. A mask with isolated
+    valid pixels gives ratios up to the window size, where fp16's 1e-8 trap would bite."""
+    case = make_case(31, mask_kind="groups")
+    x64 = case["x"].detach().requires_grad_()
+    ref, ref_mask = run_reference(case, x64)
+    (ref_gx,) = torch.autograd.grad(ref.square().sum() / 2, x64)
+    x = case["x"].to(dtype).detach().requires_grad_()
+    with fastinpaint.cuda_emulation():
+        out, new_mask = partial_conv2d(x, case["mask"].to(dtype), case["weight"].to(dtype),
+                                       None if case["bias"] is None else case["bias"].to(dtype), case["stride"],
+                                       case["padding"], case["dilation"], case["groups"],
+                                       mask_channels=case["mask_channels"])
+        (gx,) = torch.autograd.grad(out.float().square().sum() / 2, x)
+    assert out.dtype == dtype and torch.isfinite(out).all()
+    scale = ref.abs().max().item()
+    torch.testing.assert_close(out.double(), ref, rtol=tol, atol=tol * scale)
+    torch.testing.assert_close(expand_new_mask(new_mask, out.shape[1]).double(), ref_mask)
+    gscale = ref_gx.abs().max().item()
+    torch.testing.assert_close(gx.double(), ref_gx, rtol=tol, atol=2 * tol * gscale)
+
+
+def test_half_precision_is_refused_on_the_cpu_backend():
+    with pytest.raises(TypeError, match="float32 or float64"):
+        partial_conv2d(X.half(), M.half(), W.half())
+
+
+@requires_emulation
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_emulated_half_types_round_trip_exactly(dtype):
+    """The emulator's software __half / __nv_bfloat16 convert exactly like torch's types: an identity
+    1x1 partial convolution with an all-valid mask returns its input bit for bit, from fp16
+    subnormals (~1e-7) to 1e4."""
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(2, 3, 16, 16, generator=g) * torch.logspace(-7, 4, 16)[None, None, None, :]).to(dtype)
+    with fastinpaint.cuda_emulation():
+        out, _ = partial_conv2d(x, torch.ones(2, 1, 16, 16, dtype=dtype), torch.eye(3, dtype=dtype).view(3, 3, 1, 1))
+    assert torch.equal(out, x)

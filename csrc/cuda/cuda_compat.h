@@ -73,8 +73,10 @@ inline const char* fi_last_error() {
 #include <cmath>
 #include <math.h>  // glibc: expf, sqrtf, fabsf, ... in the global namespace
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -107,6 +109,67 @@ inline const char* fi_last_error() {
 // thread run one after another, that is exactly one object per running block.
 // (`extern __shared__` dynamic shared memory is not supported.)
 #define __shared__ static thread_local
+
+// Half-precision types, bit-compatible with CUDA's __half / __nv_bfloat16 (and torch's Half /
+// BFloat16), so that the fp16/bf16 instantiations of the kernels run under emulation too. Only
+// what the kernels use: construction from float (round to nearest even, as __float2half_rn) and
+// conversion to float.
+namespace fi_emu_detail {
+inline uint16_t float_to_half_bits(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u, a = x & 0x7fffffffu;
+  if (a >= 0x7f800000u) return uint16_t(sign | (a > 0x7f800000u ? 0x7e00u : 0x7c00u));  // NaN / inf
+  if (a >= 0x477ff000u) return uint16_t(sign | 0x7c00u);  // >= 65520 rounds to inf
+  if (a < 0x38800000u) {  // below 2^-14: subnormal half, in units of 2^-24
+    float af;
+    std::memcpy(&af, &a, 4);
+    return uint16_t(sign | uint32_t(std::nearbyint(af * 16777216.0f)));
+  }
+  uint32_t h = ((((a >> 23) - 112u) << 10) | ((a & 0x7fffffu) >> 13));
+  const uint32_t rest = a & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // a carry into the exponent is right
+  return uint16_t(sign | h);
+}
+inline float half_bits_to_float(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  if (e == 0) {
+    const float v = float(m) * (1.0f / 16777216.0f);
+    return sign ? -v : v;
+  }
+  const uint32_t bits = sign | (e == 31 ? (0xffu << 23) | (m << 13) : ((e + 112u) << 23) | (m << 13));
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+inline uint16_t float_to_bf16_bits(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return uint16_t((x >> 16) | 0x40u);  // quiet NaN
+  x += 0x7fffu + ((x >> 16) & 1u);  // round to nearest even
+  return uint16_t(x >> 16);
+}
+inline float bf16_bits_to_float(uint16_t b) {
+  const uint32_t bits = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+}  // namespace fi_emu_detail
+
+struct __half {
+  uint16_t bits;
+  __half() = default;
+  __half(float f) : bits(fi_emu_detail::float_to_half_bits(f)) {}
+  operator float() const { return fi_emu_detail::half_bits_to_float(bits); }
+};
+struct __nv_bfloat16 {
+  uint16_t bits;
+  __nv_bfloat16() = default;
+  __nv_bfloat16(float f) : bits(fi_emu_detail::float_to_bf16_bits(f)) {}
+  operator float() const { return fi_emu_detail::bf16_bits_to_float(bits); }
+};
+static_assert(sizeof(__half) == 2 && sizeof(__nv_bfloat16) == 2, "half types must be 16 bits");
 
 struct uint3 {
   unsigned x, y, z;

@@ -329,7 +329,10 @@ def partial_conv2d(
     _check_tensor(weight, "weight")
     if not input.is_floating_point():
         raise TypeError(f"partial_conv2d: input must be a floating-point tensor, got {input.dtype}")
-    if input.device.type == "cpu" and input.dtype not in (torch.float32, torch.float64):
+    if (input.device.type == "cpu" and input.dtype not in (torch.float32, torch.float64)
+            and not (_C.cuda_emulation_enabled() and input.dtype in (torch.float16, torch.bfloat16))):
+        # (float16/bfloat16 CPU tensors are accepted only under cuda_emulation(), where they run
+        # the CUDA kernels' half-precision instantiations)
         raise TypeError(f"partial_conv2d: on the CPU input must be float32 or float64, got {input.dtype}")
     if weight.dtype != input.dtype:
         raise TypeError(f"partial_conv2d: weight dtype {weight.dtype} differs from input dtype {input.dtype}")
