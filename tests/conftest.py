@@ -13,8 +13,10 @@ import contextlib
 import pathlib
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import fastinpaint
 
@@ -58,3 +60,16 @@ def shared_data() -> pathlib.Path:
     if not data.is_dir():
         pytest.skip(f"development data not found at {data}")
     return data
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    """Eight small smooth synthetic photos for training tests (no dependency on the shared data)."""
+    d = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:48, 0:48] / 48.0
+    for i in range(8):
+        c = rng.random((3, 3))
+        img = np.stack([c[k, 0] + c[k, 1] * xx + c[k, 2] * yy for k in range(3)], -1) / 3.0
+        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(d / f"img_{i}.png")
+    return d

@@ -24,19 +24,6 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def image_dir(tmp_path_factory):
-    """Eight small smooth synthetic photos."""
-    d = tmp_path_factory.mktemp("glcic_images")
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:48, 0:48] / 48.0
-    for i in range(8):
-        c = rng.random((3, 3))
-        img = np.stack([c[k, 0] + c[k, 1] * xx + c[k, 2] * yy for k in range(3)], -1) / 3.0
-        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(d / f"img_{i}.png")
-    return d
-
-
 def _cfg(image_dir, out, **kw):
     cfg = dict(model="glcic", images=str(image_dir), out_dir=str(out), size=SIZE, batch_size=2, steps=6,
                lr=1e-3, seed=1, num_workers=0, checkpoint_every=100, log_every=1, progress=False,

@@ -52,19 +52,6 @@ def l1_loss(output, target, valid):
     return terms
 
 
-@pytest.fixture(scope="module")
-def image_dir(tmp_path_factory):
-    """Eight small smooth synthetic photos (no dependency on the shared data)."""
-    d = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:48, 0:48] / 48.0
-    for i in range(8):
-        c = rng.random((3, 3))
-        img = np.stack([c[k, 0] + c[k, 1] * xx + c[k, 2] * yy for k in range(3)], -1) / 3.0
-        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(d / f"img_{i}.png")
-    return d
-
-
 def _dataset(image_dir):
     return InpaintingDataset(ImageFolder(image_dir, size=SIZE, seed=0),
                              IrregularMaskDataset(SIZE, buckets=[(0.1, 0.3)], seed=1))

@@ -60,6 +60,10 @@ def default_device() -> torch.device:
 
 
 def cleanup() -> None:
-    """Destroys the process group, if one was initialised."""
+    """Destroys the process group, if one was initialised — after a barrier: a rank that tears its
+    connections down while a peer is still in a collective makes gloo abort that peer (SIGABRT)."""
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
