@@ -73,3 +73,12 @@ def image_dir(tmp_path_factory):
         img = np.stack([c[k, 0] + c[k, 1] * xx + c[k, 2] * yy for k in range(3)], -1) / 3.0
         Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(d / f"img_{i}.png")
     return d
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for the module (tiny tensors: extra threads only add overhead)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

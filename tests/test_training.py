@@ -21,13 +21,8 @@ from fastinpaint.training.run import add_train_subcommand
 SIZE = 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: extra threads only add overhead (and noise) on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny tensors: extra threads only add overhead (and noise) on a shared machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class TinyNet(torch.nn.Module):

@@ -83,17 +83,7 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights, blend: Optiona
     if image_b.dim() != 4:
         raise ValueError(f"inpaint_glcic: image must be (N, C, H, W) or (C, H, W), got shape {tuple(image.shape)}")
     n, c, h, w = image_b.shape
-    hole_b = hole
-    if hole_b.dim() == 2:
-        hole_b = hole_b.reshape(1, 1, *hole_b.shape)
-    elif hole_b.dim() == 3:
-        hole_b = hole_b.unsqueeze(1)
-    if hole_b.dim() != 4 or hole_b.shape[1] != 1:
-        raise ValueError(f"inpaint_glcic: hole must be (H, W), (N, H, W) or (N, 1, H, W), got shape {tuple(hole.shape)}")
-    if hole_b.shape[2:] != image_b.shape[2:]:
-        raise ValueError(f"inpaint_glcic: hole size {tuple(hole_b.shape[2:])} differs from image size {(h, w)}")
-    if hole_b.shape[0] not in (1, n):
-        raise ValueError(f"inpaint_glcic: hole batch {hole_b.shape[0]} differs from image batch {n}")
+    hole_b = GLCIC._hole_batch(image_b, hole, who="inpaint_glcic")
     holes = (hole_b.to(image.device) != 0).expand(n, 1, h, w)
 
     if isinstance(weights, GLCIC):

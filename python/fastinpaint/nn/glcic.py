@@ -126,15 +126,19 @@ class GLCIC(nn.Module):
         return {"channels": self.channels, "width": self.width, "fill_mean": list(self.fill_mean)}
 
     @staticmethod
-    def _hole_batch(image: Tensor, hole: Tensor) -> Tensor:
-        if hole.dim() == 3:
+    def _hole_batch(image: Tensor, hole: Tensor, who: str = "GLCIC") -> Tensor:
+        """``hole`` as ``(N or 1, 1, H, W)`` for ``image`` ``(N, C, H, W)``; accepts ``(H, W)``,
+        ``(N, H, W)`` and ``(N, 1, H, W)``. ``who`` prefixes the error messages."""
+        if hole.dim() == 2:
+            hole = hole.reshape(1, 1, *hole.shape)
+        elif hole.dim() == 3:
             hole = hole.unsqueeze(1)
         if hole.dim() != 4 or hole.shape[1] != 1:
-            raise ValueError(f"GLCIC: hole must be (N, 1, H, W) or (N, H, W), got shape {tuple(hole.shape)}")
+            raise ValueError(f"{who}: hole must be (H, W), (N, H, W) or (N, 1, H, W), got shape {tuple(hole.shape)}")
         if hole.shape[2:] != image.shape[2:]:
-            raise ValueError(f"GLCIC: hole size {tuple(hole.shape[2:])} differs from image size {tuple(image.shape[2:])}")
+            raise ValueError(f"{who}: hole size {tuple(hole.shape[2:])} differs from image size {tuple(image.shape[2:])}")
         if hole.shape[0] not in (1, image.shape[0]):
-            raise ValueError(f"GLCIC: hole batch {hole.shape[0]} differs from image batch {image.shape[0]}")
+            raise ValueError(f"{who}: hole batch {hole.shape[0]} differs from image batch {image.shape[0]}")
         return (hole != 0).to(image.dtype).expand(image.shape[0], 1, *image.shape[2:])
 
     def network_input(self, image: Tensor, hole: Tensor) -> Tensor:
