@@ -305,7 +305,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--invert-mask", action="store_true", help="masks mark the pixels to KEEP (white = valid)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--patch-size", type=int, default=None, help="patch side for patch-based methods (odd)")
-    p.add_argument("--weights", default=None, help="weights of a learned method (--method pconv/glcic): a checkpoint path")
+    p.add_argument("--weights", default=None, help="weights of a learned method (--method pconv/glcic): a checkpoint path "
+                        "(default: the compact weights bundled with fastinpaint)")
     p.add_argument("--blend", choices=["none", "poisson"], default=None,
                    help="--method glcic: Poisson-blend the filled region into the image (the paper's post-processing)")
     common(p)

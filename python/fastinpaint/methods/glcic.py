@@ -117,15 +117,17 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights, blend: Optiona
 
 def inpaint_glcic_method(image: Tensor, hole: Tensor, *, seed: int = 0, source_mask: Optional[Tensor] = None,
                          weights: Optional[_Weights] = None, blend: Optional[str] = None) -> Tensor:
-    """``fastinpaint.inpaint(image, mask, method="glcic", weights=PATH_OR_MODEL, blend=None|"poisson")``.
+    """``fastinpaint.inpaint(image, mask, method="glcic", weights=PATH_OR_MODEL, blend=None|"poisson")``;
+    without ``weights``, the bundled compact network (:func:`fastinpaint.weights.bundled_weights`).
 
     ``image``: ``(C, H, W)`` float in [0, 1] (the dispatcher scales integer images), C = the
     network's channels, or 1 with an RGB network (run as RGB, the prediction averaged back); ``hole``: ``(H, W)`` bool, True =
     hole. ``seed`` is unused (inference is deterministic).
     """
     if weights is None:
-        raise ValueError("method 'glcic' needs weights: a GLCIC checkpoint path or model "
-                         "(fastinpaint inpaint ... --method glcic --weights PATH); none ship with this version")
+        from fastinpaint.weights import bundled_weights
+
+        weights = bundled_weights("glcic")
     if source_mask is not None:
         raise ValueError("method 'glcic' does not take a source_mask (the network sees the whole image)")
     net = weights if isinstance(weights, GLCIC) else _load_cached(weights) if isinstance(weights, (str, os.PathLike)) \

@@ -148,15 +148,17 @@ def inpaint_pconv(image: Tensor, mask: Tensor, weights: _Weights, device: Union[
 
 def inpaint_pconv_method(image: Tensor, hole: Tensor, *, seed: int = 0, source_mask: Optional[Tensor] = None,
                          weights: Optional[_Weights] = None, half: bool = False) -> Tensor:
-    """``fastinpaint.inpaint(image, mask, method="pconv", weights=PATH_OR_MODEL)``.
+    """``fastinpaint.inpaint(image, mask, method="pconv", weights=PATH_OR_MODEL)``; without
+    ``weights``, the bundled compact network (:func:`fastinpaint.weights.bundled_weights`).
 
     ``image``: ``(C, H, W)`` float in [0, 1] (the dispatcher scales integer images), C = 1 (gray,
     run as RGB and averaged back) or 3; ``hole``: ``(H, W)`` bool, True = hole. ``seed`` is unused
     (inference is deterministic).
     """
     if weights is None:
-        raise ValueError("method 'pconv' needs weights: a PConvUNet checkpoint path or model "
-                         "(fastinpaint inpaint ... --method pconv --weights PATH); none ship with this version")
+        from fastinpaint.weights import bundled_weights
+
+        weights = bundled_weights("pconv")
     if source_mask is not None:
         raise ValueError("method 'pconv' does not take a source_mask (the network sees the whole image)")
     gray = image.shape[0] == 1

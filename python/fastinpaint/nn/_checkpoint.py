@@ -59,5 +59,14 @@ def read(path: Union[str, os.PathLike], map_location: Union[str, torch.device, N
     return _torch_load(path, map_location)
 
 
-def state_dict_cpu(net: nn.Module) -> Mapping[str, torch.Tensor]:
-    return {k: v.detach().cpu() for k, v in net.state_dict().items()}
+def state_dict_cpu(net: nn.Module, half: bool = False) -> Mapping[str, torch.Tensor]:
+    """The state dict on the CPU. ``half=True`` stores the float parameters (convolution and
+    normalisation weights) in float16, halving the file; buffers such as BatchNorm's running
+    variance stay in their dtype, since their small values would lose precision or underflow.
+    Loading converts back to the network's dtype (``load_state_dict`` copies with a cast)."""
+    params = {name for name, _ in net.named_parameters()}
+    out = {}
+    for k, v in net.state_dict().items():
+        v = v.detach().cpu()
+        out[k] = v.half() if half and k in params and v.is_floating_point() else v
+    return out

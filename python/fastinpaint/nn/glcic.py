@@ -168,16 +168,17 @@ class GLCIC(nn.Module):
     # ------------------------------------------------------------------------------------------
     # checkpoints
     # ------------------------------------------------------------------------------------------
-    def checkpoint(self) -> Dict[str, Any]:
-        """The dict that :meth:`save` writes: a header plus the state dict (plain types and tensors)."""
+    def checkpoint(self, half: bool = False) -> Dict[str, Any]:
+        """The dict that :meth:`save` writes: a header plus the state dict (plain types and tensors;
+        with ``half`` the parameters in float16)."""
         return {
             "format": GLCIC_CHECKPOINT_FORMAT,
             "version": GLCIC_CHECKPOINT_VERSION,
             "architecture": self.architecture(),
-            "state_dict": _checkpoint.state_dict_cpu(self),
+            "state_dict": _checkpoint.state_dict_cpu(self, half),
         }
 
-    def save(self, path: Union[str, os.PathLike]) -> None:
+    def save(self, path: Union[str, os.PathLike], half: bool = False) -> None:
         """Writes a fastinpaint GLCIC checkpoint.
 
         The file is a ``torch.save`` of a dict: ``format`` (``"fastinpaint.GLCIC"``), ``version``,
@@ -187,11 +188,13 @@ class GLCIC(nn.Module):
 
         Args:
             path: destination file.
+            half: store the parameters in float16 (half the size; the bundled weights use it).
+                Loading gives a float32 network either way.
 
         Example:
             >>> net.save("glcic.pt"); net2 = GLCIC.load("glcic.pt")
         """
-        torch.save(self.checkpoint(), os.fspath(path))
+        torch.save(self.checkpoint(half), os.fspath(path))
 
     @classmethod
     def from_checkpoint(cls, ckpt: Mapping[str, Any], source: str = "checkpoint") -> "GLCIC":

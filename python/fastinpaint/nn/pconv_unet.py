@@ -317,8 +317,9 @@ class PConvUNet(nn.Module):
     # --------------------------------------------------------------------------------------------
     # checkpoints
     # --------------------------------------------------------------------------------------------
-    def checkpoint(self) -> Dict[str, Any]:
-        """The dict that :meth:`save` writes: a header plus the state dict (plain types and tensors)."""
+    def checkpoint(self, half: bool = False) -> Dict[str, Any]:
+        """The dict that :meth:`save` writes: a header plus the state dict (plain types and tensors;
+        with ``half`` the parameters in float16)."""
         return {
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
@@ -326,10 +327,10 @@ class PConvUNet(nn.Module):
             "renormalization": RENORMALIZATION,
             "normalization": {"mean": list(self.normalization["mean"]), "std": list(self.normalization["std"])},
             "encoder_bn_frozen": self.encoder_bn_frozen,
-            "state_dict": _checkpoint.state_dict_cpu(self),
+            "state_dict": _checkpoint.state_dict_cpu(self, half),
         }
 
-    def save(self, path: Union[str, os.PathLike]) -> None:
+    def save(self, path: Union[str, os.PathLike], half: bool = False) -> None:
         """Writes a fastinpaint PConvUNet checkpoint.
 
         The file is a ``torch.save`` of a dict with a header — ``format``
@@ -340,11 +341,13 @@ class PConvUNet(nn.Module):
 
         Args:
             path: destination file.
+            half: store the parameters in float16 (half the size; the bundled weights use it).
+                Loading gives a float32 network either way.
 
         Example:
             >>> net.save("pconv.pt"); net2 = PConvUNet.load("pconv.pt")
         """
-        torch.save(self.checkpoint(), os.fspath(path))
+        torch.save(self.checkpoint(half), os.fspath(path))
 
     @classmethod
     def from_checkpoint(cls, ckpt: Mapping[str, Any], source: str = "checkpoint") -> "PConvUNet":
