@@ -152,9 +152,7 @@ def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args) 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the empty-mask warning was handled above
             result = fastinpaint.inpaint(img, hole, method=args.method, seed=args.seed, device=args.device, **kwargs)
-    except (ValueError, TypeError) as exc:
-        raise CliError(f"{image_path}: {exc}") from exc
-    except RuntimeError as exc:
+    except (ValueError, TypeError, RuntimeError, FileNotFoundError) as exc:  # bad weights file included
         raise CliError(f"{image_path}: {exc}") from exc
     if alpha_mask and "A" in result.getbands():
         # The holes were transparent; now they hold colour, so make them opaque.
