@@ -10,12 +10,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import pathlib
+import socket
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
+import torch.multiprocessing as mp
 from PIL import Image
 
 import fastinpaint
@@ -82,3 +85,34 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_entry(rank, world, port, fn, args):
+    """One spawned process: the environment torchrun would set, the gloo group, ``fn(rank, *args)``."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from fastinpaint.training.distributed import cleanup, init_distributed
+
+    init_distributed()
+    try:
+        fn(rank, *args)
+    finally:
+        cleanup()
+
+
+@pytest.fixture
+def run_ddp():
+    """``run_ddp(fn, world, *args)``: runs ``fn(rank, *args)`` in ``world`` spawned processes joined
+    in a gloo process group (``fn`` must be a module-level function, so it pickles)."""
+
+    def run(fn, world, *args):
+        mp.spawn(_ddp_entry, args=(world, _free_port(), fn, args), nprocs=world, join=True)
+
+    return run

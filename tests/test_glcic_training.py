@@ -1,4 +1,4 @@
-"""`fastinpaint train --model glcic`: phases, MSE goes down, exact resume, model.pt, single-process guard."""
+"""`fastinpaint train --model glcic`: phases, MSE goes down, exact resume, model.pt, DDP, validation, AMP."""
 
 from __future__ import annotations
 
@@ -88,10 +88,88 @@ def test_model_pt_loads(image_dir, tmp_path):
         assert torch.equal(net(x, hole), result["completion"](x, hole))
 
 
-def test_multi_process_is_refused(image_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(ValueError, match="single-process"):
-        train(_cfg(image_dir, tmp_path / "ddp"))
+def _ddp_worker(rank, image_dir, out, steps):
+    torch.set_default_dtype(torch.float64)
+    # stopped in the discriminator phase, then resumed in a new trainer: DDP resume is covered too
+    train(_cfg(image_dir, out, batch_size=4, steps=3))
+    train(_cfg(image_dir, out, batch_size=4, steps=steps, resume=True))
+
+
+def test_ddp_two_processes_match_one_process(image_dir, tmp_path, run_ddp):
+    """2 gloo processes x 2 samples == 1 process x 4, through all three phases: both networks,
+    BatchNorm statistics included (BatchNorm runs over the global batch).
+
+    In float64: the gradients agree to rounding, but Adam divides each by its running RMS, which
+    for the weights a BatchNorm follows (their loss is scale-invariant, so some gradients are
+    almost 0) turns float32 rounding into differences of a sizeable fraction of a step.
+    """
+    steps = 6
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        single = train(_cfg(image_dir, tmp_path / "single", batch_size=4, steps=steps))
+    finally:
+        torch.set_default_dtype(previous)
+    run_ddp(_ddp_worker, 2, str(image_dir), str(tmp_path / "ddp"), steps)
+    ddp = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pt", weights_only=False)
+    assert ddp["step"] == steps and ddp["world_size"] == 2 and len(ddp["rng"]) == 2
+    for name in ("completion", "discriminator"):
+        for key, value in single[name].state_dict().items():
+            assert ddp[name][key].dtype == value.dtype
+            torch.testing.assert_close(ddp[name][key], value, rtol=1e-9, atol=1e-11, msg=f"{name}.{key} differs")
+    assert (tmp_path / "ddp" / "model.pt").is_file()
+
+
+def test_validation_grid_and_metrics(image_dir, tmp_path):
+    out = tmp_path / "val"
+    train(_cfg(image_dir, out, steps=4, val_images=str(image_dir), val_count=3, val_every=2))
+    for step in (2, 4):
+        grid = Image.open(out / "val" / f"step_{step:07d}.png")
+        assert grid.size == (3 * (SIZE + 4), 3 * (SIZE + 4))  # masked | output | target, 3 rows, 2-px frames
+    val = [r for r in _log(out) if "val/psnr" in r]
+    assert [r["step"] for r in val] == [2, 4]
+    assert all(r["val/psnr"] > 0 and 0 < r["val/ssim"] <= 1 for r in val)
+
+
+def test_amp_on_cpu_warns_and_trains_in_float32(image_dir, tmp_path):
+    with pytest.warns(RuntimeWarning, match="only used on CUDA"):
+        result = train(_cfg(image_dir, tmp_path / "amp", steps=2, amp=True))
+    ckpt = torch.load(tmp_path / "amp" / "checkpoints" / "last.pt", weights_only=False)
+    assert ckpt["scaler_c"] is None and ckpt["scaler_d"] is None
+    assert all(p.dtype == torch.float32 for p in result["completion"].parameters())
+
+
+def test_loss_scalers_are_checkpointed_and_resume_exactly(image_dir, tmp_path, monkeypatch):
+    """The GradScaler path of every phase, on CPU scalers (AMP's loss scaling without autocast):
+    both scalers' states (grown scale, growth tracker) go through the checkpoint."""
+    from fastinpaint.training.glcic_run import GLCICTrainer
+
+    monkeypatch.setattr(GLCICTrainer, "new_scaler",
+                        lambda self: torch.amp.GradScaler("cpu", init_scale=2.0**8, growth_interval=2))
+    full = train(_cfg(image_dir, tmp_path / "full", steps=7))
+    out = tmp_path / "split"
+    train(_cfg(image_dir, out, steps=3, checkpoint_every=3))
+    resumed = train(_cfg(image_dir, out, steps=7, resume=True))
+    for name in ("completion", "discriminator"):
+        a, b = full[name].state_dict(), resumed[name].state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    a, b = full["trainer"], resumed["trainer"]
+    for x, y in ((a.scaler, b.scaler), (a.scaler_d, b.scaler_d)):
+        assert x.state_dict() == y.state_dict()
+        assert x.get_scale() > 2.0**8  # grown: the state round-tripped is not the initial one
+    ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+    assert ckpt["scaler_c"] == a.scaler.state_dict() and ckpt["scaler_d"] == a.scaler_d.state_dict()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="AMP (float16 autocast) needs CUDA")
+def test_amp_on_cuda(image_dir, tmp_path):
+    result = train(_cfg(image_dir, tmp_path / "amp", steps=6, amp=True, val_images=str(image_dir), val_every=6))
+    assert result["trainer"].amp and result["completion"].output.weight.is_cuda
+    assert all(np.isfinite(v) for r in _log(tmp_path / "amp") for k, v in r.items() if k.startswith("loss/"))
+    ckpt = torch.load(tmp_path / "amp" / "checkpoints" / "last.pt", weights_only=False)
+    assert ckpt["scaler_c"] and ckpt["scaler_d"] and ckpt["scaler_c"]["scale"] > 0
+    resumed = train(_cfg(image_dir, tmp_path / "amp", steps=8, amp=True, resume=True))
+    assert resumed["step"] == 8
 
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_matches(image_dir, tmp_path, monkeypatch):

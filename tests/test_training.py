@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 
 import numpy as np
 import pytest
 import torch
-import torch.multiprocessing as mp
 from PIL import Image
 
 from fastinpaint.data import ImageFolder, InpaintingDataset
@@ -117,33 +115,18 @@ def test_sampler_shards_match_the_single_process_stream():
     assert [i for _, i in zip(range(5), iter(resumed))] == stream[13:18]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _ddp_worker(rank, image_dir, out_dir, steps):
+    # stop half-way, then resume in new trainers: DDP resume is covered too
+    _trainer(image_dir, out_dir, batch_size=2, checkpoint_every=0).fit(steps // 2)
+    _trainer(image_dir, out_dir, batch_size=2, checkpoint_every=0, init_seed=rank + 50).fit(steps, resume=True)
 
 
-def _ddp_worker(rank, world, port, image_dir, out_dir, steps):
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    from fastinpaint.training.distributed import cleanup, init_distributed
-
-    init_distributed()
-    try:
-        # stop half-way, then resume in new trainers: DDP resume is covered too
-        _trainer(image_dir, out_dir, batch_size=2, checkpoint_every=0).fit(steps // 2)
-        _trainer(image_dir, out_dir, batch_size=2, checkpoint_every=0, init_seed=rank + 50).fit(steps, resume=True)
-    finally:
-        cleanup()
-
-
-def test_ddp_two_processes_match_one_process(image_dir, tmp_path):
+def test_ddp_two_processes_match_one_process(image_dir, tmp_path, run_ddp):
     """2 gloo processes x batch 2 (stopped after 2 steps, resumed to 4) == 1 process x batch 4."""
     steps = 4
     single = _trainer(image_dir, tmp_path / "single", batch_size=4, checkpoint_every=0)
     single.fit(steps)
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(image_dir), str(tmp_path / "ddp"), steps), nprocs=2, join=True)
+    run_ddp(_ddp_worker, 2, str(image_dir), str(tmp_path / "ddp"), steps)
     ddp = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pt", weights_only=False)
     assert ddp["step"] == steps and ddp["world_size"] == 2 and len(ddp["rng"]) == 2
     for name, a in single.model.state_dict().items():

@@ -67,3 +67,92 @@ def cleanup() -> None:
             dist.barrier()
         finally:
             dist.destroy_process_group()
+
+
+class _SumOverProcesses(torch.autograd.Function):
+    """All-reduce (sum) whose gradient is the all-reduced (summed) gradient."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.clone()
+        dist.all_reduce(tensor)
+        return tensor
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+class GlobalBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
+    """Batch normalisation over the global batch of all processes, on any device and backend.
+
+    In training mode under a process group it all-reduces the per-channel sums (and, in the
+    backward pass, their gradients), so the statistics, the running averages and the gradients
+    are those one process with the whole batch would compute. Otherwise it is plain BatchNorm
+    (same parameters, buffers and state-dict keys). :func:`sync_batchnorm` uses it with gloo on
+    the CPU, where :class:`torch.nn.SyncBatchNorm` refuses to run (that one, with fused kernels,
+    is used with NCCL).
+    """
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"GlobalBatchNorm: expected an (N, C, ...) input, got shape {tuple(input.shape)}")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if not (self.training and is_dist()):
+            return super().forward(input)
+        self._check_input_dim(input)
+        dims = [0, *range(2, input.dim())]
+        shape = [1, -1] + [1] * (input.dim() - 2)
+        count = torch.tensor([input.numel() // input.shape[1]], device=input.device,
+                             dtype=torch.promote_types(input.dtype, torch.float32))
+        dist.all_reduce(count)
+        n = count[0]
+        mean = _SumOverProcesses.apply(input.sum(dims)) / n  # two passes, as F.batch_norm: (x - mean)² summed
+        centred = input - mean.view(shape)
+        var = _SumOverProcesses.apply((centred * centred).sum(dims)) / n
+        out = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                f = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                self.running_mean.mul_(1 - f).add_(mean.detach(), alpha=f)
+                self.running_var.mul_(1 - f).add_(var.detach() * (n / (n - 1).clamp_min(1)), alpha=f)
+        return out
+
+
+def sync_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` with every BatchNorm layer computing its statistics over all processes' batches.
+
+    Without a process group of more than one process it returns ``module`` unchanged. With NCCL
+    (CUDA) it is :meth:`torch.nn.SyncBatchNorm.convert_sync_batchnorm`; with another backend
+    (gloo, on the CPU) the layers become :class:`GlobalBatchNorm`. The new layers keep the same
+    ``Parameter`` objects (an optimizer built before the conversion still updates them) and
+    buffers, and the same state-dict keys.
+    """
+    if not is_dist():
+        return module
+    if dist.get_backend() == "nccl":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    return _global_batchnorm(module)
+
+
+def _global_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
+    if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not isinstance(
+            module, (GlobalBatchNorm, torch.nn.SyncBatchNorm)):
+        new = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                              module.track_running_stats)
+        if module.affine:
+            new.weight, new.bias = module.weight, module.bias
+        if module.track_running_stats:
+            new.running_mean, new.running_var = module.running_mean, module.running_var
+            new.num_batches_tracked = module.num_batches_tracked
+        new.train(module.training)
+        return new
+    for name, child in module.named_children():
+        module.add_module(name, _global_batchnorm(child))
+    return module

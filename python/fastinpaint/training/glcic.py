@@ -9,7 +9,16 @@
 
 The discriminator sees *completed* images (prediction inside the hole, the known pixels outside)
 and, for the local discriminator, a ``local_size`` patch centred on each image's hole bounding
-box, shifted to lie inside the image; real images are cropped at the same place.
+box, shifted to lie inside the image; real images are cropped at the same place. The boxes
+depend on each sample's own mask only, so they do not change with the number of processes.
+
+Under DDP, pass the networks wrapped in ``DistributedDataParallel``: each phase runs through a
+wrapper only the network it trains (the frozen completion network of phase 2 and the
+discriminator judging the completion in phase 3 run unwrapped), so every wrapper's backward
+reaches all of its parameters and the gradient all-reduce is exact; the MSE is normalised by
+the hole pixels of the global batch, so the averaged gradient is that of one process with the
+whole batch (given BatchNorm over the global batch too:
+:func:`fastinpaint.training.distributed.sync_batchnorm`, as ``GLCICTrainer`` does).
 """
 
 from __future__ import annotations
@@ -19,6 +28,9 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from fastinpaint.training.trainer import autocast, backward_step
 
 __all__ = ["glcic_step", "hole_crop_boxes", "crop_boxes", "masked_mse", "PHASES", "DEFAULT_ALPHA"]
 
@@ -47,10 +59,28 @@ def _unpack(batch: Any) -> Tuple[Tensor, Tensor]:
     return image, (hole != 0).to(image.dtype)
 
 
-def masked_mse(pred: Tensor, target: Tensor, hole: Tensor) -> Tensor:
-    """Mean squared error over the hole pixels only (all channels); 0 for a batch without holes."""
+def masked_mse(pred: Tensor, target: Tensor, hole: Tensor, count: Optional[Tensor] = None) -> Tensor:
+    """Mean squared error over the hole pixels only (all channels); 0 for a batch without holes.
+
+    ``count``: the number of hole values to divide by (default this batch's; see
+    :func:`_hole_count` for DDP).
+    """
     weight = hole.expand_as(pred)
-    return ((pred - target) ** 2 * weight).sum() / weight.sum().clamp_min(1)
+    return ((pred - target) ** 2 * weight).sum() / (weight.sum() if count is None else count).clamp_min(1)
+
+
+def _hole_count(hole: Tensor, channels: int, completion: nn.Module) -> Optional[Tensor]:
+    """Under DDP (``completion`` wrapped), the global batch's hole values per process: with it each
+    process's MSE is its share of the global batch's, and DDP's gradient average is exact."""
+    if not isinstance(completion, DistributedDataParallel):
+        return None
+    count = hole.sum() * channels
+    torch.distributed.all_reduce(count)
+    return count / torch.distributed.get_world_size()
+
+
+def _bare(module: nn.Module) -> nn.Module:
+    return module.module if isinstance(module, DistributedDataParallel) else module
 
 
 def hole_crop_boxes(hole: Tensor, local_size: Union[int, Sequence[int]]) -> Tensor:
@@ -111,7 +141,9 @@ def _restore_requires_grad(module: nn.Module, previous) -> None:
 
 def glcic_step(phase: str, batch: Any, completion: nn.Module, discriminator: nn.Module,
                opt_c: Optional[torch.optim.Optimizer], opt_d: Optional[torch.optim.Optimizer],
-               alpha: float = DEFAULT_ALPHA, local_size: Union[int, Sequence[int], None] = None) -> Dict[str, float]:
+               alpha: float = DEFAULT_ALPHA, local_size: Union[int, Sequence[int], None] = None, *,
+               scaler_c=None, scaler_d=None, amp: bool = False,
+               grad_clip: Optional[float] = None) -> Dict[str, float]:
     """One optimisation step of a GLCIC training phase.
 
     Args:
@@ -121,13 +153,18 @@ def glcic_step(phase: str, batch: Any, completion: nn.Module, discriminator: nn.
             for ``completion``, ``alpha * BCE`` for ``discriminator``; updates both).
         batch: ``{"image": (N, C, H, W) in [0, 1], "mask": (N, 1, H, W), 1 = hole}`` (the trainer's
             batches) or an ``(image, mask)`` pair.
-        completion: a :class:`fastinpaint.nn.GLCIC` (or any ``module(image, hole) -> image``).
+        completion: a :class:`fastinpaint.nn.GLCIC` (or any ``module(image, hole) -> image``),
+            or one wrapped in ``DistributedDataParallel``.
         discriminator: a :class:`fastinpaint.nn.GLCICDiscriminator` (or any
-            ``module(image, patch) -> (N, 1) logits``).
+            ``module(image, patch) -> (N, 1) logits``), or one wrapped in ``DistributedDataParallel``.
         opt_c, opt_d: the optimisers of the two networks (the one a phase does not update may be
             None).
         alpha: weight of the adversarial loss (the paper's 0.0004).
         local_size: the local discriminator's patch size; default ``discriminator.local_size``.
+        scaler_c, scaler_d: AMP ``GradScaler`` of ``opt_c`` / ``opt_d`` (None: no loss scaling).
+        amp: float16 autocast of the forward passes (CUDA); the losses are computed in the
+            images' dtype (float32).
+        grad_clip: clip each network's gradient norm to this value.
 
     Returns:
         The loss terms as floats: ``mse`` (phases 1 and 3), ``d_real``, ``d_fake``, ``d``
@@ -156,70 +193,77 @@ def glcic_step(phase: str, batch: Any, completion: nn.Module, discriminator: nn.
     if phase in ("discriminator", "joint") and opt_d is None:
         raise ValueError(f"glcic_step: phase {phase!r} updates the discriminator and needs opt_d")
     image, hole = _unpack(batch)
+    disc = _bare(discriminator)
     if local_size is None:
-        local_size = getattr(discriminator, "local_size", None)
+        local_size = getattr(disc, "local_size", None)
         if local_size is None and phase != "completion":
             raise ValueError("glcic_step: pass local_size (the discriminator has no local_size attribute)")
     logs: Dict[str, float] = {}
 
+    def complete() -> Tuple[Tensor, Tensor]:
+        with autocast(amp):
+            pred = completion(image, hole).to(image.dtype)
+        count = _hole_count(hole, pred.shape[1], completion)
+        return pred, masked_mse(pred, image, hole, count)
+
     if phase == "completion":
         completion.train()
         opt_c.zero_grad(set_to_none=True)
-        loss = masked_mse(completion(image, hole), image, hole)
-        loss.backward()
-        opt_c.step()
+        _, loss = complete()
+        backward_step(loss, opt_c, scaler_c, grad_clip)
         return {"mse": loss.item()}
 
     boxes = hole_crop_boxes(hole, local_size)
     real_patch = crop_boxes(image, boxes, local_size)
 
+    def judge(net: nn.Module, images: Tensor, patches: Tensor) -> Tensor:
+        with autocast(amp):
+            return net(images, patches).to(images.dtype)
+
     def d_loss(completed: Tensor) -> Tuple[Tensor, Tensor]:
-        real = discriminator(image, real_patch)
-        fake = discriminator(completed, crop_boxes(completed, boxes, local_size))
+        real = judge(discriminator, image, real_patch)
+        fake = judge(discriminator, completed, crop_boxes(completed, boxes, local_size))
         return (F.binary_cross_entropy_with_logits(real, torch.ones_like(real)),
                 F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
 
     if phase == "discriminator":
-        was_training = completion.training
-        completion.eval()
+        frozen = _bare(completion)  # no gradients, no DDP collectives
+        was_training = frozen.training
+        frozen.eval()
         try:
-            with torch.no_grad():
-                pred = completion(image, hole)
+            with torch.no_grad(), autocast(amp):
+                pred = frozen(image, hole).to(image.dtype)
         finally:
-            completion.train(was_training)
-        completed = torch.where(hole.bool(), pred.detach(), image)
+            frozen.train(was_training)
+        completed = torch.where(hole.bool(), pred, image)
         discriminator.train()
         opt_d.zero_grad(set_to_none=True)
         loss_real, loss_fake = d_loss(completed)
         loss = (loss_real + loss_fake) / 2
-        loss.backward()
-        opt_d.step()
+        backward_step(loss, opt_d, scaler_d, grad_clip)
         return {"d_real": loss_real.item(), "d_fake": loss_fake.item(), "d": loss.item()}
 
     # joint
     completion.train()
     discriminator.train()
-    pred = completion(image, hole)
+    pred, mse = complete()
     completed = torch.where(hole.bool(), pred, image)
     # discriminator step, on the detached completion
     opt_d.zero_grad(set_to_none=True)
     loss_real, loss_fake = d_loss(completed.detach())
     loss_d = alpha * (loss_real + loss_fake) / 2
-    loss_d.backward()
-    opt_d.step()
+    backward_step(loss_d, opt_d, scaler_d, grad_clip)
     # completion step: MSE + alpha * (completed images judged real); no gradients into the
-    # discriminator's parameters (they are not stepped here)
+    # discriminator's parameters (they are not stepped here), so it runs unwrapped (no DDP sync)
     opt_c.zero_grad(set_to_none=True)
-    previous = _set_requires_grad(discriminator, False)
+    previous = _set_requires_grad(disc, False)
     try:
-        logits = discriminator(completed, crop_boxes(completed, boxes, local_size))
+        logits = judge(disc, completed, crop_boxes(completed, boxes, local_size))
     finally:
-        _restore_requires_grad(discriminator, previous)
+        _restore_requires_grad(disc, previous)
     adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-    mse = masked_mse(pred, image, hole)
     total = mse + alpha * adv
-    total.backward()
-    opt_c.step()
+    backward_step(total, opt_c, scaler_c, grad_clip)
     logs.update({"mse": mse.item(), "adv": adv.item(), "total": total.item(), "d_real": loss_real.item(),
                  "d_fake": loss_fake.item(), "d": loss_d.item() / alpha if alpha else 0.0})
     return logs

@@ -171,6 +171,30 @@ def build_datasets(cfg: Mapping[str, Any]):
     return train, val
 
 
+def init_processes(cfg: Mapping[str, Any]) -> int:
+    """Joins the ``torchrun`` process group, if any, and checks that ``batch_size`` (global) splits
+    evenly; returns the number of processes."""
+    from fastinpaint.training.distributed import get_world_size, init_distributed
+
+    init_distributed()
+    world = get_world_size()
+    if cfg["batch_size"] % world:
+        raise ValueError(f"batch_size {cfg['batch_size']} (global) is not divisible by {world} processes")
+    return world
+
+
+def trainer_options(cfg: Mapping[str, Any], val_ds) -> Dict[str, Any]:
+    """The :class:`Trainer` keyword arguments a merged config gives (every model's trainer)."""
+    val_loader = None
+    if val_ds is not None:
+        val_loader = torch.utils.data.DataLoader(val_ds, batch_size=min(8, len(val_ds)), shuffle=False)
+    return dict(out_dir=cfg["out_dir"], max_steps=int(cfg["steps"]), checkpoint_every=int(cfg["checkpoint_every"]),
+                val_loader=val_loader, val_every=cfg["val_every"], seed=int(cfg["seed"]), amp=bool(cfg["amp"]),
+                deterministic=bool(cfg["deterministic"]), grad_clip=cfg["grad_clip"],
+                log_every=int(cfg["log_every"]), progress=bool(cfg["progress"]),
+                config=json.loads(json.dumps(dict(cfg), default=str)))
+
+
 def _load_init_weights(model: torch.nn.Module, path: str) -> None:
     state = torch.load(path, map_location="cpu", weights_only=False)
     if isinstance(state, Mapping) and "model" in state and isinstance(state["model"], Mapping):
@@ -195,40 +219,28 @@ def train(config: Union[str, pathlib.Path, Mapping[str, Any], None] = None, **ov
     Example:
         >>> train("train.toml", steps=2000, out_dir="runs/b")   # doctest: +SKIP
     """
-    from fastinpaint.training.distributed import get_world_size, init_distributed
     from fastinpaint.training.trainer import Trainer, make_train_loader
 
     file_cfg = load_config(config) if isinstance(config, (str, pathlib.Path)) else dict(config or {})
     cfg = merge_config(file_cfg, overrides)
-    # GLCIC has two networks and a three-phase schedule, which the single-model Trainer does not
-    # cover: it has its own loop (same data pipeline and checkpoint helpers), single-process only.
+    # GLCIC has two networks and a three-phase schedule: a Trainer subclass (same loop,
+    # checkpoints, validation and DDP) with its own step.
     if cfg["model"] == "glcic":
         from fastinpaint.training.glcic_run import train_glcic
 
         return train_glcic(cfg)
     if cfg["model"] not in MODELS:
         raise ValueError(f"unknown model {cfg['model']!r}; registered models: {sorted(MODELS) or 'none'}")
-    init_distributed()
-    world = get_world_size()
-    if cfg["batch_size"] % world:
-        raise ValueError(f"batch_size {cfg['batch_size']} (global) is not divisible by {world} processes")
+    world = init_processes(cfg)
     torch.manual_seed(cfg["seed"])  # the same initial weights on every rank and every run
     model, loss_fn = MODELS[cfg["model"]](cfg)
     if cfg["init_weights"]:
         _load_init_weights(model, cfg["init_weights"])
     train_ds, val_ds = build_datasets(cfg)
     loader = make_train_loader(train_ds, cfg["batch_size"] // world, seed=cfg["seed"], num_workers=cfg["num_workers"])
-    val_loader = None
-    if val_ds is not None:
-        val_loader = torch.utils.data.DataLoader(val_ds, batch_size=min(8, len(val_ds)), shuffle=False)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=float(cfg["lr"]))
-    trainer = Trainer(model, loss_fn, optimizer, loader, out_dir=cfg["out_dir"], max_steps=int(cfg["steps"]),
-                      checkpoint_every=int(cfg["checkpoint_every"]), val_loader=val_loader,
-                      val_every=cfg["val_every"], seed=int(cfg["seed"]), amp=bool(cfg["amp"]),
-                      deterministic=bool(cfg["deterministic"]), grad_clip=cfg["grad_clip"],
-                      log_every=int(cfg["log_every"]), progress=bool(cfg["progress"]),
-                      config=json.loads(json.dumps(cfg, default=str)))
+    trainer = Trainer(model, loss_fn, optimizer, loader, **trainer_options(cfg, val_ds))
     trainer.fit(resume=cfg["resume"])
     # An inference-ready file beside the training checkpoints (those also hold optimizer and RNG
     # state, so they are not weights_only-loadable): what `--weights` takes.

@@ -84,6 +84,30 @@ def atomic_torch_save(obj: Any, path: Union[str, os.PathLike]) -> None:
             os.close(fd)
 
 
+def autocast(enabled: bool):
+    """float16 autocast on CUDA when ``enabled`` (the trainers' AMP), else a no-op context."""
+    return torch.autocast("cuda", dtype=torch.float16) if enabled else contextlib.nullcontext()
+
+
+def backward_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler=None,
+                  grad_clip: Optional[float] = None) -> None:
+    """``loss.backward()`` then ``optimizer.step()`` — through the AMP ``GradScaler`` when given,
+    with the gradient norm of the optimizer's parameters clipped to ``grad_clip`` when set."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        if grad_clip:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        optimizer.step()
+
+
 def _unpack(batch) -> tuple:
     if isinstance(batch, Mapping):
         return batch["image"], batch["mask"]
@@ -148,6 +172,12 @@ class Trainer:
         progress: show the progress bar.
         config: a JSON-able dict stored in checkpoints (for the record).
 
+    Subclasses with other networks or steps (GLCIC's
+    :class:`~fastinpaint.training.glcic_run.GLCICTrainer`) override :meth:`train_step`,
+    :meth:`network_state` / :meth:`load_network_state` (what the checkpoint holds besides the
+    step, RNG and data position), :meth:`predict` (validation) and :meth:`step_info` (extra
+    fields of the log lines), and set :attr:`checkpoint_format`.
+
     Example:
         >>> trainer = Trainer(net, loss_fn, torch.optim.Adam(net.parameters(), 2e-4),
         ...                   make_train_loader(dataset, batch_size=8, seed=0), out_dir="runs/a",
@@ -155,7 +185,9 @@ class Trainer:
         >>> trainer.fit(resume=True)   # continues from runs/a/checkpoints/last.pt if present
     """
 
-    def __init__(self, model: torch.nn.Module, loss_fn: Callable, optimizer: torch.optim.Optimizer,
+    checkpoint_format = CHECKPOINT_FORMAT
+
+    def __init__(self, model: torch.nn.Module, loss_fn: Optional[Callable], optimizer: torch.optim.Optimizer,
                  train_loader, *, out_dir: Union[str, os.PathLike], max_steps: Optional[int] = None,
                  checkpoint_every: int = 1000, val_loader=None, val_every: Optional[int] = None, seed: int = 0,
                  amp: bool = False, deterministic: bool = False, device: Optional[Union[str, torch.device]] = None,
@@ -186,21 +218,29 @@ class Trainer:
         if amp and self.device.type != "cuda":
             warnings.warn("amp=True is only used on CUDA; training in float32 on the CPU", RuntimeWarning)
         self.amp = bool(amp) and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp) if self.amp else None
+        self.scaler = self.new_scaler()
         if deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
-        self.ddp_model = self.model
-        if fdist.is_dist():
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ddp_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.ddp_model = self.wrap_ddp(self.model)
         self.sampler = self._find_sampler(train_loader)
         self._rng_snapshot: Optional[Dict[str, Any]] = None
         self._stop_requested = False
         self._writer = None
         self._writer_tried = False
+
+    def new_scaler(self) -> Optional["torch.amp.GradScaler"]:
+        """A CUDA ``GradScaler`` under AMP (one per optimizer), else None."""
+        return torch.amp.GradScaler("cuda") if self.amp else None
+
+    def wrap_ddp(self, module: torch.nn.Module) -> torch.nn.Module:
+        """``module`` in ``DistributedDataParallel`` under a process group, else ``module`` itself."""
+        if not fdist.is_dist():
+            return module
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
 
     # --- paths ----------------------------------------------------------------------------------
 
@@ -229,12 +269,9 @@ class Trainer:
     def state_dict(self, rng: Optional[list] = None) -> Dict[str, Any]:
         """Everything a resume needs (``rng``: the per-rank RNG states; default this rank's now)."""
         return {
-            "format": CHECKPOINT_FORMAT,
+            "format": self.checkpoint_format,
             "step": self.step,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            **self.network_state(),
             "rng": rng if rng is not None else [self._rng_snapshot or rng_state()],
             "world_size": self.world_size,
             "global_batch": self._batch_size() * self.world_size if self.sampler is not None else None,
@@ -243,6 +280,24 @@ class Trainer:
             "config": self.config,
             "last_val": self.last_val,
         }
+
+    def network_state(self) -> Dict[str, Any]:
+        """The networks, optimizers, scheduler and AMP scaler as checkpoint entries."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+        }
+
+    def load_network_state(self, ckpt: Mapping[str, Any]) -> None:
+        """Restores what :meth:`network_state` wrote (a scaler state only when both runs use AMP)."""
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scheduler is not None and ckpt.get("scheduler") is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.scaler is not None and ckpt.get("scaler") is not None:
+            self.scaler.load_state_dict(ckpt["scaler"])
 
     def save_checkpoint(self, path: Optional[Union[str, os.PathLike]] = None, collective: bool = True) -> None:
         """Writes the checkpoint (rank 0), atomically.
@@ -268,14 +323,9 @@ class Trainer:
         load only checkpoints you wrote.
         """
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        if ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path} is not a fastinpaint trainer checkpoint (format {ckpt.get('format')!r})")
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        if self.scheduler is not None and ckpt.get("scheduler") is not None:
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-        if self.scaler is not None and ckpt.get("scaler") is not None:
-            self.scaler.load_state_dict(ckpt["scaler"])
+        if ckpt.get("format") != self.checkpoint_format:
+            raise ValueError(f"{path} is not a {self.checkpoint_format} checkpoint (format {ckpt.get('format')!r})")
+        self.load_network_state(ckpt)
         self.step = int(ckpt["step"])
         self.last_val = dict(ckpt.get("last_val") or {})
         states = ckpt["rng"]
@@ -304,9 +354,7 @@ class Trainer:
     # --- the loop -------------------------------------------------------------------------------
 
     def _autocast(self):
-        if self.amp:
-            return torch.autocast("cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
+        return autocast(self.amp)
 
     def train_step(self, batch) -> Dict[str, float]:
         """One optimizer step on ``batch``; returns the loss terms as floats."""
@@ -322,22 +370,18 @@ class Trainer:
             terms = self.loss_fn(output.float() if self.amp else output, image, valid)
         if not isinstance(terms, Mapping) or "total" not in terms:
             raise TypeError("loss_fn must return a dict with a 'total' entry")
-        total = terms["total"]
-        if self.scaler is not None:
-            self.scaler.scale(total).backward()
-            if self.grad_clip:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            total.backward()
-            if self.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-            self.optimizer.step()
+        backward_step(terms["total"], self.optimizer, self.scaler, self.grad_clip)
         if self.scheduler is not None:
             self.scheduler.step()
         return {k: float(v.detach()) for k, v in terms.items()}
+
+    def step_info(self) -> Dict[str, Any]:
+        """Fields other than the losses for the progress bar and the log lines of the last step."""
+        return {}
+
+    def log_due(self, max_steps: int) -> bool:
+        """Whether the step just finished gets a ``log.jsonl`` line."""
+        return self.step % self.log_every == 0 or self.step == max_steps
 
     def _new_iterator(self):
         # A DataLoader draws its base seed from the global torch RNG when an iterator is made;
@@ -440,10 +484,12 @@ class Trainer:
                 self._rng_snapshot = rng_state()
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
-                if self.is_main and (self.step % self.log_every == 0 or self.step == max_steps):
+                    bar.set_postfix({**self.step_info(), **{k: f"{v:.4g}" for k, v in logs.items()}},
+                                    refresh=False)
+                if self.is_main and self.log_due(max_steps):
                     rate = (self.step - s_start) / max(1e-9, time.perf_counter() - t_start)
-                    self._log({**{f"loss/{k}": v for k, v in logs.items()}, "steps_per_s": rate})
+                    self._log({**self.step_info(), **{f"loss/{k}": v for k, v in logs.items()},
+                               "steps_per_s": rate})
                 if self.val_loader is not None and self.val_every > 0 and self.step % self.val_every == 0:
                     self.validate()
                 if self.checkpoint_every > 0 and self.step % self.checkpoint_every == 0:
@@ -495,7 +541,7 @@ class Trainer:
                 valid = 1.0 - hole
                 masked = image * valid
                 with self._autocast():
-                    out = self.model(masked, valid)
+                    out = self.predict(masked, valid)
                 out = out.float().clamp(0, 1)
                 comp = valid * image + hole * out
                 psnrs.append(metrics.psnr(image.clamp(0, 1), comp, data_range=1.0).cpu())
@@ -517,6 +563,10 @@ class Trainer:
         self._log({f"val/{k}": v for k, v in result.items()}, image=grid)
         return result
 
+    def predict(self, image_masked: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """The network's output for validation (``valid``: 1 = valid; holes of the image zeroed)."""
+        return self.model(image_masked, valid)
+
     def _tensorboard(self):
         if not self._writer_tried:
             self._writer_tried = True
@@ -537,7 +587,8 @@ class Trainer:
         writer = self._tensorboard()
         if writer is not None:
             for k, v in values.items():
-                writer.add_scalar(k, v, self.step)
+                if isinstance(v, (int, float)):  # not the text fields of step_info (GLCIC's phase)
+                    writer.add_scalar(k, v, self.step)
             if image is not None:
                 writer.add_image("val/grid", image, self.step, dataformats="HWC")
 
