@@ -26,10 +26,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 class TinyNet(torch.nn.Module):
     """model(image_masked, valid_mask) -> output: three convs on [image, mask]."""
 
-    def __init__(self, dropout: float = 0.0) -> None:
+    def __init__(self, dropout: float = 0.0, batch_norm: bool = False) -> None:
         super().__init__()
         self.body = torch.nn.Sequential(
-            torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Dropout2d(dropout),
+            # no bias before BatchNorm: its gradient is zero up to rounding, which Adam would amplify
+            torch.nn.Conv2d(4, 8, 3, padding=1, bias=not batch_norm),
+            torch.nn.BatchNorm2d(8) if batch_norm else torch.nn.Identity(),
+            torch.nn.ReLU(), torch.nn.Dropout2d(dropout),
             torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(),
             torch.nn.Conv2d(8, 3, 3, padding=1))
 
@@ -50,9 +53,9 @@ def _dataset(image_dir):
                              IrregularMaskDataset(SIZE, buckets=[(0.1, 0.3)], seed=1))
 
 
-def _trainer(image_dir, out_dir, batch_size, dropout=0.0, init_seed=0, **kw):
+def _trainer(image_dir, out_dir, batch_size, dropout=0.0, init_seed=0, batch_norm=False, **kw):
     torch.manual_seed(init_seed)
-    net = TinyNet(dropout)
+    net = TinyNet(dropout, batch_norm)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     loader = make_train_loader(_dataset(image_dir), batch_size=batch_size, seed=3)
     return Trainer(net, l1_loss, opt, loader, out_dir=out_dir, seed=5, progress=False, device="cpu", **kw)
@@ -115,18 +118,21 @@ def test_sampler_shards_match_the_single_process_stream():
     assert [i for _, i in zip(range(5), iter(resumed))] == stream[13:18]
 
 
-def _ddp_worker(rank, image_dir, out_dir, steps):
+def _ddp_worker(rank, image_dir, out_dir, steps, batch_norm):
     # stop half-way, then resume in new trainers: DDP resume is covered too
-    _trainer(image_dir, out_dir, batch_size=2, checkpoint_every=0).fit(steps // 2)
-    _trainer(image_dir, out_dir, batch_size=2, checkpoint_every=0, init_seed=rank + 50).fit(steps, resume=True)
+    _trainer(image_dir, out_dir, batch_size=2, checkpoint_every=0, batch_norm=batch_norm).fit(steps // 2)
+    _trainer(image_dir, out_dir, batch_size=2, checkpoint_every=0, init_seed=rank + 50,
+             batch_norm=batch_norm).fit(steps, resume=True)
 
 
-def test_ddp_two_processes_match_one_process(image_dir, tmp_path, run_ddp):
-    """2 gloo processes x batch 2 (stopped after 2 steps, resumed to 4) == 1 process x batch 4."""
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_ddp_two_processes_match_one_process(image_dir, tmp_path, run_ddp, batch_norm):
+    """2 gloo processes x batch 2 (stopped after 2 steps, resumed to 4) == 1 process x batch 4;
+    with BatchNorm too (its statistics are taken over the global batch)."""
     steps = 4
-    single = _trainer(image_dir, tmp_path / "single", batch_size=4, checkpoint_every=0)
+    single = _trainer(image_dir, tmp_path / "single", batch_size=4, checkpoint_every=0, batch_norm=batch_norm)
     single.fit(steps)
-    run_ddp(_ddp_worker, 2, str(image_dir), str(tmp_path / "ddp"), steps)
+    run_ddp(_ddp_worker, 2, str(image_dir), str(tmp_path / "ddp"), steps, batch_norm)
     ddp = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pt", weights_only=False)
     assert ddp["step"] == steps and ddp["world_size"] == 2 and len(ddp["rng"]) == 2
     for name, a in single.model.state_dict().items():

@@ -113,7 +113,7 @@ class GLCICTrainer(Trainer):
     def __init__(self, completion: torch.nn.Module, discriminator: torch.nn.Module, opt_c: torch.optim.Optimizer,
                  opt_d: torch.optim.Optimizer, train_loader, *, completion_steps: int, discriminator_steps: int,
                  alpha: float = DEFAULT_ALPHA, **kwargs: Any) -> None:
-        super().__init__(fdist.sync_batchnorm(completion), None, opt_c, train_loader, **kwargs)
+        super().__init__(completion, None, opt_c, train_loader, **kwargs)  # the Trainer syncs its BatchNorm
         self.discriminator = fdist.sync_batchnorm(discriminator).to(self.device)
         self.opt_d = opt_d
         self.scaler_d = self.new_scaler()

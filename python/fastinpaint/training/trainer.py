@@ -197,7 +197,8 @@ class Trainer:
         self.world_size = fdist.get_world_size()
         self.is_main = self.rank == 0
         self.device = torch.device(device) if device is not None else fdist.default_device()
-        self.model = model.to(self.device)
+        # BatchNorm over the global batch, so N processes train like one (no-op in one process)
+        self.model = fdist.sync_batchnorm(model).to(self.device)
         self.loss_fn = loss_fn.to(self.device) if isinstance(loss_fn, torch.nn.Module) else loss_fn
         self.optimizer = optimizer
         self.scheduler = scheduler
