@@ -56,6 +56,6 @@ PYBIND11_MODULE(_C, m) {
 
   // Biharmonic inpainting's linear solver (python/fastinpaint/methods/biharmonic.py).
   m.def("biharmonic_solve", &fastinpaint::biharmonic_solve, py::arg("image"), py::arg("hole"), py::arg("table"),
-        py::arg("rtol"), py::arg("max_iter"), py::arg("nu") = 1, py::arg("kcycle") = true,
+        py::arg("rtol"), py::arg("max_iter"), py::arg("nu") = 1, py::arg("kcycle_levels") = 100,
         "Multigrid-preconditioned CG for the biharmonic system: (x, iterations, relative residual, levels).");
 }

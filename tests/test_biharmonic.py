@@ -317,13 +317,13 @@ def test_multigrid_solver_against_direct_solve():
     a, b = module._assemble(image.reshape(-1, 2), mask, holes)
     exact = scipy_sparse_linalg().spsolve(a.tocsc(), b)
     x, iterations, residual, levels = _C.biharmonic_solve(
-        torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), 1e-10, 200, 1, True
+        torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), 1e-10, 200, 1, 100
     )
     assert residual <= 1e-10 and 1 <= iterations < 200 and levels >= 2
     assert np.abs(x.numpy() - exact).max() < 1e-7, f"seed {seed}"
-    # V-cycles (kcycle=False) converge too, more slowly.
+    # V-cycles (kcycle_levels=0) converge too, more slowly.
     x_v, iterations_v, residual_v, _ = _C.biharmonic_solve(
-        torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), 1e-10, 500, 1, False
+        torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), 1e-10, 500, 1, 0
     )
     assert residual_v <= 1e-10 and iterations_v >= iterations
     assert np.abs(x_v.numpy() - exact).max() < 1e-7, f"seed {seed}"
@@ -355,10 +355,10 @@ def test_multigrid_solver_checks_its_inputs():
     table = module._diamond_table()
     image = torch.zeros(8, 9, 1, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"hole must be \(8, 9\)"):
-        _C.biharmonic_solve(image, torch.zeros(8, 8, dtype=torch.bool), table, 1e-6, 10, 1, True)
+        _C.biharmonic_solve(image, torch.zeros(8, 8, dtype=torch.bool), table, 1e-6, 10, 1, 100)
     with pytest.raises(ValueError, match="float64"):
-        _C.biharmonic_solve(image.float(), torch.zeros(8, 9, dtype=torch.bool), table, 1e-6, 10, 1, True)
+        _C.biharmonic_solve(image.float(), torch.zeros(8, 9, dtype=torch.bool), table, 1e-6, 10, 1, 100)
     with pytest.raises(ValueError, match="at least one hole pixel"):
-        _C.biharmonic_solve(image, torch.zeros(8, 9, dtype=torch.bool), table, 1e-6, 10, 1, True)
+        _C.biharmonic_solve(image, torch.zeros(8, 9, dtype=torch.bool), table, 1e-6, 10, 1, 100)
     with pytest.raises(ValueError, match="table"):
-        _C.biharmonic_solve(image, torch.ones(8, 9, dtype=torch.bool), table[:80], 1e-6, 10, 1, True)
+        _C.biharmonic_solve(image, torch.ones(8, 9, dtype=torch.bool), table[:80], 1e-6, 10, 1, 100)

@@ -23,6 +23,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <cmath>
 #include <vector>
 
@@ -32,11 +33,12 @@ namespace fastinpaint {
 namespace cpu {
 namespace {
 
-// Rows per parallel task. Large on purpose: every parallel region waits for all threads, and on
-// a shared machine (2 cores, one busy) a solve of 25k unknowns went from ~90 ms to seconds with
-// fine-grained regions; so only images with very large holes (>= 2 * kGrain unknowns on a
-// level) run their loops in parallel.
-constexpr int64_t kGrain = 65536;
+// Rows per parallel task. Large on purpose: every parallel region waits for all its threads, and
+// on our shared 2-core machine (one core busy with other work) a solve of 25k unknowns went from
+// ~90 ms to seconds with fine-grained regions, and one of 93k unknowns from ~290 ms to ~560 ms
+// with regions of 64k rows. So only very large holes (>= 2 * kGrain unknowns on a level) run
+// their loops in parallel; on an idle many-core machine a smaller grain would pay.
+constexpr int64_t kGrain = 262144;
 constexpr int64_t kCoarsestMax = 150;   // unknowns of a level solved by dense Cholesky
 constexpr int kMaxLevels = 24;
 constexpr double kStallRatio = 0.8;     // stop coarsening when a level keeps > 80 % of the unknowns
@@ -49,7 +51,10 @@ struct Level {
   std::vector<int32_t> y, x;          // grid position of each unknown (colour-major numbering)
   std::vector<int64_t> colour_start;  // unknowns of colour k: [colour_start[k], colour_start[k + 1])
   std::vector<int32_t> map;           // (H + 4) x (W + 4) grid (2-cell margin) -> unknown or n
-  std::vector<double> a;              // (n + 1) x taps, dummy row zero
+  std::vector<float> a;               // (n + 1) x taps, dummy row zero; dropped on the finest
+                                      // level once the next is built (rows come from the table)
+  const float* table = nullptr;       // finest level: the 81 stencil classes (81 x 13)
+  std::vector<uint8_t> cls;           // finest level: each unknown's stencil class
   std::vector<int32_t> nbr;           // n x taps
   std::vector<int32_t> parent;        // n x 4, into the next coarser level (dummy: its n)
   std::vector<double> parent_w;
@@ -59,7 +64,21 @@ struct Level {
   std::vector<double> ke, kr, kp, kq; // (n + 1) x C work vectors of the K-cycle
   std::vector<double> chol;           // coarsest level: dense Cholesky factor (lower, n x n)
   int64_t map_index(int64_t yy, int64_t xx) const { return (yy + 2) * (W + 4) + (xx + 2); }
+  // Row i's coefficients. On the finest level, the class's stencil: its taps on known pixels are
+  // not zeroed, but they multiply the dummy's zero. Reading 13 doubles from a table of 81 rows
+  // instead of from an n x 13 array cuts the finest level's memory traffic by two thirds.
+  const float* row(int64_t i) const { return table ? table + cls[i] * taps : a.data() + i * taps; }
 };
+
+// Calls f(std::integral_constant<int, taps>) so that the row loops are compiled (and unrolled)
+// for the 13-tap and the 25-tap stencil.
+template <typename F>
+void with_taps(const Level& L, const F& f) {
+  if (L.taps == kBhFineTaps)
+    f(std::integral_constant<int, kBhFineTaps>{});
+  else
+    f(std::integral_constant<int, kBhCoarseTaps>{});
+}
 
 // Numbers the unknowns at (ys, xs) (raster order) colour-major, raster order within a colour,
 // and builds the level's grid map. Returns perm: perm[new index] = index in (ys, xs).
@@ -103,7 +122,7 @@ void build_neighbours(Level& L) {
 // Zero the coefficients of taps that reach no unknown (they multiply the dummy's zero anyway).
 void zero_dead_taps(Level& L) {
   for (int64_t i = 0; i < L.n * L.taps; ++i)
-    if (L.nbr[i] == L.n) L.a[i] = 0.0;
+    if (L.nbr[i] == L.n) L.a[i] = 0.0f;
 }
 
 // The next coarser level of F: unknowns, transfer links and Galerkin matrix.
@@ -158,7 +177,7 @@ Level coarsen(Level& F) {
   // coefficients of taps that reach no coarse unknown are zeroed (bh_galerkin_row needs that).
   std::vector<BhGalerkinTerm> terms(9 * F.taps * 4);
   const int n_terms = bh_galerkin_terms(F.taps, terms.data());
-  Cl.a.assign((Cl.n + 1) * Cl.taps, 0.0);
+  Cl.a.assign((Cl.n + 1) * Cl.taps, 0.0f);
   at::parallel_for(0, Cl.n, kGrain, [&](int64_t begin, int64_t end) {
     for (int64_t I = begin; I < end; ++I)
       bh_galerkin_row(I, Cl.child.data(), F.a.data(), F.taps, terms.data(), n_terms, Cl.a.data() + I * Cl.taps);
@@ -219,22 +238,25 @@ template <int C>
 struct Solver {
   std::vector<Level>& levels;
   int64_t nu;
-  bool kcycle;  // coarse problems solved by two flexible-CG steps (K-cycle) rather than one cycle
+  int64_t kcycle_levels;  // coarse levels 1..kcycle_levels: two flexible-CG steps (K-cycle), deeper: one cycle
 
   void sweep(Level& L, bool forward) {
     for (int s = 0; s < kBhColours; ++s) {
       const int colour = forward ? s : kBhColours - 1 - s;
-      at::parallel_for(L.colour_start[colour], L.colour_start[colour + 1], kGrain, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i)
-          bh_relax_row<C>(L.a.data(), L.nbr.data(), L.taps, L.diag, L.bv.data(), L.xv.data(), i);
+      with_taps(L, [&](auto taps) {
+        at::parallel_for(L.colour_start[colour], L.colour_start[colour + 1], kGrain, [&](int64_t begin, int64_t end) {
+          for (int64_t i = begin; i < end; ++i)
+            bh_relax_row<C>(L.row(i), L.nbr.data() + i * taps, taps, L.diag, L.bv.data(), L.xv.data(), i);
+        });
       });
     }
   }
 
   void matvec(const Level& L, const double* p, double* q) {
-    at::parallel_for(0, L.n, kGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i)
-        bh_row_apply<C>(L.a.data() + i * L.taps, L.nbr.data() + i * L.taps, L.taps, p, q + i * C);
+    with_taps(L, [&](auto taps) {
+      at::parallel_for(0, L.n, kGrain, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) bh_row_apply<C>(L.row(i), L.nbr.data() + i * taps, taps, p, q + i * C);
+      });
     });
   }
 
@@ -272,16 +294,18 @@ struct Solver {
     }
     Level& Cl = levels[l + 1];
     for (int64_t s = 0; s < nu; ++s) sweep(L, true);
-    at::parallel_for(0, L.n, kGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i)
-        bh_residual_row<C>(L.a.data(), L.nbr.data(), L.taps, L.bv.data(), L.xv.data(), i, L.rv.data());
+    with_taps(L, [&](auto taps) {
+      at::parallel_for(0, L.n, kGrain, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i)
+          bh_residual_row<C>(L.row(i), L.nbr.data() + i * taps, taps, L.bv.data(), L.xv.data(), i, L.rv.data());
+      });
     });
     at::parallel_for(0, Cl.n, kGrain, [&](int64_t begin, int64_t end) {
       for (int64_t I = begin; I < end; ++I)
         bh_restrict_row<C>(Cl.child.data(), Cl.child_w.data(), L.rv.data(), I, Cl.bv.data());
     });
     const double* e = Cl.xv.data();
-    if (kcycle && l + 2 < levels.size()) {
+    if (static_cast<int64_t>(l + 1) <= kcycle_levels && l + 2 < levels.size()) {
       coarse_krylov(l + 1);
       e = Cl.ke.data();
     } else {
@@ -385,7 +409,7 @@ struct Solver {
 
 template <int C>
 void solve_channels(std::vector<Level>& levels, const std::vector<int64_t>& perm, const double* b_in, int64_t C_in,
-                    int64_t c0, double* x_out, double rtol, int64_t max_iter, int64_t nu, bool kcycle,
+                    int64_t c0, double* x_out, double rtol, int64_t max_iter, int64_t nu, int64_t kcycle_levels,
                     BhSolveInfo* info) {
   for (Level& L : levels) {
     L.xv.assign((L.n + 1) * C, 0.0);
@@ -397,7 +421,7 @@ void solve_channels(std::vector<Level>& levels, const std::vector<int64_t>& perm
   std::vector<double> b((n + 1) * C, 0.0), x((n + 1) * C, 0.0);
   for (int64_t i = 0; i < n; ++i)
     for (int c = 0; c < C; ++c) b[i * C + c] = b_in[i * C_in + c0 + c];
-  Solver<C> solver{levels, nu, kcycle};
+  Solver<C> solver{levels, nu, kcycle_levels};
   BhSolveInfo part;
   solver.fcg(b, x, rtol, max_iter, &part);
   for (int64_t i = 0; i < n; ++i)
@@ -410,7 +434,7 @@ void solve_channels(std::vector<Level>& levels, const std::vector<int64_t>& perm
 
 const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const double* image, int64_t C,
                                 const double* table, double* x, double rtol, int64_t max_iter, int64_t nu,
-                                bool kcycle, BhSolveInfo* info) {
+                                int64_t kcycle_levels, BhSolveInfo* info) {
   if (H <= 0 || W <= 0) return "empty image";
   if (C < 1) return "need at least one channel";
   if (H * W >= (int64_t{1} << 31) - 1) return "image too large for 32-bit indices";
@@ -432,11 +456,14 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
   const int64_t n = static_cast<int64_t>(ys.size());
   if (n == 0) return "no hole pixel";
   if (n == H * W) return "no known pixel";
+  std::vector<float> table_f(table, table + 81 * kBhFineTaps);
+  for (int k = 0; k < 81 * kBhFineTaps; ++k)
+    if (static_cast<double>(table_f[k]) != table[k]) return "stencil coefficients must be exact in float32";
   const std::vector<int64_t> perm = number_unknowns(F, ys, xs);
   build_neighbours(F);
 
   // Rows of the fine matrix and the right-hand side: taps on known pixels move to b.
-  F.a.assign((n + 1) * kBhFineTaps, 0.0);  // + the dummy's zero row
+  F.a.assign((n + 1) * kBhFineTaps, 0.0f);  // + the dummy's zero row
   std::vector<double> b(n * C);
   at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
@@ -456,15 +483,22 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
     levels.push_back(std::move(next));
   }
   if (levels.back().n <= kCoarsestMax) factor_coarsest(levels.back());
+  if (levels.size() > 1) {  // the finest level's rows from now on come from the table (Level::row)
+    Level& F0 = levels[0];
+    F0.cls.resize(F0.n);
+    for (int64_t i = 0; i < F0.n; ++i) F0.cls[i] = static_cast<uint8_t>(bh_stencil_class(F0.y[i], F0.x[i], H, W));
+    F0.table = table_f.data();
+    std::vector<float>().swap(F0.a);
+  }
   info->levels = static_cast<int64_t>(levels.size());
 
   for (int64_t c0 = 0; c0 < C; c0 += kBhMaxChannels) {
     const int64_t group = std::min<int64_t>(kBhMaxChannels, C - c0);
     switch (group) {
-      case 1: solve_channels<1>(levels, perm, b.data(), C, c0, x, rtol, max_iter, nu, kcycle, info); break;
-      case 2: solve_channels<2>(levels, perm, b.data(), C, c0, x, rtol, max_iter, nu, kcycle, info); break;
-      case 3: solve_channels<3>(levels, perm, b.data(), C, c0, x, rtol, max_iter, nu, kcycle, info); break;
-      default: solve_channels<4>(levels, perm, b.data(), C, c0, x, rtol, max_iter, nu, kcycle, info); break;
+      case 1: solve_channels<1>(levels, perm, b.data(), C, c0, x, rtol, max_iter, nu, kcycle_levels, info); break;
+      case 2: solve_channels<2>(levels, perm, b.data(), C, c0, x, rtol, max_iter, nu, kcycle_levels, info); break;
+      case 3: solve_channels<3>(levels, perm, b.data(), C, c0, x, rtol, max_iter, nu, kcycle_levels, info); break;
+      default: solve_channels<4>(levels, perm, b.data(), C, c0, x, rtol, max_iter, nu, kcycle_levels, info); break;
     }
   }
   return nullptr;

@@ -21,12 +21,13 @@ struct BhSolveInfo {
 //   x [n][C] (output): the hole pixels' values, in raster order; C >= 1 (solved in groups of
 //   kBhMaxChannels channels sharing the hierarchy).
 //   Stops when every channel's ||b - A x|| <= rtol ||b||, or after max_iter iterations.
-//   nu: Gauss-Seidel sweeps before and after each coarse-grid correction; kcycle: coarse problems
-//   solved by two flexible-CG steps (K-cycle, the default in Python) instead of one V-cycle.
+//   nu: Gauss-Seidel sweeps before and after each coarse-grid correction; kcycle_levels: the
+//   coarse problems of levels 1..kcycle_levels are solved by two flexible-CG steps (K-cycle),
+//   deeper ones by one cycle (0: V-cycle).
 // Returns nullptr on success, else a message.
 const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const double* image, int64_t C,
                                 const double* table, double* x, double rtol, int64_t max_iter, int64_t nu,
-                                bool kcycle, BhSolveInfo* info);
+                                int64_t kcycle_levels, BhSolveInfo* info);
 
 }  // namespace cpu
 }  // namespace fastinpaint

@@ -6,6 +6,8 @@
 // unknown `n`, whose value is kept at zero in every vector — so no row needs a branch.
 //   fine level:   the 13-point biharmonic stencil (the diamond |dy| + |dx| <= 2);
 //   coarse level: Galerkin products P^T A P with bilinear P, which stay within 5 x 5 taps.
+// Coefficients are stored in float (the finest level's are small integers, exact in float; the
+// coarse levels only serve the preconditioner), vectors and sums in double.
 // Vectors hold C channels interleaved: value of unknown i, channel c at [i * C + c]; the
 // channels share the matrix, so one pass over a row serves all of them.
 //
@@ -59,14 +61,14 @@ C10_HOST_DEVICE FI_INLINE int bh_stencil_class(int64_t y, int64_t x, int64_t H, 
 // image: H x W x C, hole: H x W (non-zero = hole).
 C10_HOST_DEVICE FI_INLINE void bh_fine_row(int64_t y, int64_t x, int64_t H, int64_t W, const uint8_t* hole,
                                            const double* image, int64_t C, const double* table, const int32_t* nbr,
-                                           int32_t dummy, double* a, double* b) {
+                                           int32_t dummy, float* a, double* b) {
   const double* row = table + bh_stencil_class(y, x, H, W) * kBhFineTaps;
   for (int64_t c = 0; c < C; ++c) b[c] = 0.0;
   for (int k = 0; k < kBhFineTaps; ++k) {
     a[k] = 0.0;
     if (row[k] == 0.0) continue;  // outside the image (or a zero coefficient)
     if (nbr[k] != dummy) {
-      a[k] = row[k];
+      a[k] = static_cast<float>(row[k]);  // exact: the stencils' coefficients are small integers
       continue;
     }
     int dy, dx;
@@ -80,13 +82,13 @@ C10_HOST_DEVICE FI_INLINE void bh_fine_row(int64_t y, int64_t x, int64_t H, int6
 
 // out[c] = sum_k a[k] * v[nbr[k] * C + c] for the C channels of one row.
 template <int C>
-C10_HOST_DEVICE FI_INLINE void bh_row_apply(const double* a, const int32_t* nbr, int taps, const double* v,
+C10_HOST_DEVICE FI_INLINE void bh_row_apply(const float* a, const int32_t* nbr, int taps, const double* v,
                                             double* out) {
   double acc[C];
 #pragma unroll
   for (int c = 0; c < C; ++c) acc[c] = 0.0;
   for (int k = 0; k < taps; ++k) {
-    const double ak = a[k];
+    const double ak = static_cast<double>(a[k]);
     const double* vj = v + static_cast<int64_t>(nbr[k]) * C;
 #pragma unroll
     for (int c = 0; c < C; ++c) acc[c] += ak * vj[c];
@@ -95,24 +97,23 @@ C10_HOST_DEVICE FI_INLINE void bh_row_apply(const double* a, const int32_t* nbr,
   for (int c = 0; c < C; ++c) out[c] = acc[c];
 }
 
-// Residual of row i: r_i = b_i - (A x)_i.
+// Residual of row i: r_i = b_i - (A x)_i; a_i, nbr_i: row i's coefficients and columns.
 template <int C>
-C10_HOST_DEVICE FI_INLINE void bh_residual_row(const double* a, const int32_t* nbr, int taps, const double* b,
+C10_HOST_DEVICE FI_INLINE void bh_residual_row(const float* a_i, const int32_t* nbr_i, int taps, const double* b,
                                                const double* x, int64_t i, double* r) {
   double ax[C];
-  bh_row_apply<C>(a + i * taps, nbr + i * taps, taps, x, ax);
+  bh_row_apply<C>(a_i, nbr_i, taps, x, ax);
 #pragma unroll
   for (int c = 0; c < C; ++c) r[i * C + c] = b[i * C + c] - ax[c];
 }
 
 // Gauss-Seidel update of unknown i (in place): x_i += (b_i - (A x)_i) / a_ii.
 template <int C>
-C10_HOST_DEVICE FI_INLINE void bh_relax_row(const double* a, const int32_t* nbr, int taps, int diag, const double* b,
-                                            double* x, int64_t i) {
+C10_HOST_DEVICE FI_INLINE void bh_relax_row(const float* a_i, const int32_t* nbr_i, int taps, int diag,
+                                            const double* b, double* x, int64_t i) {
   double ax[C];
-  const double* ai = a + i * taps;
-  bh_row_apply<C>(ai, nbr + i * taps, taps, x, ax);
-  const double inv = 1.0 / ai[diag];
+  bh_row_apply<C>(a_i, nbr_i, taps, x, ax);
+  const double inv = 1.0 / static_cast<double>(a_i[diag]);
 #pragma unroll
   for (int c = 0; c < C; ++c) x[i * C + c] += (b[i * C + c] - ax[c]) * inv;
 }
@@ -168,13 +169,15 @@ struct BhGalerkinTerm {
 
 C10_HOST_DEVICE FI_INLINE double bh_hat(int d) { return d == 0 ? 1.0 : (d == 1 || d == -1) ? 0.5 : 0.0; }
 
-C10_HOST_DEVICE FI_INLINE void bh_galerkin_row(int64_t I, const int32_t* child, const double* fine_a, int fine_taps,
-                                               const BhGalerkinTerm* terms, int n_terms, double* out) {
-  for (int s = 0; s < kBhCoarseTaps; ++s) out[s] = 0.0;
+C10_HOST_DEVICE FI_INLINE void bh_galerkin_row(int64_t I, const int32_t* child, const float* fine_a, int fine_taps,
+                                               const BhGalerkinTerm* terms, int n_terms, float* out) {
+  double acc[kBhCoarseTaps];
+  for (int s = 0; s < kBhCoarseTaps; ++s) acc[s] = 0.0;
   for (int t = 0; t < n_terms; ++t) {
     const BhGalerkinTerm term = terms[t];
-    out[term.slot] += term.weight * fine_a[static_cast<int64_t>(child[I * 9 + term.child]) * fine_taps + term.tap];
+    acc[term.slot] += term.weight * fine_a[static_cast<int64_t>(child[I * 9 + term.child]) * fine_taps + term.tap];
   }
+  for (int s = 0; s < kBhCoarseTaps; ++s) out[s] = static_cast<float>(acc[s]);
 }
 
 // The non-zeros of T for a fine stencil of `fine_taps` (13 or 25); `terms` must hold

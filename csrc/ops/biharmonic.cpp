@@ -13,7 +13,7 @@ namespace fastinpaint {
 
 std::tuple<at::Tensor, int64_t, double, int64_t> biharmonic_solve(const at::Tensor& image, const at::Tensor& hole,
                                                                   const at::Tensor& table, double rtol,
-                                                                  int64_t max_iter, int64_t nu, bool kcycle) {
+                                                                  int64_t max_iter, int64_t nu, int64_t kcycle_levels) {
   const char* op = "biharmonic_solve";
   TORCH_CHECK(image.device().is_cpu() && hole.device().is_cpu() && table.device().is_cpu(), op,
               ": the solver runs on the CPU; pass CPU tensors");
@@ -43,7 +43,7 @@ std::tuple<at::Tensor, int64_t, double, int64_t> biharmonic_solve(const at::Tens
   cpu::BhSolveInfo info;
   const char* error = cpu::biharmonic_mg_solve(H, W, hole_u8, image_c.data_ptr<double>(), C,
                                                table_c.data_ptr<double>(), x.data_ptr<double>(), rtol, max_iter, nu,
-                                               kcycle, &info);
+                                               kcycle_levels, &info);
   TORCH_CHECK_VALUE(error == nullptr, op, ": ", error ? error : "");
   return {x, info.iterations, info.relative_residual, info.levels};
 }

@@ -18,6 +18,6 @@ namespace fastinpaint {
 // over channels, multigrid levels).
 std::tuple<at::Tensor, int64_t, double, int64_t> biharmonic_solve(const at::Tensor& image, const at::Tensor& hole,
                                                                   const at::Tensor& table, double rtol,
-                                                                  int64_t max_iter, int64_t nu, bool kcycle);
+                                                                  int64_t max_iter, int64_t nu, int64_t kcycle_levels);
 
 }  // namespace fastinpaint

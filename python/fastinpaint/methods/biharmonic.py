@@ -38,6 +38,8 @@ _RADIUS = 2  # reach of the biharmonic stencil (Δ² of the 5-point Laplacian)
 _DIRECT_MAX = 4096  # regions up to this many unknowns are solved directly, larger ones by multigrid
 _RTOL = 1e-6  # multigrid: stop at ||b - A x|| <= _RTOL ||b|| per channel (~1e-5 max abs error on [0, 1])
 _MAX_ITER = 100  # multigrid: iterations before falling back to the direct solver
+_NU = 1  # multigrid: Gauss-Seidel sweeps before and after each coarse-grid correction
+_KCYCLE_LEVELS = 100  # multigrid: coarse levels solved by K-cycles (two flexible-CG steps); 0 = V-cycle
 _WINDOW = 2 * _RADIUS + 1
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
@@ -113,7 +115,7 @@ def _multigrid_solve(work: np.ndarray, hole: np.ndarray) -> Optional[np.ndarray]
     h, w = hole.shape
     image = torch.from_numpy(np.ascontiguousarray(work, dtype=np.float64).reshape(h, w, -1))
     x, _iterations, residual, _levels = _C.biharmonic_solve(
-        image, torch.from_numpy(hole), _diamond_table(), _RTOL, _MAX_ITER, 1, True
+        image, torch.from_numpy(hole), _diamond_table(), _RTOL, _MAX_ITER, _NU, _KCYCLE_LEVELS
     )
     if not residual <= _RTOL:
         return None
