@@ -43,6 +43,9 @@ constexpr int64_t kCoarsestMax = 150;   // unknowns of a level solved by dense C
 constexpr int kMaxLevels = 24;
 constexpr double kStallRatio = 0.8;     // stop coarsening when a level keeps > 80 % of the unknowns
 constexpr int kCoarsestSweeps = 8;      // smoothing-only coarsest level (coarsening stalled)
+// K-cycles only on levels of at least this many unknowns: a level is visited 2^depth times per
+// iteration, and on the small deep levels that buys nothing measurable.
+constexpr int64_t kKCycleMin = 512;
 
 struct Level {
   int64_t H = 0, W = 0;  // grid
@@ -305,7 +308,7 @@ struct Solver {
         bh_restrict_row<C>(Cl.child.data(), Cl.child_w.data(), L.rv.data(), I, Cl.bv.data());
     });
     const double* e = Cl.xv.data();
-    if (static_cast<int64_t>(l + 1) <= kcycle_levels && l + 2 < levels.size()) {
+    if (static_cast<int64_t>(l + 1) <= kcycle_levels && l + 2 < levels.size() && Cl.n >= kKCycleMin) {
       coarse_krylov(l + 1);
       e = Cl.ke.data();
     } else {

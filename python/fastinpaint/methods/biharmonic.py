@@ -227,10 +227,15 @@ def inpaint_biharmonic(image: ArrayLike, mask: ArrayLike, *, split_into_regions:
     """Fills the holes of ``image`` with the solution of the biharmonic equation ``Δ²u = 0``,
     the known pixels around each hole being the boundary condition.
 
-    Same result as ``skimage.restoration.inpaint_biharmonic`` (with ``channel_axis=-1`` for
+    Same system as ``skimage.restoration.inpaint_biharmonic`` (with ``channel_axis=-1`` for
     colour images), including its treatment of holes that touch the image border and its final
-    clipping of filled values to each channel's range of known values; the linear systems are
-    always solved in float64 (scikit-image solves float32 images in float32).
+    clipping of filled values to each channel's range of known values. Regions of up to
+    ``_DIRECT_MAX`` (4096) hole pixels are solved directly (scikit-image's result to ~1e-11);
+    larger ones by multigrid-preconditioned conjugate gradients down to a relative residual of
+    ``_RTOL`` (1e-6): ~1e-5 max abs difference to scikit-image on [0, 1] photos, always below
+    1e-3 in our tests (should the iteration not converge, the region is solved directly). The
+    linear systems are solved in float64 whatever the input dtype (scikit-image solves float32
+    images in float32).
 
     Args:
         image: float image, NumPy ``(H, W)`` or ``(H, W, C)``, float16/32/64, any value range —
@@ -239,9 +244,10 @@ def inpaint_biharmonic(image: ArrayLike, mask: ArrayLike, *, split_into_regions:
             must be finite.
         mask: hole mask ``(H, W)``, **non-zero / True = hole** (the pixels to fill), NumPy or
             torch; for a tensor image a ``(1, H, W)`` mask is accepted too.
-        split_into_regions: solve each independent hole region (connected after a one-pixel
-            dilation, as scikit-image defines them) as its own small system; ``False`` solves
-            one joint system. The results are the same up to rounding.
+        split_into_regions: solve each small independent hole region (connected after a
+            one-pixel dilation, as scikit-image defines them) as its own system, and the large
+            ones together by multigrid; ``False``: one joint system (by multigrid when it has
+            more than ``_DIRECT_MAX`` unknowns). The results agree to the solver's tolerance.
 
     Returns:
         The filled image: same type, shape and dtype as ``image`` (and same device for a
