@@ -36,8 +36,8 @@ namespace {
 // Rows per parallel task. Large on purpose: every parallel region waits for all its threads, and
 // on our shared 2-core machine (one core busy with other work) a solve of 25k unknowns went from
 // ~90 ms to seconds with fine-grained regions, and one of 93k unknowns from ~290 ms to ~560 ms
-// with regions of 64k rows. So only very large holes (>= 2 * kGrain unknowns on a level) run
-// their loops in parallel; on an idle many-core machine a smaller grain would pay.
+// with regions of 64k rows. So only the loops of very large levels (> kGrain unknowns) run in
+// parallel; on an idle many-core machine a smaller grain would pay.
 constexpr int64_t kGrain = 262144;
 constexpr int64_t kCoarsestMax = 150;   // unknowns of a level solved by dense Cholesky
 constexpr int kMaxLevels = 24;
