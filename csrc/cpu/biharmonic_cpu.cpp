@@ -232,8 +232,7 @@ void axpy(const double* alpha, const double* u, int64_t n, double* v) {  // v +=
     for (int c = 0; c < C; ++c) v[i * C + c] += alpha[c] * u[i * C + c];
 }
 
-template <int C>
-double safe_ratio(double num, double den) {
+inline double safe_ratio(double num, double den) {  // 0 for a converged (zero) channel
   return den != 0.0 ? num / den : 0.0;
 }
 
@@ -335,7 +334,7 @@ struct Solver {
     double pr[C], pq[C], a1[C];
     dot<C>(L.kp.data(), L.kr.data(), n, pr);
     dot<C>(L.kp.data(), L.kq.data(), n, pq);
-    for (int c = 0; c < C; ++c) a1[c] = safe_ratio<C>(pr[c], pq[c]);
+    for (int c = 0; c < C; ++c) a1[c] = safe_ratio(pr[c], pq[c]);
     std::fill(L.ke.begin(), L.ke.end(), 0.0);
     axpy<C>(a1, L.kp.data(), n, L.ke.data());
     double minus_a1[C];
@@ -346,13 +345,13 @@ struct Solver {
     cycle(m);
     double zq[C], beta[C];
     dot<C>(L.xv.data(), L.kq.data(), n, zq);
-    for (int c = 0; c < C; ++c) beta[c] = -safe_ratio<C>(zq[c], pq[c]);
+    for (int c = 0; c < C; ++c) beta[c] = -safe_ratio(zq[c], pq[c]);
     axpy<C>(beta, L.kp.data(), n, L.xv.data());  // xv is now p2
     matvec(L, L.xv.data(), L.kq.data());
     dot<C>(L.xv.data(), L.kr.data(), n, pr);
     dot<C>(L.xv.data(), L.kq.data(), n, pq);
     double a2[C];
-    for (int c = 0; c < C; ++c) a2[c] = safe_ratio<C>(pr[c], pq[c]);
+    for (int c = 0; c < C; ++c) a2[c] = safe_ratio(pr[c], pq[c]);
     axpy<C>(a2, L.xv.data(), n, L.ke.data());
   }
 
@@ -387,7 +386,7 @@ struct Solver {
         double zq[C], pq_old[C], beta[C];
         dot<C>(L.xv.data(), q.data(), n, zq);
         dot<C>(p.data(), q.data(), n, pq_old);
-        for (int c = 0; c < C; ++c) beta[c] = -safe_ratio<C>(zq[c], pq_old[c]);
+        for (int c = 0; c < C; ++c) beta[c] = -safe_ratio(zq[c], pq_old[c]);
         for (int64_t i = 0; i < n; ++i)
           for (int c = 0; c < C; ++c) p[i * C + c] = L.xv[i * C + c] + beta[c] * p[i * C + c];
       } else {
@@ -398,7 +397,7 @@ struct Solver {
       dot<C>(p.data(), r.data(), n, pr);
       dot<C>(p.data(), q.data(), n, pq);
       for (int c = 0; c < C; ++c) {
-        alpha[c] = safe_ratio<C>(pr[c], pq[c]);
+        alpha[c] = safe_ratio(pr[c], pq[c]);
         minus_alpha[c] = -alpha[c];
       }
       axpy<C>(alpha, p.data(), n, x.data());
