@@ -4,6 +4,7 @@
 
 #include "cuda/emulation_registry.h"
 #include "ops/backend.h"
+#include "ops/biharmonic.h"
 #include "ops/partial_conv.h"
 #include "ops/patchmatch.h"
 
@@ -52,4 +53,9 @@ PYBIND11_MODULE(_C, m) {
         py::arg("patch_size"));
   m.def("patchmatch_vote", &fastinpaint::patchmatch_vote, py::arg("source"), py::arg("nnf"), py::arg("patch_size"),
         py::arg("weight"), py::arg("stream") = 0);
+
+  // Biharmonic inpainting's linear solver (python/fastinpaint/methods/biharmonic.py).
+  m.def("biharmonic_solve", &fastinpaint::biharmonic_solve, py::arg("image"), py::arg("hole"), py::arg("table"),
+        py::arg("rtol"), py::arg("max_iter"), py::arg("nu") = 1, py::arg("kcycle_levels") = 100,
+        "Multigrid-preconditioned CG for the biharmonic system: (x, iterations, relative residual, levels).");
 }

@@ -245,3 +245,120 @@ def test_no_warning_on_normal_input():
         mask = np.zeros((6, 6), dtype=bool)
         mask[2, 2] = True
         inpaint_biharmonic(np.ones((6, 6)), mask)
+
+
+# ------------------------------------------------------------------------------------------------
+# the multigrid solver (large holes; forced onto small ones here)
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture
+def multigrid_only(monkeypatch):
+    """Every region through the C++ multigrid solver, however small."""
+    import fastinpaint.methods.biharmonic as module
+
+    monkeypatch.setattr(module, "_DIRECT_MAX", 0)
+    calls = []
+    solve = module._multigrid_solve
+
+    def counted(*args):
+        calls.append(args[1].sum())
+        return solve(*args)
+
+    monkeypatch.setattr(module, "_multigrid_solve", counted)
+    return calls
+
+
+def fresh_seed() -> int:
+    return int.from_bytes(__import__("os").urandom(4), "little")
+
+
+@pytest.mark.parametrize("channels", [None, 3, 5])
+@pytest.mark.parametrize("shape", [(40, 31), (64, 80)])
+def test_multigrid_random_images(multigrid_only, channels, shape):
+    """Fresh random images and masks (several holes, two on the border) each run."""
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    full = shape if channels is None else shape + (channels,)
+    image = rng.random(full)
+    mask = random_mask(rng, shape, n_blobs=5)
+    out = inpaint_biharmonic(image, mask)
+    assert multigrid_only, "the multigrid solver did not run"
+    diff = np.abs(out - reference(image, mask)).max()
+    assert diff < TOL, f"seed {seed}: max abs difference to scikit-image {diff:.3g}"
+    assert np.array_equal(out[~mask], image[~mask])
+
+
+def test_multigrid_photo_holes_on_the_border(shared_data, multigrid_only):
+    """A photo (downscaled 2x) with a 30-40 % free-form mask: many regions, some on the border;
+    the joint system too."""
+    row = photo_cases(shared_data, {"irr_30_40"})[0]
+    photo = Image.open(shared_data / row["image"]).convert("RGB")
+    size = (photo.width // 2, photo.height // 2)
+    image = np.asarray(photo.resize(size, Image.BILINEAR), dtype=np.float64) / 255.0
+    mask = np.asarray(Image.open(shared_data / row["mask"]).resize(size, Image.NEAREST)) > 127
+    assert mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()
+    ref = reference(image, mask)
+    for split in (True, False):
+        out = inpaint_biharmonic(image, mask, split_into_regions=split)
+        assert np.abs(out - ref).max() < TOL
+    assert len(multigrid_only) == 2
+
+
+def test_multigrid_solver_against_direct_solve():
+    """The C++ solver alone, on fresh random data, against SciPy's direct solve of the same system."""
+    from fastinpaint import _C
+    from fastinpaint.methods import biharmonic as module
+
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    image = rng.random((50, 70, 2))
+    mask = random_mask(rng, (50, 70), n_blobs=6)
+    mask[10:40, 20:45] = True  # enough unknowns for several levels
+    holes = np.flatnonzero(mask)
+    a, b = module._assemble(image.reshape(-1, 2), mask, holes)
+    exact = scipy_sparse_linalg().spsolve(a.tocsc(), b)
+    x, iterations, residual, levels = _C.biharmonic_solve(
+        torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), 1e-10, 200, 1, 100
+    )
+    assert residual <= 1e-10 and 1 <= iterations < 200 and levels >= 2
+    assert np.abs(x.numpy() - exact).max() < 1e-7, f"seed {seed}"
+    # V-cycles (kcycle_levels=0) converge too, more slowly.
+    x_v, iterations_v, residual_v, _ = _C.biharmonic_solve(
+        torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), 1e-10, 500, 1, 0
+    )
+    assert residual_v <= 1e-10 and iterations_v >= iterations
+    assert np.abs(x_v.numpy() - exact).max() < 1e-7, f"seed {seed}"
+
+
+def scipy_sparse_linalg():
+    import scipy.sparse.linalg
+
+    return scipy.sparse.linalg
+
+
+def test_multigrid_falls_back_to_the_direct_solve(monkeypatch, multigrid_only):
+    import fastinpaint.methods.biharmonic as module
+
+    monkeypatch.setattr(module, "_MAX_ITER", 1)
+    monkeypatch.setattr(module, "_RTOL", 1e-14)
+    rng = np.random.default_rng(7)
+    image = rng.random((30, 40))
+    mask = random_mask(rng, (30, 40), n_blobs=3)
+    out = inpaint_biharmonic(image, mask)
+    assert multigrid_only
+    assert np.abs(out - reference(image, mask)).max() < 1e-9  # the direct solve's accuracy
+
+
+def test_multigrid_solver_checks_its_inputs():
+    from fastinpaint import _C
+    from fastinpaint.methods import biharmonic as module
+
+    table = module._diamond_table()
+    image = torch.zeros(8, 9, 1, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"hole must be \(8, 9\)"):
+        _C.biharmonic_solve(image, torch.zeros(8, 8, dtype=torch.bool), table, 1e-6, 10, 1, 100)
+    with pytest.raises(ValueError, match="float64"):
+        _C.biharmonic_solve(image.float(), torch.zeros(8, 9, dtype=torch.bool), table, 1e-6, 10, 1, 100)
+    with pytest.raises(ValueError, match="at least one hole pixel"):
+        _C.biharmonic_solve(image, torch.zeros(8, 9, dtype=torch.bool), table, 1e-6, 10, 1, 100)
+    with pytest.raises(ValueError, match="table"):
+        _C.biharmonic_solve(image, torch.ones(8, 9, dtype=torch.bool), table[:80], 1e-6, 10, 1, 100)

@@ -2,14 +2,19 @@
 equation, with the known pixels around them as boundary condition.
 
 It gives the same result as ``skimage.restoration.inpaint_biharmonic`` (same stencil, same
-image-border treatment, same clipping), but it is built for speed:
+image-border treatment, same clipping) to within 1e-3 on [0, 1] images (typically ~1e-5), but it
+is built for speed. The system has one row per hole pixel: the 13-point stencil ``Δ²``
+(truncated near the image border exactly as scikit-image truncates it), the entries that fall on
+known pixels moved to the right-hand side; it is symmetric positive definite (see
+:func:`_stencil_table`). Two solvers:
 
-* the system is assembled with vectorised NumPy: one row per hole pixel, the 13-point stencil
-  ``Δ²`` (truncated near the image border exactly as scikit-image truncates it), the entries that
-  fall on known pixels moved to the right-hand side;
-* the matrix is symmetric positive definite (see :func:`_stencil_table`), so SuperLU is run in
-  symmetric mode without pivoting on a minimum-degree ordering of ``A + Aᵀ``;
-* one factorisation per independent hole region serves every channel (a multi-column solve).
+* large holes (more than ``_DIRECT_MAX`` unknowns): our C++ multigrid-preconditioned conjugate
+  gradients (``csrc/cpu/biharmonic_cpu.cpp``): Galerkin coarse levels that follow the hole's shape,
+  multi-colour Gauss–Seidel smoothing, K-cycles, all channels in one pass; iterated until the
+  residual is below ``_RTOL`` relative to the right-hand side;
+* small holes: a sparse direct solve (SuperLU in symmetric mode on a minimum-degree ordering of
+  ``A + Aᵀ``), one factorisation per independent hole region serving every channel — exact, and
+  cheaper than building a hierarchy for a few thousand unknowns.
 
 Run-time needs: NumPy and SciPy (and torch, for tensor inputs); scikit-image is a test and
 benchmark dependency only.
@@ -30,6 +35,11 @@ import torch
 __all__ = ["inpaint_biharmonic"]
 
 _RADIUS = 2  # reach of the biharmonic stencil (Δ² of the 5-point Laplacian)
+_DIRECT_MAX = 4096  # regions up to this many unknowns are solved directly, larger ones by multigrid
+_RTOL = 1e-6  # multigrid: stop at ||b - A x|| <= _RTOL ||b|| per channel (~1e-5 max abs error on [0, 1])
+_MAX_ITER = 100  # multigrid: iterations before falling back to the direct solver
+_NU = 1  # multigrid: Gauss-Seidel sweeps before and after each coarse-grid correction
+_KCYCLE_LEVELS = 100  # multigrid: coarse levels solved by K-cycles (two flexible-CG steps); 0 = V-cycle
 _WINDOW = 2 * _RADIUS + 1
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
@@ -84,6 +94,32 @@ def _stencil_table() -> np.ndarray:
                     table[k, _RADIUS - top : _RADIUS + bottom + 1, _RADIUS - left : _RADIUS + right + 1] = coef
     table.setflags(write=False)
     return table
+
+
+@functools.lru_cache(maxsize=1)
+def _diamond_table() -> torch.Tensor:
+    """The 81 stencils on the 13 taps of the diamond ``|dy| + |dx| <= 2`` (raster order), as the
+    C++ solver takes them: ``(81, 13)`` float64."""
+    table = _stencil_table().reshape(81, -1)
+    used = np.flatnonzero(np.any(table != 0, axis=0))
+    assert used.size == 13
+    return torch.from_numpy(np.ascontiguousarray(table[:, used]))
+
+
+def _multigrid_solve(work: np.ndarray, hole: np.ndarray) -> Optional[np.ndarray]:
+    """The hole pixels' values (raster order, ``(n, C)`` float64) by the C++ multigrid solver, or
+    None if it did not reach ``_RTOL`` in ``_MAX_ITER`` iterations (the caller then solves
+    directly). ``work``: ``(H*W, C)``; ``hole``: ``(H, W)`` bool."""
+    from fastinpaint import _C
+
+    h, w = hole.shape
+    image = torch.from_numpy(np.ascontiguousarray(work, dtype=np.float64).reshape(h, w, -1))
+    x, _iterations, residual, _levels = _C.biharmonic_solve(
+        image, torch.from_numpy(hole), _diamond_table(), _RTOL, _MAX_ITER, _NU, _KCYCLE_LEVELS
+    )
+    if not residual <= _RTOL:
+        return None
+    return x.numpy()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -191,10 +227,15 @@ def inpaint_biharmonic(image: ArrayLike, mask: ArrayLike, *, split_into_regions:
     """Fills the holes of ``image`` with the solution of the biharmonic equation ``Δ²u = 0``,
     the known pixels around each hole being the boundary condition.
 
-    Same result as ``skimage.restoration.inpaint_biharmonic`` (with ``channel_axis=-1`` for
+    Same system as ``skimage.restoration.inpaint_biharmonic`` (with ``channel_axis=-1`` for
     colour images), including its treatment of holes that touch the image border and its final
-    clipping of filled values to each channel's range of known values; the linear systems are
-    always solved in float64 (scikit-image solves float32 images in float32).
+    clipping of filled values to each channel's range of known values. Regions of up to
+    ``_DIRECT_MAX`` (4096) hole pixels are solved directly (scikit-image's result to ~1e-11);
+    larger ones by multigrid-preconditioned conjugate gradients down to a relative residual of
+    ``_RTOL`` (1e-6): ~1e-5 max abs difference to scikit-image on [0, 1] photos, always below
+    1e-3 in our tests (should the iteration not converge, the region is solved directly). The
+    linear systems are solved in float64 whatever the input dtype (scikit-image solves float32
+    images in float32).
 
     Args:
         image: float image, NumPy ``(H, W)`` or ``(H, W, C)``, float16/32/64, any value range —
@@ -203,9 +244,10 @@ def inpaint_biharmonic(image: ArrayLike, mask: ArrayLike, *, split_into_regions:
             must be finite.
         mask: hole mask ``(H, W)``, **non-zero / True = hole** (the pixels to fill), NumPy or
             torch; for a tensor image a ``(1, H, W)`` mask is accepted too.
-        split_into_regions: solve each independent hole region (connected after a one-pixel
-            dilation, as scikit-image defines them) as its own small system; ``False`` solves
-            one joint system. The results are the same up to rounding.
+        split_into_regions: solve each small independent hole region (connected after a
+            one-pixel dilation, as scikit-image defines them) as its own system, and the large
+            ones together by multigrid; ``False``: one joint system (by multigrid when it has
+            more than ``_DIRECT_MAX`` unknowns). The results agree to the solver's tolerance.
 
     Returns:
         The filled image: same type, shape and dtype as ``image`` (and same device for a
@@ -274,8 +316,31 @@ def inpaint_biharmonic(image: ArrayLike, mask: ArrayLike, *, split_into_regions:
         order, starts = _region_order(hole, holes)
     else:
         order, starts = holes, np.array([0, holes.size])
-    a, b = _assemble(work, hole, order)
-    x = _solve_blocks(a, b, starts)
+    sizes = np.diff(starts)
+    large = sizes > _DIRECT_MAX
+    x = None
+    if large.any():
+        # Every large region in one multigrid solve (regions never share an equation, so the
+        # others' pixels can be left out of the mask), the small ones directly.
+        in_large = np.zeros(holes.size, dtype=bool)
+        for s, e in zip(starts[:-1][large], starts[1:][large]):
+            in_large[s:e] = True
+        big = np.zeros(h * w, dtype=bool)
+        big[order[in_large]] = True
+        x_big = _multigrid_solve(work, big.reshape(h, w))
+        if x_big is not None:
+            x = np.empty((holes.size, work.shape[1]), dtype=np.float64)
+            # x_big is in raster order; `order` lists the pixels region by region.
+            x[in_large] = x_big[np.searchsorted(np.flatnonzero(big), order[in_large])]
+            small = ~in_large
+            if small.any():
+                keep = np.concatenate([[0], np.cumsum(sizes * ~large)])
+                sub = order[small]
+                a, b = _assemble(work, hole, sub)
+                x[small] = _solve_blocks(a, b, keep)
+    if x is None:
+        a, b = _assemble(work, hole, order)
+        x = _solve_blocks(a, b, starts)
     # As scikit-image does: a biharmonic fill can overshoot, so clip each channel to the range
     # of its known values.
     np.clip(x, lo, hi, out=x)

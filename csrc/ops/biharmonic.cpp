@@ -1,0 +1,51 @@
+// Validation and layout for the biharmonic multigrid solver (csrc/cpu/biharmonic_cpu.cpp).
+// CPU only: the hierarchy's setup (coarsening, Galerkin products) is host work, and the solver
+// is called from NumPy code.
+#include "ops/biharmonic.h"
+
+#include <ATen/ops/empty.h>
+#include <c10/util/Exception.h>
+
+#include "cpu/biharmonic_cpu.h"
+#include "kernels/biharmonic.h"
+
+namespace fastinpaint {
+
+std::tuple<at::Tensor, int64_t, double, int64_t> biharmonic_solve(const at::Tensor& image, const at::Tensor& hole,
+                                                                  const at::Tensor& table, double rtol,
+                                                                  int64_t max_iter, int64_t nu, int64_t kcycle_levels) {
+  const char* op = "biharmonic_solve";
+  TORCH_CHECK(image.device().is_cpu() && hole.device().is_cpu() && table.device().is_cpu(), op,
+              ": the solver runs on the CPU; pass CPU tensors");
+  TORCH_CHECK_VALUE(image.dim() == 3 && image.scalar_type() == at::kDouble && image.size(2) >= 1, op,
+                    ": image must be float64 (H, W, C), got ", image.scalar_type(), " of shape ", image.sizes());
+  const int64_t H = image.size(0), W = image.size(1), C = image.size(2);
+  TORCH_CHECK_VALUE(hole.dim() == 2 && hole.size(0) == H && hole.size(1) == W, op, ": hole must be (", H, ", ", W,
+                    ") like the image, got shape ", hole.sizes());
+  TORCH_CHECK_VALUE(table.dim() == 2 && table.size(0) == 81 && table.size(1) == kBhFineTaps &&
+                        table.scalar_type() == at::kDouble,
+                    op, ": table must be float64 (81, ", kBhFineTaps, "), got ", table.scalar_type(), " of shape ",
+                    table.sizes());
+  TORCH_CHECK_VALUE(rtol > 0 && max_iter >= 1 && nu >= 1, op,
+                    ": need rtol > 0, max_iter >= 1, nu >= 1");
+  TORCH_CHECK_VALUE(hole.scalar_type() == at::kBool || hole.scalar_type() == at::kByte, op,
+                    ": hole must be bool or uint8, got ", hole.scalar_type());
+  // No ATen element-wise op here (nor below): each would be a parallel region, and on a busy
+  // machine waiting for a second thread costs more than this whole solve on small images.
+  const at::Tensor hole_c = hole.contiguous();
+  const uint8_t* hole_u8 = static_cast<const uint8_t*>(hole_c.data_ptr());
+  int64_t n = 0;
+  for (int64_t i = 0; i < H * W; ++i) n += hole_u8[i] != 0;
+  TORCH_CHECK_VALUE(n > 0 && n < H * W, op, ": need at least one hole pixel and one known pixel, got ", n,
+                    " hole pixels of ", H * W);
+  const at::Tensor image_c = image.contiguous(), table_c = table.contiguous();
+  at::Tensor x = at::empty({n, C}, image.options());
+  cpu::BhSolveInfo info;
+  const char* error = cpu::biharmonic_mg_solve(H, W, hole_u8, image_c.data_ptr<double>(), C,
+                                               table_c.data_ptr<double>(), x.data_ptr<double>(), rtol, max_iter, nu,
+                                               kcycle_levels, &info);
+  TORCH_CHECK_VALUE(error == nullptr, op, ": ", error ? error : "");
+  return {x, info.iterations, info.relative_residual, info.levels};
+}
+
+}  // namespace fastinpaint
