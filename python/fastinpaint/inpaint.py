@@ -240,7 +240,9 @@ def inpaint(
             other integer types) or float. Alpha is returned unchanged; only colour is filled.
         mask: same height and width; **non-zero = hole** (the pixels to fill). numpy, PIL or tensor;
             a trailing/leading channel axis is allowed (non-zero in any channel = hole).
-        method: ``"patchmatch"`` (default; no weights needed) or another registered method
+        method: ``"patchmatch"`` (default; no weights needed), ``"biharmonic"``, ``"pconv"`` or
+            ``"glcic"`` (learned: ``weights=PATH`` or a network; without it the compact weights
+            bundled in the package, see :mod:`fastinpaint.weights`), or another registered method
             (:func:`available_methods`).
         patch_size: patch side for patch-based methods (odd; default: the method's own).
         seed: random seed; the same seed on the same kind of device gives the same result.
