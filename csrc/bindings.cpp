@@ -4,6 +4,7 @@
 
 #include "cuda/emulation_registry.h"
 #include "ops/backend.h"
+#include "cpu/biharmonic_cpu.h"
 #include "ops/biharmonic.h"
 #include "ops/partial_conv.h"
 #include "ops/patchmatch.h"
@@ -56,6 +57,9 @@ PYBIND11_MODULE(_C, m) {
 
   // Biharmonic inpainting's linear solver (python/fastinpaint/methods/biharmonic.py).
   m.def("biharmonic_solve", &fastinpaint::biharmonic_solve, py::arg("image"), py::arg("hole"), py::arg("table"),
-        py::arg("rtol"), py::arg("max_iter"), py::arg("nu") = 1, py::arg("kcycle_levels") = 100,
-        "Multigrid-preconditioned CG for the biharmonic system: (x, iterations, relative residual, levels).");
+        py::arg("tol"), py::arg("max_iter"), py::arg("isa") = "",
+        "Multigrid-preconditioned CG for the biharmonic system: (x, known min, known max, iterations, last change, "
+        "levels, instruction set).");
+  m.def("biharmonic_isas", &fastinpaint::cpu::biharmonic_isas,
+        "Instruction sets of the biharmonic solver's compiled copies that this CPU runs, oldest first.");
 }

@@ -316,17 +316,46 @@ def test_multigrid_solver_against_direct_solve():
     holes = np.flatnonzero(mask)
     a, b = module._assemble(image.reshape(-1, 2), mask, holes)
     exact = scipy_sparse_linalg().spsolve(a.tocsc(), b)
-    x, iterations, residual, levels = _C.biharmonic_solve(
-        torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), 1e-10, 200, 1, 100
+    x, lo, hi, iterations, last_change, levels, _isa = _C.biharmonic_solve(
+        torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), 1e-10, 200
     )
-    assert residual <= 1e-10 and 1 <= iterations < 200 and levels >= 2
-    assert np.abs(x.numpy() - exact).max() < 1e-7, f"seed {seed}"
-    # V-cycles (kcycle_levels=0) converge too, more slowly.
-    x_v, iterations_v, residual_v, _ = _C.biharmonic_solve(
-        torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), 1e-10, 500, 1, 0
+    assert last_change <= 1e-10 and 1 <= iterations < 200 and levels >= 2
+    assert np.abs(x.numpy() - exact).max() < 1e-8, f"seed {seed}"
+    known = image[~mask]
+    np.testing.assert_array_equal(lo.numpy(), known.min(axis=0))
+    np.testing.assert_array_equal(hi.numpy(), known.max(axis=0))
+    # The loose default tolerance: each iteration divides the error by ~5, so the error left is
+    # well below the tolerance on the last change.
+    x_loose, *_ = _C.biharmonic_solve(
+        torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), module._TOL, 200
     )
-    assert residual_v <= 1e-10 and iterations_v >= iterations
-    assert np.abs(x_v.numpy() - exact).max() < 1e-7, f"seed {seed}"
+    assert np.abs(x_loose.numpy() - exact).max() < module._TOL, f"seed {seed}"
+
+
+def test_multigrid_solver_every_instruction_set():
+    """Each compiled copy of the solver this CPU runs (SSE2 baseline, AVX2, AVX-512: the same source
+    with vectors of each register width) against SciPy's direct solve, and they agree."""
+    from fastinpaint import _C
+    from fastinpaint.methods import biharmonic as module
+
+    isas = _C.biharmonic_isas()
+    assert isas[0] == "baseline"
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    image = rng.random((45, 83, 3))
+    mask = random_mask(rng, (45, 83), n_blobs=8)
+    a, b = module._assemble(image.reshape(-1, 3), mask, np.flatnonzero(mask))
+    exact = scipy_sparse_linalg().spsolve(a.tocsc(), b)
+    for isa in isas:
+        x, *_, ran = _C.biharmonic_solve(
+            torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), 1e-9, 200, isa=isa
+        )
+        assert ran == isa
+        assert np.abs(x.numpy() - exact).max() < 1e-7, f"{isa}, seed {seed}"
+    with pytest.raises(ValueError, match="instruction set"):
+        _C.biharmonic_solve(
+            torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), 1e-3, 10, isa="sse9"
+        )
 
 
 def scipy_sparse_linalg():
@@ -339,7 +368,7 @@ def test_multigrid_falls_back_to_the_direct_solve(monkeypatch, multigrid_only):
     import fastinpaint.methods.biharmonic as module
 
     monkeypatch.setattr(module, "_MAX_ITER", 1)
-    monkeypatch.setattr(module, "_RTOL", 1e-14)
+    monkeypatch.setattr(module, "_TOL", 1e-14)
     rng = np.random.default_rng(7)
     image = rng.random((30, 40))
     mask = random_mask(rng, (30, 40), n_blobs=3)
@@ -355,10 +384,18 @@ def test_multigrid_solver_checks_its_inputs():
     table = module._diamond_table()
     image = torch.zeros(8, 9, 1, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"hole must be \(8, 9\)"):
-        _C.biharmonic_solve(image, torch.zeros(8, 8, dtype=torch.bool), table, 1e-6, 10, 1, 100)
+        _C.biharmonic_solve(image, torch.zeros(8, 8, dtype=torch.bool), table, 1e-6, 10)
     with pytest.raises(ValueError, match="float64"):
-        _C.biharmonic_solve(image.float(), torch.zeros(8, 9, dtype=torch.bool), table, 1e-6, 10, 1, 100)
+        _C.biharmonic_solve(image.float(), torch.zeros(8, 9, dtype=torch.bool), table, 1e-6, 10)
     with pytest.raises(ValueError, match="at least one hole pixel"):
-        _C.biharmonic_solve(image, torch.zeros(8, 9, dtype=torch.bool), table, 1e-6, 10, 1, 100)
+        _C.biharmonic_solve(image, torch.zeros(8, 9, dtype=torch.bool), table, 1e-6, 10)
     with pytest.raises(ValueError, match="table"):
-        _C.biharmonic_solve(image, torch.ones(8, 9, dtype=torch.bool), table[:80], 1e-6, 10, 1, 100)
+        _C.biharmonic_solve(image, torch.ones(8, 9, dtype=torch.bool), table[:80], 1e-6, 10)
+    hole = torch.zeros(8, 9, dtype=torch.bool)
+    hole[3:5, 3:5] = True
+    bad = image.clone()
+    bad[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        _C.biharmonic_solve(bad, hole, table, 1e-6, 10)
+    with pytest.raises(ValueError, match="tol"):
+        _C.biharmonic_solve(image, hole, table, 0.0, 10)

@@ -1,192 +1,470 @@
-// CPU multigrid-preconditioned conjugate gradients for the biharmonic inpainting system.
+// CPU multigrid solver for the biharmonic inpainting system.
 //
 // The matrix A (one row per hole pixel, the 13-point biharmonic stencil, known pixels moved to
-// the right-hand side) is symmetric positive definite. Flexible conjugate gradients, preconditioned
-// by one multigrid cycle:
-//   * levels: the hole pixels of the image grid; the next coarser level's unknowns are the grid
-//     points (2Y, 2X) whose bilinear interpolation reaches a fine unknown, so the hole's shape is
-//     followed at every level and known pixels stay pinned (the interpolation is cut there);
-//   * coarse matrices: Galerkin products P^T A P (5 x 5 stencils), hence SPD and consistent with
-//     the boundary — re-discretising the stencil on a coarsened mask does not converge;
-//   * smoother: multi-colour Gauss-Seidel (9 colours, parallel within a colour), forward colour
-//     order before the coarse correction and backward after;
-//   * K-cycle: each coarse problem gets two flexible-CG steps preconditioned by the next level's
-//     cycle (bilinear Galerkin operators of a fourth-order problem degrade level after level; a
-//     V-cycle needs ~3x more outer iterations). The K-cycle is not a fixed linear operator, hence
-//     flexible CG outside;
-//   * coarsest level (<= kCoarsestMax unknowns): dense Cholesky.
-// Measured on 512 x 320 photos with 16-60 % free-form holes: ~10 iterations to a relative
-// residual of 1e-6, i.e. ~1e-5 max abs error on [0, 1] images.
-// The per-row math is in kernels/biharmonic.h.
+// the right-hand side) is symmetric positive definite. We solve it by flexible conjugate
+// gradients in float64, preconditioned by one multigrid K-cycle in float32, started from a full
+// multigrid (FMG) guess:
+//   * levels live on image-shaped grids (2-cell zero margin), each level's unknowns listed as
+//     runs of consecutive pixels of a row. Every inner loop walks a run, so it is contiguous in
+//     memory and vectorises; vectors that feed a stencil are grid planes that are zero off the
+//     unknowns (written at unknowns only), the others are compact arrays in run order;
+//   * the next coarser level's unknowns are the grid points (2Y, 2X) whose bilinear
+//     interpolation reaches a fine unknown: the hole's shape is followed at every level and the
+//     known pixels stay pinned (the interpolation is cut there);
+//   * coarse matrices: Galerkin products P^T A P (5 x 5 stencils, one coefficient plane per tap),
+//     hence SPD and consistent with the hole's border; re-discretising does not converge;
+//   * finest level: no coefficient arrays at all: interior pixels share one constant stencil
+//     (the taps on known pixels multiply the zeros of the grid plane), pixels within 2 of the
+//     image edge take their class's row of the table;
+//   * smoother: Chebyshev polynomial of degree 2 in D^-1 A (symmetric, and only whole-run
+//     matrix-vector products, unlike multi-colour Gauss-Seidel), before and after the coarse
+//     correction; its spectral bound is Gershgorin's on the finest level (exact for the interior
+//     stencil) and a power-iteration estimate on the Galerkin levels (their Gershgorin bounds
+//     are 5-40x too large);
+//   * K-cycle (Notay & Vassilevski): each coarse problem gets two flexible-CG steps
+//     preconditioned by the next level's cycle. Bilinear transfers are too low-order for a
+//     fourth-order operator (Hemker's rule m_P + m_R > 2m fails), and a plain V-cycle needs 3-5x
+//     more outer iterations;
+//   * coarsest level (<= kCoarsestMax unknowns): dense Cholesky in float64.
+// Measured (benchmarks/bench_biharmonic.py photos, 16-50 % holes): the FMG start is within ~0.05
+// of the solution on [0, 1] images, and each iteration divides the error by ~5; the caller stops
+// on the size of the last update.
+// The per-pixel math (stencil classes, right-hand side, Galerkin terms, Chebyshev recurrence) is
+// in kernels/biharmonic.h.
 #include "cpu/biharmonic_cpu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include <ATen/Parallel.h>
 
-#include <algorithm>
-#include <type_traits>
-#include <cmath>
-#include <vector>
-
 #include "kernels/biharmonic.h"
+
+#ifndef FASTINPAINT_CPU_ISA
+#define FASTINPAINT_CPU_ISA baseline
+#endif
 
 namespace fastinpaint {
 namespace cpu {
+namespace FASTINPAINT_CPU_ISA {
 namespace {
 
-// Rows per parallel task. Large on purpose: every parallel region waits for all its threads, and
-// on our shared 2-core machine (one core busy with other work) a solve of 25k unknowns went from
-// ~90 ms to seconds with fine-grained regions, and one of 93k unknowns from ~290 ms to ~560 ms
-// with regions of 64k rows. So only the loops of very large levels (> kGrain unknowns) run in
-// parallel; on an idle many-core machine a smaller grain would pay.
-constexpr int64_t kGrain = 262144;
-constexpr int64_t kCoarsestMax = 150;   // unknowns of a level solved by dense Cholesky
+constexpr int64_t kCoarsestMax = 64;  // unknowns of a level solved by dense Cholesky
 constexpr int kMaxLevels = 24;
-constexpr double kStallRatio = 0.8;     // stop coarsening when a level keeps > 80 % of the unknowns
-constexpr int kCoarsestSweeps = 8;      // smoothing-only coarsest level (coarsening stalled)
+constexpr double kStallRatio = 0.8;  // stop coarsening when a level keeps > 80 % of the unknowns
+constexpr int kSmootherDegree = 2;
+constexpr double kSmootherRatio = 6.0;  // Chebyshev aims at eigenvalues of D^-1 A in [lmax / 6, lmax]
+constexpr int kStalledDegree = 16;      // coarsest level whose coarsening stalled: a long Chebyshev
+constexpr double kStalledRatio = 100.0;
 // K-cycles only on levels of at least this many unknowns: a level is visited 2^depth times per
-// iteration, and on the small deep levels that buys nothing measurable.
+// iteration, and on the small deep levels the extra accuracy buys nothing measurable.
 constexpr int64_t kKCycleMin = 512;
+constexpr int kPowerIterations = 12;
+constexpr double kLambdaMargin = 1.15;  // power iteration underestimates lmax
+// Unknown runs of a row at most this far apart are merged into one run, the pixels between
+// being zero slots: a run costs a fixed overhead per tap and channel, a gap pixel a few cycles.
+constexpr int64_t kGapMerge = 24;
+// Row blocks of the matrix-vector product: kBlock consecutive pixels' sums stay in registers
+// through all taps. Planes get kBlock + 4 slack cells so that a run's last block may read past it.
+constexpr int kBlock = 16;
+constexpr int64_t kSlack = kBlock + 4;
 
-struct Level {
-  int64_t H = 0, W = 0;  // grid
-  int64_t n = 0;         // unknowns; index n is the dummy (value 0)
-  int taps = 0, diag = 0;
-  std::vector<int32_t> y, x;          // grid position of each unknown (colour-major numbering)
-  std::vector<int64_t> colour_start;  // unknowns of colour k: [colour_start[k], colour_start[k + 1])
-  std::vector<int32_t> map;           // (H + 4) x (W + 4) grid (2-cell margin) -> unknown or n
-  std::vector<float> a;               // (n + 1) x taps, dummy row zero; dropped on the finest
-                                      // level once the next is built (rows come from the table)
-  const float* table = nullptr;       // finest level: the 81 stencil classes (81 x 13)
-  std::vector<uint8_t> cls;           // finest level: each unknown's stencil class
-  std::vector<int32_t> nbr;           // n x taps
-  std::vector<int32_t> parent;        // n x 4, into the next coarser level (dummy: its n)
-  std::vector<double> parent_w;
-  std::vector<int32_t> child;         // n x 9, into the next finer level (dummy: its n)
-  std::vector<double> child_w;
-  std::vector<double> xv, bv, rv;     // (n + 1) x C work vectors of a cycle
-  std::vector<double> ke, kr, kp, kq; // (n + 1) x C work vectors of the K-cycle
-  std::vector<double> chol;           // coarsest level: dense Cholesky factor (lower, n x n)
-  int64_t map_index(int64_t yy, int64_t xx) const { return (yy + 2) * (W + 4) + (xx + 2); }
-  // Row i's coefficients. On the finest level, the class's stencil: its taps on known pixels are
-  // not zeroed, but they multiply the dummy's zero. Reading 13 doubles from a table of 81 rows
-  // instead of from an n x 13 array cuts the finest level's memory traffic by two thirds.
-  const float* row(int64_t i) const { return table ? table + cls[i] * taps : a.data() + i * taps; }
+// Consecutive slots of a row: unknowns, and the (zero) gaps between them (kGapMerge).
+struct Run {
+  int32_t y = 0, x0 = 0, len = 0;
+  bool border = false;  // finest level: pixels within 2 of the image edge (stencil from the table)
+  int64_t g = 0;        // grid index of (y, x0)
+  int64_t k = 0;        // compact index of (y, x0)
+  int64_t blk = 0;      // index of the run's first kBlock-block (Level::blocks)
 };
 
-// Calls f(std::integral_constant<int, taps>) so that the row loops are compiled (and unrolled)
-// for the 13-tap and the 25-tap stencil.
+// Calls f(run, grid index, compact index, length) for every run.
 template <typename F>
-void with_taps(const Level& L, const F& f) {
-  if (L.taps == kBhFineTaps)
-    f(std::integral_constant<int, kBhFineTaps>{});
-  else
-    f(std::integral_constant<int, kBhCoarseTaps>{});
+inline void for_runs(const std::vector<Run>& runs, const F& f) {
+  for (const Run& R : runs) f(R, R.g, R.k, static_cast<int64_t>(R.len));
 }
 
-// Numbers the unknowns at (ys, xs) (raster order) colour-major, raster order within a colour,
-// and builds the level's grid map. Returns perm: perm[new index] = index in (ys, xs).
-std::vector<int64_t> number_unknowns(Level& L, const std::vector<int32_t>& ys, const std::vector<int32_t>& xs) {
-  const int64_t n = static_cast<int64_t>(ys.size());
-  L.n = n;
-  std::vector<int64_t> count(kBhColours + 1, 0);
-  for (int64_t i = 0; i < n; ++i) ++count[bh_colour(ys[i], xs[i]) + 1];
-  L.colour_start.assign(kBhColours + 1, 0);
-  for (int k = 0; k < kBhColours; ++k) L.colour_start[k + 1] = L.colour_start[k] + count[k + 1];
-  std::vector<int64_t> next(L.colour_start.begin(), L.colour_start.end() - 1), perm(n);
-  L.y.resize(n);
-  L.x.resize(n);
-  L.map.assign((L.H + 4) * (L.W + 4), static_cast<int32_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t j = next[bh_colour(ys[i], xs[i])]++;
-    perm[j] = i;
-    L.y[j] = ys[i];
-    L.x[j] = xs[i];
-    L.map[L.map_index(ys[i], xs[i])] = static_cast<int32_t>(j);
-  }
-  return perm;
+// for_runs split across the intra-op threads when there are at least kParallelSlots slots (the
+// runs must be independent). Below that, waking the threads costs more than the loop.
+constexpr int64_t kParallelSlots = 8192;
+template <typename F>
+inline void par_runs(const std::vector<Run>& runs, int64_t slots, const F& f) {
+  const int64_t count = static_cast<int64_t>(runs.size());
+  const int threads = at::get_num_threads();
+  if (slots < kParallelSlots || threads < 2) return for_runs(runs, f);
+  at::parallel_for(0, count, (count + threads - 1) / threads, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) f(runs[i], runs[i].g, runs[i].k, static_cast<int64_t>(runs[i].len));
+  });
 }
 
-void build_neighbours(Level& L) {
-  int64_t offset[kBhCoarseTaps];
-  for (int k = 0; k < L.taps; ++k) {
+struct Level {
+  int64_t H = 0, W = 0, S = 0, plane = 0;  // grid H x W, row stride S = W + 4, plane = (H + 4) S
+  int64_t n = 0;                           // slots of the runs (the unknowns and the gaps between them)
+  int64_t unknowns = 0;
+  int taps = 0;
+  int64_t off[kBhCoarseTaps] = {};  // grid offset of each tap
+  std::vector<Run> runs;
+  std::vector<uint8_t> unknown;  // plane: 1 at unknowns
+  std::vector<float> mask;       // n: 1 at unknowns, 0 in gaps
+  std::vector<float> coef;       // setup only: taps planes, zero off the unknowns and on taps reaching none
+  std::vector<float> blocks;     // coarse: the coefficients by row block: [block][tap][kBlock], so
+                                 // that a block's taps are contiguous (planes: 25 streams, cache misses)
+  int64_t n_blocks = 0;
+  std::vector<float> dinv;       // n: 1 / diagonal
+  double lmax = 0.0;             // spectral bound of D^-1 A for the smoother
+  // finest level
+  bool finest = false;
+  float interior[kBhFineTaps] = {};  // the constant stencil of interior pixels
+  const float* table = nullptr;      // 81 x 13 classes, for border runs
+  // Work vectors: grid planes (C each) and compact arrays (C x n). All are zero off the unknowns:
+  // every product that could make a gap non-zero is masked (finest-level matvec, prolongation).
+  std::vector<float> x, d, ke;                // d doubles as the residual that is restricted
+  std::vector<float> b, rc, t, kr, kp, kq;
+  // coarsest level
+  std::vector<double> chol;  // dense Cholesky factor (lower, n x n); empty if coarsening stalled
+  std::vector<int32_t> index;  // coarsest: plane -> compact index, -1 elsewhere
+
+  int64_t grid(int64_t y, int64_t xx) const { return (y + 2) * S + xx + 2; }
+};
+
+void init_grid(Level& L, int64_t H, int64_t W, int taps) {
+  L.H = H;
+  L.W = W;
+  L.S = W + 4;
+  L.plane = (H + 4) * L.S;
+  L.taps = taps;
+  for (int k = 0; k < taps; ++k) {
     int dy, dx;
-    bh_tap_offset(L.taps, k, dy, dx);
-    offset[k] = dy * (L.W + 4) + dx;
+    bh_tap_offset(taps, k, dy, dx);
+    L.off[k] = dy * L.S + dx;
   }
-  L.nbr.resize(L.n * L.taps);
-  at::parallel_for(0, L.n, kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int32_t* centre = L.map.data() + L.map_index(L.y[i], L.x[i]);
-      for (int k = 0; k < L.taps; ++k) L.nbr[i * L.taps + k] = centre[offset[k]];
+  L.unknown.assign(L.plane + kSlack, 0);
+}
+
+// Runs of slots (raster order, so the unknowns' order is their raster order). On the finest level
+// runs are cut where the image-border band (2 pixels) begins and ends.
+void build_runs(Level& L) {
+  L.runs.clear();
+  L.unknowns = 0;
+  L.n_blocks = 0;
+  int64_t k = 0;
+  std::vector<std::pair<int64_t, int64_t>> spans;
+  for (int64_t y = 0; y < L.H; ++y) {
+    const uint8_t* row = L.unknown.data() + L.grid(y, 0);
+    spans.clear();
+    for (int64_t xx = 0; xx < L.W;) {
+      if (!row[xx]) {
+        ++xx;
+        continue;
+      }
+      int64_t end = xx;
+      while (end < L.W && row[end]) ++end;
+      L.unknowns += end - xx;
+      if (!spans.empty() && xx - spans.back().second <= kGapMerge)
+        spans.back().second = end;
+      else
+        spans.emplace_back(xx, end);
+      xx = end;
+    }
+    for (const auto& [a0, e0] : spans) {
+      int64_t cuts[4] = {a0, e0, e0, e0};
+      if (L.finest && y >= 2 && y < L.H - 2) {  // split off the left and right border bands
+        cuts[1] = std::clamp<int64_t>(2, a0, e0);
+        cuts[2] = std::clamp<int64_t>(L.W - 2, cuts[1], e0);
+      }
+      for (int s = 0; s < 3; ++s) {
+        const int64_t a = cuts[s], e = cuts[s + 1];
+        if (e <= a) continue;
+        Run R;
+        R.y = static_cast<int32_t>(y);
+        R.x0 = static_cast<int32_t>(a);
+        R.len = static_cast<int32_t>(e - a);
+        R.border = L.finest && (y < 2 || y >= L.H - 2 || a < 2 || e > L.W - 2);
+        R.g = L.grid(y, a);
+        R.k = k;
+        R.blk = L.n_blocks;
+        k += e - a;
+        L.n_blocks += (e - a + kBlock - 1) / kBlock;
+        L.runs.push_back(R);
+      }
+    }
+  }
+  L.n = k;
+  L.mask.assign(L.n + kBlock, 0.0f);  // + slack: matvec_block reads whole blocks
+  for_runs(L.runs, [&](const Run&, int64_t g, int64_t k0, int64_t len) {
+    for (int64_t i = 0; i < len; ++i) L.mask[k0 + i] = L.unknown[g + i] ? 1.0f : 0.0f;
+  });
+}
+
+void alloc_work(Level& L, int C) {
+  for (auto* v : {&L.x, &L.d, &L.ke}) v->assign(C * L.plane + kSlack, 0.0f);
+  for (auto* v : {&L.b, &L.rc, &L.t, &L.kr, &L.kp, &L.kq}) v->assign(C * L.n, 0.0f);
+}
+
+// One register of T as a GCC vector: this file is compiled once per instruction set
+// (CMakeLists.txt) with the register width of each. Wider GCC vectors than the target's
+// registers are lowered badly (AVX2 with 64-byte vectors ran slower than SSE2).
+#if defined(__AVX512F__)
+constexpr int kVecBytes = 64;
+#elif defined(__AVX__)
+constexpr int kVecBytes = 32;
+#else
+constexpr int kVecBytes = 16;
+#endif
+template <typename T>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  typedef float type __attribute__((vector_size(kVecBytes)));
+};
+template <>
+struct VecOf<double> {
+  typedef double type __attribute__((vector_size(kVecBytes)));
+};
+template <typename T>
+using Vec = typename VecOf<T>::type;
+template <typename T>
+constexpr int kLanes = kVecBytes / sizeof(T);
+template <typename T>
+constexpr int kParts = kBlock / kLanes<T>;
+
+typedef float HalfVecFloat __attribute__((vector_size(kVecBytes / 2)));  // kLanes<double> floats
+
+template <typename T>
+FI_INLINE Vec<T> load_vec(const T* p) {
+  Vec<T> v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// One Vec<T> (kLanes<T> values) from float or T memory.
+template <typename T, typename U>
+FI_INLINE Vec<T> load_as(const U* p) {
+  if constexpr (std::is_same_v<T, U>) {
+    return load_vec(p);
+  } else {
+    static_assert(std::is_same_v<T, double> && std::is_same_v<U, float>);
+    HalfVecFloat f;
+    std::memcpy(&f, p, sizeof(f));
+    return __builtin_convertvector(f, Vec<double>);
+  }
+}
+
+// out[k + j] = (A v)(g + j) for j < m <= kBlock on the C channels: v grid planes, out compact.
+// Reads a whole block whatever m (planes have kSlack spare cells); the finest level's constant
+// stencil is non-zero in gaps, hence the mask. Coarse levels (coefficient blocks) in float only.
+template <int C, typename T>
+FI_INLINE void matvec_block(const Level& L, const T* v, int64_t g, T* out, int64_t k, int64_t m, int64_t blk) {
+  constexpr int P = kParts<T>, N = kLanes<T>;
+  Vec<T> acc[C][P] = {};
+  if (L.finest) {
+    for (int t = 0; t < kBhFineTaps; ++t) {
+      const T a = T(L.interior[t]);
+      const T* vt = v + g + L.off[t];
+      for (int c = 0; c < C; ++c)
+        for (int p = 0; p < P; ++p) acc[c][p] += a * load_vec(vt + c * L.plane + p * N);
+    }
+  } else if constexpr (std::is_same_v<T, float>) {
+    const float* coef = L.blocks.data() + blk * kBhCoarseTaps * kBlock;
+    for (int t = 0; t < kBhCoarseTaps; ++t) {
+      const T* vt = v + g + L.off[t];
+      for (int p = 0; p < P; ++p) {
+        const Vec<float> a = load_vec(coef + t * kBlock + p * N);
+        for (int c = 0; c < C; ++c) acc[c][p] += a * load_vec(vt + c * L.plane + p * N);
+      }
+    }
+  }
+  T sum[C][kBlock];
+  for (int c = 0; c < C; ++c)
+    for (int p = 0; p < P; ++p) {
+      Vec<T> s = acc[c][p];
+      if (L.finest) s *= load_as<T>(L.mask.data() + k + p * N);
+      std::memcpy(sum[c] + p * N, &s, sizeof(s));
+    }
+  for (int c = 0; c < C; ++c) std::memcpy(out + c * L.n + k, sum[c], m * sizeof(T));
+}
+
+// out = A v on the C channels: v grid planes (stride plane), out compact (stride n).
+template <int C, typename T>
+void matvec(const Level& L, const T* v, T* out) {
+  par_runs(L.runs, L.n, [&](const Run& R, int64_t g, int64_t k, int64_t len) {
+    if (L.finest && R.border) {  // image-border band: each pixel's class row
+      for (int64_t i = 0; i < len; ++i) {
+        const float* a = L.table + bh_stencil_class(R.y, R.x0 + i, L.H, L.W) * kBhFineTaps;
+        T acc[C] = {};
+        for (int t = 0; t < kBhFineTaps; ++t)
+          for (int c = 0; c < C; ++c) acc[c] += T(a[t]) * v[c * L.plane + g + i + L.off[t]];
+        for (int c = 0; c < C; ++c) out[c * L.n + k + i] = acc[c] * T(L.mask[k + i]);
+      }
+      return;
+    }
+    for (int64_t i = 0; i < len; i += kBlock)
+      matvec_block<C, T>(L, v, g + i, out, k + i, std::min<int64_t>(kBlock, len - i), R.blk + i / kBlock);
+  });
+}
+
+// sum a[i] b[i] over i < len in float64, 8 lanes at a time (a plain loop would be one serial
+// chain of adds: the compiler may not reassociate floating-point sums).
+
+template <typename T, typename U>
+FI_INLINE double dot_span(const T* a, const U* b, int64_t len) {
+  constexpr int N = kLanes<double>;
+  Vec<double> acc = {};
+  int64_t i = 0;
+  for (; i + N <= len; i += N) acc += load_as<double>(a + i) * load_as<double>(b + i);
+  double s = 0.0;
+  for (; i < len; ++i) s += double(a[i]) * double(b[i]);
+  for (int j = 0; j < N; ++j) s += acc[j];
+  return s;
+}
+
+// Per-channel dot products of two compact arrays.
+template <int C, typename T, typename U>
+void dot(const Level& L, const T* u, const U* v, double* out) {
+  for (int c = 0; c < C; ++c) out[c] = dot_span(u + c * L.n, v + c * L.n, L.n);
+}
+
+// Per-channel dot products of a grid plane set and a compact array.
+template <int C, typename T, typename U>
+void dot_grid(const Level& L, const T* grid, const U* compact, double* out) {
+  for (int c = 0; c < C; ++c) out[c] = 0.0;
+  for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+    for (int c = 0; c < C; ++c) out[c] += dot_span(grid + c * L.plane + g, compact + c * L.n + k, len);
+  });
+}
+
+inline double safe_ratio(double num, double den) {  // 0 for a converged (zero) channel
+  return den != 0.0 ? num / den : 0.0;
+}
+
+// The next coarser level of F: unknowns, runs and Galerkin coefficient planes. fine_coef: F's
+// coefficients as planes (F.taps of them), zero off the unknowns and on taps that reach none.
+Level coarsen(const Level& F, const std::vector<float>& fine_coef) {
+  Level Cl;
+  init_grid(Cl, F.H / 2 + 1, F.W / 2 + 1, kBhCoarseTaps);
+  // Bilinear parents of fine (y, x): y/2 if y is even, else (y-1)/2 and (y+1)/2; same in x.
+  for_runs(F.runs, [&](const Run& R, int64_t g, int64_t, int64_t len) {
+    const int64_t y0 = R.y / 2, y1 = (R.y + 1) / 2;
+    uint8_t* r0 = Cl.unknown.data() + Cl.grid(y0, 0);
+    uint8_t* r1 = Cl.unknown.data() + Cl.grid(y1, 0);
+    for (int64_t i = 0; i < len; ++i) {
+      if (!F.unknown[g + i]) continue;
+      const int64_t xx = R.x0 + i;
+      r0[xx / 2] = r0[(xx + 1) / 2] = r1[xx / 2] = r1[(xx + 1) / 2] = 1;
+    }
+  });
+  build_runs(Cl);
+
+  std::vector<BhGalerkinTerm> terms(9 * F.taps * 4);
+  terms.resize(bh_galerkin_terms(F.taps, terms.data()));
+  Cl.coef.assign(static_cast<size_t>(Cl.taps) * Cl.plane + kSlack, 0.0f);
+  // Run by run (the run's rows of every plane stay in cache), term by term: the fine children of
+  // consecutive coarse points are 2 apart, so each term is a strided, vectorisable loop.
+  std::vector<double> acc;
+  for_runs(Cl.runs, [&](const Run& R, int64_t g, int64_t, int64_t len) {
+    acc.assign(kBhCoarseTaps * len, 0.0);
+    for (const BhGalerkinTerm& term : terms) {
+      const int cy = term.child / 3 - 1, cx = term.child % 3 - 1;
+      const float* a = fine_coef.data() + term.tap * F.plane + F.grid(2 * R.y + cy, 2 * R.x0 + cx);
+      double* s = acc.data() + term.slot * len;
+      const double w = term.weight;
+      for (int64_t i = 0; i < len; ++i) s[i] += w * a[2 * i];
+    }
+    for (int t = 0; t < kBhCoarseTaps; ++t) {
+      float* out = Cl.coef.data() + t * Cl.plane + g;
+      const uint8_t* reach = Cl.unknown.data() + g + Cl.off[t];
+      // Taps that reach no coarse unknown are zeroed (the next Galerkin product relies on it).
+      for (int64_t i = 0; i < len; ++i) out[i] = reach[i] ? static_cast<float>(acc[t * len + i]) : 0.0f;
+    }
+  });
+  return Cl;
+}
+
+// The finest level's coefficient planes (13), for the Galerkin product only.
+std::vector<float> finest_coef_planes(const Level& F, const double* table) {
+  std::vector<float> planes(static_cast<size_t>(kBhFineTaps) * F.plane + kSlack, 0.0f);
+  for_runs(F.runs, [&](const Run& R, int64_t g, int64_t, int64_t len) {
+    for (int64_t i = 0; i < len; ++i) {
+      if (!F.unknown[g + i]) continue;
+      const double* row = table + bh_stencil_class(R.y, R.x0 + i, F.H, F.W) * kBhFineTaps;
+      for (int t = 0; t < kBhFineTaps; ++t)
+        planes[t * F.plane + g + i] = F.unknown[g + i + F.off[t]] ? static_cast<float>(row[t]) : 0.0f;
+    }
+  });
+  return planes;
+}
+
+// The coefficient planes in the row-block layout of the matrix-vector product.
+void block_coefficients(Level& L) {
+  L.blocks.assign(L.n_blocks * L.taps * kBlock, 0.0f);
+  for_runs(L.runs, [&](const Run& R, int64_t g, int64_t, int64_t len) {
+    for (int64_t i = 0; i < len; ++i) {
+      float* out = L.blocks.data() + (R.blk + i / kBlock) * L.taps * kBlock + i % kBlock;
+      for (int t = 0; t < L.taps; ++t) out[t * kBlock] = L.coef[t * L.plane + g + i];
     }
   });
 }
 
-// Zero the coefficients of taps that reach no unknown (they multiply the dummy's zero anyway).
-void zero_dead_taps(Level& L) {
-  for (int64_t i = 0; i < L.n * L.taps; ++i)
-    if (L.nbr[i] == L.n) L.a[i] = 0.0f;
-}
-
-// The next coarser level of F: unknowns, transfer links and Galerkin matrix.
-Level coarsen(Level& F) {
-  Level Cl;
-  Cl.H = F.H / 2 + 1;
-  Cl.W = F.W / 2 + 1;
-  Cl.taps = kBhCoarseTaps;
-  Cl.diag = kBhCoarseDiag;
-  // Bilinear parents of fine (y, x): (y/2) if y is even, else ((y-1)/2, (y+1)/2); same in x.
-  std::vector<uint8_t> marked(Cl.H * Cl.W, 0);
-  for (int64_t i = 0; i < F.n; ++i) {
-    const int32_t y0 = F.y[i] / 2, y1 = (F.y[i] + 1) / 2, x0 = F.x[i] / 2, x1 = (F.x[i] + 1) / 2;
-    marked[y0 * Cl.W + x0] = marked[y0 * Cl.W + x1] = marked[y1 * Cl.W + x0] = marked[y1 * Cl.W + x1] = 1;
+// Diagonal inverse, and for Galerkin levels lmax(D^-1 A) by power iteration (deterministic start).
+void setup_smoother(Level& L) {
+  L.dinv.resize(L.n);
+  if (L.finest) {
+    for_runs(L.runs, [&](const Run& R, int64_t, int64_t k, int64_t len) {
+      for (int64_t i = 0; i < len; ++i)
+        L.dinv[k + i] = L.mask[k + i] / L.table[bh_stencil_class(R.y, R.x0 + i, L.H, L.W) * kBhFineTaps + kBhFineCentre];
+    });
+    // Gershgorin: max over the classes present of sum |a_k| / a_centre (3.2 for the interior
+    // stencil, which is also the interior's exact lmax).
+    bool present[81] = {};
+    present[kBhInteriorClass] = true;
+    for (const Run& R : L.runs)
+      if (R.border)
+        for (int64_t xx = R.x0; xx < R.x0 + R.len; ++xx) present[bh_stencil_class(R.y, xx, L.H, L.W)] = true;
+    double bound = 0.0;
+    for (int cls = 0; cls < 81; ++cls) {
+      if (!present[cls]) continue;
+      const float* a = L.table + cls * kBhFineTaps;
+      double s = 0.0;
+      for (int t = 0; t < kBhFineTaps; ++t) s += std::abs(a[t]);
+      bound = std::max(bound, s / a[kBhFineCentre]);
+    }
+    L.lmax = bound;
+    return;
   }
-  std::vector<int32_t> ys, xs;
-  for (int32_t yy = 0; yy < Cl.H; ++yy)
-    for (int32_t xx = 0; xx < Cl.W; ++xx)
-      if (marked[yy * Cl.W + xx]) {
-        ys.push_back(yy);
-        xs.push_back(xx);
-      }
-  number_unknowns(Cl, ys, xs);
-  build_neighbours(Cl);
-
-  F.parent.assign(F.n * 4, static_cast<int32_t>(Cl.n));
-  F.parent_w.assign(F.n * 4, 0.0);
-  for (int64_t i = 0; i < F.n; ++i) {
-    const int32_t yy = F.y[i], xx = F.x[i];
-    const int32_t py[2] = {yy / 2, (yy + 1) / 2}, px[2] = {xx / 2, (xx + 1) / 2};
-    const double wy = (yy % 2) ? 0.5 : 1.0, wx = (xx % 2) ? 0.5 : 1.0;
-    int slot = 0;
-    for (int a = 0; a < ((yy % 2) ? 2 : 1); ++a)
-      for (int b = 0; b < ((xx % 2) ? 2 : 1); ++b) {
-        F.parent[i * 4 + slot] = Cl.map[Cl.map_index(py[a], px[b])];
-        F.parent_w[i * 4 + slot] = wy * wx;
-        ++slot;
-      }
-  }
-  Cl.child.assign(Cl.n * 9, static_cast<int32_t>(F.n));
-  Cl.child_w.assign(Cl.n * 9, 0.0);
-  for (int64_t I = 0; I < Cl.n; ++I)
-    for (int dy = -1; dy <= 1; ++dy)
-      for (int dx = -1; dx <= 1; ++dx) {
-        const int k = (dy + 1) * 3 + (dx + 1);
-        const int32_t i = F.map[F.map_index(2 * Cl.y[I] + dy, 2 * Cl.x[I] + dx)];
-        Cl.child[I * 9 + k] = i;
-        Cl.child_w[I * 9 + k] = (i == F.n) ? 0.0 : (dy ? 0.5 : 1.0) * (dx ? 0.5 : 1.0);
-      }
-
-  // Coarse matrix, with a zero dummy row (the next level's Galerkin product reads it); then the
-  // coefficients of taps that reach no coarse unknown are zeroed (bh_galerkin_row needs that).
-  std::vector<BhGalerkinTerm> terms(9 * F.taps * 4);
-  const int n_terms = bh_galerkin_terms(F.taps, terms.data());
-  Cl.a.assign((Cl.n + 1) * Cl.taps, 0.0f);
-  at::parallel_for(0, Cl.n, kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t I = begin; I < end; ++I)
-      bh_galerkin_row(I, Cl.child.data(), F.a.data(), F.taps, terms.data(), n_terms, Cl.a.data() + I * Cl.taps);
+  for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+    const float* a = L.coef.data() + kBhCoarseCentre * L.plane + g;
+    for (int64_t i = 0; i < len; ++i) L.dinv[k + i] = a[i] > 0.0f ? 1.0f / a[i] : 0.0f;
   });
-  zero_dead_taps(Cl);
-  return Cl;
+  std::vector<float> v(L.plane + kSlack, 0.0f), av(L.n);
+  uint32_t state = 12345u;
+  for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+    for (int64_t i = 0; i < len; ++i) {
+      state = state * 1664525u + 1013904223u;
+      v[g + i] = L.mask[k + i] * (0.5f + static_cast<float>(state >> 8) * (1.0f / 16777216.0f));
+    }
+  });
+  double lambda = 0.0;
+  for (int it = 0; it < kPowerIterations; ++it) {
+    matvec<1, float>(L, v.data(), av.data());
+    double norm2 = 0.0;
+    for (int64_t i = 0; i < L.n; ++i) {
+      av[i] *= L.dinv[i];
+      norm2 += double(av[i]) * av[i];
+    }
+    double v2 = 0.0;
+    for_runs(L.runs, [&](const Run&, int64_t g, int64_t, int64_t len) {
+      for (int64_t i = 0; i < len; ++i) v2 += double(v[g + i]) * v[g + i];
+    });
+    lambda = std::sqrt(norm2 / std::max(v2, 1e-300));
+    const float scale = static_cast<float>(1.0 / std::max(std::sqrt(norm2), 1e-300));
+    for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+      for (int64_t i = 0; i < len; ++i) v[g + i] = av[k + i] * scale;
+    });
+  }
+  L.lmax = kLambdaMargin * lambda;
 }
 
 // Dense Cholesky of the coarsest matrix. Galerkin coarse matrices can be singular (two coarse
@@ -194,14 +472,25 @@ Level coarsen(Level& F) {
 // replaced by the diagonal, a harmless regularisation in a preconditioner (P maps that direction
 // to zero anyway).
 void factor_coarsest(Level& L) {
-  const int64_t n = L.n;
+  const int64_t n = L.unknowns;
+  L.index.assign(L.plane, -1);
+  int32_t next = 0;
+  for_runs(L.runs, [&](const Run&, int64_t g, int64_t, int64_t len) {
+    for (int64_t i = 0; i < len; ++i)
+      if (L.unknown[g + i]) L.index[g + i] = next++;
+  });
   std::vector<double>& M = L.chol;
   M.assign(n * n, 0.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int k = 0; k < L.taps; ++k) {
-      const int64_t j = L.nbr[i * L.taps + k];
-      if (j < n) M[i * n + j] += L.a[i * L.taps + k];
+  for_runs(L.runs, [&](const Run&, int64_t g, int64_t, int64_t len) {
+    for (int64_t i = 0; i < len; ++i) {
+      if (!L.unknown[g + i]) continue;
+      const int64_t row = L.index[g + i];
+      for (int t = 0; t < L.taps; ++t) {
+        const int32_t j = L.index[g + i + L.off[t]];
+        if (j >= 0) M[row * n + j] += L.coef[t * L.plane + g + i];
+      }
     }
+  });
   for (int64_t j = 0; j < n; ++j) {
     const double orig = M[j * n + j];
     double d = orig;
@@ -218,293 +507,431 @@ void factor_coarsest(Level& L) {
   }
 }
 
-// Per-channel vector helpers on (n + 1) x C arrays (the dummy row is left alone).
-template <int C>
-void dot(const double* u, const double* v, int64_t n, double* out) {
-  for (int c = 0; c < C; ++c) out[c] = 0.0;
-  for (int64_t i = 0; i < n; ++i)
-    for (int c = 0; c < C; ++c) out[c] += u[i * C + c] * v[i * C + c];
-}
-
-template <int C>
-void axpy(const double* alpha, const double* u, int64_t n, double* v) {  // v += alpha u
-  for (int64_t i = 0; i < n; ++i)
-    for (int c = 0; c < C; ++c) v[i * C + c] += alpha[c] * u[i * C + c];
-}
-
-inline double safe_ratio(double num, double den) {  // 0 for a converged (zero) channel
-  return den != 0.0 ? num / den : 0.0;
-}
-
 template <int C>
 struct Solver {
   std::vector<Level>& levels;
-  int64_t nu;
-  int64_t kcycle_levels;  // coarse levels 1..kcycle_levels: two flexible-CG steps (K-cycle), deeper: one cycle
 
-  void sweep(Level& L, bool forward) {
-    for (int s = 0; s < kBhColours; ++s) {
-      const int colour = forward ? s : kBhColours - 1 - s;
-      with_taps(L, [&](auto taps) {
-        at::parallel_for(L.colour_start[colour], L.colour_start[colour + 1], kGrain, [&](int64_t begin, int64_t end) {
-          for (int64_t i = begin; i < end; ++i)
-            bh_relax_row<C>(L.row(i), L.nbr.data() + i * taps, taps, L.diag, L.bv.data(), L.xv.data(), i);
-        });
+  // x (grid) at the unknowns <- value
+  void fill_grid(const Level& L, std::vector<float>& v, float value) {
+    for_runs(L.runs, [&](const Run&, int64_t g, int64_t, int64_t len) {
+      for (int c = 0; c < C; ++c) std::fill_n(v.data() + c * L.plane + g, len, value);
+    });
+  }
+
+  // Chebyshev smoothing of A x = b on level L (x: grid, b: compact); zero_start: x is zero.
+  void smooth(Level& L, bool zero_start, int degree, double ratio) {
+    const int64_t n = L.n, P = L.plane;
+    if (zero_start) {
+      std::copy(L.b.begin(), L.b.end(), L.rc.begin());
+    } else {
+      matvec<C, float>(L, L.x.data(), L.t.data());
+      for (int64_t i = 0; i < C * n; ++i) L.rc[i] = L.b[i] - L.t[i];
+    }
+    BhChebyshev s = bh_chebyshev_init(L.lmax, ratio);
+    const float inv_theta = static_cast<float>(1.0 / s.theta);
+    for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+      for (int c = 0; c < C; ++c) {
+        float* __restrict d = L.d.data() + c * P + g;
+        float* __restrict x = L.x.data() + c * P + g;
+        const float* __restrict r = L.rc.data() + c * n + k;
+        const float* __restrict di = L.dinv.data() + k;
+        for (int64_t i = 0; i < len; ++i) {
+          d[i] = inv_theta * di[i] * r[i];
+          x[i] += d[i];
+        }
+      }
+    });
+    for (int step = 1; step < degree; ++step) {
+      matvec<C, float>(L, L.d.data(), L.t.data());
+      double cd, cr;
+      bh_chebyshev_step(s, cd, cr);
+      const float fd = static_cast<float>(cd), fr = static_cast<float>(cr);
+      for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+        for (int c = 0; c < C; ++c) {
+          float* __restrict d = L.d.data() + c * P + g;
+          float* __restrict x = L.x.data() + c * P + g;
+          float* __restrict r = L.rc.data() + c * n + k;
+          const float* __restrict t = L.t.data() + c * n + k;
+          const float* __restrict di = L.dinv.data() + k;
+          for (int64_t i = 0; i < len; ++i) {
+            r[i] -= t[i];
+            d[i] = fd * d[i] + fr * di[i] * r[i];
+            x[i] += d[i];
+          }
+        }
       });
     }
   }
 
-  void matvec(const Level& L, const double* p, double* q) {
-    with_taps(L, [&](auto taps) {
-      at::parallel_for(0, L.n, kGrain, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) bh_row_apply<C>(L.row(i), L.nbr.data() + i * taps, taps, p, q + i * C);
-      });
+  // Cl.b <- P^T r, r: the fine level's grid planes `r` (zero off the fine unknowns).
+  void restrict_to(const Level& F, const float* r, Level& Cl) {
+    for_runs(Cl.runs, [&](const Run& R, int64_t, int64_t k, int64_t len) {
+      for (int c = 0; c < C; ++c) {
+        const float* r0 = r + c * F.plane + F.grid(2 * R.y - 1, 2 * R.x0 - 1);
+        const float* r1 = r0 + F.S;
+        const float* r2 = r1 + F.S;
+        float* out = Cl.b.data() + c * Cl.n + k;
+        for (int64_t i = 0; i < len; ++i) {
+          const int64_t j = 2 * i;
+          const float top = 0.5f * r0[j] + r0[j + 1] + 0.5f * r0[j + 2];
+          const float mid = 0.5f * r1[j] + r1[j + 1] + 0.5f * r1[j + 2];
+          const float bot = 0.5f * r2[j] + r2[j + 1] + 0.5f * r2[j + 2];
+          out[i] = 0.5f * top + mid + 0.5f * bot;
+        }
+      }
+    });
+  }
+
+  // dst (F's grid planes) += P e, e: Cl's grid planes.
+  void prolong_add(const Level& Cl, const float* e, const Level& F, float* dst) {
+    for_runs(F.runs, [&](const Run& R, int64_t g, int64_t k, int64_t len) {
+      const float* mask = F.mask.data() + k;
+      const bool odd_y = R.y & 1;
+      for (int c = 0; c < C; ++c) {
+        const float* e0 = e + c * Cl.plane + Cl.grid(R.y / 2, 0);
+        const float* e1 = e + c * Cl.plane + Cl.grid((R.y + 1) / 2, 0);
+        float* out = dst + c * F.plane + g;
+        for (int64_t i = 0; i < len; ++i) {
+          const int64_t xx = R.x0 + i, X0 = xx / 2, X1 = (xx + 1) / 2;
+          const float row0 = 0.5f * (e0[X0] + e0[X1]);  // = e0[X0] for even x
+          const float row1 = 0.5f * (e1[X0] + e1[X1]);
+          out[i] += mask[i] * (odd_y ? 0.5f * (row0 + row1) : row0);
+        }
+      }
     });
   }
 
   void coarsest(Level& L) {
-    if (L.chol.empty()) {  // coarsening stalled: smoothing only (still a symmetric operator)
-      for (int s = 0; s < kCoarsestSweeps; ++s) sweep(L, true);
-      for (int s = 0; s < kCoarsestSweeps; ++s) sweep(L, false);
+    if (L.chol.empty()) {  // coarsening stalled: a long smoother (still a symmetric operator)
+      fill_grid(L, L.x, 0.0f);
+      smooth(L, true, kStalledDegree, kStalledRatio);
       return;
     }
-    const int64_t n = L.n;
+    const int64_t n = L.unknowns;
     const double* M = L.chol.data();
-    double* xv = L.xv.data();
-    for (int64_t i = 0; i < n; ++i)  // L y = b
-      for (int c = 0; c < C; ++c) {
-        double s = L.bv[i * C + c];
-        for (int64_t k = 0; k < i; ++k) s -= M[i * n + k] * xv[k * C + c];
-        xv[i * C + c] = s / M[i * n + i];
-      }
-    for (int64_t i = n - 1; i >= 0; --i)  // L^T x = y
-      for (int c = 0; c < C; ++c) {
-        double s = xv[i * C + c];
-        for (int64_t k = i + 1; k < n; ++k) s -= M[k * n + i] * xv[k * C + c];
-        xv[i * C + c] = s / M[i * n + i];
-      }
+    std::vector<double> y(n * C);  // [unknown][channel]: the channels share every row operation
+    for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+      for (int64_t i = 0; i < len; ++i)
+        if (L.index[g + i] >= 0)
+          for (int c = 0; c < C; ++c) y[L.index[g + i] * C + c] = L.b[c * L.n + k + i];
+    });
+    for (int64_t i = 0; i < n; ++i) {  // M y = b
+      double s[C];
+      for (int c = 0; c < C; ++c) s[c] = y[i * C + c];
+      for (int64_t k = 0; k < i; ++k)
+        for (int c = 0; c < C; ++c) s[c] -= M[i * n + k] * y[k * C + c];
+      for (int c = 0; c < C; ++c) y[i * C + c] = s[c] / M[i * n + i];
+    }
+    for (int64_t i = n - 1; i >= 0; --i) {  // M^T x = y
+      double s[C];
+      for (int c = 0; c < C; ++c) s[c] = y[i * C + c];
+      for (int64_t k = i + 1; k < n; ++k)
+        for (int c = 0; c < C; ++c) s[c] -= M[k * n + i] * y[k * C + c];
+      for (int c = 0; c < C; ++c) y[i * C + c] = s[c] / M[i * n + i];
+    }
+    for_runs(L.runs, [&](const Run&, int64_t g, int64_t, int64_t len) {
+      for (int64_t i = 0; i < len; ++i)
+        if (L.index[g + i] >= 0)
+          for (int c = 0; c < C; ++c) L.x[c * L.plane + g + i] = static_cast<float>(y[L.index[g + i] * C + c]);
+    });
   }
 
-  // levels[l].xv <- an approximation of A_l^{-1} levels[l].bv: pre-smoothing, coarse-grid
-  // correction, post-smoothing.
+  // levels[l].x <- an approximation of A_l^{-1} levels[l].b: pre-smoothing, coarse-grid
+  // correction (a K-cycle below the finest level), post-smoothing.
   void cycle(size_t l) {
     Level& L = levels[l];
-    std::fill(L.xv.begin(), L.xv.end(), 0.0);
     if (l + 1 == levels.size()) {
       coarsest(L);
       return;
     }
     Level& Cl = levels[l + 1];
-    for (int64_t s = 0; s < nu; ++s) sweep(L, true);
-    with_taps(L, [&](auto taps) {
-      at::parallel_for(0, L.n, kGrain, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i)
-          bh_residual_row<C>(L.row(i), L.nbr.data() + i * taps, taps, L.bv.data(), L.xv.data(), i, L.rv.data());
-      });
+    fill_grid(L, L.x, 0.0f);
+    smooth(L, true, kSmootherDegree, kSmootherRatio);
+    // residual, into the d planes (free until the post-smoothing), then restricted
+    matvec<C, float>(L, L.x.data(), L.t.data());
+    for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+      for (int c = 0; c < C; ++c) {
+        float* __restrict d = L.d.data() + c * L.plane + g;
+        const float* __restrict b = L.b.data() + c * L.n + k;
+        const float* __restrict t = L.t.data() + c * L.n + k;
+        for (int64_t i = 0; i < len; ++i) d[i] = b[i] - t[i];
+      }
     });
-    at::parallel_for(0, Cl.n, kGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t I = begin; I < end; ++I)
-        bh_restrict_row<C>(Cl.child.data(), Cl.child_w.data(), L.rv.data(), I, Cl.bv.data());
-    });
-    const double* e = Cl.xv.data();
-    if (static_cast<int64_t>(l + 1) <= kcycle_levels && l + 2 < levels.size() && Cl.n >= kKCycleMin) {
-      coarse_krylov(l + 1);
+    restrict_to(L, L.d.data(), Cl);
+    const float* e;
+    if (l + 2 < levels.size() && Cl.unknowns >= kKCycleMin) {
+      kcycle(l + 1);
       e = Cl.ke.data();
     } else {
       cycle(l + 1);
+      e = Cl.x.data();
     }
-    at::parallel_for(0, L.n, kGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) bh_prolong_row<C>(L.parent.data(), L.parent_w.data(), e, i, L.xv.data());
-    });
-    for (int64_t s = 0; s < nu; ++s) sweep(L, false);
+    prolong_add(Cl, e, L, L.x.data());
+    smooth(L, false, kSmootherDegree, kSmootherRatio);
   }
 
-  // K-cycle (Notay & Vassilevski): levels[m].ke <- two flexible-CG steps on A_m e = levels[m].bv,
-  // each preconditioned by one cycle on level m. Much closer to an exact coarse solve than a
-  // single cycle, which matters here: bilinear Galerkin operators of a fourth-order problem
-  // lose accuracy level after level, and a plain V-cycle needs ~3x more outer iterations.
-  void coarse_krylov(size_t m) {
+  // K-cycle: levels[m].ke <- two flexible-CG steps on A_m e = levels[m].b, each preconditioned by
+  // one cycle on level m.
+  void kcycle(size_t m) {
     Level& L = levels[m];
-    const int64_t n = L.n;
-    L.kr = L.bv;  // r = b (copied: cycle(m) overwrites bv)
-    // step 1: z1 = B r, p1 = z1, e = a1 p1
+    const int64_t n = L.n, P = L.plane;
+    std::copy(L.b.begin(), L.b.end(), L.kr.begin());
+    // step 1: z1 = B r, p1 = z1, e = a1 p1, r -= a1 A p1
     cycle(m);
-    L.kp = L.xv;
-    matvec(L, L.kp.data(), L.kq.data());
+    matvec<C, float>(L, L.x.data(), L.kq.data());
     double pr[C], pq[C], a1[C];
-    dot<C>(L.kp.data(), L.kr.data(), n, pr);
-    dot<C>(L.kp.data(), L.kq.data(), n, pq);
+    dot_grid<C>(L, L.x.data(), L.kr.data(), pr);
+    dot_grid<C>(L, L.x.data(), L.kq.data(), pq);
     for (int c = 0; c < C; ++c) a1[c] = safe_ratio(pr[c], pq[c]);
-    std::fill(L.ke.begin(), L.ke.end(), 0.0);
-    axpy<C>(a1, L.kp.data(), n, L.ke.data());
-    double minus_a1[C];
-    for (int c = 0; c < C; ++c) minus_a1[c] = -a1[c];
-    axpy<C>(minus_a1, L.kq.data(), n, L.kr.data());
-    // step 2: z2 = B r2, p2 = z2 - (z2.q1 / p1.q1) p1, e += a2 p2
-    std::copy(L.kr.begin(), L.kr.end(), L.bv.begin());
+    for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+      for (int c = 0; c < C; ++c) {
+        const float* x = L.x.data() + c * P + g;
+        float* ke = L.ke.data() + c * P + g;
+        float* kp = L.kp.data() + c * n + k;
+        float* kr = L.kr.data() + c * n + k;
+        const float* kq = L.kq.data() + c * n + k;
+        const float a = static_cast<float>(a1[c]);
+        for (int64_t i = 0; i < len; ++i) {
+          kp[i] = x[i];
+          ke[i] = a * x[i];
+          kr[i] -= a * kq[i];
+        }
+      }
+    });
+    // step 2: z2 = B r, p2 = z2 - (z2.q1 / p1.q1) p1, e += a2 p2
+    std::copy(L.kr.begin(), L.kr.end(), L.b.begin());
     cycle(m);
     double zq[C], beta[C];
-    dot<C>(L.xv.data(), L.kq.data(), n, zq);
+    dot_grid<C>(L, L.x.data(), L.kq.data(), zq);
     for (int c = 0; c < C; ++c) beta[c] = -safe_ratio(zq[c], pq[c]);
-    axpy<C>(beta, L.kp.data(), n, L.xv.data());  // xv is now p2
-    matvec(L, L.xv.data(), L.kq.data());
-    dot<C>(L.xv.data(), L.kr.data(), n, pr);
-    dot<C>(L.xv.data(), L.kq.data(), n, pq);
+    for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+      for (int c = 0; c < C; ++c) {
+        float* x = L.x.data() + c * P + g;
+        const float* kp = L.kp.data() + c * n + k;
+        const float bc = static_cast<float>(beta[c]);
+        for (int64_t i = 0; i < len; ++i) x[i] += bc * kp[i];  // x is now p2
+      }
+    });
+    matvec<C, float>(L, L.x.data(), L.kq.data());
     double a2[C];
+    dot_grid<C>(L, L.x.data(), L.kr.data(), pr);
+    dot_grid<C>(L, L.x.data(), L.kq.data(), pq);
     for (int c = 0; c < C; ++c) a2[c] = safe_ratio(pr[c], pq[c]);
-    axpy<C>(a2, L.xv.data(), n, L.ke.data());
+    for_runs(L.runs, [&](const Run&, int64_t g, int64_t, int64_t len) {
+      for (int c = 0; c < C; ++c) {
+        const float* x = L.x.data() + c * P + g;
+        float* ke = L.ke.data() + c * P + g;
+        const float a = static_cast<float>(a2[c]);
+        for (int64_t i = 0; i < len; ++i) ke[i] += a * x[i];
+      }
+    });
   }
 
-  // Flexible preconditioned CG on levels[0] (the K-cycle is not a fixed linear operator), all
-  // channels in lock step: each new direction is the preconditioned residual made A-orthogonal to
-  // the previous direction. b and x in the level's numbering, (n + 1) x C.
-  void fcg(const std::vector<double>& b, std::vector<double>& x, double rtol, int64_t max_iter, BhSolveInfo* info) {
-    Level& L = levels[0];
-    const int64_t n = L.n;
-    std::vector<double> r(b), p(b.size(), 0.0), q(b.size(), 0.0);
-    std::fill(x.begin(), x.end(), 0.0);
-    double bb[C], rr[C];
-    dot<C>(b.data(), b.data(), n, bb);
-    auto converged = [&](double* worst) {
-      dot<C>(r.data(), r.data(), n, rr);
-      bool done = true;
-      *worst = 0.0;
-      for (int c = 0; c < C; ++c) {
-        const double rel = bb[c] > 0 ? std::sqrt(rr[c] / bb[c]) : 0.0;
-        *worst = std::max(*worst, rel);
-        done = done && rel <= rtol;
-      }
-      return done;
-    };
-    double worst = 0.0;
-    int64_t it = 0;
-    bool done = converged(&worst);
-    for (it = 0; it < max_iter && !done; ++it) {
-      std::copy(r.begin(), r.end(), L.bv.begin());
-      cycle(0);  // z = B r, in L.xv
-      if (it > 0) {
-        double zq[C], pq_old[C], beta[C];
-        dot<C>(L.xv.data(), q.data(), n, zq);
-        dot<C>(p.data(), q.data(), n, pq_old);
-        for (int c = 0; c < C; ++c) beta[c] = -safe_ratio(zq[c], pq_old[c]);
-        for (int64_t i = 0; i < n; ++i)
-          for (int c = 0; c < C; ++c) p[i * C + c] = L.xv[i * C + c] + beta[c] * p[i * C + c];
-      } else {
-        std::copy(L.xv.begin(), L.xv.end(), p.begin());
-      }
-      matvec(L, p.data(), q.data());
-      double pr[C], pq[C], alpha[C], minus_alpha[C];
-      dot<C>(p.data(), r.data(), n, pr);
-      dot<C>(p.data(), q.data(), n, pq);
-      for (int c = 0; c < C; ++c) {
-        alpha[c] = safe_ratio(pr[c], pq[c]);
-        minus_alpha[c] = -alpha[c];
-      }
-      axpy<C>(alpha, p.data(), n, x.data());
-      axpy<C>(minus_alpha, q.data(), n, r.data());
-      done = converged(&worst);
+  // Full multigrid: levels[0].ke <- an approximation of the solution, from the coarsest level up
+  // (each level: the prolonged coarser solution plus one cycle on its residual). b: compact,
+  // float, the finest right-hand side.
+  void fmg(const std::vector<float>& b) {
+    // right-hand sides of every level, kept in kr (no K-cycle runs on a level while FMG works on
+    // it or on a finer one... and coarser ones are done by then)
+    std::copy(b.begin(), b.end(), levels[0].kr.begin());
+    for (size_t l = 0; l + 1 < levels.size(); ++l) {
+      Level& L = levels[l];
+      for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+        for (int c = 0; c < C; ++c) std::copy_n(L.kr.data() + c * L.n + k, len, L.d.data() + c * L.plane + g);
+      });
+      restrict_to(L, L.d.data(), levels[l + 1]);
+      std::copy(levels[l + 1].b.begin(), levels[l + 1].b.end(), levels[l + 1].kr.begin());
     }
-    info->iterations = it;
-    info->relative_residual = worst;
+    Level& Lc = levels.back();
+    std::copy(Lc.kr.begin(), Lc.kr.end(), Lc.b.begin());
+    coarsest(Lc);
+    Lc.ke = Lc.x;
+    for (size_t l = levels.size() - 1; l-- > 0;) {
+      Level& L = levels[l];
+      fill_grid(L, L.ke, 0.0f);
+      prolong_add(levels[l + 1], levels[l + 1].ke.data(), L, L.ke.data());
+      matvec<C, float>(L, L.ke.data(), L.t.data());
+      for (int64_t i = 0; i < C * L.n; ++i) L.b[i] = L.kr[i] - L.t[i];
+      cycle(l);
+      for_runs(L.runs, [&](const Run&, int64_t g, int64_t, int64_t len) {
+        for (int c = 0; c < C; ++c) {
+          float* ke = L.ke.data() + c * L.plane + g;
+          const float* x = L.x.data() + c * L.plane + g;
+          for (int64_t i = 0; i < len; ++i) ke[i] += x[i];
+        }
+      });
+    }
+  }
+
+  // Flexible preconditioned CG on the finest level in float64 (the K-cycle is not a fixed linear
+  // operator), all channels in lock step, from the FMG guess. b, x: compact C x n. Stops when the
+  // last step changed no value by more than tol.
+  void fcg(const std::vector<double>& b, std::vector<double>& x, double tol, int64_t max_iter, BhSolveInfo* info) {
+    Level& L = levels[0];
+    const int64_t n = L.n, P = L.plane;
+    std::vector<double> r(C * n), p(C * n, 0.0), q(C * n), grid(C * P + kSlack, 0.0);
+    auto to_grid = [&](const std::vector<double>& v) {
+      for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+        for (int c = 0; c < C; ++c) std::copy_n(v.data() + c * n + k, len, grid.data() + c * P + g);
+      });
+    };
+    std::vector<float> bf(b.begin(), b.end());
+    fmg(bf);
+    for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+      for (int c = 0; c < C; ++c)
+        for (int64_t i = 0; i < len; ++i) x[c * n + k + i] = L.ke[c * P + g + i];
+    });
+    to_grid(x);
+    matvec<C, double>(L, grid.data(), q.data());
+    for (int64_t i = 0; i < C * n; ++i) r[i] = b[i] - q[i];
+
+    double update = INFINITY;
+    int64_t it = 0;
+    for (; it < max_iter && !(update <= tol); ++it) {
+      for (int64_t i = 0; i < C * n; ++i) L.b[i] = static_cast<float>(r[i]);
+      cycle(0);  // z = B r, in L.x
+      if (it > 0) {
+        double zq[C], pq_old[C];
+        dot_grid<C>(L, L.x.data(), q.data(), zq);
+        dot<C>(L, p.data(), q.data(), pq_old);
+        for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+          for (int c = 0; c < C; ++c) {
+            const double beta = -safe_ratio(zq[c], pq_old[c]);
+            for (int64_t i = 0; i < len; ++i) p[c * n + k + i] = L.x[c * P + g + i] + beta * p[c * n + k + i];
+          }
+        });
+      } else {
+        for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+          for (int c = 0; c < C; ++c)
+            for (int64_t i = 0; i < len; ++i) p[c * n + k + i] = L.x[c * P + g + i];
+        });
+      }
+      to_grid(p);
+      matvec<C, double>(L, grid.data(), q.data());
+      double pr[C], pq[C];
+      dot<C>(L, p.data(), r.data(), pr);
+      dot<C>(L, p.data(), q.data(), pq);
+      update = 0.0;
+      for (int c = 0; c < C; ++c) {
+        const double alpha = safe_ratio(pr[c], pq[c]);
+        double* xc = x.data() + c * n;
+        double* rc = r.data() + c * n;
+        const double* pc = p.data() + c * n;
+        const double* qc = q.data() + c * n;
+        Vec<double> big_lanes = {};
+        int64_t i = 0;
+        for (; i + kLanes<double> <= n; i += kLanes<double>) {  // vectorised |p| max (see dot_span)
+          Vec<double> pv = load_vec(pc + i);
+          pv = pv < 0 ? -pv : pv;
+          big_lanes = big_lanes > pv ? big_lanes : pv;
+        }
+        double big = 0.0;
+        for (; i < n; ++i) big = std::max(big, std::abs(pc[i]));
+        for (int j = 0; j < kLanes<double>; ++j) big = std::max(big, big_lanes[j]);
+        for (int64_t j = 0; j < n; ++j) {
+          xc[j] += alpha * pc[j];
+          rc[j] -= alpha * qc[j];
+        }
+        update = std::max(update, std::abs(alpha) * big);
+      }
+    }
+    info->iterations = std::max(info->iterations, it);
+    info->last_update = std::max(info->last_update, update);
   }
 };
 
 template <int C>
-void solve_channels(std::vector<Level>& levels, const std::vector<int64_t>& perm, const double* b_in, int64_t C_in,
-                    int64_t c0, double* x_out, double rtol, int64_t max_iter, int64_t nu, int64_t kcycle_levels,
-                    BhSolveInfo* info) {
-  for (Level& L : levels) {
-    L.xv.assign((L.n + 1) * C, 0.0);
-    L.bv.assign((L.n + 1) * C, 0.0);
-    L.rv.assign((L.n + 1) * C, 0.0);
-    for (auto* v : {&L.ke, &L.kr, &L.kp, &L.kq}) v->assign((L.n + 1) * C, 0.0);
-  }
+void solve_channels(std::vector<Level>& levels, const std::vector<double>& b_all, int64_t C_in, int64_t c0,
+                    double* x_out, double tol, int64_t max_iter, BhSolveInfo* info) {
+  for (Level& L : levels) alloc_work(L, C);
   const int64_t n = levels[0].n;
-  std::vector<double> b((n + 1) * C, 0.0), x((n + 1) * C, 0.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int c = 0; c < C; ++c) b[i * C + c] = b_in[i * C_in + c0 + c];
-  Solver<C> solver{levels, nu, kcycle_levels};
-  BhSolveInfo part;
-  solver.fcg(b, x, rtol, max_iter, &part);
-  for (int64_t i = 0; i < n; ++i)
-    for (int c = 0; c < C; ++c) x_out[perm[i] * C_in + c0 + c] = x[i * C + c];
-  info->iterations = std::max(info->iterations, part.iterations);
-  info->relative_residual = std::max(info->relative_residual, part.relative_residual);
+  std::vector<double> b(C * n), x(C * n, 0.0);
+  std::copy_n(b_all.data() + c0 * n, C * n, b.begin());
+  Solver<C> solver{levels};
+  solver.fcg(b, x, tol, max_iter, info);
+  const Level& F = levels[0];
+  int64_t out = 0;  // the unknowns' raster rank
+  for_runs(F.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+    for (int64_t i = 0; i < len; ++i) {
+      if (!F.unknown[g + i]) continue;
+      for (int c = 0; c < C; ++c) x_out[out * C_in + c0 + c] = x[c * n + k + i];
+      ++out;
+    }
+  });
 }
 
 }  // namespace
 
 const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const double* image, int64_t C,
-                                const double* table, double* x, double rtol, int64_t max_iter, int64_t nu,
-                                int64_t kcycle_levels, BhSolveInfo* info) {
+                                const double* table, double* x, double tol, int64_t max_iter, BhSolveInfo* info) {
   if (H <= 0 || W <= 0) return "empty image";
   if (C < 1) return "need at least one channel";
-  if (H * W >= (int64_t{1} << 31) - 1) return "image too large for 32-bit indices";
+  if ((H + 4) * (W + 4) >= (int64_t{1} << 31) - 1) return "image too large for 32-bit indices";
   *info = BhSolveInfo{};
 
-  std::vector<Level> levels(1);
-  Level& F = levels[0];
-  F.H = H;
-  F.W = W;
-  F.taps = kBhFineTaps;
-  F.diag = kBhFineDiag;
-  std::vector<int32_t> ys, xs;
-  for (int32_t yy = 0; yy < H; ++yy)
-    for (int32_t xx = 0; xx < W; ++xx)
-      if (hole[yy * W + xx]) {
-        ys.push_back(yy);
-        xs.push_back(xx);
-      }
-  const int64_t n = static_cast<int64_t>(ys.size());
-  if (n == 0) return "no hole pixel";
-  if (n == H * W) return "no known pixel";
   std::vector<float> table_f(table, table + 81 * kBhFineTaps);
   for (int k = 0; k < 81 * kBhFineTaps; ++k)
     if (static_cast<double>(table_f[k]) != table[k]) return "stencil coefficients must be exact in float32";
-  const std::vector<int64_t> perm = number_unknowns(F, ys, xs);
-  build_neighbours(F);
 
-  // Rows of the fine matrix and the right-hand side: taps on known pixels move to b.
-  F.a.assign((n + 1) * kBhFineTaps, 0.0f);  // + the dummy's zero row
-  std::vector<double> b(n * C);
-  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      bh_fine_row(F.y[i], F.x[i], H, W, hole, image, C, table, F.nbr.data() + i * kBhFineTaps, static_cast<int32_t>(n),
-                  F.a.data() + i * kBhFineTaps, b.data() + i * C);
+  std::vector<Level> levels(1);
+  Level& F = levels[0];
+  F.finest = true;
+  F.table = table_f.data();
+  for (int t = 0; t < kBhFineTaps; ++t) F.interior[t] = table_f[kBhInteriorClass * kBhFineTaps + t];
+  init_grid(F, H, W, kBhFineTaps);
+  for (int64_t yy = 0; yy < H; ++yy)
+    for (int64_t xx = 0; xx < W; ++xx) F.unknown[F.grid(yy, xx)] = hole[yy * W + xx] != 0;
+  build_runs(F);
+  const int64_t n = F.n;
+  if (F.unknowns == 0) return "no hole pixel";
+  if (F.unknowns == H * W) return "no known pixel";
+  for (const Run& R : F.runs)
+    for (int64_t xx = R.x0; xx < R.x0 + R.len; ++xx)
+      if (F.unknown[F.grid(R.y, xx)] && !(table[bh_stencil_class(R.y, xx, H, W) * kBhFineTaps + kBhFineCentre] > 0))
+        return "the matrix has a non-positive diagonal entry";
+
+  // Right-hand sides, compact channel-major (C x n): taps on known pixels move to b.
+  std::vector<double> b(C * n, 0.0);
+  for_runs(F.runs, [&](const Run& R, int64_t g, int64_t k, int64_t len) {
+    for (int64_t i = 0; i < len; ++i)
+      if (F.unknown[g + i]) bh_fine_rhs(R.y, R.x0 + i, H, W, hole, image, C, table, b.data() + k + i, n);
   });
-  for (int64_t i = 0; i < n; ++i)
-    if (!(F.a[i * kBhFineTaps + kBhFineDiag] > 0)) return "the matrix has a non-positive diagonal entry";
 
-  while (levels.back().n > kCoarsestMax && static_cast<int>(levels.size()) < kMaxLevels) {
-    Level next = coarsen(levels.back());
-    if (next.n > kStallRatio * levels.back().n) {
-      levels.back().parent.clear();
-      levels.back().parent_w.clear();
-      break;
+  if (F.unknowns > kCoarsestMax) {
+    std::vector<float> coef = finest_coef_planes(F, table);
+    while (levels.back().unknowns > kCoarsestMax && static_cast<int>(levels.size()) < kMaxLevels) {
+      Level next = coarsen(levels.back(), levels.size() == 1 ? coef : levels.back().coef);
+      if (next.unknowns > kStallRatio * levels.back().unknowns) break;
+      levels.push_back(std::move(next));
     }
-    levels.push_back(std::move(next));
   }
-  if (levels.back().n <= kCoarsestMax) factor_coarsest(levels.back());
-  if (levels.size() > 1) {  // the finest level's rows from now on come from the table (Level::row)
-    Level& F0 = levels[0];
-    F0.cls.resize(F0.n);
-    for (int64_t i = 0; i < F0.n; ++i) F0.cls[i] = static_cast<uint8_t>(bh_stencil_class(F0.y[i], F0.x[i], H, W));
-    F0.table = table_f.data();
-    std::vector<float>().swap(F0.a);
+  for (Level& L : levels) {
+    if (!L.finest) block_coefficients(L);
+    setup_smoother(L);
   }
+  Level& last = levels.back();
+  if (last.unknowns <= kCoarsestMax) {
+    if (last.finest) {  // a small system: the coarsest level is the fine one
+      last.coef = finest_coef_planes(last, table);
+      last.taps = kBhFineTaps;
+    }
+    factor_coarsest(last);
+  }
+  for (Level& L : levels) std::vector<float>().swap(L.coef);  // the solve reads the blocks
   info->levels = static_cast<int64_t>(levels.size());
 
   for (int64_t c0 = 0; c0 < C; c0 += kBhMaxChannels) {
     const int64_t group = std::min<int64_t>(kBhMaxChannels, C - c0);
     switch (group) {
-      case 1: solve_channels<1>(levels, perm, b.data(), C, c0, x, rtol, max_iter, nu, kcycle_levels, info); break;
-      case 2: solve_channels<2>(levels, perm, b.data(), C, c0, x, rtol, max_iter, nu, kcycle_levels, info); break;
-      case 3: solve_channels<3>(levels, perm, b.data(), C, c0, x, rtol, max_iter, nu, kcycle_levels, info); break;
-      default: solve_channels<4>(levels, perm, b.data(), C, c0, x, rtol, max_iter, nu, kcycle_levels, info); break;
+      case 1: solve_channels<1>(levels, b, C, c0, x, tol, max_iter, info); break;
+      case 2: solve_channels<2>(levels, b, C, c0, x, tol, max_iter, info); break;
+      case 3: solve_channels<3>(levels, b, C, c0, x, tol, max_iter, info); break;
+      default: solve_channels<4>(levels, b, C, c0, x, tol, max_iter, info); break;
     }
   }
   return nullptr;
 }
 
+}  // namespace FASTINPAINT_CPU_ISA
 }  // namespace cpu
 }  // namespace fastinpaint

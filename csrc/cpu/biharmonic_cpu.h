@@ -3,31 +3,41 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace fastinpaint {
 namespace cpu {
 
 struct BhSolveInfo {
-  int64_t iterations = 0;          // conjugate-gradient iterations run
-  double relative_residual = 0.0;  // max over channels of ||b - A x|| / ||b|| at the end
-  int64_t levels = 0;              // multigrid levels (fine level included)
+  int64_t iterations = 0;    // conjugate-gradient iterations run (max over channel groups)
+  double last_update = 0.0;  // largest change of any value in the last iteration
+  int64_t levels = 0;        // multigrid levels (fine level included)
+  const char* isa = "";      // instruction set of the copy that ran
 };
+
+// Per-channel minimum and maximum of the known pixels (hole [H][W] zero) of image [H][W][C], into
+// lo[C] and hi[C]. Returns false if one of them is not finite (NaN or inf).
+bool known_range(int64_t H, int64_t W, const uint8_t* hole, const double* image, int64_t C, double* lo, double* hi);
 
 // Fills the hole of an image with the solution of the discrete biharmonic equation, by
 // multigrid-preconditioned conjugate gradients on the system of the hole pixels.
 //   hole [H][W]: non-zero = unknown pixel; image [H][W][C]: the known pixels' values (the hole's
 //   are not read); table [81][13]: the 13-point stencil row of each border class
-//   (kernels/biharmonic.h: bh_stencil_class, bh_fine_row);
+//   (kernels/biharmonic.h: bh_stencil_class, bh_fine_rhs);
 //   x [n][C] (output): the hole pixels' values, in raster order; C >= 1 (solved in groups of
 //   kBhMaxChannels channels sharing the hierarchy).
-//   Stops when every channel's ||b - A x|| <= rtol ||b||, or after max_iter iterations.
-//   nu: Gauss-Seidel sweeps before and after each coarse-grid correction; kcycle_levels: the
-//   coarse problems of levels 1..kcycle_levels are solved by two flexible-CG steps (K-cycle),
-//   deeper ones by one cycle (0: V-cycle).
+//   Stops when an iteration changes no value by more than tol, or after max_iter iterations.
+//   isa: which compiled copy runs ("baseline", "avx2", "avx512"); null or empty: the
+//   FASTINPAINT_CPU_ISA environment variable if set, else the best the CPU supports
+//   (csrc/cpu/biharmonic_dispatch.cpp).
 // Returns nullptr on success, else a message.
 const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const double* image, int64_t C,
-                                const double* table, double* x, double rtol, int64_t max_iter, int64_t nu,
-                                int64_t kcycle_levels, BhSolveInfo* info);
+                                const double* table, double* x, double tol, int64_t max_iter, BhSolveInfo* info,
+                                const char* isa);
+
+// The instruction sets of the solver's compiled copies that this CPU runs, oldest first.
+std::vector<std::string> biharmonic_isas();
 
 }  // namespace cpu
 }  // namespace fastinpaint

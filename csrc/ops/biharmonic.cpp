@@ -6,14 +6,16 @@
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
+
 #include "cpu/biharmonic_cpu.h"
 #include "kernels/biharmonic.h"
 
 namespace fastinpaint {
 
-std::tuple<at::Tensor, int64_t, double, int64_t> biharmonic_solve(const at::Tensor& image, const at::Tensor& hole,
-                                                                  const at::Tensor& table, double rtol,
-                                                                  int64_t max_iter, int64_t nu, int64_t kcycle_levels) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor, int64_t, double, int64_t, std::string> biharmonic_solve(const at::Tensor& image, const at::Tensor& hole,
+                                                                  const at::Tensor& table, double tol,
+                                                                  int64_t max_iter, const std::string& isa) {
   const char* op = "biharmonic_solve";
   TORCH_CHECK(image.device().is_cpu() && hole.device().is_cpu() && table.device().is_cpu(), op,
               ": the solver runs on the CPU; pass CPU tensors");
@@ -26,8 +28,8 @@ std::tuple<at::Tensor, int64_t, double, int64_t> biharmonic_solve(const at::Tens
                         table.scalar_type() == at::kDouble,
                     op, ": table must be float64 (81, ", kBhFineTaps, "), got ", table.scalar_type(), " of shape ",
                     table.sizes());
-  TORCH_CHECK_VALUE(rtol > 0 && max_iter >= 1 && nu >= 1, op,
-                    ": need rtol > 0, max_iter >= 1, nu >= 1");
+  TORCH_CHECK_VALUE(tol > 0 && max_iter >= 1, op, ": need tol > 0 and max_iter >= 1, got tol=", tol,
+                    ", max_iter=", max_iter);
   TORCH_CHECK_VALUE(hole.scalar_type() == at::kBool || hole.scalar_type() == at::kByte, op,
                     ": hole must be bool or uint8, got ", hole.scalar_type());
   // No ATen element-wise op here (nor below): each would be a parallel region, and on a busy
@@ -40,12 +42,20 @@ std::tuple<at::Tensor, int64_t, double, int64_t> biharmonic_solve(const at::Tens
                     " hole pixels of ", H * W);
   const at::Tensor image_c = image.contiguous(), table_c = table.contiguous();
   at::Tensor x = at::empty({n, C}, image.options());
+  at::Tensor lo = at::empty({C}, image.options()), hi = at::empty({C}, image.options());
+  TORCH_CHECK_VALUE(cpu::known_range(H, W, hole_u8, image_c.data_ptr<double>(), C, lo.data_ptr<double>(),
+                                     hi.data_ptr<double>()),
+                    op, ": image has non-finite values (NaN or inf) outside the hole");
+  // The tolerance is relative to the largest channel range of the known values.
+  double scale = 0.0;
+  for (int64_t c = 0; c < C; ++c) scale = std::max(scale, hi.data_ptr<double>()[c] - lo.data_ptr<double>()[c]);
+  if (!(scale > 0)) scale = 1.0;
   cpu::BhSolveInfo info;
   const char* error = cpu::biharmonic_mg_solve(H, W, hole_u8, image_c.data_ptr<double>(), C,
-                                               table_c.data_ptr<double>(), x.data_ptr<double>(), rtol, max_iter, nu,
-                                               kcycle_levels, &info);
+                                               table_c.data_ptr<double>(), x.data_ptr<double>(), tol * scale,
+                                               max_iter, &info, isa.c_str());
   TORCH_CHECK_VALUE(error == nullptr, op, ": ", error ? error : "");
-  return {x, info.iterations, info.relative_residual, info.levels};
+  return {x, lo, hi, info.iterations, info.last_update / scale, info.levels, info.isa};
 }
 
 }  // namespace fastinpaint

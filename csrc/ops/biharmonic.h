@@ -4,6 +4,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <string>
 #include <tuple>
 
 namespace fastinpaint {
@@ -14,10 +15,15 @@ namespace fastinpaint {
 //   hole [H, W] bool/uint8: non-zero = pixel to fill (at least one, not all);
 //   table [81, 13] float64: the 13-point stencil (diamond |dy| + |dx| <= 2, raster order) of each
 //     image-border class (kernels/biharmonic.h: bh_stencil_class). CPU tensors.
-// Returns (x [n, C] float64: the hole pixels in raster order, iterations, max relative residual
-// over channels, multigrid levels).
-std::tuple<at::Tensor, int64_t, double, int64_t> biharmonic_solve(const at::Tensor& image, const at::Tensor& hole,
-                                                                  const at::Tensor& table, double rtol,
-                                                                  int64_t max_iter, int64_t nu, int64_t kcycle_levels);
+//   tol: stop when an iteration changes no value by more than tol times the largest channel range
+//     of the known values;
+//   max_iter: at most this many conjugate-gradient iterations.
+// Returns (x [n, C] float64: the hole pixels in raster order, lo [C] and hi [C]: each channel's
+// range of known values (ValueError if one is not finite), iterations, the last iteration's
+// largest change (relative, as tol), multigrid levels, the instruction set that ran). isa: see
+// cpu/biharmonic_cpu.h ("" = the best this CPU runs).
+std::tuple<at::Tensor, at::Tensor, at::Tensor, int64_t, double, int64_t, std::string> biharmonic_solve(const at::Tensor& image, const at::Tensor& hole,
+                                                                  const at::Tensor& table, double tol,
+                                                                  int64_t max_iter, const std::string& isa);
 
 }  // namespace fastinpaint
