@@ -24,7 +24,7 @@ bool known_range(int64_t H, int64_t W, const uint8_t* hole, const double* image,
 // multigrid-preconditioned conjugate gradients on the system of the hole pixels.
 //   hole [H][W]: non-zero = unknown pixel; image [H][W][C]: the known pixels' values (the hole's
 //   are not read); table [81][13]: the 13-point stencil row of each border class
-//   (kernels/biharmonic.h: bh_stencil_class, bh_fine_rhs);
+//   (kernels/biharmonic.h: bh_stencil_class);
 //   x [n][C] (output): the hole pixels' values, in raster order; C >= 1 (solved in groups of
 //   kBhMaxChannels channels sharing the hierarchy).
 //   Stops when an iteration changes no value by more than tol, or after max_iter iterations.

@@ -5,8 +5,7 @@
 // on known pixels moved to the right-hand side. The solver's coarse levels are Galerkin products
 // P^T A P with masked bilinear interpolation P; they stay within 5 x 5 taps.
 //
-// Here: the tap layouts, the stencil class of a pixel, a hole pixel's right-hand side, the
-// bilinear (hat) weights shared by restriction and prolongation, the terms of the Galerkin product,
+// Here: the tap layouts, the stencil class of a pixel, the bilinear (hat) weights shared by restriction and prolongation, the terms of the Galerkin product,
 // and the Chebyshev smoother's recurrence. Pure functions on raw pointers, no torch headers: the
 // same math is usable from a CUDA kernel.
 #pragma once
@@ -46,25 +45,6 @@ C10_HOST_DEVICE FI_INLINE void bh_tap_offset(int taps, int k, int& dy, int& dx) 
 C10_HOST_DEVICE FI_INLINE int bh_stencil_class(int64_t y, int64_t x, int64_t H, int64_t W) {
   auto clip = [](int64_t d) { return static_cast<int>(d < 2 ? d : 2); };
   return ((clip(y) * 3 + clip(H - 1 - y)) * 3 + clip(x)) * 3 + clip(W - 1 - x);
-}
-
-// Right-hand side of hole pixel (y, x), C channels: b[c * stride] = -sum of coefficient * value
-// over the taps that fall on known pixels inside the image. image: H x W x C; hole: H x W
-// (non-zero = hole); table: 81 x 13.
-C10_HOST_DEVICE FI_INLINE void bh_fine_rhs(int64_t y, int64_t x, int64_t H, int64_t W, const uint8_t* hole,
-                                           const double* image, int64_t C, const double* table, double* b,
-                                           int64_t stride) {
-  const double* row = table + bh_stencil_class(y, x, H, W) * kBhFineTaps;
-  for (int64_t c = 0; c < C; ++c) b[c * stride] = 0.0;
-  for (int k = 0; k < kBhFineTaps; ++k) {
-    if (row[k] == 0.0) continue;  // outside the image
-    int dy, dx;
-    bh_tap_offset(kBhFineTaps, k, dy, dx);
-    const int64_t yy = y + dy, xx = x + dx;
-    if (hole[yy * W + xx]) continue;
-    const double* v = image + (yy * W + xx) * C;
-    for (int64_t c = 0; c < C; ++c) b[c * stride] -= row[k] * v[c];
-  }
 }
 
 // 1-D bilinear weight of a fine point d fine cells away from a coarse point (d in -2..2).
