@@ -332,6 +332,44 @@ def test_multigrid_solver_against_direct_solve():
     assert np.abs(x_loose.numpy() - exact).max() < module._TOL, f"seed {seed}"
 
 
+def thin_mask(pattern, shape=(120, 130)):
+    h, w = shape
+    mask = np.zeros(shape, dtype=bool)
+    if pattern == "diagonal lines":  # 1-pixel lines: bilinear coarsening keeps nearly every point
+        for offset in range(-w, w, 6):
+            ys = np.arange(h)
+            xs = ys + offset
+            keep = (xs >= 0) & (xs < w)
+            mask[ys[keep], xs[keep]] = True
+    elif pattern == "dots":  # every other pixel of every other row
+        mask[::2, ::2] = True
+    else:  # horizontal lines, 1 pixel wide
+        mask[1::3, 2:-2] = True
+    mask[0, 0] = False
+    return mask
+
+
+@pytest.mark.parametrize("pattern", ["diagonal lines", "dots", "horizontal lines"])
+def test_multigrid_solver_thin_holes(pattern):
+    """Thin holes, where coarsening stalls (the coarsest level is then smoothed, not factored),
+    against SciPy's direct solve on a fresh random image."""
+    from fastinpaint import _C
+    from fastinpaint.methods import biharmonic as module
+
+    seed = fresh_seed()
+    image = np.random.default_rng(seed).random((120, 130, 2))
+    mask = thin_mask(pattern)
+    a, b = module._assemble(image.reshape(-1, 2), mask, np.flatnonzero(mask))
+    exact = scipy_sparse_linalg().spsolve(a.tocsc(), b)
+    x, _, _, iterations, last_change, levels, _ = _C.biharmonic_solve(
+        torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), 1e-6, 100
+    )
+    assert last_change <= 1e-6 and iterations < 100
+    if pattern != "horizontal lines":
+        assert levels == 1  # coarsening stalled at once
+    assert np.abs(x.numpy() - exact).max() < 1e-5, f"{pattern}, seed {seed}"
+
+
 def test_multigrid_solver_every_instruction_set():
     """Each compiled copy of the solver this CPU runs (SSE2 baseline, AVX2, AVX-512: the same source
     with vectors of each register width) against SciPy's direct solve, and they agree."""

@@ -121,8 +121,8 @@ struct Level {
   const float* table = nullptr;      // 81 x 13 classes, for border runs
   // Work vectors: grid planes (C each) and compact arrays (C x n). All are zero off the unknowns:
   // every product that could make a gap non-zero is masked (finest-level matvec, prolongation).
-  std::vector<float> x, d, ke;                // d doubles as the residual that is restricted
-  std::vector<float> b, rc, t, kr, kp, kq;
+  std::vector<float> x, d, d_next, ke;        // d doubles as the residual that is restricted
+  std::vector<float> b, rc, kr, kp, kq;
   // coarsest level
   std::vector<double> chol;  // dense Cholesky factor (lower, n x n); empty if coarsening stalled
   std::vector<int32_t> index;  // coarsest: plane -> compact index, -1 elsewhere
@@ -200,8 +200,8 @@ void build_runs(Level& L) {
 }
 
 void alloc_work(Level& L, int C) {
-  for (auto* v : {&L.x, &L.d, &L.ke}) v->assign(C * L.plane + kSlack, 0.0f);
-  for (auto* v : {&L.b, &L.rc, &L.t, &L.kr, &L.kp, &L.kq}) v->assign(C * L.n, 0.0f);
+  for (auto* v : {&L.x, &L.d, &L.d_next, &L.ke}) v->assign(C * L.plane + kSlack, 0.0f);
+  for (auto* v : {&L.b, &L.rc, &L.kr, &L.kp, &L.kq}) v->assign(C * L.n, 0.0f);
 }
 
 // One register of T as a GCC vector: this file is compiled once per instruction set
@@ -253,11 +253,11 @@ FI_INLINE Vec<T> load_as(const U* p) {
   }
 }
 
-// out[k + j] = (A v)(g + j) for j < m <= kBlock on the C channels: v grid planes, out compact.
-// Reads a whole block whatever m (planes have kSlack spare cells); the finest level's constant
-// stencil is non-zero in gaps, hence the mask. Coarse levels (coefficient blocks) in float only.
+// sum[c][j] = (A v)(g + j), j < kBlock, on the C channels; v: grid planes. Reads a whole block
+// whatever the run's length (planes have kSlack spare cells). The finest level's constant stencil
+// is non-zero in gaps, hence the mask; coarse levels (coefficient blocks) are float only.
 template <int C, typename T>
-FI_INLINE void matvec_block(const Level& L, const T* v, int64_t g, T* out, int64_t k, int64_t m, int64_t blk) {
+FI_INLINE void matvec_block(const Level& L, const T* v, int64_t g, int64_t k, int64_t blk, T (*sum)[kBlock]) {
   constexpr int P = kParts<T>, N = kLanes<T>;
   Vec<T> acc[C][P] = {};
   if (L.finest) {
@@ -277,32 +277,62 @@ FI_INLINE void matvec_block(const Level& L, const T* v, int64_t g, T* out, int64
       }
     }
   }
-  T sum[C][kBlock];
   for (int c = 0; c < C; ++c)
     for (int p = 0; p < P; ++p) {
       Vec<T> s = acc[c][p];
       if (L.finest) s *= load_as<T>(L.mask.data() + k + p * N);
       std::memcpy(sum[c] + p * N, &s, sizeof(s));
     }
-  for (int c = 0; c < C; ++c) std::memcpy(out + c * L.n + k, sum[c], m * sizeof(T));
+}
+
+// The same for m pixels of a finest-level run in the image-border band: each pixel's class row.
+template <int C, typename T>
+void matvec_border(const Level& L, const Run& R, const T* v, int64_t i0, int64_t m, T (*sum)[kBlock]) {
+  for (int64_t j = 0; j < m; ++j) {
+    const int64_t g = R.g + i0 + j;
+    const float* a = L.table + bh_stencil_class(R.y, R.x0 + i0 + j, L.H, L.W) * kBhFineTaps;
+    T acc[C] = {};
+    for (int t = 0; t < kBhFineTaps; ++t)
+      for (int c = 0; c < C; ++c) acc[c] += T(a[t]) * v[c * L.plane + g + L.off[t]];
+    for (int c = 0; c < C; ++c) sum[c][j] = acc[c] * T(L.mask[R.k + i0 + j]);
+  }
+}
+
+// Calls f(g, k, m, sum) for every block of every run, sum[c][j] = (A v) at grid index g + j
+// (compact index k + j), j < m: the product fused with what consumes it, so that no compact
+// A v array makes a round trip through memory. f must only write at its own block's slots.
+template <int C, typename T, typename F>
+void matvec_apply(const Level& L, const T* v, const F& f) {
+  par_runs(L.runs, L.n, [&](const Run& R, int64_t g, int64_t k, int64_t len) {
+    T sum[C][kBlock];
+    for (int64_t i = 0; i < len; i += kBlock) {
+      const int64_t m = std::min<int64_t>(kBlock, len - i);
+      if (L.finest && R.border)
+        matvec_border<C, T>(L, R, v, i, m, sum);
+      else
+        matvec_block<C, T>(L, v, g + i, k + i, R.blk + i / kBlock, sum);
+      f(g + i, k + i, m, sum);
+    }
+  });
 }
 
 // out = A v on the C channels: v grid planes (stride plane), out compact (stride n).
 template <int C, typename T>
 void matvec(const Level& L, const T* v, T* out) {
-  par_runs(L.runs, L.n, [&](const Run& R, int64_t g, int64_t k, int64_t len) {
-    if (L.finest && R.border) {  // image-border band: each pixel's class row
-      for (int64_t i = 0; i < len; ++i) {
-        const float* a = L.table + bh_stencil_class(R.y, R.x0 + i, L.H, L.W) * kBhFineTaps;
-        T acc[C] = {};
-        for (int t = 0; t < kBhFineTaps; ++t)
-          for (int c = 0; c < C; ++c) acc[c] += T(a[t]) * v[c * L.plane + g + i + L.off[t]];
-        for (int c = 0; c < C; ++c) out[c * L.n + k + i] = acc[c] * T(L.mask[k + i]);
-      }
-      return;
+  matvec_apply<C, T>(L, v, [&](int64_t, int64_t k, int64_t m, const T (*sum)[kBlock]) {
+    for (int c = 0; c < C; ++c) std::memcpy(out + c * L.n + k, sum[c], m * sizeof(T));
+  });
+}
+
+// out = b - A v (compact or, with out_grid, grid planes).
+template <int C, typename T>
+void residual(const Level& L, const T* b, const T* v, T* out, bool out_grid) {
+  matvec_apply<C, T>(L, v, [&](int64_t g, int64_t k, int64_t m, const T (*sum)[kBlock]) {
+    for (int c = 0; c < C; ++c) {
+      const T* bc = b + c * L.n + k;
+      T* oc = out + (out_grid ? c * L.plane + g : c * L.n + k);
+      for (int64_t j = 0; j < m; ++j) oc[j] = bc[j] - sum[c][j];
     }
-    for (int64_t i = 0; i < len; i += kBlock)
-      matvec_block<C, T>(L, v, g + i, out, k + i, std::min<int64_t>(kBlock, len - i), R.blk + i / kBlock);
   });
 }
 
@@ -545,12 +575,10 @@ struct Solver {
   // Chebyshev smoothing of A x = b on level L (x: grid, b: compact); zero_start: x is zero.
   void smooth(Level& L, bool zero_start, int degree, double ratio) {
     const int64_t n = L.n, P = L.plane;
-    if (zero_start) {
+    if (zero_start)
       std::copy(L.b.begin(), L.b.end(), L.rc.begin());
-    } else {
-      matvec<C, float>(L, L.x.data(), L.t.data());
-      for (int64_t i = 0; i < C * n; ++i) L.rc[i] = L.b[i] - L.t[i];
-    }
+    else
+      residual<C, float>(L, L.b.data(), L.x.data(), L.rc.data(), false);
     BhChebyshev s = bh_chebyshev_init(L.lmax, ratio);
     const float inv_theta = static_cast<float>(1.0 / s.theta);
     for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
@@ -565,25 +593,29 @@ struct Solver {
         }
       }
     });
+    // Later steps, fused with their product A d: the new direction goes to the other d plane
+    // (the product still reads the old one around each block).
     for (int step = 1; step < degree; ++step) {
-      matvec<C, float>(L, L.d.data(), L.t.data());
       double cd, cr;
       bh_chebyshev_step(s, cd, cr);
       const float fd = static_cast<float>(cd), fr = static_cast<float>(cr);
-      for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+      const float* d_old = L.d.data();
+      float* d_new = L.d_next.data();
+      matvec_apply<C, float>(L, d_old, [&](int64_t g, int64_t k, int64_t m, const float (*ad)[kBlock]) {
+        const float* di = L.dinv.data() + k;
         for (int c = 0; c < C; ++c) {
-          float* __restrict d = L.d.data() + c * P + g;
-          float* __restrict x = L.x.data() + c * P + g;
-          float* __restrict r = L.rc.data() + c * n + k;
-          const float* __restrict t = L.t.data() + c * n + k;
-          const float* __restrict di = L.dinv.data() + k;
-          for (int64_t i = 0; i < len; ++i) {
-            r[i] -= t[i];
-            d[i] = fd * d[i] + fr * di[i] * r[i];
-            x[i] += d[i];
+          float* r = L.rc.data() + c * n + k;
+          float* x = L.x.data() + c * P + g;
+          const float* dc = d_old + c * P + g;
+          float* dn = d_new + c * P + g;
+          for (int64_t j = 0; j < m; ++j) {
+            r[j] -= ad[c][j];
+            dn[j] = fd * dc[j] + fr * di[j] * r[j];
+            x[j] += dn[j];
           }
         }
       });
+      std::swap(L.d, L.d_next);
     }
   }
 
@@ -672,15 +704,7 @@ struct Solver {
     fill_grid(L, L.x, 0.0f);
     smooth(L, true, kSmootherDegree, kSmootherRatio);
     // residual, into the d planes (free until the post-smoothing), then restricted
-    matvec<C, float>(L, L.x.data(), L.t.data());
-    for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
-      for (int c = 0; c < C; ++c) {
-        float* __restrict d = L.d.data() + c * L.plane + g;
-        const float* __restrict b = L.b.data() + c * L.n + k;
-        const float* __restrict t = L.t.data() + c * L.n + k;
-        for (int64_t i = 0; i < len; ++i) d[i] = b[i] - t[i];
-      }
-    });
+    residual<C, float>(L, L.b.data(), L.x.data(), L.d.data(), true);
     restrict_to(L, L.d.data(), Cl);
     const float* e;
     if (l + 2 < levels.size() && Cl.unknowns >= kKCycleMin) {
@@ -774,8 +798,7 @@ struct Solver {
       Level& L = levels[l];
       fill_grid(L, L.ke, 0.0f);
       prolong_add(levels[l + 1], levels[l + 1].ke.data(), L, L.ke.data());
-      matvec<C, float>(L, L.ke.data(), L.t.data());
-      for (int64_t i = 0; i < C * L.n; ++i) L.b[i] = L.kr[i] - L.t[i];
+      residual<C, float>(L, L.kr.data(), L.ke.data(), L.b.data(), false);
       cycle(l);
       for_runs(L.runs, [&](const Run&, int64_t g, int64_t, int64_t len) {
         for (int c = 0; c < C; ++c) {
@@ -810,8 +833,7 @@ struct Solver {
         for (int64_t i = 0; i < len; ++i) x[c * n + k + i] = L.ke[c * P + g + i];
     });
     to_grid(x);
-    matvec<C, double>(L, grid.data(), q.data());
-    for (int64_t i = 0; i < C * n; ++i) r[i] = b[i] - q[i];
+    residual<C, double>(L, b.data(), grid.data(), r.data(), false);
 
     double update = INFINITY;
     int64_t it = 0;
