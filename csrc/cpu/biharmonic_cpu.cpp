@@ -5,14 +5,19 @@
 // gradients in float64, preconditioned by one multigrid K-cycle in float32, started from a full
 // multigrid (FMG) guess:
 //   * levels live on image-shaped grids (2-cell zero margin), each level's unknowns listed as
-//     runs of consecutive pixels of a row. Every inner loop walks a run, so it is contiguous in
-//     memory and vectorises; vectors that feed a stencil are grid planes that are zero off the
-//     unknowns (written at unknowns only), the others are compact arrays in run order;
+//     runs of consecutive pixels of a row (runs closer than kGapMerge are merged, the gap pixels
+//     being zero slots). Every inner loop walks a run, so it is contiguous in memory and written
+//     with GCC vectors of the register width (this file is compiled once per instruction set,
+//     biharmonic_dispatch.cpp picks one); the matrix-vector product keeps a block of kBlock
+//     pixels' sums in registers through all taps and hands them to the caller's update (fused,
+//     no round trip through memory); vectors that feed a stencil are grid planes that are zero
+//     off the unknowns, the others compact arrays in run order;
 //   * the next coarser level's unknowns are the grid points (2Y, 2X) whose bilinear
 //     interpolation reaches a fine unknown: the hole's shape is followed at every level and the
 //     known pixels stay pinned (the interpolation is cut there);
-//   * coarse matrices: Galerkin products P^T A P (5 x 5 stencils, one coefficient plane per tap),
-//     hence SPD and consistent with the hole's border; re-discretising does not converge;
+//   * coarse matrices: Galerkin products P^T A P (5 x 5 stencils, built as one coefficient plane
+//     per tap, then stored block by block so that a block's 25 taps are contiguous), hence SPD
+//     and consistent with the hole's border; re-discretising does not converge;
 //   * finest level: no coefficient arrays at all: interior pixels share one constant stencil
 //     (the taps on known pixels multiply the zeros of the grid plane), pixels within 2 of the
 //     image edge take their class's row of the table;
@@ -25,12 +30,14 @@
 //     preconditioned by the next level's cycle. Bilinear transfers are too low-order for a
 //     fourth-order operator (Hemker's rule m_P + m_R > 2m fails), and a plain V-cycle needs 3-5x
 //     more outer iterations;
-//   * coarsest level (<= kCoarsestMax unknowns): dense Cholesky in float64.
-// Measured (benchmarks/bench_biharmonic.py photos, 16-50 % holes): the FMG start is within ~0.05
-// of the solution on [0, 1] images, and each iteration divides the error by ~5; the caller stops
-// on the size of the last update.
-// The per-pixel math (stencil classes, right-hand side, Galerkin terms, Chebyshev recurrence) is
-// in kernels/biharmonic.h.
+//   * coarsest level (<= kCoarsestMax unknowns): dense Cholesky in float64; if coarsening stalls
+//     (1-pixel lines, isolated pixels), a long Chebyshev smoother instead.
+// Measured (../shared photos, 16-60 % holes and a centred square): the FMG start is within ~0.05
+// of the solution on [0, 1] images and each iteration divides the error by ~5; the caller stops
+// on the size of the last change (4-5 iterations for 1e-3 of the value range, leaving <= 3e-4).
+// The per-pixel math (stencil classes, Galerkin terms, Chebyshev recurrence) is in
+// kernels/biharmonic.h; the right-hand side is minus the finest operator applied to the image
+// with its hole zeroed.
 #include "cpu/biharmonic_cpu.h"
 
 #include <algorithm>
@@ -66,7 +73,7 @@ constexpr int kPowerIterations = 8;
 constexpr double kLambdaMargin = 1.15;  // power iteration underestimates lmax
 // Unknown runs of a row at most this far apart are merged into one run, the pixels between
 // being zero slots: a run costs a fixed overhead per tap and channel, a gap pixel a few cycles.
-constexpr int64_t kGapMerge = 24;
+constexpr int64_t kGapMerge = 8;
 // Row blocks of the matrix-vector product: kBlock consecutive pixels' sums stay in registers
 // through all taps. Planes get kBlock + 4 slack cells so that a run's last block may read past it.
 constexpr int kBlock = 16;
