@@ -47,6 +47,9 @@
 #include <vector>
 
 #include <ATen/Parallel.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "kernels/biharmonic.h"
 
@@ -62,13 +65,18 @@ namespace {
 constexpr int64_t kCoarsestMax = 64;  // unknowns of a level solved by dense Cholesky
 constexpr int kMaxLevels = 24;
 constexpr double kStallRatio = 0.8;  // stop coarsening when a level keeps > 80 % of the unknowns
-constexpr int kSmootherDegree = 2;
+// Chebyshev smoothing before and after the coarse correction: degree 2 on the finest level, 1
+// (damped Jacobi) on the Galerkin levels, whose K-cycles make up for it: degree 2 there gave the
+// same iteration counts for twice the coarse-level work.
+constexpr int kFineDegree = 2;
+constexpr int kCoarseDegree = 1;
 constexpr double kSmootherRatio = 6.0;  // Chebyshev aims at eigenvalues of D^-1 A in [lmax / 6, lmax]
 constexpr int kStalledDegree = 16;      // coarsest level whose coarsening stalled: a long Chebyshev
 constexpr double kStalledRatio = 100.0;
 // K-cycles only on levels of at least this many unknowns: a level is visited 2^depth times per
-// iteration, and on the small deep levels the extra accuracy buys nothing measurable.
-constexpr int64_t kKCycleMin = 512;
+// iteration, and below this the extra accuracy buys nothing measurable (at 512, holes with large
+// blobs needed 1-2 more iterations).
+constexpr int64_t kKCycleMin = 256;
 constexpr int kPowerIterations = 8;
 constexpr double kLambdaMargin = 1.15;  // power iteration underestimates lmax
 // Unknown runs of a row at most this far apart are merged into one run, the pixels between
@@ -114,6 +122,7 @@ struct Level {
   int taps = 0;
   int64_t off[kBhCoarseTaps] = {};  // grid offset of each tap
   std::vector<Run> runs;
+  std::vector<int64_t> share;    // team thread t works on runs [share[t], share[t + 1]) (split_runs)
   std::vector<uint8_t> unknown;  // plane: 1 at unknowns
   std::vector<float> mask;       // n: 1 at unknowns, 0 in gaps
   std::vector<float> coef;       // setup only: taps planes, zero off the unknowns and on taps reaching none
@@ -132,6 +141,7 @@ struct Level {
   std::vector<float> b, rc, kr, kp, kq;
   // coarsest level
   std::vector<double> chol;  // dense Cholesky factor (lower, n x n); empty if coarsening stalled
+  std::vector<double> chol_rhs;  // its right-hand sides and solutions, [unknown][channel]
   std::vector<int32_t> index;  // coarsest: plane -> compact index, -1 elsewhere
 
   int64_t grid(int64_t y, int64_t xx) const { return (y + 2) * S + xx + 2; }
@@ -149,6 +159,78 @@ void init_grid(Level& L, int64_t H, int64_t W, int taps) {
     L.off[k] = dy * L.S + dx;
   }
   L.unknown.assign(L.plane + kSlack, 0);
+}
+
+// The threads that solve together, SPMD style: every thread runs the whole algorithm (same
+// control flow, same scalars) on its own share of every level's runs, and waits for the others
+// (sync) before it reads what they wrote: at the start of every stencil or transfer operation,
+// whose reads cross the share boundaries, and after a residual whose input is overwritten next.
+// Sums go through `sums`, added in thread order, so that every thread gets the same value. One
+// parallel region serves a whole solve: forking the threads once per operation cost more than
+// the operations themselves on all but the finest levels (a few microseconds each).
+constexpr int kMaxTeam = 64;
+// A level's runs are split so that each working thread gets at least this many slots; the other
+// threads have empty shares there (the deep levels are worked on by one thread).
+constexpr int64_t kShareMinSlots = 512;
+struct TeamSums {
+  double value[2][kMaxTeam][2 * kBhMaxChannels];  // two sets used in turn: one sync per sum
+};
+
+struct Team {
+  int id = 0, size = 1;
+  TeamSums* sums = nullptr;
+  int turn = 0;
+
+  bool leader() const { return id == 0; }
+  void sync() const {
+    if (size > 1) {
+#pragma omp barrier
+    }
+  }
+  // values[i] <- their sum over the team, i < count. A set is written again two sums later, when
+  // every thread has passed the sync of the sum in between, so done reading it.
+  void sum(double* values, int count) {
+    if (size == 1) return;
+    turn ^= 1;
+    for (int i = 0; i < count; ++i) sums->value[turn][id][i] = values[i];
+    sync();
+    for (int i = 0; i < count; ++i) {
+      double s = 0.0;
+      for (int t = 0; t < size; ++t) s += sums->value[turn][t][i];
+      values[i] = s;
+    }
+  }
+  double max(double value) {
+    if (size == 1) return value;
+    turn ^= 1;
+    sums->value[turn][id][0] = value;
+    sync();
+    for (int t = 0; t < size; ++t) value = std::max(value, sums->value[turn][t][0]);
+    return value;
+  }
+};
+
+// L.share for a team of `size`: contiguous runs, about the same number of slots each.
+void split_runs(Level& L, int size) {
+  const int64_t count = static_cast<int64_t>(L.runs.size());
+  const int64_t working = std::clamp<int64_t>(L.n / kShareMinSlots, 1, size);
+  L.share.assign(size + 1, count);
+  L.share[0] = 0;
+  int64_t r = 0, seen = 0;
+  for (int64_t t = 1; t < working; ++t) {
+    while (r < count && seen < t * L.n / working) seen += L.runs[r++].len;
+    L.share[t] = r;
+  }
+}
+
+// for_runs over the team thread's share (all runs for a team of one).
+template <typename F>
+inline void for_share(const Level& L, const Team& team, const F& f) {
+  if (team.size == 1) return for_runs(L.runs, f);
+  for (int64_t i = L.share[team.id]; i < L.share[team.id + 1]; ++i) {
+    const Run& R = L.runs[i];
+    f(R, R.g, R.k, static_cast<int64_t>(R.len));
+  }
 }
 
 // Runs of slots (raster order, so the unknowns' order is their raster order). On the finest level
@@ -305,12 +387,14 @@ void matvec_border(const Level& L, const Run& R, const T* v, int64_t i0, int64_t
   }
 }
 
-// Calls f(g, k, m, sum) for every block of every run, sum[c][j] = (A v) at grid index g + j
-// (compact index k + j), j < m: the product fused with what consumes it, so that no compact
-// A v array makes a round trip through memory. f must only write at its own block's slots.
+// Calls f(g, k, m, sum) for every block of every run (of the team thread's share), sum[c][j] =
+// (A v) at grid index g + j (compact index k + j), j < m: the product fused with what consumes
+// it, so that no compact A v array makes a round trip through memory. f must only write at its
+// own block's slots. A team of one splits the runs across the intra-op threads if there are many.
 template <int C, typename T, typename F>
-void matvec_apply(const Level& L, const T* v, const F& f) {
-  par_runs(L.runs, L.n, [&](const Run& R, int64_t g, int64_t k, int64_t len) {
+void matvec_apply(const Level& L, const Team& team, const T* v, const F& f) {
+  team.sync();
+  auto body = [&](const Run& R, int64_t g, int64_t k, int64_t len) {
     T sum[C][kBlock];
     for (int64_t i = 0; i < len; i += kBlock) {
       const int64_t m = std::min<int64_t>(kBlock, len - i);
@@ -320,21 +404,25 @@ void matvec_apply(const Level& L, const T* v, const F& f) {
         matvec_block<C, T>(L, v, g + i, k + i, R.blk + i / kBlock, sum);
       f(g + i, k + i, m, sum);
     }
-  });
+  };
+  if (team.size == 1)
+    par_runs(L.runs, L.n, body);
+  else
+    for_share(L, team, body);
 }
 
 // out = A v on the C channels: v grid planes (stride plane), out compact (stride n).
 template <int C, typename T>
-void matvec(const Level& L, const T* v, T* out) {
-  matvec_apply<C, T>(L, v, [&](int64_t, int64_t k, int64_t m, const T (*sum)[kBlock]) {
+void matvec(const Level& L, const Team& team, const T* v, T* out) {
+  matvec_apply<C, T>(L, team, v, [&](int64_t, int64_t k, int64_t m, const T (*sum)[kBlock]) {
     for (int c = 0; c < C; ++c) std::memcpy(out + c * L.n + k, sum[c], m * sizeof(T));
   });
 }
 
 // out = b - A v (compact or, with out_grid, grid planes).
 template <int C, typename T>
-void residual(const Level& L, const T* b, const T* v, T* out, bool out_grid) {
-  matvec_apply<C, T>(L, v, [&](int64_t g, int64_t k, int64_t m, const T (*sum)[kBlock]) {
+void residual(const Level& L, const Team& team, const T* b, const T* v, T* out, bool out_grid) {
+  matvec_apply<C, T>(L, team, v, [&](int64_t g, int64_t k, int64_t m, const T (*sum)[kBlock]) {
     for (int c = 0; c < C; ++c) {
       const T* bc = b + c * L.n + k;
       T* oc = out + (out_grid ? c * L.plane + g : c * L.n + k);
@@ -358,17 +446,18 @@ FI_INLINE double dot_span(const T* a, const U* b, int64_t len) {
   return s;
 }
 
-// Per-channel dot products of two compact arrays.
+// The team thread's share of per-channel dot products, added to out[C] (Team::sum completes
+// them): of two compact arrays (dot), of grid planes and a compact array (dot_grid).
 template <int C, typename T, typename U>
-void dot(const Level& L, const T* u, const U* v, double* out) {
-  for (int c = 0; c < C; ++c) out[c] = dot_span(u + c * L.n, v + c * L.n, L.n);
+void dot(const Level& L, const Team& team, const T* u, const U* v, double* out) {
+  for_share(L, team, [&](const Run&, int64_t, int64_t k, int64_t len) {
+    for (int c = 0; c < C; ++c) out[c] += dot_span(u + c * L.n + k, v + c * L.n + k, len);
+  });
 }
 
-// Per-channel dot products of a grid plane set and a compact array.
 template <int C, typename T, typename U>
-void dot_grid(const Level& L, const T* grid, const U* compact, double* out) {
-  for (int c = 0; c < C; ++c) out[c] = 0.0;
-  for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+void dot_grid(const Level& L, const Team& team, const T* grid, const U* compact, double* out) {
+  for_share(L, team, [&](const Run&, int64_t g, int64_t k, int64_t len) {
     for (int c = 0; c < C; ++c) out[c] += dot_span(grid + c * L.plane + g, compact + c * L.n + k, len);
   });
 }
@@ -484,7 +573,7 @@ void setup_smoother(Level& L) {
   // v.Av / v.Dv: a lower bound on lmax that converges twice as fast as the norm ratio.
   double lambda = 0.0;
   for (int it = 0; it < kPowerIterations; ++it) {
-    matvec<1, float>(L, v.data(), av.data());
+    matvec<1, float>(L, Team{}, v.data(), av.data());
     double vav = 0.0, vdv = 0.0, norm2 = 0.0;
     for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
       for (int64_t i = 0; i < len; ++i) {
@@ -552,6 +641,7 @@ struct Workspace {
   std::vector<Level> spare;  // level objects, the finest last
   std::vector<float> fine_coef;
   std::vector<double> known, b, fb, fx, r, p, q, grid;
+  std::vector<float> bf;
 };
 
 Workspace& workspace() {
@@ -571,26 +661,42 @@ template <int C>
 struct Solver {
   std::vector<Level>& levels;
   Workspace& ws;
+  Team& team;
 
-  // x (grid) at the unknowns <- value
+  template <typename F>
+  void each(const Level& L, const F& f) const {
+    for_share(L, team, f);
+  }
+
+  // v (grid planes) at the unknowns <- value
   void fill_grid(const Level& L, std::vector<float>& v, float value) {
-    for_runs(L.runs, [&](const Run&, int64_t g, int64_t, int64_t len) {
+    each(L, [&](const Run&, int64_t g, int64_t, int64_t len) {
       for (int c = 0; c < C; ++c) std::fill_n(v.data() + c * L.plane + g, len, value);
+    });
+  }
+
+  void copy_compact(const Level& L, const std::vector<float>& from, std::vector<float>& to) {
+    each(L, [&](const Run&, int64_t, int64_t k, int64_t len) {
+      for (int c = 0; c < C; ++c) std::copy_n(from.data() + c * L.n + k, len, to.data() + c * L.n + k);
     });
   }
 
   // Chebyshev smoothing of A x = b on level L (x: grid, b: compact); zero_start: x is zero.
   void smooth(Level& L, bool zero_start, int degree, double ratio) {
     const int64_t n = L.n, P = L.plane;
-    if (zero_start)
-      std::copy(L.b.begin(), L.b.end(), L.rc.begin());
-    else
-      residual<C, float>(L, L.b.data(), L.x.data(), L.rc.data(), false);
+    if (zero_start) {
+      copy_compact(L, L.b, L.rc);
+    } else {
+      residual<C, float>(L, team, L.b.data(), L.x.data(), L.rc.data(), false);
+      team.sync();  // the step below writes x, which the other threads' residual may still read
+    }
     BhChebyshev s = bh_chebyshev_init(L.lmax, ratio);
     const float inv_theta = static_cast<float>(1.0 / s.theta);
-    for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+    float* d_old = L.d.data();
+    float* d_new = L.d_next.data();
+    each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
       for (int c = 0; c < C; ++c) {
-        float* __restrict d = L.d.data() + c * P + g;
+        float* __restrict d = d_old + c * P + g;
         float* __restrict x = L.x.data() + c * P + g;
         const float* __restrict r = L.rc.data() + c * n + k;
         const float* __restrict di = L.dinv.data() + k;
@@ -606,9 +712,7 @@ struct Solver {
       double cd, cr;
       bh_chebyshev_step(s, cd, cr);
       const float fd = static_cast<float>(cd), fr = static_cast<float>(cr);
-      const float* d_old = L.d.data();
-      float* d_new = L.d_next.data();
-      matvec_apply<C, float>(L, d_old, [&](int64_t g, int64_t k, int64_t m, const float (*ad)[kBlock]) {
+      matvec_apply<C, float>(L, team, d_old, [&](int64_t g, int64_t k, int64_t m, const float (*ad)[kBlock]) {
         const float* di = L.dinv.data() + k;
         for (int c = 0; c < C; ++c) {
           float* r = L.rc.data() + c * n + k;
@@ -622,13 +726,14 @@ struct Solver {
           }
         }
       });
-      std::swap(L.d, L.d_next);
+      std::swap(d_old, d_new);
     }
   }
 
   // Cl.b <- P^T r, r: the fine level's grid planes `r` (zero off the fine unknowns).
   void restrict_to(const Level& F, const float* r, Level& Cl) {
-    for_runs(Cl.runs, [&](const Run& R, int64_t, int64_t k, int64_t len) {
+    team.sync();
+    each(Cl, [&](const Run& R, int64_t, int64_t k, int64_t len) {
       for (int c = 0; c < C; ++c) {
         const float* r0 = r + c * F.plane + F.grid(2 * R.y - 1, 2 * R.x0 - 1);
         const float* r1 = r0 + F.S;
@@ -645,21 +750,33 @@ struct Solver {
     });
   }
 
-  // dst (F's grid planes) += P e, e: Cl's grid planes.
+  // dst (F's grid planes) += P e, e: Cl's grid planes. Fine x = 2X takes coarse X, x = 2X + 1 the
+  // mean of X and X + 1 (rows alike): the run is walked in such pairs, so that the loop has no
+  // per-pixel index arithmetic or branch.
   void prolong_add(const Level& Cl, const float* e, const Level& F, float* dst) {
-    for_runs(F.runs, [&](const Run& R, int64_t g, int64_t k, int64_t len) {
+    team.sync();
+    each(F, [&](const Run& R, int64_t g, int64_t k, int64_t len) {
       const float* mask = F.mask.data() + k;
-      const bool odd_y = R.y & 1;
+      const float wy = (R.y & 1) ? 0.5f : 0.0f;  // weight of the second coarse row
+      const int64_t x_first = R.x0 & 1;           // 1: the run starts at an odd x
       for (int c = 0; c < C; ++c) {
-        const float* e0 = e + c * Cl.plane + Cl.grid(R.y / 2, 0);
-        const float* e1 = e + c * Cl.plane + Cl.grid((R.y + 1) / 2, 0);
+        const float* e0 = e + c * Cl.plane + Cl.grid(R.y / 2, R.x0 / 2);
+        const float* e1 = e + c * Cl.plane + Cl.grid((R.y + 1) / 2, R.x0 / 2);
         float* out = dst + c * F.plane + g;
-        for (int64_t i = 0; i < len; ++i) {
-          const int64_t xx = R.x0 + i, X0 = xx / 2, X1 = (xx + 1) / 2;
-          const float row0 = 0.5f * (e0[X0] + e0[X1]);  // = e0[X0] for even x
-          const float row1 = 0.5f * (e1[X0] + e1[X1]);
-          out[i] += mask[i] * (odd_y ? 0.5f * (row0 + row1) : row0);
+        auto row = [&](int64_t X) { return (1.0f - wy) * e0[X] + wy * e1[X]; };
+        int64_t i = 0;
+        if (x_first) {
+          out[0] += mask[0] * 0.5f * (row(0) + row(1));
+          i = 1;
         }
+        // pixel i is even here; its coarse column is (i + x_first) / 2 from e0's
+        for (; i + 1 < len; i += 2) {
+          const int64_t X = (i + x_first) / 2;
+          const float a = row(X), b = row(X + 1);
+          out[i] += mask[i] * a;
+          out[i + 1] += mask[i + 1] * 0.5f * (a + b);
+        }
+        if (i < len) out[i] += mask[i] * row((i + x_first) / 2);
       }
     });
   }
@@ -670,33 +787,37 @@ struct Solver {
       smooth(L, true, kStalledDegree, kStalledRatio);
       return;
     }
-    const int64_t n = L.unknowns;
-    const double* M = L.chol.data();
-    std::vector<double> y(n * C);  // [unknown][channel]: the channels share every row operation
-    for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
-      for (int64_t i = 0; i < len; ++i)
-        if (L.index[g + i] >= 0)
-          for (int c = 0; c < C; ++c) y[L.index[g + i] * C + c] = L.b[c * L.n + k + i];
-    });
-    for (int64_t i = 0; i < n; ++i) {  // M y = b
-      double s[C];
-      for (int c = 0; c < C; ++c) s[c] = y[i * C + c];
-      for (int64_t k = 0; k < i; ++k)
-        for (int c = 0; c < C; ++c) s[c] -= M[i * n + k] * y[k * C + c];
-      for (int c = 0; c < C; ++c) y[i * C + c] = s[c] / M[i * n + i];
+    team.sync();  // b comes from every thread
+    if (team.leader()) {
+      const int64_t n = L.unknowns;
+      const double* M = L.chol.data();
+      double* y = L.chol_rhs.data();  // [unknown][channel]: the channels share every row operation
+      for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+        for (int64_t i = 0; i < len; ++i)
+          if (L.index[g + i] >= 0)
+            for (int c = 0; c < C; ++c) y[L.index[g + i] * C + c] = L.b[c * L.n + k + i];
+      });
+      for (int64_t i = 0; i < n; ++i) {  // M y = b
+        double s[C];
+        for (int c = 0; c < C; ++c) s[c] = y[i * C + c];
+        for (int64_t k = 0; k < i; ++k)
+          for (int c = 0; c < C; ++c) s[c] -= M[i * n + k] * y[k * C + c];
+        for (int c = 0; c < C; ++c) y[i * C + c] = s[c] / M[i * n + i];
+      }
+      for (int64_t i = n - 1; i >= 0; --i) {  // M^T x = y
+        double s[C];
+        for (int c = 0; c < C; ++c) s[c] = y[i * C + c];
+        for (int64_t k = i + 1; k < n; ++k)
+          for (int c = 0; c < C; ++c) s[c] -= M[k * n + i] * y[k * C + c];
+        for (int c = 0; c < C; ++c) y[i * C + c] = s[c] / M[i * n + i];
+      }
+      for_runs(L.runs, [&](const Run&, int64_t g, int64_t, int64_t len) {
+        for (int64_t i = 0; i < len; ++i)
+          if (L.index[g + i] >= 0)
+            for (int c = 0; c < C; ++c) L.x[c * L.plane + g + i] = static_cast<float>(y[L.index[g + i] * C + c]);
+      });
     }
-    for (int64_t i = n - 1; i >= 0; --i) {  // M^T x = y
-      double s[C];
-      for (int c = 0; c < C; ++c) s[c] = y[i * C + c];
-      for (int64_t k = i + 1; k < n; ++k)
-        for (int c = 0; c < C; ++c) s[c] -= M[k * n + i] * y[k * C + c];
-      for (int c = 0; c < C; ++c) y[i * C + c] = s[c] / M[i * n + i];
-    }
-    for_runs(L.runs, [&](const Run&, int64_t g, int64_t, int64_t len) {
-      for (int64_t i = 0; i < len; ++i)
-        if (L.index[g + i] >= 0)
-          for (int c = 0; c < C; ++c) L.x[c * L.plane + g + i] = static_cast<float>(y[L.index[g + i] * C + c]);
-    });
+    team.sync();
   }
 
   // levels[l].x <- an approximation of A_l^{-1} levels[l].b: pre-smoothing, coarse-grid
@@ -708,10 +829,11 @@ struct Solver {
       return;
     }
     Level& Cl = levels[l + 1];
+    const int degree = l == 0 ? kFineDegree : kCoarseDegree;
     fill_grid(L, L.x, 0.0f);
-    smooth(L, true, kSmootherDegree, kSmootherRatio);
+    smooth(L, true, degree, kSmootherRatio);
     // residual, into the d planes (free until the post-smoothing), then restricted
-    residual<C, float>(L, L.b.data(), L.x.data(), L.d.data(), true);
+    residual<C, float>(L, team, L.b.data(), L.x.data(), L.d.data(), true);
     restrict_to(L, L.d.data(), Cl);
     const float* e;
     if (l + 2 < levels.size() && Cl.unknowns >= kKCycleMin) {
@@ -722,7 +844,7 @@ struct Solver {
       e = Cl.x.data();
     }
     prolong_add(Cl, e, L, L.x.data());
-    smooth(L, false, kSmootherDegree, kSmootherRatio);
+    smooth(L, false, degree, kSmootherRatio);
   }
 
   // K-cycle: levels[m].ke <- two flexible-CG steps on A_m e = levels[m].b, each preconditioned by
@@ -730,15 +852,20 @@ struct Solver {
   void kcycle(size_t m) {
     Level& L = levels[m];
     const int64_t n = L.n, P = L.plane;
-    std::copy(L.b.begin(), L.b.end(), L.kr.begin());
+    copy_compact(L, L.b, L.kr);
     // step 1: z1 = B r, p1 = z1, e = a1 p1, r -= a1 A p1
     cycle(m);
-    matvec<C, float>(L, L.x.data(), L.kq.data());
-    double pr[C], pq[C], a1[C];
-    dot_grid<C>(L, L.x.data(), L.kr.data(), pr);
-    dot_grid<C>(L, L.x.data(), L.kq.data(), pq);
-    for (int c = 0; c < C; ++c) a1[c] = safe_ratio(pr[c], pq[c]);
-    for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+    matvec<C, float>(L, team, L.x.data(), L.kq.data());
+    double sums[2 * C] = {};  // p.r, p.q
+    dot_grid<C>(L, team, L.x.data(), L.kr.data(), sums);
+    dot_grid<C>(L, team, L.x.data(), L.kq.data(), sums + C);
+    team.sum(sums, 2 * C);
+    double pq[C], a1[C];
+    for (int c = 0; c < C; ++c) {
+      pq[c] = sums[C + c];
+      a1[c] = safe_ratio(sums[c], pq[c]);
+    }
+    each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
       for (int c = 0; c < C; ++c) {
         const float* x = L.x.data() + c * P + g;
         float* ke = L.ke.data() + c * P + g;
@@ -754,12 +881,13 @@ struct Solver {
       }
     });
     // step 2: z2 = B r, p2 = z2 - (z2.q1 / p1.q1) p1, e += a2 p2
-    std::copy(L.kr.begin(), L.kr.end(), L.b.begin());
+    copy_compact(L, L.kr, L.b);
     cycle(m);
-    double zq[C], beta[C];
-    dot_grid<C>(L, L.x.data(), L.kq.data(), zq);
+    double zq[C] = {}, beta[C];
+    dot_grid<C>(L, team, L.x.data(), L.kq.data(), zq);
+    team.sum(zq, C);
     for (int c = 0; c < C; ++c) beta[c] = -safe_ratio(zq[c], pq[c]);
-    for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+    each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
       for (int c = 0; c < C; ++c) {
         float* x = L.x.data() + c * P + g;
         const float* kp = L.kp.data() + c * n + k;
@@ -767,17 +895,28 @@ struct Solver {
         for (int64_t i = 0; i < len; ++i) x[i] += bc * kp[i];  // x is now p2
       }
     });
-    matvec<C, float>(L, L.x.data(), L.kq.data());
-    double a2[C];
-    dot_grid<C>(L, L.x.data(), L.kr.data(), pr);
-    dot_grid<C>(L, L.x.data(), L.kq.data(), pq);
-    for (int c = 0; c < C; ++c) a2[c] = safe_ratio(pr[c], pq[c]);
-    for_runs(L.runs, [&](const Run&, int64_t g, int64_t, int64_t len) {
+    matvec<C, float>(L, team, L.x.data(), L.kq.data());
+    double sums2[2 * C] = {};
+    dot_grid<C>(L, team, L.x.data(), L.kr.data(), sums2);
+    dot_grid<C>(L, team, L.x.data(), L.kq.data(), sums2 + C);
+    team.sum(sums2, 2 * C);
+    each(L, [&](const Run&, int64_t g, int64_t, int64_t len) {
       for (int c = 0; c < C; ++c) {
         const float* x = L.x.data() + c * P + g;
         float* ke = L.ke.data() + c * P + g;
-        const float a = static_cast<float>(a2[c]);
+        const float a = static_cast<float>(safe_ratio(sums2[c], sums2[C + c]));
         for (int64_t i = 0; i < len; ++i) ke[i] += a * x[i];
+      }
+    });
+  }
+
+  // ke += x on level L's grid planes
+  void add_x_to_ke(Level& L) {
+    each(L, [&](const Run&, int64_t g, int64_t, int64_t len) {
+      for (int c = 0; c < C; ++c) {
+        float* ke = L.ke.data() + c * L.plane + g;
+        const float* x = L.x.data() + c * L.plane + g;
+        for (int64_t i = 0; i < len; ++i) ke[i] += x[i];
       }
     });
   }
@@ -788,126 +927,163 @@ struct Solver {
   void fmg(const std::vector<float>& b) {
     // right-hand sides of every level, kept in kr (no K-cycle runs on a level while FMG works on
     // it or on a finer one... and coarser ones are done by then)
-    std::copy(b.begin(), b.end(), levels[0].kr.begin());
+    copy_compact(levels[0], b, levels[0].kr);
     for (size_t l = 0; l + 1 < levels.size(); ++l) {
       Level& L = levels[l];
-      for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+      each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
         for (int c = 0; c < C; ++c) std::copy_n(L.kr.data() + c * L.n + k, len, L.d.data() + c * L.plane + g);
       });
       restrict_to(L, L.d.data(), levels[l + 1]);
-      std::copy(levels[l + 1].b.begin(), levels[l + 1].b.end(), levels[l + 1].kr.begin());
+      copy_compact(levels[l + 1], levels[l + 1].b, levels[l + 1].kr);
     }
     Level& Lc = levels.back();
-    std::copy(Lc.kr.begin(), Lc.kr.end(), Lc.b.begin());
+    copy_compact(Lc, Lc.kr, Lc.b);
     coarsest(Lc);
-    Lc.ke = Lc.x;
+    fill_grid(Lc, Lc.ke, 0.0f);
+    add_x_to_ke(Lc);
     for (size_t l = levels.size() - 1; l-- > 0;) {
       Level& L = levels[l];
       fill_grid(L, L.ke, 0.0f);
       prolong_add(levels[l + 1], levels[l + 1].ke.data(), L, L.ke.data());
-      residual<C, float>(L, L.kr.data(), L.ke.data(), L.b.data(), false);
+      residual<C, float>(L, team, L.kr.data(), L.ke.data(), L.b.data(), false);
       cycle(l);
-      for_runs(L.runs, [&](const Run&, int64_t g, int64_t, int64_t len) {
-        for (int c = 0; c < C; ++c) {
-          float* ke = L.ke.data() + c * L.plane + g;
-          const float* x = L.x.data() + c * L.plane + g;
-          for (int64_t i = 0; i < len; ++i) ke[i] += x[i];
-        }
-      });
+      add_x_to_ke(L);
     }
   }
 
   // Flexible preconditioned CG on the finest level in float64 (the K-cycle is not a fixed linear
-  // operator), all channels in lock step, from the FMG guess. b, x: compact C x n. Stops when the
-  // last step changed no value by more than tol.
+  // operator), all channels in lock step, from the FMG guess. b, x: compact C x n; bf, r, p, q,
+  // grid: the caller's buffers (C x n, C x n, C x n, C x n, C planes zero off the unknowns).
+  // Stops when the last step changed no value by more than tol.
   void fcg(const std::vector<double>& b, std::vector<double>& x, double tol, int64_t max_iter, BhSolveInfo* info) {
     Level& L = levels[0];
     const int64_t n = L.n, P = L.plane;
     std::vector<double>&r = ws.r, &p = ws.p, &q = ws.q, &grid = ws.grid;
-    r.assign(C * n, 0.0);
-    p.assign(C * n, 0.0);
-    q.assign(C * n, 0.0);
-    grid.assign(C * P + kSlack, 0.0);
+    std::vector<float>& bf = ws.bf;
     auto to_grid = [&](const std::vector<double>& v) {
-      for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+      each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
         for (int c = 0; c < C; ++c) std::copy_n(v.data() + c * n + k, len, grid.data() + c * P + g);
       });
     };
-    std::vector<float> bf(b.begin(), b.end());
+    each(L, [&](const Run&, int64_t, int64_t k, int64_t len) {
+      for (int c = 0; c < C; ++c) std::copy_n(b.data() + c * n + k, len, bf.data() + c * n + k);
+    });
     fmg(bf);
-    for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
-      for (int c = 0; c < C; ++c)
-        for (int64_t i = 0; i < len; ++i) x[c * n + k + i] = L.ke[c * P + g + i];
+    each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+      for (int c = 0; c < C; ++c) std::copy_n(L.ke.data() + c * P + g, len, x.data() + c * n + k);
     });
     to_grid(x);
-    residual<C, double>(L, b.data(), grid.data(), r.data(), false);
+    residual<C, double>(L, team, b.data(), grid.data(), r.data(), false);
 
     double update = INFINITY;
     int64_t it = 0;
     for (; it < max_iter && !(update <= tol); ++it) {
-      for (int64_t i = 0; i < C * n; ++i) L.b[i] = static_cast<float>(r[i]);
+      each(L, [&](const Run&, int64_t, int64_t k, int64_t len) {
+        for (int c = 0; c < C; ++c) std::copy_n(r.data() + c * n + k, len, L.b.data() + c * n + k);
+      });
       cycle(0);  // z = B r, in L.x
+      double beta[C] = {};
       if (it > 0) {
-        double zq[C], pq_old[C];
-        dot_grid<C>(L, L.x.data(), q.data(), zq);
-        dot<C>(L, p.data(), q.data(), pq_old);
-        for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
-          for (int c = 0; c < C; ++c) {
-            const double beta = -safe_ratio(zq[c], pq_old[c]);
-            for (int64_t i = 0; i < len; ++i) p[c * n + k + i] = L.x[c * P + g + i] + beta * p[c * n + k + i];
-          }
-        });
-      } else {
-        for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
-          for (int c = 0; c < C; ++c)
-            for (int64_t i = 0; i < len; ++i) p[c * n + k + i] = L.x[c * P + g + i];
-        });
+        double sums[2 * C] = {};  // z.q, p.q (of the last step)
+        dot_grid<C>(L, team, L.x.data(), q.data(), sums);
+        dot<C>(L, team, p.data(), q.data(), sums + C);
+        team.sum(sums, 2 * C);
+        for (int c = 0; c < C; ++c) beta[c] = -safe_ratio(sums[c], sums[C + c]);
       }
+      each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+        for (int c = 0; c < C; ++c) {
+          double* pc = p.data() + c * n + k;
+          const float* z = L.x.data() + c * P + g;
+          for (int64_t i = 0; i < len; ++i) pc[i] = z[i] + beta[c] * pc[i];
+        }
+      });
       to_grid(p);
-      matvec<C, double>(L, grid.data(), q.data());
-      double pr[C], pq[C];
-      dot<C>(L, p.data(), r.data(), pr);
-      dot<C>(L, p.data(), q.data(), pq);
-      update = 0.0;
-      for (int c = 0; c < C; ++c) {
-        const double alpha = safe_ratio(pr[c], pq[c]);
-        double* xc = x.data() + c * n;
-        double* rc = r.data() + c * n;
-        const double* pc = p.data() + c * n;
-        const double* qc = q.data() + c * n;
-        Vec<double> big_lanes = {};
-        int64_t i = 0;
-        for (; i + kLanes<double> <= n; i += kLanes<double>) {  // vectorised |p| max (see dot_span)
-          Vec<double> pv = load_vec(pc + i);
-          pv = pv < 0 ? -pv : pv;
-          big_lanes = big_lanes > pv ? big_lanes : pv;
+      matvec<C, double>(L, team, grid.data(), q.data());
+      double sums[2 * C] = {};  // p.r, p.q
+      dot<C>(L, team, p.data(), r.data(), sums);
+      dot<C>(L, team, p.data(), q.data(), sums + C);
+      team.sum(sums, 2 * C);
+      double alpha[C];
+      for (int c = 0; c < C; ++c) alpha[c] = safe_ratio(sums[c], sums[C + c]);
+      double big = 0.0;  // max |alpha p|
+      each(L, [&](const Run&, int64_t, int64_t k, int64_t len) {
+        for (int c = 0; c < C; ++c) {
+          double* xc = x.data() + c * n + k;
+          double* rc = r.data() + c * n + k;
+          const double* pc = p.data() + c * n + k;
+          const double* qc = q.data() + c * n + k;
+          Vec<double> big_lanes = {};  // vectorised |p| max (see dot_span)
+          int64_t i = 0;
+          for (; i + kLanes<double> <= len; i += kLanes<double>) {
+            Vec<double> pv = load_vec(pc + i);
+            pv = pv < 0 ? -pv : pv;
+            big_lanes = big_lanes > pv ? big_lanes : pv;
+          }
+          double bc = 0.0;
+          for (; i < len; ++i) bc = std::max(bc, std::abs(pc[i]));
+          for (int j = 0; j < kLanes<double>; ++j) bc = std::max(bc, big_lanes[j]);
+          big = std::max(big, std::abs(alpha[c]) * bc);
+          for (int64_t j = 0; j < len; ++j) {
+            xc[j] += alpha[c] * pc[j];
+            rc[j] -= alpha[c] * qc[j];
+          }
         }
-        double big = 0.0;
-        for (; i < n; ++i) big = std::max(big, std::abs(pc[i]));
-        for (int j = 0; j < kLanes<double>; ++j) big = std::max(big, big_lanes[j]);
-        for (int64_t j = 0; j < n; ++j) {
-          xc[j] += alpha * pc[j];
-          rc[j] -= alpha * qc[j];
-        }
-        update = std::max(update, std::abs(alpha) * big);
-      }
+      });
+      update = team.max(big);
     }
-    info->iterations = std::max(info->iterations, it);
-    info->last_update = std::max(info->last_update, update);
+    if (team.leader()) {
+      info->iterations = std::max(info->iterations, it);
+      info->last_update = std::max(info->last_update, update);
+    }
   }
 };
+
+// The number of threads that solve a system with this many slots on its finest level together.
+int team_size(int64_t fine_slots) {
+  const int64_t by_size = std::max<int64_t>(1, fine_slots / (4 * kShareMinSlots));
+  return static_cast<int>(std::min<int64_t>({at::get_num_threads(), kMaxTeam, by_size}));
+}
 
 template <int C>
 void solve_channels(std::vector<Level>& levels, Workspace& ws, int64_t C_in, int64_t c0, double* x_out, double tol,
                     int64_t max_iter, BhSolveInfo* info) {
   for (Level& L : levels) alloc_work(L, C);
-  const int64_t n = levels[0].n;
+  const Level& F = levels[0];
+  const int64_t n = F.n;
   std::vector<double>&b = ws.fb, &x = ws.fx;
   b.assign(ws.b.begin() + c0 * n, ws.b.begin() + (c0 + C) * n);
   x.assign(C * n, 0.0);
-  Solver<C> solver{levels, ws};
-  solver.fcg(b, x, tol, max_iter, info);
-  const Level& F = levels[0];
+  for (auto* v : {&ws.r, &ws.p, &ws.q}) v->assign(C * n, 0.0);
+  ws.bf.assign(C * n, 0.0f);
+  ws.grid.assign(C * F.plane + kSlack, 0.0);
+  const Level& last = levels.back();
+  if (!last.chol.empty()) levels.back().chol_rhs.assign(last.unknowns * C, 0.0);
+
+  const int size = team_size(n);
+  if (size > 1) {
+    for (Level& L : levels) split_runs(L, size);
+    TeamSums sums;
+#pragma omp parallel num_threads(size)
+    {
+      Team team;
+#ifdef _OPENMP
+      team.id = omp_get_thread_num();
+      team.size = omp_get_num_threads();
+#endif
+      team.sums = &sums;
+      if (team.size != size) {  // the runtime gave fewer threads (nested region, limits): re-split
+        team.sync();
+        if (team.leader())
+          for (Level& L : levels) split_runs(L, team.size);
+        team.sync();
+      }
+      Solver<C>{levels, ws, team}.fcg(b, x, tol, max_iter, info);
+    }
+  } else {
+    Team team;
+    Solver<C>{levels, ws, team}.fcg(b, x, tol, max_iter, info);
+  }
+
   int64_t out = 0;  // the unknowns' raster rank
   for_runs(F.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
     for (int64_t i = 0; i < len; ++i) {
@@ -990,7 +1166,7 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
         for (int64_t xx = 0; xx < W; ++xx) row[xx] = h[xx] ? 0.0 : src[xx * C];
       }
       double* bc = b.data() + c * n;
-      matvec<1, double>(F, known.data(), bc);
+      matvec<1, double>(F, Team{}, known.data(), bc);
       for (int64_t i = 0; i < n; ++i) bc[i] = -bc[i];
     }
   }
