@@ -106,10 +106,10 @@ inline void for_runs(const std::vector<Run>& runs, const F& f) {
 // runs must be independent). Below that, waking the threads costs more than the loop.
 constexpr int64_t kParallelSlots = 8192;
 template <typename F>
-inline void par_runs(const std::vector<Run>& runs, int64_t slots, const F& f) {
+inline void par_runs(const std::vector<Run>& runs, int64_t slots, const F& f, int64_t min_slots = kParallelSlots) {
   const int64_t count = static_cast<int64_t>(runs.size());
   const int threads = at::get_num_threads();
-  if (slots < kParallelSlots || threads < 2) return for_runs(runs, f);
+  if (slots < min_slots || threads < 2) return for_runs(runs, f);
   at::parallel_for(0, count, (count + threads - 1) / threads, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) f(runs[i], runs[i].g, runs[i].k, static_cast<int64_t>(runs[i].len));
   });
@@ -139,6 +139,10 @@ struct Level {
   // every product that could make a gap non-zero is masked (finest-level matvec, prolongation).
   std::vector<float> x, d, d_next, ke;        // d doubles as the residual that is restricted
   std::vector<float> b, rc, kr, kp, kq;
+  // The grid planes (coef; x, d, d_next, ke) are zero everywhere: after use, their slots are
+  // zeroed again (clean_planes), so that the next solve on this level object need not clear whole
+  // planes (most of a plane is off the hole; clearing them cost ~10 % of a solve).
+  bool coef_clean = false, work_clean = false;
   // coarsest level
   std::vector<double> chol;  // dense Cholesky factor (lower, n x n); empty if coarsening stalled
   std::vector<double> chol_rhs;  // its right-hand sides and solutions, [unknown][channel]
@@ -288,9 +292,26 @@ void build_runs(Level& L) {
   });
 }
 
+// v: `count` planes of L, zero unless clean and of that size.
+void zeroed_planes(const Level& L, std::vector<float>& v, int64_t count, bool clean) {
+  const size_t size = static_cast<size_t>(count * L.plane + kSlack);
+  if (!clean || v.size() != size) v.assign(size, 0.0f);
+}
+
+// Zeroes the slots of `count` planes of L: what the solver wrote, so the planes are all zero again.
+template <typename T>
+void clean_planes(const Level& L, std::vector<T>& v, int64_t count) {
+  for_runs(L.runs, [&](const Run&, int64_t g, int64_t, int64_t len) {
+    for (int64_t c = 0; c < count; ++c) std::fill_n(v.data() + c * L.plane + g, len, T(0));
+  });
+}
+
+// The work vectors for C channels. The compact ones need no clearing: every slot is written
+// before it is read.
 void alloc_work(Level& L, int C) {
-  for (auto* v : {&L.x, &L.d, &L.d_next, &L.ke}) v->assign(C * L.plane + kSlack, 0.0f);
-  for (auto* v : {&L.b, &L.rc, &L.kr, &L.kp, &L.kq}) v->assign(C * L.n, 0.0f);
+  for (auto* v : {&L.x, &L.d, &L.d_next, &L.ke}) zeroed_planes(L, *v, C, L.work_clean);
+  L.work_clean = false;
+  for (auto* v : {&L.b, &L.rc, &L.kr, &L.kp, &L.kq}) v->resize(C * L.n);
 }
 
 // One register of T as a GCC vector: this file is compiled once per instruction set
@@ -466,9 +487,41 @@ inline double safe_ratio(double num, double den) {  // 0 for a converged (zero) 
   return den != 0.0 ? num / den : 0.0;
 }
 
-// Cl <- the next coarser level of F: unknowns, runs and Galerkin coefficient planes. fine_coef: F's
-// coefficients as planes (F.taps of them), zero off the unknowns and on taps that reach none.
-void coarsen(const Level& F, const std::vector<float>& fine_coef, Level& Cl) {
+// The fine coefficients as coarsen reads them for one coarse run (row Y, first column X0): tap t
+// of fine pixel (2 Y + dy, 2 X0 + dx), dy and dx in -1..1 (+ 2i along the run), is at
+// origin[t * tap_stride + dy * row_stride + dx]. Zero off the fine unknowns and on taps that
+// reach none.
+struct FineCoefficients {
+  const float* origin;
+  int64_t tap_stride, row_stride;
+};
+
+// The finest level's coefficients around a coarse run, from the stencil classes (the finest
+// level keeps no coefficient planes): 3 fine rows x (2 len + 1) columns x 13 taps, in buf.
+FineCoefficients finest_window(const Level& F, const Run& R, std::vector<float>& buf) {
+  const int64_t width = 2 * int64_t{R.len} + 1, rows = 3;
+  buf.assign(kBhFineTaps * rows * width, 0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t y = 2 * int64_t{R.y} - 1 + r;
+    if (y < 0 || y >= F.H) continue;
+    for (int64_t j = 0; j < width; ++j) {
+      const int64_t xx = 2 * int64_t{R.x0} - 1 + j;
+      if (xx < 0 || xx >= F.W) continue;
+      const int64_t g = F.grid(y, xx);
+      if (!F.unknown[g]) continue;
+      const int cls = bh_stencil_class(y, xx, F.H, F.W);
+      const float* row = cls == kBhInteriorClass ? F.interior : F.table + cls * kBhFineTaps;
+      for (int t = 0; t < kBhFineTaps; ++t)
+        buf[(t * rows + r) * width + j] = F.unknown[g + F.off[t]] ? row[t] : 0.0f;
+    }
+  }
+  return {buf.data() + width + 1, rows * width, width};
+}
+
+// Cl <- the next coarser level of F: unknowns, runs and Galerkin coefficient planes. F's
+// coefficients: its planes (F.taps of them, zero off the unknowns and on taps that reach none),
+// or for the finest level its stencil classes.
+void coarsen(const Level& F, Level& Cl) {
   init_grid(Cl, F.H / 2 + 1, F.W / 2 + 1, kBhCoarseTaps);
   // Bilinear parents of fine (y, x): y/2 if y is even, else (y-1)/2 and (y+1)/2; same in x.
   for_runs(F.runs, [&](const Run& R, int64_t g, int64_t, int64_t len) {
@@ -485,15 +538,21 @@ void coarsen(const Level& F, const std::vector<float>& fine_coef, Level& Cl) {
 
   std::vector<BhGalerkinTerm> terms(9 * F.taps * 4);
   terms.resize(bh_galerkin_terms(F.taps, terms.data()));
-  Cl.coef.assign(static_cast<size_t>(Cl.taps) * Cl.plane + kSlack, 0.0f);
+  zeroed_planes(Cl, Cl.coef, Cl.taps, Cl.coef_clean);
+  Cl.coef_clean = false;
   // Run by run (the run's rows of every plane stay in cache), term by term: the fine children of
   // consecutive coarse points are 2 apart, so each term is a strided, vectorisable loop. Float
-  // sums: the coarse levels only serve the preconditioner.
+  // sums: the coarse levels only serve the preconditioner. ~500 multiply-adds per slot, so the
+  // threads pay off from a thousand slots.
   par_runs(Cl.runs, Cl.n, [&](const Run& R, int64_t g, int64_t, int64_t len) {
-    std::vector<float> acc(kBhCoarseTaps * len, 0.0f);
+    thread_local std::vector<float> acc, window;
+    acc.assign(kBhCoarseTaps * len, 0.0f);
+    const FineCoefficients fine =
+        F.finest ? finest_window(F, R, window)
+                 : FineCoefficients{F.coef.data() + F.grid(2 * R.y, 2 * R.x0), F.plane, F.S};
     for (const BhGalerkinTerm& term : terms) {
       const int cy = term.child / 3 - 1, cx = term.child % 3 - 1;
-      const float* __restrict a = fine_coef.data() + term.tap * F.plane + F.grid(2 * R.y + cy, 2 * R.x0 + cx);
+      const float* __restrict a = fine.origin + term.tap * fine.tap_stride + cy * fine.row_stride + cx;
       float* __restrict s = acc.data() + term.slot * len;
       const float w = static_cast<float>(term.weight);
       for (int64_t i = 0; i < len; ++i) s[i] += w * a[2 * i];
@@ -504,18 +563,18 @@ void coarsen(const Level& F, const std::vector<float>& fine_coef, Level& Cl) {
       // Taps that reach no coarse unknown are zeroed (the next Galerkin product relies on it).
       for (int64_t i = 0; i < len; ++i) out[i] = reach[i] ? acc[t * len + i] : 0.0f;
     }
-  });
+  }, 1024);
 }
 
-// The finest level's coefficient planes (13), for the Galerkin product only.
-void finest_coef_planes(const Level& F, const double* table, std::vector<float>& planes) {
-  planes.assign(static_cast<size_t>(kBhFineTaps) * F.plane + kSlack, 0.0f);
-  par_runs(F.runs, F.n, [&](const Run& R, int64_t g, int64_t, int64_t len) {
+// The finest level's coefficient planes (13): only when it is also the coarsest (dense solve).
+void finest_coef_planes(Level& F) {
+  zeroed_planes(F, F.coef, kBhFineTaps, F.coef_clean);
+  F.coef_clean = false;
+  for_runs(F.runs, [&](const Run& R, int64_t g, int64_t, int64_t len) {
     for (int64_t i = 0; i < len; ++i) {
       if (!F.unknown[g + i]) continue;
-      const double* row = table + bh_stencil_class(R.y, R.x0 + i, F.H, F.W) * kBhFineTaps;
-      for (int t = 0; t < kBhFineTaps; ++t)
-        planes[t * F.plane + g + i] = F.unknown[g + i + F.off[t]] ? static_cast<float>(row[t]) : 0.0f;
+      const float* row = F.table + bh_stencil_class(R.y, R.x0 + i, F.H, F.W) * kBhFineTaps;
+      for (int t = 0; t < kBhFineTaps; ++t) F.coef[t * F.plane + g + i] = F.unknown[g + i + F.off[t]] ? row[t] : 0.0f;
     }
   });
 }
@@ -639,9 +698,9 @@ void factor_coarsest(Level& L) {
 constexpr int64_t kCacheMaxPixels = int64_t{1} << 22;
 struct Workspace {
   std::vector<Level> spare;  // level objects, the finest last
-  std::vector<float> fine_coef;
   std::vector<double> known, b, fb, fx, r, p, q, grid;
   std::vector<float> bf;
+  bool grid_clean = false;  // grid is all zero (see Level::work_clean)
 };
 
 Workspace& workspace() {
@@ -650,6 +709,11 @@ Workspace& workspace() {
 }
 
 void reset_level(Level& L) {
+  // Planes left dirty (a solve that did not finish) are dropped: clean_planes only knows this
+  // solve's slots.
+  if (!L.coef_clean) L.coef.clear();
+  if (!L.work_clean)
+    for (auto* v : {&L.x, &L.d, &L.d_next, &L.ke}) v->clear();
   L.finest = false;
   L.table = nullptr;
   L.lmax = 0.0;
@@ -1055,7 +1119,9 @@ void solve_channels(std::vector<Level>& levels, Workspace& ws, int64_t C_in, int
   x.assign(C * n, 0.0);
   for (auto* v : {&ws.r, &ws.p, &ws.q}) v->assign(C * n, 0.0);
   ws.bf.assign(C * n, 0.0f);
-  ws.grid.assign(C * F.plane + kSlack, 0.0);
+  if (!ws.grid_clean || ws.grid.size() != static_cast<size_t>(C * F.plane + kSlack))
+    ws.grid.assign(C * F.plane + kSlack, 0.0);
+  ws.grid_clean = false;
   const Level& last = levels.back();
   if (!last.chol.empty()) levels.back().chol_rhs.assign(last.unknowns * C, 0.0);
 
@@ -1083,6 +1149,13 @@ void solve_channels(std::vector<Level>& levels, Workspace& ws, int64_t C_in, int
     Team team;
     Solver<C>{levels, ws, team}.fcg(b, x, tol, max_iter, info);
   }
+
+  for (Level& L : levels) {
+    for (auto* v : {&L.x, &L.d, &L.d_next, &L.ke}) clean_planes(L, *v, C);
+    L.work_clean = true;
+  }
+  clean_planes(F, ws.grid, C);
+  ws.grid_clean = true;
 
   int64_t out = 0;  // the unknowns' raster rank
   for_runs(F.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
@@ -1172,11 +1245,10 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
   }
 
   if (F.unknowns > kCoarsestMax) {
-    finest_coef_planes(F, table, ws.fine_coef);
     while (levels.back().unknowns > kCoarsestMax && static_cast<int>(levels.size()) < kMaxLevels) {
       const Level& fine = levels.back();
       Level& next = new_level();
-      coarsen(fine, levels.size() == 2 ? ws.fine_coef : fine.coef, next);
+      coarsen(fine, next);
       if (next.unknowns > kStallRatio * fine.unknowns) {  // coarsening stalled: drop the level
         ws.spare.push_back(std::move(next));
         levels.pop_back();
@@ -1191,11 +1263,17 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
   Level& last = levels.back();
   if (last.unknowns <= kCoarsestMax) {
     if (last.finest) {  // a small system: the coarsest level is the fine one
-      finest_coef_planes(last, table, last.coef);
+      finest_coef_planes(last);
       last.taps = kBhFineTaps;
     }
     factor_coarsest(last);
   }
+  // The coefficient planes have served (blocks, diagonals, Cholesky factor).
+  for (Level& L : levels)
+    if (!L.coef.empty() && !L.coef_clean) {
+      clean_planes(L, L.coef, L.taps);
+      L.coef_clean = true;
+    }
   info->levels = static_cast<int64_t>(levels.size());
 
   for (int64_t c0 = 0; c0 < C; c0 += kBhMaxChannels) {
