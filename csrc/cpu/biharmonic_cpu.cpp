@@ -123,6 +123,7 @@ struct Level {
   int64_t off[kBhCoarseTaps] = {};  // grid offset of each tap
   std::vector<Run> runs;
   std::vector<int64_t> share;    // team thread t works on runs [share[t], share[t + 1]) (split_runs)
+  int workers = 1;               // threads with a non-empty share
   std::vector<uint8_t> unknown;  // plane: 1 at unknowns
   std::vector<float> mask;       // n: 1 at unknowns, 0 in gaps
   std::vector<float> coef;       // setup only: taps planes, zero off the unknowns and on taps reaching none
@@ -166,15 +167,19 @@ void init_grid(Level& L, int64_t H, int64_t W, int taps) {
 }
 
 // The threads that solve together, SPMD style: every thread runs the whole algorithm (same
-// control flow, same scalars) on its own share of every level's runs, and waits for the others
-// (sync) before it reads what they wrote: at the start of every stencil or transfer operation,
-// whose reads cross the share boundaries, and after a residual whose input is overwritten next.
-// Sums go through `sums`, added in thread order, so that every thread gets the same value. One
-// parallel region serves a whole solve: forking the threads once per operation cost more than
-// the operations themselves on all but the finest levels (a few microseconds each).
+// control flow) on its own share of every level's runs, and waits for the others (sync) before
+// it reads what they wrote: at the start of every stencil or transfer operation, whose reads
+// cross the share boundaries, and after a residual whose input is overwritten next. Sums go
+// through `sums`, added in thread order, so that every thread gets the same value. One parallel
+// region serves a whole solve: forking the threads once per operation cost more than the
+// operations themselves on all but the finest levels (a few microseconds each).
+//
+// Small levels are worked on by one thread (Level::workers == 1). There, nobody waits: the
+// other threads run through the same control flow with empty shares (their sums and scalars
+// are zeros, applied to nothing) and wait at the next operation of a shared level, which is
+// where they read the worker's results.
 constexpr int kMaxTeam = 64;
-// A level's runs are split so that each working thread gets at least this many slots; the other
-// threads have empty shares there (the deep levels are worked on by one thread).
+// A level's runs are split so that each working thread gets at least this many slots.
 constexpr int64_t kShareMinSlots = 512;
 struct TeamSums {
   double value[2][kMaxTeam][2 * kBhMaxChannels];  // two sets used in turn: one sync per sum
@@ -186,38 +191,48 @@ struct Team {
   int turn = 0;
 
   bool leader() const { return id == 0; }
-  void sync() const {
+  void barrier() const {
     if (size > 1) {
 #pragma omp barrier
     }
   }
-  // values[i] <- their sum over the team, i < count. A set is written again two sums later, when
-  // every thread has passed the sync of the sum in between, so done reading it.
-  void sum(double* values, int count) {
-    if (size == 1) return;
+  // Whether several threads work on level L (then they sync there).
+  bool shared(const Level& L) const { return size > 1 && L.workers > 1; }
+  void sync(const Level& L) const {
+    if (shared(L)) barrier();
+  }
+  void sync(const Level& A, const Level& B) const {
+    if (shared(A) || shared(B)) barrier();
+  }
+  // values[i] <- their sum over level L's workers, i < count. A set is written again two sums
+  // later, when every thread has passed the sync of the sum in between, so done reading it.
+  void sum(const Level& L, double* values, int count) {
+    if (!shared(L)) return;
     turn ^= 1;
     for (int i = 0; i < count; ++i) sums->value[turn][id][i] = values[i];
-    sync();
+    barrier();
     for (int i = 0; i < count; ++i) {
       double s = 0.0;
       for (int t = 0; t < size; ++t) s += sums->value[turn][t][i];
       values[i] = s;
     }
   }
-  double max(double value) {
-    if (size == 1) return value;
+  double max(const Level& L, double value) {
+    if (!shared(L)) return value;
     turn ^= 1;
     sums->value[turn][id][0] = value;
-    sync();
+    barrier();
     for (int t = 0; t < size; ++t) value = std::max(value, sums->value[turn][t][0]);
     return value;
   }
 };
 
-// L.share for a team of `size`: contiguous runs, about the same number of slots each.
+// L.share and L.workers for a team of `size`: contiguous runs, about the same number of slots
+// each, for as many threads as have kShareMinSlots; the others get none.
 void split_runs(Level& L, int size) {
   const int64_t count = static_cast<int64_t>(L.runs.size());
   const int64_t working = std::clamp<int64_t>(L.n / kShareMinSlots, 1, size);
+  L.workers = static_cast<int>(working);
   L.share.assign(size + 1, count);
   L.share[0] = 0;
   int64_t r = 0, seen = 0;
@@ -414,7 +429,7 @@ void matvec_border(const Level& L, const Run& R, const T* v, int64_t i0, int64_t
 // own block's slots. A team of one splits the runs across the intra-op threads if there are many.
 template <int C, typename T, typename F>
 void matvec_apply(const Level& L, const Team& team, const T* v, const F& f) {
-  team.sync();
+  team.sync(L);
   auto body = [&](const Run& R, int64_t g, int64_t k, int64_t len) {
     T sum[C][kBlock];
     for (int64_t i = 0; i < len; i += kBlock) {
@@ -752,7 +767,7 @@ struct Solver {
       copy_compact(L, L.b, L.rc);
     } else {
       residual<C, float>(L, team, L.b.data(), L.x.data(), L.rc.data(), false);
-      team.sync();  // the step below writes x, which the other threads' residual may still read
+      team.sync(L);  // the step below writes x, which the other threads' residual may still read
     }
     BhChebyshev s = bh_chebyshev_init(L.lmax, ratio);
     const float inv_theta = static_cast<float>(1.0 / s.theta);
@@ -796,7 +811,7 @@ struct Solver {
 
   // Cl.b <- P^T r, r: the fine level's grid planes `r` (zero off the fine unknowns).
   void restrict_to(const Level& F, const float* r, Level& Cl) {
-    team.sync();
+    team.sync(F, Cl);
     each(Cl, [&](const Run& R, int64_t, int64_t k, int64_t len) {
       for (int c = 0; c < C; ++c) {
         const float* r0 = r + c * F.plane + F.grid(2 * R.y - 1, 2 * R.x0 - 1);
@@ -818,7 +833,7 @@ struct Solver {
   // mean of X and X + 1 (rows alike): the run is walked in such pairs, so that the loop has no
   // per-pixel index arithmetic or branch.
   void prolong_add(const Level& Cl, const float* e, const Level& F, float* dst) {
-    team.sync();
+    team.sync(Cl, F);
     each(F, [&](const Run& R, int64_t g, int64_t k, int64_t len) {
       const float* mask = F.mask.data() + k;
       const float wy = (R.y & 1) ? 0.5f : 0.0f;  // weight of the second coarse row
@@ -851,7 +866,7 @@ struct Solver {
       smooth(L, true, kStalledDegree, kStalledRatio);
       return;
     }
-    team.sync();  // b comes from every thread
+    team.sync(L);  // b comes from every thread
     if (team.leader()) {
       const int64_t n = L.unknowns;
       const double* M = L.chol.data();
@@ -881,7 +896,7 @@ struct Solver {
             for (int c = 0; c < C; ++c) L.x[c * L.plane + g + i] = static_cast<float>(y[L.index[g + i] * C + c]);
       });
     }
-    team.sync();
+    team.sync(L);
   }
 
   // levels[l].x <- an approximation of A_l^{-1} levels[l].b: pre-smoothing, coarse-grid
@@ -923,7 +938,7 @@ struct Solver {
     double sums[2 * C] = {};  // p.r, p.q
     dot_grid<C>(L, team, L.x.data(), L.kr.data(), sums);
     dot_grid<C>(L, team, L.x.data(), L.kq.data(), sums + C);
-    team.sum(sums, 2 * C);
+    team.sum(L, sums, 2 * C);
     double pq[C], a1[C];
     for (int c = 0; c < C; ++c) {
       pq[c] = sums[C + c];
@@ -949,7 +964,7 @@ struct Solver {
     cycle(m);
     double zq[C] = {}, beta[C];
     dot_grid<C>(L, team, L.x.data(), L.kq.data(), zq);
-    team.sum(zq, C);
+    team.sum(L, zq, C);
     for (int c = 0; c < C; ++c) beta[c] = -safe_ratio(zq[c], pq[c]);
     each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
       for (int c = 0; c < C; ++c) {
@@ -963,7 +978,7 @@ struct Solver {
     double sums2[2 * C] = {};
     dot_grid<C>(L, team, L.x.data(), L.kr.data(), sums2);
     dot_grid<C>(L, team, L.x.data(), L.kq.data(), sums2 + C);
-    team.sum(sums2, 2 * C);
+    team.sum(L, sums2, 2 * C);
     each(L, [&](const Run&, int64_t g, int64_t, int64_t len) {
       for (int c = 0; c < C; ++c) {
         const float* x = L.x.data() + c * P + g;
@@ -1051,7 +1066,7 @@ struct Solver {
         double sums[2 * C] = {};  // z.q, p.q (of the last step)
         dot_grid<C>(L, team, L.x.data(), q.data(), sums);
         dot<C>(L, team, p.data(), q.data(), sums + C);
-        team.sum(sums, 2 * C);
+        team.sum(L, sums, 2 * C);
         for (int c = 0; c < C; ++c) beta[c] = -safe_ratio(sums[c], sums[C + c]);
       }
       each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
@@ -1066,7 +1081,7 @@ struct Solver {
       double sums[2 * C] = {};  // p.r, p.q
       dot<C>(L, team, p.data(), r.data(), sums);
       dot<C>(L, team, p.data(), q.data(), sums + C);
-      team.sum(sums, 2 * C);
+      team.sum(L, sums, 2 * C);
       double alpha[C];
       for (int c = 0; c < C; ++c) alpha[c] = safe_ratio(sums[c], sums[C + c]);
       double big = 0.0;  // max |alpha p|
@@ -1093,7 +1108,7 @@ struct Solver {
           }
         }
       });
-      update = team.max(big);
+      update = team.max(L, big);
     }
     if (team.leader()) {
       info->iterations = std::max(info->iterations, it);
@@ -1138,10 +1153,10 @@ void solve_channels(std::vector<Level>& levels, Workspace& ws, int64_t C_in, int
 #endif
       team.sums = &sums;
       if (team.size != size) {  // the runtime gave fewer threads (nested region, limits): re-split
-        team.sync();
+        team.barrier();
         if (team.leader())
           for (Level& L : levels) split_runs(L, team.size);
-        team.sync();
+        team.barrier();
       }
       Solver<C>{levels, ws, team}.fcg(b, x, tol, max_iter, info);
     }
