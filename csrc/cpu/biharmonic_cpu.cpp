@@ -189,6 +189,9 @@ struct Team {
   int id = 0, size = 1;
   TeamSums* sums = nullptr;
   int turn = 0;
+  // A team of one outside the solve (setup): may split a big matrix-vector product across the
+  // intra-op threads. Not in the solver, whose products carry per-thread state (dot products).
+  bool runtime_threads = false;
 
   bool leader() const { return id == 0; }
   void barrier() const {
@@ -226,6 +229,12 @@ struct Team {
     return value;
   }
 };
+
+inline Team setup_team() {
+  Team team;
+  team.runtime_threads = true;
+  return team;
+}
 
 // L.share and L.workers for a team of `size`: contiguous runs, about the same number of slots
 // each, for as many threads as have kShareMinSlots; the others get none.
@@ -426,7 +435,7 @@ void matvec_border(const Level& L, const Run& R, const T* v, int64_t i0, int64_t
 // Calls f(g, k, m, sum) for every block of every run (of the team thread's share), sum[c][j] =
 // (A v) at grid index g + j (compact index k + j), j < m: the product fused with what consumes
 // it, so that no compact A v array makes a round trip through memory. f must only write at its
-// own block's slots. A team of one splits the runs across the intra-op threads if there are many.
+// own block's slots.
 template <int C, typename T, typename F>
 void matvec_apply(const Level& L, const Team& team, const T* v, const F& f) {
   team.sync(L);
@@ -441,7 +450,7 @@ void matvec_apply(const Level& L, const Team& team, const T* v, const F& f) {
       f(g + i, k + i, m, sum);
     }
   };
-  if (team.size == 1)
+  if (team.runtime_threads)
     par_runs(L.runs, L.n, body);
   else
     for_share(L, team, body);
@@ -647,7 +656,7 @@ void setup_smoother(Level& L) {
   // v.Av / v.Dv: a lower bound on lmax that converges twice as fast as the norm ratio.
   double lambda = 0.0;
   for (int it = 0; it < kPowerIterations; ++it) {
-    matvec<1, float>(L, Team{}, v.data(), av.data());
+    matvec<1, float>(L, setup_team(), v.data(), av.data());
     double vav = 0.0, vdv = 0.0, norm2 = 0.0;
     for_runs(L.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
       for (int64_t i = 0; i < len; ++i) {
@@ -713,7 +722,7 @@ void factor_coarsest(Level& L) {
 constexpr int64_t kCacheMaxPixels = int64_t{1} << 22;
 struct Workspace {
   std::vector<Level> spare;  // level objects, the finest last
-  std::vector<double> known, b, fb, fx, r, p, q, grid;
+  std::vector<double> known, b, fb, fx, r, q, grid;
   std::vector<float> bf;
   bool grid_clean = false;  // grid is all zero (see Level::work_clean)
 };
@@ -760,12 +769,11 @@ struct Solver {
     });
   }
 
-  // Chebyshev smoothing of A x = b on level L (x: grid, b: compact); zero_start: x is zero.
+  // Chebyshev smoothing of A x = b on level L (x: grid, b: compact). zero_start: from x = 0, so
+  // the first step sets x (whatever x held) from b, with no product.
   void smooth(Level& L, bool zero_start, int degree, double ratio) {
     const int64_t n = L.n, P = L.plane;
-    if (zero_start) {
-      copy_compact(L, L.b, L.rc);
-    } else {
+    if (!zero_start) {
       residual<C, float>(L, team, L.b.data(), L.x.data(), L.rc.data(), false);
       team.sync(L);  // the step below writes x, which the other threads' residual may still read
     }
@@ -774,14 +782,24 @@ struct Solver {
     float* d_old = L.d.data();
     float* d_new = L.d_next.data();
     each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+      const float* __restrict di = L.dinv.data() + k;
       for (int c = 0; c < C; ++c) {
         float* __restrict d = d_old + c * P + g;
         float* __restrict x = L.x.data() + c * P + g;
-        const float* __restrict r = L.rc.data() + c * n + k;
-        const float* __restrict di = L.dinv.data() + k;
-        for (int64_t i = 0; i < len; ++i) {
-          d[i] = inv_theta * di[i] * r[i];
-          x[i] += d[i];
+        if (zero_start) {  // residual b; the later steps update it in rc
+          const float* __restrict b = L.b.data() + c * n + k;
+          float* __restrict r = L.rc.data() + c * n + k;
+          for (int64_t i = 0; i < len; ++i) {
+            d[i] = inv_theta * di[i] * b[i];
+            x[i] = d[i];
+          }
+          if (degree > 1) std::copy_n(b, len, r);
+        } else {
+          const float* __restrict r = L.rc.data() + c * n + k;
+          for (int64_t i = 0; i < len; ++i) {
+            d[i] = inv_theta * di[i] * r[i];
+            x[i] += d[i];
+          }
         }
       }
     });
@@ -830,39 +848,45 @@ struct Solver {
   }
 
   // dst (F's grid planes) += P e, e: Cl's grid planes. Fine x = 2X takes coarse X, x = 2X + 1 the
-  // mean of X and X + 1 (rows alike): the run is walked in such pairs, so that the loop has no
-  // per-pixel index arithmetic or branch.
+  // mean of X and X + 1; an odd row y the mean of rows y / 2 and y / 2 + 1. The coarse rows are
+  // first blended into a row buffer, then each pair of fine pixels (2X, 2X + 1) is filled from
+  // it: loops without per-pixel index arithmetic or branches, which the compiler vectorises.
   void prolong_add(const Level& Cl, const float* e, const Level& F, float* dst) {
     team.sync(Cl, F);
+    thread_local std::vector<float> row_buffer;
     each(F, [&](const Run& R, int64_t g, int64_t k, int64_t len) {
-      const float* mask = F.mask.data() + k;
+      const float* __restrict mask = F.mask.data() + k;
       const float wy = (R.y & 1) ? 0.5f : 0.0f;  // weight of the second coarse row
-      const int64_t x_first = R.x0 & 1;           // 1: the run starts at an odd x
+      const int64_t first = R.x0 & 1;             // 1: the run starts at an odd x
+      const int64_t pairs = (len + first + 1) / 2, X0 = R.x0 / 2;
+      row_buffer.resize(pairs + 1);
+      float* __restrict row = row_buffer.data();
       for (int c = 0; c < C; ++c) {
-        const float* e0 = e + c * Cl.plane + Cl.grid(R.y / 2, R.x0 / 2);
-        const float* e1 = e + c * Cl.plane + Cl.grid((R.y + 1) / 2, R.x0 / 2);
-        float* out = dst + c * F.plane + g;
-        auto row = [&](int64_t X) { return (1.0f - wy) * e0[X] + wy * e1[X]; };
+        const float* __restrict e0 = e + c * Cl.plane + Cl.grid(R.y / 2, X0);
+        const float* __restrict e1 = e + c * Cl.plane + Cl.grid((R.y + 1) / 2, X0);
+        for (int64_t X = 0; X <= pairs; ++X) row[X] = (1.0f - wy) * e0[X] + wy * e1[X];
+        float* __restrict out = dst + c * F.plane + g;
         int64_t i = 0;
-        if (x_first) {
-          out[0] += mask[0] * 0.5f * (row(0) + row(1));
+        if (first) {  // the run's first pixel is odd: half a pair
+          out[0] += mask[0] * 0.5f * (row[0] + row[1]);
           i = 1;
         }
-        // pixel i is even here; its coarse column is (i + x_first) / 2 from e0's
-        for (; i + 1 < len; i += 2) {
-          const int64_t X = (i + x_first) / 2;
-          const float a = row(X), b = row(X + 1);
-          out[i] += mask[i] * a;
-          out[i + 1] += mask[i + 1] * 0.5f * (a + b);
+        const int64_t full = (len - i) / 2;  // pixel i + 2j is even, coarse column j + first
+        const float* __restrict rp = row + first;
+        float* __restrict op = out + i;
+        const float* __restrict mp = mask + i;
+        for (int64_t j = 0; j < full; ++j) {
+          op[2 * j] += mp[2 * j] * rp[j];
+          op[2 * j + 1] += mp[2 * j + 1] * 0.5f * (rp[j] + rp[j + 1]);
         }
-        if (i < len) out[i] += mask[i] * row((i + x_first) / 2);
+        i += 2 * full;
+        if (i < len) out[i] += mask[i] * row[(i + first) / 2];
       }
     });
   }
 
   void coarsest(Level& L) {
     if (L.chol.empty()) {  // coarsening stalled: a long smoother (still a symmetric operator)
-      fill_grid(L, L.x, 0.0f);
       smooth(L, true, kStalledDegree, kStalledRatio);
       return;
     }
@@ -909,7 +933,6 @@ struct Solver {
     }
     Level& Cl = levels[l + 1];
     const int degree = l == 0 ? kFineDegree : kCoarseDegree;
-    fill_grid(L, L.x, 0.0f);
     smooth(L, true, degree, kSmootherRatio);
     // residual, into the d planes (free until the post-smoothing), then restricted
     residual<C, float>(L, team, L.b.data(), L.x.data(), L.d.data(), true);
@@ -926,41 +949,60 @@ struct Solver {
     smooth(L, false, degree, kSmootherRatio);
   }
 
+  // q = A p on level L (p: grid planes, q: compact), and in the same pass the team's per-channel
+  // dot products p.r (r: compact) into dots[c] and p.q into dots[C + c].
+  template <typename T>
+  void matvec_dots(const Level& L, const T* p, const T* r, T* q, double* dots) {
+    for (int i = 0; i < 2 * C; ++i) dots[i] = 0.0;
+    matvec_apply<C, T>(L, team, p, [&](int64_t g, int64_t k, int64_t m, const T (*ap)[kBlock]) {
+      for (int c = 0; c < C; ++c) {
+        const T* pc = p + c * L.plane + g;
+        const T* rc = r + c * L.n + k;
+        T* qc = q + c * L.n + k;
+        T pr = 0, pq = 0;
+        for (int64_t j = 0; j < m; ++j) {
+          qc[j] = ap[c][j];
+          pr += pc[j] * rc[j];
+          pq += pc[j] * ap[c][j];
+        }
+        dots[c] += pr;
+        dots[C + c] += pq;
+      }
+    });
+    team.sum(L, dots, 2 * C);
+  }
+
   // K-cycle: levels[m].ke <- two flexible-CG steps on A_m e = levels[m].b, each preconditioned by
-  // one cycle on level m.
+  // one cycle on level m. The residual is kept in b (what the second cycle solves for), so b is
+  // lost.
   void kcycle(size_t m) {
     Level& L = levels[m];
     const int64_t n = L.n, P = L.plane;
-    copy_compact(L, L.b, L.kr);
     // step 1: z1 = B r, p1 = z1, e = a1 p1, r -= a1 A p1
     cycle(m);
-    matvec<C, float>(L, team, L.x.data(), L.kq.data());
-    double sums[2 * C] = {};  // p.r, p.q
-    dot_grid<C>(L, team, L.x.data(), L.kr.data(), sums);
-    dot_grid<C>(L, team, L.x.data(), L.kq.data(), sums + C);
-    team.sum(L, sums, 2 * C);
+    double dots[2 * C];  // p.r, p.q
+    matvec_dots<float>(L, L.x.data(), L.b.data(), L.kq.data(), dots);
     double pq[C], a1[C];
     for (int c = 0; c < C; ++c) {
-      pq[c] = sums[C + c];
-      a1[c] = safe_ratio(sums[c], pq[c]);
+      pq[c] = dots[C + c];
+      a1[c] = safe_ratio(dots[c], pq[c]);
     }
     each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
       for (int c = 0; c < C; ++c) {
-        const float* x = L.x.data() + c * P + g;
-        float* ke = L.ke.data() + c * P + g;
-        float* kp = L.kp.data() + c * n + k;
-        float* kr = L.kr.data() + c * n + k;
-        const float* kq = L.kq.data() + c * n + k;
+        const float* __restrict x = L.x.data() + c * P + g;
+        float* __restrict ke = L.ke.data() + c * P + g;
+        float* __restrict kp = L.kp.data() + c * n + k;
+        float* __restrict r = L.b.data() + c * n + k;
+        const float* __restrict kq = L.kq.data() + c * n + k;
         const float a = static_cast<float>(a1[c]);
         for (int64_t i = 0; i < len; ++i) {
           kp[i] = x[i];
           ke[i] = a * x[i];
-          kr[i] -= a * kq[i];
+          r[i] -= a * kq[i];
         }
       }
     });
     // step 2: z2 = B r, p2 = z2 - (z2.q1 / p1.q1) p1, e += a2 p2
-    copy_compact(L, L.kr, L.b);
     cycle(m);
     double zq[C] = {}, beta[C];
     dot_grid<C>(L, team, L.x.data(), L.kq.data(), zq);
@@ -968,22 +1010,18 @@ struct Solver {
     for (int c = 0; c < C; ++c) beta[c] = -safe_ratio(zq[c], pq[c]);
     each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
       for (int c = 0; c < C; ++c) {
-        float* x = L.x.data() + c * P + g;
-        const float* kp = L.kp.data() + c * n + k;
+        float* __restrict x = L.x.data() + c * P + g;
+        const float* __restrict kp = L.kp.data() + c * n + k;
         const float bc = static_cast<float>(beta[c]);
         for (int64_t i = 0; i < len; ++i) x[i] += bc * kp[i];  // x is now p2
       }
     });
-    matvec<C, float>(L, team, L.x.data(), L.kq.data());
-    double sums2[2 * C] = {};
-    dot_grid<C>(L, team, L.x.data(), L.kr.data(), sums2);
-    dot_grid<C>(L, team, L.x.data(), L.kq.data(), sums2 + C);
-    team.sum(L, sums2, 2 * C);
+    matvec_dots<float>(L, L.x.data(), L.b.data(), L.kq.data(), dots);
     each(L, [&](const Run&, int64_t g, int64_t, int64_t len) {
       for (int c = 0; c < C; ++c) {
-        const float* x = L.x.data() + c * P + g;
-        float* ke = L.ke.data() + c * P + g;
-        const float a = static_cast<float>(safe_ratio(sums2[c], sums2[C + c]));
+        const float* __restrict x = L.x.data() + c * P + g;
+        float* __restrict ke = L.ke.data() + c * P + g;
+        const float a = static_cast<float>(safe_ratio(dots[c], dots[C + c]));
         for (int64_t i = 0; i < len; ++i) ke[i] += a * x[i];
       }
     });
@@ -1031,66 +1069,66 @@ struct Solver {
   }
 
   // Flexible preconditioned CG on the finest level in float64 (the K-cycle is not a fixed linear
-  // operator), all channels in lock step, from the FMG guess. b, x: compact C x n; bf, r, p, q,
-  // grid: the caller's buffers (C x n, C x n, C x n, C x n, C planes zero off the unknowns).
-  // Stops when the last step changed no value by more than tol.
+  // operator), all channels in lock step, from the FMG guess. b, x: compact C x n; the caller's
+  // buffers: ws.r, ws.q (C x n), ws.bf (C x n floats), ws.grid (C planes, zero off the
+  // unknowns), which holds the search direction p. Stops when the last step changed no value by
+  // more than tol.
   void fcg(const std::vector<double>& b, std::vector<double>& x, double tol, int64_t max_iter, BhSolveInfo* info) {
     Level& L = levels[0];
     const int64_t n = L.n, P = L.plane;
-    std::vector<double>&r = ws.r, &p = ws.p, &q = ws.q, &grid = ws.grid;
-    std::vector<float>& bf = ws.bf;
-    auto to_grid = [&](const std::vector<double>& v) {
-      each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
-        for (int c = 0; c < C; ++c) std::copy_n(v.data() + c * n + k, len, grid.data() + c * P + g);
-      });
-    };
+    double* r = ws.r.data();
+    double* q = ws.q.data();
+    double* p = ws.grid.data();
     each(L, [&](const Run&, int64_t, int64_t k, int64_t len) {
-      for (int c = 0; c < C; ++c) std::copy_n(b.data() + c * n + k, len, bf.data() + c * n + k);
+      for (int c = 0; c < C; ++c) std::copy_n(b.data() + c * n + k, len, ws.bf.data() + c * n + k);
     });
-    fmg(bf);
+    fmg(ws.bf);
     each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
-      for (int c = 0; c < C; ++c) std::copy_n(L.ke.data() + c * P + g, len, x.data() + c * n + k);
+      for (int c = 0; c < C; ++c) {
+        std::copy_n(L.ke.data() + c * P + g, len, x.data() + c * n + k);
+        std::copy_n(L.ke.data() + c * P + g, len, p + c * P + g);
+      }
     });
-    to_grid(x);
-    residual<C, double>(L, team, b.data(), grid.data(), r.data(), false);
+    residual<C, double>(L, team, b.data(), p, r, false);
+    team.sync(L);  // p is overwritten below
+    each(L, [&](const Run&, int64_t, int64_t k, int64_t len) {  // the preconditioner's input
+      for (int c = 0; c < C; ++c) std::copy_n(r + c * n + k, len, L.b.data() + c * n + k);
+    });
 
     double update = INFINITY;
+    double pq_last[C] = {};
     int64_t it = 0;
     for (; it < max_iter && !(update <= tol); ++it) {
-      each(L, [&](const Run&, int64_t, int64_t k, int64_t len) {
-        for (int c = 0; c < C; ++c) std::copy_n(r.data() + c * n + k, len, L.b.data() + c * n + k);
-      });
       cycle(0);  // z = B r, in L.x
       double beta[C] = {};
-      if (it > 0) {
-        double sums[2 * C] = {};  // z.q, p.q (of the last step)
-        dot_grid<C>(L, team, L.x.data(), q.data(), sums);
-        dot<C>(L, team, p.data(), q.data(), sums + C);
-        team.sum(L, sums, 2 * C);
-        for (int c = 0; c < C; ++c) beta[c] = -safe_ratio(sums[c], sums[C + c]);
+      if (it > 0) {  // p = z - (z.q / p.q) p, q = A p of the last step
+        double zq[C] = {};
+        dot_grid<C>(L, team, L.x.data(), q, zq);
+        team.sum(L, zq, C);
+        for (int c = 0; c < C; ++c) beta[c] = -safe_ratio(zq[c], pq_last[c]);
       }
-      each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+      each(L, [&](const Run&, int64_t g, int64_t, int64_t len) {
         for (int c = 0; c < C; ++c) {
-          double* pc = p.data() + c * n + k;
-          const float* z = L.x.data() + c * P + g;
+          double* __restrict pc = p + c * P + g;
+          const float* __restrict z = L.x.data() + c * P + g;
           for (int64_t i = 0; i < len; ++i) pc[i] = z[i] + beta[c] * pc[i];
         }
       });
-      to_grid(p);
-      matvec<C, double>(L, team, grid.data(), q.data());
-      double sums[2 * C] = {};  // p.r, p.q
-      dot<C>(L, team, p.data(), r.data(), sums);
-      dot<C>(L, team, p.data(), q.data(), sums + C);
-      team.sum(L, sums, 2 * C);
+      double dots[2 * C];  // p.r, p.q
+      matvec_dots<double>(L, p, r, q, dots);
       double alpha[C];
-      for (int c = 0; c < C; ++c) alpha[c] = safe_ratio(sums[c], sums[C + c]);
+      for (int c = 0; c < C; ++c) {
+        alpha[c] = safe_ratio(dots[c], dots[C + c]);
+        pq_last[c] = dots[C + c];
+      }
       double big = 0.0;  // max |alpha p|
-      each(L, [&](const Run&, int64_t, int64_t k, int64_t len) {
+      each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
         for (int c = 0; c < C; ++c) {
-          double* xc = x.data() + c * n + k;
-          double* rc = r.data() + c * n + k;
-          const double* pc = p.data() + c * n + k;
-          const double* qc = q.data() + c * n + k;
+          double* __restrict xc = x.data() + c * n + k;
+          double* __restrict rc = r + c * n + k;
+          float* __restrict bc = L.b.data() + c * n + k;
+          const double* __restrict pc = p + c * P + g;
+          const double* __restrict qc = q + c * n + k;
           Vec<double> big_lanes = {};  // vectorised |p| max (see dot_span)
           int64_t i = 0;
           for (; i + kLanes<double> <= len; i += kLanes<double>) {
@@ -1098,13 +1136,14 @@ struct Solver {
             pv = pv < 0 ? -pv : pv;
             big_lanes = big_lanes > pv ? big_lanes : pv;
           }
-          double bc = 0.0;
-          for (; i < len; ++i) bc = std::max(bc, std::abs(pc[i]));
-          for (int j = 0; j < kLanes<double>; ++j) bc = std::max(bc, big_lanes[j]);
-          big = std::max(big, std::abs(alpha[c]) * bc);
+          double pmax = 0.0;
+          for (; i < len; ++i) pmax = std::max(pmax, std::abs(pc[i]));
+          for (int j = 0; j < kLanes<double>; ++j) pmax = std::max(pmax, big_lanes[j]);
+          big = std::max(big, std::abs(alpha[c]) * pmax);
           for (int64_t j = 0; j < len; ++j) {
             xc[j] += alpha[c] * pc[j];
             rc[j] -= alpha[c] * qc[j];
+            bc[j] = static_cast<float>(rc[j]);  // the next iteration's preconditioner input
           }
         }
       });
@@ -1132,7 +1171,7 @@ void solve_channels(std::vector<Level>& levels, Workspace& ws, int64_t C_in, int
   std::vector<double>&b = ws.fb, &x = ws.fx;
   b.assign(ws.b.begin() + c0 * n, ws.b.begin() + (c0 + C) * n);
   x.assign(C * n, 0.0);
-  for (auto* v : {&ws.r, &ws.p, &ws.q}) v->assign(C * n, 0.0);
+  for (auto* v : {&ws.r, &ws.q}) v->assign(C * n, 0.0);
   ws.bf.assign(C * n, 0.0f);
   if (!ws.grid_clean || ws.grid.size() != static_cast<size_t>(C * F.plane + kSlack))
     ws.grid.assign(C * F.plane + kSlack, 0.0);
@@ -1254,7 +1293,7 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
         for (int64_t xx = 0; xx < W; ++xx) row[xx] = h[xx] ? 0.0 : src[xx * C];
       }
       double* bc = b.data() + c * n;
-      matvec<1, double>(F, Team{}, known.data(), bc);
+      matvec<1, double>(F, setup_team(), known.data(), bc);
       for (int64_t i = 0; i < n; ++i) bc[i] = -bc[i];
     }
   }
