@@ -542,6 +542,22 @@ FineCoefficients finest_window(const Level& F, const Run& R, std::vector<float>&
   return {buf.data() + width + 1, rows * width, width};
 }
 
+// acc[slot of term j][i] += weight of term j * a[2 i], i < len, for N terms sharing a (child, fine
+// tap) pair: a is that pair's fine coefficient for the run's first coarse point.
+template <int N>
+FI_INLINE void galerkin_terms(const float* __restrict a, const BhGalerkinTerm* terms, float* acc, int64_t len) {
+  float* __restrict s[N];
+  float w[N];
+  for (int j = 0; j < N; ++j) {
+    s[j] = acc + terms[j].slot * len;
+    w[j] = static_cast<float>(terms[j].weight);
+  }
+  for (int64_t i = 0; i < len; ++i) {
+    const float v = a[2 * i];
+    for (int j = 0; j < N; ++j) s[j][i] += w[j] * v;
+  }
+}
+
 // Cl <- the next coarser level of F: unknowns, runs and Galerkin coefficient planes. F's
 // coefficients: its planes (F.taps of them, zero off the unknowns and on taps that reach none),
 // or for the finest level its stencil classes.
@@ -574,12 +590,21 @@ void coarsen(const Level& F, Level& Cl) {
     const FineCoefficients fine =
         F.finest ? finest_window(F, R, window)
                  : FineCoefficients{F.coef.data() + F.grid(2 * R.y, 2 * R.x0), F.plane, F.S};
-    for (const BhGalerkinTerm& term : terms) {
+    // The terms of one (child, fine tap) pair are consecutive, at most 4 (2 bilinear parents per
+    // axis): one strided read of the fine coefficients serves them all.
+    for (size_t t0 = 0; t0 < terms.size();) {
+      const BhGalerkinTerm& term = terms[t0];
+      size_t t1 = t0 + 1;
+      while (t1 < terms.size() && terms[t1].child == term.child && terms[t1].tap == term.tap) ++t1;
       const int cy = term.child / 3 - 1, cx = term.child % 3 - 1;
-      const float* __restrict a = fine.origin + term.tap * fine.tap_stride + cy * fine.row_stride + cx;
-      float* __restrict s = acc.data() + term.slot * len;
-      const float w = static_cast<float>(term.weight);
-      for (int64_t i = 0; i < len; ++i) s[i] += w * a[2 * i];
+      const float* a = fine.origin + term.tap * fine.tap_stride + cy * fine.row_stride + cx;
+      switch (t1 - t0) {
+        case 1: galerkin_terms<1>(a, &terms[t0], acc.data(), len); break;
+        case 2: galerkin_terms<2>(a, &terms[t0], acc.data(), len); break;
+        case 3: galerkin_terms<3>(a, &terms[t0], acc.data(), len); break;
+        default: galerkin_terms<4>(a, &terms[t0], acc.data(), len); break;
+      }
+      t0 = t1;
     }
     for (int t = 0; t < kBhCoarseTaps; ++t) {
       float* out = Cl.coef.data() + t * Cl.plane + g;
