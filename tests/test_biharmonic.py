@@ -257,13 +257,13 @@ def multigrid_only(monkeypatch):
 
     monkeypatch.setattr(module, "_DIRECT_MAX", 0)
     calls = []
-    solve = module._multigrid_solve
+    solve = module._multigrid_fill
 
     def counted(*args):
         calls.append(args[1].sum())
         return solve(*args)
 
-    monkeypatch.setattr(module, "_multigrid_solve", counted)
+    monkeypatch.setattr(module, "_multigrid_fill", counted)
     return calls
 
 
@@ -330,6 +330,15 @@ def test_multigrid_solver_against_direct_solve():
         torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), module._TOL, 200
     )
     assert np.abs(x_loose.numpy() - exact).max() < module._TOL, f"seed {seed}"
+    # fill=True: the same solution, clipped to the known range, written into the image's holes
+    # (the known pixels untouched) instead of returned.
+    filled = image.copy()
+    x_none, *_ = _C.biharmonic_solve(
+        torch.from_numpy(filled), torch.from_numpy(mask), module._diamond_table(), module._TOL, 200, fill=True
+    )
+    assert x_none.shape == (0, 2)
+    np.testing.assert_array_equal(filled[~mask], image[~mask])
+    np.testing.assert_array_equal(filled[mask], np.clip(x_loose.numpy(), lo.numpy(), hi.numpy()))
 
 
 def thin_mask(pattern, shape=(120, 130)):
@@ -437,3 +446,5 @@ def test_multigrid_solver_checks_its_inputs():
         _C.biharmonic_solve(bad, hole, table, 1e-6, 10)
     with pytest.raises(ValueError, match="tol"):
         _C.biharmonic_solve(image, hole, table, 0.0, 10)
+    with pytest.raises(ValueError, match="contiguous"):
+        _C.biharmonic_solve(image.transpose(0, 1).contiguous().transpose(0, 1), hole, table, 1e-6, 10, fill=True)

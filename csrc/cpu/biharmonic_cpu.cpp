@@ -1188,7 +1188,7 @@ int team_size(int64_t fine_slots) {
 }
 
 template <int C>
-void solve_channels(std::vector<Level>& levels, Workspace& ws, int64_t C_in, int64_t c0, double* x_out, double tol,
+void solve_channels(std::vector<Level>& levels, Workspace& ws, int64_t C_in, int64_t c0, const BhOutput& result, double tol,
                     int64_t max_iter, BhSolveInfo* info) {
   for (Level& L : levels) alloc_work(L, C);
   const Level& F = levels[0];
@@ -1237,10 +1237,16 @@ void solve_channels(std::vector<Level>& levels, Workspace& ws, int64_t C_in, int
   ws.grid_clean = true;
 
   int64_t out = 0;  // the unknowns' raster rank
-  for_runs(F.runs, [&](const Run&, int64_t g, int64_t k, int64_t len) {
+  for_runs(F.runs, [&](const Run& R, int64_t g, int64_t k, int64_t len) {
     for (int64_t i = 0; i < len; ++i) {
       if (!F.unknown[g + i]) continue;
-      for (int c = 0; c < C; ++c) x_out[out * C_in + c0 + c] = x[c * n + k + i];
+      if (result.image != nullptr) {
+        double* pixel = result.image + (int64_t{R.y} * F.W + R.x0 + i) * C_in + c0;
+        for (int c = 0; c < C; ++c)
+          pixel[c] = std::clamp(x[c * n + k + i], result.lo[c0 + c], result.hi[c0 + c]);
+      } else {
+        for (int c = 0; c < C; ++c) result.x[out * C_in + c0 + c] = x[c * n + k + i];
+      }
       ++out;
     }
   });
@@ -1249,7 +1255,8 @@ void solve_channels(std::vector<Level>& levels, Workspace& ws, int64_t C_in, int
 }  // namespace
 
 const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const double* image, int64_t C,
-                                const double* table, double* x, double tol, int64_t max_iter, BhSolveInfo* info) {
+                                const double* table, const BhOutput& out, double tol, int64_t max_iter,
+                                BhSolveInfo* info) {
   if (H <= 0 || W <= 0) return "empty image";
   if (C < 1) return "need at least one channel";
   if ((H + 4) * (W + 4) >= (int64_t{1} << 31) - 1) return "image too large for 32-bit indices";
@@ -1358,10 +1365,10 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
   for (int64_t c0 = 0; c0 < C; c0 += kBhMaxChannels) {
     const int64_t group = std::min<int64_t>(kBhMaxChannels, C - c0);
     switch (group) {
-      case 1: solve_channels<1>(levels, ws, C, c0, x, tol, max_iter, info); break;
-      case 2: solve_channels<2>(levels, ws, C, c0, x, tol, max_iter, info); break;
-      case 3: solve_channels<3>(levels, ws, C, c0, x, tol, max_iter, info); break;
-      default: solve_channels<4>(levels, ws, C, c0, x, tol, max_iter, info); break;
+      case 1: solve_channels<1>(levels, ws, C, c0, out, tol, max_iter, info); break;
+      case 2: solve_channels<2>(levels, ws, C, c0, out, tol, max_iter, info); break;
+      case 3: solve_channels<3>(levels, ws, C, c0, out, tol, max_iter, info); break;
+      default: solve_channels<4>(levels, ws, C, c0, out, tol, max_iter, info); break;
     }
   }
   return nullptr;

@@ -16,7 +16,7 @@ namespace cpu {
 #define FASTINPAINT_DECLARE_BH_SOLVE(isa)                                                                    \
   namespace isa {                                                                                            \
   const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const double* image, int64_t C, \
-                                  const double* table, double* x, double tol, int64_t max_iter,              \
+                                  const double* table, const BhOutput& out, double tol, int64_t max_iter,    \
                                   BhSolveInfo* info);                                                        \
   }
 FASTINPAINT_DECLARE_BH_SOLVE(baseline)
@@ -29,8 +29,8 @@ FASTINPAINT_DECLARE_BH_SOLVE(avx512)
 
 namespace {
 
-using Solve = const char* (*)(int64_t, int64_t, const uint8_t*, const double*, int64_t, const double*, double*,
-                              double, int64_t, BhSolveInfo*);
+using Solve = const char* (*)(int64_t, int64_t, const uint8_t*, const double*, int64_t, const double*,
+                              const BhOutput&, double, int64_t, BhSolveInfo*);
 
 struct Isa {
   const char* name;
@@ -66,8 +66,8 @@ std::vector<std::string> biharmonic_isas() {
 }
 
 const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const double* image, int64_t C,
-                                const double* table, double* x, double tol, int64_t max_iter, BhSolveInfo* info,
-                                const char* isa) {
+                                const double* table, const BhOutput& out, double tol, int64_t max_iter,
+                                BhSolveInfo* info, const char* isa) {
   static const std::vector<Isa> all = isas();
   const Isa* chosen = nullptr;
   if (isa == nullptr || *isa == '\0') isa = std::getenv("FASTINPAINT_CPU_ISA");
@@ -79,7 +79,7 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
     for (const Isa& candidate : all)
       if (candidate.supported) chosen = &candidate;  // listed from the oldest to the newest
   }
-  const char* error = chosen->solve(H, W, hole, image, C, table, x, tol, max_iter, info);
+  const char* error = chosen->solve(H, W, hole, image, C, table, out, tol, max_iter, info);
   info->isa = chosen->name;
   return error;
 }

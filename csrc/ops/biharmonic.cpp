@@ -15,7 +15,8 @@ namespace fastinpaint {
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, int64_t, double, int64_t, std::string> biharmonic_solve(const at::Tensor& image, const at::Tensor& hole,
                                                                   const at::Tensor& table, double tol,
-                                                                  int64_t max_iter, const std::string& isa) {
+                                                                  int64_t max_iter, const std::string& isa,
+                                                                  bool fill) {
   const char* op = "biharmonic_solve";
   TORCH_CHECK(image.device().is_cpu() && hole.device().is_cpu() && table.device().is_cpu(), op,
               ": the solver runs on the CPU; pass CPU tensors");
@@ -40,8 +41,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, int64_t, double, int64_t, std::st
   for (int64_t i = 0; i < H * W; ++i) n += hole_u8[i] != 0;
   TORCH_CHECK_VALUE(n > 0 && n < H * W, op, ": need at least one hole pixel and one known pixel, got ", n,
                     " hole pixels of ", H * W);
+  TORCH_CHECK_VALUE(!fill || image.is_contiguous(), op, ": fill=True writes into the image, which must be contiguous");
   const at::Tensor image_c = image.contiguous(), table_c = table.contiguous();
-  at::Tensor x = at::empty({n, C}, image.options());
+  at::Tensor x = at::empty({fill ? 0 : n, C}, image.options());
   at::Tensor lo = at::empty({C}, image.options()), hi = at::empty({C}, image.options());
   TORCH_CHECK_VALUE(cpu::known_range(H, W, hole_u8, image_c.data_ptr<double>(), C, lo.data_ptr<double>(),
                                      hi.data_ptr<double>()),
@@ -51,9 +53,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, int64_t, double, int64_t, std::st
   for (int64_t c = 0; c < C; ++c) scale = std::max(scale, hi.data_ptr<double>()[c] - lo.data_ptr<double>()[c]);
   if (!(scale > 0)) scale = 1.0;
   cpu::BhSolveInfo info;
+  cpu::BhOutput out;
+  if (fill) {
+    out.image = image_c.data_ptr<double>();
+    out.lo = lo.data_ptr<double>();
+    out.hi = hi.data_ptr<double>();
+  } else {
+    out.x = x.data_ptr<double>();
+  }
   const char* error = cpu::biharmonic_mg_solve(H, W, hole_u8, image_c.data_ptr<double>(), C,
-                                               table_c.data_ptr<double>(), x.data_ptr<double>(), tol * scale,
-                                               max_iter, &info, isa.c_str());
+                                               table_c.data_ptr<double>(), out, tol * scale, max_iter, &info,
+                                               isa.c_str());
   TORCH_CHECK_VALUE(error == nullptr, op, ": ", error ? error : "");
   return {x, lo, hi, info.iterations, info.last_update / scale, info.levels, info.isa};
 }

@@ -18,12 +18,15 @@ namespace fastinpaint {
 //   tol: stop when an iteration changes no value by more than tol times the largest channel range
 //     of the known values;
 //   max_iter: at most this many conjugate-gradient iterations.
-// Returns (x [n, C] float64: the hole pixels in raster order, lo [C] and hi [C]: each channel's
-// range of known values (ValueError if one is not finite), iterations, the last iteration's
-// largest change (relative, as tol), multigrid levels, the instruction set that ran). isa: see
-// cpu/biharmonic_cpu.h ("" = the best this CPU runs).
+//   fill: write the solution, clipped to each channel's range of known values, into the image's
+//     hole pixels (image must then be contiguous) instead of returning it.
+// Returns (x [n, C] float64: the hole pixels in raster order ([0, C] with fill), lo [C] and hi
+// [C]: each channel's range of known values (ValueError if one is not finite), iterations, the
+// last iteration's largest change (relative, as tol), multigrid levels, the instruction set that
+// ran). isa: see cpu/biharmonic_cpu.h ("" = the best this CPU runs).
 std::tuple<at::Tensor, at::Tensor, at::Tensor, int64_t, double, int64_t, std::string> biharmonic_solve(const at::Tensor& image, const at::Tensor& hole,
                                                                   const at::Tensor& table, double tol,
-                                                                  int64_t max_iter, const std::string& isa);
+                                                                  int64_t max_iter, const std::string& isa,
+                                                                  bool fill);
 
 }  // namespace fastinpaint

@@ -111,17 +111,18 @@ def _diamond_table() -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(table[:, used]))
 
 
-def _multigrid_solve(image: np.ndarray, hole: np.ndarray):
-    """``(x, lo, hi)`` by the C++ multigrid solver: the hole pixels' values (raster order,
-    ``(n, C)`` float64, or None if the solver did not converge in ``_MAX_ITER`` iterations: the
-    caller then solves directly) and each channel's range of known values. ``image``: ``(H, W, C)``
-    float64; ``hole``: ``(H, W)`` bool. ValueError if a known value is not finite."""
+def _multigrid_fill(work: np.ndarray, hole: np.ndarray) -> bool:
+    """Fills the holes of ``work`` (``(H, W, C)`` float64, C-contiguous, modified in place) by the
+    C++ multigrid solver, each value clipped to its channel's range of known values (as
+    scikit-image does: a biharmonic fill can overshoot). ``hole``: ``(H, W)`` bool. Returns False
+    if the solver did not converge in ``_MAX_ITER`` iterations (the caller then solves directly;
+    it reads only the known pixels). ValueError if a known value is not finite."""
     from fastinpaint import _C
 
-    x, lo, hi, _iterations, last_change, _levels, _isa = _C.biharmonic_solve(
-        torch.from_numpy(image), torch.from_numpy(hole), _diamond_table(), _TOL, _MAX_ITER
+    *_, last_change, _levels, _isa = _C.biharmonic_solve(
+        torch.from_numpy(work), torch.from_numpy(hole), _diamond_table(), _TOL, _MAX_ITER, fill=True
     )
-    return (x.numpy() if last_change <= _TOL else None), lo.numpy(), hi.numpy()
+    return last_change <= _TOL
 
 
 # ------------------------------------------------------------------------------------------------
@@ -300,37 +301,39 @@ def inpaint_biharmonic(image: ArrayLike, mask: ArrayLike, *, split_into_regions:
         )
 
     hole = mask.astype(bool, copy=False)
-    holes = np.flatnonzero(hole)
-    if holes.size == 0:
+    count = np.count_nonzero(hole)
+    if count == 0:
         warnings.warn("inpaint_biharmonic: the mask has no hole; returning a copy of the image", stacklevel=2)
         return image.copy()
-    if holes.size == hole.size:
+    if count == hole.size:
         raise ValueError("inpaint_biharmonic: the mask covers the whole image, so there is nothing to copy from")
 
     h, w = hole.shape
-    x = None
-    if holes.size > _DIRECT_MAX:
+    if count > _DIRECT_MAX:
         # One multigrid solve for every region: its cost is linear in the unknowns, so splitting
         # would gain nothing (the regions never share an equation). It also checks the known
-        # values and finds their range.
-        work = np.ascontiguousarray(image.reshape(h, w, -1), dtype=np.float64)
-        x, lo, hi = _multigrid_solve(work, hole)
-    if x is None:
-        flat = image.reshape(h * w, -1)  # (H*W, C), a view for contiguous images
-        work = flat if image.dtype.itemsize >= 4 else flat.astype(np.float32)
-        known = work[~hole.reshape(-1)]
-        lo, hi = known.min(axis=0), known.max(axis=0)  # NaN/inf show up here at no extra cost
-        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-            raise ValueError("inpaint_biharmonic: image has non-finite values (NaN or inf) outside the hole")
-        order = holes
-        if split_into_regions:
-            order, starts = _region_order(hole, holes)
-        else:
-            starts = np.array([0, holes.size])
-        a, b = _assemble(work, hole, order)
-        x = _solve_blocks(a, b, starts)
-        if split_into_regions:
-            x = x[np.argsort(order)]  # region order -> raster order
+        # values, and writes the clipped fill into a float64 copy of the image: no per-pixel
+        # work is left here.
+        work = np.array(image.reshape(h, w, -1), dtype=np.float64, order="C")
+        if _multigrid_fill(work, hole):
+            return work.reshape(image.shape) if image.dtype == np.float64 else work.astype(image.dtype).reshape(image.shape)
+    # Small holes, or the rare multigrid solve that did not converge: a sparse direct solve.
+    holes = np.flatnonzero(hole)
+    flat = image.reshape(h * w, -1)  # (H*W, C), a view for contiguous images
+    work = flat if image.dtype.itemsize >= 4 else flat.astype(np.float32)
+    known = work[~hole.reshape(-1)]
+    lo, hi = known.min(axis=0), known.max(axis=0)  # NaN/inf show up here at no extra cost
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        raise ValueError("inpaint_biharmonic: image has non-finite values (NaN or inf) outside the hole")
+    order = holes
+    if split_into_regions:
+        order, starts = _region_order(hole, holes)
+    else:
+        starts = np.array([0, holes.size])
+    a, b = _assemble(work, hole, order)
+    x = _solve_blocks(a, b, starts)
+    if split_into_regions:
+        x = x[np.argsort(order)]  # region order -> raster order
     # As scikit-image does: a biharmonic fill can overshoot, so clip each channel to the range
     # of its known values.
     np.clip(x, lo, hi, out=x)
