@@ -41,6 +41,8 @@
 #include "cpu/biharmonic_cpu.h"
 
 #include <algorithm>
+#include <array>
+#include <exception>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -639,6 +641,15 @@ void block_coefficients(Level& L) {
   });
 }
 
+// out = -A v on the finest level, C channels (v: grid planes, out: compact), on the intra-op threads.
+template <int C>
+void minus_matvec(const Level& F, const double* v, double* out) {
+  matvec_apply<C, double>(F, setup_team(), v, [&](int64_t, int64_t k, int64_t m, const double (*sum)[kBlock]) {
+    for (int c = 0; c < C; ++c)
+      for (int64_t j = 0; j < m; ++j) out[c * F.n + k + j] = -sum[c][j];
+  });
+}
+
 // Diagonal inverse, and for Galerkin levels lmax(D^-1 A) by power iteration (deterministic start).
 void setup_smoother(Level& L) {
   L.dinv.resize(L.n);
@@ -748,6 +759,7 @@ constexpr int64_t kCacheMaxPixels = int64_t{1} << 22;
 struct Workspace {
   std::vector<Level> spare;  // level objects, the finest last
   std::vector<double> known, b, fb, fx, r, q, grid;
+  std::array<int64_t, 3> known_shape = {};  // the (H, W, C) of the known planes
   std::vector<float> bf;
   bool grid_clean = false;  // grid is all zero (see Level::work_clean)
 };
@@ -1315,18 +1327,32 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
   std::vector<double>& b = ws.b;
   b.assign(C * n + kBlock, 0.0);
   {
+    // The known values, one plane per channel. Every image pixel is written, so the planes'
+    // margins stay zero from one solve to the next of the same shape.
     std::vector<double>& known = ws.known;
-    known.assign(F.plane + kSlack, 0.0);
-    for (int64_t c = 0; c < C; ++c) {
-      for (int64_t yy = 0; yy < H; ++yy) {
-        double* row = known.data() + F.grid(yy, 0);
+    if (ws.known_shape != std::array<int64_t, 3>{H, W, C}) {
+      known.assign(C * F.plane + kSlack, 0.0);
+      ws.known_shape = {H, W, C};
+    }
+    at::parallel_for(0, H, 16, [&](int64_t y0, int64_t y1) {
+      for (int64_t yy = y0; yy < y1; ++yy) {
         const uint8_t* h = hole + yy * W;
-        const double* src = image + yy * W * C + c;
-        for (int64_t xx = 0; xx < W; ++xx) row[xx] = h[xx] ? 0.0 : src[xx * C];
+        const double* src = image + yy * W * C;
+        for (int64_t c = 0; c < C; ++c) {
+          double* row = known.data() + c * F.plane + F.grid(yy, 0);
+          for (int64_t xx = 0; xx < W; ++xx) row[xx] = h[xx] ? 0.0 : src[xx * C + c];
+        }
       }
-      double* bc = b.data() + c * n;
-      matvec<1, double>(F, setup_team(), known.data(), bc);
-      for (int64_t i = 0; i < n; ++i) bc[i] = -bc[i];
+    });
+    for (int64_t c0 = 0; c0 < C; c0 += kBhMaxChannels) {
+      const double* v = known.data() + c0 * F.plane;
+      double* bc = b.data() + c0 * n;
+      switch (std::min<int64_t>(kBhMaxChannels, C - c0)) {
+        case 1: minus_matvec<1>(F, v, bc); break;
+        case 2: minus_matvec<2>(F, v, bc); break;
+        case 3: minus_matvec<3>(F, v, bc); break;
+        default: minus_matvec<4>(F, v, bc); break;
+      }
     }
   }
 
@@ -1342,10 +1368,21 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
       }
     }
   }
-  for (Level& L : levels) {
-    if (!L.finest) block_coefficients(L);
-    setup_smoother(L);
+  // Each level's coefficient blocks and smoother bounds: independent, so the levels are dealt to
+  // the threads (the second level alone is about half of the work).
+  std::exception_ptr failure;
+  const int64_t count = static_cast<int64_t>(levels.size());
+#pragma omp parallel for schedule(dynamic, 1) num_threads(std::max(1, std::min<int>(at::get_num_threads(), count)))
+  for (int64_t i = 0; i < count; ++i) {
+    try {
+      if (!levels[i].finest) block_coefficients(levels[i]);
+      setup_smoother(levels[i]);
+    } catch (...) {
+#pragma omp critical(fastinpaint_bh_failure)
+      if (!failure) failure = std::current_exception();
+    }
   }
+  if (failure) std::rethrow_exception(failure);
   Level& last = levels.back();
   if (last.unknowns <= kCoarsestMax) {
     if (last.finest) {  // a small system: the coarsest level is the fine one
