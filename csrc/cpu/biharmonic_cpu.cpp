@@ -43,6 +43,7 @@
 #include <algorithm>
 #include <array>
 #include <exception>
+#include <mutex>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -632,11 +633,15 @@ void finest_coef_planes(Level& F) {
 
 // The coefficient planes in the row-block layout of the matrix-vector product.
 void block_coefficients(Level& L) {
-  L.blocks.assign(L.n_blocks * L.taps * kBlock, 0.0f);
+  L.blocks.resize(L.n_blocks * L.taps * kBlock);  // every entry is written below
   for_runs(L.runs, [&](const Run& R, int64_t g, int64_t, int64_t len) {
-    for (int64_t i = 0; i < len; ++i) {
-      float* out = L.blocks.data() + (R.blk + i / kBlock) * L.taps * kBlock + i % kBlock;
-      for (int t = 0; t < L.taps; ++t) out[t * kBlock] = L.coef[t * L.plane + g + i];
+    for (int64_t i0 = 0; i0 < len; i0 += kBlock) {
+      float* out = L.blocks.data() + (R.blk + i0 / kBlock) * L.taps * kBlock;
+      const int64_t m = std::min<int64_t>(kBlock, len - i0);  // the block's lanes past the run: zero
+      for (int t = 0; t < L.taps; ++t) {
+        const float* coef = L.coef.data() + t * L.plane + g + i0;
+        for (int64_t j = 0; j < kBlock; ++j) out[t * kBlock + j] = j < m ? coef[j] : 0.0f;
+      }
     }
   });
 }
@@ -1207,9 +1212,10 @@ void solve_channels(std::vector<Level>& levels, Workspace& ws, int64_t C_in, int
   const int64_t n = F.n;
   std::vector<double>&b = ws.fb, &x = ws.fx;
   b.assign(ws.b.begin() + c0 * n, ws.b.begin() + (c0 + C) * n);
-  x.assign(C * n, 0.0);
-  for (auto* v : {&ws.r, &ws.q}) v->assign(C * n, 0.0);
-  ws.bf.assign(C * n, 0.0f);
+  // Every slot of these is written before it is read (fcg): no clearing.
+  x.resize(C * n);
+  for (auto* v : {&ws.r, &ws.q}) v->resize(C * n);
+  ws.bf.resize(C * n);
   if (!ws.grid_clean || ws.grid.size() != static_cast<size_t>(C * F.plane + kSlack))
     ws.grid.assign(C * F.plane + kSlack, 0.0);
   ws.grid_clean = false;
@@ -1325,7 +1331,7 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
   // b = -(A applied to the image with its hole zeroed), at the unknowns: one matrix-vector product
   // per channel on a grid plane of the known values.
   std::vector<double>& b = ws.b;
-  b.assign(C * n + kBlock, 0.0);
+  b.resize(C * n);  // every slot is written below
   {
     // The known values, one plane per channel. Every image pixel is written, so the planes'
     // margins stay zero from one solve to the next of the same shape.
@@ -1334,16 +1340,43 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
       known.assign(C * F.plane + kSlack, 0.0);
       ws.known_shape = {H, W, C};
     }
+    // The same pass finds each channel's range of known values (lo, hi) and checks they are finite.
+    for (int64_t c = 0; c < C; ++c) {
+      out.lo[c] = INFINITY;
+      out.hi[c] = -INFINITY;
+    }
+    bool finite = true;
+    std::mutex merge;
     at::parallel_for(0, H, 16, [&](int64_t y0, int64_t y1) {
+      std::vector<double> lo(C, INFINITY), hi(C, -INFINITY);
+      bool ok = true;
       for (int64_t yy = y0; yy < y1; ++yy) {
         const uint8_t* h = hole + yy * W;
         const double* src = image + yy * W * C;
         for (int64_t c = 0; c < C; ++c) {
           double* row = known.data() + c * F.plane + F.grid(yy, 0);
-          for (int64_t xx = 0; xx < W; ++xx) row[xx] = h[xx] ? 0.0 : src[xx * C + c];
+          double l = lo[c], u = hi[c];
+          for (int64_t xx = 0; xx < W; ++xx) {
+            const double v = h[xx] ? 0.0 : src[xx * C + c];
+            row[xx] = v;
+            ok = ok && v - v == 0.0;  // false for NaN and inf
+            if (!h[xx]) {
+              l = std::min(l, v);
+              u = std::max(u, v);
+            }
+          }
+          lo[c] = l;
+          hi[c] = u;
         }
       }
+      std::lock_guard<std::mutex> lock(merge);
+      finite = finite && ok;
+      for (int64_t c = 0; c < C; ++c) {
+        out.lo[c] = std::min(out.lo[c], lo[c]);
+        out.hi[c] = std::max(out.hi[c], hi[c]);
+      }
     });
+    if (!finite) return "image has non-finite values (NaN or inf) outside the hole";
     for (int64_t c0 = 0; c0 < C; c0 += kBhMaxChannels) {
       const double* v = known.data() + c0 * F.plane;
       double* bc = b.data() + c0 * n;
@@ -1399,6 +1432,11 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
     }
   info->levels = static_cast<int64_t>(levels.size());
 
+  // The tolerance is relative to the largest channel range of the known values.
+  double scale = 0.0;
+  for (int64_t c = 0; c < C; ++c) scale = std::max(scale, out.hi[c] - out.lo[c]);
+  if (!(scale > 0)) scale = 1.0;
+  tol *= scale;
   for (int64_t c0 = 0; c0 < C; c0 += kBhMaxChannels) {
     const int64_t group = std::min<int64_t>(kBhMaxChannels, C - c0);
     switch (group) {
@@ -1408,6 +1446,7 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
       default: solve_channels<4>(levels, ws, C, c0, out, tol, max_iter, info); break;
     }
   }
+  info->last_update /= scale;
   return nullptr;
 }
 

@@ -16,32 +16,31 @@ struct BhSolveInfo {
   const char* isa = "";      // instruction set of the copy that ran
 };
 
-// Where the solver puts the solution: x [n][C], the hole pixels' values in raster order; or, if
-// `image` is set, straight into that image's hole pixels ([H][W][C], the input image itself may
-// be passed), each value clipped to its channel's [lo[c], hi[c]].
+// What the solver writes: lo[C] and hi[C], each channel's range of known values; and the
+// solution: x [n][C], the hole pixels' values in raster order, or, if `image` is set, straight
+// into that image's hole pixels ([H][W][C]; the input image itself may be passed), each value
+// clipped to its channel's [lo, hi] (as scikit-image does: a biharmonic fill can overshoot).
 struct BhOutput {
+  double* lo = nullptr;
+  double* hi = nullptr;
   double* x = nullptr;
   double* image = nullptr;
-  const double* lo = nullptr;
-  const double* hi = nullptr;
 };
-
-// Per-channel minimum and maximum of the known pixels (hole [H][W] zero) of image [H][W][C], into
-// lo[C] and hi[C]. Returns false if one of them is not finite (NaN or inf).
-bool known_range(int64_t H, int64_t W, const uint8_t* hole, const double* image, int64_t C, double* lo, double* hi);
 
 // Fills the hole of an image with the solution of the discrete biharmonic equation, by
 // multigrid-preconditioned conjugate gradients on the system of the hole pixels.
 //   hole [H][W]: non-zero = unknown pixel; image [H][W][C]: the known pixels' values (the hole's
 //   are not read); table [81][13]: the 13-point stencil row of each border class
 //   (kernels/biharmonic.h: bh_stencil_class);
-//   out: where the solution goes (BhOutput); C >= 1 (solved in groups of kBhMaxChannels
-//   channels sharing the hierarchy).
-//   Stops when an iteration changes no value by more than tol, or after max_iter iterations.
+//   out: where the known range and the solution go (BhOutput); C >= 1 (solved in groups of
+//   kBhMaxChannels channels sharing the hierarchy).
+//   Stops when an iteration changes no value by more than tol times the largest channel range of
+//   the known values (1 if they are all constant), or after max_iter iterations;
+//   info->last_update is relative in the same way.
 //   isa: which compiled copy runs ("baseline", "avx2", "avx512"); null or empty: the
 //   FASTINPAINT_CPU_ISA environment variable if set, else the best the CPU supports
 //   (csrc/cpu/biharmonic_dispatch.cpp).
-// Returns nullptr on success, else a message.
+// Returns nullptr on success, else a message (a known value that is not finite, for one).
 const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const double* image, int64_t C,
                                 const double* table, const BhOutput& out, double tol, int64_t max_iter,
                                 BhSolveInfo* info, const char* isa);

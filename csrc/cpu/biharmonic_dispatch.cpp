@@ -84,23 +84,5 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
   return error;
 }
 
-bool known_range(int64_t H, int64_t W, const uint8_t* hole, const double* image, int64_t C, double* lo, double* hi) {
-  for (int64_t c = 0; c < C; ++c) {
-    lo[c] = INFINITY;
-    hi[c] = -INFINITY;
-  }
-  bool finite = true;
-  for (int64_t i = 0; i < H * W; ++i) {
-    if (hole[i]) continue;
-    for (int64_t c = 0; c < C; ++c) {
-      const double v = image[i * C + c];
-      finite = finite && std::isfinite(v);
-      lo[c] = v < lo[c] ? v : lo[c];
-      hi[c] = v > hi[c] ? v : hi[c];
-    }
-  }
-  return finite;
-}
-
 }  // namespace cpu
 }  // namespace fastinpaint

@@ -45,27 +45,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, int64_t, double, int64_t, std::st
   const at::Tensor image_c = image.contiguous(), table_c = table.contiguous();
   at::Tensor x = at::empty({fill ? 0 : n, C}, image.options());
   at::Tensor lo = at::empty({C}, image.options()), hi = at::empty({C}, image.options());
-  TORCH_CHECK_VALUE(cpu::known_range(H, W, hole_u8, image_c.data_ptr<double>(), C, lo.data_ptr<double>(),
-                                     hi.data_ptr<double>()),
-                    op, ": image has non-finite values (NaN or inf) outside the hole");
-  // The tolerance is relative to the largest channel range of the known values.
-  double scale = 0.0;
-  for (int64_t c = 0; c < C; ++c) scale = std::max(scale, hi.data_ptr<double>()[c] - lo.data_ptr<double>()[c]);
-  if (!(scale > 0)) scale = 1.0;
   cpu::BhSolveInfo info;
   cpu::BhOutput out;
-  if (fill) {
+  out.lo = lo.data_ptr<double>();
+  out.hi = hi.data_ptr<double>();
+  if (fill)
     out.image = image_c.data_ptr<double>();
-    out.lo = lo.data_ptr<double>();
-    out.hi = hi.data_ptr<double>();
-  } else {
+  else
     out.x = x.data_ptr<double>();
-  }
   const char* error = cpu::biharmonic_mg_solve(H, W, hole_u8, image_c.data_ptr<double>(), C,
-                                               table_c.data_ptr<double>(), out, tol * scale, max_iter, &info,
-                                               isa.c_str());
+                                               table_c.data_ptr<double>(), out, tol, max_iter, &info, isa.c_str());
   TORCH_CHECK_VALUE(error == nullptr, op, ": ", error ? error : "");
-  return {x, lo, hi, info.iterations, info.last_update / scale, info.levels, info.isa};
+  return {x, lo, hi, info.iterations, info.last_update, info.levels, info.isa};
 }
 
 }  // namespace fastinpaint
