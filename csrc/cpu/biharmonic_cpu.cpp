@@ -97,6 +97,7 @@ struct Run {
   int64_t g = 0;        // grid index of (y, x0)
   int64_t k = 0;        // compact index of (y, x0)
   int64_t blk = 0;      // index of the run's first kBlock-block (Level::blocks)
+  int64_t rank = 0;     // unknowns before the run (raster order)
 };
 
 // Calls f(run, grid index, compact index, length) for every run.
@@ -282,7 +283,6 @@ void build_runs(Level& L) {
       }
       int64_t end = xx;
       while (end < L.W && row[end]) ++end;
-      L.unknowns += end - xx;
       if (!spans.empty() && xx - spans.back().second <= kGapMerge)
         spans.back().second = end;
       else
@@ -306,6 +306,8 @@ void build_runs(Level& L) {
         R.g = L.grid(y, a);
         R.k = k;
         R.blk = L.n_blocks;
+        R.rank = L.unknowns;
+        for (int64_t xx = a; xx < e; ++xx) L.unknowns += row[xx];
         k += e - a;
         L.n_blocks += (e - a + kBlock - 1) / kBlock;
         L.runs.push_back(R);
@@ -763,7 +765,7 @@ void factor_coarsest(Level& L) {
 constexpr int64_t kCacheMaxPixels = int64_t{1} << 22;
 struct Workspace {
   std::vector<Level> spare;  // level objects, the finest last
-  std::vector<double> known, b, fb, fx, r, q, grid;
+  std::vector<double> known, b, fx, r, q, grid;
   std::array<int64_t, 3> known_shape = {};  // the (H, W, C) of the known planes
   std::vector<float> bf;
   bool grid_clean = false;  // grid is all zero (see Level::work_clean)
@@ -1115,14 +1117,14 @@ struct Solver {
   // buffers: ws.r, ws.q (C x n), ws.bf (C x n floats), ws.grid (C planes, zero off the
   // unknowns), which holds the search direction p. Stops when the last step changed no value by
   // more than tol.
-  void fcg(const std::vector<double>& b, std::vector<double>& x, double tol, int64_t max_iter, BhSolveInfo* info) {
+  void fcg(const double* b, std::vector<double>& x, double tol, int64_t max_iter, BhSolveInfo* info) {
     Level& L = levels[0];
     const int64_t n = L.n, P = L.plane;
     double* r = ws.r.data();
     double* q = ws.q.data();
     double* p = ws.grid.data();
     each(L, [&](const Run&, int64_t, int64_t k, int64_t len) {
-      for (int c = 0; c < C; ++c) std::copy_n(b.data() + c * n + k, len, ws.bf.data() + c * n + k);
+      for (int c = 0; c < C; ++c) std::copy_n(b + c * n + k, len, ws.bf.data() + c * n + k);
     });
     fmg(ws.bf);
     each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
@@ -1131,7 +1133,7 @@ struct Solver {
         std::copy_n(L.ke.data() + c * P + g, len, p + c * P + g);
       }
     });
-    residual<C, double>(L, team, b.data(), p, r, false);
+    residual<C, double>(L, team, b, p, r, false);
     team.sync(L);  // p is overwritten below
     each(L, [&](const Run&, int64_t, int64_t k, int64_t len) {  // the preconditioner's input
       for (int c = 0; c < C; ++c) std::copy_n(r + c * n + k, len, L.b.data() + c * n + k);
@@ -1196,6 +1198,33 @@ struct Solver {
       info->last_update = std::max(info->last_update, update);
     }
   }
+
+  // After fcg (whose last sum is a sync: nobody reads the planes any more): the solution of
+  // channels [c0, c0 + C) of C_in to `result`, and the slots of the grid planes zeroed again
+  // (Level::work_clean), each thread on its share.
+  void finish(const std::vector<double>& x, int64_t C_in, int64_t c0, const BhOutput& result) {
+    const Level& F = levels[0];
+    const int64_t n = F.n;
+    each(F, [&](const Run& R, int64_t g, int64_t k, int64_t len) {
+      int64_t rank = R.rank;
+      for (int64_t i = 0; i < len; ++i) {
+        if (!F.unknown[g + i]) continue;
+        if (result.image != nullptr) {
+          double* pixel = result.image + (int64_t{R.y} * F.W + R.x0 + i) * C_in + c0;
+          for (int c = 0; c < C; ++c) pixel[c] = std::clamp(x[c * n + k + i], result.lo[c0 + c], result.hi[c0 + c]);
+        } else {
+          for (int c = 0; c < C; ++c) result.x[rank * C_in + c0 + c] = x[c * n + k + i];
+        }
+        ++rank;
+      }
+      for (int c = 0; c < C; ++c) std::fill_n(ws.grid.data() + c * F.plane + g, len, 0.0);
+    });
+    for (Level& L : levels)
+      each(L, [&](const Run&, int64_t g, int64_t, int64_t len) {
+        for (auto* v : {&L.x, &L.d, &L.d_next, &L.ke})
+          for (int c = 0; c < C; ++c) std::fill_n(v->data() + c * L.plane + g, len, 0.0f);
+      });
+  }
 };
 
 // The number of threads that solve a system with this many slots on its finest level together.
@@ -1210,8 +1239,8 @@ void solve_channels(std::vector<Level>& levels, Workspace& ws, int64_t C_in, int
   for (Level& L : levels) alloc_work(L, C);
   const Level& F = levels[0];
   const int64_t n = F.n;
-  std::vector<double>&b = ws.fb, &x = ws.fx;
-  b.assign(ws.b.begin() + c0 * n, ws.b.begin() + (c0 + C) * n);
+  const double* b = ws.b.data() + c0 * n;
+  std::vector<double>& x = ws.fx;
   // Every slot of these is written before it is read (fcg): no clearing.
   x.resize(C * n);
   for (auto* v : {&ws.r, &ws.q}) v->resize(C * n);
@@ -1240,34 +1269,18 @@ void solve_channels(std::vector<Level>& levels, Workspace& ws, int64_t C_in, int
           for (Level& L : levels) split_runs(L, team.size);
         team.barrier();
       }
-      Solver<C>{levels, ws, team}.fcg(b, x, tol, max_iter, info);
+      Solver<C> solver{levels, ws, team};
+      solver.fcg(b, x, tol, max_iter, info);
+      solver.finish(x, C_in, c0, result);
     }
   } else {
     Team team;
-    Solver<C>{levels, ws, team}.fcg(b, x, tol, max_iter, info);
+    Solver<C> solver{levels, ws, team};
+    solver.fcg(b, x, tol, max_iter, info);
+    solver.finish(x, C_in, c0, result);
   }
-
-  for (Level& L : levels) {
-    for (auto* v : {&L.x, &L.d, &L.d_next, &L.ke}) clean_planes(L, *v, C);
-    L.work_clean = true;
-  }
-  clean_planes(F, ws.grid, C);
+  for (Level& L : levels) L.work_clean = true;
   ws.grid_clean = true;
-
-  int64_t out = 0;  // the unknowns' raster rank
-  for_runs(F.runs, [&](const Run& R, int64_t g, int64_t k, int64_t len) {
-    for (int64_t i = 0; i < len; ++i) {
-      if (!F.unknown[g + i]) continue;
-      if (result.image != nullptr) {
-        double* pixel = result.image + (int64_t{R.y} * F.W + R.x0 + i) * C_in + c0;
-        for (int c = 0; c < C; ++c)
-          pixel[c] = std::clamp(x[c * n + k + i], result.lo[c0 + c], result.hi[c0 + c]);
-      } else {
-        for (int c = 0; c < C; ++c) result.x[out * C_in + c0 + c] = x[c * n + k + i];
-      }
-      ++out;
-    }
-  });
 }
 
 }  // namespace
@@ -1408,8 +1421,13 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
 #pragma omp parallel for schedule(dynamic, 1) num_threads(std::max(1, std::min<int>(at::get_num_threads(), count)))
   for (int64_t i = 0; i < count; ++i) {
     try {
-      if (!levels[i].finest) block_coefficients(levels[i]);
-      setup_smoother(levels[i]);
+      Level& L = levels[i];
+      if (!L.finest) block_coefficients(L);
+      setup_smoother(L);
+      if (i + 1 < count && !L.coef.empty() && !L.coef_clean) {  // served its Galerkin product and blocks
+        clean_planes(L, L.coef, L.taps);
+        L.coef_clean = true;
+      }
     } catch (...) {
 #pragma omp critical(fastinpaint_bh_failure)
       if (!failure) failure = std::current_exception();
@@ -1424,12 +1442,11 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
     }
     factor_coarsest(last);
   }
-  // The coefficient planes have served (blocks, diagonals, Cholesky factor).
-  for (Level& L : levels)
-    if (!L.coef.empty() && !L.coef_clean) {
-      clean_planes(L, L.coef, L.taps);
-      L.coef_clean = true;
-    }
+  // The last level's coefficient planes have served too (blocks, diagonals, Cholesky factor).
+  if (!last.coef.empty() && !last.coef_clean) {
+    clean_planes(last, last.coef, last.taps);
+    last.coef_clean = true;
+  }
   info->levels = static_cast<int64_t>(levels.size());
 
   // The tolerance is relative to the largest channel range of the known values.
