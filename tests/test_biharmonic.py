@@ -379,6 +379,39 @@ def test_multigrid_solver_thin_holes(pattern):
     assert np.abs(x.numpy() - exact).max() < 1e-5, f"{pattern}, seed {seed}"
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_multigrid_solver_threads_and_channel_groups(threads):
+    """A system big enough for a team of threads (each works on its share of every level's runs),
+    with 5 channels (solved as groups of 4 and 1), written into the image's holes (fill=True):
+    against SciPy's direct solve, with 1 and 2 intra-op threads."""
+    from fastinpaint import _C
+    from fastinpaint.methods import biharmonic as module
+
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    image = rng.random((150, 170, 5))
+    mask = random_mask(rng, (150, 170), n_blobs=10)
+    mask[30:120, 40:130] = True  # ~10k unknowns: two threads' worth (the solver splits from 4096 slots)
+    a, b = module._assemble(image.reshape(-1, 5), mask, np.flatnonzero(mask))
+    exact = scipy_sparse_linalg().spsolve(a.tocsc(), b)
+    known = image[~mask]
+    filled = image.copy()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _, lo, hi, iterations, last_change, levels, _ = _C.biharmonic_solve(
+            torch.from_numpy(filled), torch.from_numpy(mask), module._diamond_table(), 1e-9, 200, fill=True
+        )
+    finally:
+        torch.set_num_threads(before)
+    assert last_change <= 1e-9 and iterations < 200 and levels >= 4
+    np.testing.assert_array_equal(lo.numpy(), known.min(axis=0))
+    np.testing.assert_array_equal(hi.numpy(), known.max(axis=0))
+    np.testing.assert_array_equal(filled[~mask], known)
+    expected = np.clip(exact, known.min(axis=0), known.max(axis=0))
+    assert np.abs(filled[mask] - expected).max() < 1e-7, f"threads {threads}, seed {seed}"
+
+
 def test_multigrid_solver_every_instruction_set():
     """Each compiled copy of the solver this CPU runs (SSE2 baseline, AVX2, AVX-512: the same source
     with vectors of each register width) against SciPy's direct solve, and they agree."""
