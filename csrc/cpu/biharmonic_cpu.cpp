@@ -17,24 +17,32 @@
 //     known pixels stay pinned (the interpolation is cut there);
 //   * coarse matrices: Galerkin products P^T A P (5 x 5 stencils, built as one coefficient plane
 //     per tap, then stored block by block so that a block's 25 taps are contiguous), hence SPD
-//     and consistent with the hole's border; re-discretising does not converge;
+//     and consistent with the hole's border; re-discretising does not converge. The first one
+//     reads the finest level's coefficients from its stencil classes, a coarse run at a time;
 //   * finest level: no coefficient arrays at all: interior pixels share one constant stencil
 //     (the taps on known pixels multiply the zeros of the grid plane), pixels within 2 of the
 //     image edge take their class's row of the table;
-//   * smoother: Chebyshev polynomial of degree 2 in D^-1 A (symmetric, and only whole-run
-//     matrix-vector products, unlike multi-colour Gauss-Seidel), before and after the coarse
-//     correction; its spectral bound is Gershgorin's on the finest level (exact for the interior
-//     stencil) and a power-iteration estimate on the Galerkin levels (their Gershgorin bounds
-//     are 5-40x too large);
+//   * smoother: Chebyshev polynomial in D^-1 A (symmetric, and only whole-run matrix-vector
+//     products, unlike multi-colour Gauss-Seidel), before and after the coarse correction: degree
+//     2 on the finest level, 1 (damped Jacobi) on the Galerkin levels. Its spectral bound is
+//     Gershgorin's on the finest level (exact for the interior stencil) and a power-iteration
+//     estimate on the Galerkin levels (their Gershgorin bounds are 5-40x too large);
 //   * K-cycle (Notay & Vassilevski): each coarse problem gets two flexible-CG steps
 //     preconditioned by the next level's cycle. Bilinear transfers are too low-order for a
 //     fourth-order operator (Hemker's rule m_P + m_R > 2m fails), and a plain V-cycle needs 3-5x
 //     more outer iterations;
 //   * coarsest level (<= kCoarsestMax unknowns): dense Cholesky in float64; if coarsening stalls
-//     (1-pixel lines, isolated pixels), a long Chebyshev smoother instead.
-// Measured (../shared photos, 16-60 % holes and a centred square): the FMG start is within ~0.05
-// of the solution on [0, 1] images and each iteration divides the error by ~5; the caller stops
-// on the size of the last change (4-5 iterations for 1e-3 of the value range, leaving <= 3e-4).
+//     (1-pixel lines, isolated pixels), a long Chebyshev smoother instead;
+//   * threads: one parallel region per solve (Team): every thread runs the whole algorithm on
+//     its share of each level's runs and waits only where it reads what another wrote; the deep
+//     levels have one worker. The setup's loops (Galerkin products, right-hand side, each
+//     level's blocks and smoother bound) are split across the intra-op threads;
+//   * passes are fused wherever the data allow: the dot products of CG steps inside their
+//     matrix-vector products, the zero-start smoothing step in one pass; with BhOutput::image
+//     the clipped solution goes straight into the image.
+// Measured (../shared photos, 10-60 % holes and a centred square): FMG and one iteration leave
+// ~1e-2 on [0, 1] images and each iteration divides the error by ~5; the caller stops on the size
+// of the last change (3-5 iterations for 1e-3 of the value range, leaving <= 3e-4).
 // The per-pixel math (stencil classes, Galerkin terms, Chebyshev recurrence) is in
 // kernels/biharmonic.h; the right-hand side is minus the finest operator applied to the image
 // with its hole zeroed.
