@@ -389,9 +389,11 @@ def test_multigrid_solver_threads_and_channel_groups(threads):
 
     seed = fresh_seed()
     rng = np.random.default_rng(seed)
-    image = rng.random((150, 170, 5))
-    mask = random_mask(rng, (150, 170), n_blobs=10)
-    mask[30:120, 40:130] = True  # ~10k unknowns: two threads' worth (the solver splits from 4096 slots)
+    image = rng.random((100, 300, 5))
+    mask = random_mask(rng, (100, 300), n_blobs=10)
+    # ~15k unknowns: two threads' worth (the solver splits from 4096 slots); rows of 280 hole
+    # pixels: longer than the prolongation's 256-pixel chunks
+    mask[30:85, 10:290] = True
     a, b = module._assemble(image.reshape(-1, 5), mask, np.flatnonzero(mask))
     exact = scipy_sparse_linalg().spsolve(a.tocsc(), b)
     known = image[~mask]
@@ -404,7 +406,9 @@ def test_multigrid_solver_threads_and_channel_groups(threads):
         )
     finally:
         torch.set_num_threads(before)
-    assert last_change <= 1e-9 and iterations < 200 and levels >= 4
+    # The preconditioner's quality, not only convergence: 14 iterations to 1e-9 here; a fault in
+    # a team share or a transfer leaves a solver that still converges, 4x slower.
+    assert last_change <= 1e-9 and iterations <= 20 and levels >= 4
     np.testing.assert_array_equal(lo.numpy(), known.min(axis=0))
     np.testing.assert_array_equal(hi.numpy(), known.max(axis=0))
     np.testing.assert_array_equal(filled[~mask], known)

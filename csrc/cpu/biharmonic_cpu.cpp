@@ -905,34 +905,36 @@ struct Solver {
   // it: loops without per-pixel index arithmetic or branches, which the compiler vectorises.
   void prolong_add(const Level& Cl, const float* e, const Level& F, float* dst) {
     team.sync(Cl, F);
-    thread_local std::vector<float> row_buffer;
-    each(F, [&](const Run& R, int64_t g, int64_t k, int64_t len) {
-      const float* __restrict mask = F.mask.data() + k;
+    constexpr int64_t kChunk = 256;  // fine pixels per row buffer (on the stack: no allocation here)
+    each(F, [&](const Run& R, int64_t g0, int64_t k0, int64_t run_len) {
       const float wy = (R.y & 1) ? 0.5f : 0.0f;  // weight of the second coarse row
-      const int64_t first = R.x0 & 1;             // 1: the run starts at an odd x
-      const int64_t pairs = (len + first + 1) / 2, X0 = R.x0 / 2;
-      row_buffer.resize(pairs + 1);
-      float* __restrict row = row_buffer.data();
-      for (int c = 0; c < C; ++c) {
-        const float* __restrict e0 = e + c * Cl.plane + Cl.grid(R.y / 2, X0);
-        const float* __restrict e1 = e + c * Cl.plane + Cl.grid((R.y + 1) / 2, X0);
-        for (int64_t X = 0; X <= pairs; ++X) row[X] = (1.0f - wy) * e0[X] + wy * e1[X];
-        float* __restrict out = dst + c * F.plane + g;
-        int64_t i = 0;
-        if (first) {  // the run's first pixel is odd: half a pair
-          out[0] += mask[0] * 0.5f * (row[0] + row[1]);
-          i = 1;
+      for (int64_t i0 = 0; i0 < run_len; i0 += kChunk) {
+        const int64_t x0 = R.x0 + i0, g = g0 + i0, len = std::min(kChunk, run_len - i0);
+        const float* __restrict mask = F.mask.data() + k0 + i0;
+        const int64_t first = x0 & 1;  // 1: the chunk starts at an odd x
+        const int64_t pairs = (len + first + 1) / 2, X0 = x0 / 2;
+        float row[kChunk / 2 + 2];
+        for (int c = 0; c < C; ++c) {
+          const float* __restrict e0 = e + c * Cl.plane + Cl.grid(R.y / 2, X0);
+          const float* __restrict e1 = e + c * Cl.plane + Cl.grid((R.y + 1) / 2, X0);
+          for (int64_t X = 0; X <= pairs; ++X) row[X] = (1.0f - wy) * e0[X] + wy * e1[X];
+          float* __restrict out = dst + c * F.plane + g;
+          int64_t i = 0;
+          if (first) {  // the chunk's first pixel is odd: half a pair
+            out[0] += mask[0] * 0.5f * (row[0] + row[1]);
+            i = 1;
+          }
+          const int64_t full = (len - i) / 2;  // pixel i + 2j is even, coarse column j + first
+          const float* __restrict rp = row + first;
+          float* __restrict op = out + i;
+          const float* __restrict mp = mask + i;
+          for (int64_t j = 0; j < full; ++j) {
+            op[2 * j] += mp[2 * j] * rp[j];
+            op[2 * j + 1] += mp[2 * j + 1] * 0.5f * (rp[j] + rp[j + 1]);
+          }
+          i += 2 * full;
+          if (i < len) out[i] += mask[i] * row[(i + first) / 2];
         }
-        const int64_t full = (len - i) / 2;  // pixel i + 2j is even, coarse column j + first
-        const float* __restrict rp = row + first;
-        float* __restrict op = out + i;
-        const float* __restrict mp = mask + i;
-        for (int64_t j = 0; j < full; ++j) {
-          op[2 * j] += mp[2 * j] * rp[j];
-          op[2 * j + 1] += mp[2 * j + 1] * 0.5f * (rp[j] + rp[j + 1]);
-        }
-        i += 2 * full;
-        if (i < len) out[i] += mask[i] * row[(i + first) / 2];
       }
     });
   }
