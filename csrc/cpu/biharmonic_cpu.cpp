@@ -345,11 +345,11 @@ void clean_planes(const Level& L, std::vector<T>& v, int64_t count) {
 }
 
 // The work vectors for C channels. The compact ones need no clearing: every slot is written
-// before it is read.
+// before it is read. They get kBlock slack cells: a block's dot products read whole blocks.
 void alloc_work(Level& L, int C) {
   for (auto* v : {&L.x, &L.d, &L.d_next, &L.ke}) zeroed_planes(L, *v, C, L.work_clean);
   L.work_clean = false;
-  for (auto* v : {&L.b, &L.rc, &L.kr, &L.kp, &L.kq}) v->resize(C * L.n);
+  for (auto* v : {&L.b, &L.rc, &L.kr, &L.kp, &L.kq}) v->resize(C * L.n + kBlock);
 }
 
 // One register of T as a GCC vector: this file is compiled once per instruction set
@@ -501,6 +501,24 @@ FI_INLINE double dot_span(const T* a, const U* b, int64_t len) {
   for (; i + N <= len; i += N) acc += load_as<double>(a + i) * load_as<double>(b + i);
   double s = 0.0;
   for (; i < len; ++i) s += double(a[i]) * double(b[i]);
+  for (int j = 0; j < N; ++j) s += acc[j];
+  return s;
+}
+
+// sum of a[j] b[j] over j < m <= kBlock, in vector registers: reads whole blocks (the arrays have
+// kBlock slack), the lanes past m are dropped. (A scalar loop would be one serial chain of adds:
+// the compiler may not reassociate floating-point sums.)
+template <typename T>
+FI_INLINE T block_dot(const T* a, const T* b, int64_t m) {
+  constexpr int N = kLanes<T>;
+  Vec<T> lane;
+  for (int j = 0; j < N; ++j) lane[j] = T(j);
+  Vec<T> acc = {};
+  for (int p = 0; p < kBlock / N; ++p) {
+    const Vec<T> prod = load_vec(a + p * N) * load_vec(b + p * N);
+    acc += lane + T(p * N) < T(m) ? prod : Vec<T>{};
+  }
+  T s = 0;
   for (int j = 0; j < N; ++j) s += acc[j];
   return s;
 }
@@ -863,14 +881,15 @@ struct Solver {
       bh_chebyshev_step(s, cd, cr);
       const float fd = static_cast<float>(cd), fr = static_cast<float>(cr);
       matvec_apply<C, float>(L, team, d_old, [&](int64_t g, int64_t k, int64_t m, const float (*ad)[kBlock]) {
-        const float* di = L.dinv.data() + k;
+        const float* __restrict di = L.dinv.data() + k;
         for (int c = 0; c < C; ++c) {
-          float* r = L.rc.data() + c * n + k;
-          float* x = L.x.data() + c * P + g;
-          const float* dc = d_old + c * P + g;
-          float* dn = d_new + c * P + g;
+          const float* __restrict a = ad[c];
+          float* __restrict r = L.rc.data() + c * n + k;
+          float* __restrict x = L.x.data() + c * P + g;
+          const float* __restrict dc = d_old + c * P + g;
+          float* __restrict dn = d_new + c * P + g;
           for (int64_t j = 0; j < m; ++j) {
-            r[j] -= ad[c][j];
+            r[j] -= a[j];
             dn[j] = fd * dc[j] + fr * di[j] * r[j];
             x[j] += dn[j];
           }
@@ -1012,16 +1031,9 @@ struct Solver {
     matvec_apply<C, T>(L, team, p, [&](int64_t g, int64_t k, int64_t m, const T (*ap)[kBlock]) {
       for (int c = 0; c < C; ++c) {
         const T* pc = p + c * L.plane + g;
-        const T* rc = r + c * L.n + k;
-        T* qc = q + c * L.n + k;
-        T pr = 0, pq = 0;
-        for (int64_t j = 0; j < m; ++j) {
-          qc[j] = ap[c][j];
-          pr += pc[j] * rc[j];
-          pq += pc[j] * ap[c][j];
-        }
-        dots[c] += pr;
-        dots[C + c] += pq;
+        std::memcpy(q + c * L.n + k, ap[c], m * sizeof(T));
+        dots[c] += block_dot(pc, r + c * L.n + k, m);
+        dots[C + c] += block_dot(pc, ap[c], m);
       }
     });
     team.sum(L, dots, 2 * C);
@@ -1254,7 +1266,7 @@ void solve_channels(std::vector<Level>& levels, Workspace& ws, int64_t C_in, int
   std::vector<double>& x = ws.fx;
   // Every slot of these is written before it is read (fcg): no clearing.
   x.resize(C * n);
-  for (auto* v : {&ws.r, &ws.q}) v->resize(C * n);
+  for (auto* v : {&ws.r, &ws.q}) v->resize(C * n + kBlock);  // slack: see alloc_work
   ws.bf.resize(C * n);
   if (!ws.grid_clean || ws.grid.size() != static_cast<size_t>(C * F.plane + kSlack))
     ws.grid.assign(C * F.plane + kSlack, 0.0);
