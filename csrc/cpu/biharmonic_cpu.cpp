@@ -42,7 +42,7 @@
 //     the clipped solution goes straight into the image.
 // Measured (../shared photos, 10-60 % holes and a centred square): FMG and one iteration leave
 // ~1e-2 on [0, 1] images and each iteration divides the error by ~5; the caller stops on the size
-// of the last change (3-5 iterations for 1e-3 of the value range, leaving <= 3e-4).
+// of the last change (3-6 iterations for 1e-3 of the value range, leaving <= 3.7e-4).
 // The per-pixel math (stencil classes, Galerkin terms, Chebyshev recurrence) is in
 // kernels/biharmonic.h; the right-hand side is minus the finest operator applied to the image
 // with its hole zeroed.
