@@ -574,22 +574,6 @@ FineCoefficients finest_window(const Level& F, const Run& R, std::vector<float>&
   return {buf.data() + width + 1, rows * width, width};
 }
 
-// acc[slot of term j][i] += weight of term j * a[2 i], i < len, for N terms sharing a (child, fine
-// tap) pair: a is that pair's fine coefficient for the run's first coarse point.
-template <int N>
-FI_INLINE void galerkin_terms(const float* __restrict a, const BhGalerkinTerm* terms, float* acc, int64_t len) {
-  float* __restrict s[N];
-  float w[N];
-  for (int j = 0; j < N; ++j) {
-    s[j] = acc + terms[j].slot * len;
-    w[j] = static_cast<float>(terms[j].weight);
-  }
-  for (int64_t i = 0; i < len; ++i) {
-    const float v = a[2 * i];
-    for (int j = 0; j < N; ++j) s[j][i] += w[j] * v;
-  }
-}
-
 // Cl <- the next coarser level of F: unknowns, runs and Galerkin coefficient planes. F's
 // coefficients: its planes (F.taps of them, zero off the unknowns and on taps that reach none),
 // or for the finest level its stencil classes.
@@ -608,36 +592,49 @@ void coarsen(const Level& F, Level& Cl) {
   });
   build_runs(Cl);
 
-  std::vector<BhGalerkinTerm> terms(9 * F.taps * 4);
-  terms.resize(bh_galerkin_terms(F.taps, terms.data()));
+  std::vector<BhGalerkinGather> gathers(9 * F.taps);
+  gathers.resize(bh_galerkin_gathers(F.taps, gathers.data()));
   zeroed_planes(Cl, Cl.coef, Cl.taps, Cl.coef_clean);
   Cl.coef_clean = false;
-  // Run by run (the run's rows of every plane stay in cache), term by term: the fine children of
-  // consecutive coarse points are 2 apart, so each term is a strided, vectorisable loop. Float
-  // sums: the coarse levels only serve the preconditioner. ~500 multiply-adds per slot, so the
-  // threads pay off from a thousand slots.
+  // Run by run (the run's rows of every plane stay in cache), in the two stages of
+  // kernels/biharmonic.h, each a loop along the run: the fine children of consecutive coarse
+  // points are 2 apart, so the gather reads with stride 2. Float sums: the coarse levels only
+  // serve the preconditioner. ~350 multiply-adds per slot, so the threads pay off from a
+  // thousand slots.
   par_runs(Cl.runs, Cl.n, [&](const Run& R, int64_t g, int64_t, int64_t len) {
-    thread_local std::vector<float> acc, window;
-    acc.assign(kBhCoarseTaps * len, 0.0f);
+    thread_local std::vector<float> targets, rows, acc, window;
+    targets.assign(kBhGalerkinTargets * len, 0.0f);
     const FineCoefficients fine =
         F.finest ? finest_window(F, R, window)
                  : FineCoefficients{F.coef.data() + F.grid(2 * R.y, 2 * R.x0), F.plane, F.S};
-    // The terms of one (child, fine tap) pair are consecutive, at most 4 (2 bilinear parents per
-    // axis): one strided read of the fine coefficients serves them all.
-    for (size_t t0 = 0; t0 < terms.size();) {
-      const BhGalerkinTerm& term = terms[t0];
-      size_t t1 = t0 + 1;
-      while (t1 < terms.size() && terms[t1].child == term.child && terms[t1].tap == term.tap) ++t1;
+    for (const BhGalerkinGather& term : gathers) {
       const int cy = term.child / 3 - 1, cx = term.child % 3 - 1;
-      const float* a = fine.origin + term.tap * fine.tap_stride + cy * fine.row_stride + cx;
-      switch (t1 - t0) {
-        case 1: galerkin_terms<1>(a, &terms[t0], acc.data(), len); break;
-        case 2: galerkin_terms<2>(a, &terms[t0], acc.data(), len); break;
-        case 3: galerkin_terms<3>(a, &terms[t0], acc.data(), len); break;
-        default: galerkin_terms<4>(a, &terms[t0], acc.data(), len); break;
-      }
-      t0 = t1;
+      const float* __restrict a = fine.origin + term.tap * fine.tap_stride + cy * fine.row_stride + cx;
+      float* __restrict s = targets.data() + term.target * len;
+      const float w = term.weight;
+      for (int64_t i = 0; i < len; ++i) s[i] += w * a[2 * i];
     }
+    // The separable restriction: targets (ty, tx) -> rows (ty, DX) -> acc (DY, DX), tap
+    // (D + 2) * 5 + ... . Along an axis, D takes t = 2D - 1, 2D, 2D + 1 (within -3..3) with
+    // weights hat(t - 2D) = 1/2, 1, 1/2.
+    auto restrict_axis = [len](const float* in, int in_stride, float* out, int D) {
+      // out[i] = sum over t of hat(t - 2D) in[(t + 3) * in_stride ... ]: the caller's layout
+      for (int64_t i = 0; i < len; ++i) out[i] = 0.0f;
+      for (int t = 2 * D - 1; t <= 2 * D + 1; ++t) {
+        if (t < -3 || t > 3) continue;
+        const float w = static_cast<float>(bh_hat(t - 2 * D));
+        const float* __restrict src = in + (t + 3) * in_stride;
+        for (int64_t i = 0; i < len; ++i) out[i] += w * src[i];
+      }
+    };
+    rows.resize(7 * 5 * len);
+    for (int ty = 0; ty < 7; ++ty)
+      for (int DX = -2; DX <= 2; ++DX)
+        restrict_axis(targets.data() + ty * 7 * len, static_cast<int>(len), rows.data() + (ty * 5 + DX + 2) * len, DX);
+    acc.resize(kBhCoarseTaps * len);
+    for (int DY = -2; DY <= 2; ++DY)
+      for (int DX = -2; DX <= 2; ++DX)
+        restrict_axis(rows.data() + (DX + 2) * len, static_cast<int>(5 * len), acc.data() + ((DY + 2) * 5 + DX + 2) * len, DY);
     for (int t = 0; t < kBhCoarseTaps; ++t) {
       float* out = Cl.coef.data() + t * Cl.plane + g;
       const uint8_t* reach = Cl.unknown.data() + g + Cl.off[t];

@@ -5,7 +5,8 @@
 // on known pixels moved to the right-hand side. The solver's coarse levels are Galerkin products
 // P^T A P with masked bilinear interpolation P; they stay within 5 x 5 taps.
 //
-// Here: the tap layouts, the stencil class of a pixel, the bilinear (hat) weights shared by restriction and prolongation, the terms of the Galerkin product,
+// Here: the tap layouts, the stencil class of a pixel, the bilinear (hat) weights shared by
+// restriction and prolongation, the terms of the Galerkin product,
 // and the Chebyshev smoother's recurrence. Pure functions on raw pointers, no torch headers: the
 // same math is usable from a CUDA kernel.
 #pragma once
@@ -51,37 +52,34 @@ C10_HOST_DEVICE FI_INLINE int bh_stencil_class(int64_t y, int64_t x, int64_t H, 
 C10_HOST_DEVICE FI_INLINE double bh_hat(int d) { return d == 0 ? 1.0 : (d == 1 || d == -1) ? 0.5 : 0.0; }
 
 // Galerkin product A_c = P^T A P by geometry. With bilinear P, coarse unknown I's fine children
-// sit at 2I + (cy, cx), |cy|, |cx| <= 1, with weight hat(cy) hat(cx), and a fine unknown at
-// 2I + (py, px) receives weight hat(py - 2 DY) hat(px - 2 DX) from the coarse unknown I + (DY, DX).
-// So A_c[I, I + (DY, DX)] = sum over children c and fine taps k of a[child_c, k] * T(c, k, DY, DX),
-// where T only depends on offsets: its non-zeros are the terms (child c, fine tap k, coarse tap
-// (DY + 2) * 5 + DX + 2, weight). The fine coefficients must be zero on taps that reach no fine
-// unknown and at points that are not unknowns; a fine unknown's bilinear parents are all coarse
-// unknowns (that is how the coarse unknowns are chosen).
-struct BhGalerkinTerm {
-  int16_t child;  // c = (cy + 1) * 3 + (cx + 1)
-  int16_t tap;    // k, tap of the fine stencil
-  int32_t slot;   // coarse tap, (DY + 2) * 5 + (DX + 2)
-  double weight;
+// sit at 2I + c, c = (cy, cx), |cy|, |cx| <= 1, with weight hat(cy) hat(cx), and a fine unknown at
+// 2I + t receives weight hat(ty - 2 DY) hat(tx - 2 DX) from the coarse unknown I + (DY, DX). So
+//   A_c[I, I + D] = sum over t of S_I(t) hat(ty - 2 DY) hat(tx - 2 DX),
+//   S_I(t) = sum over children c and fine taps k with c + offset(k) = t of hat(cy) hat(cx) a[2I + c, k],
+// t in [-3, 3]^2: a gather of the fine coefficients into 7 x 7 targets (one term per child and
+// tap), then a separable restriction of the targets to the 5 x 5 coarse taps (3 hat weights per
+// axis). Expanding the product instead costs ~4 terms per child and tap. The fine coefficients
+// must be zero on taps that reach no fine unknown and at points that are not unknowns; a fine
+// unknown's bilinear parents are all coarse unknowns (that is how the coarse unknowns are chosen).
+constexpr int kBhGalerkinTargets = 49;  // t in [-3, 3]^2, index (ty + 3) * 7 + tx + 3
+struct BhGalerkinGather {
+  int16_t child;   // c = (cy + 1) * 3 + (cx + 1)
+  int16_t tap;     // k, tap of the fine stencil
+  int16_t target;  // t = c + offset(k)
+  float weight;    // hat(cy) hat(cx)
 };
 
-// The non-zeros of T for a fine stencil of `fine_taps` (13 or 25); `terms` must hold
-// 9 * fine_taps * 4 entries. Returns how many were written.
-C10_HOST_DEVICE FI_INLINE int bh_galerkin_terms(int fine_taps, BhGalerkinTerm* terms) {
+// The gather terms for a fine stencil of `fine_taps` (13 or 25): 9 * fine_taps of them, into terms.
+C10_HOST_DEVICE FI_INLINE int bh_galerkin_gathers(int fine_taps, BhGalerkinGather* terms) {
   int n = 0;
   for (int c = 0; c < 9; ++c) {
     const int cy = c / 3 - 1, cx = c % 3 - 1;
-    const double wc = bh_hat(cy) * bh_hat(cx);
     for (int k = 0; k < fine_taps; ++k) {
       int dy, dx;
       bh_tap_offset(fine_taps, k, dy, dx);
-      const int py = cy + dy, px = cx + dx;
-      for (int DY = -2; DY <= 2; ++DY)
-        for (int DX = -2; DX <= 2; ++DX) {
-          const double w = wc * bh_hat(py - 2 * DY) * bh_hat(px - 2 * DX);
-          if (w != 0.0)
-            terms[n++] = BhGalerkinTerm{static_cast<int16_t>(c), static_cast<int16_t>(k), (DY + 2) * 5 + (DX + 2), w};
-        }
+      terms[n++] = BhGalerkinGather{static_cast<int16_t>(c), static_cast<int16_t>(k),
+                                    static_cast<int16_t>((cy + dy + 3) * 7 + (cx + dx + 3)),
+                                    static_cast<float>(bh_hat(cy) * bh_hat(cx))};
     }
   }
   return n;
