@@ -152,7 +152,7 @@ struct Level {
   // Work vectors: grid planes (C each) and compact arrays (C x n). All are zero off the unknowns:
   // every product that could make a gap non-zero is masked (finest-level matvec, prolongation).
   std::vector<float> x, d, d_next, ke;        // d doubles as the residual that is restricted
-  std::vector<float> b, rc, kr, kp, kq;
+  std::vector<float> b, rc, kr, kp, kq;    // kr: FMG's right-hand side; kp, kq: K-cycle's p1, A p
   // The grid planes (coef; x, d, d_next, ke) are zero everywhere: after use, their slots are
   // zeroed again (clean_planes), so that the next solve on this level object need not clear whole
   // planes (most of a plane is off the hole; clearing them cost ~10 % of a solve).
@@ -523,15 +523,8 @@ FI_INLINE T block_dot(const T* a, const T* b, int64_t m) {
   return s;
 }
 
-// The team thread's share of per-channel dot products, added to out[C] (Team::sum completes
-// them): of two compact arrays (dot), of grid planes and a compact array (dot_grid).
-template <int C, typename T, typename U>
-void dot(const Level& L, const Team& team, const T* u, const U* v, double* out) {
-  for_share(L, team, [&](const Run&, int64_t, int64_t k, int64_t len) {
-    for (int c = 0; c < C; ++c) out[c] += dot_span(u + c * L.n + k, v + c * L.n + k, len);
-  });
-}
-
+// The team thread's share of per-channel dot products of grid planes and a compact array, added
+// to out[C] (Team::sum completes them).
 template <int C, typename T, typename U>
 void dot_grid(const Level& L, const Team& team, const T* grid, const U* compact, double* out) {
   for_share(L, team, [&](const Run&, int64_t g, int64_t k, int64_t len) {
@@ -1106,8 +1099,8 @@ struct Solver {
   // (each level: the prolonged coarser solution plus one cycle on its residual). b: compact,
   // float, the finest right-hand side.
   void fmg(const std::vector<float>& b) {
-    // right-hand sides of every level, kept in kr (no K-cycle runs on a level while FMG works on
-    // it or on a finer one... and coarser ones are done by then)
+    // right-hand sides of every level, kept in kr (b is the cycles' input, and the K-cycles'
+    // residual)
     copy_compact(levels[0], b, levels[0].kr);
     for (size_t l = 0; l + 1 < levels.size(); ++l) {
       Level& L = levels[l];
