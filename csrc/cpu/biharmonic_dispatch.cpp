@@ -2,7 +2,6 @@
 // per instruction set (CMakeLists.txt: FASTINPAINT_BH_ISAS), each copy in its own namespace; its
 // loops are written with GCC vectors of the register width, and AVX-512 runs them ~2x faster
 // than SSE2. The best one the CPU supports runs, unless FASTINPAINT_CPU_ISA names another.
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
