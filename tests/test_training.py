@@ -139,6 +139,42 @@ def test_ddp_two_processes_match_one_process(image_dir, tmp_path, run_ddp, batch
         torch.testing.assert_close(ddp["model"][name], a, rtol=1e-5, atol=1e-6, msg=f"{name} differs")
 
 
+def test_cleanup_frees_dropped_ddp_wrappers_before_destroying_the_group(tmp_path, monkeypatch):
+    """A DDP wrapper in a reference cycle holds the process group: cleanup() must free it before
+    destroying the group, or the group is torn down at interpreter exit (where gloo can abort)."""
+    import gc
+    import weakref
+
+    import torch.distributed as dist
+
+    from fastinpaint.training.distributed import cleanup
+
+    if dist.is_initialized():
+        pytest.skip("a process group is already initialised")
+    dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)
+    destroy = dist.destroy_process_group
+    gc_enabled = gc.isenabled()
+    gc.disable()  # only cleanup's collection may free the cycle
+    try:
+        ddp = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(2, 2))
+        alive = weakref.ref(ddp)
+        cycle = {"ddp": ddp}
+        cycle["self"] = cycle
+        del ddp, cycle
+        assert alive() is not None
+        freed_first = []
+        monkeypatch.setattr(dist, "destroy_process_group",
+                            lambda *a, **k: (freed_first.append(alive() is None), destroy(*a, **k)))
+        cleanup()
+        assert freed_first == [True]
+        assert not dist.is_initialized()
+    finally:
+        if gc_enabled:
+            gc.enable()
+        if dist.is_initialized():
+            destroy()
+
+
 def test_train_from_toml_config_with_validation(image_dir, tmp_path):
     MODELS["tiny-test"] = lambda cfg: (TinyNet(), l1_loss)
     try:
