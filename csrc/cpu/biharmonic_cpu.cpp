@@ -687,6 +687,20 @@ void minus_matvec(const Level& F, const double* v, double* out) {
   });
 }
 
+// Calls f(c0, std::integral_constant<int, G>{}) for each group of channels [c0, c0 + G) of C in
+// turn, G = min(kBhMaxChannels, C - c0): the channel loops are unrolled for each group size.
+template <typename F>
+void for_channel_groups(int64_t C, const F& f) {
+  for (int64_t c0 = 0; c0 < C; c0 += kBhMaxChannels) {
+    switch (std::min<int64_t>(kBhMaxChannels, C - c0)) {
+      case 1: f(c0, std::integral_constant<int, 1>{}); break;
+      case 2: f(c0, std::integral_constant<int, 2>{}); break;
+      case 3: f(c0, std::integral_constant<int, 3>{}); break;
+      default: f(c0, std::integral_constant<int, 4>{}); break;
+    }
+  }
+}
+
 // Diagonal inverse, and for Galerkin levels lmax(D^-1 A) by power iteration (deterministic start).
 void setup_smoother(Level& L) {
   L.dinv.resize(L.n);
@@ -1423,16 +1437,9 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
       }
     });
     if (!finite) return "image has non-finite values (NaN or inf) outside the hole";
-    for (int64_t c0 = 0; c0 < C; c0 += kBhMaxChannels) {
-      const double* v = known.data() + c0 * F.plane;
-      double* bc = b.data() + c0 * n;
-      switch (std::min<int64_t>(kBhMaxChannels, C - c0)) {
-        case 1: minus_matvec<1>(F, v, bc); break;
-        case 2: minus_matvec<2>(F, v, bc); break;
-        case 3: minus_matvec<3>(F, v, bc); break;
-        default: minus_matvec<4>(F, v, bc); break;
-      }
-    }
+    for_channel_groups(C, [&](int64_t c0, auto group) {
+      minus_matvec<decltype(group)::value>(F, known.data() + c0 * F.plane, b.data() + c0 * n);
+    });
   }
 
   if (F.unknowns > kCoarsestMax) {
@@ -1487,15 +1494,9 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
   for (int64_t c = 0; c < C; ++c) scale = std::max(scale, out.hi[c] - out.lo[c]);
   if (!(scale > 0)) scale = 1.0;
   tol *= scale;
-  for (int64_t c0 = 0; c0 < C; c0 += kBhMaxChannels) {
-    const int64_t group = std::min<int64_t>(kBhMaxChannels, C - c0);
-    switch (group) {
-      case 1: solve_channels<1>(levels, ws, C, c0, out, tol, max_iter, info); break;
-      case 2: solve_channels<2>(levels, ws, C, c0, out, tol, max_iter, info); break;
-      case 3: solve_channels<3>(levels, ws, C, c0, out, tol, max_iter, info); break;
-      default: solve_channels<4>(levels, ws, C, c0, out, tol, max_iter, info); break;
-    }
-  }
+  for_channel_groups(C, [&](int64_t c0, auto group) {
+    solve_channels<decltype(group)::value>(levels, ws, C, c0, out, tol, max_iter, info);
+  });
   info->last_update /= scale;
   return nullptr;
 }

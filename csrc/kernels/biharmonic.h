@@ -6,9 +6,9 @@
 // P^T A P with masked bilinear interpolation P; they stay within 5 x 5 taps.
 //
 // Here: the tap layouts, the stencil class of a pixel, the bilinear (hat) weights shared by
-// restriction and prolongation, the terms of the Galerkin product,
-// and the Chebyshev smoother's recurrence. Pure functions on raw pointers, no torch headers: the
-// same math is usable from a CUDA kernel.
+// restriction and prolongation, the terms of the Galerkin product and the Chebyshev smoother's
+// recurrence. Pure functions on raw pointers, no torch headers: the same math is usable from a
+// CUDA kernel.
 #pragma once
 
 #include <cstdint>

@@ -67,8 +67,8 @@ def cleanup() -> None:
     (a dropped trainer) holds the group, which would then outlive ``destroy_process_group`` and be
     torn down during interpreter exit, where gloo now and then aborts the process ("terminate
     called without an active exception": 5 runs in 60 of a two-process script, none in 40 with
-    the collection). Then a barrier: a rank that tears its connections down while a peer is still in
-    a collective makes gloo abort that peer (SIGABRT).
+    the collection). Then a barrier: a rank that tears its connections down while a peer is still
+    in a collective makes gloo abort that peer (SIGABRT).
     """
     if dist.is_available() and dist.is_initialized():
         gc.collect()
