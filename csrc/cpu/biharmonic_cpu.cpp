@@ -58,6 +58,9 @@
 #include <vector>
 
 #include <ATen/Parallel.h>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -105,7 +108,8 @@ struct Run {
   bool border = false;  // finest level: pixels within 2 of the image edge (stencil from the table)
   int64_t g = 0;        // grid index of (y, x0)
   int64_t k = 0;        // compact index of (y, x0)
-  int64_t blk = 0;      // index of the run's first kBlock-block (Level::blocks)
+  int64_t blk = 0;      // index of the run's first kBlock-block in Level::blocks (not for the
+                        // finest level's interior runs, which have none)
   int64_t rank = 0;     // unknowns before the run (raster order)
 };
 
@@ -140,8 +144,9 @@ struct Level {
   std::vector<uint8_t> unknown;  // plane: 1 at unknowns
   std::vector<float> mask;       // n: 1 at unknowns, 0 in gaps
   std::vector<float> coef;       // setup only: taps planes, zero off the unknowns and on taps reaching none
-  std::vector<float> blocks;     // coarse: the coefficients by row block: [block][tap][kBlock], so
-                                 // that a block's taps are contiguous (planes: 25 streams, cache misses)
+  std::vector<float> blocks;     // the coefficients by row block: [block][tap][kBlock], so that a
+                                 // block's taps are contiguous (planes: 25 streams, cache misses);
+                                 // the finest level has them for its border runs only
   int64_t n_blocks = 0;
   std::vector<float> dinv;       // n: 1 / diagonal
   double lmax = 0.0;             // spectral bound of D^-1 A for the smoother
@@ -250,14 +255,14 @@ inline Team setup_team() {
 }
 
 // The work of a run in split_runs' units (slots): the products go by whole kBlock-blocks, every run
-// costs its loop set-up, and finest-level border pixels take the scalar path (matvec_border). An
-// even split of slots alone left the second of two threads waiting a quarter of a solve on a
-// free-form mask (many short runs in some rows); these weights cut the team's waiting by a third
-// and solves by 3-5 %.
+// costs its loop set-up, and finest-level border runs also load their coefficients (13 more loads
+// to the 39 of a 3-channel block). An even split of slots alone left the second of two threads
+// waiting a quarter of a solve on a free-form mask (many short runs in some rows); weights cut the
+// team's waiting by a third and solves by 3-5 %.
 constexpr int64_t kRunCost = 8;
-constexpr int64_t kBorderPixelCost = 8;
 inline int64_t run_cost(const Run& R) {
-  return (R.len + kBlock - 1) / kBlock * kBlock + kRunCost + (R.border ? kBorderPixelCost * R.len : 0);
+  const int64_t blocks = (R.len + kBlock - 1) / kBlock * kBlock;
+  return blocks + kRunCost + (R.border ? blocks / 3 : 0);
 }
 
 // L.share and L.workers for a team of `size`: contiguous runs, about the same work (run_cost)
@@ -331,7 +336,7 @@ void build_runs(Level& L) {
         R.rank = L.unknowns;
         for (int64_t xx = a; xx < e; ++xx) L.unknowns += row[xx];
         k += e - a;
-        L.n_blocks += (e - a + kBlock - 1) / kBlock;
+        if (!L.finest || R.border) L.n_blocks += (e - a + kBlock - 1) / kBlock;
         L.runs.push_back(R);
       }
     }
@@ -401,6 +406,37 @@ FI_INLINE Vec<T> load_vec(const T* p) {
   return v;
 }
 
+// out[j] = v[j] for j < m (all lanes if m >= kLanes<T>, none if m <= 0); memory past lane m is
+// not touched, so a run's last block may end next to another run that another thread writes. Half
+// of the blocks are a run's partial last block on free-form masks, and writing them by a
+// run-time-length loop (or memcpy) cost as much as their matrix-vector product: hence the masked
+// stores of AVX-512 and AVX2 (SSE2 has none: a loop).
+template <typename T>
+FI_INLINE void store_first(T* out, const Vec<T>& v, int64_t m) {
+  constexpr int N = kLanes<T>;
+  if (m >= N) {
+    std::memcpy(out, &v, sizeof(v));
+    return;
+  }
+#if defined(__AVX512F__)
+  const unsigned bits = (1u << std::max<int64_t>(m, 0)) - 1u;
+  if constexpr (std::is_same_v<T, float>)
+    _mm512_mask_storeu_ps(out, static_cast<__mmask16>(bits), reinterpret_cast<const __m512&>(v));
+  else
+    _mm512_mask_storeu_pd(out, static_cast<__mmask8>(bits), reinterpret_cast<const __m512d&>(v));
+#elif defined(__AVX__)
+  Vec<T> lane;
+  for (int j = 0; j < N; ++j) lane[j] = T(j);
+  const auto keep = lane < T(m);  // integer lanes: -1 where j < m
+  if constexpr (std::is_same_v<T, float>)
+    _mm256_maskstore_ps(out, reinterpret_cast<const __m256i&>(keep), reinterpret_cast<const __m256&>(v));
+  else
+    _mm256_maskstore_pd(out, reinterpret_cast<const __m256i&>(keep), reinterpret_cast<const __m256d&>(v));
+#else
+  for (int64_t j = 0; j < m; ++j) out[j] = v[j];
+#endif
+}
+
 // One Vec<T> (kLanes<T> values) from float or T memory.
 template <typename T, typename U>
 FI_INLINE Vec<T> load_as(const U* p) {
@@ -415,48 +451,33 @@ FI_INLINE Vec<T> load_as(const U* p) {
 }
 
 // sum[c][j] = (A v)(g + j), j < kBlock, on the C channels; v: grid planes. Reads a whole block
-// whatever the run's length (planes have kSlack spare cells). The finest level's constant stencil
-// is non-zero in gaps, hence the mask; coarse levels (coefficient blocks) are float only.
+// whatever the run's length (planes have kSlack spare cells). coef: the block's coefficients
+// (Level::blocks), or null for the finest level's constant interior stencil, which is non-zero in
+// gaps, hence the mask.
 template <int C, typename T>
-FI_INLINE void matvec_block(const Level& L, const T* v, int64_t g, int64_t k, int64_t blk, T (*sum)[kBlock]) {
+FI_INLINE void matvec_block(const Level& L, const T* v, int64_t g, int64_t k, const float* coef, T (*sum)[kBlock]) {
   constexpr int P = kParts<T>, N = kLanes<T>;
   Vec<T> acc[C][P] = {};
-  if (L.finest) {
+  if (coef == nullptr) {
     for (int t = 0; t < kBhFineTaps; ++t) {
       const T a = T(L.interior[t]);
       const T* vt = v + g + L.off[t];
       for (int c = 0; c < C; ++c)
         for (int p = 0; p < P; ++p) acc[c][p] += a * load_vec(vt + c * L.plane + p * N);
     }
-  } else if constexpr (std::is_same_v<T, float>) {
-    const float* coef = L.blocks.data() + blk * kBhCoarseTaps * kBlock;
-    for (int t = 0; t < kBhCoarseTaps; ++t) {
+    for (int c = 0; c < C; ++c)
+      for (int p = 0; p < P; ++p) acc[c][p] *= load_as<T>(L.mask.data() + k + p * N);
+  } else {
+    for (int t = 0; t < L.taps; ++t) {
       const T* vt = v + g + L.off[t];
       for (int p = 0; p < P; ++p) {
-        const Vec<float> a = load_vec(coef + t * kBlock + p * N);
+        const Vec<T> a = load_as<T>(coef + t * kBlock + p * N);
         for (int c = 0; c < C; ++c) acc[c][p] += a * load_vec(vt + c * L.plane + p * N);
       }
     }
   }
   for (int c = 0; c < C; ++c)
-    for (int p = 0; p < P; ++p) {
-      Vec<T> s = acc[c][p];
-      if (L.finest) s *= load_as<T>(L.mask.data() + k + p * N);
-      std::memcpy(sum[c] + p * N, &s, sizeof(s));
-    }
-}
-
-// The same for m pixels of a finest-level run in the image-border band: each pixel's class row.
-template <int C, typename T>
-void matvec_border(const Level& L, const Run& R, const T* v, int64_t i0, int64_t m, T (*sum)[kBlock]) {
-  for (int64_t j = 0; j < m; ++j) {
-    const int64_t g = R.g + i0 + j;
-    const float* a = L.table + bh_stencil_class(R.y, R.x0 + i0 + j, L.H, L.W) * kBhFineTaps;
-    T acc[C] = {};
-    for (int t = 0; t < kBhFineTaps; ++t)
-      for (int c = 0; c < C; ++c) acc[c] += T(a[t]) * v[c * L.plane + g + L.off[t]];
-    for (int c = 0; c < C; ++c) sum[c][j] = acc[c] * T(L.mask[R.k + i0 + j]);
-  }
+    for (int p = 0; p < P; ++p) std::memcpy(sum[c] + p * N, &acc[c][p], sizeof(acc[c][p]));
 }
 
 // Calls f(g, k, m, sum) for every block of every run (of the team thread's share), sum[c][j] =
@@ -470,10 +491,8 @@ void matvec_apply(const Level& L, const Team& team, const T* v, const F& f) {
     T sum[C][kBlock];
     for (int64_t i = 0; i < len; i += kBlock) {
       const int64_t m = std::min<int64_t>(kBlock, len - i);
-      if (L.finest && R.border)
-        matvec_border<C, T>(L, R, v, i, m, sum);
-      else
-        matvec_block<C, T>(L, v, g + i, k + i, R.blk + i / kBlock, sum);
+      const float* coef = L.finest && !R.border ? nullptr : L.blocks.data() + (R.blk + i / kBlock) * L.taps * kBlock;
+      matvec_block<C, T>(L, v, g + i, k + i, coef, sum);
       f(g + i, k + i, m, sum);
     }
   };
@@ -487,7 +506,9 @@ void matvec_apply(const Level& L, const Team& team, const T* v, const F& f) {
 template <int C, typename T>
 void matvec(const Level& L, const Team& team, const T* v, T* out) {
   matvec_apply<C, T>(L, team, v, [&](int64_t, int64_t k, int64_t m, const T (*sum)[kBlock]) {
-    for (int c = 0; c < C; ++c) std::memcpy(out + c * L.n + k, sum[c], m * sizeof(T));
+    constexpr int N = kLanes<T>;
+    for (int c = 0; c < C; ++c)
+      for (int p = 0; p < kParts<T>; ++p) store_first(out + c * L.n + k + p * N, load_vec(sum[c] + p * N), m - p * N);
   });
 }
 
@@ -495,10 +516,11 @@ void matvec(const Level& L, const Team& team, const T* v, T* out) {
 template <int C, typename T>
 void residual(const Level& L, const Team& team, const T* b, const T* v, T* out, bool out_grid) {
   matvec_apply<C, T>(L, team, v, [&](int64_t g, int64_t k, int64_t m, const T (*sum)[kBlock]) {
+    constexpr int N = kLanes<T>;
     for (int c = 0; c < C; ++c) {
       const T* bc = b + c * L.n + k;
       T* oc = out + (out_grid ? c * L.plane + g : c * L.n + k);
-      for (int64_t j = 0; j < m; ++j) oc[j] = bc[j] - sum[c][j];
+      for (int p = 0; p < kParts<T>; ++p) store_first(oc + p * N, load_vec(bc + p * N) - load_vec(sum[c] + p * N), m - p * N);
     }
   });
 }
@@ -663,16 +685,22 @@ void finest_coef_planes(Level& F) {
   });
 }
 
-// The coefficient planes in the row-block layout of the matrix-vector product.
+// The coefficients in the row-block layout of the matrix-vector product: a coarse level's from its
+// planes; the finest level's border runs' from their stencil classes (the taps on known pixels
+// included: they multiply zeros of the solver's planes, and the right-hand side's known values).
 void block_coefficients(Level& L) {
   L.blocks.resize(L.n_blocks * L.taps * kBlock);  // every entry is written below
   for_runs(L.runs, [&](const Run& R, int64_t g, int64_t, int64_t len) {
+    if (L.finest && !R.border) return;
     for (int64_t i0 = 0; i0 < len; i0 += kBlock) {
       float* out = L.blocks.data() + (R.blk + i0 / kBlock) * L.taps * kBlock;
       const int64_t m = std::min<int64_t>(kBlock, len - i0);  // the block's lanes past the run: zero
-      for (int t = 0; t < L.taps; ++t) {
-        const float* coef = L.coef.data() + t * L.plane + g + i0;
-        for (int64_t j = 0; j < kBlock; ++j) out[t * kBlock + j] = j < m ? coef[j] : 0.0f;
+      for (int64_t j = 0; j < kBlock; ++j) {
+        const float* row = nullptr;  // finest: the pixel's class row, none in gaps
+        if (L.finest && j < m && L.unknown[g + i0 + j])
+          row = L.table + bh_stencil_class(R.y, R.x0 + i0 + j, L.H, L.W) * kBhFineTaps;
+        for (int t = 0; t < L.taps; ++t)
+          out[t * kBlock + j] = j >= m ? 0.0f : L.finest ? (row ? row[t] : 0.0f) : L.coef[t * L.plane + g + i0 + j];
       }
     }
   });
@@ -683,7 +711,8 @@ template <int C>
 void minus_matvec(const Level& F, const double* v, double* out) {
   matvec_apply<C, double>(F, setup_team(), v, [&](int64_t, int64_t k, int64_t m, const double (*sum)[kBlock]) {
     for (int c = 0; c < C; ++c)
-      for (int64_t j = 0; j < m; ++j) out[c * F.n + k + j] = -sum[c][j];
+      for (int p = 0; p < kParts<double>; ++p)
+        store_first(out + c * F.n + k + p * kLanes<double>, -load_vec(sum[c] + p * kLanes<double>), m - p * kLanes<double>);
   });
 }
 
@@ -703,7 +732,7 @@ void for_channel_groups(int64_t C, const F& f) {
 
 // Diagonal inverse, and for Galerkin levels lmax(D^-1 A) by power iteration (deterministic start).
 void setup_smoother(Level& L) {
-  L.dinv.resize(L.n);
+  L.dinv.resize(L.n + kBlock);  // + slack: read by whole blocks
   if (L.finest) {
     for_runs(L.runs, [&](const Run& R, int64_t, int64_t k, int64_t len) {
       for (int64_t i = 0; i < len; ++i)
@@ -898,17 +927,19 @@ struct Solver {
       bh_chebyshev_step(s, cd, cr);
       const float fd = static_cast<float>(cd), fr = static_cast<float>(cr);
       matvec_apply<C, float>(L, team, d_old, [&](int64_t g, int64_t k, int64_t m, const float (*ad)[kBlock]) {
-        const float* __restrict di = L.dinv.data() + k;
+        constexpr int N = kLanes<float>;
         for (int c = 0; c < C; ++c) {
-          const float* __restrict a = ad[c];
-          float* __restrict r = L.rc.data() + c * n + k;
-          float* __restrict x = L.x.data() + c * P + g;
-          const float* __restrict dc = d_old + c * P + g;
-          float* __restrict dn = d_new + c * P + g;
-          for (int64_t j = 0; j < m; ++j) {
-            r[j] -= a[j];
-            dn[j] = fd * dc[j] + fr * di[j] * r[j];
-            x[j] += dn[j];
+          float* r = L.rc.data() + c * n + k;
+          float* x = L.x.data() + c * P + g;
+          const float* dc = d_old + c * P + g;
+          float* dn = d_new + c * P + g;
+          for (int q = 0; q < kParts<float>; ++q) {
+            const int64_t j = q * N;
+            const Vec<float> rj = load_vec(r + j) - load_vec(ad[c] + j);
+            const Vec<float> dj = fd * load_vec(dc + j) + fr * load_vec(L.dinv.data() + k + j) * rj;
+            store_first(r + j, rj, m - j);
+            store_first(dn + j, dj, m - j);
+            store_first(x + j, load_vec(x + j) + dj, m - j);
           }
         }
       });
@@ -1048,7 +1079,8 @@ struct Solver {
     matvec_apply<C, T>(L, team, p, [&](int64_t g, int64_t k, int64_t m, const T (*ap)[kBlock]) {
       for (int c = 0; c < C; ++c) {
         const T* pc = p + c * L.plane + g;
-        std::memcpy(q + c * L.n + k, ap[c], m * sizeof(T));
+        for (int p = 0; p < kParts<T>; ++p)
+          store_first(q + c * L.n + k + p * kLanes<T>, load_vec(ap[c] + p * kLanes<T>), m - p * kLanes<T>);
         dots[c] += block_dot(pc, r + c * L.n + k, m);
         dots[C + c] += block_dot(pc, ap[c], m);
       }
@@ -1386,12 +1418,13 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
     for (int64_t xx = R.x0; xx < R.x0 + R.len; ++xx)
       if (F.unknown[F.grid(R.y, xx)] && !(table[bh_stencil_class(R.y, xx, H, W) * kBhFineTaps + kBhFineCentre] > 0))
         return "the matrix has a non-positive diagonal entry";
+  block_coefficients(F);  // the border runs' (the right-hand side below needs them)
 
   // Right-hand sides, compact channel-major (C x n): the taps on known pixels move to b, so
   // b = -(A applied to the image with its hole zeroed), at the unknowns: one matrix-vector product
   // per channel on a grid plane of the known values.
   std::vector<double>& b = ws.b;
-  b.resize(C * n);  // every slot is written below
+  b.resize(C * n + kBlock);  // every slot is written below; + slack: read by whole blocks
   {
     // The known values, one plane per channel. Every image pixel is written, so the planes'
     // margins stay zero from one solve to the next of the same shape.
