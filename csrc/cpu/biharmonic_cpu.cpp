@@ -363,7 +363,7 @@ void clean_planes(const Level& L, std::vector<T>& v, int64_t count) {
 }
 
 // The work vectors for C channels. The compact ones need no clearing: every slot is written
-// before it is read. They get kBlock slack cells: a block's dot products read whole blocks.
+// before it is read. They get kBlock slack cells: loops read whole blocks and registers.
 void alloc_work(Level& L, int C) {
   for (auto* v : {&L.x, &L.d, &L.d_next, &L.ke}) zeroed_planes(L, *v, C, L.work_clean);
   L.work_clean = false;
@@ -411,30 +411,62 @@ FI_INLINE Vec<T> load_vec(const T* p) {
 // of the blocks are a run's partial last block on free-form masks, and writing them by a
 // run-time-length loop (or memcpy) cost as much as their matrix-vector product: hence the masked
 // stores of AVX-512 and AVX2 (SSE2 has none: a loop).
-template <typename T>
-FI_INLINE void store_first(T* out, const Vec<T>& v, int64_t m) {
-  constexpr int N = kLanes<T>;
+template <typename T, typename V>
+FI_INLINE void store_first(T* out, const V& v, int64_t m) {
+  constexpr int N = sizeof(V) / sizeof(T);
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
   if (m >= N) {
     std::memcpy(out, &v, sizeof(v));
     return;
   }
+  constexpr bool f32 = std::is_same_v<T, float>;
 #if defined(__AVX512F__)
   const unsigned bits = (1u << std::max<int64_t>(m, 0)) - 1u;
-  if constexpr (std::is_same_v<T, float>)
-    _mm512_mask_storeu_ps(out, static_cast<__mmask16>(bits), reinterpret_cast<const __m512&>(v));
-  else
-    _mm512_mask_storeu_pd(out, static_cast<__mmask8>(bits), reinterpret_cast<const __m512d&>(v));
+  if constexpr (sizeof(V) == 64) {
+    if constexpr (f32) _mm512_mask_storeu_ps(out, static_cast<__mmask16>(bits), reinterpret_cast<const __m512&>(v));
+    else _mm512_mask_storeu_pd(out, static_cast<__mmask8>(bits), reinterpret_cast<const __m512d&>(v));
+    return;
+  } else if constexpr (sizeof(V) == 32) {  // AVX512VL
+    if constexpr (f32) _mm256_mask_storeu_ps(out, static_cast<__mmask8>(bits), reinterpret_cast<const __m256&>(v));
+    else _mm256_mask_storeu_pd(out, static_cast<__mmask8>(bits), reinterpret_cast<const __m256d&>(v));
+    return;
+  }
 #elif defined(__AVX__)
-  Vec<T> lane;
-  for (int j = 0; j < N; ++j) lane[j] = T(j);
-  const auto keep = lane < T(m);  // integer lanes: -1 where j < m
-  if constexpr (std::is_same_v<T, float>)
-    _mm256_maskstore_ps(out, reinterpret_cast<const __m256i&>(keep), reinterpret_cast<const __m256&>(v));
-  else
-    _mm256_maskstore_pd(out, reinterpret_cast<const __m256i&>(keep), reinterpret_cast<const __m256d&>(v));
-#else
-  for (int64_t j = 0; j < m; ++j) out[j] = v[j];
+  if constexpr (sizeof(V) == 32 || sizeof(V) == 16) {
+    V lane;
+    for (int j = 0; j < N; ++j) lane[j] = T(j);
+    const auto keep = lane < T(m);  // integer lanes: -1 where j < m
+    if constexpr (sizeof(V) == 32) {
+      if constexpr (f32) _mm256_maskstore_ps(out, reinterpret_cast<const __m256i&>(keep), reinterpret_cast<const __m256&>(v));
+      else _mm256_maskstore_pd(out, reinterpret_cast<const __m256i&>(keep), reinterpret_cast<const __m256d&>(v));
+    } else {
+      if constexpr (f32) _mm_maskstore_ps(out, reinterpret_cast<const __m128i&>(keep), reinterpret_cast<const __m128&>(v));
+      else _mm_maskstore_pd(out, reinterpret_cast<const __m128i&>(keep), reinterpret_cast<const __m128d&>(v));
+    }
+    return;
+  }
 #endif
+  for (int64_t j = 0; j < m; ++j) out[j] = v[j];
+}
+
+// Calls f(i, m) for i = 0, N, 2N, ... < len and m = len - i, N = kLanes<T>: a run walked a register
+// at a time, the last one partial. f loads whole registers (compact arrays and grid planes have
+// slack cells past their ends) and stores with store_first(..., m).
+template <typename T, typename F>
+FI_INLINE void for_lanes(int64_t len, const F& f) {
+  for (int64_t i = 0; i < len; i += kLanes<T>) f(i, len - i);
+}
+
+template <typename T>
+FI_INLINE void fill_span(T* out, int64_t len, T value) {
+  const Vec<T> v = Vec<T>{} + value;
+  for_lanes<T>(len, [&](int64_t i, int64_t m) { store_first(out + i, v, m); });
+}
+
+// out[i] = in[i], i < len (in is read by whole registers).
+template <typename T>
+FI_INLINE void copy_span(const T* in, int64_t len, T* out) {
+  for_lanes<T>(len, [&](int64_t i, int64_t m) { store_first(out + i, load_vec(in + i), m); });
 }
 
 // One Vec<T> (kLanes<T> values) from float or T memory.
@@ -695,12 +727,18 @@ void block_coefficients(Level& L) {
     for (int64_t i0 = 0; i0 < len; i0 += kBlock) {
       float* out = L.blocks.data() + (R.blk + i0 / kBlock) * L.taps * kBlock;
       const int64_t m = std::min<int64_t>(kBlock, len - i0);  // the block's lanes past the run: zero
-      for (int64_t j = 0; j < kBlock; ++j) {
-        const float* row = nullptr;  // finest: the pixel's class row, none in gaps
-        if (L.finest && j < m && L.unknown[g + i0 + j])
-          row = L.table + bh_stencil_class(R.y, R.x0 + i0 + j, L.H, L.W) * kBhFineTaps;
-        for (int t = 0; t < L.taps; ++t)
-          out[t * kBlock + j] = j >= m ? 0.0f : L.finest ? (row ? row[t] : 0.0f) : L.coef[t * L.plane + g + i0 + j];
+      if (L.finest) {
+        std::fill_n(out, L.taps * kBlock, 0.0f);
+        for (int64_t j = 0; j < m; ++j) {
+          if (!L.unknown[g + i0 + j]) continue;
+          const float* row = L.table + bh_stencil_class(R.y, R.x0 + i0 + j, L.H, L.W) * kBhFineTaps;
+          for (int t = 0; t < L.taps; ++t) out[t * kBlock + j] = row[t];
+        }
+        continue;
+      }
+      for (int t = 0; t < L.taps; ++t) {
+        const float* coef = L.coef.data() + t * L.plane + g + i0;
+        for (int64_t j = 0; j < kBlock; ++j) out[t * kBlock + j] = j < m ? coef[j] : 0.0f;
       }
     }
   });
@@ -876,13 +914,13 @@ struct Solver {
   // v (grid planes) at the unknowns <- value
   void fill_grid(const Level& L, std::vector<float>& v, float value) {
     each(L, [&](const Run&, int64_t g, int64_t, int64_t len) {
-      for (int c = 0; c < C; ++c) std::fill_n(v.data() + c * L.plane + g, len, value);
+      for (int c = 0; c < C; ++c) fill_span(v.data() + c * L.plane + g, len, value);
     });
   }
 
   void copy_compact(const Level& L, const std::vector<float>& from, std::vector<float>& to) {
     each(L, [&](const Run&, int64_t, int64_t k, int64_t len) {
-      for (int c = 0; c < C; ++c) std::copy_n(from.data() + c * L.n + k, len, to.data() + c * L.n + k);
+      for (int c = 0; c < C; ++c) copy_span(from.data() + c * L.n + k, len, to.data() + c * L.n + k);
     });
   }
 
@@ -899,24 +937,25 @@ struct Solver {
     float* d_old = L.d.data();
     float* d_new = L.d_next.data();
     each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
-      const float* __restrict di = L.dinv.data() + k;
+      const float* di = L.dinv.data() + k;
       for (int c = 0; c < C; ++c) {
-        float* __restrict d = d_old + c * P + g;
-        float* __restrict x = L.x.data() + c * P + g;
+        float* d = d_old + c * P + g;
+        float* x = L.x.data() + c * P + g;
         if (zero_start) {  // residual b; the later steps update it in rc
-          const float* __restrict b = L.b.data() + c * n + k;
-          float* __restrict r = L.rc.data() + c * n + k;
-          for (int64_t i = 0; i < len; ++i) {
-            d[i] = inv_theta * di[i] * b[i];
-            x[i] = d[i];
-          }
-          if (degree > 1) std::copy_n(b, len, r);
+          const float* b = L.b.data() + c * n + k;
+          for_lanes<float>(len, [&](int64_t i, int64_t m) {
+            const Vec<float> di_b = inv_theta * load_vec(di + i) * load_vec(b + i);
+            store_first(d + i, di_b, m);
+            store_first(x + i, di_b, m);
+          });
+          if (degree > 1) copy_span(b, len, L.rc.data() + c * n + k);
         } else {
-          const float* __restrict r = L.rc.data() + c * n + k;
-          for (int64_t i = 0; i < len; ++i) {
-            d[i] = inv_theta * di[i] * r[i];
-            x[i] += d[i];
-          }
+          const float* r = L.rc.data() + c * n + k;
+          for_lanes<float>(len, [&](int64_t i, int64_t m) {
+            const Vec<float> di_r = inv_theta * load_vec(di + i) * load_vec(r + i);
+            store_first(d + i, di_r, m);
+            store_first(x + i, load_vec(x + i) + di_r, m);
+          });
         }
       }
     });
@@ -1111,11 +1150,12 @@ struct Solver {
         float* __restrict r = L.b.data() + c * n + k;
         const float* __restrict kq = L.kq.data() + c * n + k;
         const float a = static_cast<float>(a1[c]);
-        for (int64_t i = 0; i < len; ++i) {
-          kp[i] = x[i];
-          ke[i] = a * x[i];
-          r[i] -= a * kq[i];
-        }
+        for_lanes<float>(len, [&](int64_t i, int64_t m) {
+          const Vec<float> xi = load_vec(x + i);
+          store_first(kp + i, xi, m);
+          store_first(ke + i, a * xi, m);
+          store_first(r + i, load_vec(r + i) - a * load_vec(kq + i), m);
+        });
       }
     });
     // step 2: z2 = B r, p2 = z2 - (z2.q1 / p1.q1) p1, e += a2 p2
@@ -1129,7 +1169,9 @@ struct Solver {
         float* __restrict x = L.x.data() + c * P + g;
         const float* __restrict kp = L.kp.data() + c * n + k;
         const float bc = static_cast<float>(beta[c]);
-        for (int64_t i = 0; i < len; ++i) x[i] += bc * kp[i];  // x is now p2
+        for_lanes<float>(len, [&](int64_t i, int64_t m) {  // x is now p2
+          store_first(x + i, load_vec(x + i) + bc * load_vec(kp + i), m);
+        });
       }
     });
     matvec_dots<float>(L, L.x.data(), L.b.data(), L.kq.data(), dots);
@@ -1138,7 +1180,7 @@ struct Solver {
         const float* __restrict x = L.x.data() + c * P + g;
         float* __restrict ke = L.ke.data() + c * P + g;
         const float a = static_cast<float>(safe_ratio(dots[c], dots[C + c]));
-        for (int64_t i = 0; i < len; ++i) ke[i] += a * x[i];
+        for_lanes<float>(len, [&](int64_t i, int64_t m) { store_first(ke + i, load_vec(ke + i) + a * load_vec(x + i), m); });
       }
     });
   }
@@ -1149,7 +1191,7 @@ struct Solver {
       for (int c = 0; c < C; ++c) {
         float* ke = L.ke.data() + c * L.plane + g;
         const float* x = L.x.data() + c * L.plane + g;
-        for (int64_t i = 0; i < len; ++i) ke[i] += x[i];
+        for_lanes<float>(len, [&](int64_t i, int64_t m) { store_first(ke + i, load_vec(ke + i) + load_vec(x + i), m); });
       }
     });
   }
@@ -1164,7 +1206,7 @@ struct Solver {
     for (size_t l = 0; l + 1 < levels.size(); ++l) {
       Level& L = levels[l];
       each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
-        for (int c = 0; c < C; ++c) std::copy_n(L.kr.data() + c * L.n + k, len, L.d.data() + c * L.plane + g);
+        for (int c = 0; c < C; ++c) copy_span(L.kr.data() + c * L.n + k, len, L.d.data() + c * L.plane + g);
       });
       restrict_to(L, L.d.data(), levels[l + 1]);
       copy_compact(levels[l + 1], levels[l + 1].b, levels[l + 1].kr);
@@ -1225,9 +1267,11 @@ struct Solver {
       }
       each(L, [&](const Run&, int64_t g, int64_t, int64_t len) {
         for (int c = 0; c < C; ++c) {
-          double* __restrict pc = p + c * P + g;
-          const float* __restrict z = L.x.data() + c * P + g;
-          for (int64_t i = 0; i < len; ++i) pc[i] = z[i] + beta[c] * pc[i];
+          double* pc = p + c * P + g;
+          const float* z = L.x.data() + c * P + g;
+          for_lanes<double>(len, [&](int64_t i, int64_t m) {
+            store_first(pc + i, load_as<double>(z + i) + beta[c] * load_vec(pc + i), m);
+          });
         }
       });
       double dots[2 * C];  // p.r, p.q
@@ -1240,27 +1284,26 @@ struct Solver {
       double big = 0.0;  // max |alpha p|
       each(L, [&](const Run&, int64_t g, int64_t k, int64_t len) {
         for (int c = 0; c < C; ++c) {
-          double* __restrict xc = x.data() + c * n + k;
-          double* __restrict rc = r + c * n + k;
-          float* __restrict bc = L.b.data() + c * n + k;
-          const double* __restrict pc = p + c * P + g;
-          const double* __restrict qc = q + c * n + k;
-          Vec<double> big_lanes = {};  // vectorised |p| max (see dot_span)
-          int64_t i = 0;
-          for (; i + kLanes<double> <= len; i += kLanes<double>) {
-            Vec<double> pv = load_vec(pc + i);
-            pv = pv < 0 ? -pv : pv;
-            big_lanes = big_lanes > pv ? big_lanes : pv;
-          }
+          double* xc = x.data() + c * n + k;
+          double* rc = r + c * n + k;
+          float* bc = L.b.data() + c * n + k;
+          const double* pc = p + c * P + g;
+          const double* qc = q + c * n + k;
+          Vec<double> lane, big_lanes = {};  // |p| max by lanes (see dot_span)
+          for (int j = 0; j < kLanes<double>; ++j) lane[j] = j;
+          for_lanes<double>(len, [&](int64_t i, int64_t m) {
+            const Vec<double> pv = load_vec(pc + i);
+            const Vec<double> size = lane < double(m) ? (pv < 0 ? -pv : pv) : Vec<double>{};
+            big_lanes = big_lanes > size ? big_lanes : size;
+            store_first(xc + i, load_vec(xc + i) + alpha[c] * pv, m);
+            const Vec<double> rv = load_vec(rc + i) - alpha[c] * load_vec(qc + i);
+            store_first(rc + i, rv, m);
+            // the next iteration's preconditioner input
+            store_first(bc + i, __builtin_convertvector(rv, HalfVecFloat), m);
+          });
           double pmax = 0.0;
-          for (; i < len; ++i) pmax = std::max(pmax, std::abs(pc[i]));
           for (int j = 0; j < kLanes<double>; ++j) pmax = std::max(pmax, big_lanes[j]);
           big = std::max(big, std::abs(alpha[c]) * pmax);
-          for (int64_t j = 0; j < len; ++j) {
-            xc[j] += alpha[c] * pc[j];
-            rc[j] -= alpha[c] * qc[j];
-            bc[j] = static_cast<float>(rc[j]);  // the next iteration's preconditioner input
-          }
         }
       });
       update = team.max(L, big);
@@ -1289,12 +1332,12 @@ struct Solver {
         }
         ++rank;
       }
-      for (int c = 0; c < C; ++c) std::fill_n(ws.grid.data() + c * F.plane + g, len, 0.0);
+      for (int c = 0; c < C; ++c) fill_span(ws.grid.data() + c * F.plane + g, len, 0.0);
     });
     for (Level& L : levels)
       each(L, [&](const Run&, int64_t g, int64_t, int64_t len) {
         for (auto* v : {&L.x, &L.d, &L.d_next, &L.ke})
-          for (int c = 0; c < C; ++c) std::fill_n(v->data() + c * L.plane + g, len, 0.0f);
+          for (int c = 0; c < C; ++c) fill_span(v->data() + c * L.plane + g, len, 0.0f);
       });
   }
 };
@@ -1320,10 +1363,10 @@ void solve_channels(std::vector<Level>& levels, Workspace& ws, int64_t C_in, int
   const int64_t n = F.n;
   const double* b = ws.b.data() + c0 * n;
   std::vector<double>& x = ws.fx;
-  // Every slot of these is written before it is read (fcg): no clearing.
-  x.resize(C * n);
-  for (auto* v : {&ws.r, &ws.q}) v->resize(C * n + kBlock);  // slack: see alloc_work
-  ws.bf.resize(C * n);
+  // Every slot of these is written before it is read (fcg): no clearing. Slack: see alloc_work.
+  x.resize(C * n + kBlock);
+  for (auto* v : {&ws.r, &ws.q}) v->resize(C * n + kBlock);
+  ws.bf.resize(C * n + kBlock);
   if (!ws.grid_clean || ws.grid.size() != static_cast<size_t>(C * F.plane + kSlack))
     ws.grid.assign(C * F.plane + kSlack, 0.0);
   ws.grid_clean = false;
