@@ -98,9 +98,10 @@ constexpr double kLambdaMargin = 1.15;  // power iteration underestimates lmax
 // being zero slots: a run costs a fixed overhead per tap and channel, a gap pixel a few cycles.
 constexpr int64_t kGapMerge = 8;
 // Row blocks of the matrix-vector product: kBlock consecutive pixels' sums stay in registers
-// through all taps. Planes get kBlock + 4 slack cells so that a run's last block may read past it.
+// through all taps. Planes get slack cells so that a run's last block may read past it: 2 kBlock
+// for the Galerkin product, which reads a coarse block's fine children (stride 2).
 constexpr int kBlock = 16;
-constexpr int64_t kSlack = kBlock + 4;
+constexpr int64_t kSlack = 2 * kBlock + 4;
 
 // Consecutive slots of a row: unknowns, and the (zero) gaps between them (kGapMerge).
 struct Run {
@@ -604,34 +605,92 @@ inline double safe_ratio(double num, double den) {  // 0 for a converged (zero) 
 }
 
 // The fine coefficients as coarsen reads them for one coarse run (row Y, first column X0): tap t
-// of fine pixel (2 Y + dy, 2 X0 + dx), dy and dx in -1..1 (+ 2i along the run), is at
-// origin[t * tap_stride + dy * row_stride + dx]. Zero off the fine unknowns and on taps that
-// reach none.
+// of fine pixel (2 Y + dy, 2 X0 + dx), dy in -1..1 and dx from -1 to 2 L + 1 (L: the run's length
+// rounded up to whole kBlock-blocks), is at origin[t * tap_stride + dy * row_stride + dx]. Zero off
+// the fine unknowns and on taps that reach none, up to the run's end.
 struct FineCoefficients {
   const float* origin;
   int64_t tap_stride, row_stride;
 };
 
+inline int64_t whole_blocks(int64_t len) { return (len + kBlock - 1) / kBlock * kBlock; }
+
 // The finest level's coefficients around a coarse run, from the stencil classes (the finest
-// level keeps no coefficient planes): 3 fine rows x (2 len + 1) columns x 13 taps, in buf.
+// level keeps no coefficient planes): 3 fine rows x (2 L + 2) columns x 13 taps, in buf. Interior
+// pixels (all but 2 pixels along the image edges) share one stencil: a loop per tap.
 FineCoefficients finest_window(const Level& F, const Run& R, std::vector<float>& buf) {
-  const int64_t width = 2 * int64_t{R.len} + 1, rows = 3;
+  const int64_t width = 2 * whole_blocks(R.len) + 2, rows = 3, x0 = 2 * int64_t{R.x0} - 1;
   buf.assign(kBhFineTaps * rows * width, 0.0f);
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t y = 2 * int64_t{R.y} - 1 + r;
     if (y < 0 || y >= F.H) continue;
-    for (int64_t j = 0; j < width; ++j) {
-      const int64_t xx = 2 * int64_t{R.x0} - 1 + j;
-      if (xx < 0 || xx >= F.W) continue;
-      const int64_t g = F.grid(y, xx);
-      if (!F.unknown[g]) continue;
-      const int cls = bh_stencil_class(y, xx, F.H, F.W);
-      const float* row = cls == kBhInteriorClass ? F.interior : F.table + cls * kBhFineTaps;
-      for (int t = 0; t < kBhFineTaps; ++t)
-        buf[(t * rows + r) * width + j] = F.unknown[g + F.off[t]] ? row[t] : 0.0f;
+    const int64_t ja = std::max<int64_t>(0, -x0), jb = std::clamp<int64_t>(F.W - x0, ja, width);  // in the image
+    const bool interior_row = y >= 2 && y < F.H - 2;
+    const int64_t ia = interior_row ? std::clamp<int64_t>(2 - x0, ja, jb) : jb;
+    const int64_t ib = interior_row ? std::clamp<int64_t>(F.W - 2 - x0, ia, jb) : jb;
+    const uint8_t* u = F.unknown.data() + F.grid(y, 0) + x0;  // column j of the window
+    for (int t = 0; t < kBhFineTaps; ++t) {
+      float* out = buf.data() + (t * rows + r) * width;
+      const uint8_t* ut = u + F.off[t];
+      const float a = F.interior[t];
+      for (int64_t j = ia; j < ib; ++j) out[j] = (u[j] & ut[j]) ? a : 0.0f;
+    }
+    for (int64_t j = ja; j < jb; ++j) {  // the image-border band
+      if (j == ia) j = ib;
+      if (j >= jb) break;
+      if (!u[j]) continue;
+      const float* row = F.table + bh_stencil_class(y, x0 + j, F.H, F.W) * kBhFineTaps;
+      for (int t = 0; t < kBhFineTaps; ++t) buf[(t * rows + r) * width + j] = u[j + F.off[t]] ? row[t] : 0.0f;
     }
   }
   return {buf.data() + width + 1, rows * width, width};
+}
+
+// kLanes<float> values a[0], a[2], a[4], ...: two loads and a shuffle.
+FI_INLINE Vec<float> load_even(const float* a) {
+  typedef int32_t Index __attribute__((vector_size(kVecBytes)));
+  Index even;
+  for (int j = 0; j < kLanes<float>; ++j) even[j] = 2 * j;
+  return __builtin_shuffle(load_vec(a), load_vec(a + kLanes<float>), even);
+}
+
+// The Galerkin coefficients of the coarse slots g .. g + m - 1 (m <= kBlock: a run's block) into
+// Cl's planes, in the two stages of kernels/biharmonic.h: the gather into 7 x 7 targets (terms
+// sorted by target), then the separable restriction. The fine children of consecutive coarse
+// points are 2 apart: fine.origin + 2j, whole registers.
+void galerkin_block(const FineCoefficients& fine, const std::vector<BhGalerkinGather>& terms, Level& Cl, int64_t g,
+                    int64_t m) {
+  constexpr int N = kLanes<float>, P = kParts<float>;
+  Vec<float> target[kBhGalerkinTargets][P] = {};
+  for (const BhGalerkinGather& term : terms) {
+    const int cy = term.child / 3 - 1, cx = term.child % 3 - 1;
+    const float* a = fine.origin + term.tap * fine.tap_stride + cy * fine.row_stride + cx;
+    for (int p = 0; p < P; ++p) target[term.target][p] += term.weight * load_even(a + 2 * p * N);
+  }
+  // Along an axis, coarse tap D takes t = 2D - 1, 2D, 2D + 1 (within -3..3) with weights
+  // hat(t - 2D) = 1/2, 1, 1/2: targets (ty, tx) -> row (ty, DX) -> coefficient (DY, DX).
+  auto restrict_axis = [](auto&& in, int D, Vec<float>* out) {
+    for (int p = 0; p < P; ++p) out[p] = Vec<float>{};
+    for (int t = std::max(2 * D - 1, -3); t <= std::min(2 * D + 1, 3); ++t)
+      for (int p = 0; p < P; ++p) out[p] += static_cast<float>(bh_hat(t - 2 * D)) * in(t + 3)[p];
+  };
+  Vec<float> row[7][5][P];
+  for (int ty = 0; ty < 7; ++ty)
+    for (int DX = -2; DX <= 2; ++DX)
+      restrict_axis([&](int tx) { return target[ty * 7 + tx]; }, DX, row[ty][DX + 2]);
+  for (int DY = -2; DY <= 2; ++DY)
+    for (int DX = -2; DX <= 2; ++DX) {
+      const int tap = (DY + 2) * 5 + DX + 2;
+      Vec<float> coef[P];
+      restrict_axis([&](int ty) { return row[ty][DX + 2]; }, DY, coef);
+      // Taps that reach no coarse unknown are zeroed (the next Galerkin product relies on it).
+      const uint8_t* reach = Cl.unknown.data() + g + Cl.off[tap];
+      for (int p = 0; p < P; ++p) {
+        Vec<float> keep;
+        for (int j = 0; j < N; ++j) keep[j] = reach[p * N + j] ? 1.0f : 0.0f;
+        store_first(Cl.coef.data() + tap * Cl.plane + g + p * N, coef[p] * keep, m - p * N);
+      }
+    }
 }
 
 // Cl <- the next coarser level of F: unknowns, runs and Galerkin coefficient planes. F's
@@ -652,55 +711,21 @@ void coarsen(const Level& F, Level& Cl) {
   });
   build_runs(Cl);
 
-  std::vector<BhGalerkinGather> gathers(9 * F.taps);
-  gathers.resize(bh_galerkin_gathers(F.taps, gathers.data()));
+  std::vector<BhGalerkinGather> terms(9 * F.taps);
+  terms.resize(bh_galerkin_gathers(F.taps, terms.data()));
+  std::stable_sort(terms.begin(), terms.end(), [](const auto& a, const auto& b) { return a.target < b.target; });
   zeroed_planes(Cl, Cl.coef, Cl.taps, Cl.coef_clean);
   Cl.coef_clean = false;
-  // Run by run (the run's rows of every plane stay in cache), in the two stages of
-  // kernels/biharmonic.h, each a loop along the run: the fine children of consecutive coarse
-  // points are 2 apart, so the gather reads with stride 2. Float sums: the coarse levels only
-  // serve the preconditioner. ~350 multiply-adds per slot, so the threads pay off from a
-  // thousand slots.
+  // Run by run, block by block (a block's rows of every fine plane stay in cache). Float sums: the
+  // coarse levels only serve the preconditioner. ~350 multiply-adds per slot, so the threads pay
+  // off from a thousand slots.
   par_runs(Cl.runs, Cl.n, [&](const Run& R, int64_t g, int64_t, int64_t len) {
-    thread_local std::vector<float> targets, rows, acc, window;
-    targets.assign(kBhGalerkinTargets * len, 0.0f);
+    thread_local std::vector<float> window;
     const FineCoefficients fine =
         F.finest ? finest_window(F, R, window)
                  : FineCoefficients{F.coef.data() + F.grid(2 * R.y, 2 * R.x0), F.plane, F.S};
-    for (const BhGalerkinGather& term : gathers) {
-      const int cy = term.child / 3 - 1, cx = term.child % 3 - 1;
-      const float* __restrict a = fine.origin + term.tap * fine.tap_stride + cy * fine.row_stride + cx;
-      float* __restrict s = targets.data() + term.target * len;
-      const float w = term.weight;
-      for (int64_t i = 0; i < len; ++i) s[i] += w * a[2 * i];
-    }
-    // The separable restriction: targets (ty, tx) -> rows (ty, DX) -> acc (DY, DX), tap
-    // (D + 2) * 5 + ... . Along an axis, D takes t = 2D - 1, 2D, 2D + 1 (within -3..3) with
-    // weights hat(t - 2D) = 1/2, 1, 1/2.
-    auto restrict_axis = [len](const float* in, int in_stride, float* out, int D) {
-      // out[i] = sum over t of hat(t - 2D) in[(t + 3) * in_stride ... ]: the caller's layout
-      for (int64_t i = 0; i < len; ++i) out[i] = 0.0f;
-      for (int t = 2 * D - 1; t <= 2 * D + 1; ++t) {
-        if (t < -3 || t > 3) continue;
-        const float w = static_cast<float>(bh_hat(t - 2 * D));
-        const float* __restrict src = in + (t + 3) * in_stride;
-        for (int64_t i = 0; i < len; ++i) out[i] += w * src[i];
-      }
-    };
-    rows.resize(7 * 5 * len);
-    for (int ty = 0; ty < 7; ++ty)
-      for (int DX = -2; DX <= 2; ++DX)
-        restrict_axis(targets.data() + ty * 7 * len, static_cast<int>(len), rows.data() + (ty * 5 + DX + 2) * len, DX);
-    acc.resize(kBhCoarseTaps * len);
-    for (int DY = -2; DY <= 2; ++DY)
-      for (int DX = -2; DX <= 2; ++DX)
-        restrict_axis(rows.data() + (DX + 2) * len, static_cast<int>(5 * len), acc.data() + ((DY + 2) * 5 + DX + 2) * len, DY);
-    for (int t = 0; t < kBhCoarseTaps; ++t) {
-      float* out = Cl.coef.data() + t * Cl.plane + g;
-      const uint8_t* reach = Cl.unknown.data() + g + Cl.off[t];
-      // Taps that reach no coarse unknown are zeroed (the next Galerkin product relies on it).
-      for (int64_t i = 0; i < len; ++i) out[i] = reach[i] ? acc[t * len + i] : 0.0f;
-    }
+    for (int64_t i = 0; i < len; i += kBlock)
+      galerkin_block({fine.origin + 2 * i, fine.tap_stride, fine.row_stride}, terms, Cl, g + i, len - i);
   }, 1024);
 }
 
