@@ -654,18 +654,46 @@ FI_INLINE Vec<float> load_even(const float* a) {
   return __builtin_shuffle(load_vec(a), load_vec(a + kLanes<float>), even);
 }
 
+// The gather terms of the Galerkin product (kernels/biharmonic.h) grouped by target: target t's
+// are [start[t], start[t + 1]), each a weight and where its fine coefficient is (offset, for the
+// run at hand).
+struct GalerkinTerms {
+  std::vector<BhGalerkinGather> terms;
+  std::vector<float> weight;
+  int start[kBhGalerkinTargets + 1] = {};
+
+  explicit GalerkinTerms(int fine_taps) : terms(9 * fine_taps) {
+    terms.resize(bh_galerkin_gathers(fine_taps, terms.data()));
+    std::stable_sort(terms.begin(), terms.end(), [](const auto& a, const auto& b) { return a.target < b.target; });
+    for (const BhGalerkinGather& term : terms) {
+      weight.push_back(term.weight);
+      ++start[term.target + 1];
+    }
+    for (int t = 0; t < kBhGalerkinTargets; ++t) start[t + 1] += start[t];
+  }
+  // offset[i]: term i's fine coefficient from fine.origin
+  void offsets(const FineCoefficients& fine, std::vector<int64_t>& offset) const {
+    offset.resize(terms.size());
+    for (size_t i = 0; i < terms.size(); ++i) {
+      const int cy = terms[i].child / 3 - 1, cx = terms[i].child % 3 - 1;
+      offset[i] = terms[i].tap * fine.tap_stride + cy * fine.row_stride + cx;
+    }
+  }
+};
+
 // The Galerkin coefficients of the coarse slots g .. g + m - 1 (m <= kBlock: a run's block) into
-// Cl's planes, in the two stages of kernels/biharmonic.h: the gather into 7 x 7 targets (terms
-// sorted by target), then the separable restriction. The fine children of consecutive coarse
-// points are 2 apart: fine.origin + 2j, whole registers.
-void galerkin_block(const FineCoefficients& fine, const std::vector<BhGalerkinGather>& terms, Level& Cl, int64_t g,
+// Cl's planes, in the two stages of kernels/biharmonic.h: the gather into 7 x 7 targets, each
+// summed in registers, then the separable restriction. The fine children of consecutive coarse
+// points are 2 apart: origin + 2j, whole registers.
+void galerkin_block(const float* origin, const GalerkinTerms& terms, const int64_t* offset, Level& Cl, int64_t g,
                     int64_t m) {
   constexpr int N = kLanes<float>, P = kParts<float>;
-  Vec<float> target[kBhGalerkinTargets][P] = {};
-  for (const BhGalerkinGather& term : terms) {
-    const int cy = term.child / 3 - 1, cx = term.child % 3 - 1;
-    const float* a = fine.origin + term.tap * fine.tap_stride + cy * fine.row_stride + cx;
-    for (int p = 0; p < P; ++p) target[term.target][p] += term.weight * load_even(a + 2 * p * N);
+  Vec<float> target[kBhGalerkinTargets][P];
+  for (int t = 0; t < kBhGalerkinTargets; ++t) {
+    Vec<float> sum[P] = {};
+    for (int i = terms.start[t]; i < terms.start[t + 1]; ++i)
+      for (int p = 0; p < P; ++p) sum[p] += terms.weight[i] * load_even(origin + offset[i] + 2 * p * N);
+    for (int p = 0; p < P; ++p) target[t][p] = sum[p];
   }
   // Along an axis, coarse tap D takes t = 2D - 1, 2D, 2D + 1 (within -3..3) with weights
   // hat(t - 2D) = 1/2, 1, 1/2: targets (ty, tx) -> row (ty, DX) -> coefficient (DY, DX).
@@ -711,9 +739,7 @@ void coarsen(const Level& F, Level& Cl) {
   });
   build_runs(Cl);
 
-  std::vector<BhGalerkinGather> terms(9 * F.taps);
-  terms.resize(bh_galerkin_gathers(F.taps, terms.data()));
-  std::stable_sort(terms.begin(), terms.end(), [](const auto& a, const auto& b) { return a.target < b.target; });
+  const GalerkinTerms terms(F.taps);
   zeroed_planes(Cl, Cl.coef, Cl.taps, Cl.coef_clean);
   Cl.coef_clean = false;
   // Run by run, block by block (a block's rows of every fine plane stay in cache). Float sums: the
@@ -721,11 +747,12 @@ void coarsen(const Level& F, Level& Cl) {
   // off from a thousand slots.
   par_runs(Cl.runs, Cl.n, [&](const Run& R, int64_t g, int64_t, int64_t len) {
     thread_local std::vector<float> window;
+    thread_local std::vector<int64_t> offset;
     const FineCoefficients fine =
         F.finest ? finest_window(F, R, window)
                  : FineCoefficients{F.coef.data() + F.grid(2 * R.y, 2 * R.x0), F.plane, F.S};
-    for (int64_t i = 0; i < len; i += kBlock)
-      galerkin_block({fine.origin + 2 * i, fine.tap_stride, fine.row_stride}, terms, Cl, g + i, len - i);
+    terms.offsets(fine, offset);
+    for (int64_t i = 0; i < len; i += kBlock) galerkin_block(fine.origin + 2 * i, terms, offset.data(), Cl, g + i, len - i);
   }, 1024);
 }
 
