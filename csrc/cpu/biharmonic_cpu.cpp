@@ -824,9 +824,11 @@ void for_channel_groups(int64_t C, const F& f) {
 void setup_smoother(Level& L) {
   L.dinv.resize(L.n + kBlock);  // + slack: read by whole blocks
   if (L.finest) {
+    const float inv_interior = 1.0f / L.interior[kBhFineCentre];
     for_runs(L.runs, [&](const Run& R, int64_t, int64_t k, int64_t len) {
       for (int64_t i = 0; i < len; ++i)
-        L.dinv[k + i] = L.mask[k + i] / L.table[bh_stencil_class(R.y, R.x0 + i, L.H, L.W) * kBhFineTaps + kBhFineCentre];
+        L.dinv[k + i] = R.border ? L.mask[k + i] / L.table[bh_stencil_class(R.y, R.x0 + i, L.H, L.W) * kBhFineTaps + kBhFineCentre]
+                                 : L.mask[k + i] * inv_interior;
     });
     // Gershgorin: max over the classes present of sum |a_k| / a_centre (3.2 for the interior
     // stencil, which is also the interior's exact lmax).
