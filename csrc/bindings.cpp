@@ -57,9 +57,10 @@ PYBIND11_MODULE(_C, m) {
 
   // Biharmonic inpainting's linear solver (python/fastinpaint/methods/biharmonic.py).
   m.def("biharmonic_solve", &fastinpaint::biharmonic_solve, py::arg("image"), py::arg("hole"), py::arg("table"),
-        py::arg("tol"), py::arg("max_iter"), py::arg("isa") = "", py::arg("fill") = false,
+        py::arg("tol"), py::arg("max_iter"), py::arg("isa") = "", py::arg("fill") = false, py::arg("out") = py::none(),
         "Multigrid-preconditioned CG for the biharmonic system: (x, known min, known max, iterations, last change, "
-        "levels, instruction set); fill=True writes the clipped solution into the image's holes instead.");
+        "levels, instruction set); fill=True writes the clipped solution into the image's holes instead, or with out "
+        "the filled image into out.");
   m.def("biharmonic_isas", &fastinpaint::cpu::biharmonic_isas,
         "Instruction sets of the biharmonic solver's compiled copies that this CPU runs, oldest first.");
 }

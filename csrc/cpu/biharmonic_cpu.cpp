@@ -1543,6 +1543,7 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
       for (int64_t yy = y0; yy < y1; ++yy) {
         const uint8_t* h = hole + yy * W;
         const double* src = image + yy * W * C;
+        if (out.image != nullptr && out.image != image) std::memcpy(out.image + yy * W * C, src, W * C * sizeof(double));
         for (int64_t c = 0; c < C; ++c) {
           double* row = known.data() + c * F.plane + F.grid(yy, 0);
           double l = lo[c], u = hi[c];

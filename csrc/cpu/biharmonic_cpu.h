@@ -18,8 +18,10 @@ struct BhSolveInfo {
 
 // What the solver writes: lo[C] and hi[C], each channel's range of known values; and the
 // solution: x [n][C], the hole pixels' values in raster order, or, if `image` is set, straight
-// into that image's hole pixels ([H][W][C]; the input image itself may be passed), each value
-// clipped to its channel's [lo, hi] (as scikit-image does: a biharmonic fill can overshoot).
+// into that image's hole pixels ([H][W][C]), each value clipped to its channel's [lo, hi] (as
+// scikit-image does: a biharmonic fill can overshoot). `image` may be the input image; any other
+// buffer gets the known pixels copied too, by the solver's first pass over the input (which reads
+// them anyway), on the intra-op threads: a new output's page faults are shared out.
 struct BhOutput {
   double* lo = nullptr;
   double* hi = nullptr;

@@ -16,7 +16,7 @@ namespace fastinpaint {
 std::tuple<at::Tensor, at::Tensor, at::Tensor, int64_t, double, int64_t, std::string> biharmonic_solve(const at::Tensor& image, const at::Tensor& hole,
                                                                   const at::Tensor& table, double tol,
                                                                   int64_t max_iter, const std::string& isa,
-                                                                  bool fill) {
+                                                                  bool fill, const c10::optional<at::Tensor>& out_image) {
   const char* op = "biharmonic_solve";
   TORCH_CHECK(image.device().is_cpu() && hole.device().is_cpu() && table.device().is_cpu(), op,
               ": the solver runs on the CPU; pass CPU tensors");
@@ -41,7 +41,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, int64_t, double, int64_t, std::st
   for (int64_t i = 0; i < H * W; ++i) n += hole_u8[i] != 0;
   TORCH_CHECK_VALUE(n > 0 && n < H * W, op, ": need at least one hole pixel and one known pixel, got ", n,
                     " hole pixels of ", H * W);
-  TORCH_CHECK_VALUE(!fill || image.is_contiguous(), op, ": fill=True writes into the image, which must be contiguous");
+  const bool to_out = out_image.has_value() && out_image->defined();
+  TORCH_CHECK_VALUE(!to_out || fill, op, ": out is where fill=True writes; pass fill=True with it");
+  TORCH_CHECK_VALUE(!fill || to_out || image.is_contiguous(), op,
+                    ": fill=True writes into the image, which must be contiguous (or pass out)");
+  if (to_out)
+    TORCH_CHECK_VALUE(out_image->device().is_cpu() && out_image->scalar_type() == at::kDouble &&
+                          out_image->sizes() == image.sizes() && out_image->is_contiguous(),
+                      op, ": out must be a contiguous float64 CPU tensor of the image's shape ", image.sizes(), ", got ",
+                      out_image->scalar_type(), " of shape ", out_image->sizes());
   const at::Tensor image_c = image.contiguous(), table_c = table.contiguous();
   at::Tensor x = at::empty({fill ? 0 : n, C}, image.options());
   at::Tensor lo = at::empty({C}, image.options()), hi = at::empty({C}, image.options());
@@ -49,7 +57,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, int64_t, double, int64_t, std::st
   cpu::BhOutput out;
   out.lo = lo.data_ptr<double>();
   out.hi = hi.data_ptr<double>();
-  if (fill)
+  if (to_out)
+    out.image = out_image->data_ptr<double>();
+  else if (fill)
     out.image = image_c.data_ptr<double>();
   else
     out.x = x.data_ptr<double>();

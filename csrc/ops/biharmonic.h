@@ -19,7 +19,8 @@ namespace fastinpaint {
 //     of the known values;
 //   max_iter: at most this many conjugate-gradient iterations.
 //   fill: write the solution, clipped to each channel's range of known values, into the image's
-//     hole pixels (image must then be contiguous) instead of returning it.
+//     hole pixels (image must then be contiguous) instead of returning it; or, if `out` is given,
+//     the filled image into out (float64 (H, W, C), contiguous, its contents ignored).
 // Returns (x [n, C] float64: the hole pixels in raster order ([0, C] with fill), lo [C] and hi
 // [C]: each channel's range of known values (ValueError if one is not finite), iterations, the
 // last iteration's largest change (relative, as tol), multigrid levels, the instruction set that
@@ -27,6 +28,6 @@ namespace fastinpaint {
 std::tuple<at::Tensor, at::Tensor, at::Tensor, int64_t, double, int64_t, std::string> biharmonic_solve(const at::Tensor& image, const at::Tensor& hole,
                                                                   const at::Tensor& table, double tol,
                                                                   int64_t max_iter, const std::string& isa,
-                                                                  bool fill);
+                                                                  bool fill, const c10::optional<at::Tensor>& out);
 
 }  // namespace fastinpaint

@@ -113,18 +113,23 @@ def _diamond_table() -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(table[:, used]))
 
 
-def _multigrid_fill(work: np.ndarray, hole: np.ndarray) -> bool:
-    """Fills the holes of ``work`` (``(H, W, C)`` float64, C-contiguous, modified in place) by the
-    C++ multigrid solver, each value clipped to its channel's range of known values (as
-    scikit-image does: a biharmonic fill can overshoot). ``hole``: ``(H, W)`` bool. Returns False
-    if the solver did not converge in ``_MAX_ITER`` iterations (the caller then solves directly;
-    it reads only the known pixels). ValueError if a known value is not finite."""
+def _multigrid_fill(image: np.ndarray, hole: np.ndarray) -> Optional[np.ndarray]:
+    """The image with its holes filled by the C++ multigrid solver, each value clipped to its
+    channel's range of known values (as scikit-image does: a biharmonic fill can overshoot).
+    ``image``: ``(H, W, C)`` float64, C-contiguous (only read); ``hole``: ``(H, W)`` bool. The
+    solver copies the known pixels into the new array itself, during its first pass over the
+    image, on all of torch's intra-op threads (the new array's page faults are shared out: after
+    another library has returned its memory to the system, a single-threaded copy's ~1000 faults
+    cost ~1.5 ms on our VMs). None if the solver did not converge in ``_MAX_ITER`` iterations (the
+    caller then solves directly). ValueError if a known value is not finite."""
     from fastinpaint import _C
 
+    out = np.empty_like(image)
     *_, last_change, _levels, _isa = _C.biharmonic_solve(
-        torch.from_numpy(work), torch.from_numpy(hole), _diamond_table(), _TOL, _MAX_ITER, fill=True
+        torch.from_numpy(image), torch.from_numpy(hole), _diamond_table(), _TOL, _MAX_ITER, fill=True,
+        out=torch.from_numpy(out),
     )
-    return last_change <= _TOL
+    return out if last_change <= _TOL else None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -314,11 +319,11 @@ def inpaint_biharmonic(image: ArrayLike, mask: ArrayLike, *, split_into_regions:
     if count > _DIRECT_MAX:
         # One multigrid solve for every region: its cost is linear in the unknowns, so splitting
         # would gain nothing (the regions never share an equation). It also checks the known
-        # values, and writes the clipped fill into a float64 copy of the image: no per-pixel
-        # work is left here.
-        work = np.array(image.reshape(h, w, -1), dtype=np.float64, order="C")
-        if _multigrid_fill(work, hole):
-            return work.reshape(image.shape) if image.dtype == np.float64 else work.astype(image.dtype).reshape(image.shape)
+        # values, and writes the known pixels and the clipped fill into a new float64 image: no
+        # per-pixel work is left here.
+        filled = _multigrid_fill(np.ascontiguousarray(image.reshape(h, w, -1), dtype=np.float64), hole)
+        if filled is not None:
+            return filled.reshape(image.shape) if image.dtype == np.float64 else filled.astype(image.dtype).reshape(image.shape)
     # Small holes, or the rare multigrid solve that did not converge: a sparse direct solve.
     holes = np.flatnonzero(hole)
     flat = image.reshape(h * w, -1)  # (H*W, C), a view for contiguous images
