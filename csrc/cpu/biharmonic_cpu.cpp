@@ -19,9 +19,9 @@
 //     per tap, then stored block by block so that a block's 25 taps are contiguous), hence SPD
 //     and consistent with the hole's border; re-discretising does not converge. The first one
 //     reads the finest level's coefficients from its stencil classes, a coarse run at a time;
-//   * finest level: no coefficient arrays at all: interior pixels share one constant stencil
-//     (the taps on known pixels multiply the zeros of the grid plane), pixels within 2 of the
-//     image edge take their class's row of the table;
+//   * finest level: no coefficient planes: interior pixels share one constant stencil (the taps
+//     on known pixels multiply the zeros of the grid plane); the runs within 2 of the image edge
+//     have coefficient blocks like the coarse levels, each pixel's class row of the table;
 //   * smoother: Chebyshev polynomial in D^-1 A (symmetric, and only whole-run matrix-vector
 //     products, unlike multi-colour Gauss-Seidel), before and after the coarse correction: degree
 //     2 on the finest level, 1 (damped Jacobi) on the Galerkin levels. Its spectral bound is
@@ -37,6 +37,9 @@
 //     its share of each level's runs and waits only where it reads what another wrote; the deep
 //     levels have one worker. The setup's loops (Galerkin products, right-hand side, each
 //     level's blocks and smoother bound) are split across the intra-op threads;
+//   * runs are walked a register at a time and by kBlock-blocks, the last, partial one written by
+//     masked store (store_first): runs average ~20 slots on free-form masks, and scalar tails
+//     had cost as much as the products;
 //   * passes are fused wherever the data allow: the dot products of CG steps inside their
 //     matrix-vector products, the zero-start smoothing step in one pass; with BhOutput::image
 //     the clipped solution goes straight into the image.
