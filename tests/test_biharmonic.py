@@ -303,6 +303,24 @@ def test_multigrid_photo_holes_on_the_border(shared_data, multigrid_only):
     assert len(multigrid_only) == 2
 
 
+def test_multigrid_read_only_input(multigrid_only):
+    """A read-only image and mask (np.asarray of a PIL image is one) are only read: no warning,
+    the same result as from writable copies, and the input untouched."""
+    rng = np.random.default_rng(fresh_seed())
+    image = rng.random((40, 50, 3))
+    mask = random_mask(rng, (40, 50), n_blobs=4)
+    expected = inpaint_biharmonic(image.copy(), mask.copy())
+    frozen, frozen_mask = image.copy(), mask.copy()
+    frozen.setflags(write=False)
+    frozen_mask.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = inpaint_biharmonic(frozen, frozen_mask)
+    assert multigrid_only
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(frozen, image)
+
+
 def test_multigrid_solver_against_direct_solve():
     """The C++ solver alone, on fresh random data, against SciPy's direct solve of the same system."""
     from fastinpaint import _C
