@@ -265,8 +265,9 @@ inline Team setup_team() {
 // waiting a quarter of a solve on a free-form mask (many short runs in some rows); weights cut the
 // team's waiting by a third and solves by 3-5 %.
 constexpr int64_t kRunCost = 8;
+inline int64_t whole_blocks(int64_t len) { return (len + kBlock - 1) / kBlock * kBlock; }
 inline int64_t run_cost(const Run& R) {
-  const int64_t blocks = (R.len + kBlock - 1) / kBlock * kBlock;
+  const int64_t blocks = whole_blocks(R.len);
   return blocks + kRunCost + (R.border ? blocks / 3 : 0);
 }
 
@@ -543,9 +544,7 @@ void matvec_apply(const Level& L, const Team& team, const T* v, const F& f) {
 template <int C, typename T>
 void matvec(const Level& L, const Team& team, const T* v, T* out) {
   matvec_apply<C, T>(L, team, v, [&](int64_t, int64_t k, int64_t m, const T (*sum)[kBlock]) {
-    constexpr int N = kLanes<T>;
-    for (int c = 0; c < C; ++c)
-      for (int p = 0; p < kParts<T>; ++p) store_first(out + c * L.n + k + p * N, load_vec(sum[c] + p * N), m - p * N);
+    for (int c = 0; c < C; ++c) copy_span(sum[c], m, out + c * L.n + k);
   });
 }
 
@@ -626,8 +625,6 @@ struct FineCoefficients {
   const float* origin;
   int64_t tap_stride, row_stride;
 };
-
-inline int64_t whole_blocks(int64_t len) { return (len + kBlock - 1) / kBlock * kBlock; }
 
 // The finest level's coefficients around a coarse run, from the stencil classes (the finest
 // level keeps no coefficient planes): 3 fine rows x (2 L + 2) columns x 13 taps, in buf. Interior
@@ -1186,8 +1183,7 @@ struct Solver {
     matvec_apply<C, T>(L, team, p, [&](int64_t g, int64_t k, int64_t m, const T (*ap)[kBlock]) {
       for (int c = 0; c < C; ++c) {
         const T* pc = p + c * L.plane + g;
-        for (int p = 0; p < kParts<T>; ++p)
-          store_first(q + c * L.n + k + p * kLanes<T>, load_vec(ap[c] + p * kLanes<T>), m - p * kLanes<T>);
+        copy_span(ap[c], m, q + c * L.n + k);
         dots[c] += block_dot(pc, r + c * L.n + k, m);
         dots[C + c] += block_dot(pc, ap[c], m);
       }
