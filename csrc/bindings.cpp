@@ -5,6 +5,7 @@
 #include "cuda/emulation_registry.h"
 #include "ops/backend.h"
 #include "cpu/biharmonic_cpu.h"
+#include "cpu/isa.h"
 #include "ops/biharmonic.h"
 #include "ops/partial_conv.h"
 #include "ops/patchmatch.h"
@@ -63,4 +64,7 @@ PYBIND11_MODULE(_C, m) {
         "the filled image into out.");
   m.def("biharmonic_isas", &fastinpaint::cpu::biharmonic_isas,
         "Instruction sets of the biharmonic solver's compiled copies that this CPU runs, oldest first.");
+  m.def("cpu_isas", &fastinpaint::cpu::supported_cpu_isa_names,
+        "Instruction sets of the per-ISA CPU kernels (biharmonic, PatchMatch) that this CPU runs, oldest first; "
+        "the newest runs unless FASTINPAINT_CPU_ISA names another.");
 }

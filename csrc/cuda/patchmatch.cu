@@ -70,7 +70,7 @@ const char* pm_jump_pass(const PMProblem& P, const int32_t* prev, const float* p
   return fi_last_error();
 }
 
-const char* pm_scan_iteration(const PMProblem&, int32_t*, float*, uint32_t, void*) {
+const char* pm_scan(const PMProblem&, int32_t*, float*, uint32_t, int64_t, void*) {
   return "scan-order propagation is sequential and runs on the CPU only; use propagation='jump' on CUDA";
 }
 

@@ -72,40 +72,71 @@ C10_HOST_DEVICE FI_INLINE uint32_t pm_random(uint64_t seed, uint64_t pixel, uint
 // Uniform integer in [0, n) (n < 2^32) by multiply-shift: no modulo bias worth speaking of, no division.
 C10_HOST_DEVICE FI_INLINE int64_t pm_uniform(uint32_t bits, int64_t n) { return int64_t((uint64_t(bits) * uint64_t(n)) >> 32); }
 
-// SSD between the target patch at (ty, tx) and the source patch at (sy, sx), summed over the
-// channels and over the target pixels that lie inside the target image (the source patch lies
-// fully inside the source: only valid centres are ever evaluated), each pixel weighted by
-// target_weight. Early termination: once a full patch row has pushed the partial sum above
-// `bound` the candidate cannot win, and the partial sum (> bound) is returned.
+// Patch SSDs are summed in one canonical order, which every backend follows bit for bit (the
+// CPU's vector loops in csrc/cpu/patchmatch_cpu.cpp, the CUDA threads here), so that a tie is
+// broken the same way everywhere:
+//   * the target patch is clipped to the target image; its rows are walked top to bottom;
+//   * a clipped row's terms (pixel, channel) are one contiguous run of n = width·C floats in the
+//     HWC layout, and term e of the run is added to lane e mod kPmLanes of kPmLanes running sums,
+//     which carry on from row to row;
+//   * term = d·d, or w·(d·d) with the target pixel's weight w, for d = a - b;
+//   * after each row the lanes are reduced by the fixed tree pm_lane_total (the horizontal sum
+//     of a 256-bit register: halves, then pairs); once that total exceeds `bound` the candidate
+//     cannot win and the total is returned as it is.
+constexpr int kPmLanes = 8;
+
+C10_HOST_DEVICE FI_INLINE float pm_lane_total(const float* l) {
+  return pm_add(pm_add(pm_add(l[0], l[4]), pm_add(l[2], l[6])), pm_add(pm_add(l[1], l[5]), pm_add(l[3], l[7])));
+}
+
+// Clipped patch window of target pixel (ty, tx): rows [y0, y1] and columns [x0, x1] as offsets
+// from the centre.
+struct PMWindow {
+  int y0, y1, x0, x1;
+};
+
+C10_HOST_DEVICE FI_INLINE PMWindow pm_window(const PMProblem& P, int64_t ty, int64_t tx) {
+  const int r = P.r;
+  return PMWindow{ty - r < 0 ? int(-ty) : -r, ty + r >= P.Ht ? int(P.Ht - 1 - ty) : r,
+                  tx - r < 0 ? int(-tx) : -r, tx + r >= P.Wt ? int(P.Wt - 1 - tx) : r};
+}
+
+// SSD between the target patch at (ty, tx) and the source patch at (sy, sx), in the canonical
+// order above (the source patch lies fully inside the source: only valid centres are ever
+// evaluated).
 C10_HOST_DEVICE FI_INLINE float pm_patch_distance(const PMProblem& P, int64_t ty, int64_t tx, int64_t sy, int64_t sx,
                                                   float bound) {
-  const int r = P.r;
+  const PMWindow win = pm_window(P, ty, tx);
   const int64_t C = P.C;
-  const int64_t x0 = tx - r < 0 ? -tx : -r;                        // clip the patch to the target
-  const int64_t x1 = tx + r >= P.Wt ? P.Wt - 1 - tx : r;
+  const int64_t n = (win.x1 - win.x0 + 1) * C;
+  float lanes[kPmLanes] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
   float ssd = 0.0f;
-  for (int dy = -r; dy <= r; ++dy) {
+  for (int dy = win.y0; dy <= win.y1; ++dy) {
     const int64_t y = ty + dy;
-    if (y < 0 || y >= P.Ht) continue;
-    const float* a = P.A + (y * P.Wt + tx + x0) * C;
-    const float* b = P.B + ((sy + dy) * P.Ws + sx + x0) * C;
-    const float* w = P.target_weight ? P.target_weight + y * P.Wt + tx + x0 : nullptr;
-    float row = 0.0f;
-    for (int64_t dx = x0; dx <= x1; ++dx) {
-      float px = 0.0f;
-      for (int64_t c = 0; c < C; ++c) {
-        const float d = a[c] - b[c];
-        px = pm_add(px, pm_mul(d, d));
-      }
-      row = pm_add(row, w ? pm_mul(*w++, px) : px);
-      a += C;
-      b += C;
+    const float* a = P.A + (y * P.Wt + tx + win.x0) * C;
+    const float* b = P.B + ((sy + dy) * P.Ws + sx + win.x0) * C;
+    const float* w = P.target_weight ? P.target_weight + y * P.Wt + tx + win.x0 : nullptr;
+    for (int64_t e = 0; e < n; ++e) {
+      const float d = a[e] - b[e];
+      const float t = w ? pm_mul(w[e / C], pm_mul(d, d)) : pm_mul(d, d);
+      lanes[e % kPmLanes] = pm_add(lanes[e % kPmLanes], t);
     }
-    ssd = pm_add(ssd, row);
+    ssd = pm_lane_total(lanes);
     if (ssd > bound) return ssd;
   }
   return ssd;
 }
+
+// The default distance policy of the search functions below: the canonical scalar loop. The CPU
+// backend passes a vectorised functor that computes the very same numbers.
+struct PMScalarDistance {
+  C10_HOST_DEVICE FI_INLINE float operator()(const PMProblem& P, int64_t ty, int64_t tx, int64_t sy, int64_t sx,
+                                             float bound) const {
+    return pm_patch_distance(P, ty, tx, sy, sx, bound);
+  }
+  static constexpr bool kPrefetches = false;  // see pm_random_search
+  C10_HOST_DEVICE FI_INLINE void prefetch(const PMProblem&, int64_t, int64_t, int64_t, int64_t) const {}
+};
 
 // The best match of one target pixel while it is being improved.
 struct PMBest {
@@ -115,12 +146,14 @@ struct PMBest {
 
 // Tries source centre (sy, sx) for target pixel (ty, tx): ignored when outside the source or not
 // a valid centre, or when it is the current match; taken when strictly better (ties keep the
-// earlier candidate, in the fixed candidate order).
-C10_HOST_DEVICE FI_INLINE void pm_try(const PMProblem& P, int64_t ty, int64_t tx, int64_t sy, int64_t sx, PMBest& best) {
+// earlier candidate, in the fixed candidate order). `dist` is the distance policy (Dist above).
+template <class Dist>
+C10_HOST_DEVICE FI_INLINE void pm_try(const PMProblem& P, const Dist& dist, int64_t ty, int64_t tx, int64_t sy,
+                                      int64_t sx, PMBest& best) {
   if (sy < 0 || sx < 0 || sy >= P.Hs || sx >= P.Ws) return;
   if (!P.valid[sy * P.Ws + sx]) return;
   if (sy == best.y && sx == best.x) return;
-  const float d = pm_patch_distance(P, ty, tx, sy, sx, best.d);
+  const float d = dist(P, ty, tx, sy, sx, best.d);
   if (d < best.d) {
     best.y = int32_t(sy);
     best.x = int32_t(sx);
@@ -133,13 +166,14 @@ C10_HOST_DEVICE FI_INLINE bool pm_is_active(const PMProblem& P, int64_t pix) { r
 // Initial match of target pixel (ty, tx): the caller's `init` (e.g. a field upsampled from a
 // coarser level) where it names a valid centre, else a uniformly random valid centre.
 // Writes nnf[2*pix .. 2*pix+1] and dist[pix]; inactive pixels get (-1, -1) and kPmFar.
+template <class Dist = PMScalarDistance>
 C10_HOST_DEVICE FI_INLINE void pm_init_pixel(const PMProblem& P, const int32_t* init, int64_t ty, int64_t tx,
-                                             int32_t* nnf, float* dist) {
+                                             int32_t* nnf, float* dist_out, const Dist& dist = Dist()) {
   const int64_t pix = ty * P.Wt + tx;
   if (!pm_is_active(P, pix)) {
     nnf[2 * pix] = -1;
     nnf[2 * pix + 1] = -1;
-    dist[pix] = kPmFar;
+    dist_out[pix] = kPmFar;
     return;
   }
   int64_t sy = -1, sx = -1;
@@ -155,35 +189,70 @@ C10_HOST_DEVICE FI_INLINE void pm_init_pixel(const PMProblem& P, const int32_t* 
   }
   nnf[2 * pix] = int32_t(sy);
   nnf[2 * pix + 1] = int32_t(sx);
-  dist[pix] = pm_patch_distance(P, ty, tx, sy, sx, kPmFar);
+  dist_out[pix] = dist(P, ty, tx, sy, sx, kPmFar);
 }
 
 // Propagation candidate from the neighbour at offset (dy, dx): the neighbour's match, shifted
 // back by the same offset (coherent patches have coherent matches).
-C10_HOST_DEVICE FI_INLINE void pm_try_neighbour(const PMProblem& P, const int32_t* field, int64_t ty, int64_t tx,
-                                                int64_t dy, int64_t dx, PMBest& best) {
+template <class Dist>
+C10_HOST_DEVICE FI_INLINE void pm_try_neighbour(const PMProblem& P, const Dist& dist, const int32_t* field, int64_t ty,
+                                                int64_t tx, int64_t dy, int64_t dx, PMBest& best) {
   const int64_t ny = ty + dy, nx = tx + dx;
   if (ny < 0 || nx < 0 || ny >= P.Ht || nx >= P.Wt) return;
   const int64_t q = ny * P.Wt + nx;
   const int32_t my = field[2 * q], mx = field[2 * q + 1];
   if (my < 0) return;  // inactive neighbour
-  pm_try(P, ty, tx, int64_t(my) - dy, int64_t(mx) - dx, best);
+  pm_try(P, dist, ty, tx, int64_t(my) - dy, int64_t(mx) - dx, best);
 }
 
 // Random search around the current best: one sample per radius max(Hs, Ws), /2, ..., 1, drawn
-// uniformly in the square of that radius (clipped to the source); draws keyed on `iteration`.
-C10_HOST_DEVICE FI_INLINE void pm_random_search(const PMProblem& P, int64_t ty, int64_t tx, uint32_t iteration,
-                                                PMBest& best) {
+// uniformly in the square of that radius (clipped to the source) around the best match so far;
+// draws keyed on `iteration`. A perfect match (distance 0) cannot be beaten and ends the search.
+//
+// The samples are scattered over the source, and on the CPU waiting for each one's memory in
+// turn was most of the time. So a distance policy with kPrefetches first gets every sample as
+// it would be drawn around the match the search starts from, to prefetch; a sample moves only
+// when an earlier one improved the match, and the result is the same either way.
+constexpr int kPmMaxSamples = 32;  // radii halve from below 2^31
+
+// The random-search sample of radius `radius` around (cy, cx), from its two random words.
+C10_HOST_DEVICE FI_INLINE void pm_sample(const PMProblem& P, int64_t cy, int64_t cx, int64_t radius, uint32_t bits_y,
+                                         uint32_t bits_x, int64_t& sy, int64_t& sx) {
+  const int64_t ylo = cy - radius < 0 ? 0 : cy - radius, yhi = cy + radius >= P.Hs ? P.Hs - 1 : cy + radius;
+  const int64_t xlo = cx - radius < 0 ? 0 : cx - radius, xhi = cx + radius >= P.Ws ? P.Ws - 1 : cx + radius;
+  sy = ylo + pm_uniform(bits_y, yhi - ylo + 1);
+  sx = xlo + pm_uniform(bits_x, xhi - xlo + 1);
+}
+
+template <class Dist>
+C10_HOST_DEVICE FI_INLINE void pm_random_search(const PMProblem& P, const Dist& dist, int64_t ty, int64_t tx,
+                                                uint32_t iteration, PMBest& best) {
   const uint64_t pix = uint64_t(ty * P.Wt + tx);
-  uint32_t draw = 0;
-  for (int64_t radius = P.Hs > P.Ws ? P.Hs : P.Ws; radius >= 1; radius /= 2) {
-    const int64_t cy = best.y, cx = best.x;
-    const int64_t ylo = cy - radius < 0 ? 0 : cy - radius, yhi = cy + radius >= P.Hs ? P.Hs - 1 : cy + radius;
-    const int64_t xlo = cx - radius < 0 ? 0 : cx - radius, xhi = cx + radius >= P.Ws ? P.Ws - 1 : cx + radius;
-    const int64_t sy = ylo + pm_uniform(pm_random(P.seed, pix, iteration, draw), yhi - ylo + 1);
-    const int64_t sx = xlo + pm_uniform(pm_random(P.seed, pix, iteration, draw + 1), xhi - xlo + 1);
-    draw += 2;
-    pm_try(P, ty, tx, sy, sx, best);
+  const int64_t first_radius = P.Hs > P.Ws ? P.Hs : P.Ws;
+  if constexpr (Dist::kPrefetches) {
+    uint32_t bits[2 * kPmMaxSamples];
+    int n = 0;
+    for (int64_t radius = first_radius; radius >= 1; radius /= 2, n += 2) {
+      bits[n] = pm_random(P.seed, pix, iteration, uint32_t(n));
+      bits[n + 1] = pm_random(P.seed, pix, iteration, uint32_t(n + 1));
+      int64_t sy, sx;
+      pm_sample(P, best.y, best.x, radius, bits[n], bits[n + 1], sy, sx);
+      dist.prefetch(P, ty, tx, sy, sx);
+    }
+    n = 0;
+    for (int64_t radius = first_radius; radius >= 1 && best.d > 0.0f; radius /= 2, n += 2) {
+      int64_t sy, sx;
+      pm_sample(P, best.y, best.x, radius, bits[n], bits[n + 1], sy, sx);
+      pm_try(P, dist, ty, tx, sy, sx, best);
+    }
+  } else {
+    uint32_t draw = 0;
+    for (int64_t radius = first_radius; radius >= 1 && best.d > 0.0f; radius /= 2, draw += 2) {
+      int64_t sy, sx;
+      pm_sample(P, best.y, best.x, radius, pm_random(P.seed, pix, iteration, draw),
+                pm_random(P.seed, pix, iteration, draw + 1), sy, sx);
+      pm_try(P, dist, ty, tx, sy, sx, best);
+    }
   }
 }
 
@@ -191,40 +260,47 @@ C10_HOST_DEVICE FI_INLINE void pm_random_search(const PMProblem& P, int64_t ty, 
 // matches of the 8 neighbours at distance `step` (read from `prev` too, so the pass is a pure
 // function of the previous field), then, if `search`, a random search keyed on `iteration`.
 // Writes the result to next/next_dist.
+template <class Dist = PMScalarDistance>
 C10_HOST_DEVICE FI_INLINE void pm_jump_pixel(const PMProblem& P, const int32_t* prev, const float* prev_dist,
                                              int64_t ty, int64_t tx, int64_t step, bool search, uint32_t iteration,
-                                             int32_t* next, float* next_dist) {
+                                             int32_t* next, float* next_dist, const Dist& dist = Dist()) {
   const int64_t pix = ty * P.Wt + tx;
   PMBest best{prev[2 * pix], prev[2 * pix + 1], prev_dist[pix]};
   if (best.y >= 0) {
     for (int64_t dy = -1; dy <= 1; ++dy)
       for (int64_t dx = -1; dx <= 1; ++dx)
-        if (dy != 0 || dx != 0) pm_try_neighbour(P, prev, ty, tx, dy * step, dx * step, best);
-    if (search) pm_random_search(P, ty, tx, iteration, best);
+        if (dy != 0 || dx != 0) pm_try_neighbour(P, dist, prev, ty, tx, dy * step, dx * step, best);
+    if (search) pm_random_search(P, dist, ty, tx, iteration, best);
   }
   next[2 * pix] = best.y;
   next[2 * pix + 1] = best.x;
   next_dist[pix] = best.d;
 }
 
-// One pixel of classic scan-order PatchMatch (in place): forward scans (dir = +1) try the left
-// and upper neighbours, backward scans (dir = -1) the right and lower ones, then random search.
-// Neighbours in rows outside [row_lo, row_hi) are read from `frozen` (the field at the start of
-// the iteration) rather than from `field`, so that row bands can be scanned in parallel and still
-// give one result whatever the thread count.
-C10_HOST_DEVICE FI_INLINE void pm_scan_pixel(const PMProblem& P, int32_t* field, float* dist, const int32_t* frozen,
-                                             int64_t row_lo, int64_t row_hi, int64_t ty, int64_t tx, int dir,
-                                             uint32_t iteration) {
+// A rectangle of the target scanned as one unit of work: rows [y0, y1), columns [x0, x1).
+struct PMTile {
+  int64_t y0, y1, x0, x1;
+};
+
+// One pixel of classic scan-order PatchMatch: forward scans (dir = +1) try the left and upper
+// neighbours, backward scans (dir = -1) the right and lower ones, then random search. The tile's
+// pixels are updated in place in `field`; neighbours outside the tile are read from `frozen` (the
+// field at the start of the iteration), so that tiles can be scanned in any order, on any number
+// of threads, and still give one result.
+template <class Dist = PMScalarDistance>
+C10_HOST_DEVICE FI_INLINE void pm_scan_pixel(const PMProblem& P, int32_t* field, float* dist_io, const int32_t* frozen,
+                                             const PMTile& tile, int64_t ty, int64_t tx, int dir, uint32_t iteration,
+                                             const Dist& dist = Dist()) {
   const int64_t pix = ty * P.Wt + tx;
-  PMBest best{field[2 * pix], field[2 * pix + 1], dist[pix]};
+  PMBest best{field[2 * pix], field[2 * pix + 1], dist_io[pix]};
   if (best.y < 0) return;
-  pm_try_neighbour(P, field, ty, tx, 0, -dir, best);
-  const int64_t ny = ty - dir;
-  pm_try_neighbour(P, (ny >= row_lo && ny < row_hi) ? field : frozen, ty, tx, -dir, 0, best);
-  pm_random_search(P, ty, tx, iteration, best);
+  const int64_t nx = tx - dir, ny = ty - dir;
+  pm_try_neighbour(P, dist, (nx >= tile.x0 && nx < tile.x1) ? field : frozen, ty, tx, 0, -dir, best);
+  pm_try_neighbour(P, dist, (ny >= tile.y0 && ny < tile.y1) ? field : frozen, ty, tx, -dir, 0, best);
+  pm_random_search(P, dist, ty, tx, iteration, best);
   field[2 * pix] = best.y;
   field[2 * pix + 1] = best.x;
-  dist[pix] = best.d;
+  dist_io[pix] = best.d;
 }
 
 // Voting (gather form, deterministic, no atomics): target pixel (y, x) becomes the weighted mean

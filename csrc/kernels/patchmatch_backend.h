@@ -28,9 +28,11 @@ const char* pm_init(const PMProblem& problem, const int32_t* init, int32_t* nnf,
 const char* pm_jump_pass(const PMProblem& problem, const int32_t* prev, const float* prev_dist, int32_t* next,
                          float* next_dist, int64_t step, bool search, uint32_t iteration, void* stream);
 
-// One iteration of scan-order propagation + random search, in place, forward when `iteration` is
-// even, backward when odd. CPU only: the CUDA backends return an error.
-const char* pm_scan_iteration(const PMProblem& problem, int32_t* nnf, float* dist, uint32_t iteration, void* stream);
+// `iterations` rounds of scan-order propagation + random search, in place, round k forward when
+// first_iteration + k is even, backward when odd (the random draws are keyed on it too). CPU only:
+// the CUDA backends return an error.
+const char* pm_scan(const PMProblem& problem, int32_t* nnf, float* dist, uint32_t first_iteration, int64_t iterations,
+                    void* stream);
 
 // Voting: out [H, W, C] from source [Hs, Ws, C], nnf [H, W, 2] and per-patch weight [H, W] (or
 // null: all 1); total [H, W] receives Σ w of each pixel (may be null).

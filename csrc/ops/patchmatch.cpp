@@ -49,6 +49,16 @@ void check_patch_size(int64_t p, const char* op) {
 // HWC float32 copy (the kernels' layout) of a CHW image.
 at::Tensor to_hwc(const at::Tensor& chw) { return chw.permute({1, 2, 0}).contiguous(); }
 
+// The same, followed by kPmLanes floats of zeros: the CPU's patch distance loads a row's last
+// terms as one whole register, which may reach past the last pixel.
+at::Tensor to_hwc_padded(const at::Tensor& chw) {
+  const int64_t C = chw.size(0), H = chw.size(1), W = chw.size(2);
+  at::Tensor flat = at::empty({H * W * C + kPmLanes}, chw.options());
+  flat.narrow(0, H * W * C, kPmLanes).zero_();
+  flat.narrow(0, 0, H * W * C).view({H, W, C}).copy_(chw.permute({1, 2, 0}));
+  return flat;
+}
+
 at::Tensor as_u8_plane(const at::Tensor& t) { return t.ne(0).to(at::kByte).contiguous(); }
 
 }  // namespace
@@ -91,7 +101,8 @@ std::vector<at::Tensor> patchmatch_nnf(const at::Tensor& target, const at::Tenso
 
   const Backend backend = backend_for(target);
   void* s = stream_ptr(stream);
-  const at::Tensor A = to_hwc(target), B = to_hwc(source);
+  const at::Tensor A = to_hwc_padded(target);
+  const at::Tensor B = source.is_same(target) ? A : to_hwc_padded(source);
 
   at::Tensor valid_px;
   if (source_valid.has_value() && source_valid->defined()) {
@@ -148,9 +159,8 @@ std::vector<at::Tensor> patchmatch_nnf(const at::Tensor& target, const at::Tenso
                   nnf.mutable_data_ptr<int32_t>(), dist.mutable_data_ptr<float>(), s);
 
   if (propagation == "scan") {
-    for (int64_t it = 0; it < iterations; ++it)
-      FI_BACKEND_CALL(backend, pm_scan_iteration, P, nnf.mutable_data_ptr<int32_t>(), dist.mutable_data_ptr<float>(),
-                      uint32_t(it), s);
+    FI_BACKEND_CALL(backend, pm_scan, P, nnf.mutable_data_ptr<int32_t>(), dist.mutable_data_ptr<float>(), 0u,
+                    iterations, s);
   } else {
     // Jump flooding: steps n/2, n/4, ..., 1 in every iteration, random search in the last pass.
     int64_t first = 1;
