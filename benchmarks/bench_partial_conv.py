@@ -6,6 +6,10 @@ input, weight and bias.
 
     pytest benchmarks/bench_partial_conv.py     # pytest-benchmark timings, ratio table, peak memory
     python benchmarks/bench_partial_conv.py     # README table: round-robin medians, wall and CPU
+
+On a GPU, ``test_partial_conv_speed_cuda`` (``pytest benchmarks/bench_partial_conv.py -k cuda``)
+times the same layers on CUDA against cuDNN's plain convolution, with peak CUDA memory; it skips
+without a GPU or without fastinpaint's CUDA build.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import fastinpaint
 from fastinpaint.ops import partial_conv2d
 
 import conftest
@@ -33,6 +38,9 @@ _TINY = dict(c_in=6, c_out=4, k=3, stride=1, padding=1, size=8, mask_channels=[4
 BATCH = 4
 IMPLS = ["fastinpaint", "reference", "torch-pconv", "conv2d"]
 MODES = ["fwd", "fwd+bwd"]
+
+needs_cuda = pytest.mark.skipif(not (torch.cuda.is_available() and fastinpaint.built_with_cuda()),
+                                reason="needs a CUDA GPU and fastinpaint built with its CUDA kernels")
 
 
 def reference_layer(x, mask_full, weight, bias, stride, padding):
@@ -52,17 +60,18 @@ def reference_layer(x, mask_full, weight, bias, stride, padding):
     return out, update
 
 
-def build(layer: str, impl: str, mode: str, seed: int = 0):
-    """Returns a zero-argument callable running one step of `impl` on `layer` in `mode`."""
+def build(layer: str, impl: str, mode: str, seed: int = 0, device: str = "cpu"):
+    """Returns a zero-argument callable running one step of `impl` on `layer` in `mode`; on a CUDA
+    `device` the step waits for the GPU to finish (so that a timer around it measures the GPU)."""
     cfg = _TINY if layer == "tiny" else LAYERS[layer]
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)  # drawn on the CPU: the same numbers on every device
     n, s = BATCH, cfg["size"]
     grad = mode == "fwd+bwd"
-    x = torch.randn(n, cfg["c_in"], s, s, generator=g).requires_grad_(grad)
-    weight = (torch.randn(cfg["c_out"], cfg["c_in"], cfg["k"], cfg["k"], generator=g) * 0.05).requires_grad_(grad)
-    bias = torch.randn(cfg["c_out"], generator=g).requires_grad_(grad) if cfg["bias"] else None
+    x = torch.randn(n, cfg["c_in"], s, s, generator=g).to(device).requires_grad_(grad)
+    weight = (torch.randn(cfg["c_out"], cfg["c_in"], cfg["k"], cfg["k"], generator=g) * 0.05).to(device).requires_grad_(grad)
+    bias = torch.randn(cfg["c_out"], generator=g).to(device).requires_grad_(grad) if cfg["bias"] else None
     counts = cfg["mask_channels"] or [cfg["c_in"]]
-    seg_mask = (torch.rand(n, len(counts), s, s, generator=g) > 0.3).float()
+    seg_mask = (torch.rand(n, len(counts), s, s, generator=g) > 0.3).float().to(device)
     stride, padding = cfg["stride"], cfg["padding"]
     params = [t for t in (x, weight, bias) if t is not None]  # what fwd+bwd differentiates
 
@@ -77,7 +86,7 @@ def build(layer: str, impl: str, mode: str, seed: int = 0):
             return reference_layer(x, mask_full, weight, bias, stride, padding)[0]
     elif impl == "torch-pconv":
         torch_pconv = pytest.importorskip("torch_pconv", reason="torch-pconv is not installed")
-        layer_mod = torch_pconv.PConv2d(cfg["c_in"], cfg["c_out"], cfg["k"], stride, padding, bias=cfg["bias"])
+        layer_mod = torch_pconv.PConv2d(cfg["c_in"], cfg["c_out"], cfg["k"], stride, padding, bias=cfg["bias"]).to(device)
         with torch.no_grad():
             layer_mod.regular_conv.weight.copy_(weight)
         mask3 = seg_mask[:, 0].contiguous()  # single-channel masks only: it cannot express mask groups
@@ -102,6 +111,12 @@ def build(layer: str, impl: str, mode: str, seed: int = 0):
         def step():
             out = forward()
             torch.autograd.grad(out, params, torch.ones_like(out))
+    if torch.device(device).type == "cuda":
+        run = step
+
+        def step():
+            run()
+            torch.cuda.synchronize()
     return step
 
 
@@ -113,6 +128,24 @@ def test_partial_conv_speed(benchmark, layer, impl, mode):
     benchmark.group = f"partial_conv2d {layer} {mode}"
     benchmark.extra_info.update(impl=impl, baseline=impl == "conv2d")
     benchmark.pedantic(step, rounds=7, warmup_rounds=2, iterations=1)
+
+
+@needs_cuda
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("layer", list(LAYERS))
+def test_partial_conv_speed_cuda(benchmark, layer, impl, mode):
+    """The same layers on the GPU, float32; conv2d is cuDNN's (TF32 as torch's defaults allow)."""
+    step = build(layer, impl, mode, device="cuda")
+    benchmark.group = f"partial_conv2d cuda {layer} {mode}"
+    benchmark.extra_info.update(impl=impl, baseline=impl == "conv2d")
+    benchmark.pedantic(step, rounds=30, warmup_rounds=3, iterations=1)
+    # Peak CUDA memory of one step above what is allocated before it (inputs, weights).
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    step()
+    benchmark.extra_info["peak_mib"] = round((torch.cuda.max_memory_allocated() - before) / 2**20, 1)
 
 
 def warm_up():

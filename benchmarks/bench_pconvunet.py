@@ -24,10 +24,16 @@ process resets its resident-set high-water mark (``/proc/self/clear_refs`` ← 5
 forward and reports ``VmHWM - VmRSS(before)``: the extra resident memory that forward needed at
 its peak — activations, masks, oneDNN scratch and all, weights excluded (they are resident
 before). Linux only.
+
+On a GPU, ``test_forward_time_cuda`` (``pytest benchmarks/bench_pconvunet.py -k cuda``) times
+the same forward on CUDA: fastinpaint in float32 and float16, the reference in float32 (its
+``1e-8`` underflows in float16), with peak CUDA memory. It skips without a GPU or without
+fastinpaint's CUDA build.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import os
@@ -42,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import fastinpaint
 from fastinpaint.nn import PConvUNet
 
 CONFIGS = [  # (layers, size, batch)
@@ -51,6 +58,10 @@ CONFIGS = [  # (layers, size, batch)
 ]
 IMPLS = ["fastinpaint", "reference"]
 FORMATS = ["contiguous", "channels_last"]  # activation layout, the same for both networks
+CUDA_VARIANTS = ["fastinpaint-fp32", "reference-fp32", "fastinpaint-fp16"]  # network-precision
+
+needs_cuda = pytest.mark.skipif(not (torch.cuda.is_available() and fastinpaint.built_with_cuda()),
+                                reason="needs a CUDA GPU and fastinpaint built with its CUDA kernels")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -247,6 +258,51 @@ def test_forward_time(benchmark, config, fmt, impl):
 
     # check_agree() already ran both networks once on these inputs: that is the warm-up
     benchmark.pedantic(run, rounds=3 if config[1] * config[2] <= 256 else 2, iterations=1)
+
+
+_built_cuda: Dict[tuple, Dict[str, tuple]] = {}
+
+
+def _get_cuda(config, fmt):
+    """Both networks on the GPU in float32, and fastinpaint's in float16, checked to agree first."""
+    if (config, fmt) not in _built_cuda:
+        _built_cuda.clear()
+        torch.cuda.empty_cache()
+        ours, ref, x, valid = (t.cuda() for t in build(*config, fmt))
+        # Agreement in full float32: cuDNN's default TF32 would blur the comparison, not the timing.
+        with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+            check_agree(ours, ref, x, valid)
+        fmt_mem = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
+        half = (copy.deepcopy(ours).half(), None, x.half().contiguous(memory_format=fmt_mem), valid.half())
+        with torch.inference_mode():
+            out = half[0](half[2], half[3])
+        assert torch.isfinite(out).all(), "fastinpaint's PConvUNet gives non-finite float16 output"
+        _built_cuda[(config, fmt)] = {"fp32": (ours, ref, x, valid), "fp16": half}
+    return _built_cuda[(config, fmt)]
+
+
+@needs_cuda
+@pytest.mark.parametrize("variant", CUDA_VARIANTS)
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("config", CONFIGS, ids=_id)
+def test_forward_time_cuda(benchmark, config, fmt, variant):
+    impl, precision = variant.split("-")
+    fn = runner(impl, *_get_cuda(config, fmt)[precision])
+    benchmark.group = f"PConvUNet forward cuda {_id(config)} {fmt}"
+    benchmark.extra_info.update(dict(zip(("layers", "size", "batch"), config)), impl=variant, memory_format=fmt,
+                                baseline=variant == "reference-fp32")
+
+    def run():
+        with torch.inference_mode():
+            fn()
+        torch.cuda.synchronize()
+
+    benchmark.pedantic(run, rounds=20, warmup_rounds=2, iterations=1)
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    run()
+    benchmark.extra_info["peak_mib"] = round((torch.cuda.max_memory_allocated() - before) / 2**20, 1)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -55,6 +55,7 @@ def test_two_methods_on_development_pairs_via_cli(shared_data, tmp_path, capsys)
     assert rc == 0
     table = capsys.readouterr().out
     assert "telea" in table and "meanfill" in table and "PSNR" in table
+    assert "sharp" in table and "SWDx1000" in table
     assert calls and calls[0][0] == "meanfill" and calls[0][1] == {"weights": "w.pt"}
     assert calls[0][2] == np.uint8 and calls[0][3] == np.bool_
     rows = list(csv.DictReader(open(out)))
@@ -65,7 +66,19 @@ def test_two_methods_on_development_pairs_via_cli(shared_data, tmp_path, capsys)
     assert sum(int(r["count"]) for r in rows if r["method"] == "telea" and r["bucket"] != "all") == 14
     assert float(overall["telea"]["psnr"]) > float(overall["meanfill"]["psnr"])
     assert float(overall["telea"]["ssim"]) > float(overall["meanfill"]["ssim"])
-    assert len(list(csv.DictReader(open(per)))) == 28
+    # texture scores: Telea's diffusion is blurrier than the photo (the flat mean fill's sharpness
+    # is mostly its seam at this size, so it is not compared), and its texture is closer than a flat fill's
+    assert 0.0 < float(overall["telea"]["sharpness"]) < 1.0
+    assert 0 < float(overall["telea"]["swd"]) < float(overall["meanfill"]["swd"])
+    per_rows = list(csv.DictReader(open(per)))
+    assert len(per_rows) == 28
+    assert {"psnr", "ssim", "l1", "sharpness", "swd", "seconds"} <= set(per_rows[0])
+    telea_rows = [r for r in per_rows if r["method"] == "telea"]
+    assert float(overall["telea"]["swd"]) == pytest.approx(np.mean([float(r["swd"]) for r in telea_rows]), rel=1e-6)
+    # the table shows SWD x1000, the CSV the raw value
+    line = next(ln for ln in table.splitlines() if ln.startswith("telea") and " all " in ln)
+    assert float(line.split()[-2]) == pytest.approx(1000 * float(overall["telea"]["swd"]), abs=1e-3)
+    assert float(line.split()[-3]) == pytest.approx(float(overall["telea"]["sharpness"]), abs=1e-3)
 
 
 def test_weights_go_to_the_learned_method(small_set):
@@ -97,6 +110,10 @@ def test_evaluate_scores_the_composite(small_set):
     assert row["psnr"] == pytest.approx(metrics.psnr(gt, comp), abs=1e-9)
     assert row["ssim"] == pytest.approx(metrics.ssim(gt, comp), abs=1e-9)
     assert row["l1"] == pytest.approx(np.abs(gt - comp).mean(), abs=1e-9)
+    assert row["sharpness"] == pytest.approx(metrics.sharpness(comp, gt, p.mask), rel=1e-9)
+    assert row["swd"] == pytest.approx(metrics.swd(comp, gt, p.mask), rel=1e-9)
+    assert res.summary[0]["swd"] == pytest.approx(np.mean([r["swd"] for r in res.rows]), rel=1e-12)
+    assert res.summary[0]["sharpness"] == pytest.approx(np.mean([r["sharpness"] for r in res.rows]), rel=1e-12)
     assert row["bucket"] == ev.ratio_bucket(p.mask.mean())
     assert res.summary[0]["bucket"] == "all" and res.summary[0]["count"] == 3
 

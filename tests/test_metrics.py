@@ -91,3 +91,185 @@ def test_composite():
     assert (c[hole] == 200).all() and (c[~hole] == 0).all()
     t = metrics.composite(torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4), torch.from_numpy(hole)[None, None])
     assert t.sum() == 12
+
+
+# --- texture scores: sharpness and SWD ------------------------------------------------------------
+
+ndi = pytest.importorskip("scipy.ndimage")
+
+
+def _texture(h=40, w=48, seed=0):
+    """A textured RGB image in [0, 1]: smooth shading plus fine random texture."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    base = np.stack([xx, yy, 0.5 + 0 * xx], -1) * 0.6
+    return np.clip(base + 0.4 * ndi.gaussian_filter(rng.random((h, w, 3)), (0.7, 0.7, 0)), 0, 1)
+
+
+def _hole(h=40, w=48):
+    m = np.zeros((h, w), bool)
+    m[12:30, 10:34] = True
+    m[5:9, 40:46] = True  # a second hole near the border
+    return m
+
+
+def _blur(img, sigma=1.5):
+    return ndi.gaussian_filter(img, (sigma, sigma, 0))
+
+
+def ref_sharpness(out, gt, hole):
+    """Independent reference: BT.601 luma, scipy's Sobel (edge repeated), ratio of hole means."""
+
+    def grad(img):
+        lum = img[..., :3] @ np.array([0.299, 0.587, 0.114]) if img.ndim == 3 else img
+        return np.hypot(ndi.sobel(lum, axis=0, mode="nearest"), ndi.sobel(lum, axis=1, mode="nearest"))
+
+    return grad(out)[hole].mean() / grad(gt)[hole].mean()
+
+
+def ref_swd(out, gt, hole, dirs, idx):
+    """Independent reference: scipy Gaussians (mirror border, truncate 4), NumPy patches with
+    np.pad(reflect), then for every direction a sorted-projection loop."""
+
+    def bands(x):
+        g1 = ndi.gaussian_filter(x, (1, 1, 0), mode="mirror", truncate=4.0)
+        g2 = ndi.gaussian_filter(x, (2, 2, 0), mode="mirror", truncate=4.0)
+        return [x - g1, g1 - g2]
+
+    w = gt.shape[1]
+    ys, xs = idx // w, idx % w
+    total = []
+    for bo, bg in zip(bands(out), bands(gt)):
+        pats = []
+        for b in (bo, bg):
+            p = np.pad(b, ((3, 3), (3, 3), (0, 0)), mode="reflect")
+            # channel, row, column order
+            pats.append(np.stack([p[y:y + 7, x:x + 7].transpose(2, 0, 1).ravel() for y, x in zip(ys, xs)]))
+        d = []
+        for k in range(dirs.shape[1]):
+            a = np.sort(pats[0] @ dirs[:, k])
+            b = np.sort(pats[1] @ dirs[:, k])
+            d.append(np.abs(a - b).mean())
+        total.append(np.mean(d))
+    return np.mean(total)
+
+
+def test_sharpness_against_scipy():
+    gt, hole = _texture(), _hole()
+    rng = np.random.default_rng(3)
+    for out in (_blur(gt), np.clip(gt + rng.normal(0, 0.05, gt.shape), 0, 1), gt[::-1].copy()):
+        assert metrics.sharpness(out, gt, hole) == pytest.approx(ref_sharpness(out, gt, hole), rel=1e-12)
+    g = gt.mean(-1)  # gray: the channel itself
+    assert metrics.sharpness(_blur(gt).mean(-1), g, hole) == pytest.approx(
+        ref_sharpness(_blur(gt).mean(-1), g, hole), rel=1e-12)
+
+
+def test_sharpness_properties():
+    gt, hole = _texture(), _hole()
+    assert metrics.sharpness(gt, gt, hole) == 1.0
+    blurred = metrics.sharpness(_blur(gt), gt, hole)
+    assert blurred < 0.8
+    assert metrics.sharpness(_blur(gt, 3.0), gt, hole) < blurred  # more blur, less detail
+    # only the hole (and its one-pixel ring, through the Sobel stencil) counts
+    far = gt.copy()
+    far[~ndi.binary_dilation(hole, iterations=2)] = 0.0
+    assert metrics.sharpness(far, gt, hole) == 1.0
+    # uint8 vs float, NumPy vs torch, batch vs per image, per-image masks
+    u8 = (gt * 255).round().astype(np.uint8)
+    b8 = (_blur(gt) * 255).round().astype(np.uint8)
+    assert metrics.sharpness(b8, u8, hole) == pytest.approx(metrics.sharpness(b8 / 255.0, u8 / 255.0, hole), rel=1e-12)
+    t = metrics.sharpness(torch.from_numpy(_blur(gt)).permute(2, 0, 1), torch.from_numpy(gt).permute(2, 0, 1),
+                          torch.from_numpy(hole))
+    assert t.dim() == 0 and t.dtype == torch.float64 and float(t) == pytest.approx(blurred, rel=1e-12)
+    gt2, hole2 = _texture(seed=1), ~_hole()
+    outs, gts = np.stack([_blur(gt), gt2]), np.stack([gt, _blur(gt2)])
+    batch = metrics.sharpness(outs, gts, np.stack([hole, hole2]))
+    assert batch.shape == (2,)
+    assert batch[0] == pytest.approx(blurred, rel=1e-12)
+    assert batch[1] == pytest.approx(metrics.sharpness(gt2, _blur(gt2), hole2), rel=1e-12) and batch[1] > 1
+    tb = metrics.sharpness(torch.from_numpy(outs).permute(0, 3, 1, 2), torch.from_numpy(gts).permute(0, 3, 1, 2),
+                           torch.from_numpy(np.stack([hole, hole2])))
+    assert np.allclose(tb.numpy(), batch, rtol=1e-12)
+    one_mask = metrics.sharpness(outs, gts, hole)  # one (H, W) mask for the whole batch
+    assert one_mask[1] == pytest.approx(metrics.sharpness(gt2, _blur(gt2), hole), rel=1e-12)
+    # RGBA: alpha is ignored
+    rgba_gt = np.concatenate([gt, np.ones(gt.shape[:2] + (1,))], -1)
+    rgba_out = np.concatenate([_blur(gt), np.random.default_rng(0).random(gt.shape[:2] + (1,))], -1)
+    assert metrics.sharpness(rgba_out, rgba_gt, hole) == pytest.approx(blurred, rel=1e-12)
+    # a flat ground truth, or an empty hole: nan
+    assert np.isnan(metrics.sharpness(gt, np.full_like(gt, 0.5), hole))
+    assert np.isnan(metrics.sharpness(gt, gt, np.zeros_like(hole)))
+    with pytest.raises(ValueError, match="hole"):
+        metrics.sharpness(gt, gt, hole[:10])
+    with pytest.raises(ValueError, match="hole"):
+        metrics.sharpness(outs, gts, np.stack([hole] * 3))
+
+
+def test_swd_against_numpy_reference():
+    gt, hole = _texture(), _hole()
+    out = _blur(gt)
+    dirs = metrics.swd_directions(3 * 49, 16, seed=5).numpy()
+    assert np.allclose(np.linalg.norm(dirs, axis=0), 1.0)
+    idx = metrics.swd_sample(torch.from_numpy(hole), 4000, seed=5).numpy()
+    assert np.array_equal(idx, np.flatnonzero(hole))  # fewer hole pixels than max_samples: all of them
+    got = metrics.swd(out, gt, hole, projections=16, seed=5)
+    assert got == pytest.approx(ref_swd(out, gt, hole, dirs, idx), rel=1e-9)
+    # subsampled: at most max_samples hole pixels, the same for both images
+    idx = metrics.swd_sample(torch.from_numpy(hole), 100, seed=5).numpy()
+    assert len(idx) == 100 and len(set(idx)) == 100 and hole.ravel()[idx].all()
+    got = metrics.swd(out, gt, hole, projections=16, max_samples=100, seed=5)
+    assert got == pytest.approx(ref_swd(out, gt, hole, dirs, idx), rel=1e-9)
+
+
+def test_swd_properties():
+    gt, hole = _texture(), _hole()
+    assert metrics.swd(gt, gt, hole) == 0.0
+    noisy = np.clip(gt + np.random.default_rng(1).normal(0, 0.01, gt.shape), 0, 1)
+    s_noise, s_blur = metrics.swd(noisy, gt, hole), metrics.swd(_blur(gt), gt, hole)
+    assert 0 < s_noise < s_blur
+    assert metrics.swd(_blur(gt, 3.0), gt, hole) > s_blur
+    # pixels further than 3 (patch) + 8 (σ = 2 kernel) from the hole do not matter; inside ones do
+    gt, hole = _texture(80, 96), np.zeros((80, 96), bool)
+    hole[20:40, 25:50] = True
+    s_blur = metrics.swd(_blur(gt), gt, hole)
+    far = ~ndi.binary_dilation(hole, np.ones((3, 3), bool), iterations=12)
+    assert far.sum() > 1000
+    changed = _blur(gt).copy()
+    changed[far] = np.random.default_rng(2).random((far.sum(), 3))
+    assert metrics.swd(changed, gt, hole) == pytest.approx(s_blur, rel=1e-12)
+    changed_gt = gt.copy()
+    changed_gt[far] = 0.0
+    assert metrics.swd(_blur(gt), changed_gt, hole) == pytest.approx(s_blur, rel=1e-12)
+    inside = _blur(gt).copy()
+    inside[hole] = gt[hole]
+    assert metrics.swd(inside, gt, hole) != pytest.approx(s_blur, rel=1e-3)
+    gt, hole = _texture(), _hole()
+    s_blur = metrics.swd(_blur(gt), gt, hole)
+    # deterministic for a seed; uint8 = float / 255; NumPy = torch; batch = per image
+    assert metrics.swd(_blur(gt), gt, hole, seed=0) == s_blur
+    assert metrics.swd(_blur(gt), gt, hole, seed=1) != s_blur
+    u8, b8 = (gt * 255).round().astype(np.uint8), (_blur(gt) * 255).round().astype(np.uint8)
+    assert metrics.swd(b8, u8, hole) == pytest.approx(metrics.swd(b8 / 255.0, u8 / 255.0, hole), rel=1e-9)
+    t = metrics.swd(torch.from_numpy(_blur(gt)).permute(2, 0, 1), torch.from_numpy(gt).permute(2, 0, 1),
+                    torch.from_numpy(hole))
+    assert t.dim() == 0 and float(t) == pytest.approx(s_blur, rel=1e-12)
+    gt2, hole2 = _texture(seed=1), ~_hole()
+    batch = metrics.swd(np.stack([_blur(gt), noisy]), np.stack([gt, gt2]), np.stack([hole, hole2]), max_samples=500)
+    assert batch.shape == (2,)
+    assert batch[0] == pytest.approx(metrics.swd(_blur(gt), gt, hole, max_samples=500), rel=1e-12)
+    assert batch[1] == pytest.approx(metrics.swd(noisy, gt2, hole2, max_samples=500), rel=1e-12)
+    assert np.isnan(metrics.swd(gt, gt, np.zeros_like(hole)))
+
+
+def test_texture_scores_on_a_photo(shared_data):
+    """On a development photo: a blurred fill loses detail and texture, a fine-noise one barely does."""
+    from PIL import Image
+
+    gt = np.asarray(Image.open(shared_data / "photos" / "aqua_drop.png").convert("RGB"))
+    hole = np.asarray(Image.open(shared_data / "masks" / "aqua_drop__irr_30_40.png")) > 127
+    blurred = np.clip(_blur(gt.astype(np.float64), 2.0).round(), 0, 255).astype(np.uint8)
+    comp = metrics.composite(gt, blurred, hole)
+    noisy = metrics.composite(gt, np.clip(gt + np.random.default_rng(0).integers(-3, 4, gt.shape), 0, 255)
+                              .astype(np.uint8), hole)
+    assert metrics.sharpness(comp, gt, hole) < 0.8
+    assert metrics.swd(noisy, gt, hole) < metrics.swd(comp, gt, hole)

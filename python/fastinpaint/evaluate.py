@@ -1,4 +1,5 @@
-"""Score inpainting methods on (image, mask) pairs: PSNR, SSIM and L1 on the composite image.
+"""Score inpainting methods on (image, mask) pairs: PSNR, SSIM and L1 on the composite image, and
+the texture scores sharpness and SWD inside the hole.
 
 :func:`evaluate` takes any callable ``fn(image, mask) -> image`` — ``image`` a ``uint8``
 ``(H, W, 3)`` array whose hole pixels are zeroed (so no method can read the ground truth),
@@ -316,7 +317,20 @@ class EvalResult:
         return format_table(self.summary)
 
 
-SUMMARY_FIELDS = ("method", "bucket", "count", "psnr", "ssim", "l1", "seconds")
+#: The scores of each row (``swd`` raw; the printed table shows it ×1000).
+SCORES = ("psnr", "ssim", "l1", "sharpness", "swd", "seconds")
+SUMMARY_FIELDS = ("method", "bucket", "count") + SCORES
+PER_IMAGE_FIELDS = ("method", "pair", "hole_ratio", "bucket") + SCORES
+#: CSV formats other than ``{:.6f}`` (SWD is ~1e-3: keep its significant digits).
+_CSV_FORMATS = {"swd": "{:.9f}"}
+
+
+def _mean(values: Sequence[float]) -> float:
+    """The mean of the values that are not nan (sharpness is nan where the photo is flat in the
+    hole); nan if there are none."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    return float(v.mean()) if v.size else float("nan")
 
 
 def _summarise(rows: List[dict], bucket_order: List[str]) -> List[dict]:
@@ -329,17 +343,19 @@ def _summarise(rows: List[dict], bucket_order: List[str]) -> List[dict]:
             if not group:
                 continue
             out.append({"method": method, "bucket": label, "count": len(group),
-                        **{k: float(np.mean([r[k] for r in group])) for k in ("psnr", "ssim", "l1", "seconds")}})
+                        **{k: _mean([r[k] for r in group]) for k in SCORES}})
     return out
 
 
 def format_table(summary: Sequence[Mapping]) -> str:
-    """Formats summary rows as ``method  bucket  n  PSNR  SSIM  L1  s/img``."""
-    head = f"{'method':<12} {'hole ratio':<10} {'n':>4} {'PSNR dB':>8} {'SSIM':>7} {'L1':>8} {'s/img':>7}"
+    """Formats summary rows as ``method  bucket  n  PSNR  SSIM  L1  sharp  SWDx1000  s/img``
+    (SWD multiplied by 1000 for display; the rows and CSVs hold the raw value)."""
+    head = (f"{'method':<12} {'hole ratio':<10} {'n':>4} {'PSNR dB':>8} {'SSIM':>7} {'L1':>8} {'sharp':>6} "
+            f"{'SWDx1000':>8} {'s/img':>7}")
     lines = [head, "-" * len(head)]
     for r in summary:
         lines.append(f"{r['method']:<12} {r['bucket']:<10} {r['count']:>4} {r['psnr']:>8.3f} {r['ssim']:>7.4f} "
-                     f"{r['l1']:>8.5f} {r['seconds']:>7.3f}")
+                     f"{r['l1']:>8.5f} {r['sharpness']:>6.3f} {r['swd'] * 1000:>8.3f} {r['seconds']:>7.3f}")
     return "\n".join(lines)
 
 
@@ -352,7 +368,8 @@ def write_csv(path: Union[str, os.PathLike], rows: Sequence[Mapping], fields: Se
         w = csv.DictWriter(f, fieldnames=list(fields), extrasaction="ignore")
         w.writeheader()
         for r in rows:
-            w.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()})
+            w.writerow({k: (_CSV_FORMATS.get(k, "{:.6f}").format(v) if isinstance(v, float) else v)
+                        for k, v in r.items()})
     os.replace(tmp, path)
 
 
@@ -365,14 +382,19 @@ def evaluate(method_fn: Union[InpaintFn, Mapping[str, InpaintFn]], pairs: Iterab
     hole pixels are set to 0 and ``mask`` a bool ``(H, W)`` array, **True = hole**. It must
     return an image of the same shape, uint8 (0..255) or float (0..255, or [0, 1]). The
     composite (output inside the hole, original outside) is scored against the original on
-    [0, 1]: PSNR (dB, data range 1), SSIM (Gaussian window, as scikit-image) and L1 (mean
-    absolute error over the whole image, in [0, 1]); also the seconds per call.
+    [0, 1]: PSNR (dB, data range 1), SSIM (Gaussian window, as scikit-image), L1 (mean
+    absolute error over the whole image, in [0, 1]) and, inside the hole, the texture scores
+    :func:`fastinpaint.metrics.sharpness` (1 = as much detail as the photo, < 1 = blurrier) and
+    :func:`fastinpaint.metrics.swd` (raw; lower is better; the printed table shows it ×1000);
+    also the seconds per call.
 
     Args:
         method_fn: a callable, or ``{name: callable}`` to compare several on the same pairs.
         pairs: :class:`Pair` objects, or ``(image, mask)`` / ``(name, image, mask)`` tuples.
             Images uint8, or float in [0, 1]; masks non-zero = hole.
-        csv_path: write the summary (``method, bucket, count, psnr, ssim, l1, seconds``) here.
+        csv_path: write the summary (``method, bucket, count, psnr, ssim, l1, sharpness, swd,
+            seconds``) here; each score is the mean over the bucket's pairs (sharpness leaves out
+            the nan of a pair whose photo is flat in the hole).
         per_image_csv: write one row per (method, pair) here.
         print_table: print the summary table.
         progress: show a tqdm bar.
@@ -434,7 +456,9 @@ def evaluate(method_fn: Union[InpaintFn, Mapping[str, InpaintFn]], pairs: Iterab
             rows.append({"method": name, "pair": p.name, "hole_ratio": ratio, "bucket": ratio_bucket(ratio),
                          "psnr": float(metrics.psnr(gt, comp, data_range=1.0)),
                          "ssim": float(metrics.ssim(gt, comp, data_range=1.0)),
-                         "l1": float(metrics.l1(gt, comp, data_range=1.0)), "seconds": dt})
+                         "l1": float(metrics.l1(gt, comp, data_range=1.0)),
+                         "sharpness": float(metrics.sharpness(comp, gt, hole, data_range=1.0)),
+                         "swd": float(metrics.swd(comp, gt, hole, data_range=1.0)), "seconds": dt})
             if bar is not None:
                 bar.update(1)
     if bar is not None:
@@ -445,7 +469,7 @@ def evaluate(method_fn: Union[InpaintFn, Mapping[str, InpaintFn]], pairs: Iterab
     if csv_path:
         write_csv(csv_path, result.summary, SUMMARY_FIELDS)
     if per_image_csv:
-        write_csv(per_image_csv, rows, ("method", "pair", "hole_ratio", "bucket", "psnr", "ssim", "l1", "seconds"))
+        write_csv(per_image_csv, rows, PER_IMAGE_FIELDS)
     if print_table:
         print(result.table())
     return result
@@ -538,10 +562,11 @@ def add_eval_subcommand(subparsers, inpaint_fn: Optional[Callable] = None) -> ar
         >>> sub = argparse.ArgumentParser(prog="fastinpaint").add_subparsers(dest="command")
         >>> add_eval_subcommand(sub, fastinpaint.inpaint)  # doctest: +SKIP
     """
-    p = subparsers.add_parser("eval", help="score methods: PSNR/SSIM/L1 per hole-ratio bucket",
+    p = subparsers.add_parser("eval", help="score methods: PSNR/SSIM/L1/sharpness/SWD per hole-ratio bucket",
                               description="Score inpainting methods on an image folder with a mask folder or a "
-                                          "generated mask set: PSNR, SSIM and L1 on the composite image, overall "
-                                          "and per hole-ratio bucket.")
+                                          "generated mask set: PSNR, SSIM and L1 on the composite image, and "
+                                          "sharpness and SWD (texture, inside the hole; the table shows SWD x1000), "
+                                          "overall and per hole-ratio bucket.")
     _add_eval_arguments(p)
     p.set_defaults(func=lambda args: _run_eval(args, inpaint_fn))
     return p
