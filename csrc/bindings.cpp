@@ -54,7 +54,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("patchmatch_valid_centres", &fastinpaint::patchmatch_valid_centres, py::arg("source_valid"),
         py::arg("patch_size"));
   m.def("patchmatch_vote", &fastinpaint::patchmatch_vote, py::arg("source"), py::arg("nnf"), py::arg("patch_size"),
-        py::arg("weight"), py::arg("stream") = 0);
+        py::arg("weight"), py::arg("mask") = py::none(), py::arg("stream") = 0);
 
   // Biharmonic inpainting's linear solver (python/fastinpaint/methods/biharmonic.py).
   m.def("biharmonic_solve", &fastinpaint::biharmonic_solve, py::arg("image"), py::arg("hole"), py::arg("table"),

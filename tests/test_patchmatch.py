@@ -235,6 +235,43 @@ def test_vote_matches_numpy_reference():
     torch.testing.assert_close(total.double(), ref_total, rtol=1e-5, atol=1e-6)
 
 
+def test_vote_mask_votes_only_the_masked_pixels():
+    source = smooth_image(3, 18, 20, seed=26)
+    field, dist = nnf(source, source, 5, seed=4)
+    weight = torch.exp(-dist / 0.05)
+    mask = torch.rand(18, 20, generator=torch.Generator().manual_seed(5)) > 0.6
+    full, full_total = vote(source, field, 5, weight, return_total=True)
+    part, part_total = vote(source, field, 5, weight, mask=mask, return_total=True)
+    assert torch.equal(part[:, mask], full[:, mask]) and torch.equal(part_total[mask], full_total[mask])
+    assert not part[:, ~mask].any() and not part_total[~mask].any()
+    with pytest.raises(ValueError, match="mask must have shape"):
+        vote(source, field, 5, weight, mask=mask[1:])
+
+
+@pytest.mark.parametrize("propagation", ["scan", "jump"])
+def test_every_instruction_set_gives_the_same_field(propagation, monkeypatch):
+    """The CPU kernels are compiled once per instruction set; all copies sum patch distances in
+    the canonical order of kernels/patchmatch.h, so their fields are equal bit for bit."""
+    from fastinpaint._ext import _C
+
+    isas = _C.cpu_isas()
+    assert isas[0] == "baseline"
+    target = torch.cat([photo_crop(40, 56), smooth_image(2, 40, 56, seed=9)]).contiguous()  # 5 channels: partial registers
+    source = smooth_image(5, 36, 44, seed=10)
+    weight = torch.rand(40, 56, generator=torch.Generator().manual_seed(3))
+    results = []
+    for isa in isas:
+        monkeypatch.setenv("FASTINPAINT_CPU_ISA", isa)
+        for w in (None, weight):
+            results.append(nnf(target, source, 7, target_weight=w, propagation=propagation, iterations=3, seed=6))
+    for i in range(2, len(results)):
+        ref = results[i % 2]
+        assert torch.equal(results[i][0], ref[0]) and torch.equal(results[i][1], ref[1]), isas[i // 2]
+    monkeypatch.setenv("FASTINPAINT_CPU_ISA", "no-such-isa")
+    with pytest.raises(RuntimeError, match="unsupported instruction set"):
+        nnf(target, source, 7)
+
+
 def test_vote_of_identity_reproduces_the_source():
     img = smooth_image(3, 12, 12, seed=18)
     ys, xs = torch.meshgrid(torch.arange(12), torch.arange(12), indexing="ij")
@@ -279,9 +316,11 @@ def test_cuda_vote_kernel_emulated_equals_cpu():
     source = smooth_image(3, 20, 22, seed=21)
     field, dist = nnf(source, source, 7, seed=2)
     weight = torch.exp(-dist / 0.01)
-    cpu = vote(source, field, 7, weight, return_total=True)
-    emu = _emulated(lambda: vote(source, field, 7, weight, return_total=True))
-    assert torch.equal(cpu[0], emu[0]) and torch.equal(cpu[1], emu[1])
+    mask = dist > dist.median()
+    for m in (None, mask):
+        cpu = vote(source, field, 7, weight, mask=m, return_total=True)
+        emu = _emulated(lambda: vote(source, field, 7, weight, mask=m, return_total=True))
+        assert torch.equal(cpu[0], emu[0]) and torch.equal(cpu[1], emu[1])
 
 
 @requires_emulation
@@ -341,5 +380,9 @@ def test_ops_compile_and_opcheck():
     )
     field, dist = nnf(a, a, 3)
     torch.library.opcheck(
-        torch.ops.fastinpaint.vote.default, (a, field, 3, dist), test_utils=("test_schema", "test_faketensor")
+        torch.ops.fastinpaint.vote.default, (a, field, 3, dist, None), test_utils=("test_schema", "test_faketensor")
+    )
+    torch.library.opcheck(
+        torch.ops.fastinpaint.vote.default, (a, field, 3, dist, dist > dist.median()),
+        test_utils=("test_schema", "test_faketensor"),
     )

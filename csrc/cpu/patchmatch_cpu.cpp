@@ -203,10 +203,10 @@ const char* pm_scan(const PMProblem& P, int32_t* nnf, float* dist, uint32_t firs
 }
 
 const char* pm_vote(const float* source, int64_t Hs, int64_t Ws, int64_t C, const int32_t* nnf, const float* weight,
-                    int64_t H, int64_t W, int r, float* out, float* total, void* /*stream*/) {
+                    const uint8_t* mask, int64_t H, int64_t W, int r, float* out, float* total, void* /*stream*/) {
   for_each_row(H, [&](int64_t y) {
     for (int64_t x = 0; x < W; ++x) {
-      const float t = pm_vote_pixel(source, Hs, Ws, C, nnf, weight, H, W, r, y, x, out);
+      const float t = pm_vote_masked_pixel(source, Hs, Ws, C, nnf, weight, mask, H, W, r, y, x, out);
       if (total) total[y * W + x] = t;
     }
   });

@@ -63,8 +63,8 @@ const char* pm_scan(const PMProblem& P, int32_t* nnf, float* dist, uint32_t firs
 }
 
 const char* pm_vote(const float* source, int64_t Hs, int64_t Ws, int64_t C, const int32_t* nnf, const float* weight,
-                    int64_t H, int64_t W, int r, float* out, float* total, void* stream) {
-  FI_PM_FORWARD(pm_vote, source, Hs, Ws, C, nnf, weight, H, W, r, out, total, stream)
+                    const uint8_t* mask, int64_t H, int64_t W, int r, float* out, float* total, void* stream) {
+  FI_PM_FORWARD(pm_vote, source, Hs, Ws, C, nnf, weight, mask, H, W, r, out, total, stream)
 }
 
 }  // namespace cpu

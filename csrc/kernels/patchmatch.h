@@ -337,4 +337,14 @@ C10_HOST_DEVICE FI_INLINE float pm_vote_pixel(const float* B, int64_t Hs, int64_
   return total;
 }
 
+// pm_vote_pixel where mask (or null: everywhere) is non-zero; elsewhere out = 0 and returns 0.
+C10_HOST_DEVICE FI_INLINE float pm_vote_masked_pixel(const float* B, int64_t Hs, int64_t Ws, int64_t C,
+                                                     const int32_t* nnf, const float* weight, const uint8_t* mask,
+                                                     int64_t H, int64_t W, int r, int64_t y, int64_t x, float* out) {
+  if (mask == nullptr || mask[y * W + x] != 0) return pm_vote_pixel(B, Hs, Ws, C, nnf, weight, H, W, r, y, x, out);
+  float* o = out + (y * W + x) * C;
+  for (int64_t c = 0; c < C; ++c) o[c] = 0.0f;
+  return 0.0f;
+}
+
 }  // namespace fastinpaint

@@ -193,7 +193,8 @@ std::vector<at::Tensor> patchmatch_nnf(const at::Tensor& target, const at::Tenso
 }
 
 std::vector<at::Tensor> patchmatch_vote(const at::Tensor& source, const at::Tensor& nnf, int64_t patch_size,
-                                        const std::optional<at::Tensor>& weight, int64_t stream) {
+                                        const std::optional<at::Tensor>& weight,
+                                        const std::optional<at::Tensor>& mask, int64_t stream) {
   const char* op = "patchmatch vote";
   check_image(source, op, "source");
   check_patch_size(patch_size, op);
@@ -208,6 +209,11 @@ std::vector<at::Tensor> patchmatch_vote(const at::Tensor& source, const at::Tens
                      weight->scalar_type());
     w = weight->contiguous();
   }
+  at::Tensor m;
+  if (mask.has_value() && mask->defined()) {
+    check_plane(*mask, source, H, W, op, "mask");
+    m = as_u8_plane(*mask);
+  }
   const Backend backend = backend_for(source);
   const at::Tensor B = to_hwc(source);
   const at::Tensor n = nnf.contiguous();
@@ -215,7 +221,8 @@ std::vector<at::Tensor> patchmatch_vote(const at::Tensor& source, const at::Tens
   at::Tensor total = at::empty({H, W}, source.options());
   if (H * W > 0)
     FI_BACKEND_CALL(backend, pm_vote, B.const_data_ptr<float>(), Hs, Ws, C, n.const_data_ptr<int32_t>(),
-                    w.defined() ? w.const_data_ptr<float>() : nullptr, H, W, int(patch_size / 2),
+                    w.defined() ? w.const_data_ptr<float>() : nullptr,
+                    m.defined() ? m.const_data_ptr<uint8_t>() : nullptr, H, W, int(patch_size / 2),
                     out.mutable_data_ptr<float>(), total.mutable_data_ptr<float>(), stream_ptr(stream));
   return {out.permute({2, 0, 1}).contiguous(), total};
 }

@@ -31,8 +31,10 @@ std::vector<at::Tensor> patchmatch_nnf(const at::Tensor& target, const at::Tenso
 at::Tensor patchmatch_valid_centres(const at::Tensor& source_valid, int64_t patch_size);
 
 // Voting: {image [C, H, W] float32, total weight [H, W] float32} from source [C, Hs, Ws],
-// nnf [H, W, 2] int32 and per-patch weight [H, W] (optional).
+// nnf [H, W, 2] int32, per-patch weight [H, W] (optional) and the mask [H, W] of the pixels to
+// vote (optional: all; elsewhere image and total are 0).
 std::vector<at::Tensor> patchmatch_vote(const at::Tensor& source, const at::Tensor& nnf, int64_t patch_size,
-                                        const std::optional<at::Tensor>& weight, int64_t stream);
+                                        const std::optional<at::Tensor>& weight,
+                                        const std::optional<at::Tensor>& mask, int64_t stream);
 
 }  // namespace fastinpaint

@@ -59,9 +59,11 @@ def _(target, source, patch_size, source_valid, target_weight, active, init, ite
     return target.new_empty((h, w, 2), dtype=torch.int32), target.new_empty((h, w))
 
 
-def _vote_impl(source: Tensor, field: Tensor, patch_size: int, weight: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+def _vote_impl(
+    source: Tensor, field: Tensor, patch_size: int, weight: Optional[Tensor], mask: Optional[Tensor]
+) -> Tuple[Tensor, Tensor]:
     with device_guard(source):
-        out, total = _C.patchmatch_vote(source, field, patch_size, weight, stream_of(source))
+        out, total = _C.patchmatch_vote(source, field, patch_size, weight, mask, stream_of(source))
     return out, total
 
 
@@ -69,7 +71,7 @@ _vote_op = torch.library.custom_op("fastinpaint::vote", _vote_impl, mutates_args
 
 
 @_vote_op.register_fake
-def _(source, field, patch_size, weight):
+def _(source, field, patch_size, weight, mask):
     h, w = field.shape[:2]
     return source.new_empty((source.shape[0], h, w)), source.new_empty((h, w))
 
@@ -241,6 +243,7 @@ def vote(
     patch_size: int = 7,
     weight: Optional[Tensor] = None,
     *,
+    mask: Optional[Tensor] = None,
     return_total: bool = False,
 ):
     """Patch voting (Wexler et al. 2007): rebuild an image from a nearest-neighbour field.
@@ -256,6 +259,8 @@ def vote(
         patch_size: odd patch side used to build the field.
         weight: ``(H, W)`` float32 weight of each patch, e.g. ``exp(-distance / (2 σ²))``
             (non-positive or NaN weights are skipped). Default: 1.
+        mask: ``(H, W)``, non-zero = vote this pixel; elsewhere the image and the total are 0
+            (e.g. the hole, when only the hole is kept). Default: every pixel.
         return_total: also return the ``(H, W)`` total weight of each pixel.
 
     Returns:
@@ -280,6 +285,9 @@ def vote(
     if weight is not None:
         _check_plane(weight, op, "weight", field.shape[:2], source.device)
         weight = weight.to(torch.float32)
+    if mask is not None:
+        _check_plane(mask, op, "mask", field.shape[:2], source.device)
+        mask = mask.ne(0)
     run = torch.ops.fastinpaint.vote if torch.compiler.is_compiling() else _vote_impl
-    out, total = run(source, field, patch_size, weight)
+    out, total = run(source, field, patch_size, weight, mask)
     return (out, total) if return_total else out
