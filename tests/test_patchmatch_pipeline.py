@@ -238,3 +238,71 @@ def test_dev_photos_beat_mean_colour_fill():
     # squared error than its mean colour); over the set it must win clearly.
     assert sum(o > m for o, m in zip(ours, mean_fill)) >= len(DEV_PAIRS) - 1, (ours, mean_fill)
     assert np.mean(ours) > np.mean(mean_fill) + 3.0, (ours, mean_fill)
+
+
+def test_thread_count_does_not_change_the_fill(monkeypatch):
+    """Kernels take chunks fixed by the image, not by the threads: same seed, same fill."""
+    import fastinpaint.methods.patchmatch as pm
+
+    monkeypatch.setattr(pm, "free_cpu_threads", lambda wanted: wanted)  # whatever else the machine runs
+    img = textured(96, 136, 3, seed=8)
+    mask = box_mask(96, 136, 20, 70, 30, 100)
+    mask[5:12, :] = 255  # a thin stroke across the whole width as well
+    previous = torch.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            outs.append(fastinpaint.inpaint(img, mask, seed=3))
+    finally:
+        torch.set_num_threads(previous)
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+
+
+def test_busy_cpus_leave_fewer_threads():
+    """free_cpu_threads counts the CPUs other processes are running on, and intra_op_threads
+    restores torch's setting afterwards."""
+    import subprocess
+    import sys
+    import time
+
+    from fastinpaint._cpu_load import free_cpu_threads, intra_op_threads
+
+    cpus = len(__import__("os").sched_getaffinity(0))
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpus)]
+    try:
+        time.sleep(0.5)
+        assert free_cpu_threads(max(cpus, 2)) == 1
+    finally:
+        for p in busy:
+            p.kill()
+        for p in busy:
+            p.wait()
+    previous = torch.get_num_threads()
+    with intra_op_threads(1):
+        assert torch.get_num_threads() == 1
+        with intra_op_threads(2):
+            assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == previous
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"development data not found at {DATA} (../shared beside the repository)")
+def test_dev_photo_fills_keep_the_photos_texture():
+    """Sharpness (gradient energy in the hole relative to the photo's) and SWD of the fills, which
+    PSNR does not see: a fill that averages its patches into a blur fails."""
+    from PIL import Image
+
+    from fastinpaint.metrics import sharpness, swd
+
+    sharp, blurred_swd, ours_swd = [], [], []
+    for name, kind in DEV_PAIRS:
+        img = np.asarray(Image.open(DATA / "photos" / f"{name}.png").convert("RGB"))
+        hole = np.asarray(Image.open(DATA / "masks" / f"{name}__{kind}.png")) > 127
+        out = fastinpaint.inpaint(img, hole, seed=0)
+        sharp.append(sharpness(out, img, hole))
+        ours_swd.append(swd(out, img, hole))
+        # the same fill, smeared: what the texture scores must tell apart
+        smeared = np.asarray(Image.fromarray(out).filter(__import__("PIL.ImageFilter").ImageFilter.GaussianBlur(1.5)))
+        blurred_swd.append(swd(np.where(hole[..., None], smeared, img), img, hole))
+    assert np.mean(sharp) >= 0.62, sharp
+    assert np.mean(ours_swd) < 0.6 * np.mean(blurred_swd), (ours_swd, blurred_swd)

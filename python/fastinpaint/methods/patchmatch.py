@@ -8,8 +8,11 @@ Coarse to fine over an image pyramid; at each level, EM iterations of
      propose, patches weighted by exp(-d / 2σ²) (σ² from the distance distribution, so the
      weighting adapts to the image's contrast) and by a confidence that decays into the hole
      (patches near the boundary are anchored in known pixels and are trusted more).
-The field is upsampled to seed the next finer level. The coarsest level starts from a smooth
-mask-aware pyramid fill rather than noise, so the first fields match plausible colours.
+The field is upsampled to the next finer level, where it seeds the NNF and first rebuilds the
+hole from that level's own known pixels (a vote of small patches), so every level starts from the
+photo's texture rather than from an upsampled blur; the finest level's fill is that vote. The
+coarsest level starts from a smooth mask-aware pyramid fill rather than noise, so the first fields
+match plausible colours.
 
 Works on ``(C, H, W)`` float tensors on any device fastinpaint's kernels run on; the dispatcher
 (:func:`fastinpaint.inpaint`) handles image types, dtypes, alpha and copying known pixels back.
@@ -25,7 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fastinpaint._cpu_load import free_cpu_threads, intra_op_threads
 from fastinpaint.ops.patchmatch import nnf as _nnf
+from fastinpaint.ops.patchmatch import valid_centres as _valid_centres
 from fastinpaint.ops.patchmatch import vote as _vote
 
 __all__ = ["inpaint_patchmatch", "PatchMatchOptions"]
@@ -40,12 +45,15 @@ class PatchMatchOptions:
     coarsest_size: int = 32
     #: a coarse pixel is a hole when more than this fraction of its fine pixels are (1.0: any)
     coarse_hole_fraction: float = 0.5
-    #: EM iterations at the coarsest level and at the finest; linear in between
+    #: EM iterations at the coarsest level and at the finest; linear in between. With 0 at the
+    #: finest level, its fill is the vote of the upsampled field alone (see upsample_vote_patch):
+    #: measured as sharp, 30 % faster and within 0.1 dB of one more EM iteration there.
     em_coarsest: int = 16
-    em_finest: int = 1
-    #: NNF rounds from a random start, and from the previous EM iteration's / level's field
+    em_finest: int = 0
+    #: NNF rounds from a random start, and from the previous EM iteration's / level's field (4
+    #: warm rounds measured 0.1 dB better PSNR than 2 for 1.5x the time)
     nnf_iterations_cold: int = 5
-    nnf_iterations_warm: int = 4
+    nnf_iterations_warm: int = 2
     #: weight of the luminance gradient channels relative to the colour channels
     gradient_weight: float = 0.5
     #: confidence of a patch decays as gamma ** -(distance of its centre into the hole)
@@ -53,6 +61,12 @@ class PatchMatchOptions:
     #: σ² = this quantile of the patch distances of the active patches. High: only clearly worse
     #: patches are down-weighted, the rest average (measured better PSNR and SSIM than 0.5-0.75)
     sigma_quantile: float = 0.98
+    #: side of the patches that carry a coarser level's field to the next level: the finer
+    #: level's hole starts as the vote of the upsampled field over the finer level's own known
+    #: pixels, so it starts with the photo's texture instead of an upsampled blur. Few patches
+    #: averaged keep it sharp: 3 measured sharpness 0.73 and SWD 3.7 where 7 gave 0.70 and 4.3
+    #: and a bilinear start 0.56 and 6.8 (14 development pairs), PSNR equal within 0.05 dB.
+    upsample_vote_patch: int = 3
     propagation: Optional[str] = None
 
 
@@ -137,9 +151,7 @@ class _Level:
 
 
 def _valid_centre_count(source: Tensor, patch_size: int) -> int:
-    from fastinpaint._ext import _C
-
-    return int(_C.patchmatch_valid_centres(source, patch_size).sum())
+    return int(_valid_centres(source, patch_size).sum())
 
 
 def _build_pyramid(img: Tensor, hole: Tensor, source: Tensor, opts: PatchMatchOptions) -> List[_Level]:
@@ -173,12 +185,28 @@ def _build_pyramid(img: Tensor, hole: Tensor, source: Tensor, opts: PatchMatchOp
 # ------------------------------------------------------------------------------------------------
 # the method
 # ------------------------------------------------------------------------------------------------
-def _em_level(level: _Level, img: Tensor, field: Optional[Tensor], em_iterations: int, cold: bool,
-              opts: PatchMatchOptions, seed: int, patch_size: int) -> tuple:
-    r = patch_size // 2
+def _confidence(level: _Level, opts: PatchMatchOptions) -> Tensor:
+    return torch.pow(torch.tensor(opts.confidence_gamma, device=level.hole.device), -_hole_distance(level.hole))
+
+
+def _vote_upsampled_field(level: _Level, img: Tensor, field: Tensor, active: Tensor, conf: Tensor,
+                          opts: PatchMatchOptions, patch_size: int) -> Tensor:
+    """This level's hole rebuilt from the field upsampled from the coarser level, copying this
+    level's known pixels; entries that are no valid centre here do not vote."""
+    valid = _valid_centres(level.source, patch_size)
+    h, w = valid.shape
+    fy, fx = field[..., 0].long(), field[..., 1].long()
+    ok = (fy >= 0) & (fx >= 0) & (fy < h) & (fx < w)
+    ok &= valid[fy.clamp(0, h - 1), fx.clamp(0, w - 1)]
+    weight = torch.where(ok & active, conf, torch.zeros_like(conf))
+    voted, total = _vote(img, field, opts.upsample_vote_patch or patch_size, weight, mask=level.hole,
+                         return_total=True)
+    return torch.where(level.hole[None] & (total > 0)[None], voted, img)
+
+
+def _em_level(level: _Level, img: Tensor, field: Optional[Tensor], active: Tensor, conf: Tensor,
+              em_iterations: int, cold: bool, opts: PatchMatchOptions, seed: int, patch_size: int) -> tuple:
     hole = level.hole
-    active = _dilate(hole, r)
-    conf = torch.pow(torch.tensor(opts.confidence_gamma, device=img.device), -_hole_distance(hole))
     for it in range(em_iterations):
         feats = _features(img, opts.gradient_weight)
         iters = opts.nnf_iterations_cold if (cold and it == 0) else opts.nnf_iterations_warm
@@ -193,7 +221,7 @@ def _em_level(level: _Level, img: Tensor, field: Optional[Tensor], em_iterations
         sigma2 = max(sigma2, 1e-8)
         weight = torch.exp(-dist / (2.0 * sigma2)) * conf
         weight = torch.where(active, weight, torch.zeros_like(weight))
-        voted, total = _vote(img, field, patch_size, weight, return_total=True)
+        voted, total = _vote(img, field, patch_size, weight, mask=hole, return_total=True)
         img = torch.where(hole[None] & (total > 0)[None], voted, img)
     return img, field
 
@@ -240,20 +268,29 @@ def inpaint_patchmatch(
     n = len(levels)
     img: Optional[Tensor] = None
     field: Optional[Tensor] = None
+    threads = torch.get_num_threads()
     for li in range(n - 1, -1, -1):
-        level = levels[li]
-        h, w = level.hole.shape
-        if img is None:
-            img = _pushpull_fill(level.image, ~level.hole)
-            cold = True
-        else:
-            up = _upsample(img, (h, w))
-            img = torch.where(level.hole[None], up, level.image)
-            field = _upsample_field(field, (h, w)) if field is not None else None
-            cold = False
-        frac = 0.0 if n == 1 else li / (n - 1)  # 1 at the coarsest, 0 at the finest
-        em = int(round(opts.em_finest + (opts.em_coarsest - opts.em_finest) * frac))
-        if n == 1:
-            em = opts.em_coarsest
-        img, field = _em_level(level, img, field, max(1, em), cold, opts, seed + 104729 * li, p)
+        # Each level on the threads that other processes leave free right now (see _cpu_load).
+        free = free_cpu_threads(threads) if image.device.type == "cpu" else threads
+        with intra_op_threads(free):
+            level = levels[li]
+            h, w = level.hole.shape
+            active = _dilate(level.hole, p // 2)
+            conf = _confidence(level, opts)
+            if img is None:
+                img = _pushpull_fill(level.image, ~level.hole)
+                cold = True
+            else:
+                img = torch.where(level.hole[None], _upsample(img, (h, w)), level.image)
+                if field is not None:
+                    field = _upsample_field(field, (h, w))
+                    img = _vote_upsampled_field(level, img, field, active, conf, opts, p)
+                cold = False
+            frac = 0.0 if n == 1 else li / (n - 1)  # 1 at the coarsest, 0 at the finest
+            em = int(round(opts.em_finest + (opts.em_coarsest - opts.em_finest) * frac))
+            if n == 1:
+                em = opts.em_coarsest
+            if li > 0 or field is None:  # a level that has no upsampled field runs at least one EM iteration
+                em = max(1, em)
+            img, field = _em_level(level, img, field, active, conf, em, cold, opts, seed + 104729 * li, p)
     return torch.where(hole[None], img, image)
