@@ -202,6 +202,43 @@ const char* pm_scan(const PMProblem& P, int32_t* nnf, float* dist, uint32_t firs
   return nullptr;
 }
 
+// pm_valid_centre for every pixel in O(H·W) rather than O(H·W·r²): per row, the length of the
+// run of valid pixels ending at each pixel, then per column the number of consecutive rows whose
+// horizontal test passes; a centre is valid when both reach 2r + 1.
+const char* pm_valid_centres(const uint8_t* valid, int64_t H, int64_t W, int r, uint8_t* out, void* /*stream*/) {
+  const int64_t p = 2 * int64_t(r) + 1;
+  std::vector<uint8_t> across(H * W, 0);  // 1 where the row segment [x - r, x + r] is all valid
+  for_each_row(H, [&](int64_t y) {
+    int64_t run = 0;
+    for (int64_t x = 0; x < W; ++x) {
+      run = valid[y * W + x] ? run + 1 : 0;
+      if (run >= p) across[y * W + x - r] = 1;
+    }
+  });
+  const int64_t cols_per_chunk = 256;
+  for_each_chunk((W + cols_per_chunk - 1) / cols_per_chunk, [&](int64_t c) {
+    const int64_t x0 = c * cols_per_chunk, x1 = std::min(W, x0 + cols_per_chunk);
+    std::vector<int64_t> run(x1 - x0, 0);
+    for (int64_t y = 0; y < H; ++y) {
+      for (int64_t x = x0; x < x1; ++x) out[y * W + x] = 0;
+      for (int64_t x = x0; x < x1; ++x) {
+        int64_t& n = run[x - x0];
+        n = across[y * W + x] ? n + 1 : 0;
+        if (n >= p) out[(y - r) * W + x] = 1;
+      }
+    }
+  });
+  return nullptr;
+}
+
+const char* pm_mean_distances(const PMProblem& P, const int32_t* nnf, const float* dist, float* mean,
+                              void* /*stream*/) {
+  for_each_row(P.Ht, [&](int64_t y) {
+    for (int64_t x = 0; x < P.Wt; ++x) mean[y * P.Wt + x] = pm_mean_distance(P, nnf, dist, y, x);
+  });
+  return nullptr;
+}
+
 const char* pm_vote(const float* source, int64_t Hs, int64_t Ws, int64_t C, const int32_t* nnf, const float* weight,
                     const uint8_t* mask, int64_t H, int64_t W, int r, float* out, float* total, void* /*stream*/) {
   for_each_row(H, [&](int64_t y) {

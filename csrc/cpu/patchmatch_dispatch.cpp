@@ -62,6 +62,14 @@ const char* pm_scan(const PMProblem& P, int32_t* nnf, float* dist, uint32_t firs
   FI_PM_FORWARD(pm_scan, P, nnf, dist, first_iteration, iterations, stream)
 }
 
+const char* pm_valid_centres(const uint8_t* valid, int64_t H, int64_t W, int r, uint8_t* out, void* stream) {
+  FI_PM_FORWARD(pm_valid_centres, valid, H, W, r, out, stream)
+}
+
+const char* pm_mean_distances(const PMProblem& P, const int32_t* nnf, const float* dist, float* mean, void* stream) {
+  FI_PM_FORWARD(pm_mean_distances, P, nnf, dist, mean, stream)
+}
+
 const char* pm_vote(const float* source, int64_t Hs, int64_t Ws, int64_t C, const int32_t* nnf, const float* weight,
                     const uint8_t* mask, int64_t H, int64_t W, int r, float* out, float* total, void* stream) {
   FI_PM_FORWARD(pm_vote, source, Hs, Ws, C, nnf, weight, mask, H, W, r, out, total, stream)

@@ -47,6 +47,21 @@ __global__ void pm_vote_kernel(const float* __restrict__ source, int64_t Hs, int
   if (total) total[y * W + x] = t;
 }
 
+__global__ void pm_valid_centres_kernel(const uint8_t* __restrict__ valid, int64_t H, int64_t W, int r, uint8_t* out) {
+  const int64_t x = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t y = int64_t(blockIdx.y) * blockDim.y + threadIdx.y;
+  if (x >= W || y >= H) return;
+  out[y * W + x] = pm_valid_centre(valid, H, W, r, y, x);
+}
+
+__global__ void pm_mean_distances_kernel(PMProblem P, const int32_t* __restrict__ nnf, const float* __restrict__ dist,
+                                         float* mean) {
+  const int64_t x = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t y = int64_t(blockIdx.y) * blockDim.y + threadIdx.y;
+  if (x >= P.Wt || y >= P.Ht) return;
+  mean[y * P.Wt + x] = pm_mean_distance(P, nnf, dist, y, x);
+}
+
 const char* check_grid(int64_t H, int64_t W) {
   if (H > 65535LL * kBlockY) return "patchmatch CUDA kernels: image taller than 262140 rows";
   if (W > 0x7fffffffLL) return "patchmatch CUDA kernels: image wider than 2^31-1 columns";
@@ -72,6 +87,20 @@ const char* pm_jump_pass(const PMProblem& P, const int32_t* prev, const float* p
 
 const char* pm_scan(const PMProblem&, int32_t*, float*, uint32_t, int64_t, void*) {
   return "scan-order propagation is sequential and runs on the CPU only; use propagation='jump' on CUDA";
+}
+
+const char* pm_valid_centres(const uint8_t* valid, int64_t H, int64_t W, int r, uint8_t* out, void* stream) {
+  if (const char* e = check_grid(H, W)) return e;
+  FI_LAUNCH(pm_valid_centres_kernel, grid_for(H, W), dim3(kBlockX, kBlockY, 1), static_cast<cudaStream_t>(stream),
+            valid, H, W, r, out);
+  return fi_last_error();
+}
+
+const char* pm_mean_distances(const PMProblem& P, const int32_t* nnf, const float* dist, float* mean, void* stream) {
+  if (const char* e = check_grid(P.Ht, P.Wt)) return e;
+  FI_LAUNCH(pm_mean_distances_kernel, grid_for(P.Ht, P.Wt), dim3(kBlockX, kBlockY, 1),
+            static_cast<cudaStream_t>(stream), P, nnf, dist, mean);
+  return fi_last_error();
 }
 
 const char* pm_vote(const float* source, int64_t Hs, int64_t Ws, int64_t C, const int32_t* nnf, const float* weight,

@@ -303,6 +303,34 @@ C10_HOST_DEVICE FI_INLINE void pm_scan_pixel(const PMProblem& P, int32_t* field,
   dist_io[pix] = best.d;
 }
 
+// The distance of target pixel (ty, tx) as the ops return it: the raw SSD divided by the
+// (weighted) number of the clipped patch's pixels, so that it is comparable between pixels at
+// the border and inside (the voting weights rely on that); +inf where the pixel has no match.
+C10_HOST_DEVICE FI_INLINE float pm_mean_distance(const PMProblem& P, const int32_t* nnf, const float* dist, int64_t ty,
+                                                 int64_t tx) {
+  const int64_t pix = ty * P.Wt + tx;
+  if (nnf[2 * pix] < 0) return __builtin_huge_valf();
+  const PMWindow win = pm_window(P, ty, tx);
+  float norm = 0.0f;
+  if (P.target_weight) {
+    for (int dy = win.y0; dy <= win.y1; ++dy)
+      for (int dx = win.x0; dx <= win.x1; ++dx) norm = pm_add(norm, P.target_weight[(ty + dy) * P.Wt + tx + dx]);
+  } else {
+    norm = float((win.y1 - win.y0 + 1) * (win.x1 - win.x0 + 1));
+  }
+  return norm > 0.0f ? dist[pix] / norm : dist[pix];
+}
+
+// Whether a patch of radius r centred at (y, x) lies inside the image and on valid pixels only.
+C10_HOST_DEVICE FI_INLINE uint8_t pm_valid_centre(const uint8_t* valid, int64_t H, int64_t W, int r, int64_t y,
+                                                  int64_t x) {
+  if (y < r || x < r || y + r >= H || x + r >= W) return 0;
+  for (int64_t v = y - r; v <= y + r; ++v)
+    for (int64_t u = x - r; u <= x + r; ++u)
+      if (!valid[v * W + u]) return 0;
+  return 1;
+}
+
 // Voting (gather form, deterministic, no atomics): target pixel (y, x) becomes the weighted mean
 // of the values that every overlapping matched patch proposes for it,
 //   out(p) = Σ_q w(q) · B(nnf(q) + p - q) / Σ_q w(q)   over active q with |q - p|∞ ≤ r,

@@ -34,6 +34,14 @@ const char* pm_jump_pass(const PMProblem& problem, const int32_t* prev, const fl
 const char* pm_scan(const PMProblem& problem, int32_t* nnf, float* dist, uint32_t first_iteration, int64_t iterations,
                     void* stream);
 
+// Valid centres: out [H, W] = 1 where the patch of radius r centred there lies inside the image
+// and on non-zero pixels of valid [H, W] only (pm_valid_centre).
+const char* pm_valid_centres(const uint8_t* valid, int64_t H, int64_t W, int r, uint8_t* out, void* stream);
+
+// The distances the ops return: mean [Ht, Wt] from the raw SSDs dist (pm_mean_distance).
+const char* pm_mean_distances(const PMProblem& problem, const int32_t* nnf, const float* dist, float* mean,
+                              void* stream);
+
 // Voting: out [H, W, C] from source [Hs, Ws, C], nnf [H, W, 2] and per-patch weight [H, W] (or
 // null: all 1); total [H, W] receives Σ w of each pixel (may be null). Where `mask` [H, W] (or
 // null: everywhere) is 0 the pixel is not voted: out and total are 0 there.

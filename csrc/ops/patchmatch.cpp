@@ -3,19 +3,12 @@
 // (CPU loops, CUDA, or CUDA emulated on the CPU).
 #include "ops/patchmatch.h"
 
-#include <ATen/ops/avg_pool2d.h>
-#include <ATen/ops/constant_pad_nd.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
-#include <ATen/ops/max_pool2d.h>
 #include <ATen/ops/nonzero.h>
 #include <ATen/ops/ones.h>
-#include <ATen/ops/scalar_tensor.h>
-#include <ATen/ops/where.h>
-#include <ATen/ops/zeros.h>
 #include <c10/util/Exception.h>
 
-#include <limits>
 #include <utility>
 
 #include "ops/backend.h"
@@ -63,16 +56,24 @@ at::Tensor as_u8_plane(const at::Tensor& t) { return t.ne(0).to(at::kByte).conti
 
 }  // namespace
 
-at::Tensor patchmatch_valid_centres(const at::Tensor& source_valid, int64_t patch_size) {
+namespace {
+
+at::Tensor valid_centres(const at::Tensor& source_valid, int64_t patch_size, void* stream) {
   check_patch_size(patch_size, "patchmatch");
   TORCH_CHECK_VALUE(source_valid.dim() == 2, "patchmatch: source_valid must be 2-D (H, W), got ", source_valid.sizes());
-  const int64_t H = source_valid.size(0), W = source_valid.size(1), r = patch_size / 2;
-  if (H < patch_size || W < patch_size) return at::zeros({H, W}, source_valid.options().dtype(at::kByte));
-  // A centre is valid when every pixel of its patch is: an erosion, i.e. a min-pool (as a
-  // max-pool of the negation), then zero padding for the centres whose patch leaves the image.
-  const at::Tensor v = source_valid.ne(0).to(at::kFloat).reshape({1, 1, H, W});
-  const at::Tensor eroded = at::max_pool2d(v.neg(), {patch_size, patch_size}, {1, 1}).neg();
-  return at::constant_pad_nd(eroded, {r, r, r, r}, 0.0).reshape({H, W}).ne(0).to(at::kByte).contiguous();
+  const int64_t H = source_valid.size(0), W = source_valid.size(1);
+  const at::Tensor v = as_u8_plane(source_valid);
+  at::Tensor out = at::empty({H, W}, v.options());
+  if (H * W > 0)
+    FI_BACKEND_CALL(backend_for(v), pm_valid_centres, v.const_data_ptr<uint8_t>(), H, W, int(patch_size / 2),
+                    out.mutable_data_ptr<uint8_t>(), stream);
+  return out;
+}
+
+}  // namespace
+
+at::Tensor patchmatch_valid_centres(const at::Tensor& source_valid, int64_t patch_size) {
+  return valid_centres(source_valid, patch_size, nullptr);
 }
 
 std::vector<at::Tensor> patchmatch_nnf(const at::Tensor& target, const at::Tensor& source, int64_t patch_size,
@@ -111,7 +112,7 @@ std::vector<at::Tensor> patchmatch_nnf(const at::Tensor& target, const at::Tenso
   } else {
     valid_px = at::ones({Hs, Ws}, source.options().dtype(at::kByte));
   }
-  const at::Tensor valid = patchmatch_valid_centres(valid_px, patch_size);
+  const at::Tensor valid = valid_centres(valid_px, patch_size, s);
   const at::Tensor valid_list = at::nonzero(valid.reshape({-1})).reshape({-1}).to(at::kInt).contiguous();
   const int64_t n_valid = valid_list.size(0);
   TORCH_CHECK_VALUE(n_valid > 0, op, ": no source patch of size ", patch_size, "x", patch_size,
@@ -178,18 +179,10 @@ std::vector<at::Tensor> patchmatch_nnf(const at::Tensor& target, const at::Tenso
     }
   }
 
-  // Raw SSD -> mean over the patch's in-image pixels (weighted): comparable between pixels at
-  // the border and inside, which the voting weights rely on.
-  const at::Tensor w = weight.defined() ? weight : at::ones({Ht, Wt}, target.options());
-  const at::Tensor norm =
-      at::avg_pool2d(w.reshape({1, 1, Ht, Wt}), {patch_size, patch_size}, {1, 1}, {patch_size / 2, patch_size / 2},
-                     /*ceil_mode=*/false, /*count_include_pad=*/true)
-          .reshape({Ht, Wt})
-          .mul(double(patch_size * patch_size));
-  const double inf = std::numeric_limits<double>::infinity();
-  at::Tensor out_dist = at::where(norm.gt(0), dist.div(norm), dist);
-  out_dist = at::where(nnf.select(2, 0).ge(0), out_dist, at::scalar_tensor(inf, dist.options()));
-  return {nnf, out_dist};
+  at::Tensor mean = at::empty_like(dist);
+  FI_BACKEND_CALL(backend, pm_mean_distances, P, nnf.const_data_ptr<int32_t>(), dist.const_data_ptr<float>(),
+                  mean.mutable_data_ptr<float>(), s);
+  return {nnf, mean};
 }
 
 std::vector<at::Tensor> patchmatch_vote(const at::Tensor& source, const at::Tensor& nnf, int64_t patch_size,
