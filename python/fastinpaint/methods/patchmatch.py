@@ -258,6 +258,18 @@ def inpaint_patchmatch(
     source = ~hole if source_mask is None else (~hole & source_mask)
     if not bool(source.any()):
         raise ValueError("patchmatch: no known pixel is left to copy from (hole and source_mask exclude all)")
+    # The whole completion runs on the threads that other processes leave free (see _cpu_load),
+    # counted again at each level.
+    threads = torch.get_num_threads()
+
+    def free_threads():
+        return intra_op_threads(free_cpu_threads(threads) if image.device.type == "cpu" else threads)
+
+    with free_threads():
+        return _complete(image, hole, source, opts, seed, free_threads)
+
+
+def _complete(image: Tensor, hole: Tensor, source: Tensor, opts: PatchMatchOptions, seed: int, free_threads) -> Tensor:
     # Small images or thin source regions: shrink the patch until some patch fits in the source.
     p = opts.patch_size
     while p > 1 and _valid_centre_count(source, p) == 0:
@@ -268,11 +280,8 @@ def inpaint_patchmatch(
     n = len(levels)
     img: Optional[Tensor] = None
     field: Optional[Tensor] = None
-    threads = torch.get_num_threads()
     for li in range(n - 1, -1, -1):
-        # Each level on the threads that other processes leave free right now (see _cpu_load).
-        free = free_cpu_threads(threads) if image.device.type == "cpu" else threads
-        with intra_op_threads(free):
+        with free_threads():
             level = levels[li]
             h, w = level.hole.shape
             active = _dilate(level.hole, p // 2)
