@@ -140,12 +140,7 @@ def test_partial_conv_speed_cuda(benchmark, layer, impl, mode):
     benchmark.group = f"partial_conv2d cuda {layer} {mode}"
     benchmark.extra_info.update(impl=impl, baseline=impl == "conv2d")
     benchmark.pedantic(step, rounds=30, warmup_rounds=3, iterations=1)
-    # Peak CUDA memory of one step above what is allocated before it (inputs, weights).
-    torch.cuda.synchronize()
-    before = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    step()
-    benchmark.extra_info["peak_mib"] = round((torch.cuda.max_memory_allocated() - before) / 2**20, 1)
+    benchmark.extra_info["peak_mib"] = conftest.cuda_peak_mib(step)
 
 
 def warm_up():

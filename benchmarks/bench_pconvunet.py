@@ -51,6 +51,8 @@ from torch import nn
 import fastinpaint
 from fastinpaint.nn import PConvUNet
 
+import conftest
+
 CONFIGS = [  # (layers, size, batch)
     (7, 256, 1),
     (7, 256, 4),
@@ -298,11 +300,7 @@ def test_forward_time_cuda(benchmark, config, fmt, variant):
         torch.cuda.synchronize()
 
     benchmark.pedantic(run, rounds=20, warmup_rounds=2, iterations=1)
-    torch.cuda.synchronize()
-    before = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    run()
-    benchmark.extra_info["peak_mib"] = round((torch.cuda.max_memory_allocated() - before) / 2**20, 1)
+    benchmark.extra_info["peak_mib"] = conftest.cuda_peak_mib(run)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -16,6 +16,19 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 ROLLUPS: list[str] = []  # extra tables that benchmarks append (e.g. peak memory)
 
 
+def cuda_peak_mib(step) -> float:
+    """Peak CUDA memory (MiB) one call of ``step()`` allocates above what is allocated before it
+    (inputs, weights)."""
+    import torch
+
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    step()
+    torch.cuda.synchronize()
+    return round((torch.cuda.max_memory_allocated() - before) / 2**20, 1)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     session = getattr(config, "_benchmarksession", None)
     benches = getattr(session, "benchmarks", None) or []

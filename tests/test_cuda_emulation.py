@@ -57,6 +57,8 @@ KNOWN_KERNELS = {
     "pm_init_kernel",
     "pm_jump_kernel",
     "pm_vote_kernel",
+    "pm_valid_centres_kernel",
+    "pm_mean_distances_kernel",
 }
 
 

@@ -33,19 +33,23 @@ const char* biharmonic_mg_solve(int64_t H, int64_t W, const uint8_t* hole, const
                                 BhSolveInfo* info, const char* isa) {
   CpuIsa chosen;
   if (const char* error = choose_cpu_isa(isa, &chosen)) return error;
-  info->isa = cpu_isa_name(chosen);
+  const char* error = nullptr;
   switch (chosen) {
 #ifdef FASTINPAINT_ISA_AVX512
     case CpuIsa::avx512:
-      return avx512::biharmonic_mg_solve(H, W, hole, image, C, table, out, tol, max_iter, info);
+      error = avx512::biharmonic_mg_solve(H, W, hole, image, C, table, out, tol, max_iter, info);
+      break;
 #endif
 #ifdef FASTINPAINT_ISA_AVX2
     case CpuIsa::avx2:
-      return avx2::biharmonic_mg_solve(H, W, hole, image, C, table, out, tol, max_iter, info);
+      error = avx2::biharmonic_mg_solve(H, W, hole, image, C, table, out, tol, max_iter, info);
+      break;
 #endif
     default:
-      return baseline::biharmonic_mg_solve(H, W, hole, image, C, table, out, tol, max_iter, info);
+      error = baseline::biharmonic_mg_solve(H, W, hole, image, C, table, out, tol, max_iter, info);
   }
+  info->isa = cpu_isa_name(chosen);  // after the solve, which resets *info
+  return error;
 }
 
 }  // namespace cpu
