@@ -149,6 +149,8 @@ def test_bad_inputs():
         fastinpaint.inpaint(img, box_mask(20, 24, 5, 10, 5, 10), patch_size=4)
     with pytest.raises(TypeError, match="unknown option"):
         fastinpaint.inpaint(img, box_mask(20, 24, 5, 10, 5, 10), em_iterations=3)
+    with pytest.raises(ValueError, match="upsample_vote_patch"):
+        fastinpaint.inpaint(img, box_mask(20, 24, 5, 10, 5, 10), upsample_vote_patch=4)
 
 
 def test_source_mask_limits_what_is_copied():
