@@ -264,13 +264,14 @@ def test_thread_count_does_not_change_the_fill(monkeypatch):
 def test_busy_cpus_leave_fewer_threads():
     """free_cpu_threads counts the CPUs other processes are running on, and intra_op_threads
     restores torch's setting afterwards."""
+    import os
     import subprocess
     import sys
     import time
 
     from fastinpaint._cpu_load import free_cpu_threads, intra_op_threads
 
-    cpus = len(__import__("os").sched_getaffinity(0))
+    cpus = len(os.sched_getaffinity(0))
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpus)]
     try:
         time.sleep(0.5)
@@ -292,7 +293,7 @@ def test_busy_cpus_leave_fewer_threads():
 def test_dev_photo_fills_keep_the_photos_texture():
     """Sharpness (gradient energy in the hole relative to the photo's) and SWD of the fills, which
     PSNR does not see: a fill that averages its patches into a blur fails."""
-    from PIL import Image
+    from PIL import Image, ImageFilter
 
     from fastinpaint.metrics import sharpness, swd
 
@@ -304,7 +305,7 @@ def test_dev_photo_fills_keep_the_photos_texture():
         sharp.append(sharpness(out, img, hole))
         ours_swd.append(swd(out, img, hole))
         # the same fill, smeared: what the texture scores must tell apart
-        smeared = np.asarray(Image.fromarray(out).filter(__import__("PIL.ImageFilter").ImageFilter.GaussianBlur(1.5)))
+        smeared = np.asarray(Image.fromarray(out).filter(ImageFilter.GaussianBlur(1.5)))
         blurred_swd.append(swd(np.where(hole[..., None], smeared, img), img, hole))
     assert np.mean(sharp) >= 0.62, sharp
     assert np.mean(ours_swd) < 0.6 * np.mean(blurred_swd), (ours_swd, blurred_swd)
