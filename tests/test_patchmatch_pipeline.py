@@ -244,9 +244,10 @@ def test_dev_photos_beat_mean_colour_fill():
 
 def test_thread_count_does_not_change_the_fill(monkeypatch):
     """Kernels take chunks fixed by the image, not by the threads: same seed, same fill."""
-    import fastinpaint.methods.patchmatch as pm
+    import fastinpaint._cpu_load as cpu_load
 
-    monkeypatch.setattr(pm, "free_cpu_threads", lambda wanted: wanted)  # whatever else the machine runs
+    # all of torch's threads, whatever else the machine runs
+    monkeypatch.setattr(cpu_load, "free_cpu_threads", lambda wanted=None: torch.get_num_threads())
     img = textured(96, 136, 3, seed=8)
     mask = box_mask(96, 136, 20, 70, 30, 100)
     mask[5:12, :] = 255  # a thin stroke across the whole width as well

@@ -20,7 +20,12 @@ from typing import Iterator
 
 import torch
 
-__all__ = ["free_cpu_threads", "intra_op_threads"]
+__all__ = ["free_cpu_threads", "intra_op_threads", "on_free_cpu_threads"]
+
+# The outermost intra_op_threads block's state: torch's setting is process-wide.
+_lock = threading.Lock()
+_depth = 0
+_restore_to = 0
 
 
 def _own_running_threads() -> int:
@@ -42,11 +47,15 @@ def _own_running_threads() -> int:
 
 
 def free_cpu_threads(wanted: int | None = None) -> int:
-    """The number of intra-op threads worth using now: ``wanted`` (default: torch's current
-    intra-op thread count), less the CPUs of this process's affinity set that other processes
+    """The number of intra-op threads worth using now: ``wanted`` (default: torch's intra-op
+    thread count as it was before the outermost :func:`intra_op_threads` block, if one is
+    running, else as it is), less the CPUs of this process's affinity set that other processes
     are running on at this moment (``/proc/loadavg``'s runnable count minus this process's
     runnable threads); at least 1. Returns ``wanted`` where ``/proc`` is not available."""
-    wanted = torch.get_num_threads() if wanted is None else int(wanted)
+    if wanted is None:
+        with _lock:
+            wanted = _restore_to if _depth > 0 else torch.get_num_threads()
+    wanted = int(wanted)
     if wanted <= 1:
         return max(wanted, 1)
     try:
@@ -58,10 +67,6 @@ def free_cpu_threads(wanted: int | None = None) -> int:
     others = max(runnable - _own_running_threads(), 0)
     return max(1, min(wanted, cpus - others))
 
-
-_lock = threading.Lock()
-_depth = 0
-_restore_to = 0
 
 
 @contextlib.contextmanager
@@ -82,3 +87,10 @@ def intra_op_threads(n: int) -> Iterator[None]:
             _depth -= 1
             if _depth == 0 and torch.get_num_threads() != _restore_to:
                 torch.set_num_threads(_restore_to)
+
+
+def on_free_cpu_threads(device) -> contextlib.AbstractContextManager:
+    """``intra_op_threads(free_cpu_threads())`` for work on the CPU; nothing for other devices."""
+    if torch.device(device).type != "cpu":
+        return contextlib.nullcontext()
+    return intra_op_threads(free_cpu_threads())

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fastinpaint._cpu_load import on_free_cpu_threads
+
 __all__ = ["inpaint", "register_method", "available_methods"]
 
 # name -> "module:function"; imported lazily.
@@ -272,23 +274,30 @@ def inpaint(
         ((120, 160, 3), dtype('uint8'))
     """
     fn = _resolve_method(method)
+    if device is None:
+        device = image.device if isinstance(image, Tensor) else torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("inpaint: device='cuda' was requested but torch.cuda.is_available() is False")
+    # On the CPU, on the threads other processes leave free (see fastinpaint._cpu_load): on a
+    # busy machine the statically split passes would wait for a descheduled thread.
+    with on_free_cpu_threads(device):
+        return _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, options)
+
+
+def _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, options):
     img = _Image(image)
     hole = _as_bool_plane(mask, img.size, "mask")
     src = None if source_mask is None else _as_bool_plane(source_mask, img.size, "source_mask")
     n_hole = int(hole.sum())
     if n_hole == 0:
-        warnings.warn("inpaint: the mask is empty (no hole pixel); returning the input unchanged", stacklevel=2)
+        warnings.warn("inpaint: the mask is empty (no hole pixel); returning the input unchanged", stacklevel=3)
         return img.original()
     if n_hole == hole.numel():
         raise ValueError(
             "inpaint: the mask covers the whole image, so there are no known pixels to copy from; "
             "mark only the region to fill (non-zero = hole)"
         )
-    if device is None:
-        device = img.chw.device if img.kind == "tensor" else torch.device("cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("inpaint: device='cuda' was requested but torch.cuda.is_available() is False")
     colour = img.colour_float(device)
     hole_d = hole.to(device)
     src_d = None if src is None else src.to(device)

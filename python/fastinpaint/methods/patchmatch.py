@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fastinpaint._cpu_load import free_cpu_threads, intra_op_threads
+from fastinpaint._cpu_load import on_free_cpu_threads
 from fastinpaint.ops.patchmatch import nnf as _nnf
 from fastinpaint.ops.patchmatch import valid_centres as _valid_centres
 from fastinpaint.ops.patchmatch import vote as _vote
@@ -272,17 +272,12 @@ def inpaint_patchmatch(
     if not bool(source.any()):
         raise ValueError("patchmatch: no known pixel is left to copy from (hole and source_mask exclude all)")
     # The whole completion runs on the threads that other processes leave free (see _cpu_load),
-    # counted again at each level.
-    threads = torch.get_num_threads()
-
-    def free_threads():
-        return intra_op_threads(free_cpu_threads(threads) if image.device.type == "cpu" else threads)
-
-    with free_threads():
-        return _complete(image, hole, source, opts, seed, free_threads)
+    # counted again at each level: a call takes seconds on large images.
+    with on_free_cpu_threads(image.device):
+        return _complete(image, hole, source, opts, seed)
 
 
-def _complete(image: Tensor, hole: Tensor, source: Tensor, opts: PatchMatchOptions, seed: int, free_threads) -> Tensor:
+def _complete(image: Tensor, hole: Tensor, source: Tensor, opts: PatchMatchOptions, seed: int) -> Tensor:
     # Small images or thin source regions: shrink the patch until some patch fits in the source.
     p = opts.patch_size
     while p > 1 and _valid_centre_count(source, p) == 0:
@@ -294,7 +289,7 @@ def _complete(image: Tensor, hole: Tensor, source: Tensor, opts: PatchMatchOptio
     img: Optional[Tensor] = None
     field: Optional[Tensor] = None
     for li in range(n - 1, -1, -1):
-        with free_threads():
+        with on_free_cpu_threads(image.device):
             level = levels[li]
             h, w = level.hole.shape
             lp = p if li < 2 else min(p, opts.coarse_patch_size or p)  # this level's patch side
