@@ -311,6 +311,15 @@ def test_cuda_kernels_emulated_give_the_cpu_field(with_extras):
 
 
 @requires_emulation
+def test_cuda_valid_centres_kernel_emulated_equals_cpu():
+    """pm_valid_centres_kernel (each centre tests its window) == the CPU's run-length erosion."""
+    g = torch.Generator().manual_seed(8)
+    for shape, p in [((37, 41), 7), ((20, 9), 5), ((6, 30), 7), ((16, 16), 1)]:
+        v = torch.rand(shape, generator=g) > 0.08
+        assert torch.equal(_emulated(lambda: valid_centres(v, p)), valid_centres(v, p)), (shape, p)
+
+
+@requires_emulation
 def test_cuda_vote_kernel_emulated_equals_cpu():
     """pm_vote_kernel == the CPU voting loop, bit for bit."""
     source = smooth_image(3, 20, 22, seed=21)

@@ -139,6 +139,12 @@ void for_each_row(int64_t H, const F& row) {
 // not depend on the thread count. 16 x 64 cuts a 512-px image's hole into dozens of chunks.
 constexpr int64_t kTileRows = 16, kTileCols = 64;
 
+// Copies tile t of a field [Ht, Wt, 2] from src to dst.
+void copy_tile(const PMProblem& P, const PMTile& t, const int32_t* src, int32_t* dst) {
+  for (int64_t y = t.y0; y < t.y1; ++y)
+    std::memcpy(dst + 2 * (y * P.Wt + t.x0), src + 2 * (y * P.Wt + t.x0), sizeof(int32_t) * 2 * (t.x1 - t.x0));
+}
+
 }  // namespace
 
 const char* pm_init(const PMProblem& P, const int32_t* init, int32_t* nnf, float* dist, void* /*stream*/) {
@@ -179,8 +185,7 @@ const char* pm_scan(const PMProblem& P, int32_t* nnf, float* dist, uint32_t firs
     const int dir = (iteration % 2 == 0) ? 1 : -1;
     for_each_chunk(int64_t(tiles.size()), [&](int64_t i) {
       const PMTile& t = tiles[i];
-      for (int64_t y = t.y0; y < t.y1; ++y)
-        std::memcpy(field + 2 * (y * P.Wt + t.x0), frozen + 2 * (y * P.Wt + t.x0), sizeof(int32_t) * 2 * (t.x1 - t.x0));
+      copy_tile(P, t, frozen, field);
       if (dir > 0) {
         for (int64_t y = t.y0; y < t.y1; ++y)
           for (int64_t x = t.x0; x < t.x1; ++x)
@@ -194,11 +199,7 @@ const char* pm_scan(const PMProblem& P, int32_t* nnf, float* dist, uint32_t firs
     std::swap(frozen, field);
   }
   if (frozen != nnf)  // the last iteration wrote the scratch copy: bring its tiles back
-    for_each_chunk(int64_t(tiles.size()), [&](int64_t i) {
-      const PMTile& t = tiles[i];
-      for (int64_t y = t.y0; y < t.y1; ++y)
-        std::memcpy(nnf + 2 * (y * P.Wt + t.x0), frozen + 2 * (y * P.Wt + t.x0), sizeof(int32_t) * 2 * (t.x1 - t.x0));
-    });
+    for_each_chunk(int64_t(tiles.size()), [&](int64_t i) { copy_tile(P, tiles[i], frozen, nnf); });
   return nullptr;
 }
 

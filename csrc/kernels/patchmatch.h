@@ -210,18 +210,18 @@ C10_HOST_DEVICE FI_INLINE void pm_try_neighbour(const PMProblem& P, const Dist& 
 // draws keyed on `iteration`. A perfect match (distance 0) cannot be beaten and ends the search.
 //
 // The samples are scattered over the source, and on the CPU waiting for each one's memory in
-// turn was most of the time. So a distance policy with kPrefetches first gets every sample as
-// it would be drawn around the match the search starts from, to prefetch; a sample moves only
-// when an earlier one improved the match, and the result is the same either way.
-constexpr int kPmMaxSamples = 32;  // radii halve from below 2^31
-
-// The random-search sample of radius `radius` around (cy, cx), from its two random words.
-C10_HOST_DEVICE FI_INLINE void pm_sample(const PMProblem& P, int64_t cy, int64_t cx, int64_t radius, uint32_t bits_y,
-                                         uint32_t bits_x, int64_t& sy, int64_t& sx) {
+// turn was most of the time. So a distance policy with kPrefetches first draws every sample as it
+// would be drawn around the match the search starts from, and prefetches it; the search itself,
+// the same loop on every backend, draws them again around the best so far (a sample moves only
+// when an earlier one improved the match).
+//
+// Sample k (radius max(Hs, Ws) / 2^k) around (cy, cx).
+C10_HOST_DEVICE FI_INLINE void pm_sample(const PMProblem& P, uint64_t pix, uint32_t iteration, uint32_t k,
+                                         int64_t radius, int64_t cy, int64_t cx, int64_t& sy, int64_t& sx) {
   const int64_t ylo = cy - radius < 0 ? 0 : cy - radius, yhi = cy + radius >= P.Hs ? P.Hs - 1 : cy + radius;
   const int64_t xlo = cx - radius < 0 ? 0 : cx - radius, xhi = cx + radius >= P.Ws ? P.Ws - 1 : cx + radius;
-  sy = ylo + pm_uniform(bits_y, yhi - ylo + 1);
-  sx = xlo + pm_uniform(bits_x, xhi - xlo + 1);
+  sy = ylo + pm_uniform(pm_random(P.seed, pix, iteration, 2 * k), yhi - ylo + 1);
+  sx = xlo + pm_uniform(pm_random(P.seed, pix, iteration, 2 * k + 1), xhi - xlo + 1);
 }
 
 template <class Dist>
@@ -229,30 +229,18 @@ C10_HOST_DEVICE FI_INLINE void pm_random_search(const PMProblem& P, const Dist& 
                                                 uint32_t iteration, PMBest& best) {
   const uint64_t pix = uint64_t(ty * P.Wt + tx);
   const int64_t first_radius = P.Hs > P.Ws ? P.Hs : P.Ws;
+  int64_t sy, sx;
   if constexpr (Dist::kPrefetches) {
-    uint32_t bits[2 * kPmMaxSamples];
-    int n = 0;
-    for (int64_t radius = first_radius; radius >= 1; radius /= 2, n += 2) {
-      bits[n] = pm_random(P.seed, pix, iteration, uint32_t(n));
-      bits[n + 1] = pm_random(P.seed, pix, iteration, uint32_t(n + 1));
-      int64_t sy, sx;
-      pm_sample(P, best.y, best.x, radius, bits[n], bits[n + 1], sy, sx);
+    uint32_t k = 0;
+    for (int64_t radius = first_radius; radius >= 1 && best.d > 0.0f; radius /= 2, ++k) {
+      pm_sample(P, pix, iteration, k, radius, best.y, best.x, sy, sx);
       dist.prefetch(P, ty, tx, sy, sx);
     }
-    n = 0;
-    for (int64_t radius = first_radius; radius >= 1 && best.d > 0.0f; radius /= 2, n += 2) {
-      int64_t sy, sx;
-      pm_sample(P, best.y, best.x, radius, bits[n], bits[n + 1], sy, sx);
-      pm_try(P, dist, ty, tx, sy, sx, best);
-    }
-  } else {
-    uint32_t draw = 0;
-    for (int64_t radius = first_radius; radius >= 1 && best.d > 0.0f; radius /= 2, draw += 2) {
-      int64_t sy, sx;
-      pm_sample(P, best.y, best.x, radius, pm_random(P.seed, pix, iteration, draw),
-                pm_random(P.seed, pix, iteration, draw + 1), sy, sx);
-      pm_try(P, dist, ty, tx, sy, sx, best);
-    }
+  }
+  uint32_t k = 0;
+  for (int64_t radius = first_radius; radius >= 1 && best.d > 0.0f; radius /= 2, ++k) {
+    pm_sample(P, pix, iteration, k, radius, best.y, best.x, sy, sx);
+    pm_try(P, dist, ty, tx, sy, sx, best);
   }
 }
 

@@ -68,7 +68,6 @@ def free_cpu_threads(wanted: int | None = None) -> int:
     return max(1, min(wanted, cpus - others))
 
 
-
 @contextlib.contextmanager
 def intra_op_threads(n: int) -> Iterator[None]:
     """Runs the block with torch's intra-op thread count set to ``n`` (process-wide, as torch's

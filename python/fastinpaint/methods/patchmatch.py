@@ -271,13 +271,6 @@ def inpaint_patchmatch(
     source = ~hole if source_mask is None else (~hole & source_mask)
     if not bool(source.any()):
         raise ValueError("patchmatch: no known pixel is left to copy from (hole and source_mask exclude all)")
-    # The whole completion runs on the threads that other processes leave free (see _cpu_load),
-    # counted again at each level: a call takes seconds on large images.
-    with on_free_cpu_threads(image.device):
-        return _complete(image, hole, source, opts, seed)
-
-
-def _complete(image: Tensor, hole: Tensor, source: Tensor, opts: PatchMatchOptions, seed: int) -> Tensor:
     # Small images or thin source regions: shrink the patch until some patch fits in the source.
     p = opts.patch_size
     while p > 1 and _valid_centre_count(source, p) == 0:
@@ -289,6 +282,8 @@ def _complete(image: Tensor, hole: Tensor, source: Tensor, opts: PatchMatchOptio
     img: Optional[Tensor] = None
     field: Optional[Tensor] = None
     for li in range(n - 1, -1, -1):
+        # fastinpaint.inpaint chose the threads other processes leave free (see _cpu_load); a
+        # call takes seconds on large images, so they are counted again at each level.
         with on_free_cpu_threads(image.device):
             level = levels[li]
             h, w = level.hole.shape
