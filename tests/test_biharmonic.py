@@ -334,7 +334,7 @@ def test_multigrid_solver_against_direct_solve():
     holes = np.flatnonzero(mask)
     a, b = module._assemble(image.reshape(-1, 2), mask, holes)
     exact = scipy_sparse_linalg().spsolve(a.tocsc(), b)
-    x, lo, hi, iterations, last_change, levels, _isa = _C.biharmonic_solve(
+    x, lo, hi, iterations, last_change, levels, _isa = torch.ops.fastinpaint.biharmonic_solve(
         torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), 1e-10, 200
     )
     assert last_change <= 1e-10 and 1 <= iterations < 200 and levels >= 2
@@ -344,15 +344,16 @@ def test_multigrid_solver_against_direct_solve():
     np.testing.assert_array_equal(hi.numpy(), known.max(axis=0))
     # The loose default tolerance: each iteration divides the error by ~5, so the error left is
     # well below the tolerance on the last change.
-    x_loose, *_ = _C.biharmonic_solve(
+    x_loose, *_ = torch.ops.fastinpaint.biharmonic_solve(
         torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), module._TOL, 200
     )
     assert np.abs(x_loose.numpy() - exact).max() < module._TOL, f"seed {seed}"
-    # fill=True: the same solution, clipped to the known range, written into the image's holes
-    # (the known pixels untouched) instead of returned.
-    filled = image.copy()
-    x_none, *_ = _C.biharmonic_solve(
-        torch.from_numpy(filled), torch.from_numpy(mask), module._diamond_table(), module._TOL, 200, fill=True
+    # fill=True: the same solution, clipped to the known range, written with the known pixels
+    # into out instead of returned.
+    filled = np.full_like(image, np.nan)
+    x_none, *_ = torch.ops.fastinpaint.biharmonic_solve(
+        torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), module._TOL, 200, fill=True,
+        out=torch.from_numpy(filled),
     )
     assert x_none.shape == (0, 2)
     np.testing.assert_array_equal(filled[~mask], image[~mask])
@@ -388,7 +389,7 @@ def test_multigrid_solver_thin_holes(pattern):
     mask = thin_mask(pattern)
     a, b = module._assemble(image.reshape(-1, 2), mask, np.flatnonzero(mask))
     exact = scipy_sparse_linalg().spsolve(a.tocsc(), b)
-    x, _, _, iterations, last_change, levels, _ = _C.biharmonic_solve(
+    x, _, _, iterations, last_change, levels, _ = torch.ops.fastinpaint.biharmonic_solve(
         torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), 1e-6, 100
     )
     assert last_change <= 1e-6 and iterations < 100
@@ -401,9 +402,9 @@ def test_multigrid_solver_thin_holes(pattern):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_multigrid_solver_threads_and_channel_groups(threads, into):
     """A system big enough for a team of threads (each works on its share of every level's runs),
-    with 5 channels (solved as groups of 4 and 1), written into the image's holes (fill=True), or
-    the whole filled image into a separate buffer (out=, which starts as NaN: every pixel must be
-    written): against SciPy's direct solve, with 1 and 2 intra-op threads."""
+    with 5 channels (solved as groups of 4 and 1), written into the image's holes (out= the image
+    itself), or the whole filled image into a separate buffer (out=, which starts as NaN: every
+    pixel must be written): against SciPy's direct solve, with 1 and 2 intra-op threads."""
     from fastinpaint import _C
     from fastinpaint.methods import biharmonic as module
 
@@ -419,11 +420,11 @@ def test_multigrid_solver_threads_and_channel_groups(threads, into):
     known = image[~mask]
     source = image.copy()
     filled = source if into == "image" else np.full_like(image, np.nan)
-    out = None if into == "image" else torch.from_numpy(filled)
+    out = torch.from_numpy(filled)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        _, lo, hi, iterations, last_change, levels, _ = _C.biharmonic_solve(
+        _, lo, hi, iterations, last_change, levels, _ = torch.ops.fastinpaint.biharmonic_solve(
             torch.from_numpy(source), torch.from_numpy(mask), module._diamond_table(), 1e-9, 200, fill=True, out=out
         )
     finally:
@@ -455,13 +456,13 @@ def test_multigrid_solver_every_instruction_set():
     a, b = module._assemble(image.reshape(-1, 3), mask, np.flatnonzero(mask))
     exact = scipy_sparse_linalg().spsolve(a.tocsc(), b)
     for isa in isas:
-        x, *_, ran = _C.biharmonic_solve(
+        x, *_, ran = torch.ops.fastinpaint.biharmonic_solve(
             torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), 1e-9, 200, isa=isa
         )
         assert ran == isa
         assert np.abs(x.numpy() - exact).max() < 1e-7, f"{isa}, seed {seed}"
     with pytest.raises(ValueError, match="instruction set"):
-        _C.biharmonic_solve(
+        torch.ops.fastinpaint.biharmonic_solve(
             torch.from_numpy(image), torch.from_numpy(mask), module._diamond_table(), 1e-3, 10, isa="sse9"
         )
 
@@ -492,26 +493,26 @@ def test_multigrid_solver_checks_its_inputs():
     table = module._diamond_table()
     image = torch.zeros(8, 9, 1, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"hole must be \(8, 9\)"):
-        _C.biharmonic_solve(image, torch.zeros(8, 8, dtype=torch.bool), table, 1e-6, 10)
+        torch.ops.fastinpaint.biharmonic_solve(image, torch.zeros(8, 8, dtype=torch.bool), table, 1e-6, 10)
     with pytest.raises(ValueError, match="float64"):
-        _C.biharmonic_solve(image.float(), torch.zeros(8, 9, dtype=torch.bool), table, 1e-6, 10)
+        torch.ops.fastinpaint.biharmonic_solve(image.float(), torch.zeros(8, 9, dtype=torch.bool), table, 1e-6, 10)
     with pytest.raises(ValueError, match="at least one hole pixel"):
-        _C.biharmonic_solve(image, torch.zeros(8, 9, dtype=torch.bool), table, 1e-6, 10)
+        torch.ops.fastinpaint.biharmonic_solve(image, torch.zeros(8, 9, dtype=torch.bool), table, 1e-6, 10)
     with pytest.raises(ValueError, match="table"):
-        _C.biharmonic_solve(image, torch.ones(8, 9, dtype=torch.bool), table[:80], 1e-6, 10)
+        torch.ops.fastinpaint.biharmonic_solve(image, torch.ones(8, 9, dtype=torch.bool), table[:80], 1e-6, 10)
     hole = torch.zeros(8, 9, dtype=torch.bool)
     hole[3:5, 3:5] = True
     bad = image.clone()
     bad[0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="non-finite"):
-        _C.biharmonic_solve(bad, hole, table, 1e-6, 10)
+        torch.ops.fastinpaint.biharmonic_solve(bad, hole, table, 1e-6, 10)
     with pytest.raises(ValueError, match="tol"):
-        _C.biharmonic_solve(image, hole, table, 0.0, 10)
-    with pytest.raises(ValueError, match="contiguous"):
-        _C.biharmonic_solve(image.transpose(0, 1).contiguous().transpose(0, 1), hole, table, 1e-6, 10, fill=True)
+        torch.ops.fastinpaint.biharmonic_solve(image, hole, table, 0.0, 10)
+    with pytest.raises(ValueError, match="pass both or neither"):
+        torch.ops.fastinpaint.biharmonic_solve(image, hole, table, 1e-6, 10, fill=True)
     with pytest.raises(ValueError, match=r"out must be a contiguous float64 CPU tensor of the image's shape \[8, 9, 1\]"):
-        _C.biharmonic_solve(image, hole, table, 1e-6, 10, fill=True, out=torch.zeros(8, 9, 2, dtype=torch.float64))
+        torch.ops.fastinpaint.biharmonic_solve(image, hole, table, 1e-6, 10, fill=True, out=torch.zeros(8, 9, 2, dtype=torch.float64))
     with pytest.raises(ValueError, match="out must be"):
-        _C.biharmonic_solve(image, hole, table, 1e-6, 10, fill=True, out=torch.zeros(8, 9, 1))
-    with pytest.raises(ValueError, match="pass fill=True"):
-        _C.biharmonic_solve(image, hole, table, 1e-6, 10, out=torch.zeros(8, 9, 1, dtype=torch.float64))
+        torch.ops.fastinpaint.biharmonic_solve(image, hole, table, 1e-6, 10, fill=True, out=torch.zeros(8, 9, 1))
+    with pytest.raises(ValueError, match="pass both or neither"):
+        torch.ops.fastinpaint.biharmonic_solve(image, hole, table, 1e-6, 10, out=torch.zeros(8, 9, 1, dtype=torch.float64))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from fastinpaint.methods.glcic import inpaint_glcic, inpaint_glcic_method
+from fastinpaint.methods.glcic import inpaint_glcic
 from fastinpaint.methods.poisson import poisson_blend
 from fastinpaint.nn.glcic import GLCIC, GLCICDiscriminator, GlobalDiscriminator, LocalDiscriminator
 from fastinpaint.training.glcic import glcic_step, hole_crop_boxes, masked_mse
@@ -266,19 +266,19 @@ def test_method_odd_size_known_pixels_exact(weights, blend):
     hole = torch.zeros(37, 53, dtype=torch.bool)
     hole[5:20, 10:40] = True
     hole[30:37, 0:6] = True
-    out = inpaint_glcic_method(img, hole, weights=str(weights), blend=blend)
+    out = inpaint_glcic(img, hole, weights=str(weights), blend=blend)
     assert out.shape == img.shape and out.dtype == img.dtype
     assert torch.equal(out[:, ~hole], img[:, ~hole])
     assert not torch.equal(out[:, hole], img[:, hole])
     assert out.min() >= 0 and out.max() <= 1
-    assert inpaint_glcic_method.unit_range is True
+    assert inpaint_glcic.unit_range is True
 
 
 def test_method_gray_batch_and_model(weights):
     img = torch.rand(1, 21, 19)
     hole = torch.zeros(21, 19, dtype=torch.bool)
     hole[4:9, 4:9] = True
-    out = inpaint_glcic_method(img, hole, weights=weights)
+    out = inpaint_glcic(img, hole, weights=weights)
     assert out.shape == (1, 21, 19) and torch.equal(out[:, ~hole], img[:, ~hole])
     net = GLCIC.load(weights).train()
     batch = torch.rand(2, 3, 21, 19)
@@ -290,11 +290,11 @@ def test_method_gray_batch_and_model(weights):
 def test_method_errors(tmp_path, weights):
     img, hole = torch.rand(3, 8, 8), torch.zeros(8, 8, dtype=torch.bool)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        inpaint_glcic_method(img, hole, weights=str(tmp_path / "nope.pt"))
+        inpaint_glcic(img, hole, weights=str(tmp_path / "nope.pt"))
     with pytest.raises(ValueError, match="blend must be"):
-        inpaint_glcic_method(img, hole, weights=weights, blend="alpha")
+        inpaint_glcic(img, hole, weights=weights, blend="alpha")
     with pytest.raises(ValueError, match="source_mask"):
-        inpaint_glcic_method(img, hole, weights=weights, source_mask=hole)
+        inpaint_glcic(img, hole, weights=weights, source_mask=hole)
 
 
 def test_joint_completion_gradient_includes_adversarial_term():
@@ -314,7 +314,7 @@ def test_method_single_channel_network(tmp_path):
     img = torch.rand(1, 15, 10)
     hole = torch.zeros(15, 10, dtype=torch.bool)
     hole[3:7, 2:6] = True
-    out = inpaint_glcic_method(img, hole, weights=str(path))
+    out = inpaint_glcic(img, hole, weights=str(path))
     assert out.shape == img.shape and torch.equal(out[:, ~hole], img[:, ~hole])
     with pytest.raises(ValueError, match="3 channels, the network takes 1"):
         inpaint_glcic(torch.rand(3, 15, 10), hole, weights=str(path))

@@ -38,6 +38,43 @@ def test_available_methods_lists_every_method():
     assert {"patchmatch", "biharmonic", "pconv", "glcic"} <= set(fastinpaint.available_methods())
 
 
+@pytest.mark.parametrize("method", ["patchmatch", "biharmonic", "pconv", "glcic"])
+def test_each_method_is_one_function_on_chw_and_a_bool_hole(method):
+    """The registered function is the method's one public function, it takes the dispatcher's
+    (C, H, W) float32 + (H, W) bool call, and the old second names still work for a release, with
+    a DeprecationWarning."""
+    import importlib
+
+    from fastinpaint.inpaint import _resolve_method
+
+    fn = _resolve_method(method)
+    module = importlib.import_module(f"fastinpaint.methods.{method}")
+    assert fn is getattr(module, f"inpaint_{method}")
+    torch.manual_seed(0)
+    image = torch.rand(3, 24, 28)
+    hole = torch.zeros(24, 28, dtype=torch.bool)
+    hole[8:16, 9:20] = True
+    out = fn(image, hole, seed=0, source_mask=None)
+    assert out.shape == image.shape and torch.equal(out[:, ~hole], image[:, ~hole])
+    assert not torch.equal(out[:, hole], image[:, hole])
+    if method != "patchmatch":
+        with pytest.warns(DeprecationWarning, match=f"inpaint_{method}_method is deprecated"):
+            old = getattr(module, f"inpaint_{method}_method")(image, hole)
+        assert torch.equal(old, out)
+        with pytest.raises(ValueError, match="source_mask"):
+            fn(image, hole, source_mask=~hole)
+
+
+def test_partial_conv2d_function_is_deprecated_and_same_as_the_op():
+    x, w = torch.randn(1, 3, 9, 9), torch.randn(4, 3, 3, 3)
+    mask = (torch.rand(1, 1, 9, 9) > 0.3).float()
+    args = (x, mask, w, None, [1, 1], [1, 1], [1, 1], 1, [3], False, False)
+    with pytest.warns(DeprecationWarning, match="PartialConv2dFunction is deprecated"):
+        old = fastinpaint.ops.PartialConv2dFunction.apply(*args)
+    assert len(old) == 4
+    torch.testing.assert_close(old[0], fastinpaint.ops.partial_conv2d(x, mask, w, padding=1)[0])
+
+
 def test_cli_glcic_with_poisson_blend(tmp_path, photo):
     from fastinpaint.nn import GLCIC
 

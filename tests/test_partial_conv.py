@@ -202,18 +202,30 @@ def test_empty_batch():
 # ------------------------------------------------------------------------------------------------
 # torch.library / torch.compile
 # ------------------------------------------------------------------------------------------------
-def test_opcheck():
+def test_opcheck(backend):
+    """Schema, fake kernel, autograd registration and AOT dispatch of the forward op and of the
+    backward op, on every backend (the CPU kernels, the CUDA kernels emulated, a real GPU)."""
     case = make_case(5, mask_kind="groups")
+    dev = backend.device
     counts = case["mask_channels"] or [case["x"].shape[1]]
-    mask = case["mask"].to(case["x"].dtype)
-    args = (case["x"].requires_grad_(), mask, case["weight"].requires_grad_(), None,
-            list(case["stride"]), list(case["padding"]), list(case["dilation"]), case["groups"], counts)
-    if mask.shape[1] == case["x"].shape[1] and case["mask_channels"] is None:
-        args = args[:-1] + ([1] * case["x"].shape[1],)
-    for conv_channels_last in (True, False):
-        for input_masked in (True, False):
-            torch.library.opcheck(torch.ops.fastinpaint.partial_conv2d.default,
-                                  args + (conv_channels_last, input_masked))
+    x, weight = case["x"].to(dev), case["weight"].to(dev)
+    mask = case["mask"].to(device=dev, dtype=x.dtype)
+    if mask.shape[1] == x.shape[1] and case["mask_channels"] is None:
+        counts = [1] * x.shape[1]
+    conv = (list(case["stride"]), list(case["padding"]), list(case["dilation"]), case["groups"])
+    args = (x.requires_grad_(), mask, weight.requires_grad_(), None, *conv, counts)
+    with backend.context():
+        for conv_channels_last in (True, False):
+            for input_masked in (True, False):
+                torch.library.opcheck(torch.ops.fastinpaint.partial_conv2d.default,
+                                      args + (conv_channels_last, input_masked))
+        _, _, masked_input, ratio, layout = torch.ops.fastinpaint.partial_conv2d(
+            x.detach(), mask, weight.detach(), None, *conv, counts, False, False)
+        grad_out = torch.randn(ratio.shape[0], weight.shape[0], *ratio.shape[2:], dtype=x.dtype, device=dev)
+        for output_mask in ([True, True, True], [True, False, False], [False, True, False]):
+            torch.library.opcheck(torch.ops.fastinpaint.partial_conv2d_backward.default,
+                                  (grad_out, masked_input, mask, layout, weight.detach(), ratio, *conv, False,
+                                   output_mask))
 
 
 @pytest.mark.parametrize("compile_backend", ["aot_eager", "inductor"])
@@ -234,6 +246,24 @@ def test_torch_compile_fullgraph_forward_and_backward(compile_backend):
     (gx_eager,) = torch.autograd.grad(loss_eager, x)
     torch.testing.assert_close(loss, loss_eager)
     torch.testing.assert_close(gx, gx_eager)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or not fastinpaint.built_with_cuda(),
+                    reason="needs a CUDA device and fastinpaint's CUDA kernels")
+def test_cuda_kernels_run_on_the_current_stream_and_device():
+    """The op takes the device guard and torch's current stream in C++: work queued on a side
+    stream (as torch.cuda.stream(...) selects it) equals work on the default stream."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 64, 64, device="cuda")
+    mask = (torch.rand(2, 1, 64, 64, device="cuda") > 0.3).float()
+    w = torch.randn(16, 8, 3, 3, device="cuda")
+    expected = partial_conv2d(x, mask, w, padding=1)[0]
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        out = partial_conv2d(x, mask, w, padding=1)[0]
+    torch.cuda.current_stream().wait_stream(side)
+    torch.testing.assert_close(out, expected)
 
 
 def test_double_backward_raises_clear_error():

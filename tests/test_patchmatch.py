@@ -381,17 +381,34 @@ def test_bad_inputs_name_the_problem():
         vote(a, torch.zeros(12, 12, 2, dtype=torch.int32), 3, torch.ones(3, 3))
 
 
-def test_ops_compile_and_opcheck():
-    a = smooth_image(3, 12, 14)
-    torch.library.opcheck(
-        torch.ops.fastinpaint.nnf.default, (a, a, 3, None, None, None, None, 2, "jump", 0, 5),
-        test_utils=("test_schema", "test_faketensor"),
-    )
-    field, dist = nnf(a, a, 3)
-    torch.library.opcheck(
-        torch.ops.fastinpaint.vote.default, (a, field, 3, dist, None), test_utils=("test_schema", "test_faketensor")
-    )
-    torch.library.opcheck(
-        torch.ops.fastinpaint.vote.default, (a, field, 3, dist, dist > dist.median()),
-        test_utils=("test_schema", "test_faketensor"),
-    )
+def test_ops_compile_and_opcheck(backend):
+    """Schema and fake kernels of the three ops on every backend (not differentiable: no autograd
+    tests)."""
+    checks = ("test_schema", "test_faketensor")
+    a = smooth_image(3, 12, 14).to(backend.device)
+    with backend.context():
+        valid = torch.rand(12, 14, device=backend.device) > 0.2
+        torch.library.opcheck(torch.ops.fastinpaint.valid_centres.default, (valid, 3), test_utils=checks)
+        centres = valid_centres(valid, 3)
+        for sources in ((None, None), (valid, None), (None, centres)):
+            torch.library.opcheck(
+                torch.ops.fastinpaint.nnf.default, (a, a, 3, *sources, None, None, None, 2, "jump", 0, 5),
+                test_utils=checks,
+            )
+        field, dist = nnf(a, a, 3)
+        torch.library.opcheck(torch.ops.fastinpaint.vote.default, (a, field, 3, dist, None), test_utils=checks)
+        torch.library.opcheck(
+            torch.ops.fastinpaint.vote.default, (a, field, 3, dist, dist > dist.median()), test_utils=checks
+        )
+
+
+def test_precomputed_source_centres_give_the_same_field(backend):
+    a = smooth_image(3, 20, 22).to(backend.device)
+    valid = torch.rand(20, 22, device=backend.device) > 0.3
+    with backend.context():
+        f1, d1 = nnf(a, a, 3, source_valid=valid, seed=3)
+        f2, d2 = nnf(a, a, 3, source_centres=valid_centres(valid, 3), seed=3)
+        with pytest.raises(ValueError, match="not both"):
+            nnf(a, a, 3, source_valid=valid, source_centres=valid_centres(valid, 3))
+    torch.testing.assert_close(f1, f2, rtol=0, atol=0)
+    torch.testing.assert_close(d1, d2, rtol=0, atol=0)

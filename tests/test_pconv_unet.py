@@ -153,8 +153,8 @@ def test_bad_inputs_raise_clear_errors():
         inpaint_pconv(img, torch.zeros(1, 3, 64, 64), weights=net)
     with pytest.raises(ValueError, match="mask batch 2 differs"):
         inpaint_pconv(img, torch.zeros(2, 1, 64, 64), weights=net)
-    with pytest.raises(ValueError, match="image has 1 channels"):
-        inpaint_pconv(torch.rand(1, 1, 64, 64), torch.zeros(1, 1, 64, 64), weights=net)
+    with pytest.raises(ValueError, match="image has 2 channels, the network takes 3"):
+        inpaint_pconv(torch.rand(1, 2, 64, 64), torch.zeros(1, 1, 64, 64), weights=net)
     with pytest.raises(ValueError, match="half=True needs a CUDA device"):
         inpaint_pconv(img, torch.zeros(1, 1, 64, 64), weights=net, half=True)
     with pytest.raises(TypeError, match="float tensor"):

@@ -2,6 +2,8 @@
 
 #include <atomic>
 
+#include <c10/core/Stream.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <c10/util/Exception.h>
 
 namespace fastinpaint {
@@ -44,6 +46,11 @@ DType kernel_dtype(const at::Tensor& t) {
     default:
       TORCH_CHECK_TYPE(false, "fastinpaint kernels take floating-point tensors, got ", t.scalar_type());
   }
+}
+
+void* current_stream(const at::Tensor& t) {
+  if (!t.is_cuda()) return nullptr;
+  return c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->getStream(t.device()).native_handle();
 }
 
 void check_kernel_result(const char* kernel, const char* error) {

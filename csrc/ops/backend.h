@@ -36,8 +36,11 @@ Backend backend_for(const at::Tensor& t);
 // Our torch-free dtype tag for t (float32/float64, and float16/bfloat16 on CUDA).
 DType kernel_dtype(const at::Tensor& t);
 
-// The CUDA stream handle Python passed as an integer (0 = default stream; ignored on the CPU).
-inline void* stream_ptr(int64_t stream) { return reinterpret_cast<void*>(static_cast<intptr_t>(stream)); }
+// The stream the kernels of a call on t run on: PyTorch's current CUDA stream of t's device for a
+// CUDA tensor (what torch.cuda.stream(...) selected), nullptr on the CPU. Taken here, in C++, as
+// ATen's own kernels take it, so no caller passes streams around. Device-generic (c10's guard
+// interface): the extension links no CUDA library of torch, and builds against a CPU-only torch.
+void* current_stream(const at::Tensor& t);
 
 // Raises (RuntimeError) with the kernel's name when a backend call reported an error.
 void check_kernel_result(const char* kernel, const char* error);

@@ -5,6 +5,7 @@
 
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
+#include <torch/library.h>
 
 #include <algorithm>
 
@@ -13,10 +14,9 @@
 
 namespace fastinpaint {
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, int64_t, double, int64_t, std::string> biharmonic_solve(const at::Tensor& image, const at::Tensor& hole,
-                                                                  const at::Tensor& table, double tol,
-                                                                  int64_t max_iter, const std::string& isa,
-                                                                  bool fill, const c10::optional<at::Tensor>& out_image) {
+BhSolveResult biharmonic_solve(const at::Tensor& image, const at::Tensor& hole, const at::Tensor& table, double tol,
+                               int64_t max_iter, c10::string_view isa, bool fill,
+                               const std::optional<at::Tensor>& out_image) {
   const char* op = "biharmonic_solve";
   TORCH_CHECK(image.device().is_cpu() && hole.device().is_cpu() && table.device().is_cpu(), op,
               ": the solver runs on the CPU; pass CPU tensors");
@@ -42,9 +42,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, int64_t, double, int64_t, std::st
   TORCH_CHECK_VALUE(n > 0 && n < H * W, op, ": need at least one hole pixel and one known pixel, got ", n,
                     " hole pixels of ", H * W);
   const bool to_out = out_image.has_value() && out_image->defined();
-  TORCH_CHECK_VALUE(!to_out || fill, op, ": out is where fill=True writes; pass fill=True with it");
-  TORCH_CHECK_VALUE(!fill || to_out || image.is_contiguous(), op,
-                    ": fill=True writes into the image, which must be contiguous (or pass out)");
+  TORCH_CHECK_VALUE(to_out == fill, op, ": fill=True writes the filled image into out; pass both or neither");
   if (to_out)
     TORCH_CHECK_VALUE(out_image->device().is_cpu() && out_image->scalar_type() == at::kDouble &&
                           out_image->sizes() == image.sizes() && out_image->is_contiguous(),
@@ -59,14 +57,25 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, int64_t, double, int64_t, std::st
   out.hi = hi.data_ptr<double>();
   if (to_out)
     out.image = out_image->data_ptr<double>();
-  else if (fill)
-    out.image = image_c.data_ptr<double>();
   else
     out.x = x.data_ptr<double>();
+  const std::string isa_name(isa);
   const char* error = cpu::biharmonic_mg_solve(H, W, hole_u8, image_c.data_ptr<double>(), C,
-                                               table_c.data_ptr<double>(), out, tol, max_iter, &info, isa.c_str());
+                                               table_c.data_ptr<double>(), out, tol, max_iter, &info,
+                                               isa_name.c_str());
   TORCH_CHECK_VALUE(error == nullptr, op, ": ", error ? error : "");
   return {x, lo, hi, info.iterations, info.last_update, info.levels, info.isa};
 }
+
+// The schema. The solver is host work on the CPU (its hierarchy follows the hole's shape), and
+// its result depends on data, so the op has no fake kernel: it is not meant to be traced. CUDA
+// tensors reach the same function, which answers that the solver runs on the CPU.
+TORCH_LIBRARY_FRAGMENT(fastinpaint, m) {
+  m.def(
+      "biharmonic_solve(Tensor image, Tensor hole, Tensor table, float tol, int max_iter, str isa=\"\", "
+      "bool fill=False, Tensor(a!)? out=None) -> (Tensor, Tensor, Tensor, int, float, int, str)");
+}
+TORCH_LIBRARY_IMPL(fastinpaint, CPU, m) { m.impl("biharmonic_solve", &biharmonic_solve); }
+TORCH_LIBRARY_IMPL(fastinpaint, CUDA, m) { m.impl("biharmonic_solve", &biharmonic_solve); }
 
 }  // namespace fastinpaint

@@ -1,9 +1,12 @@
-// Biharmonic inpainting's C++ entry point (bound in bindings.cpp; called by
-// python/fastinpaint/methods/biharmonic.py).
+// Biharmonic inpainting's C++ entry point, registered as the op fastinpaint::biharmonic_solve
+// (schema at the end of biharmonic.cpp; called by python/fastinpaint/methods/biharmonic.py).
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
+#include <c10/util/string_view.h>
+
+#include <optional>
 #include <string>
 #include <tuple>
 
@@ -18,16 +21,15 @@ namespace fastinpaint {
 //   tol: stop when an iteration changes no value by more than tol times the largest channel range
 //     of the known values;
 //   max_iter: at most this many conjugate-gradient iterations.
-//   fill: write the solution, clipped to each channel's range of known values, into the image's
-//     hole pixels (image must then be contiguous) instead of returning it; or, if `out` is given,
-//     the filled image into out (float64 (H, W, C), contiguous, its contents ignored).
+//   fill (with out): write the filled image, the solution clipped to each channel's range of
+//     known values, into out (float64 (H, W, C), contiguous, its contents ignored) instead of
+//     returning the solution.
 // Returns (x [n, C] float64: the hole pixels in raster order ([0, C] with fill), lo [C] and hi
 // [C]: each channel's range of known values (ValueError if one is not finite), iterations, the
 // last iteration's largest change (relative, as tol), multigrid levels, the instruction set that
 // ran). isa: see cpu/biharmonic_cpu.h ("" = the best this CPU runs).
-std::tuple<at::Tensor, at::Tensor, at::Tensor, int64_t, double, int64_t, std::string> biharmonic_solve(const at::Tensor& image, const at::Tensor& hole,
-                                                                  const at::Tensor& table, double tol,
-                                                                  int64_t max_iter, const std::string& isa,
-                                                                  bool fill, const c10::optional<at::Tensor>& out);
+using BhSolveResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, int64_t, double, int64_t, std::string>;
+BhSolveResult biharmonic_solve(const at::Tensor& image, const at::Tensor& hole, const at::Tensor& table, double tol,
+                               int64_t max_iter, c10::string_view isa, bool fill, const std::optional<at::Tensor>& out);
 
 }  // namespace fastinpaint

@@ -8,7 +8,9 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/tensor.h>
+#include <c10/core/DeviceGuard.h>
 #include <c10/util/Exception.h>
+#include <torch/library.h>
 
 #include <numeric>
 
@@ -41,10 +43,10 @@ at::ScalarType acc_scalar_type(const at::Tensor& t) {
 }
 
 
-// The mask layout (see PConvMaskLayout) in one int64 buffer on the kernels' device. It must stay
-// alive while kernels run: callers keep the returned tensor in scope.
-at::Tensor make_mask_layout(at::IntArrayRef mask_channels, int64_t C_in, int64_t groups, const at::Device& device,
-                            PConvMaskLayout& L) {
+// The mask layout (see PConvMaskLayout) as one int64 buffer on the kernels' device: built once by
+// the forward and saved for the backward, so that neither rebuilds it nor copies it to the device
+// again.
+at::Tensor make_mask_layout(at::IntArrayRef mask_channels, int64_t C_in, int64_t groups, const at::Device& device) {
   const int64_t S = static_cast<int64_t>(mask_channels.size());
   std::vector<int64_t> buf(pconv_layout_size(S, groups, C_in));
   int64_t* seg_start = buf.data();
@@ -63,10 +65,19 @@ at::Tensor make_mask_layout(at::IntArrayRef mask_channels, int64_t C_in, int64_t
     while (seg_start[s + 1] <= g * cpg) ++s;
     group_first_seg[g] = s;
   }
-  at::Tensor layout = at::tensor(buf, at::TensorOptions().dtype(at::kLong)).to(device);
+  return at::tensor(buf, at::TensorOptions().dtype(at::kLong)).to(device);
+}
+
+// The kernels' view of a layout buffer (make_mask_layout) for S mask channels; the buffer must
+// stay alive while they run.
+PConvMaskLayout mask_layout_view(const at::Tensor& layout, int64_t S, int64_t C_in, int64_t groups) {
+  TORCH_CHECK_VALUE(layout.dim() == 1 && layout.scalar_type() == at::kLong &&
+                        layout.numel() == pconv_layout_size(S, groups, C_in) && layout.is_contiguous(),
+                    "partial_conv2d backward: mask_layout is not the forward's (expected ",
+                    pconv_layout_size(S, groups, C_in), " int64 values, got ", layout.sizes(), ")");
   const int64_t* base = layout.const_data_ptr<int64_t>();
-  L = PConvMaskLayout{base, base + S + 1, base + S + 1 + groups, S, groups, C_in, (S == 1 || groups == 1) ? 1 : groups};
-  return layout;
+  return PConvMaskLayout{base, base + S + 1, base + S + 1 + groups, S, groups, C_in,
+                         (S == 1 || groups == 1) ? 1 : groups};
 }
 
 void check_common(const at::Tensor& input, const at::Tensor& mask, const at::Tensor& weight, int64_t groups) {
@@ -99,11 +110,11 @@ PConvWindow make_window(const at::Tensor& input, int64_t OH, int64_t OW, at::Int
 
 }  // namespace
 
-std::vector<at::Tensor> partial_conv2d_forward(const at::Tensor& input, const at::Tensor& mask,
-                                               at::IntArrayRef mask_channels, const at::Tensor& weight,
-                                               const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                               at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                                               bool conv_channels_last, bool input_masked, int64_t stream) {
+PConvForward partial_conv2d_forward(const at::Tensor& input, const at::Tensor& mask, const at::Tensor& weight,
+                                   const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                   at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                   at::IntArrayRef mask_channels, bool conv_channels_last, bool input_masked) {
+  const c10::OptionalDeviceGuard guard(input.device());
   check_common(input, mask, weight, groups);
   TORCH_CHECK_VALUE(static_cast<int64_t>(mask_channels.size()) == mask.size(1), "partial_conv2d: mask has ",
                     mask.size(1), " channels but mask_channels lists ", mask_channels.size(), " segments");
@@ -113,14 +124,14 @@ std::vector<at::Tensor> partial_conv2d_forward(const at::Tensor& input, const at
                       bias->sizes(), " must be (", weight.size(0), ",)");
   const Backend backend = backend_for(input);
   const DType dtype = kernel_dtype(input);
-  void* s = stream_ptr(stream);
+  void* s = current_stream(input);
 
   const at::MemoryFormat fmt = activation_format(input);
   const at::MemoryFormat conv_fmt = conv_channels_last ? at::MemoryFormat::ChannelsLast : fmt;
   const at::Tensor x = input.contiguous(fmt);
   const at::Tensor m = mask.contiguous();
-  PConvMaskLayout L;
-  const at::Tensor layout_buf = make_mask_layout(mask_channels, input.size(1), groups, input.device(), L);
+  const at::Tensor layout = make_mask_layout(mask_channels, input.size(1), groups, input.device());
+  const PConvMaskLayout L = mask_layout_view(layout, mask.size(1), input.size(1), groups);
 
   // An input the caller promises is already masked, in the convolution's layout, is convolved as
   // it is: no masking pass and no input-sized copy (the UNet decoder masks its concatenation in
@@ -151,15 +162,16 @@ std::vector<at::Tensor> partial_conv2d_forward(const at::Tensor& input, const at
                     has_bias ? b.const_data_ptr() : nullptr, groups, s);
   // A reused input is not returned (outputs must not alias inputs): a 1-D placeholder says
   // "backward uses the input itself".
-  return {out, new_mask, reuse_input ? at::empty({0}, input.options()) : masked_input, ratio};
+  return {out, new_mask, reuse_input ? at::empty({0}, input.options()) : masked_input, ratio, layout};
 }
 
-std::vector<at::Tensor> partial_conv2d_backward(const at::Tensor& grad_out, const at::Tensor& masked_input,
-                                                const at::Tensor& mask, at::IntArrayRef mask_channels,
-                                                const at::Tensor& weight, const at::Tensor& ratio,
-                                                at::IntArrayRef stride, at::IntArrayRef padding,
-                                                at::IntArrayRef dilation, int64_t groups, bool input_channels_last,
-                                                bool need_input, bool need_weight, bool need_bias, int64_t stream) {
+PConvGrads partial_conv2d_backward(const at::Tensor& grad_out, const at::Tensor& masked_input,
+                                  const at::Tensor& mask, const at::Tensor& mask_layout, const at::Tensor& weight,
+                                  const at::Tensor& ratio, at::IntArrayRef stride, at::IntArrayRef padding,
+                                  at::IntArrayRef dilation, int64_t groups, bool input_channels_last,
+                                  std::array<bool, 3> output_mask) {
+  const c10::OptionalDeviceGuard guard(grad_out.device());
+  const auto [need_input, need_weight, need_bias] = output_mask;
   check_common(masked_input, mask, weight, groups);
   TORCH_CHECK_VALUE(grad_out.dim() == 4 && grad_out.size(0) == masked_input.size(0) &&
                         grad_out.size(1) == weight.size(0) && ratio.size(2) == grad_out.size(2) &&
@@ -167,7 +179,7 @@ std::vector<at::Tensor> partial_conv2d_backward(const at::Tensor& grad_out, cons
                     "partial_conv2d backward: grad_out shape ", grad_out.sizes(), " does not match the forward");
   const Backend backend = backend_for(grad_out);
   const DType dtype = kernel_dtype(grad_out);
-  void* s = stream_ptr(stream);
+  void* s = current_stream(grad_out);
   // masked_input is stored in the convolution's layout; grad_input goes back in the caller's.
   const at::MemoryFormat conv_fmt = activation_format(masked_input);
   const at::MemoryFormat input_fmt = input_channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
@@ -196,8 +208,7 @@ std::vector<at::Tensor> partial_conv2d_backward(const at::Tensor& grad_out, cons
       const at::Tensor grad_masked = std::get<0>(grads).contiguous(conv_fmt);
       grad_input = input_fmt == conv_fmt ? grad_masked : empty_in(grad_masked, grad_masked.sizes(), input_fmt);
       const at::Tensor m = mask.contiguous();
-      PConvMaskLayout L;
-      const at::Tensor layout_buf = make_mask_layout(mask_channels, masked_input.size(1), groups, mask.device(), L);
+      const PConvMaskLayout L = mask_layout_view(mask_layout, mask.size(1), masked_input.size(1), groups);
       if (grad_input.numel() > 0)
         FI_BACKEND_CALL(backend, pconv_apply_mask, dtype, grad_masked.const_data_ptr(),
                         act_layout(grad_masked, conv_fmt), m.const_data_ptr(), grad_input.mutable_data_ptr(),
@@ -205,7 +216,31 @@ std::vector<at::Tensor> partial_conv2d_backward(const at::Tensor& grad_out, cons
     }
   }
   if (need_bias) grad_bias = bias_partial.sum(0).to(grad_out.scalar_type());
-  return {grad_input, grad_weight, grad_bias};
+  // The schema returns tensors only: an empty one stands for "not requested".
+  const auto or_empty = [&](const at::Tensor& g) { return g.defined() ? g : at::empty({0}, grad_out.options()); };
+  return {or_empty(grad_input), or_empty(grad_weight), or_empty(grad_bias)};
+}
+
+// The schemas: python/fastinpaint/ops/partial_conv.py adds their fake kernels and autograd.
+TORCH_LIBRARY_FRAGMENT(fastinpaint, m) {
+  m.def(
+      "partial_conv2d(Tensor input, Tensor mask, Tensor weight, Tensor? bias, int[] stride, int[] padding, "
+      "int[] dilation, int groups, int[] mask_channels, bool conv_channels_last, bool input_masked) "
+      "-> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+  m.def(
+      "partial_conv2d_backward(Tensor grad_out, Tensor masked_input, Tensor mask, Tensor mask_layout, "
+      "Tensor weight, Tensor ratio, int[] stride, int[] padding, int[] dilation, int groups, "
+      "bool input_channels_last, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
+}
+
+// One device-agnostic implementation serves both keys; backend_for() picks the kernels.
+TORCH_LIBRARY_IMPL(fastinpaint, CPU, m) {
+  m.impl("partial_conv2d", &partial_conv2d_forward);
+  m.impl("partial_conv2d_backward", &partial_conv2d_backward);
+}
+TORCH_LIBRARY_IMPL(fastinpaint, CUDA, m) {
+  m.impl("partial_conv2d", &partial_conv2d_forward);
+  m.impl("partial_conv2d_backward", &partial_conv2d_backward);
 }
 
 }  // namespace fastinpaint

@@ -7,7 +7,9 @@
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/nonzero.h>
 #include <ATen/ops/ones.h>
+#include <c10/core/DeviceGuard.h>
 #include <c10/util/Exception.h>
+#include <torch/library.h>
 
 #include <utility>
 
@@ -56,32 +58,27 @@ at::Tensor as_u8_plane(const at::Tensor& t) { return t.ne(0).to(at::kByte).conti
 
 }  // namespace
 
-namespace {
-
-at::Tensor valid_centres(const at::Tensor& source_valid, int64_t patch_size, void* stream) {
-  check_patch_size(patch_size, "patchmatch");
-  TORCH_CHECK_VALUE(source_valid.dim() == 2, "patchmatch: source_valid must be 2-D (H, W), got ", source_valid.sizes());
+at::Tensor patchmatch_valid_centres(const at::Tensor& source_valid, int64_t patch_size) {
+  const c10::OptionalDeviceGuard guard(source_valid.device());
+  check_patch_size(patch_size, "valid_centres");
+  TORCH_CHECK_VALUE(source_valid.dim() == 2, "valid_centres: source_valid must be 2-D (H, W), got ",
+                    source_valid.sizes());
   const int64_t H = source_valid.size(0), W = source_valid.size(1);
   const at::Tensor v = as_u8_plane(source_valid);
-  at::Tensor out = at::empty({H, W}, v.options());
+  at::Tensor out = at::empty({H, W}, v.options().dtype(at::kBool));
   if (H * W > 0)
     FI_BACKEND_CALL(backend_for(v), pm_valid_centres, v.const_data_ptr<uint8_t>(), H, W, int(patch_size / 2),
-                    out.mutable_data_ptr<uint8_t>(), stream);
+                    static_cast<uint8_t*>(out.mutable_data_ptr()), current_stream(v));
   return out;
 }
 
-}  // namespace
-
-at::Tensor patchmatch_valid_centres(const at::Tensor& source_valid, int64_t patch_size) {
-  return valid_centres(source_valid, patch_size, nullptr);
-}
-
-std::vector<at::Tensor> patchmatch_nnf(const at::Tensor& target, const at::Tensor& source, int64_t patch_size,
-                                       const std::optional<at::Tensor>& source_valid,
-                                       const std::optional<at::Tensor>& target_weight,
-                                       const std::optional<at::Tensor>& active, const std::optional<at::Tensor>& init,
-                                       int64_t iterations, const std::string& propagation, int64_t max_jump,
-                                       int64_t seed, int64_t stream) {
+std::tuple<at::Tensor, at::Tensor> patchmatch_nnf(
+    const at::Tensor& target, const at::Tensor& source, int64_t patch_size,
+    const std::optional<at::Tensor>& source_valid, const std::optional<at::Tensor>& source_centres,
+    const std::optional<at::Tensor>& target_weight, const std::optional<at::Tensor>& active,
+    const std::optional<at::Tensor>& init, int64_t iterations, c10::string_view propagation, int64_t max_jump,
+    int64_t seed) {
+  const c10::OptionalDeviceGuard guard(target.device());
   const char* op = "patchmatch nnf";
   check_image(target, op, "target");
   check_image(source, op, "source");
@@ -101,18 +98,24 @@ std::vector<at::Tensor> patchmatch_nnf(const at::Tensor& target, const at::Tenso
                     ": images of 2^31 pixels or more are not supported");
 
   const Backend backend = backend_for(target);
-  void* s = stream_ptr(stream);
+  void* s = current_stream(target);
   const at::Tensor A = to_hwc_padded(target);
   const at::Tensor B = source.is_same(target) ? A : to_hwc_padded(source);
 
-  at::Tensor valid_px;
-  if (source_valid.has_value() && source_valid->defined()) {
+  // The centres whose patch lies on valid pixels: given by a caller that matches against one
+  // source region many times (computed once there), else computed here.
+  const bool has_valid = source_valid.has_value() && source_valid->defined();
+  at::Tensor valid;
+  if (source_centres.has_value() && source_centres->defined()) {
+    TORCH_CHECK_VALUE(!has_valid, op, ": pass source_valid or source_centres, not both");
+    check_plane(*source_centres, source, Hs, Ws, op, "source_centres");
+    valid = as_u8_plane(*source_centres);
+  } else if (has_valid) {
     check_plane(*source_valid, source, Hs, Ws, op, "source_valid");
-    valid_px = *source_valid;
+    valid = as_u8_plane(patchmatch_valid_centres(*source_valid, patch_size));
   } else {
-    valid_px = at::ones({Hs, Ws}, source.options().dtype(at::kByte));
+    valid = as_u8_plane(patchmatch_valid_centres(at::ones({Hs, Ws}, source.options().dtype(at::kByte)), patch_size));
   }
-  const at::Tensor valid = valid_centres(valid_px, patch_size, s);
   const at::Tensor valid_list = at::nonzero(valid.reshape({-1})).reshape({-1}).to(at::kInt).contiguous();
   const int64_t n_valid = valid_list.size(0);
   TORCH_CHECK_VALUE(n_valid > 0, op, ": no source patch of size ", patch_size, "x", patch_size,
@@ -185,9 +188,10 @@ std::vector<at::Tensor> patchmatch_nnf(const at::Tensor& target, const at::Tenso
   return {nnf, mean};
 }
 
-std::vector<at::Tensor> patchmatch_vote(const at::Tensor& source, const at::Tensor& nnf, int64_t patch_size,
-                                        const std::optional<at::Tensor>& weight,
-                                        const std::optional<at::Tensor>& mask, int64_t stream) {
+std::tuple<at::Tensor, at::Tensor> patchmatch_vote(const at::Tensor& source, const at::Tensor& nnf,
+                                                   int64_t patch_size, const std::optional<at::Tensor>& weight,
+                                                   const std::optional<at::Tensor>& mask) {
+  const c10::OptionalDeviceGuard guard(source.device());
   const char* op = "patchmatch vote";
   check_image(source, op, "source");
   check_patch_size(patch_size, op);
@@ -216,8 +220,30 @@ std::vector<at::Tensor> patchmatch_vote(const at::Tensor& source, const at::Tens
     FI_BACKEND_CALL(backend, pm_vote, B.const_data_ptr<float>(), Hs, Ws, C, n.const_data_ptr<int32_t>(),
                     w.defined() ? w.const_data_ptr<float>() : nullptr,
                     m.defined() ? m.const_data_ptr<uint8_t>() : nullptr, H, W, int(patch_size / 2),
-                    out.mutable_data_ptr<float>(), total.mutable_data_ptr<float>(), stream_ptr(stream));
+                    out.mutable_data_ptr<float>(), total.mutable_data_ptr<float>(), current_stream(source));
   return {out.permute({2, 0, 1}).contiguous(), total};
+}
+
+// The schemas: python/fastinpaint/ops/patchmatch.py adds their fake kernels. Not differentiable.
+TORCH_LIBRARY_FRAGMENT(fastinpaint, m) {
+  m.def(
+      "nnf(Tensor target, Tensor source, int patch_size, Tensor? source_valid, Tensor? source_centres, "
+      "Tensor? target_weight, Tensor? active, Tensor? init, int iterations, str propagation, int max_jump, "
+      "int seed) -> (Tensor, Tensor)");
+  m.def("vote(Tensor source, Tensor field, int patch_size, Tensor? weight, Tensor? mask) -> (Tensor, Tensor)");
+  m.def("valid_centres(Tensor source_valid, int patch_size) -> Tensor");
+}
+
+// One device-agnostic implementation serves both keys; backend_for() picks the kernels.
+TORCH_LIBRARY_IMPL(fastinpaint, CPU, m) {
+  m.impl("nnf", &patchmatch_nnf);
+  m.impl("vote", &patchmatch_vote);
+  m.impl("valid_centres", &patchmatch_valid_centres);
+}
+TORCH_LIBRARY_IMPL(fastinpaint, CUDA, m) {
+  m.impl("nnf", &patchmatch_nnf);
+  m.impl("vote", &patchmatch_vote);
+  m.impl("valid_centres", &patchmatch_valid_centres);
 }
 
 }  // namespace fastinpaint

@@ -9,7 +9,7 @@ to fill). The partial-convolution op and layer take the opposite (1 = valid), as
 
 from fastinpaint._ext import _C  # noqa: F401  (imports torch, then the extension)
 from fastinpaint import losses, models, nn, ops
-from fastinpaint._backend import built_with_cuda, cuda_emulation
+from fastinpaint.backend import built_with_cuda, cuda_emulation
 from fastinpaint.inpaint import available_methods, inpaint, register_method
 
 __version__ = "0.1.0"

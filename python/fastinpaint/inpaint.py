@@ -28,9 +28,9 @@ __all__ = ["inpaint", "register_method", "available_methods"]
 # name -> "module:function"; imported lazily.
 _BUILTIN_METHODS: Dict[str, str] = {
     "patchmatch": "fastinpaint.methods.patchmatch:inpaint_patchmatch",
-    "biharmonic": "fastinpaint.methods.biharmonic:inpaint_biharmonic_method",
-    "pconv": "fastinpaint.methods.pconv:inpaint_pconv_method",
-    "glcic": "fastinpaint.methods.glcic:inpaint_glcic_method",
+    "biharmonic": "fastinpaint.methods.biharmonic:inpaint_biharmonic",
+    "pconv": "fastinpaint.methods.pconv:inpaint_pconv",
+    "glcic": "fastinpaint.methods.glcic:inpaint_glcic",
 }
 _REGISTERED: Dict[str, Callable[..., Tensor]] = {}
 

@@ -114,29 +114,18 @@ def _diamond_table() -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(table[:, used]))
 
 
-def _input_tensor(array: np.ndarray) -> torch.Tensor:
-    """``torch.from_numpy`` for an array the solver only reads: a read-only one (an image from
-    ``np.asarray(PIL image)``, for one) is shared as well, without torch's warning about writes."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(array)
-
-
-def _multigrid_fill(image: np.ndarray, hole: np.ndarray) -> Optional[np.ndarray]:
+def _multigrid_fill(image: torch.Tensor, hole: torch.Tensor) -> Optional[torch.Tensor]:
     """The image with its holes filled by the C++ multigrid solver, each value clipped to its
     channel's range of known values (as scikit-image does: a biharmonic fill can overshoot).
-    ``image``: ``(H, W, C)`` float64, C-contiguous (only read); ``hole``: ``(H, W)`` bool. The
-    solver copies the known pixels into the new array itself, during its first pass over the
+    ``image``: ``(H, W, C)`` float64, contiguous, on the CPU (only read); ``hole``: ``(H, W)`` bool.
+    The solver copies the known pixels into the new tensor itself, during its first pass over the
     image, on all of torch's intra-op threads (the new array's page faults are shared out: after
     another library has returned its memory to the system, a single-threaded copy's ~1000 faults
     cost ~1.5 ms on our VMs). None if the solver did not converge in ``_MAX_ITER`` iterations (the
     caller then solves directly). ValueError if a known value is not finite."""
-    from fastinpaint import _C
-
-    out = np.empty_like(image)
-    *_, last_change, _levels, _isa = _C.biharmonic_solve(
-        _input_tensor(image), _input_tensor(hole), _diamond_table(), _TOL, _MAX_ITER, fill=True,
-        out=torch.from_numpy(out),
+    out = torch.empty_like(image)
+    *_, last_change, _levels, _isa = torch.ops.fastinpaint.biharmonic_solve(
+        image, hole, _diamond_table(), _TOL, _MAX_ITER, fill=True, out=out
     )
     return out if last_change <= _TOL else None
 
@@ -239,10 +228,50 @@ def _solve_blocks(a: sp.csc_matrix, b: np.ndarray, starts: np.ndarray) -> np.nda
     return x
 
 
+def _fill(image: torch.Tensor, hole: torch.Tensor, split_into_regions: bool) -> torch.Tensor:
+    """The biharmonic fill of ``image`` ``(H, W, C)`` float64 (contiguous, CPU; only read) over
+    ``hole`` ``(H, W)`` bool (at least one hole and one known pixel): a new ``(H, W, C)`` float64
+    tensor. The direct solver works on NumPy views of the same memory."""
+    h, w, _ = image.shape
+    count = int(hole.sum())
+    if count > _DIRECT_MAX:
+        # One multigrid solve for every region: its cost is linear in the unknowns, so splitting
+        # would gain nothing (the regions never share an equation). It also checks the known
+        # values, and writes the known pixels and the clipped fill into a new image: no per-pixel
+        # work is left here.
+        filled = _multigrid_fill(image, hole)
+        if filled is not None:
+            return filled
+    # Small holes, or the rare multigrid solve that did not converge: a sparse direct solve.
+    hole_np = hole.numpy()
+    holes = np.flatnonzero(hole_np)
+    flat = image.numpy().reshape(h * w, -1)  # (H*W, C), a view
+    known = flat[~hole_np.reshape(-1)]
+    lo, hi = known.min(axis=0), known.max(axis=0)  # NaN/inf show up here at no extra cost
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        raise ValueError("inpaint_biharmonic: image has non-finite values (NaN or inf) outside the hole")
+    order = holes
+    if split_into_regions:
+        order, starts = _region_order(hole_np, holes)
+    else:
+        starts = np.array([0, holes.size])
+    a, b = _assemble(flat, hole_np, order)
+    x = _solve_blocks(a, b, starts)
+    if split_into_regions:
+        x = x[np.argsort(order)]  # region order -> raster order
+    # As scikit-image does: a biharmonic fill can overshoot, so clip each channel to the range
+    # of its known values.
+    np.clip(x, lo, hi, out=x)
+    out = image.clone()
+    out.numpy().reshape(h * w, -1)[holes] = x
+    return out
+
+
 # ------------------------------------------------------------------------------------------------
 # public API
 # ------------------------------------------------------------------------------------------------
-def inpaint_biharmonic(image: ArrayLike, mask: ArrayLike, *, split_into_regions: bool = True) -> ArrayLike:
+def inpaint_biharmonic(image: ArrayLike, mask: ArrayLike, *, split_into_regions: bool = True, seed: int = 0,
+                       source_mask: Optional[torch.Tensor] = None) -> ArrayLike:
     """Fills the holes of ``image`` with the solution of the biharmonic equation ``Δ²u = 0``,
     the known pixels around each hole being the boundary condition.
 
@@ -256,6 +285,10 @@ def inpaint_biharmonic(image: ArrayLike, mask: ArrayLike, *, split_into_regions:
     converge, the system is solved directly). The linear systems are solved in float64 whatever
     the input dtype (scikit-image solves float32 images in float32).
 
+    This is the method behind ``fastinpaint.inpaint(image, mask, method="biharmonic")`` (which
+    hands it a ``(C, H, W)`` float tensor and an ``(H, W)`` bool hole); called directly it is also a
+    drop-in for scikit-image's function on NumPy arrays.
+
     Args:
         image: float image, NumPy ``(H, W)`` or ``(H, W, C)``, float16/32/64, any value range —
             or a torch tensor ``(H, W)`` or ``(C, H, W)`` (floating dtype, any device). The hole
@@ -268,6 +301,8 @@ def inpaint_biharmonic(image: ArrayLike, mask: ArrayLike, *, split_into_regions:
             own system; ``False``: one joint system. The multigrid solver always takes every
             region at once (its cost is linear in the unknowns). The results agree to the
             solver's tolerance.
+        seed: unused (the method is deterministic); there for the method interface.
+        source_mask: must be None (the fill interpolates from the hole's border).
 
     Returns:
         The filled image: same type, shape and dtype as ``image`` (and same device for a
@@ -296,6 +331,8 @@ def inpaint_biharmonic(image: ArrayLike, mask: ArrayLike, *, split_into_regions:
         >>> bool(np.allclose(out, image))                       # a ramp is biharmonic
         True
     """
+    if source_mask is not None:
+        raise ValueError("method 'biharmonic' interpolates smoothly from the hole's border; source_mask does not apply")
     if isinstance(image, torch.Tensor):
         return _inpaint_biharmonic_tensor(image, mask, split_into_regions)
     if not isinstance(image, np.ndarray):
@@ -315,82 +352,57 @@ def inpaint_biharmonic(image: ArrayLike, mask: ArrayLike, *, split_into_regions:
             f"mask shape {mask.shape} does not match the image's (H, W) = {image.shape[:2]} "
             f"(image shape {image.shape})"
         )
-
-    hole = mask.astype(bool, copy=False)
-    count = np.count_nonzero(hole)
-    if count == 0:
-        warnings.warn("inpaint_biharmonic: the mask has no hole; returning a copy of the image", stacklevel=2)
+    hole = np.ascontiguousarray(mask, dtype=bool)
+    if not _has_hole_and_known(hole):
         return image.copy()
-    if count == hole.size:
-        raise ValueError("inpaint_biharmonic: the mask covers the whole image, so there is nothing to copy from")
-
     h, w = hole.shape
-    if count > _DIRECT_MAX:
-        # One multigrid solve for every region: its cost is linear in the unknowns, so splitting
-        # would gain nothing (the regions never share an equation). It also checks the known
-        # values, and writes the known pixels and the clipped fill into a new float64 image: no
-        # per-pixel work is left here.
-        filled = _multigrid_fill(np.ascontiguousarray(image.reshape(h, w, -1), dtype=np.float64), hole)
-        if filled is not None:
-            return filled.reshape(image.shape) if image.dtype == np.float64 else filled.astype(image.dtype).reshape(image.shape)
-    # Small holes, or the rare multigrid solve that did not converge: a sparse direct solve.
-    holes = np.flatnonzero(hole)
-    flat = image.reshape(h * w, -1)  # (H*W, C), a view for contiguous images
-    work = flat if image.dtype.itemsize >= 4 else flat.astype(np.float32)
-    known = work[~hole.reshape(-1)]
-    lo, hi = known.min(axis=0), known.max(axis=0)  # NaN/inf show up here at no extra cost
-    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-        raise ValueError("inpaint_biharmonic: image has non-finite values (NaN or inf) outside the hole")
-    order = holes
-    if split_into_regions:
-        order, starts = _region_order(hole, holes)
-    else:
-        starts = np.array([0, holes.size])
-    a, b = _assemble(work, hole, order)
-    x = _solve_blocks(a, b, starts)
-    if split_into_regions:
-        x = x[np.argsort(order)]  # region order -> raster order
-    # As scikit-image does: a biharmonic fill can overshoot, so clip each channel to the range
-    # of its known values.
-    np.clip(x, lo, hi, out=x)
+    work = np.ascontiguousarray(image.reshape(h, w, -1), dtype=np.float64)
+    with warnings.catch_warnings():  # a read-only image (np.asarray of a PIL image) is only read
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        filled = _fill(torch.from_numpy(work), torch.from_numpy(hole), split_into_regions).numpy()
+    return filled.astype(image.dtype, copy=False).reshape(image.shape)
 
-    out = image.copy()
-    out.reshape(h * w, -1)[holes] = x.astype(image.dtype, copy=False)
-    return out
+
+def _has_hole_and_known(hole) -> bool:
+    """False (with a warning) for an empty hole; ValueError for a hole covering everything."""
+    count = int(hole.sum())
+    if count == 0:
+        warnings.warn("inpaint_biharmonic: the mask has no hole; returning a copy of the image", stacklevel=3)
+        return False
+    if count == (hole.size if isinstance(hole, np.ndarray) else hole.numel()):
+        raise ValueError("inpaint_biharmonic: the mask covers the whole image, so there is nothing to copy from")
+    return True
 
 
 def _inpaint_biharmonic_tensor(image: torch.Tensor, mask: ArrayLike, split_into_regions: bool) -> torch.Tensor:
-    """Tensor front end: ``(H, W)`` / ``(C, H, W)`` in, same shape, dtype and device out."""
+    """Tensor front end: ``(H, W)`` / ``(C, H, W)`` in, same shape, dtype and device out (one copy
+    into the solver's ``(H, W, C)`` float64 layout, one back)."""
     if not image.is_floating_point():
         raise TypeError(f"image must be a floating-point tensor, got dtype {image.dtype}")
     if image.dim() not in (2, 3):
         raise ValueError(f"image tensor must be (H, W) or (C, H, W), got shape {tuple(image.shape)}")
-    m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
-    if m.ndim == 3 and m.shape[0] == 1:
+    m = mask.detach().cpu() if isinstance(mask, torch.Tensor) else torch.from_numpy(np.asarray(mask))
+    if m.dim() == 3 and m.shape[0] == 1:
         m = m[0]
     spatial = tuple(image.shape[-2:])
-    if m.ndim != 2:
-        raise ValueError(f"mask must be (H, W) or (1, H, W) with non-zero = hole, got shape {m.shape}")
-    if m.shape != spatial:
+    if m.dim() != 2:
+        raise ValueError(f"mask must be (H, W) or (1, H, W) with non-zero = hole, got shape {tuple(m.shape)}")
+    if tuple(m.shape) != spatial:
         raise ValueError(
-            f"mask shape {m.shape} does not match the image's (H, W) = {spatial} (image shape {tuple(image.shape)})"
+            f"mask shape {tuple(m.shape)} does not match the image's (H, W) = {spatial} "
+            f"(image shape {tuple(image.shape)})"
         )
-    src = image.detach().cpu()
-    if src.dtype not in (torch.float32, torch.float64):
-        src = src.float()  # half / bfloat16: NumPy has no bfloat16; float32 holds both exactly
-    arr = src.numpy()
-    if arr.ndim == 3:
-        arr = np.moveaxis(arr, 0, -1)  # (C, H, W) -> (H, W, C)
-    filled = inpaint_biharmonic(np.ascontiguousarray(arr), m, split_into_regions=split_into_regions)
-    if filled.ndim == 3:
-        filled = np.moveaxis(filled, -1, 0)
-    return torch.from_numpy(np.ascontiguousarray(filled)).to(device=image.device, dtype=image.dtype)
+    hole = m.ne(0).contiguous()
+    if not _has_hole_and_known(hole):
+        return image.clone()
+    chw = image.detach().reshape(-1, *spatial)
+    hwc = chw.permute(1, 2, 0).to(device="cpu", dtype=torch.float64, memory_format=torch.contiguous_format)
+    filled = _fill(hwc.contiguous(), hole, split_into_regions).permute(2, 0, 1)
+    return filled.to(device=image.device, dtype=image.dtype).reshape(image.shape).contiguous()
 
 
-def inpaint_biharmonic_method(image: torch.Tensor, hole: torch.Tensor, *, seed: int = 0,
-                              source_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``fastinpaint.inpaint(image, mask, method="biharmonic")``: ``image`` ``(C, H, W)`` float,
-    ``hole`` ``(H, W)`` bool (True = hole). Deterministic (``seed`` unused)."""
-    if source_mask is not None:
-        raise ValueError("method 'biharmonic' interpolates smoothly from the hole's border; source_mask does not apply")
-    return inpaint_biharmonic(image, hole)
+def inpaint_biharmonic_method(*args, **kwargs):
+    """Deprecated alias of :func:`inpaint_biharmonic`, the one function of the method."""
+    warnings.warn("fastinpaint.methods.biharmonic.inpaint_biharmonic_method is deprecated; use inpaint_biharmonic",
+                  DeprecationWarning, stacklevel=2)
+    return inpaint_biharmonic(*args, **kwargs)

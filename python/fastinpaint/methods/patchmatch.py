@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fastinpaint._cpu_load import on_free_cpu_threads
+from fastinpaint.ops.patchmatch import check_patch_size
 from fastinpaint.ops.patchmatch import nnf as _nnf
 from fastinpaint.ops.patchmatch import valid_centres as _valid_centres
 from fastinpaint.ops.patchmatch import vote as _vote
@@ -216,11 +217,12 @@ def _vote_upsampled_field(level: _Level, img: Tensor, field: Tensor, active: Ten
 def _em_level(level: _Level, img: Tensor, field: Optional[Tensor], active: Tensor, conf: Tensor,
               em_iterations: int, cold: bool, opts: PatchMatchOptions, seed: int, patch_size: int) -> tuple:
     hole = level.hole
+    centres = _valid_centres(level.source, patch_size) if em_iterations > 0 else None  # one source region: once
     for it in range(em_iterations):
         feats = _features(img, opts.gradient_weight)
         iters = opts.nnf_iterations_cold if (cold and it == 0) else opts.nnf_iterations_warm
         field, dist = _nnf(
-            feats, feats, patch_size, source_valid=level.source, active=active, init=field, iterations=iters,
+            feats, feats, patch_size, source_centres=centres, active=active, init=field, iterations=iters,
             propagation=opts.propagation, seed=seed + 7919 * it,
         )
         d = dist[active]
@@ -258,8 +260,7 @@ def inpaint_patchmatch(
     Returns:
         ``(C, H, W)`` float32; known pixels equal the input.
     """
-    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1 or patch_size % 2 == 0:
-        raise ValueError(f"patchmatch: patch_size must be a positive odd int, got {patch_size!r}")
+    check_patch_size(patch_size, "patchmatch")
     unknown = set(options) - set(PatchMatchOptions.__dataclass_fields__)
     if unknown:
         raise TypeError(f"patchmatch: unknown option(s) {sorted(unknown)}; known: {sorted(PatchMatchOptions.__dataclass_fields__)}")

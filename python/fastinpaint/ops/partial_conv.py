@@ -1,23 +1,23 @@
 """The fused partial convolution (Liu et al. 2018) as a differentiable, compilable op.
 
-Layers, from the bottom:
+Layers, from the bottom (the op template every fastinpaint op follows: ``csrc/README.md``):
 
-* ``fastinpaint._C.partial_conv2d_forward/backward`` — pybind11 bindings of the C++ glue
-  (``csrc/ops/partial_conv.cpp``), which runs ATen's convolution plus our fused kernels;
-* ``torch.ops.fastinpaint.partial_conv2d`` / ``partial_conv2d_backward`` — ``torch.library``
-  custom ops with fake kernels and registered autograd, so ``torch.compile(fullgraph=True)``
-  traces through them without graph breaks;
-* :class:`PartialConv2dFunction` and :func:`partial_conv2d` — the public differentiable entry.
+* ``torch.ops.fastinpaint.partial_conv2d`` / ``partial_conv2d_backward`` — schemas and kernels
+  registered in C++ (``csrc/ops/partial_conv.cpp``: ATen's convolution plus our fused kernels, on
+  the CPU, CUDA, or CUDA emulated on the CPU; device guard and current stream taken there);
+* here: their fake kernels (so ``torch.compile(fullgraph=True)`` traces through them) and the
+  autograd formula, registered on the op itself — the only autograd path;
+* :func:`partial_conv2d` — the public entry, which validates and normalises its arguments.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from fastinpaint._backend import device_guard, stream_of
 from fastinpaint._ext import _C
 
 __all__ = ["partial_conv2d", "PartialConv2dFunction", "resolve_mask_channels"]
@@ -26,34 +26,8 @@ _IntPair = Union[int, Sequence[int]]
 
 
 # ------------------------------------------------------------------------------------------------
-# custom ops
+# fake kernels (the ops' schemas are in csrc/ops/partial_conv.cpp)
 # ------------------------------------------------------------------------------------------------
-@torch.library.custom_op("fastinpaint::partial_conv2d", mutates_args=())
-def _partial_conv2d_op(
-    input: Tensor,
-    mask: Tensor,
-    weight: Tensor,
-    bias: Optional[Tensor],
-    stride: List[int],
-    padding: List[int],
-    dilation: List[int],
-    groups: int,
-    mask_channels: List[int],
-    conv_channels_last: bool,
-    input_masked: bool,
-) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Returns (output, updated_mask, masked_input, ratio); the last two are saved for backward.
-    The convolution runs on channels_last activations when conv_channels_last (see
-    _conv_channels_last); output keeps the input's layout either way. masked_input is a 1-D empty
-    placeholder when the input itself was convolved (see _reuses_input)."""
-    with device_guard(input):
-        out, new_mask, masked_input, ratio = _C.partial_conv2d_forward(
-            input, mask, mask_channels, weight, bias, stride, padding, dilation, groups, conv_channels_last,
-            input_masked, stream_of(input),
-        )
-    return out, new_mask, masked_input, ratio
-
-
 def _activation_format(t: Tensor) -> torch.memory_format:
     # Mirrors activation_format() in csrc/ops/partial_conv.cpp.
     if not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
@@ -90,8 +64,11 @@ def _conv_out_size(size: int, k: int, s: int, p: int, d: int) -> int:
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
-@_partial_conv2d_op.register_fake
+@torch.library.register_fake("fastinpaint::partial_conv2d")
 def _(input, mask, weight, bias, stride, padding, dilation, groups, mask_channels, conv_channels_last, input_masked):
+    """(output, updated_mask, masked_input, ratio, mask_layout); the last three are saved for
+    backward. masked_input is a 1-D empty placeholder when the input itself was convolved (see
+    _reuses_input); mask_layout holds the segment tables of mask_channels (int64)."""
     n, _, h, w = input.shape
     kh, kw = weight.shape[2], weight.shape[3]
     oh = _conv_out_size(h, kh, stride[0], padding[0], dilation[0])
@@ -107,38 +84,15 @@ def _(input, mask, weight, bias, stride, padding, dilation, groups, mask_channel
     else:
         masked_input = torch.empty_like(input, memory_format=conv_fmt)
     ratio = input.new_empty((n, groups, oh, ow), dtype=acc)
-    return out, new_mask, masked_input, ratio
+    mask_layout = input.new_empty(len(mask_channels) + 1 + groups + input.shape[1], dtype=torch.int64)
+    return out, new_mask, masked_input, ratio, mask_layout
 
 
-@torch.library.custom_op("fastinpaint::partial_conv2d_backward", mutates_args=())
-def _partial_conv2d_backward_op(
-    grad_out: Tensor,
-    masked_input: Tensor,
-    mask: Tensor,
-    weight: Tensor,
-    ratio: Tensor,
-    stride: List[int],
-    padding: List[int],
-    dilation: List[int],
-    groups: int,
-    mask_channels: List[int],
-    input_channels_last: bool,
-    output_mask: List[bool],
-) -> Tuple[Tensor, Tensor, Tensor]:
-    """Returns (grad_input, grad_weight, grad_bias); an empty tensor where output_mask is False.
-    grad_input has the forward input's layout (channels_last when input_channels_last)."""
-    with device_guard(grad_out):
-        grads = _C.partial_conv2d_backward(
-            grad_out, masked_input, mask, mask_channels, weight, ratio, stride, padding, dilation, groups,
-            input_channels_last, output_mask[0], output_mask[1], output_mask[2], stream_of(grad_out),
-        )
-    # Custom ops cannot return None: an empty tensor stands for "not requested".
-    return tuple(g if wanted else grad_out.new_empty(0) for g, wanted in zip(grads, output_mask))
-
-
-@_partial_conv2d_backward_op.register_fake
-def _(grad_out, masked_input, mask, weight, ratio, stride, padding, dilation, groups, mask_channels,
+@torch.library.register_fake("fastinpaint::partial_conv2d_backward")
+def _(grad_out, masked_input, mask, mask_layout, weight, ratio, stride, padding, dilation, groups,
       input_channels_last, output_mask):
+    """(grad_input, grad_weight, grad_bias), an empty tensor where output_mask is False;
+    grad_input has the forward input's layout (channels_last when input_channels_last)."""
     fmt = torch.channels_last if input_channels_last else torch.contiguous_format
     gi = torch.empty_like(masked_input, memory_format=fmt) if output_mask[0] else grad_out.new_empty(0)
     gw = torch.empty_like(weight) if output_mask[1] else grad_out.new_empty(0)
@@ -159,31 +113,31 @@ torch.library.register_autograd(
 
 
 # ------------------------------------------------------------------------------------------------
-# autograd, shared by the custom op's registration and the public autograd.Function
+# autograd (registered on the op: eager mode and compiled graphs take the same path)
 # ------------------------------------------------------------------------------------------------
 def _setup_context(ctx, inputs, output):
-    input, mask, weight, bias, stride, padding, dilation, groups, mask_channels, _, _ = inputs
-    _, new_mask, masked_input, ratio = output
+    input, mask, weight, bias, stride, padding, dilation, groups, _, _, _ = inputs
+    _, new_mask, masked_input, ratio, mask_layout = output
     # A 1-D placeholder means the op convolved the input itself (promised masked): save that.
-    ctx.save_for_backward(input if masked_input.dim() != 4 else masked_input, mask, weight, ratio)
-    ctx.conv_args = (stride, padding, dilation, groups, mask_channels)
+    ctx.save_for_backward(input if masked_input.dim() != 4 else masked_input, mask, mask_layout, weight, ratio)
+    ctx.conv_args = (stride, padding, dilation, groups)
     ctx.input_channels_last = _activation_format(input) == torch.channels_last
     ctx.has_bias = bias is not None
-    ctx.mark_non_differentiable(new_mask, masked_input, ratio)
+    ctx.mark_non_differentiable(new_mask, masked_input, ratio, mask_layout)
     # Without this autograd would allocate and zero-fill gradients for the three non-differentiable
     # outputs (one of them input-sized) on every backward.
     ctx.set_materialize_grads(False)
 
 
-def _backward(ctx, grad_out, _grad_new_mask, _grad_masked_input, _grad_ratio):
-    masked_input, mask, weight, ratio = ctx.saved_tensors
-    stride, padding, dilation, groups, mask_channels = ctx.conv_args
+def _backward(ctx, grad_out, _grad_new_mask, _grad_masked_input, _grad_ratio, _grad_mask_layout):
+    masked_input, mask, mask_layout, weight, ratio = ctx.saved_tensors
+    stride, padding, dilation, groups = ctx.conv_args
     need_input, need_mask, need_weight, need_bias = ctx.needs_input_grad[:4]
     output_mask = [bool(need_input), bool(need_weight), bool(need_bias and ctx.has_bias)]
     if grad_out is None or not any(output_mask):
         return (None,) * 11
     gi, gw, gb = torch.ops.fastinpaint.partial_conv2d_backward(
-        grad_out, masked_input, mask, weight, ratio, stride, padding, dilation, groups, mask_channels,
+        grad_out, masked_input, mask, mask_layout, weight, ratio, stride, padding, dilation, groups,
         ctx.input_channels_last, output_mask,
     )
     return (
@@ -198,25 +152,23 @@ def _backward(ctx, grad_out, _grad_new_mask, _grad_masked_input, _grad_ratio):
 torch.library.register_autograd("fastinpaint::partial_conv2d", _backward, setup_context=_setup_context)
 
 
-class PartialConv2dFunction(torch.autograd.Function):
-    """Differentiable partial convolution; prefer :func:`partial_conv2d`, which validates inputs.
+class PartialConv2dFunction:
+    """Deprecated: use :func:`partial_conv2d` (or ``torch.ops.fastinpaint.partial_conv2d``, which
+    carries the autograd formula itself). Kept for one release.
 
     ``apply(input, mask, weight, bias, stride, padding, dilation, groups, mask_channels,
-    conv_channels_last, input_masked)`` returns
-    ``(output, updated_mask, masked_input, ratio)`` with the arguments already normalised (lists
-    of two ints, mask in the input's dtype).
+    conv_channels_last, input_masked)`` returns ``(output, updated_mask, masked_input, ratio)``
+    with the arguments already normalised, as before.
     """
 
     @staticmethod
-    def forward(input, mask, weight, bias, stride, padding, dilation, groups, mask_channels, conv_channels_last,
-                input_masked):
-        return torch.ops.fastinpaint.partial_conv2d(
-            input, mask, weight, bias, stride, padding, dilation, groups, mask_channels, conv_channels_last,
-            input_masked,
+    def apply(*args):
+        warnings.warn(
+            "fastinpaint.ops.PartialConv2dFunction is deprecated and will be removed; call "
+            "fastinpaint.ops.partial_conv2d (differentiable through the op's registered autograd)",
+            DeprecationWarning, stacklevel=2,
         )
-
-    setup_context = staticmethod(_setup_context)
-    backward = staticmethod(_backward)
+        return torch.ops.fastinpaint.partial_conv2d(*args)[:4]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -372,7 +324,7 @@ def partial_conv2d(
                 f"kernel ({dilation_[i] * (k - 1) + 1})"
             )
     mask = mask.to(input.dtype)
-    out, new_mask, _, _ = PartialConv2dFunction.apply(
+    out, new_mask, *_ = torch.ops.fastinpaint.partial_conv2d(
         input, mask, weight, bias, stride_, padding_, dilation_, groups, counts, _conv_channels_last(input, weight),
         bool(input_masked),
     )

@@ -1,12 +1,13 @@
 """PatchMatch nearest-neighbour fields and patch voting as PyTorch ops.
 
-Layers, from the bottom:
+Layers, from the bottom (the op template every fastinpaint op follows: ``csrc/README.md``):
 
-* ``fastinpaint._C.patchmatch_nnf`` / ``patchmatch_vote`` — pybind11 bindings of the C++ glue
-  (``csrc/ops/patchmatch.cpp``), which runs the CPU, CUDA or CUDA-emulated kernels;
-* ``torch.ops.fastinpaint.nnf`` / ``torch.ops.fastinpaint.vote`` — ``torch.library`` custom ops
-  with fake kernels, so they trace under ``torch.compile``;
-* :func:`nnf` and :func:`vote` — the public entry points, which validate their arguments.
+* ``torch.ops.fastinpaint.nnf`` / ``vote`` / ``valid_centres`` — schemas and kernels registered
+  in C++ (``csrc/ops/patchmatch.cpp``: the CPU, CUDA or CUDA-emulated kernels, the device guard
+  and the current stream);
+* here: their fake kernels, so they trace under ``torch.compile``;
+* :func:`nnf`, :func:`vote` and :func:`valid_centres` — the public entry points, which validate
+  and normalise their arguments.
 
 Neither op is differentiable (the field is discrete).
 """
@@ -18,62 +19,32 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from fastinpaint._backend import device_guard, stream_of
 from fastinpaint._ext import _C
 
-__all__ = ["nnf", "vote", "valid_centres"]
+__all__ = ["nnf", "vote", "valid_centres", "check_patch_size"]
 
 _PROPAGATIONS = ("jump", "scan")
 
 
-def _nnf_impl(
-    target: Tensor,
-    source: Tensor,
-    patch_size: int,
-    source_valid: Optional[Tensor],
-    target_weight: Optional[Tensor],
-    active: Optional[Tensor],
-    init: Optional[Tensor],
-    iterations: int,
-    propagation: str,
-    max_jump: int,
-    seed: int,
-) -> Tuple[Tensor, Tensor]:
-    with device_guard(target):
-        field, dist = _C.patchmatch_nnf(
-            target, source, patch_size, source_valid, target_weight, active, init, iterations, propagation,
-            max_jump, seed, stream_of(target),
-        )
-    return field, dist
-
-
-# The custom ops are what torch.compile traces; in eager mode the public functions call the
-# implementations directly, because the first call of a custom op costs seconds of one-time
-# setup (torch.library / sympy imports) — too much for a command-line run on a small image.
-_nnf_op = torch.library.custom_op("fastinpaint::nnf", _nnf_impl, mutates_args=())
-
-
-@_nnf_op.register_fake
-def _(target, source, patch_size, source_valid, target_weight, active, init, iterations, propagation, max_jump, seed):
+# ------------------------------------------------------------------------------------------------
+# fake kernels (the ops' schemas are in csrc/ops/patchmatch.cpp)
+# ------------------------------------------------------------------------------------------------
+@torch.library.register_fake("fastinpaint::nnf")
+def _(target, source, patch_size, source_valid, source_centres, target_weight, active, init, iterations,
+      propagation, max_jump, seed):
     h, w = target.shape[1:]
     return target.new_empty((h, w, 2), dtype=torch.int32), target.new_empty((h, w))
 
 
-def _vote_impl(
-    source: Tensor, field: Tensor, patch_size: int, weight: Optional[Tensor], mask: Optional[Tensor]
-) -> Tuple[Tensor, Tensor]:
-    with device_guard(source):
-        out, total = _C.patchmatch_vote(source, field, patch_size, weight, mask, stream_of(source))
-    return out, total
-
-
-_vote_op = torch.library.custom_op("fastinpaint::vote", _vote_impl, mutates_args=())
-
-
-@_vote_op.register_fake
+@torch.library.register_fake("fastinpaint::vote")
 def _(source, field, patch_size, weight, mask):
     h, w = field.shape[:2]
     return source.new_empty((source.shape[0], h, w)), source.new_empty((h, w))
+
+
+@torch.library.register_fake("fastinpaint::valid_centres")
+def _(source_valid, patch_size):
+    return source_valid.new_empty(source_valid.shape, dtype=torch.bool)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -99,7 +70,9 @@ def _check_plane(t, op: str, name: str, hw, device) -> None:
         raise ValueError(f"{op}: {name} is on {t.device} but the images are on {device}")
 
 
-def _check_patch_size(patch_size, op: str) -> int:
+def check_patch_size(patch_size, op: str) -> int:
+    """The patch-size rule of every PatchMatch entry point (the ops and the method): a positive odd
+    int up to 255 (the C++ kernels check it again as their own contract)."""
     if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1 or patch_size % 2 == 0:
         raise ValueError(f"{op}: patch_size must be a positive odd int, got {patch_size!r}")
     if patch_size > 255:
@@ -118,10 +91,10 @@ def valid_centres(source_valid: Tensor, patch_size: int) -> Tensor:
         ``(H, W)`` bool: True where the ``patch_size`` × ``patch_size`` patch centred there lies
         inside the image and covers valid pixels only.
     """
-    _check_patch_size(patch_size, "valid_centres")
+    check_patch_size(patch_size, "valid_centres")
     if not isinstance(source_valid, Tensor) or source_valid.dim() != 2:
         raise ValueError("valid_centres: source_valid must be a 2-D tensor (H, W)")
-    return _C.patchmatch_valid_centres(source_valid, patch_size).bool()
+    return torch.ops.fastinpaint.valid_centres(source_valid, patch_size)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -133,6 +106,7 @@ def nnf(
     patch_size: int = 7,
     *,
     source_valid: Optional[Tensor] = None,
+    source_centres: Optional[Tensor] = None,
     target_weight: Optional[Tensor] = None,
     active: Optional[Tensor] = None,
     init: Optional[Tensor] = None,
@@ -157,6 +131,9 @@ def nnf(
         source_valid: ``(Hs, Ws)``, **non-zero = the pixel may be copied** (e.g. the known region
             in inpainting). Only patches lying fully inside the source and fully on valid pixels
             are candidates. Default: every pixel.
+        source_centres: ``(Hs, Ws)`` bool, instead of ``source_valid``: the precomputed
+            :func:`valid_centres` ``(source_valid, patch_size)``, for callers that match against
+            one source region many times (each call would otherwise compute it again).
         target_weight: ``(Ht, Wt)`` float32 weight of each target pixel in the SSD (e.g. a
             confidence). Default: 1.
         active: ``(Ht, Wt)``, non-zero = compute this pixel's match. Inactive pixels get
@@ -194,7 +171,7 @@ def nnf(
         raise ValueError(f"{op}: target has {target.shape[0]} channels but source has {source.shape[0]}")
     if target.device != source.device:
         raise ValueError(f"{op}: target is on {target.device} but source is on {source.device}")
-    patch_size = _check_patch_size(patch_size, op)
+    patch_size = check_patch_size(patch_size, op)
     hs, ws = source.shape[1:]
     if hs < patch_size or ws < patch_size:
         raise ValueError(f"{op}: the source ({hs}x{ws}) is smaller than one {patch_size}x{patch_size} patch")
@@ -202,6 +179,11 @@ def nnf(
     if source_valid is not None:
         _check_plane(source_valid, op, "source_valid", (hs, ws), source.device)
         source_valid = source_valid.ne(0)
+    if source_centres is not None:
+        if source_valid is not None:
+            raise ValueError(f"{op}: pass source_valid or source_centres, not both")
+        _check_plane(source_centres, op, "source_centres", (hs, ws), source.device)
+        source_centres = source_centres.ne(0)
     if target_weight is not None:
         _check_plane(target_weight, op, "target_weight", ht_wt, target.device)
         target_weight = target_weight.to(torch.float32)
@@ -231,9 +213,9 @@ def nnf(
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"{op}: seed must be an int, got {seed!r}")
     seed = seed & 0x7FFFFFFFFFFFFFFF  # the schema's int is int64; the kernels use its bits
-    run = torch.ops.fastinpaint.nnf if torch.compiler.is_compiling() else _nnf_impl
-    return run(
-        target, source, patch_size, source_valid, target_weight, active, init, iterations, propagation, max_jump, seed
+    return torch.ops.fastinpaint.nnf(
+        target, source, patch_size, source_valid, source_centres, target_weight, active, init, iterations,
+        propagation, max_jump, seed,
     )
 
 
@@ -276,7 +258,7 @@ def vote(
     """
     op = "vote"
     _check_image(source, op, "source")
-    patch_size = _check_patch_size(patch_size, op)
+    patch_size = check_patch_size(patch_size, op)
     if not isinstance(field, Tensor) or field.dim() != 3 or field.shape[2] != 2:
         raise ValueError(f"{op}: field must be a (H, W, 2) tensor, got {getattr(field, 'shape', field)}")
     if field.device != source.device:
@@ -288,6 +270,5 @@ def vote(
     if mask is not None:
         _check_plane(mask, op, "mask", field.shape[:2], source.device)
         mask = mask.ne(0)
-    run = torch.ops.fastinpaint.vote if torch.compiler.is_compiling() else _vote_impl
-    out, total = run(source, field, patch_size, weight, mask)
+    out, total = torch.ops.fastinpaint.vote(source, field, patch_size, weight, mask)
     return (out, total) if return_total else out

@@ -1,25 +1,16 @@
-"""Backend helpers shared by the ops: CUDA streams and devices, and CUDA emulation for tests."""
+"""Which kernels this build carries, and the switch that runs the CUDA kernels on the CPU.
+
+(Streams and devices are not handled here: each op takes the device guard and the current CUDA
+stream in C++, as ATen's own kernels do.)"""
 
 from __future__ import annotations
 
 import contextlib
 from typing import Iterator
 
-import torch
-
 from fastinpaint._ext import _C
 
-
-def stream_of(t: torch.Tensor) -> int:
-    """The raw handle of the current CUDA stream on ``t``'s device (0 for CPU tensors)."""
-    if t.is_cuda:
-        return torch.cuda.current_stream(t.device).cuda_stream
-    return 0
-
-
-def device_guard(t: torch.Tensor) -> contextlib.AbstractContextManager:
-    """Makes ``t``'s GPU the current one while our launchers run (they use the current device)."""
-    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+__all__ = ["built_with_cuda", "cuda_emulation"]
 
 
 def built_with_cuda() -> bool:

@@ -1,0 +1,103 @@
+"""What every learned method shares: where its network comes from, how it runs, how its
+prediction is composited.
+
+* :func:`network` — the ``weights`` argument of a learned method resolved to a module on the
+  wanted device and dtype: the bundled weights when None, a checkpoint path (loaded once and kept:
+  a folder of images reloads nothing; the cache is keyed on the file's real path, modification
+  time and size, so a rewritten file is read again), or a module (used as is, or a copy when it
+  must change device or dtype — the caller's module is never modified);
+* :func:`evaluating` — eval mode and ``torch.inference_mode`` for one forward, the module's own
+  train/eval mode restored afterwards;
+* :func:`composite` — the prediction in the hole, the input's own values everywhere else.
+
+``pconv.py`` and ``glcic.py`` hold only what differs: the checkpoint reader, the normalisation and
+the network's call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import threading
+from typing import Callable, Iterator, Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["network", "evaluating", "composite"]
+
+_cache_lock = threading.Lock()
+_cache: dict = {}  # method -> (key, module): the last network loaded from a file, per method
+
+
+def network(method: str, weights: Union[str, os.PathLike, nn.Module, None], cls: type,
+            load: Callable[[str], nn.Module], device: torch.device, dtype: torch.dtype = torch.float32,
+            memory_format: torch.memory_format = torch.contiguous_format) -> nn.Module:
+    """The network of a learned ``method`` for ``weights`` (see the module docstring), an instance
+    of ``cls``, on ``device`` in ``dtype``; ``load(path)`` reads a checkpoint file."""
+    if weights is None:
+        from fastinpaint.weights import bundled_weights
+
+        weights = bundled_weights(method)
+    if isinstance(weights, cls):
+        if any(p.device != device or p.dtype != dtype for p in weights.parameters()):
+            weights = copy.deepcopy(weights).to(device=device, dtype=dtype, memory_format=memory_format)
+        return weights
+    if not isinstance(weights, (str, os.PathLike)):
+        raise TypeError(f"{method}: weights must be a checkpoint path or a {cls.__name__}, got {type(weights).__name__}")
+    real = os.path.realpath(os.fspath(weights))
+    try:
+        st = os.stat(real)
+    except OSError:
+        raise FileNotFoundError(f"{method}: weights file '{os.fspath(weights)}' does not exist") from None
+    key = (real, st.st_mtime_ns, st.st_size, str(device), dtype, memory_format)
+    with _cache_lock:
+        cached = _cache.get(method)
+        if cached is None or cached[0] != key:
+            net = load(real).to(device=device, dtype=dtype, memory_format=memory_format)
+            _cache[method] = (key, net)
+        return _cache[method][1]
+
+
+@contextlib.contextmanager
+def evaluating(net: nn.Module) -> Iterator[None]:
+    """Eval mode and inference mode for the block; the module's train/eval mode is restored."""
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        net.train(was_training)
+
+
+def composite(image: Tensor, hole: Tensor, prediction: Tensor) -> Tensor:
+    """``prediction`` where ``hole`` (broadcast over channels) is non-zero, ``image`` elsewhere, in
+    the image's dtype and on its device; an ordinary tensor even when the prediction was made
+    under inference mode."""
+    return torch.where(hole.to(image.device) != 0, prediction.to(device=image.device, dtype=image.dtype), image)
+
+
+def device_of(image: Tensor, device: Union[str, torch.device, None]) -> torch.device:
+    """Where a learned method runs: ``device``, default the image's; ``"cuda"`` made explicit
+    (``cuda:N``, the current device) so that it names one cache entry."""
+    device = torch.device(device) if device is not None else image.device
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def no_source_mask(method: str, source_mask: Optional[Tensor]) -> None:
+    if source_mask is not None:
+        raise ValueError(f"method '{method}' does not take a source_mask (the network sees the whole image)")
+
+
+def gray_as_rgb(image: Tensor, hole: Tensor, channels: int, predict: Callable[[Tensor], Tensor]) -> Tensor:
+    """Runs ``predict`` (image → composited image) on ``image`` ``(..., C, H, W)``; a gray image
+    given to a 3-channel network runs as RGB and its fill is averaged back to one channel (known
+    pixels stay the input's own)."""
+    if image.shape[-3] == 1 and channels == 3:
+        rgb = predict(image.expand(*image.shape[:-3], 3, *image.shape[-2:]))
+        return composite(image, hole, rgb.mean(-3, keepdim=True))
+    return predict(image)
