@@ -112,12 +112,17 @@ def test_nnf_converges(propagation):
     assert means[-1] <= 1.03 * exact, (means, exact)
 
 
-def test_distance_matches_field_and_weights():
-    """The returned distance is the documented normalised, weighted SSD of the returned field."""
+def test_distance_matches_field_and_weights(backend):
+    """The returned distance is the documented normalised, weighted SSD of the returned field, on
+    every backend (scan order on the CPU only)."""
     target, source = smooth_image(2, 14, 17, seed=6), smooth_image(2, 15, 13, seed=7)
     weight = torch.rand(14, 17, generator=torch.Generator().manual_seed(0)) + 0.1
-    for propagation in ("scan", "jump"):
-        field, dist = nnf(target, source, 5, target_weight=weight, propagation=propagation, seed=3)
+    dev = backend.device
+    for propagation in ("scan", "jump") if backend.name == "cpu" else ("jump",):
+        with backend.context():
+            field, dist = nnf(target.to(dev), source.to(dev), 5, target_weight=weight.to(dev),
+                              propagation=propagation, seed=3)
+        field, dist = field.cpu(), dist.cpu()
         ref = ssd_of_field(target, source, field, 5, weight)
         torch.testing.assert_close(dist.double(), ref, rtol=1e-4, atol=1e-6)
     exact = exact_distances(target, source, 5, target_weight=weight).mean().item()
@@ -146,10 +151,11 @@ def test_never_matches_an_invalid_source(propagation):
     assert dist.mean().item() <= exact * 1.06, (dist.mean().item(), exact)
 
 
-def test_valid_centres_definition():
+def test_valid_centres_definition(backend):
     v = torch.ones(9, 10, dtype=torch.bool)
     v[4, 6] = False
-    c = valid_centres(v, 3)
+    with backend.context():
+        c = valid_centres(v.to(backend.device), 3).cpu()
     expected = torch.zeros(9, 10, dtype=torch.bool)
     expected[1:8, 1:9] = True
     expected[3:6, 5:8] = False
@@ -221,7 +227,7 @@ def vote_reference(source, field, p, weight):
     return torch.from_numpy(out), torch.from_numpy(tot)
 
 
-def test_vote_matches_numpy_reference():
+def test_vote_matches_numpy_reference(backend):
     source = smooth_image(4, 16, 15, seed=16)
     target = smooth_image(4, 13, 14, seed=17)
     active = torch.ones(13, 14, dtype=torch.bool)
@@ -229,7 +235,10 @@ def test_vote_matches_numpy_reference():
     field, dist = nnf(target, source, 5, active=active, seed=1)
     weight = torch.exp(-dist / dist[active].median())
     weight[6, 6] = 0.0
-    out, total = vote(source, field, 5, weight, return_total=True)
+    dev = backend.device
+    with backend.context():
+        out, total = vote(source.to(dev), field.to(dev), 5, weight.to(dev), return_total=True)
+    out, total = out.cpu(), total.cpu()
     ref, ref_total = vote_reference(source, field, 5, torch.where(active, weight, torch.zeros_like(weight)))
     torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(total.double(), ref_total, rtol=1e-5, atol=1e-6)
@@ -272,12 +281,13 @@ def test_every_instruction_set_gives_the_same_field(propagation, monkeypatch):
         nnf(target, source, 7)
 
 
-def test_vote_of_identity_reproduces_the_source():
+def test_vote_of_identity_reproduces_the_source(backend):
     img = smooth_image(3, 12, 12, seed=18)
     ys, xs = torch.meshgrid(torch.arange(12), torch.arange(12), indexing="ij")
     ident = torch.full((12, 12, 2), -1, dtype=torch.int32)  # border patches do not fit: inactive
     ident[1:11, 1:11] = torch.stack([ys, xs], -1).int()[1:11, 1:11]
-    out = vote(img, ident, 3)
+    with backend.context():
+        out = vote(img.to(backend.device), ident.to(backend.device), 3).cpu()
     torch.testing.assert_close(out[:, 1:11, 1:11], img[:, 1:11, 1:11])
 
 
