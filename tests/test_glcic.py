@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fastinpaint.methods.glcic import inpaint_glcic
-from fastinpaint.methods.poisson import poisson_blend
+from fastinpaint.blending import poisson_blend
 from fastinpaint.nn.glcic import GLCIC, GLCICDiscriminator, GlobalDiscriminator, LocalDiscriminator
 from fastinpaint.training.glcic import glcic_step, hole_crop_boxes, masked_mse
 

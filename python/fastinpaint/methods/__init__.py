@@ -11,8 +11,8 @@ masks and copying the known pixels back exactly are the dispatcher's job
 * :func:`~fastinpaint.methods.pconv.inpaint_pconv` (``"pconv"``),
 * :func:`~fastinpaint.methods.glcic.inpaint_glcic` (``"glcic"``).
 
-``learned.py`` holds what the learned methods share (weights, inference, compositing);
-``poisson.py`` is GLCIC's optional blending step, not a method of its own.
+``learned.py`` holds what the learned methods share (weights, inference, compositing). GLCIC's
+optional Poisson blending is :mod:`fastinpaint.blending`, a post-processing step, not a method.
 """
 
 from fastinpaint.methods.biharmonic import inpaint_biharmonic

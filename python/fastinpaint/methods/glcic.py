@@ -29,7 +29,7 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
     in eval mode under ``torch.inference_mode`` in float32 on the image's device (padded
     internally to a multiple of 4). Its prediction is clamped to [0, 1] and composited: **known
     pixels are returned exactly as given**. With ``blend="poisson"`` the prediction is
-    Poisson-blended into the image over the hole (:func:`fastinpaint.methods.poisson.poisson_blend`)
+    Poisson-blended into the image over the hole (:func:`fastinpaint.blending.poisson_blend`)
     and clamped to [0, 1] before compositing.
 
     This is the method behind ``fastinpaint.inpaint(image, mask, method="glcic")``, which hands it
@@ -85,7 +85,7 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
             pred = net(x_b.float(), holes.float()).clamp_(0, 1)
         pred = pred.clone()  # an ordinary tensor outside inference mode
         if blend == "poisson":
-            from fastinpaint.methods.poisson import poisson_blend
+            from fastinpaint.blending import poisson_blend
 
             pred = torch.stack([poisson_blend(x_b[i].float(), pred[i], holes[i, 0]) for i in range(n)]).clamp_(0, 1)
         return learned.composite(x_b, holes, pred)
