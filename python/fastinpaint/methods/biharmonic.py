@@ -36,6 +36,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
+from fastinpaint._deprecated import deprecated_alias
+
 __all__ = ["inpaint_biharmonic"]
 
 _RADIUS = 2  # reach of the biharmonic stencil (Δ² of the 5-point Laplacian)
@@ -401,8 +403,6 @@ def _inpaint_biharmonic_tensor(image: torch.Tensor, mask: ArrayLike, split_into_
     return filled.to(device=image.device, dtype=image.dtype).reshape(image.shape).contiguous()
 
 
-def inpaint_biharmonic_method(*args, **kwargs):
-    """Deprecated alias of :func:`inpaint_biharmonic`, the one function of the method."""
-    warnings.warn("fastinpaint.methods.biharmonic.inpaint_biharmonic_method is deprecated; use inpaint_biharmonic",
-                  DeprecationWarning, stacklevel=2)
-    return inpaint_biharmonic(*args, **kwargs)
+inpaint_biharmonic_method = deprecated_alias(
+    inpaint_biharmonic, "fastinpaint.methods.biharmonic.inpaint_biharmonic_method", "fastinpaint.methods.biharmonic.inpaint_biharmonic"
+)

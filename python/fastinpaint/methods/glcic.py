@@ -4,12 +4,12 @@ followed by Poisson blending (the paper's post-processing)."""
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Optional, Union
 
 import torch
 from torch import Tensor
 
+from fastinpaint._deprecated import deprecated_alias
 from fastinpaint.methods import learned
 from fastinpaint.nn.glcic import GLCIC
 
@@ -94,11 +94,9 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
     return out[0] if single else out
 
 
-def inpaint_glcic_method(*args, **kwargs) -> Tensor:
-    """Deprecated alias of :func:`inpaint_glcic`, the one function of the method."""
-    warnings.warn("fastinpaint.methods.glcic.inpaint_glcic_method is deprecated; use inpaint_glcic",
-                  DeprecationWarning, stacklevel=2)
-    return inpaint_glcic(*args, **kwargs)
+inpaint_glcic_method = deprecated_alias(
+    inpaint_glcic, "fastinpaint.methods.glcic.inpaint_glcic_method", "fastinpaint.methods.glcic.inpaint_glcic"
+)
 
 
 # The dispatcher hands it colour in [0, 1] whatever the input's dtype (see fastinpaint.inpaint).

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
+from fastinpaint._deprecated import deprecated_alias
 from fastinpaint.methods import learned
 from fastinpaint.nn.pconv_unet import PConvUNet
 
@@ -122,11 +122,9 @@ def inpaint_pconv(image: Tensor, hole: Tensor, weights: _Weights = None, device:
     return out[0] if single else out
 
 
-def inpaint_pconv_method(*args, **kwargs) -> Tensor:
-    """Deprecated alias of :func:`inpaint_pconv`, the one function of the method."""
-    warnings.warn("fastinpaint.methods.pconv.inpaint_pconv_method is deprecated; use inpaint_pconv",
-                  DeprecationWarning, stacklevel=2)
-    return inpaint_pconv(*args, **kwargs)
+inpaint_pconv_method = deprecated_alias(
+    inpaint_pconv, "fastinpaint.methods.pconv.inpaint_pconv_method", "fastinpaint.methods.pconv.inpaint_pconv"
+)
 
 
 # The dispatcher hands it colour in [0, 1] whatever the input's dtype (see fastinpaint.inpaint).
