@@ -28,9 +28,9 @@ __all__ = ["GLCIC", "GlobalDiscriminator", "LocalDiscriminator", "GLCICDiscrimin
            "GLCIC_CHECKPOINT_FORMAT", "GLCIC_CHECKPOINT_VERSION", "DEFAULT_FILL_MEAN"]
 
 #: The ``format`` field of fastinpaint's GLCIC checkpoints (see :meth:`GLCIC.save`).
-GLCIC_CHECKPOINT_FORMAT = "fastinpaint.GLCIC"
+GLCIC_CHECKPOINT_FORMAT = _checkpoint.GLCIC_FORMAT
 #: Version of that format; :meth:`GLCIC.load` refuses newer ones.
-GLCIC_CHECKPOINT_VERSION = 1
+GLCIC_CHECKPOINT_VERSION = _checkpoint.GLCIC_VERSION
 #: Default colour the hole is filled with before the network sees it (the ImageNet mean pixel,
 #: a stand-in for the training set's mean; pass ``fill_mean`` to use your data set's).
 DEFAULT_FILL_MEAN = (0.485, 0.456, 0.406)
@@ -171,12 +171,7 @@ class GLCIC(nn.Module):
     def checkpoint(self, half: bool = False) -> Dict[str, Any]:
         """The dict that :meth:`save` writes: a header plus the state dict (plain types and tensors;
         with ``half`` the parameters in float16)."""
-        return {
-            "format": GLCIC_CHECKPOINT_FORMAT,
-            "version": GLCIC_CHECKPOINT_VERSION,
-            "architecture": self.architecture(),
-            "state_dict": _checkpoint.state_dict_cpu(self, half),
-        }
+        return _checkpoint.glcic_checkpoint(self, half)
 
     def save(self, path: Union[str, os.PathLike], half: bool = False) -> None:
         """Writes a fastinpaint GLCIC checkpoint.
@@ -194,15 +189,12 @@ class GLCIC(nn.Module):
         Example:
             >>> net.save("glcic.pt"); net2 = GLCIC.load("glcic.pt")
         """
-        torch.save(self.checkpoint(half), os.fspath(path))
+        _checkpoint.save(self, path, half)
 
     @classmethod
     def from_checkpoint(cls, ckpt: Mapping[str, Any], source: str = "checkpoint") -> "GLCIC":
         """Builds a network from the dict :meth:`checkpoint` returns (see :meth:`load`)."""
-        arch = _checkpoint.check_header(ckpt, GLCIC_CHECKPOINT_FORMAT, GLCIC_CHECKPOINT_VERSION, source)
-        net = _checkpoint.build(cls, arch, source)
-        _checkpoint.load_state(net, ckpt, source)
-        return net
+        return _checkpoint.glcic_from_checkpoint(cls, ckpt, source)
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike], map_location: Union[str, torch.device, None] = "cpu") -> "GLCIC":
@@ -219,7 +211,7 @@ class GLCIC(nn.Module):
             FileNotFoundError: no such file.
             ValueError: the file is not a fastinpaint GLCIC checkpoint or does not match its header.
         """
-        return cls.from_checkpoint(_checkpoint.read(path, map_location), source=f"'{os.fspath(path)}'").eval()
+        return _checkpoint.load(cls, path, map_location)
 
 
 class _StridedDiscriminator(nn.Module):

@@ -32,12 +32,12 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: The ``format`` field of fastinpaint's own PConvUNet checkpoints (see :meth:`PConvUNet.save`).
-CHECKPOINT_FORMAT = "fastinpaint.PConvUNet"
+CHECKPOINT_FORMAT = _checkpoint.PCONV_FORMAT
 #: Version of that format; :meth:`PConvUNet.load` refuses newer ones.
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = _checkpoint.PCONV_VERSION
 #: How the weights are normalised: the paper's ``sum(1)/sum(M)`` renormalisation of partial
 #: convolution (the reimplementation's ``1/sum(M)`` weights are converted on loading).
-RENORMALIZATION = "paper"
+RENORMALIZATION = _checkpoint.PCONV_RENORMALIZATION
 
 
 class PConvBlock(nn.Module):
@@ -320,15 +320,7 @@ class PConvUNet(nn.Module):
     def checkpoint(self, half: bool = False) -> Dict[str, Any]:
         """The dict that :meth:`save` writes: a header plus the state dict (plain types and tensors;
         with ``half`` the parameters in float16)."""
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "architecture": self.architecture(),
-            "renormalization": RENORMALIZATION,
-            "normalization": {"mean": list(self.normalization["mean"]), "std": list(self.normalization["std"])},
-            "encoder_bn_frozen": self.encoder_bn_frozen,
-            "state_dict": _checkpoint.state_dict_cpu(self, half),
-        }
+        return _checkpoint.pconv_checkpoint(self, half)
 
     def save(self, path: Union[str, os.PathLike], half: bool = False) -> None:
         """Writes a fastinpaint PConvUNet checkpoint.
@@ -347,23 +339,12 @@ class PConvUNet(nn.Module):
         Example:
             >>> net.save("pconv.pt"); net2 = PConvUNet.load("pconv.pt")
         """
-        torch.save(self.checkpoint(half), os.fspath(path))
+        _checkpoint.save(self, path, half)
 
     @classmethod
     def from_checkpoint(cls, ckpt: Mapping[str, Any], source: str = "checkpoint") -> "PConvUNet":
         """Builds a network from the dict :meth:`checkpoint` returns (see :meth:`load`)."""
-        hint = ""
-        if isinstance(ckpt, Mapping) and "model" in ckpt and "n_iter" in ckpt:
-            hint = (" It looks like a checkpoint of the naoto0804 PyTorch reimplementation; load it with "
-                    "fastinpaint.models.load_pconv_checkpoint().")
-        arch = _checkpoint.check_header(ckpt, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, source, hint)
-        if ckpt.get("renormalization", RENORMALIZATION) != RENORMALIZATION:
-            raise ValueError(f"{source} stores weights for renormalisation {ckpt.get('renormalization')!r}; "
-                             f"expected {RENORMALIZATION!r}")
-        net = _checkpoint.build(cls, arch, source, normalization=ckpt.get("normalization"))
-        _checkpoint.load_state(net, ckpt, source)
-        net.freeze_encoder_bn(bool(ckpt.get("encoder_bn_frozen", False)))
-        return net
+        return _checkpoint.pconv_from_checkpoint(cls, ckpt, source)
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike], map_location: Union[str, torch.device, None] = "cpu") -> "PConvUNet":
@@ -381,4 +362,4 @@ class PConvUNet(nn.Module):
                 checkpoints use :func:`fastinpaint.models.load_pconv_checkpoint`) or does not match
                 its own header.
         """
-        return cls.from_checkpoint(_checkpoint.read(path, map_location), source=f"'{os.fspath(path)}'").eval()
+        return _checkpoint.load(cls, path, map_location)
