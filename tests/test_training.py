@@ -14,7 +14,7 @@ from PIL import Image
 from fastinpaint.data import ImageFolder, InpaintingDataset
 from fastinpaint.masks import IrregularMaskDataset
 from fastinpaint.training import MODELS, SeededSampler, Trainer, make_train_loader, train
-from fastinpaint.training.run import add_train_subcommand
+from fastinpaint.cli.train import add_subcommand as add_train_subcommand
 
 SIZE = 32
 
@@ -264,7 +264,7 @@ import sys, torch
 sys.path.insert(0, {tests!r})
 from test_training import TinyNet, l1_loss
 from fastinpaint.training import MODELS
-from fastinpaint.training.run import main
+from fastinpaint.cli.train import main
 MODELS["tiny"] = lambda cfg: (TinyNet(), l1_loss)
 sys.exit(main())
 '''
