@@ -9,7 +9,8 @@ the texture scores sharpness and SWD inside the hole.
 (the composite); metrics are computed on [0, 1] images, overall and per hole-ratio bucket,
 printed as a table and written as CSV.
 
-Command line: ``fastinpaint eval`` (:mod:`fastinpaint.cli.eval`)::
+Command line: ``fastinpaint eval`` (:mod:`fastinpaint.cli.eval`), also as
+``python -m fastinpaint.evaluate``::
 
     fastinpaint eval --method telea --images photos/ --masks masks/ --csv scores.csv
     fastinpaint eval --method patchmatch,telea --images photos/ --generate 6 --bucket all --max-size 256
@@ -21,13 +22,14 @@ import csv
 import dataclasses
 import os
 import pathlib
+import sys
 import time
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from fastinpaint import metrics
-from fastinpaint.masks import BUCKETS, bucket_label, generate_mask, mask_seed, parse_buckets
+from fastinpaint.masks import BUCKETS, bucket_label, generate_mask, mask_seed
 
 InpaintFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -470,3 +472,9 @@ def evaluate(method_fn: Union[InpaintFn, Mapping[str, InpaintFn]], pairs: Iterab
     if print_table:
         print(result.table())
     return result
+
+
+if __name__ == "__main__":  # `python -m fastinpaint.evaluate`: the CLI's eval command
+    from fastinpaint.cli.eval import main
+
+    sys.exit(main())

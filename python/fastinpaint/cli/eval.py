@@ -1,13 +1,15 @@
-"""``fastinpaint eval``: score inpainting methods with :func:`fastinpaint.evaluate.evaluate` on an
-image folder with a mask folder or a generated mask set."""
+"""``fastinpaint eval`` (also ``python -m fastinpaint.evaluate``): score inpainting methods with
+:func:`fastinpaint.evaluate.evaluate` on an image folder with a mask folder or a generated mask set."""
 
 from __future__ import annotations
 
 import argparse
 import functools
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Sequence
 
-from fastinpaint.cli._common import CliError, reports_user_errors
+import fastinpaint
+
+from fastinpaint.cli._common import CliError, reports_user_errors, standalone_main
 from fastinpaint.evaluate import BASELINES, InpaintFn, evaluate, load_pairs
 from fastinpaint.masks import parse_buckets
 
@@ -107,3 +109,9 @@ def add_subcommand(subparsers, inpaint_fn: Optional[Callable] = None) -> argpars
     add_arguments(p)
     p.set_defaults(func=functools.partial(run, inpaint_fn=inpaint_fn))
     return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m fastinpaint.evaluate ...``: the ``eval`` subcommand on its own."""
+    return standalone_main("python -m fastinpaint.evaluate", "Score inpainting methods.", add_arguments,
+                           functools.partial(run, inpaint_fn=fastinpaint.inpaint), argv)

@@ -16,9 +16,10 @@ fastinpaint's op) by ``sum(1)/sum(M)``, so each ``input_conv.weight`` is divided
 
 Everything is read with ``torch.load(weights_only=True)``: no code from the file runs.
 
-The networks' ``save`` / ``load`` / ``checkpoint`` / ``from_checkpoint`` methods and
-:func:`fastinpaint.models.load_pconv_checkpoint` call the functions here. The network modules
-import this one, so it does not import them: the functions that build a network take its class.
+The networks get their ``checkpoint`` / ``save`` / ``from_checkpoint`` / ``load`` methods from
+:class:`Checkpointable`, and :func:`fastinpaint.models.load_pconv_checkpoint` calls
+:func:`load_any_pconv`. The network modules import this one, so it does not import them: the
+functions that build a network take its class.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from __future__ import annotations
 import os
 import pickle
 import re
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Type, TypeVar, Union
 
 import torch
 from torch import Tensor, nn
 
 _PathLike = Union[str, os.PathLike]
 _Device = Union[str, torch.device, None]
+_Net = TypeVar("_Net", bound="Checkpointable")
 
 #: The ``format`` field of fastinpaint's own PConvUNet checkpoints.
 PCONV_FORMAT = "fastinpaint.PConvUNet"
@@ -76,16 +78,6 @@ def _source(path: _PathLike) -> str:
     return f"'{os.fspath(path)}'"
 
 
-def save(net: nn.Module, path: _PathLike, half: bool = False) -> None:
-    """Writes ``net.checkpoint(half)`` to ``path``."""
-    torch.save(net.checkpoint(half), os.fspath(path))
-
-
-def load(cls: type, path: _PathLike, map_location: _Device = "cpu") -> nn.Module:
-    """``cls.from_checkpoint`` of the file at ``path``, read safely, in eval mode."""
-    return cls.from_checkpoint(read(path, map_location), source=_source(path)).eval()
-
-
 def state_dict_cpu(net: nn.Module, half: bool = False) -> Mapping[str, torch.Tensor]:
     """The state dict on the CPU. ``half=True`` stores the float parameters (convolution and
     normalisation weights) in float16, halving the file; buffers such as BatchNorm's running
@@ -103,6 +95,60 @@ def _own_checkpoint(net: nn.Module, fmt: str, version: int, half: bool, **entrie
     """The header (``format``, ``version``, ``architecture``, ``entries``) and the state dict."""
     return {"format": fmt, "version": version, "architecture": net.architecture(), **entries,
             "state_dict": state_dict_cpu(net, half)}
+
+
+class Checkpointable:
+    """The checkpoint methods of a network in fastinpaint's own format (a mixin before
+    ``nn.Module``). The network class names its format's two functions of this module:
+    ``_write_checkpoint = staticmethod(pconv_checkpoint)`` and
+    ``_read_checkpoint = staticmethod(pconv_from_checkpoint)``, say."""
+
+    _write_checkpoint: Callable[[Any, bool], Dict[str, Any]]
+    _read_checkpoint: Callable[[type, Any, str], Any]
+
+    def checkpoint(self, half: bool = False) -> Dict[str, Any]:
+        """The dict that :meth:`save` writes: a header (``format``, ``version``, ``architecture``
+        — the constructor arguments — and the network's own entries) plus the ``state_dict``;
+        plain types and tensors only. ``half``: the parameters in float16."""
+        return self._write_checkpoint(self, half)
+
+    def save(self, path: _PathLike, half: bool = False) -> None:
+        """Writes :meth:`checkpoint` to ``path`` with ``torch.save``; it loads with
+        ``torch.load(path, weights_only=True)``.
+
+        Args:
+            path: destination file.
+            half: store the parameters in float16 (half the size; the bundled weights use it).
+                Loading gives a float32 network either way.
+
+        Example:
+            >>> net.save("net.pt"); net2 = type(net).load("net.pt")
+        """
+        torch.save(self.checkpoint(half), os.fspath(path))
+
+    @classmethod
+    def from_checkpoint(cls: Type[_Net], ckpt: Mapping[str, Any], source: str = "checkpoint") -> _Net:
+        """Builds a network from the dict :meth:`checkpoint` returns (see :meth:`load`)."""
+        return cls._read_checkpoint(cls, ckpt, source)
+
+    @classmethod
+    def load(cls: Type[_Net], path: _PathLike, map_location: _Device = "cpu") -> _Net:
+        """Loads a checkpoint written by :meth:`save` (safely: ``torch.load(weights_only=True)``).
+
+        Args:
+            path: the file.
+            map_location: where to put the tensors (default CPU).
+
+        Returns:
+            The network, in eval mode.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: the file is not a fastinpaint checkpoint of this network, or does not match
+                its own header (for the published PConvUNet checkpoints use
+                :func:`fastinpaint.models.load_pconv_checkpoint`).
+        """
+        return cls.from_checkpoint(read(path, map_location), source=_source(path)).eval()
 
 
 # ------------------------------------------------------------------------------------------------

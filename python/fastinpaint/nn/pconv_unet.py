@@ -16,7 +16,6 @@ filters — no second convolution, no mask expanded to 1024 channels.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
@@ -114,7 +113,7 @@ def _encoder_kernel(level: int) -> int:
     return 7 if level == 1 else 5 if level in (2, 3) else 3
 
 
-class PConvUNet(nn.Module):
+class PConvUNet(_checkpoint.Checkpointable, nn.Module):
     r"""Partial-convolution U-Net for inpainting (Liu et al. 2018), any image size.
 
     The published network: ``layers=7`` for 256×256 training, ``layers=8`` for 512×512 (the
@@ -317,49 +316,6 @@ class PConvUNet(nn.Module):
     # --------------------------------------------------------------------------------------------
     # checkpoints
     # --------------------------------------------------------------------------------------------
-    def checkpoint(self, half: bool = False) -> Dict[str, Any]:
-        """The dict that :meth:`save` writes: a header plus the state dict (plain types and tensors;
-        with ``half`` the parameters in float16)."""
-        return _checkpoint.pconv_checkpoint(self, half)
-
-    def save(self, path: Union[str, os.PathLike], half: bool = False) -> None:
-        """Writes a fastinpaint PConvUNet checkpoint.
-
-        The file is a ``torch.save`` of a dict with a header — ``format``
-        (``"fastinpaint.PConvUNet"``), ``version``, ``architecture`` (constructor arguments),
-        ``renormalization`` (``"paper"``: weights for ``sum(1)/sum(M)``), ``normalization`` (the
-        input mean/std) — and ``state_dict``. Only plain types and tensors, so it loads with
-        ``torch.load(path, weights_only=True)``.
-
-        Args:
-            path: destination file.
-            half: store the parameters in float16 (half the size; the bundled weights use it).
-                Loading gives a float32 network either way.
-
-        Example:
-            >>> net.save("pconv.pt"); net2 = PConvUNet.load("pconv.pt")
-        """
-        _checkpoint.save(self, path, half)
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: Mapping[str, Any], source: str = "checkpoint") -> "PConvUNet":
-        """Builds a network from the dict :meth:`checkpoint` returns (see :meth:`load`)."""
-        return _checkpoint.pconv_from_checkpoint(cls, ckpt, source)
-
-    @classmethod
-    def load(cls, path: Union[str, os.PathLike], map_location: Union[str, torch.device, None] = "cpu") -> "PConvUNet":
-        """Loads a checkpoint written by :meth:`save` (safely: ``torch.load(weights_only=True)``).
-
-        Args:
-            path: the file.
-            map_location: where to put the tensors (default CPU).
-
-        Returns:
-            The network, in eval mode.
-
-        Raises:
-            ValueError: the file is not a fastinpaint PConvUNet checkpoint (for the reimplementation's
-                checkpoints use :func:`fastinpaint.models.load_pconv_checkpoint`) or does not match
-                its own header.
-        """
-        return _checkpoint.load(cls, path, map_location)
+    # written and read by the functions of fastinpaint.nn._checkpoint, which documents the header
+    _write_checkpoint = staticmethod(_checkpoint.pconv_checkpoint)
+    _read_checkpoint = staticmethod(_checkpoint.pconv_from_checkpoint)
