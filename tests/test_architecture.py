@@ -5,10 +5,11 @@ Read with ``ast`` (nothing is imported). An edge ``a -> b`` is an import of modu
 blocks and class bodies, but not inside functions (deferred imports, run when called), under
 ``if TYPE_CHECKING:`` (never run) or under ``if __name__ == "__main__":`` (run only when the file is
 the program, ``python -m``, as the module ``__main__``: a module object of its own, not the one
-that the package imports). ``from pkg import name`` is an edge to ``pkg.name`` when that is
-a module (a ``.py`` file, or the compiled extension ``fastinpaint._C``, a leaf), else to ``pkg``. A subpackage's implicit import of its parent package is not an edge:
-every submodule would otherwise "import" its package's ``__init__``, which is how Python works,
-not a dependency the code chose.
+that the package imports). ``from pkg import name`` is an edge to ``pkg.name`` when that is a
+module (a ``.py`` file, or the compiled extension ``fastinpaint._C``, a leaf), else to ``pkg``. A
+submodule's implicit import of its parent package is not an edge: every submodule would
+otherwise "import" its package's ``__init__``, which is how Python works, not a dependency the
+code chose.
 """
 
 from __future__ import annotations
@@ -55,6 +56,16 @@ def _import_time_statements(body: List[ast.stmt]):
             yield from _import_time_statements(node.body)
 
 
+def _all_nodes(node: ast.AST):
+    """Every node below ``node`` but those in a block that never runs on import (function bodies included)."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and _never_runs_on_import(child.test):
+            yield from (n for block in child.orelse for n in [block, *_all_nodes(block)])
+            continue
+        yield child
+        yield from _all_nodes(child)
+
+
 def _resolve_from(module: str, is_package: bool, node: ast.ImportFrom) -> Optional[str]:
     if node.level == 0:
         return node.module
@@ -73,7 +84,7 @@ def import_graph(deferred: bool = False) -> Dict[str, Set[str]]:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         is_package = path.name == "__init__.py"
         targets: Set[str] = set()
-        for node in ast.walk(tree) if deferred else _import_time_statements(tree.body):
+        for node in _all_nodes(tree) if deferred else _import_time_statements(tree.body):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     # `import a.b.c` runs a, a.b and a.b.c; only the named module is the choice made here

@@ -29,7 +29,8 @@ class CliError(Exception):
     """A user-facing error: printed as one line, with a non-zero exit status (see :func:`reports_user_errors`)."""
 
 
-def reports_user_errors(prog: str, *library_errors: Type[BaseException], status: int = 1) -> Callable[[Handler], Handler]:
+def reports_user_errors(prog: str, *library_errors: Type[BaseException],
+                        status: int = 1) -> Callable[[Handler], Handler]:
     """Makes a subcommand handler report :class:`CliError` and ``library_errors`` as one line
     ``PROG: error: MESSAGE`` on stderr and return ``status`` instead of raising.
 

@@ -19,7 +19,8 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 import fastinpaint
-from fastinpaint.cli._common import IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, open_image, reports_user_errors, save_atomic
+from fastinpaint.cli._common import (IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, open_image, reports_user_errors,
+                                     save_atomic)
 
 
 def _mask_from_file(path: Path, size: Tuple[int, int], invert: bool) -> np.ndarray:

@@ -18,8 +18,8 @@ from fastinpaint.training.sampler import SeededSampler
 from fastinpaint.training.trainer import Trainer, atomic_torch_save, make_train_loader, seed_everything
 
 # The models that ship with fastinpaint register themselves when imported.
-from fastinpaint.training import glcic_run as _glcic_run  # noqa: E402,F401,I001  (TRAINERS["glcic"])
-from fastinpaint.training import pconv as _pconv  # noqa: E402,F401  (MODELS["pconv"])
+from fastinpaint.training import glcic_run as _glcic_run  # noqa: F401  (TRAINERS["glcic"])
+from fastinpaint.training import pconv as _pconv  # noqa: F401  (MODELS["pconv"])
 
 __all__ = ["Trainer", "SeededSampler", "make_train_loader", "train", "MODELS", "TRAINERS", "DEFAULTS",
            "load_config", "merge_config", "atomic_torch_save", "seed_everything"]

@@ -29,7 +29,8 @@ import torch
 from fastinpaint.nn.glcic import GLCIC, GLCICDiscriminator
 from fastinpaint.training import distributed as fdist
 from fastinpaint.training.glcic import DEFAULT_ALPHA, glcic_step
-from fastinpaint.training.run import TRAINERS, build_datasets, config_size, init_processes, load_init_weights, trainer_options
+from fastinpaint.training.run import (TRAINERS, build_datasets, config_size, init_processes, load_init_weights,
+                                      trainer_options)
 from fastinpaint.training.trainer import Trainer, make_train_loader, unpack_batch
 
 __all__ = ["train_glcic", "GLCICTrainer", "glcic_phase", "build_glcic", "GLCIC_TRAIN_CHECKPOINT_FORMAT"]

@@ -1,4 +1,5 @@
-"""Config-driven training: a config file (TOML, or YAML with PyYAML) and/or overrides → a registered model's training run.
+"""Config-driven training: a config file (TOML, or YAML with PyYAML) and/or overrides → the
+training run of a registered model.
 
 Two registries say how a model name trains:
 
