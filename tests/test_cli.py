@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import fastinpaint
 from fastinpaint import cli
 
 H, W = 40, 56
@@ -216,5 +217,5 @@ def test_demo_and_entry_point(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     assert str(out.resolve()) in res.stdout
-    assert Image.open(out).size == Image.open(Path(cli.__file__).parent / "data" / "astronaut.png").size
+    assert Image.open(out).size == Image.open(Path(fastinpaint.__file__).parent / "data" / "astronaut.png").size
     assert (tmp_path / "demo_before_after.png").exists()

@@ -11,11 +11,12 @@ from PIL import Image
 
 from fastinpaint import evaluate as ev
 from fastinpaint import metrics
+from fastinpaint.cli import eval as eval_cli
 
 
 def _parser(inpaint_fn=None):
     parser = argparse.ArgumentParser(prog="fastinpaint")
-    ev.add_eval_subcommand(parser.add_subparsers(dest="command"), inpaint_fn)
+    eval_cli.add_subcommand(parser.add_subparsers(dest="command"), inpaint_fn)
     return parser
 
 

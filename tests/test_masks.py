@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from fastinpaint import masks as fm
+from fastinpaint.cli import masks as masks_cli
 
 
 @pytest.mark.parametrize("border", [False, True])
@@ -86,14 +87,14 @@ def test_write_mask_set_and_refuse_overwrite(tmp_path):
 
 def test_cli_module_and_subcommand(tmp_path, capsys):
     out = tmp_path / "m"
-    assert fm.main(["--out", str(out), "--count", "3", "--size", "64", "--bucket", "0.2-0.3", "--seed", "1"]) == 0
+    assert masks_cli.main(["--out", str(out), "--count", "3", "--size", "64", "--bucket", "0.2-0.3", "--seed", "1"]) == 0
     assert len(list(out.glob("*.png"))) == 3
-    assert fm.main(["--out", str(out), "--count", "3", "--size", "64"]) == 2  # refuses to overwrite
+    assert masks_cli.main(["--out", str(out), "--count", "3", "--size", "64"]) == 2  # refuses to overwrite
     assert "already exist" in capsys.readouterr().err
     import argparse
 
     parser = argparse.ArgumentParser(prog="fastinpaint")
-    fm.add_masks_subcommand(parser.add_subparsers(dest="command"))
+    masks_cli.add_subcommand(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["masks", "--out", str(out), "--count", "2", "--size", "64", "--bucket", "0.5-0.6",
                               "--border", "--overwrite"])
     assert args.func(args) == 0

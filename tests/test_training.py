@@ -13,8 +13,8 @@ from PIL import Image
 
 from fastinpaint.data import ImageFolder, InpaintingDataset
 from fastinpaint.masks import IrregularMaskDataset
-from fastinpaint.training import MODELS, SeededSampler, Trainer, make_train_loader, train
-from fastinpaint.training.run import add_train_subcommand
+from fastinpaint.cli.train import add_subcommand as add_train_subcommand
+from fastinpaint.training import MODELS, TRAINERS, SeededSampler, Trainer, make_train_loader, train
 
 SIZE = 32
 
@@ -208,6 +208,40 @@ def test_train_config_errors(tmp_path):
         train(tmp_path / "missing.toml")
 
 
+def test_a_registered_run_gets_the_merged_config():
+    """TRAINERS: a model with a training run of its own (as GLCIC) is called with the merged config."""
+    seen = {}
+
+    def own_run(cfg):
+        seen["cfg"] = cfg
+        return "result"
+
+    TRAINERS["own-run"] = own_run
+    try:
+        assert train({"model": "own-run"}, steps=3) == "result"
+        assert seen["cfg"]["steps"] == 3 and seen["cfg"]["lr"] == 2e-4  # defaults filled in
+    finally:
+        del TRAINERS["own-run"]
+    assert {"pconv", "glcic"} <= set(MODELS) | set(TRAINERS)
+    with pytest.raises(ValueError, match=r"registered models: \['glcic', 'pconv'\]"):
+        train({"model": "nope"})
+
+
+def test_batches_are_unpacked_once_for_every_trainer():
+    from fastinpaint.training.trainer import unpack_batch
+
+    image, hole = torch.rand(2, 3, 8, 8), torch.ones(2, 8, 8)
+    for batch in ({"image": image, "mask": hole}, (image, hole), [image, hole.unsqueeze(1)]):
+        got_image, got_hole = unpack_batch(batch)
+        assert got_image is image and got_hole.shape == (2, 1, 8, 8)
+    with pytest.raises(KeyError, match="glcic_step: batch dict needs 'image' and 'mask'"):
+        unpack_batch({"image": image}, "glcic_step")
+    with pytest.raises(TypeError, match="a batch must be"):
+        unpack_batch(image)
+    with pytest.raises(ValueError, match="mask must be"):
+        unpack_batch((image, torch.ones(2, 1, 4, 8)))
+
+
 def test_atomic_checkpoint_write_keeps_the_old_file_on_failure(tmp_path):
     from fastinpaint.training import atomic_torch_save
 
@@ -264,7 +298,7 @@ import sys, torch
 sys.path.insert(0, {tests!r})
 from test_training import TinyNet, l1_loss
 from fastinpaint.training import MODELS
-from fastinpaint.training.run import main
+from fastinpaint.cli.train import main
 MODELS["tiny"] = lambda cfg: (TinyNet(), l1_loss)
 sys.exit(main())
 '''

@@ -9,7 +9,8 @@ the texture scores sharpness and SWD inside the hole.
 (the composite); metrics are computed on [0, 1] images, overall and per hole-ratio bucket,
 printed as a table and written as CSV.
 
-Command line (``fastinpaint eval`` once wired into ``cli.py``)::
+Command line: ``fastinpaint eval`` (:mod:`fastinpaint.cli.eval`), also as
+``python -m fastinpaint.evaluate``::
 
     fastinpaint eval --method telea --images photos/ --masks masks/ --csv scores.csv
     fastinpaint eval --method patchmatch,telea --images photos/ --generate 6 --bucket all --max-size 256
@@ -17,10 +18,8 @@ Command line (``fastinpaint eval`` once wired into ``cli.py``)::
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
-import functools
 import os
 import pathlib
 import sys
@@ -30,7 +29,7 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, 
 import numpy as np
 
 from fastinpaint import metrics
-from fastinpaint.masks import BUCKETS, bucket_label, generate_mask, mask_seed, parse_buckets
+from fastinpaint.masks import BUCKETS, bucket_label, generate_mask, mask_seed
 
 InpaintFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -475,112 +474,7 @@ def evaluate(method_fn: Union[InpaintFn, Mapping[str, InpaintFn]], pairs: Iterab
     return result
 
 
-# --- command line -------------------------------------------------------------------------------
+if __name__ == "__main__":  # `python -m fastinpaint.evaluate`: the CLI's eval command
+    from fastinpaint.cli.eval import main
 
-def _resolve_methods(names: str, inpaint_fn: Optional[Callable], weights: Optional[str]) -> Dict[str, InpaintFn]:
-    methods: Dict[str, InpaintFn] = {}
-    listed = [n.strip() for n in names.split(",") if n.strip()]
-    # --weights PATH goes to the only learned method; NAME=PATH[,NAME=PATH] to the one named
-    per_method: Dict[str, str] = {}
-    if weights:
-        for item in weights.split(","):
-            name, sep, path = item.partition("=")
-            if sep and name.strip() in listed:
-                per_method[name.strip()] = path
-            else:
-                others = [n for n in listed if n not in BASELINES]
-                if len(others) != 1:
-                    raise ValueError(f"--weights {item!r}: say which method it is for, e.g. --weights pconv={item}")
-                per_method[others[0]] = item
-    for name in listed:
-        if name in BASELINES:
-            if name in per_method:
-                raise ValueError(f"method {name!r} takes no weights")
-            methods[name] = BASELINES[name]
-        elif inpaint_fn is None:
-            raise ValueError(f"unknown method {name!r}: available here are {sorted(BASELINES)}")
-        else:
-            kw = {"weights": per_method[name]} if name in per_method else {}
-            methods[name] = functools.partial(inpaint_fn, method=name, **kw)
-    if not methods:
-        raise ValueError("no method given")
-    return methods
-
-
-def _run_eval(args: argparse.Namespace, inpaint_fn: Optional[Callable]) -> int:
-    prog = "fastinpaint eval"
-    try:
-        if (args.masks is None) == (not args.generate):
-            raise ValueError("give exactly one of --masks DIR and --generate N")
-        methods = _resolve_methods(args.method, inpaint_fn, args.weights)
-        pairs = load_pairs(args.images, args.masks, generate=args.generate or 0, buckets=parse_buckets(args.bucket),
-                           seed=args.seed, border=args.border, max_size=args.max_size, limit=args.limit)
-        if not pairs:
-            raise ValueError("no (image, mask) pairs found")
-        evaluate(methods, pairs, csv_path=args.csv, per_image_csv=args.per_image_csv, print_table=True,
-                 progress=not args.quiet)
-    except (ValueError, FileNotFoundError, ImportError, TypeError) as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
-    if args.csv:
-        print(f"summary written to {args.csv}")
-    return 0
-
-
-def _add_eval_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", required=True,
-                   help="method name, or several separated by commas (telea, mean, and every method of "
-                        "fastinpaint.inpaint, e.g. patchmatch, pconv)")
-    p.add_argument("--weights", default=None,
-                   help="weights file for the learned method (passed as weights=PATH); with several learned "
-                        "methods, NAME=PATH[,NAME=PATH]")
-    p.add_argument("--images", required=True, help="folder of images (recursive)")
-    p.add_argument("--masks", default=None,
-                   help="folder of masks (non-zero = hole), matched by file name or by its manifest.csv "
-                        "(image,mask columns)")
-    p.add_argument("--generate", type=int, default=0, metavar="N", help="instead of --masks: N generated masks per image")
-    p.add_argument("--bucket", default="all", help="buckets for --generate: LO-HI, several separated by ';', or 'all'")
-    p.add_argument("--border", action="store_true", help="generated masks keep away from the border")
-    p.add_argument("--seed", type=int, default=0, help="seed for --generate (default 0)")
-    p.add_argument("--max-size", type=int, default=None, help="downscale images whose longer side exceeds this")
-    p.add_argument("--limit", type=int, default=None, help="score only the first N pairs")
-    p.add_argument("--csv", default=None, help="write the summary table here")
-    p.add_argument("--per-image-csv", default=None, help="write one row per image and method here")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def add_eval_subcommand(subparsers, inpaint_fn: Optional[Callable] = None) -> argparse.ArgumentParser:
-    """Adds ``eval`` to an ``argparse`` subparsers object; the handler is ``args.func(args) -> int``.
-
-    Args:
-        subparsers: from ``parser.add_subparsers()``.
-        inpaint_fn: the generic dispatcher ``fastinpaint.inpaint(image, mask, method=..., **kw)``;
-            methods other than the baselines here (``telea``, ``mean``) are called through it
-            (``--weights`` is passed as ``weights=``).
-
-    Example:
-        >>> sub = argparse.ArgumentParser(prog="fastinpaint").add_subparsers(dest="command")
-        >>> add_eval_subcommand(sub, fastinpaint.inpaint)  # doctest: +SKIP
-    """
-    p = subparsers.add_parser("eval", help="score methods: PSNR/SSIM/L1/sharpness/SWD per hole-ratio bucket",
-                              description="Score inpainting methods on an image folder with a mask folder or a "
-                                          "generated mask set: PSNR, SSIM and L1 on the composite image, and "
-                                          "sharpness and SWD (texture, inside the hole; the table shows SWD x1000), "
-                                          "overall and per hole-ratio bucket.")
-    _add_eval_arguments(p)
-    p.set_defaults(func=lambda args: _run_eval(args, inpaint_fn))
-    return p
-
-
-def main(argv: Optional[Iterable[str]] = None) -> int:
-    """``python -m fastinpaint.evaluate ...``: ``eval`` on its own (uses ``fastinpaint.inpaint`` when present)."""
-    parser = argparse.ArgumentParser(prog="python -m fastinpaint.evaluate", description="Score inpainting methods.")
-    _add_eval_arguments(parser)
-    args = parser.parse_args(None if argv is None else list(argv))
-    import fastinpaint
-
-    return _run_eval(args, getattr(fastinpaint, "inpaint", None))
-
-
-if __name__ == "__main__":
     sys.exit(main())

@@ -10,20 +10,20 @@ Mask convention: **True / 255 / non-zero = hole** (the pixels to fill), as every
 fastinpaint's files, images and command line. Networks built on partial convolutions take the
 opposite (1 = valid); :class:`IrregularMaskDataset` returns holes as 1.
 
-Command line (also ``fastinpaint masks`` once wired into ``cli.py``)::
+Command line: ``fastinpaint masks`` (:mod:`fastinpaint.cli.masks`), also as
+``python -m fastinpaint.masks``::
 
-    python -m fastinpaint.masks --out masks/ --count 100 --size 512 --bucket 0.1-0.2 --border --seed 0
+    fastinpaint masks --out masks/ --count 100 --size 512 --bucket 0.1-0.2 --border --seed 0
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import os
 import pathlib
 import sys
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -80,6 +80,17 @@ def parse_buckets(text: str) -> List[Tuple[float, float]]:
         return list(BUCKETS)
     parts = [p for p in text.replace(";", " ").split() if p]
     return [parse_bucket(p) for p in parts]
+
+
+def parse_size(text: str) -> Tuple[int, int]:
+    """``"512"`` → ``(512, 512)``; ``"320x512"`` → ``(320, 512)`` (height x width)."""
+    try:
+        if "x" in text.lower():
+            a, b = text.lower().split("x", 1)
+            return int(a), int(b)
+        return int(text), int(text)
+    except ValueError:
+        raise ValueError(f"bad size {text!r}: expected N or HxW") from None
 
 
 def bucket_label(bucket: Sequence[float]) -> str:
@@ -397,71 +408,7 @@ def write_mask_set(out_dir: Union[str, os.PathLike], count: int, size: Size = 51
     return paths
 
 
-# --- command line -------------------------------------------------------------------------------
+if __name__ == "__main__":  # `python -m fastinpaint.masks` (docs/training.md): the CLI's masks command
+    from fastinpaint.cli.masks import main
 
-def _add_masks_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="output folder (PNG masks, 255 = hole, + manifest.csv)")
-    p.add_argument("--count", type=int, required=True, help="number of masks")
-    p.add_argument("--size", type=str, default="512", help="H or HxW (default 512)")
-    p.add_argument("--bucket", type=str, default="0.1-0.2",
-                   help="hole-ratio bucket LO-HI, e.g. 0.1-0.2 (ratio in (LO, HI]); several separated by ';', "
-                        "or 'all' for the six protocol buckets in turn (default 0.1-0.2)")
-    p.add_argument("--border", action="store_true", help="keep holes away from the image border")
-    p.add_argument("--margin", type=int, default=None, help="border margin in pixels (default: shorter side / 32)")
-    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing files")
-
-
-def parse_size(text: str) -> Tuple[int, int]:
-    """``"512"`` → ``(512, 512)``; ``"320x512"`` → ``(320, 512)`` (height x width)."""
-    try:
-        if "x" in text.lower():
-            a, b = text.lower().split("x", 1)
-            return int(a), int(b)
-        return int(text), int(text)
-    except ValueError:
-        raise ValueError(f"bad size {text!r}: expected N or HxW") from None
-
-
-def _run_masks(args: argparse.Namespace) -> int:
-    try:
-        size = parse_size(args.size)
-        buckets = parse_buckets(args.bucket)
-        paths = write_mask_set(args.out, args.count, size, buckets, seed=args.seed, border=args.border,
-                               overwrite=args.overwrite, margin=args.margin)
-    except (ValueError, FileExistsError) as err:
-        print(f"fastinpaint masks: error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {len(paths)} masks to {args.out} (manifest.csv)")
-    return 0
-
-
-def add_masks_subcommand(subparsers) -> argparse.ArgumentParser:
-    """Adds ``masks`` to an ``argparse`` subparsers object; the handler is ``args.func(args) -> int``.
-
-    Example:
-        >>> parser = argparse.ArgumentParser(prog="fastinpaint")
-        >>> sub = parser.add_subparsers(dest="command")
-        >>> add_masks_subcommand(sub)  # doctest: +ELLIPSIS
-        ArgumentParser(...)
-        >>> args = parser.parse_args(["masks", "--out", "m", "--count", "3"]); args.func(args)  # doctest: +SKIP
-    """
-    p = subparsers.add_parser("masks", help="write an irregular-mask test set (PNG, 255 = hole)",
-                              description="Write irregular hole masks (free-form strokes, ellipses, lines) whose "
-                                          "hole ratio lies in a bucket, as PNGs (255 = hole) plus manifest.csv.")
-    _add_masks_arguments(p)
-    p.set_defaults(func=_run_masks)
-    return p
-
-
-def main(argv: Optional[Iterable[str]] = None) -> int:
-    """``python -m fastinpaint.masks ...``: the ``masks`` subcommand on its own."""
-    parser = argparse.ArgumentParser(prog="python -m fastinpaint.masks",
-                                     description="Write an irregular-mask test set (PNG, 255 = hole).")
-    _add_masks_arguments(parser)
-    args = parser.parse_args(None if argv is None else list(argv))
-    return _run_masks(args)
-
-
-if __name__ == "__main__":
     sys.exit(main())

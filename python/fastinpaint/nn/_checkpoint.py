@@ -1,19 +1,159 @@
-"""Self-describing network checkpoints, shared by the networks of fastinpaint.nn.
+"""Checkpoint files of fastinpaint's networks, in one place: reading them safely, fastinpaint's own
+self-describing format for :class:`~fastinpaint.nn.PConvUNet` and :class:`~fastinpaint.nn.GLCIC`,
+and the conversion of published PConvUNet checkpoints.
 
-A file is a ``torch.save`` of a dict with a header — ``format`` (e.g. ``"fastinpaint.PConvUNet"``),
-``version``, ``architecture`` (the constructor arguments), network-specific entries — and the
-``state_dict``; only plain types and tensors, so it loads with ``torch.load(weights_only=True)``.
+**Own format.** A file is a ``torch.save`` of a dict with a header — ``format`` (e.g.
+``"fastinpaint.PConvUNet"``), ``version``, ``architecture`` (the constructor arguments),
+network-specific entries — and the ``state_dict``; only plain types and tensors, so it loads
+with ``torch.load(weights_only=True)``.
+
+**Published PConvUNet checkpoints** of the widely used PyTorch reimplementation of Liu et al.
+2018 (naoto0804/pytorch-inpainting-with-partial-conv): ``{'n_iter', 'model': state_dict,
+'optimizer'}`` with keys ``enc_1.conv.input_conv.weight``, ``enc_1.conv.mask_conv.weight``,
+``enc_2.bn.running_mean``, ... That code renormalises by ``1/sum(M)``; the paper (and
+fastinpaint's op) by ``sum(1)/sum(M)``, so each ``input_conv.weight`` is divided by
+``C_in·kh·kw`` on loading (biases unchanged), which gives the same outputs exactly.
+
+Everything is read with ``torch.load(weights_only=True)``: no code from the file runs.
+
+The networks get their ``checkpoint`` / ``save`` / ``from_checkpoint`` / ``load`` methods from
+:class:`Checkpointable`, and :func:`fastinpaint.models.load_pconv_checkpoint` calls
+:func:`load_any_pconv`. The network modules import this one, so it does not import them: the
+functions that build a network take its class.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Union
+import pickle
+import re
+from typing import Any, Callable, Dict, List, Mapping, Optional, Type, TypeVar, Union
 
 import torch
-from torch import nn
+from torch import Tensor, nn
+
+_PathLike = Union[str, os.PathLike]
+_Device = Union[str, torch.device, None]
+_Net = TypeVar("_Net", bound="Checkpointable")
+
+#: The ``format`` field of fastinpaint's own PConvUNet checkpoints.
+PCONV_FORMAT = "fastinpaint.PConvUNet"
+#: Version of that format; newer ones are refused.
+PCONV_VERSION = 1
+#: How PConvUNet weights are normalised: the paper's ``sum(1)/sum(M)`` renormalisation of partial
+#: convolution (the reimplementation's ``1/sum(M)`` weights are converted on loading).
+PCONV_RENORMALIZATION = "paper"
+#: The ``format`` field of fastinpaint's GLCIC checkpoints.
+GLCIC_FORMAT = "fastinpaint.GLCIC"
+#: Version of that format; newer ones are refused.
+GLCIC_VERSION = 1
 
 
+# ------------------------------------------------------------------------------------------------
+# reading and writing
+# ------------------------------------------------------------------------------------------------
+def read(path: _PathLike, map_location: _Device = "cpu") -> Any:
+    """``torch.load(weights_only=True)`` with errors that say what is wrong with the file.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a PyTorch checkpoint, or one holding more than tensors and plain containers.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint '{path}' does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"'{path}' cannot be loaded safely (torch.load weights_only=True refused it: it holds objects other "
+            f"than tensors and plain containers, or is not a PyTorch checkpoint at all): {str(e).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise ValueError(f"'{path}' is not a readable PyTorch checkpoint: {str(e).splitlines()[0]}") from None
+
+
+def _source(path: _PathLike) -> str:
+    """How error messages name a file."""
+    return f"'{os.fspath(path)}'"
+
+
+def state_dict_cpu(net: nn.Module, half: bool = False) -> Mapping[str, torch.Tensor]:
+    """The state dict on the CPU. ``half=True`` stores the float parameters (convolution and
+    normalisation weights) in float16, halving the file; buffers such as BatchNorm's running
+    variance stay in their dtype, since their small values would lose precision or underflow.
+    Loading converts back to the network's dtype (``load_state_dict`` copies with a cast)."""
+    params = {name for name, _ in net.named_parameters()}
+    out = {}
+    for k, v in net.state_dict().items():
+        v = v.detach().cpu()
+        out[k] = v.half() if half and k in params and v.is_floating_point() else v
+    return out
+
+
+def _own_checkpoint(net: nn.Module, fmt: str, version: int, half: bool, **entries: Any) -> Dict[str, Any]:
+    """The header (``format``, ``version``, ``architecture``, ``entries``) and the state dict."""
+    return {"format": fmt, "version": version, "architecture": net.architecture(), **entries,
+            "state_dict": state_dict_cpu(net, half)}
+
+
+class Checkpointable:
+    """The checkpoint methods of a network in fastinpaint's own format (a mixin before
+    ``nn.Module``). The network class names its format's two functions of this module:
+    ``_write_checkpoint = staticmethod(pconv_checkpoint)`` and
+    ``_read_checkpoint = staticmethod(pconv_from_checkpoint)``, say."""
+
+    _write_checkpoint: Callable[[Any, bool], Dict[str, Any]]
+    _read_checkpoint: Callable[[type, Any, str], Any]
+
+    def checkpoint(self, half: bool = False) -> Dict[str, Any]:
+        """The dict that :meth:`save` writes: a header (``format``, ``version``, ``architecture``
+        — the constructor arguments — and the network's own entries) plus the ``state_dict``;
+        plain types and tensors only. ``half``: the parameters in float16."""
+        return self._write_checkpoint(self, half)
+
+    def save(self, path: _PathLike, half: bool = False) -> None:
+        """Writes :meth:`checkpoint` to ``path`` with ``torch.save``; it loads with
+        ``torch.load(path, weights_only=True)``.
+
+        Args:
+            path: destination file.
+            half: store the parameters in float16 (half the size; the bundled weights use it).
+                Loading gives a float32 network either way.
+
+        Example:
+            >>> net.save("net.pt"); net2 = type(net).load("net.pt")
+        """
+        torch.save(self.checkpoint(half), os.fspath(path))
+
+    @classmethod
+    def from_checkpoint(cls: Type[_Net], ckpt: Mapping[str, Any], source: str = "checkpoint") -> _Net:
+        """Builds a network from the dict :meth:`checkpoint` returns (see :meth:`load`)."""
+        return cls._read_checkpoint(cls, ckpt, source)
+
+    @classmethod
+    def load(cls: Type[_Net], path: _PathLike, map_location: _Device = "cpu") -> _Net:
+        """Loads a checkpoint written by :meth:`save` (safely: ``torch.load(weights_only=True)``).
+
+        Args:
+            path: the file.
+            map_location: where to put the tensors (default CPU).
+
+        Returns:
+            The network, in eval mode.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: the file is not a fastinpaint checkpoint of this network, or does not match
+                its own header (for the published PConvUNet checkpoints use
+                :func:`fastinpaint.models.load_pconv_checkpoint`).
+        """
+        return cls.from_checkpoint(read(path, map_location), source=_source(path)).eval()
+
+
+# ------------------------------------------------------------------------------------------------
+# the header
+# ------------------------------------------------------------------------------------------------
 def check_header(ckpt: Any, fmt: str, max_version: int, source: str, hint: str = "") -> Mapping[str, Any]:
     """Validates format and version; returns the ``architecture`` mapping. ``hint`` is appended to
     the wrong-format message (e.g. how to load another kind of file)."""
@@ -52,21 +192,185 @@ def load_state(net: nn.Module, ckpt: Mapping[str, Any], source: str) -> None:
                          f"unexpected keys {list(unexpected)}")
 
 
-def read(path: Union[str, os.PathLike], map_location: Union[str, torch.device, None]) -> Any:
-    """``torch.load(path, weights_only=True)`` with clear errors (see fastinpaint.models)."""
-    from fastinpaint.models import _torch_load  # local: fastinpaint.models imports the networks
+# ------------------------------------------------------------------------------------------------
+# GLCIC
+# ------------------------------------------------------------------------------------------------
+def glcic_checkpoint(net: nn.Module, half: bool = False) -> Dict[str, Any]:
+    """What ``GLCIC.save`` writes: the header (architecture ``channels``, ``width``, ``fill_mean``)
+    and the state dict."""
+    return _own_checkpoint(net, GLCIC_FORMAT, GLCIC_VERSION, half)
 
-    return _torch_load(path, map_location)
+
+def glcic_from_checkpoint(cls: type, ckpt: Any, source: str = "checkpoint") -> nn.Module:
+    """A ``cls`` (GLCIC) network from the dict :func:`glcic_checkpoint` returns."""
+    arch = check_header(ckpt, GLCIC_FORMAT, GLCIC_VERSION, source)
+    net = build(cls, arch, source)
+    load_state(net, ckpt, source)
+    return net
 
 
-def state_dict_cpu(net: nn.Module, half: bool = False) -> Mapping[str, torch.Tensor]:
-    """The state dict on the CPU. ``half=True`` stores the float parameters (convolution and
-    normalisation weights) in float16, halving the file; buffers such as BatchNorm's running
-    variance stay in their dtype, since their small values would lose precision or underflow.
-    Loading converts back to the network's dtype (``load_state_dict`` copies with a cast)."""
-    params = {name for name, _ in net.named_parameters()}
-    out = {}
-    for k, v in net.state_dict().items():
-        v = v.detach().cpu()
-        out[k] = v.half() if half and k in params and v.is_floating_point() else v
+# ------------------------------------------------------------------------------------------------
+# PConvUNet: fastinpaint's files
+# ------------------------------------------------------------------------------------------------
+def pconv_checkpoint(net: nn.Module, half: bool = False) -> Dict[str, Any]:
+    """What ``PConvUNet.save`` writes: the header (architecture, ``renormalization``, input
+    ``normalization``, ``encoder_bn_frozen``) and the state dict."""
+    return _own_checkpoint(net, PCONV_FORMAT, PCONV_VERSION, half, renormalization=PCONV_RENORMALIZATION,
+                           normalization={"mean": list(net.normalization["mean"]),
+                                          "std": list(net.normalization["std"])},
+                           encoder_bn_frozen=net.encoder_bn_frozen)
+
+
+def pconv_from_checkpoint(cls: type, ckpt: Any, source: str = "checkpoint") -> nn.Module:
+    """A ``cls`` (PConvUNet) network from the dict :func:`pconv_checkpoint` returns."""
+    hint = ""
+    if isinstance(ckpt, Mapping) and "model" in ckpt and "n_iter" in ckpt:
+        hint = (" It looks like a checkpoint of the naoto0804 PyTorch reimplementation; load it with "
+                "fastinpaint.models.load_pconv_checkpoint().")
+    arch = check_header(ckpt, PCONV_FORMAT, PCONV_VERSION, source, hint)
+    if ckpt.get("renormalization", PCONV_RENORMALIZATION) != PCONV_RENORMALIZATION:
+        raise ValueError(f"{source} stores weights for renormalisation {ckpt.get('renormalization')!r}; "
+                         f"expected {PCONV_RENORMALIZATION!r}")
+    net = build(cls, arch, source, normalization=ckpt.get("normalization"))
+    load_state(net, ckpt, source)
+    net.freeze_encoder_bn(bool(ckpt.get("encoder_bn_frozen", False)))
+    return net
+
+
+# ------------------------------------------------------------------------------------------------
+# PConvUNet: published checkpoints (the naoto0804 reimplementation)
+# ------------------------------------------------------------------------------------------------
+_REIMPL_KEY = re.compile(r"^(enc|dec)_(\d+)\.(conv\.input_conv\.weight|conv\.input_conv\.bias|conv\.mask_conv\.weight|"
+                         r"bn\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
+
+
+def _strip_prefix(state: Mapping[str, Any], prefix: str) -> Mapping[str, Any]:
+    if state and all(k.startswith(prefix) for k in state):
+        return {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def _reimplementation_architecture(state: Mapping[str, Tensor], source: str) -> Dict[str, int]:
+    levels = sorted({int(m.group(2)) for k in state if (m := _REIMPL_KEY.match(k)) and m.group(1) == "enc"})
+    if not levels or levels != list(range(1, levels[-1] + 1)):
+        raise ValueError(f"{source}: encoder levels {levels} are not enc_1..enc_L")
+    try:
+        first = state["enc_1.conv.input_conv.weight"]
+        last = state["dec_1.conv.input_conv.weight"]
+    except KeyError as e:
+        raise ValueError(f"{source}: missing key {e.args[0]!r} needed to infer the architecture") from None
+    layers = levels[-1]
+    base = int(first.shape[0])
+    deepest = state.get(f"enc_{layers}.conv.input_conv.weight")
+    max_channels = int(deepest.shape[0]) if deepest is not None else 512
+    return {"layers": layers, "in_channels": int(first.shape[1]), "out_channels": int(last.shape[0]),
+            "base_channels": base, "max_channels": max_channels}
+
+
+def convert_reimplementation_state_dict(state: Mapping[str, Tensor], model: nn.Module,
+                                        source: str = "state dict") -> Dict[str, Tensor]:
+    """Converts a naoto0804-reimplementation state dict into ``model``'s keys and renormalisation.
+
+    ``X.conv.input_conv.weight`` → ``X.conv.weight`` divided by ``C_in·kh·kw``;
+    ``X.conv.input_conv.bias`` → ``X.conv.bias``; ``X.bn.*`` unchanged; ``X.conv.mask_conv.weight``
+    is checked to be all ones (the reimplementation's fixed window-sum kernel) and dropped.
+
+    Args:
+        state: the reimplementation's ``state_dict`` (the checkpoint's ``'model'`` entry).
+        model: the :class:`~fastinpaint.nn.PConvUNet` whose keys and shapes to produce.
+        source: name used in error messages.
+
+    Returns:
+        A state dict for ``model.load_state_dict`` (``num_batches_tracked`` filled with 0 where
+        the checkpoint lacks it).
+
+    Raises:
+        ValueError: naming every unknown key, missing key and shape mismatch.
+
+    Example:
+        >>> ckpt = torch.load("pconv.pth", weights_only=True)
+        >>> net = PConvUNet(layers=7)
+        >>> net.load_state_dict(convert_reimplementation_state_dict(ckpt["model"], net))
+    """
+    expected = model.state_dict()
+    out: Dict[str, Tensor] = {}
+    unknown: List[str] = []
+    problems: List[str] = []
+    for key, value in state.items():
+        m = _REIMPL_KEY.match(key)
+        if m is None or not isinstance(value, Tensor):
+            unknown.append(key)
+            continue
+        prefix, rest = f"{m.group(1)}_{m.group(2)}", m.group(3)
+        if rest == "conv.mask_conv.weight":
+            if not bool(torch.all(value == 1)):
+                problems.append(f"{key} is not all ones (the reimplementation's window-sum kernel), so its "
+                                f"renormalisation cannot be converted")
+            continue
+        if rest == "conv.input_conv.weight":
+            target = f"{prefix}.conv.weight"
+            if value.dim() == 4:
+                value = value / float(value.shape[1] * value.shape[2] * value.shape[3])
+        elif rest == "conv.input_conv.bias":
+            target = f"{prefix}.conv.bias"
+        else:
+            target = f"{prefix}.{rest}"
+        if target not in expected:
+            unknown.append(key)
+            continue
+        if tuple(value.shape) != tuple(expected[target].shape):
+            problems.append(f"{key} has shape {tuple(value.shape)}, expected {tuple(expected[target].shape)}")
+            continue
+        out[target] = value.to(expected[target].dtype)
+    missing = []
+    for target, ref in expected.items():
+        if target in out:
+            continue
+        if target.endswith("num_batches_tracked"):
+            out[target] = torch.zeros_like(ref)
+            continue
+        original = target.replace(".conv.weight", ".conv.input_conv.weight").replace(".conv.bias", ".conv.input_conv.bias")
+        if not any(original in p for p in problems):
+            missing.append(original)
+    if unknown or missing or problems:
+        parts = []
+        if unknown:
+            parts.append(f"unknown keys {unknown}")
+        if missing:
+            parts.append(f"missing keys {missing}")
+        parts.extend(problems)
+        raise ValueError(f"{source} does not fit a PConvUNet{tuple(model.architecture().values())}: " + "; ".join(parts))
     return out
+
+
+def load_any_pconv(cls: type, path: _PathLike, map_location: _Device = "cpu",
+                   normalization: Optional[Mapping[str, Any]] = None) -> nn.Module:
+    """A ``cls`` (PConvUNet) network, in eval mode, from fastinpaint's file or a published one.
+
+    The two kinds are told apart by their contents (see :func:`fastinpaint.models.load_pconv_checkpoint`,
+    which documents the arguments). A published file's architecture is inferred from its weights.
+    """
+    source = _source(path)
+    ckpt = read(path, map_location)
+    if isinstance(ckpt, Mapping) and ckpt.get("format") == PCONV_FORMAT:
+        if normalization is not None:  # the constructor checks it, as it checks the file's own
+            ckpt = {**ckpt, "normalization": normalization}
+        return pconv_from_checkpoint(cls, ckpt, source).eval()
+    if not isinstance(ckpt, Mapping):
+        raise ValueError(f"{source} is not a PConvUNet checkpoint: it holds a {type(ckpt).__name__}, not a dict")
+    if "format" in ckpt:
+        raise ValueError(f"{source} is a {ckpt['format']!r} file, not a PConvUNet checkpoint")
+    state = ckpt.get("model", ckpt)
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{source}: its 'model' entry is a {type(state).__name__}, not a state dict")
+    state = _strip_prefix(state, "module.")
+    if not any(isinstance(k, str) and _REIMPL_KEY.match(k) for k in state):
+        keys = list(state)[:6]
+        raise ValueError(
+            f"{source} is not a PConvUNet checkpoint: expected a fastinpaint file (format={PCONV_FORMAT!r}) or the "
+            f"reimplementation's {{'model': state_dict, 'n_iter', 'optimizer'}} with keys like "
+            f"'enc_1.conv.input_conv.weight'; found keys {keys}"
+        )
+    net = cls(**_reimplementation_architecture(state, source), normalization=normalization)
+    net.load_state_dict(convert_reimplementation_state_dict(state, net, source))
+    return net.eval()

@@ -15,8 +15,7 @@
 
 from __future__ import annotations
 
-import os
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -28,9 +27,9 @@ __all__ = ["GLCIC", "GlobalDiscriminator", "LocalDiscriminator", "GLCICDiscrimin
            "GLCIC_CHECKPOINT_FORMAT", "GLCIC_CHECKPOINT_VERSION", "DEFAULT_FILL_MEAN"]
 
 #: The ``format`` field of fastinpaint's GLCIC checkpoints (see :meth:`GLCIC.save`).
-GLCIC_CHECKPOINT_FORMAT = "fastinpaint.GLCIC"
+GLCIC_CHECKPOINT_FORMAT = _checkpoint.GLCIC_FORMAT
 #: Version of that format; :meth:`GLCIC.load` refuses newer ones.
-GLCIC_CHECKPOINT_VERSION = 1
+GLCIC_CHECKPOINT_VERSION = _checkpoint.GLCIC_VERSION
 #: Default colour the hole is filled with before the network sees it (the ImageNet mean pixel,
 #: a stand-in for the training set's mean; pass ``fill_mean`` to use your data set's).
 DEFAULT_FILL_MEAN = (0.485, 0.456, 0.406)
@@ -56,7 +55,7 @@ def _as_pair(size: Union[int, Sequence[int]], name: str, owner: str) -> Tuple[in
     return size  # type: ignore[return-value]
 
 
-class GLCIC(nn.Module):
+class GLCIC(_checkpoint.Checkpointable, nn.Module):
     r"""GLCIC completion network (Iizuka et al. 2017), any image size.
 
     Layers (``width=64`` is the paper's; ``w = width``): conv 5×5 ``w``; conv 3×3 stride 2
@@ -168,58 +167,9 @@ class GLCIC(nn.Module):
     # ------------------------------------------------------------------------------------------
     # checkpoints
     # ------------------------------------------------------------------------------------------
-    def checkpoint(self, half: bool = False) -> Dict[str, Any]:
-        """The dict that :meth:`save` writes: a header plus the state dict (plain types and tensors;
-        with ``half`` the parameters in float16)."""
-        return {
-            "format": GLCIC_CHECKPOINT_FORMAT,
-            "version": GLCIC_CHECKPOINT_VERSION,
-            "architecture": self.architecture(),
-            "state_dict": _checkpoint.state_dict_cpu(self, half),
-        }
-
-    def save(self, path: Union[str, os.PathLike], half: bool = False) -> None:
-        """Writes a fastinpaint GLCIC checkpoint.
-
-        The file is a ``torch.save`` of a dict: ``format`` (``"fastinpaint.GLCIC"``), ``version``,
-        ``architecture`` (constructor arguments: ``channels``, ``width``, ``fill_mean``) and
-        ``state_dict``. Only plain types and tensors, so it loads with
-        ``torch.load(path, weights_only=True)``.
-
-        Args:
-            path: destination file.
-            half: store the parameters in float16 (half the size; the bundled weights use it).
-                Loading gives a float32 network either way.
-
-        Example:
-            >>> net.save("glcic.pt"); net2 = GLCIC.load("glcic.pt")
-        """
-        torch.save(self.checkpoint(half), os.fspath(path))
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: Mapping[str, Any], source: str = "checkpoint") -> "GLCIC":
-        """Builds a network from the dict :meth:`checkpoint` returns (see :meth:`load`)."""
-        arch = _checkpoint.check_header(ckpt, GLCIC_CHECKPOINT_FORMAT, GLCIC_CHECKPOINT_VERSION, source)
-        net = _checkpoint.build(cls, arch, source)
-        _checkpoint.load_state(net, ckpt, source)
-        return net
-
-    @classmethod
-    def load(cls, path: Union[str, os.PathLike], map_location: Union[str, torch.device, None] = "cpu") -> "GLCIC":
-        """Loads a checkpoint written by :meth:`save` (safely: ``torch.load(weights_only=True)``).
-
-        Args:
-            path: the file.
-            map_location: where to put the tensors (default CPU).
-
-        Returns:
-            The network, in eval mode.
-
-        Raises:
-            FileNotFoundError: no such file.
-            ValueError: the file is not a fastinpaint GLCIC checkpoint or does not match its header.
-        """
-        return cls.from_checkpoint(_checkpoint.read(path, map_location), source=f"'{os.fspath(path)}'").eval()
+    # written and read by the functions of fastinpaint.nn._checkpoint, which documents the header
+    _write_checkpoint = staticmethod(_checkpoint.glcic_checkpoint)
+    _read_checkpoint = staticmethod(_checkpoint.glcic_from_checkpoint)
 
 
 class _StridedDiscriminator(nn.Module):

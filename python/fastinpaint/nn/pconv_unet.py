@@ -16,7 +16,6 @@ filters — no second convolution, no mask expanded to 1024 channels.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
@@ -32,12 +31,12 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: The ``format`` field of fastinpaint's own PConvUNet checkpoints (see :meth:`PConvUNet.save`).
-CHECKPOINT_FORMAT = "fastinpaint.PConvUNet"
+CHECKPOINT_FORMAT = _checkpoint.PCONV_FORMAT
 #: Version of that format; :meth:`PConvUNet.load` refuses newer ones.
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = _checkpoint.PCONV_VERSION
 #: How the weights are normalised: the paper's ``sum(1)/sum(M)`` renormalisation of partial
 #: convolution (the reimplementation's ``1/sum(M)`` weights are converted on loading).
-RENORMALIZATION = "paper"
+RENORMALIZATION = _checkpoint.PCONV_RENORMALIZATION
 
 
 class PConvBlock(nn.Module):
@@ -114,7 +113,7 @@ def _encoder_kernel(level: int) -> int:
     return 7 if level == 1 else 5 if level in (2, 3) else 3
 
 
-class PConvUNet(nn.Module):
+class PConvUNet(_checkpoint.Checkpointable, nn.Module):
     r"""Partial-convolution U-Net for inpainting (Liu et al. 2018), any image size.
 
     The published network: ``layers=7`` for 256×256 training, ``layers=8`` for 512×512 (the
@@ -317,68 +316,6 @@ class PConvUNet(nn.Module):
     # --------------------------------------------------------------------------------------------
     # checkpoints
     # --------------------------------------------------------------------------------------------
-    def checkpoint(self, half: bool = False) -> Dict[str, Any]:
-        """The dict that :meth:`save` writes: a header plus the state dict (plain types and tensors;
-        with ``half`` the parameters in float16)."""
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "architecture": self.architecture(),
-            "renormalization": RENORMALIZATION,
-            "normalization": {"mean": list(self.normalization["mean"]), "std": list(self.normalization["std"])},
-            "encoder_bn_frozen": self.encoder_bn_frozen,
-            "state_dict": _checkpoint.state_dict_cpu(self, half),
-        }
-
-    def save(self, path: Union[str, os.PathLike], half: bool = False) -> None:
-        """Writes a fastinpaint PConvUNet checkpoint.
-
-        The file is a ``torch.save`` of a dict with a header — ``format``
-        (``"fastinpaint.PConvUNet"``), ``version``, ``architecture`` (constructor arguments),
-        ``renormalization`` (``"paper"``: weights for ``sum(1)/sum(M)``), ``normalization`` (the
-        input mean/std) — and ``state_dict``. Only plain types and tensors, so it loads with
-        ``torch.load(path, weights_only=True)``.
-
-        Args:
-            path: destination file.
-            half: store the parameters in float16 (half the size; the bundled weights use it).
-                Loading gives a float32 network either way.
-
-        Example:
-            >>> net.save("pconv.pt"); net2 = PConvUNet.load("pconv.pt")
-        """
-        torch.save(self.checkpoint(half), os.fspath(path))
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: Mapping[str, Any], source: str = "checkpoint") -> "PConvUNet":
-        """Builds a network from the dict :meth:`checkpoint` returns (see :meth:`load`)."""
-        hint = ""
-        if isinstance(ckpt, Mapping) and "model" in ckpt and "n_iter" in ckpt:
-            hint = (" It looks like a checkpoint of the naoto0804 PyTorch reimplementation; load it with "
-                    "fastinpaint.models.load_pconv_checkpoint().")
-        arch = _checkpoint.check_header(ckpt, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, source, hint)
-        if ckpt.get("renormalization", RENORMALIZATION) != RENORMALIZATION:
-            raise ValueError(f"{source} stores weights for renormalisation {ckpt.get('renormalization')!r}; "
-                             f"expected {RENORMALIZATION!r}")
-        net = _checkpoint.build(cls, arch, source, normalization=ckpt.get("normalization"))
-        _checkpoint.load_state(net, ckpt, source)
-        net.freeze_encoder_bn(bool(ckpt.get("encoder_bn_frozen", False)))
-        return net
-
-    @classmethod
-    def load(cls, path: Union[str, os.PathLike], map_location: Union[str, torch.device, None] = "cpu") -> "PConvUNet":
-        """Loads a checkpoint written by :meth:`save` (safely: ``torch.load(weights_only=True)``).
-
-        Args:
-            path: the file.
-            map_location: where to put the tensors (default CPU).
-
-        Returns:
-            The network, in eval mode.
-
-        Raises:
-            ValueError: the file is not a fastinpaint PConvUNet checkpoint (for the reimplementation's
-                checkpoints use :func:`fastinpaint.models.load_pconv_checkpoint`) or does not match
-                its own header.
-        """
-        return cls.from_checkpoint(_checkpoint.read(path, map_location), source=f"'{os.fspath(path)}'").eval()
+    # written and read by the functions of fastinpaint.nn._checkpoint, which documents the header
+    _write_checkpoint = staticmethod(_checkpoint.pconv_checkpoint)
+    _read_checkpoint = staticmethod(_checkpoint.pconv_from_checkpoint)

@@ -2,6 +2,6 @@
 
 import sys
 
-from fastinpaint.training.run import main
+from fastinpaint.cli.train import main
 
 sys.exit(main())

@@ -23,14 +23,14 @@ whole batch (given BatchNorm over the global batch too:
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from fastinpaint.training.trainer import autocast, backward_step
+from fastinpaint.training.trainer import autocast, backward_step, unpack_batch
 
 __all__ = ["glcic_step", "hole_crop_boxes", "crop_boxes", "masked_mse", "PHASES", "DEFAULT_ALPHA"]
 
@@ -38,25 +38,6 @@ __all__ = ["glcic_step", "hole_crop_boxes", "crop_boxes", "masked_mse", "PHASES"
 PHASES = ("completion", "discriminator", "joint")
 #: The paper's weight of the adversarial loss.
 DEFAULT_ALPHA = 4e-4
-
-
-def _unpack(batch: Any) -> Tuple[Tensor, Tensor]:
-    if isinstance(batch, Mapping):
-        if "image" not in batch or "mask" not in batch:
-            raise KeyError(f"glcic_step: batch dict needs 'image' and 'mask' entries, got {sorted(batch)}")
-        image, hole = batch["image"], batch["mask"]
-    elif isinstance(batch, (tuple, list)) and len(batch) == 2:
-        image, hole = batch
-    else:
-        raise TypeError("glcic_step: batch must be {'image': ..., 'mask': ...} or (image, mask)")
-    if image.dim() != 4:
-        raise ValueError(f"glcic_step: image must be (N, C, H, W), got shape {tuple(image.shape)}")
-    if hole.dim() == 3:
-        hole = hole.unsqueeze(1)
-    if hole.dim() != 4 or hole.shape[1] != 1 or hole.shape[0] != image.shape[0] or hole.shape[2:] != image.shape[2:]:
-        raise ValueError(f"glcic_step: mask must be (N, 1, H, W) matching image {tuple(image.shape)}, "
-                         f"got shape {tuple(hole.shape)}")
-    return image, (hole != 0).to(image.dtype)
 
 
 def masked_mse(pred: Tensor, target: Tensor, hole: Tensor, count: Optional[Tensor] = None) -> Tensor:
@@ -192,7 +173,8 @@ def glcic_step(phase: str, batch: Any, completion: nn.Module, discriminator: nn.
         raise ValueError(f"glcic_step: phase {phase!r} updates the completion network and needs opt_c")
     if phase in ("discriminator", "joint") and opt_d is None:
         raise ValueError(f"glcic_step: phase {phase!r} updates the discriminator and needs opt_d")
-    image, hole = _unpack(batch)
+    image, hole = unpack_batch(batch, "glcic_step")
+    hole = (hole != 0).to(image.dtype)
     disc = _bare(discriminator)
     if local_size is None:
         local_size = getattr(disc, "local_size", None)

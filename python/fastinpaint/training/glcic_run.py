@@ -1,4 +1,5 @@
-"""``fastinpaint train --model glcic``: the three-phase GLCIC schedule (Iizuka et al. 2017).
+"""``fastinpaint train --model glcic``: the three-phase GLCIC schedule (Iizuka et al. 2017); registers
+``TRAINERS["glcic"]`` (see :mod:`fastinpaint.training.run`).
 
 Steps are counted over the whole run (``steps`` in all); step ``s`` (0-based) is
 
@@ -25,9 +26,12 @@ from typing import Any, Dict, Mapping, Tuple
 
 import torch
 
+from fastinpaint.nn.glcic import GLCIC, GLCICDiscriminator
 from fastinpaint.training import distributed as fdist
 from fastinpaint.training.glcic import DEFAULT_ALPHA, glcic_step
-from fastinpaint.training.trainer import Trainer, _unpack
+from fastinpaint.training.run import (TRAINERS, build_datasets, config_size, init_processes, load_init_weights,
+                                      trainer_options)
+from fastinpaint.training.trainer import Trainer, make_train_loader, unpack_batch
 
 __all__ = ["train_glcic", "GLCICTrainer", "glcic_phase", "build_glcic", "GLCIC_TRAIN_CHECKPOINT_FORMAT"]
 
@@ -63,31 +67,17 @@ def _options(cfg: Mapping[str, Any]) -> Dict[str, Any]:
 
 def build_glcic(cfg: Mapping[str, Any]) -> Tuple[torch.nn.Module, torch.nn.Module]:
     """The completion network and the context discriminator a (merged) config describes."""
-    from fastinpaint.nn.glcic import GLCIC, GLCICDiscriminator
-    from fastinpaint.training.run import _size
-
     opts = _options(cfg)
-    size = _size(cfg["size"])
+    size = config_size(cfg["size"])
     local = opts["local_size"]
     if local is None:
         local = (max(1, size[0] // 2), max(1, size[1] // 2))
     elif not isinstance(local, int):
-        local = _size(local)
+        local = config_size(local)
     completion = GLCIC(width=int(opts["width"]), fill_mean=opts["fill_mean"])
     discriminator = GLCICDiscriminator(size, local, width=int(opts["disc_width"]),
                                        features=int(opts["disc_features"]))
     return completion, discriminator
-
-
-def _load_init_weights(completion: torch.nn.Module, path: str) -> None:
-    """A GLCIC.save file, a GLCIC training checkpoint, or a bare state dict."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(state, Mapping):
-        if "completion" in state and isinstance(state["completion"], Mapping):
-            state = state["completion"]
-        elif "state_dict" in state and isinstance(state["state_dict"], Mapping):
-            state = state["state_dict"]
-    completion.load_state_dict(state)
 
 
 class GLCICTrainer(Trainer):
@@ -127,7 +117,7 @@ class GLCICTrainer(Trainer):
         return glcic_phase(step, self.completion_steps, self.discriminator_steps)
 
     def train_step(self, batch) -> Dict[str, float]:
-        image, hole = _unpack(batch)
+        image, hole = unpack_batch(batch)
         dtype = next(self.model.parameters()).dtype  # float32; float64 networks train in float64
         image = image.to(self.device, dtype, non_blocking=True)
         hole = hole.to(self.device, dtype, non_blocking=True)
@@ -184,9 +174,6 @@ def train_glcic(cfg: Mapping[str, Any]) -> Dict[str, Any]:
         ValueError: bad config values, a global batch that does not split across the processes.
         FileNotFoundError: ``resume`` names a checkpoint that does not exist.
     """
-    from fastinpaint.training.run import build_datasets, init_processes, trainer_options
-    from fastinpaint.training.trainer import make_train_loader
-
     tc, td = int(cfg.get("glcic_completion_steps", 0)), int(cfg.get("glcic_discriminator_steps", 0))
     if int(cfg["steps"]) <= 0:
         raise ValueError("steps must be positive")
@@ -197,7 +184,8 @@ def train_glcic(cfg: Mapping[str, Any]) -> Dict[str, Any]:
     torch.manual_seed(seed)  # the same initial weights on every process and every run
     completion, discriminator = build_glcic(cfg)
     if cfg.get("init_weights"):
-        _load_init_weights(completion, cfg["init_weights"])
+        # a GLCIC training checkpoint, a GLCIC.save file, or a bare state dict
+        load_init_weights(completion, cfg["init_weights"], entries=("completion", "state_dict"))
     lr = float(cfg["lr"])
     opt_c = torch.optim.Adam(completion.parameters(), lr=lr)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr)
@@ -213,3 +201,6 @@ def train_glcic(cfg: Mapping[str, Any]) -> Dict[str, Any]:
         trainer.model.save(trainer.out_dir / "model.pt")
     return {"step": trainer.step, "phase": trainer.phase, "logs": logs, "completion": trainer.model,
             "discriminator": trainer.discriminator, "trainer": trainer}
+
+
+TRAINERS["glcic"] = train_glcic

@@ -23,7 +23,7 @@ import signal
 import threading
 import time
 import warnings
-from typing import Any, Callable, Dict, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -108,12 +108,31 @@ def backward_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler=N
         optimizer.step()
 
 
-def _unpack(batch) -> tuple:
+def unpack_batch(batch: Any, who: str = "Trainer") -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(image (N, C, H, W), hole (N, 1, H, W))`` of a batch: a ``{"image", "mask"}`` dict (what
+    :class:`fastinpaint.data.InpaintingDataset` gives) or an ``(image, hole)`` pair. A ``(N, H, W)``
+    mask gets its channel axis; the values are left as they are. ``who`` names the caller in errors.
+
+    Raises:
+        KeyError / TypeError: not such a batch.
+        ValueError: the image is not 4-D, or the mask does not match it.
+    """
     if isinstance(batch, Mapping):
-        return batch["image"], batch["mask"]
-    if isinstance(batch, (tuple, list)) and len(batch) == 2:
-        return batch[0], batch[1]
-    raise TypeError("a batch must be {'image', 'mask'} or (image, hole_mask)")
+        if "image" not in batch or "mask" not in batch:
+            raise KeyError(f"{who}: batch dict needs 'image' and 'mask' entries, got {sorted(batch)}")
+        image, hole = batch["image"], batch["mask"]
+    elif isinstance(batch, (tuple, list)) and len(batch) == 2:
+        image, hole = batch
+    else:
+        raise TypeError(f"{who}: a batch must be {{'image': ..., 'mask': ...}} or (image, hole_mask)")
+    if image.dim() != 4:
+        raise ValueError(f"{who}: image must be (N, C, H, W), got shape {tuple(image.shape)}")
+    if hole.dim() == 3:
+        hole = hole.unsqueeze(1)
+    if hole.dim() != 4 or hole.shape[1] != 1 or hole.shape[0] != image.shape[0] or hole.shape[2:] != image.shape[2:]:
+        raise ValueError(f"{who}: mask must be (N, 1, H, W) matching image {tuple(image.shape)}, "
+                         f"got shape {tuple(hole.shape)}")
+    return image, hole
 
 
 def _grid_image(rows: list) -> "np.ndarray":
@@ -359,11 +378,9 @@ class Trainer:
 
     def train_step(self, batch) -> Dict[str, float]:
         """One optimizer step on ``batch``; returns the loss terms as floats."""
-        image, hole = _unpack(batch)
+        image, hole = unpack_batch(batch)
         image = image.to(self.device, non_blocking=True).float()
         hole = hole.to(self.device, non_blocking=True).float()
-        if hole.dim() == 3:
-            hole = hole.unsqueeze(1)
         valid = 1.0 - hole
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
@@ -534,11 +551,9 @@ class Trainer:
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             for batch in self.val_loader:
-                image, hole = _unpack(batch)
+                image, hole = unpack_batch(batch)
                 image = image.to(self.device).float()
                 hole = hole.to(self.device).float()
-                if hole.dim() == 3:
-                    hole = hole.unsqueeze(1)
                 valid = 1.0 - hole
                 masked = image * valid
                 with self._autocast():

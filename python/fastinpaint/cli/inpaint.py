@@ -1,13 +1,10 @@
-"""The ``fastinpaint`` command line.
+"""``fastinpaint inpaint``: fill the masked region of an image, or of every image in a folder.
 
     fastinpaint inpaint IMAGE [MASK] -o OUT [--method patchmatch] [--seed N] [--device cpu|cuda]
     fastinpaint inpaint --images DIR --masks DIR --out DIR [...]
-    fastinpaint demo [-o OUT]
 
-Every failure a user can cause (missing or unreadable file, size mismatch, existing output, a mask
-that leaves nothing to copy from) ends with one ``error:`` line and exit status 1, never a
-traceback. Outputs are written to a temporary file in the target folder and renamed into place,
-so an interrupted run never leaves a half-written image.
+Outputs are written atomically (:func:`~fastinpaint.cli._common.save_atomic`) and never replace
+an existing file unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -15,43 +12,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 import numpy as np
 
-MASK_THRESHOLD = 127
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".tga")
-_DATA = Path(__file__).resolve().parent / "data"
-
-
-class CliError(Exception):
-    """A user-facing error: printed as one line, exit status 1."""
-
-
-# ------------------------------------------------------------------------------------------------
-# files
-# ------------------------------------------------------------------------------------------------
-def _open_image(path: Path, what: str):
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.exists():
-        raise CliError(f"{what} file not found: {path}")
-    if path.is_dir():
-        raise CliError(f"{what} path is a directory, not an image file: {path}")
-    try:
-        img = Image.open(path)
-        img.load()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise CliError(f"cannot read {what} {path}: {exc}") from exc
-    return img
+import fastinpaint
+from fastinpaint.cli._common import (IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, open_image, reports_user_errors,
+                                     save_atomic)
 
 
 def _mask_from_file(path: Path, size: Tuple[int, int], invert: bool) -> np.ndarray:
     """(H, W) bool hole mask: grey value > 127 is a hole (anti-aliased / JPEG masks welcome)."""
-    m = _open_image(path, "mask")
+    m = open_image(path, "mask")
     if m.size != size:
         raise CliError(
             f"mask size {m.size[0]}x{m.size[1]} differs from image size {size[0]}x{size[1]} (mask {path})"
@@ -78,63 +52,18 @@ def _mask_from_alpha(img, path: Path, invert: bool) -> np.ndarray:
     return ~hole if invert else hole
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _save_atomic(img, out: Path, overwrite: bool) -> None:
-    from PIL import Image
-
-    if out.exists() and not overwrite:
-        raise CliError(f"output {out} already exists; pass --overwrite to replace it")
-    if out.is_dir():
-        raise CliError(f"output {out} is a directory")
-    fmt = Image.registered_extensions().get(out.suffix.lower())
-    if fmt is None:
-        raise CliError(f"cannot tell the image format of output {out} from its extension; use e.g. .png")
-    if fmt == "JPEG" and img.mode not in ("L", "RGB"):
-        img = img.convert("RGB")  # JPEG has no alpha and no 16-bit
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise CliError(f"output folder {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, out)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, (OSError, ValueError, KeyError)):
-            raise CliError(f"cannot write {out}: {exc}") from exc
-        raise
-
-
-# ------------------------------------------------------------------------------------------------
-# inpainting one image
-# ------------------------------------------------------------------------------------------------
 def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args) -> str:
     """Returns a short status ("ok", "empty mask: copied")."""
-    import fastinpaint
-
     if out.exists() and not args.overwrite:
         raise CliError(f"output {out} already exists; pass --overwrite to replace it")
-    img = _open_image(image_path, "image")
+    img = open_image(image_path, "image")
     alpha_mask = mask_path is None
     hole = _mask_from_alpha(img, image_path, args.invert_mask) if alpha_mask else _mask_from_file(
         mask_path, img.size, args.invert_mask
     )
     if not hole.any():
         warnings.warn(f"mask for {image_path} is empty: nothing to fill, writing the image unchanged")
-        _save_atomic(img, out, args.overwrite)
+        save_atomic(img, out, args.overwrite)
         return "empty mask: copied"
     if hole.all():
         raise CliError(
@@ -161,7 +90,7 @@ def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args) 
         from PIL import Image
 
         result.putalpha(Image.fromarray(a, mode="L"))
-    _save_atomic(result, out, args.overwrite)
+    save_atomic(result, out, args.overwrite)
     return "ok"
 
 
@@ -170,12 +99,14 @@ def _find_mask(masks_dir: Path, image_path: Path) -> Optional[Path]:
     if exact.is_file():
         return exact
     for cand in sorted(masks_dir.iterdir()):
-        if cand.is_file() and cand.stem == image_path.stem and cand.suffix.lower() in _IMAGE_SUFFIXES:
+        if cand.is_file() and cand.stem == image_path.stem and cand.suffix.lower() in IMAGE_SUFFIXES:
             return cand
     return None
 
 
-def _cmd_inpaint(args) -> int:
+@reports_user_errors("fastinpaint")
+def run(args: argparse.Namespace) -> int:
+    """The ``inpaint`` subcommand: one image, or a folder (batch mode)."""
     batch = args.images is not None or args.masks is not None or args.out is not None
     if batch:
         if args.image is not None or args.mask is not None or args.output is not None:
@@ -202,9 +133,9 @@ def _run_batch(args) -> int:
         if d is not None and not d.is_dir():
             raise CliError(f"{what} folder not found: {d}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    images = sorted(p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
+    images = sorted(p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
-        raise CliError(f"no image files ({', '.join(_IMAGE_SUFFIXES)}) in {images_dir}")
+        raise CliError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {images_dir}")
     # Under torchrun (or any launcher setting RANK / WORLD_SIZE) each process takes every
     # WORLD_SIZE-th file of the sorted list: every file is written exactly once, by one process,
     # with no communication between them (so it also spans nodes sharing the output folder).
@@ -224,6 +155,7 @@ def _run_batch(args) -> int:
                     raise CliError(f"no mask named like {image_path.name} in {masks_dir}")
             _inpaint_file(image_path, mask_path, out_dir / image_path.name, args)
         except CliError as exc:
+            # one bad pair does not stop the batch: it is reported, and the exit status says so
             failures.append(str(exc))
             tqdm.write(f"error: {exc}", file=sys.stderr)
     done = len(images) - len(failures)
@@ -244,46 +176,9 @@ def _rank_and_world() -> Tuple[int, int]:
     return rank, world
 
 
-def _cmd_demo(args) -> int:
-    from PIL import Image
-
-    import fastinpaint
-
-    image_path, mask_path = _DATA / "astronaut.png", _DATA / "astronaut_mask.png"
-    out = Path(args.output)
-    img = _open_image(image_path, "demo image")
-    mask = np.asarray(_open_image(mask_path, "demo mask").convert("L")) > MASK_THRESHOLD
-    result = fastinpaint.inpaint(img, mask, seed=args.seed, device=args.device)
-    # Side by side: the photo with its hole shown in magenta, and the result.
-    before = np.asarray(img.convert("RGB")).copy()
-    before[mask] = (255, 0, 255)
-    pair = Image.new("RGB", (img.width * 2 + 8, img.height), (255, 255, 255))
-    pair.paste(Image.fromarray(before), (0, 0))
-    pair.paste(result.convert("RGB"), (img.width + 8, 0))
-    _save_atomic(result, out, overwrite=True)
-    side = out.with_name(out.stem + "_before_after" + out.suffix)
-    _save_atomic(pair, side, overwrite=True)
-    print(f"inpainted the bundled photo {image_path.name} (NASA, public domain) with mask {mask_path.name}")
-    print(f"wrote {out.resolve()}")
-    print(f"wrote {side.resolve()} (before | after)")
-    return 0
-
-
-# ------------------------------------------------------------------------------------------------
-# argument parsing
-# ------------------------------------------------------------------------------------------------
-def _build_parser() -> argparse.ArgumentParser:
-    from fastinpaint.inpaint import available_methods
-
-    parser = argparse.ArgumentParser(prog="fastinpaint", description="Fast image inpainting (fill masked regions).")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def common(p):
-        p.add_argument("--method", default="patchmatch", choices=available_methods(), help="inpainting method (default: patchmatch)")
-        p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same result")
-        p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to compute (default cpu)")
-
-    p = sub.add_parser(
+def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
+    """Adds ``inpaint`` to an ``argparse`` subparsers object; ``methods``: the ``--method`` choices."""
+    p = subparsers.add_parser(
         "inpaint",
         help="fill the masked region of an image (or of every image in a folder)",
         description=(
@@ -307,45 +202,8 @@ def _build_parser() -> argparse.ArgumentParser:
                         "(default: the compact weights bundled with fastinpaint)")
     p.add_argument("--blend", choices=["none", "poisson"], default=None,
                    help="--method glcic: Poisson-blend the filled region into the image (the paper's post-processing)")
-    common(p)
-    p.set_defaults(func=_cmd_inpaint)
-
-    d = sub.add_parser("demo", help="inpaint a photo that ships with fastinpaint and say where the result is")
-    d.add_argument("-o", "--output", default="fastinpaint_demo.png", help="result path (default ./fastinpaint_demo.png; replaced if present)")
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    d.set_defaults(func=_cmd_demo)
-
-    import fastinpaint
-    from fastinpaint.evaluate import add_eval_subcommand
-    from fastinpaint.masks import add_masks_subcommand
-    from fastinpaint.training import add_train_subcommand
-
-    add_masks_subcommand(sub)
-    add_eval_subcommand(sub, fastinpaint.inpaint)
-    add_train_subcommand(sub)
-    return parser
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = _build_parser()
-    args = parser.parse_args(argv)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always")
-            warnings.showwarning = _show_warning
-            return args.func(args)
-    except CliError as exc:
-        print(f"fastinpaint: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("fastinpaint: interrupted", file=sys.stderr)
-        return 130
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"fastinpaint: warning: {message}", file=sys.stderr)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    p.add_argument("--method", default="patchmatch", choices=methods, help="inpainting method (default: patchmatch)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same result")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to compute (default cpu)")
+    p.set_defaults(func=run)
+    return p

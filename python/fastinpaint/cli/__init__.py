@@ -1,0 +1,63 @@
+"""The ``fastinpaint`` command line: one entry point, one module per subcommand.
+
+    fastinpaint inpaint IMAGE [MASK] -o OUT [--method patchmatch] [--seed N] [--device cpu|cuda]
+    fastinpaint inpaint --images DIR --masks DIR --out DIR [...]
+    fastinpaint demo [-o OUT]
+    fastinpaint masks --out DIR --count N [...]
+    fastinpaint eval --method NAMES --images DIR (--masks DIR | --generate N) [...]
+    fastinpaint train [--config FILE] [...]
+
+Modules: :mod:`~fastinpaint.cli.inpaint`, :mod:`~fastinpaint.cli.demo`,
+:mod:`~fastinpaint.cli.masks`, :mod:`~fastinpaint.cli.eval`, :mod:`~fastinpaint.cli.train` (each
+``add_subcommand(subparsers, …)`` and its handler), and :mod:`~fastinpaint.cli._common` (error
+reporting, image files). The library modules they call hold no command-line code.
+
+Every failure a user can cause (missing or unreadable file, size mismatch, existing output, a mask
+that leaves nothing to copy from) ends with one ``error:`` line and a non-zero exit status, never
+a traceback. Outputs are written to a temporary file in the target folder and renamed into place,
+so an interrupted run never leaves a half-written image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from typing import List, Optional
+
+import fastinpaint
+from fastinpaint.cli import demo, inpaint, masks, train
+from fastinpaint.cli import eval as eval_command  # (the module's name is the subcommand's)
+from fastinpaint.cli._common import MASK_THRESHOLD, CliError
+
+__all__ = ["main", "build_parser", "CliError", "MASK_THRESHOLD"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``fastinpaint`` parser with every subcommand; ``args.func(args)`` runs the one given."""
+    parser = argparse.ArgumentParser(prog="fastinpaint", description="Fast image inpainting (fill masked regions).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    inpaint.add_subcommand(sub, fastinpaint.available_methods())
+    demo.add_subcommand(sub)
+    masks.add_subcommand(sub)
+    eval_command.add_subcommand(sub, fastinpaint.inpaint)
+    train.add_subcommand(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """The console script ``fastinpaint`` (and ``python -m fastinpaint.cli``); returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = _show_warning
+            return args.func(args)
+    except KeyboardInterrupt:
+        print("fastinpaint: interrupted", file=sys.stderr)
+        return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # one line for the user, not the source location of the library's warnings.warn call
+    print(f"fastinpaint: warning: {message}", file=sys.stderr)

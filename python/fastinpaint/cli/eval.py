@@ -1,0 +1,117 @@
+"""``fastinpaint eval`` (also ``python -m fastinpaint.evaluate``): score inpainting methods with
+:func:`fastinpaint.evaluate.evaluate` on an image folder with a mask folder or a generated mask set."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from typing import Callable, Dict, Optional, Sequence
+
+import fastinpaint
+
+from fastinpaint.cli._common import CliError, reports_user_errors, standalone_main
+from fastinpaint.evaluate import BASELINES, InpaintFn, evaluate, load_pairs
+from fastinpaint.masks import parse_buckets
+
+
+def resolve_methods(names: str, inpaint_fn: Optional[Callable], weights: Optional[str]) -> Dict[str, InpaintFn]:
+    """``--method a,b`` and ``--weights`` as ``{name: fn(image, mask)}``: the baselines of
+    :mod:`fastinpaint.evaluate` as they are, every other name through ``inpaint_fn(..., method=name)``.
+
+    ``--weights PATH`` goes to the only learned method; ``NAME=PATH[,NAME=PATH]`` to the one named.
+    """
+    methods: Dict[str, InpaintFn] = {}
+    listed = [n.strip() for n in names.split(",") if n.strip()]
+    per_method: Dict[str, str] = {}
+    if weights:
+        for item in weights.split(","):
+            name, sep, path = item.partition("=")
+            if sep and name.strip() in listed:
+                per_method[name.strip()] = path
+            else:
+                others = [n for n in listed if n not in BASELINES]
+                if len(others) != 1:
+                    raise CliError(f"--weights {item!r}: say which method it is for, e.g. --weights pconv={item}")
+                per_method[others[0]] = item
+    for name in listed:
+        if name in BASELINES:
+            if name in per_method:
+                raise CliError(f"method {name!r} takes no weights")
+            methods[name] = BASELINES[name]
+        elif inpaint_fn is None:
+            raise CliError(f"unknown method {name!r}: available here are {sorted(BASELINES)}")
+        else:
+            kw = {"weights": per_method[name]} if name in per_method else {}
+            methods[name] = functools.partial(inpaint_fn, method=name, **kw)
+    if not methods:
+        raise CliError("no method given")
+    return methods
+
+
+# The library's errors are the user's here: a bad folder, an unreadable file, a method that needs
+# a package not installed (OpenCV for telea), an unknown method name of the dispatcher.
+@reports_user_errors("fastinpaint eval", ValueError, FileNotFoundError, ImportError, TypeError, status=2)
+def run(args: argparse.Namespace, inpaint_fn: Optional[Callable]) -> int:
+    if (args.masks is None) == (not args.generate):
+        raise CliError("give exactly one of --masks DIR and --generate N")
+    methods = resolve_methods(args.method, inpaint_fn, args.weights)
+    pairs = load_pairs(args.images, args.masks, generate=args.generate or 0, buckets=parse_buckets(args.bucket),
+                       seed=args.seed, border=args.border, max_size=args.max_size, limit=args.limit)
+    if not pairs:
+        raise CliError("no (image, mask) pairs found")
+    evaluate(methods, pairs, csv_path=args.csv, per_image_csv=args.per_image_csv, print_table=True,
+             progress=not args.quiet)
+    if args.csv:
+        print(f"summary written to {args.csv}")
+    return 0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", required=True,
+                   help="method name, or several separated by commas (telea, mean, and every method of "
+                        "fastinpaint.inpaint, e.g. patchmatch, pconv)")
+    p.add_argument("--weights", default=None,
+                   help="weights file for the learned method (passed as weights=PATH); with several learned "
+                        "methods, NAME=PATH[,NAME=PATH]")
+    p.add_argument("--images", required=True, help="folder of images (recursive)")
+    p.add_argument("--masks", default=None,
+                   help="folder of masks (non-zero = hole), matched by file name or by its manifest.csv "
+                        "(image,mask columns)")
+    p.add_argument("--generate", type=int, default=0, metavar="N", help="instead of --masks: N generated masks per image")
+    p.add_argument("--bucket", default="all", help="buckets for --generate: LO-HI, several separated by ';', or 'all'")
+    p.add_argument("--border", action="store_true", help="generated masks keep away from the border")
+    p.add_argument("--seed", type=int, default=0, help="seed for --generate (default 0)")
+    p.add_argument("--max-size", type=int, default=None, help="downscale images whose longer side exceeds this")
+    p.add_argument("--limit", type=int, default=None, help="score only the first N pairs")
+    p.add_argument("--csv", default=None, help="write the summary table here")
+    p.add_argument("--per-image-csv", default=None, help="write one row per image and method here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_subcommand(subparsers, inpaint_fn: Optional[Callable] = None) -> argparse.ArgumentParser:
+    """Adds ``eval`` to an ``argparse`` subparsers object; the handler is ``args.func(args) -> int``.
+
+    Args:
+        subparsers: from ``parser.add_subparsers()``.
+        inpaint_fn: the generic dispatcher ``fastinpaint.inpaint(image, mask, method=..., **kw)``;
+            methods other than the baselines of :mod:`fastinpaint.evaluate` (``telea``, ``mean``)
+            are called through it (``--weights`` is passed as ``weights=``). None: baselines only.
+
+    Example:
+        >>> sub = argparse.ArgumentParser(prog="fastinpaint").add_subparsers(dest="command")
+        >>> add_subcommand(sub, fastinpaint.inpaint)  # doctest: +SKIP
+    """
+    p = subparsers.add_parser("eval", help="score methods: PSNR/SSIM/L1/sharpness/SWD per hole-ratio bucket",
+                              description="Score inpainting methods on an image folder with a mask folder or a "
+                                          "generated mask set: PSNR, SSIM and L1 on the composite image, and "
+                                          "sharpness and SWD (texture, inside the hole; the table shows SWD x1000), "
+                                          "overall and per hole-ratio bucket.")
+    add_arguments(p)
+    p.set_defaults(func=functools.partial(run, inpaint_fn=inpaint_fn))
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m fastinpaint.evaluate ...``: the ``eval`` subcommand on its own."""
+    return standalone_main("python -m fastinpaint.evaluate", "Score inpainting methods.", add_arguments,
+                           functools.partial(run, inpaint_fn=fastinpaint.inpaint), argv)

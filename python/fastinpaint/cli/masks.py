@@ -1,0 +1,56 @@
+"""``fastinpaint masks`` (also ``python -m fastinpaint.masks``): write an irregular-mask test set
+with :func:`fastinpaint.masks.write_mask_set`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Optional, Sequence
+
+from fastinpaint.cli._common import reports_user_errors, standalone_main
+from fastinpaint.masks import parse_buckets, parse_size, write_mask_set
+
+DESCRIPTION = ("Write irregular hole masks (free-form strokes, ellipses, lines) whose hole ratio lies in a "
+               "bucket, as PNGs (255 = hole) plus manifest.csv.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output folder (PNG masks, 255 = hole, + manifest.csv)")
+    p.add_argument("--count", type=int, required=True, help="number of masks")
+    p.add_argument("--size", type=str, default="512", help="H or HxW (default 512)")
+    p.add_argument("--bucket", type=str, default="0.1-0.2",
+                   help="hole-ratio bucket LO-HI, e.g. 0.1-0.2 (ratio in (LO, HI]); several separated by ';', "
+                        "or 'all' for the six protocol buckets in turn (default 0.1-0.2)")
+    p.add_argument("--border", action="store_true", help="keep holes away from the image border")
+    p.add_argument("--margin", type=int, default=None, help="border margin in pixels (default: shorter side / 32)")
+    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing files")
+
+
+@reports_user_errors("fastinpaint masks", ValueError, FileExistsError, status=2)
+def run(args: argparse.Namespace) -> int:
+    paths = write_mask_set(args.out, args.count, parse_size(args.size), parse_buckets(args.bucket), seed=args.seed,
+                           border=args.border, overwrite=args.overwrite, margin=args.margin)
+    print(f"wrote {len(paths)} masks to {args.out} (manifest.csv)")
+    return 0
+
+
+def add_subcommand(subparsers) -> argparse.ArgumentParser:
+    """Adds ``masks`` to an ``argparse`` subparsers object; the handler is ``args.func(args) -> int``.
+
+    Example:
+        >>> parser = argparse.ArgumentParser(prog="fastinpaint")
+        >>> add_subcommand(parser.add_subparsers(dest="command"))  # doctest: +ELLIPSIS
+        ArgumentParser(...)
+        >>> args = parser.parse_args(["masks", "--out", "m", "--count", "3"]); args.func(args)  # doctest: +SKIP
+    """
+    p = subparsers.add_parser("masks", help="write an irregular-mask test set (PNG, 255 = hole)",
+                              description=DESCRIPTION)
+    add_arguments(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m fastinpaint.masks ...``: the ``masks`` subcommand on its own."""
+    return standalone_main("python -m fastinpaint.masks", "Write an irregular-mask test set (PNG, 255 = hole).",
+                           add_arguments, run, argv)
