@@ -155,10 +155,10 @@ def test_selection_of_the_tests_that_need_a_real_device(tmp_path):
 def test_selection_on_the_partial_conv_tests():
     gpu = _collected(["tests/test_partial_conv.py", "--gpu-check=gpu"], REPO)
     # the cuda cases of the backend-parametrised tests, and the tests named for CUDA alone
-    assert gpu and all("[cuda-" in t or ("[" not in t and "cuda" in t) for t in gpu), sorted(gpu)
+    assert gpu and all("[cuda-" in t or t.endswith("[cuda]") or ("[" not in t and "cuda" in t) for t in gpu), sorted(gpu)
     assert "test_cuda_kernels_run_on_the_current_stream_and_device" in gpu
     rest = _collected(["tests/test_partial_conv.py", "--gpu-check=rest"], REPO)
-    assert any("[cuda_emulated-" in t for t in rest) and not any("[cuda-" in t for t in rest)
+    assert any("[cuda_emulated-" in t for t in rest) and not any("[cuda-" in t or t.endswith("[cuda]") for t in rest)
 
 
 # ------------------------------------------------------------------------------------------------
