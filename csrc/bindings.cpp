@@ -4,7 +4,7 @@
 
 #include "cuda/emulation_registry.h"
 #include "ops/backend.h"
-#include "cpu/biharmonic_cpu.h"
+#include "kernels/biharmonic_backend.h"
 #include "cpu/isa.h"
 #include "ops/biharmonic.h"
 #include "ops/partial_conv.h"

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "cpu/biharmonic_cpu.h"
+#include "kernels/biharmonic_backend.h"
 #include "cpu/isa.h"
 
 namespace fastinpaint {

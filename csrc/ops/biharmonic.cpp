@@ -8,7 +8,7 @@
 
 #include <algorithm>
 
-#include "cpu/biharmonic_cpu.h"
+#include "kernels/biharmonic_backend.h"
 #include "kernels/biharmonic.h"
 
 namespace fastinpaint {
