@@ -5,7 +5,7 @@
 
 #include "cuda/emulation_registry.h"
 #include "ops/backend.h"
-#include "cpu/biharmonic_cpu.h"
+#include "kernels/biharmonic_backend.h"
 #include "cpu/isa.h"
 
 namespace py = pybind11;

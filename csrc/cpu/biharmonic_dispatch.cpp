@@ -1,4 +1,4 @@
-// Run-time choice of the biharmonic solver's instruction set (cpu/isa.h). biharmonic_cpu.cpp is
+// Run-time choice of the biharmonic solver's instruction set (cpu/isa.h). biharmonic/solver.cpp is
 // compiled once per instruction set, each copy in its own namespace; its loops are written with
 // GCC vectors of the register width, and AVX-512 runs them ~2x faster than SSE2.
 #include <cstdlib>
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "cpu/biharmonic_cpu.h"
+#include "kernels/biharmonic_backend.h"
 #include "cpu/isa.h"
 
 namespace fastinpaint {

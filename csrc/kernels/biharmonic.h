@@ -1,4 +1,4 @@
-// Per-pixel math of the multigrid solver for biharmonic inpainting (csrc/cpu/biharmonic_cpu.cpp).
+// Per-pixel math of the multigrid solver for biharmonic inpainting (csrc/cpu/biharmonic/).
 //
 // The system has one unknown per hole pixel: the 13-point biharmonic stencil (the diamond
 // |dy| + |dx| <= 2), truncated near the image border as scikit-image truncates it, with the taps

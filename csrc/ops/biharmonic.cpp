@@ -1,4 +1,4 @@
-// Validation and layout for the biharmonic multigrid solver (csrc/cpu/biharmonic_cpu.cpp).
+// Validation and layout for the biharmonic multigrid solver (csrc/cpu/biharmonic/solver.cpp).
 // CPU only: the hierarchy's setup (coarsening, Galerkin products) is host work, and the solver
 // is called from NumPy code.
 #include "ops/biharmonic.h"
@@ -9,7 +9,7 @@
 
 #include <algorithm>
 
-#include "cpu/biharmonic_cpu.h"
+#include "kernels/biharmonic_backend.h"
 #include "kernels/biharmonic.h"
 
 namespace fastinpaint {

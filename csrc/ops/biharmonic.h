@@ -13,7 +13,7 @@
 namespace fastinpaint {
 
 // Solves the biharmonic system of the hole pixels by multigrid-preconditioned conjugate gradients
-// (csrc/cpu/biharmonic_cpu.cpp).
+// (csrc/cpu/biharmonic/solver.cpp).
 //   image [H, W, C] float64: known pixels' values (hole values are not read);
 //   hole [H, W] bool/uint8: non-zero = pixel to fill (at least one, not all);
 //   table [81, 13] float64: the 13-point stencil (diamond |dy| + |dx| <= 2, raster order) of each
@@ -27,7 +27,7 @@ namespace fastinpaint {
 // Returns (x [n, C] float64: the hole pixels in raster order ([0, C] with fill), lo [C] and hi
 // [C]: each channel's range of known values (ValueError if one is not finite), iterations, the
 // last iteration's largest change (relative, as tol), multigrid levels, the instruction set that
-// ran). isa: see cpu/biharmonic_cpu.h ("" = the best this CPU runs).
+// ran). isa: see kernels/biharmonic_backend.h ("" = the best this CPU runs).
 using BhSolveResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, int64_t, double, int64_t, std::string>;
 BhSolveResult biharmonic_solve(const at::Tensor& image, const at::Tensor& hole, const at::Tensor& table, double tol,
                                int64_t max_iter, c10::string_view isa, bool fill, const std::optional<at::Tensor>& out);

@@ -9,7 +9,7 @@ known pixels moved to the right-hand side; it is symmetric positive definite (se
 :func:`_stencil_table`). Two solvers:
 
 * more than ``_DIRECT_MAX`` unknowns in all: our C++ multigrid solver
-  (``csrc/cpu/biharmonic_cpu.cpp``): flexible conjugate gradients in float64, preconditioned by a
+  (``csrc/cpu/biharmonic/solver.cpp``): flexible conjugate gradients in float64, preconditioned by a
   float32 K-cycle (Galerkin coarse levels that follow the hole's shape, Chebyshev smoothing,
   loops over runs of row pixels written with SIMD vectors; compiled for SSE2, AVX2 and AVX-512
   and chosen at run time; torch's intra-op threads work on shares of every level), started from
@@ -44,7 +44,7 @@ _RADIUS = 2  # reach of the biharmonic stencil (Δ² of the 5-point Laplacian)
 _DIRECT_MAX = 1024  # up to this many unknowns in all: sparse direct solve; more: multigrid
 # Multigrid: stop once an iteration changes no value by more than _TOL times the image's largest
 # channel range of known values (and the error left, judged by the last two changes, is under
-# _TOL / 4: csrc/cpu/biharmonic_cpu.cpp, converged). Each iteration divides the error by ~5 on
+# _TOL / 4: csrc/cpu/biharmonic/solver.cpp, converged). Each iteration divides the error by ~5 on
 # photos: at most 3.1e-4 over the 96 photo/mask pairs of ../shared (3-6 iterations), inside
 # the 1e-3 scikit-image agreement we promise (2e-3 saves an iteration on 40 % of them but leaves
 # up to 6.7e-4: too thin a margin for photographs we have not seen).

@@ -1,5 +1,8 @@
-// CPU multigrid solver of the biharmonic inpainting system (see csrc/cpu/biharmonic_cpu.cpp).
-// Torch-free declaration on raw pointers; the op glue is csrc/ops/biharmonic.cpp.
+// CPU multigrid solver of the biharmonic inpainting system (csrc/cpu/biharmonic/solver.cpp).
+// Torch-free declaration on raw pointers; the op glue is csrc/ops/biharmonic.cpp. Here, outside
+// csrc/cpu/, so that the op layer and the bindings depend on this interface, not on the backend
+// folder. Unlike the other kernels/<op>_backend.h it declares the CPU backend only (namespace
+// cpu): the solver has no CUDA counterpart.
 #pragma once
 
 #include <cstdint>
