@@ -8,6 +8,7 @@ import asyncio
 import base64
 import io
 import json
+import pathlib
 import threading
 import time
 
@@ -16,7 +17,10 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("starlette", reason="the serve extra (pip install 'fastinpaint[serve]') is not installed")
-httpx = pytest.importorskip("httpx", reason="httpx (Starlette's test client) is not installed")
+try:  # what Starlette's test client runs on: httpx2 (Starlette >= 1.x), else httpx
+    import httpx2 as httpx
+except ImportError:
+    httpx = pytest.importorskip("httpx", reason="httpx2 (Starlette's test client) is not installed")
 from starlette.testclient import TestClient  # noqa: E402
 
 import fastinpaint  # noqa: E402
@@ -25,6 +29,7 @@ from fastinpaint.serve.decode import Limits  # noqa: E402
 from fastinpaint.serve.jobs import JobQueue, QueueFull  # noqa: E402
 
 PHOTO = "astronaut"
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"  # as conftest's shared_data
 
 
 def png(arr_or_img, fmt="PNG", **params) -> bytes:
@@ -43,9 +48,11 @@ def decoded(resp) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def pair(request):
+def pair():
     """(image uint8 (96, 128, 3), hole bool (96, 128)): a development photo and its mask at 128 px."""
-    shared = request.getfixturevalue("shared_data")
+    shared = SHARED_DATA
+    if not shared.is_dir():
+        pytest.skip(f"development data not found at {shared}")
     img = Image.open(shared / "photos" / f"{PHOTO}.png").convert("RGB")
     h = round(img.height * 128 / img.width)
     img = img.resize((128, h), Image.LANCZOS)
@@ -409,7 +416,7 @@ def test_input_folder_lists_its_images_by_name(input_dir):
 
 @pytest.mark.parametrize("path", [
     "../secret.png", "..%2Fsecret.png", "%2E%2E%2Fsecret.png", "..%5Csecret.png", "sub/c.png", "sub%2Fc.png",
-    "link.png", "notes.txt", "%2Fetc%2Fpasswd", "/etc/passwd", "a.png%00.txt", "./a.png", "A.PNG",
+    "link.png", "notes.txt", "%2Fetc%2Fpasswd", "/etc/passwd", "a.png%00.txt", "A.PNG",
 ])
 def test_input_path_traversal_is_rejected(input_dir, path):
     with TestClient(create_app(ServeConfig(inputs=input_dir))) as c:

@@ -51,7 +51,10 @@ def test_port_in_use_is_one_line(capsys):
 
 
 def test_real_process_answers_on_loopback(serve_process):
-    httpx = pytest.importorskip("httpx")
+    try:
+        import httpx2 as httpx
+    except ImportError:
+        httpx = pytest.importorskip("httpx")
     pytest.importorskip("uvicorn")
     _, url = serve_process()
     assert url.startswith("http://127.0.0.1:")
