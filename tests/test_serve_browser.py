@@ -142,7 +142,8 @@ def api_inpaint(url, image_path, hole) -> np.ndarray:
     """The server's own answer for the same image and mask (an independent request)."""
     buf = io.BytesIO()
     Image.fromarray((hole * 255).astype(np.uint8)).save(buf, format="PNG")
-    req = {"image": base64.b64encode(image_path.read_bytes()).decode(), "mask": base64.b64encode(buf.getvalue()).decode()}
+    req = {"image": base64.b64encode(image_path.read_bytes()).decode(),
+           "mask": base64.b64encode(buf.getvalue()).decode()}
     request = urllib.request.Request(url + "api/v1/inpaint", data=json.dumps(req).encode(),
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=120) as resp:

@@ -129,7 +129,8 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: a free one, printed)")
-    p.add_argument("--method", default="patchmatch", choices=methods, help="the page's default method (default: patchmatch)")
+    p.add_argument("--method", default="patchmatch", choices=methods,
+                   help="the page's default method (default: patchmatch)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to compute (default cpu)")
     p.add_argument("--input", help="an image file, or a folder whose images the page lists (by name only)")
     p.add_argument("--output-dir", help="also save every result in this folder (names chosen by the server)")

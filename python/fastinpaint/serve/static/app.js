@@ -423,7 +423,8 @@ async function run() {
   setState("busy");
   updateButtons();
   const started = performance.now();
-  const tick = () => { $("status").textContent = `running ${method.name}… ${((performance.now() - started) / 1000).toFixed(1)} s`; };
+  const seconds = () => ((performance.now() - started) / 1000).toFixed(1);
+  const tick = () => { $("status").textContent = `running ${method.name}… ${seconds()} s`; };
   tick();
   const timer = setInterval(tick, 100);
   try {
