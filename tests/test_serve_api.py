@@ -305,7 +305,7 @@ async def _post_all(app, requests):
 def test_concurrent_requests_equal_sequential_ones(pair):
     image, hole = pair
     requests = [body(image, hole, seed=seed) for seed in range(8)]
-    app = create_app(ServeConfig(max_waiting=8))
+    app = create_app(ServeConfig())  # the default queue takes 8 at once
     answers = asyncio.run(_post_all(app, requests))
     assert [a.status_code for a in answers] == [200] * 8
     with TestClient(app) as c:

@@ -138,8 +138,9 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
                    help="a checkpoint clients may pick for pconv/glcic, by its file name (repeatable)")
     p.add_argument("--max-pixels", type=int, default=50_000_000, help="largest image, width x height (default 50 MP)")
     p.add_argument("--max-body-mb", type=float, default=256, help="largest request body in MiB (default 256)")
-    p.add_argument("--queue-size", type=int, default=16,
-                   help="requests that may wait behind the running one; more are answered 503 (default 16)")
+    p.add_argument("--queue-size", type=int, default=8,
+                   help="requests that may wait behind the running one, each holding its image in memory; "
+                        "more are answered 503 (default 8)")
     p.add_argument("--open", action="store_true", help="open the page in a browser")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                    help="server log level (default warning)")

@@ -55,8 +55,9 @@ class ServeConfig:
     #: name -> path of the weights files a client may choose (``--weights``)
     weights: Dict[str, str] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
-    #: jobs that may wait behind the running one before requests are refused with 503
-    max_waiting: int = 16
+    #: jobs that may wait behind the running one before requests are refused with 503 (each holds
+    #: its decoded image: this bounds the memory)
+    max_waiting: int = 8
 
 
 #: Each method's options as the page shows them (the request fields of the same names).
@@ -196,28 +197,33 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
         started = time.perf_counter()
         try:
             fields, files = await _request_fields(request, config.limits.max_body_bytes)
-            job = decode_request(fields, files, methods=methods, default_method=config.default_method,
-                                 weights=config.weights, limits=config.limits)
         except RequestError as err:
             return _json_error(err.status, err.message)
 
-        def work():
+        def decode():  # on a thread, once the request has a place in the queue
+            return decode_request(fields, files, methods=methods, default_method=config.default_method,
+                                  weights=config.weights, limits=config.limits)
+
+        def work(job):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # an empty mask: the image comes back unchanged, as asked
                 result = fastinpaint.inpaint(job.image, job.hole, method=job.method, seed=job.seed,
                                              source_mask=job.source, device=config.device, **job.options)
             data, ctype = encode_result(result, job.image.format, job.image.info)
             saved = save_result(data, ctype.split("/")[1].replace("jpeg", "jpg")) if config.output_dir else None
-            return data, ctype, saved
+            return job, data, ctype, saved
 
         try:
-            data, ctype, saved = await jobs.run(work)
+            job, data, ctype, saved = await jobs.run(work, decode)
+        except RequestError as err:
+            return _json_error(err.status, err.message)
         except QueueFull as exc:
             return _json_error(503, str(exc), {"Retry-After": "5"})
         except Exception as exc:  # the method failed: report it, keep serving
-            log.exception("method %r failed", job.method)
+            method = fields.get("method") or config.default_method
+            log.exception("method %r failed", method)
             message = " ".join(str(exc).split()) or type(exc).__name__
-            return _json_error(500, f"method {job.method!r} failed: {message}")
+            return _json_error(500, f"method {method!r} failed: {message}")
         headers = dict(job.response_headers)
         headers["X-Seed"] = str(job.seed)  # as IOPaint answers
         headers["X-FastInpaint-Method"] = job.method
