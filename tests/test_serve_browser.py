@@ -30,6 +30,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 PHOTO = "astronaut"
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"  # as conftest's shared_data
+SOLID = (17, 201, 140)
 MAX_PIXELS = 20_000  # the 128 px photo (12 288 px) fits, the 256 px one (49 152 px) does not
 
 
@@ -60,6 +61,11 @@ def photos(tmp_path_factory):
     img = Image.open(shared / "photos" / f"{PHOTO}.png").convert("RGB")
     for name, width in (("small.png", 128), ("big.png", 256)):
         img.resize((width, round(img.height * width / img.width)), Image.LANCZOS).save(folder / name)
+    # the photo with a solid band on its right, a colour that occurs nowhere else (source region test)
+    split = np.asarray(img.resize((128, 128), Image.LANCZOS)).copy()
+    assert not (split == SOLID).all(axis=2).any()
+    split[:, 96:] = SOLID
+    Image.fromarray(split).save(folder / "split.png")
     return folder
 
 
@@ -238,7 +244,34 @@ def test_server_input_folder_is_listed(browser, server):
     select = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "inputs"))
     WebDriverWait(browser, 30).until(lambda d: select.is_displayed())
     names = [o.get_attribute("value") for o in select.find_elements(By.TAG_NAME, "option")]
-    assert names == ["", "big.png", "small.png"]
+    assert names == ["", "big.png", "small.png", "split.png"]
     select.find_element(By.CSS_SELECTOR, "option[value='small.png']").click()
     assert wait_state(browser, "ready") == "ready"
     assert canvas_pixels(browser, "image").shape[1] == 128
+
+
+def test_source_region_limits_what_the_fill_copies(browser, server, photos):
+    """"Copy from" painted inside the solid band: every filled pixel takes the band's colour. Without
+    it (the same hole, after undoing the source strokes) the fill comes from the photo."""
+    browser.get(server)
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#method option"))
+    assert open_image(browser, photos / "split.png") == "ready"
+    stroke(browser, [(40, 50), (60, 50)])  # the hole, in the photo
+    hole = canvas_pixels(browser, "hole-overlay")[..., 3] > 127
+    browser.find_element(By.ID, "tool-allow").click()
+    stroke(browser, [(112, 8), (112, 60), (112, 119)])  # brush 24: x 100..124, inside the band
+    source = canvas_pixels(browser, "source-overlay")[..., 3] > 127
+    assert source.any() and not source[:, :96].any()
+    browser.find_element(By.ID, "run").click()
+    assert wait_state(browser, "done", "error") == "done", browser.find_element(By.ID, "error").text
+    filled = canvas_pixels(browser, "image")[..., :3][hole]
+    assert (filled == SOLID).all()
+
+    keys(browser, Keys.CONTROL, "z")  # the run
+    keys(browser, Keys.CONTROL, "z")  # the source stroke
+    assert not (canvas_pixels(browser, "source-overlay")[..., 3] > 127).any()
+    browser.find_element(By.ID, "run").click()
+    assert wait_state(browser, "done", "error") == "done"
+    free = canvas_pixels(browser, "image")[..., :3][hole]
+    assert (free != SOLID).any(axis=1).mean() > 0.9
+    assert not np.array_equal(free, np.asarray(Image.open(photos / "split.png"))[hole])  # a new fill

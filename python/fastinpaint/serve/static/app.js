@@ -109,9 +109,11 @@ function renderOptions() {
   hd.append(hdSelect);
   box.append(hd);
   for (const b of document.querySelectorAll(".source-tool")) {
+    b.dataset.help = b.dataset.help || b.title;
     b.disabled = !method.source_mask;
-    b.title = method.source_mask ? b.title : `${method.name} does not copy from the image: no source region`;
+    b.title = method.source_mask ? b.dataset.help : `${method.name} does not copy from the image: no source region`;
   }
+  if (!method.source_mask && (S.tool === "allow" || S.tool === "deny")) setTool("hole");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,6 +143,7 @@ function showImage(record) {
 }
 
 async function openBlob(blob, name) {
+  if (S.busy) return showError("wait for the run to finish before opening another image");
   let record;
   try {
     record = await imageRecord(blob, name || "image");
@@ -168,6 +171,7 @@ function snapshot() {
 }
 
 function restore(snap) {
+  setState("ready");
   S.image = snap.image;
   S.before = snap.before;
   showImage(snap.image);
@@ -180,6 +184,7 @@ function restore(snap) {
 
 // Called before every change that can be undone: a stroke, a clear, a run's result.
 function pushHistory() {
+  setState("ready");  // "done" means: showing a fresh result, until the next edit
   S.undo.push(snapshot());
   if (S.undo.length > HISTORY_LIMIT) S.undo.shift();
   S.redo = [];
@@ -199,7 +204,7 @@ function redo() {
 }
 
 function clearLayers() {
-  if (!S.image) return;
+  if (!S.image || S.busy) return;
   pushHistory();
   for (const layer of ["hole", "source"]) ctx[layer].clearRect(0, 0, view[layer].width, view[layer].height);
 }
@@ -404,7 +409,20 @@ async function sourceMaskPNG() {
 }
 
 async function run() {
-  if (!S.image || S.busy) return;
+  if (!S.image || S.busy || S.stroke) return;
+  // busy from the first moment: building the masks awaits, and a second Run (Enter on the focused
+  // button fires both the key and the click) must not start another request meanwhile
+  S.busy = true;
+  updateButtons();
+  try {
+    await request();
+  } finally {
+    S.busy = false;
+    updateButtons();
+  }
+}
+
+async function request() {
   showError("");
   const mask = await maskPNG("hole", (r, g, b, a) => a > 127);
   if (!mask) return showError("paint over what to remove first (the Hole brush)");
@@ -419,9 +437,7 @@ async function run() {
   }
   body.hd_strategy = $("opt-hd_strategy").value;
 
-  S.busy = true;
   setState("busy");
-  updateButtons();
   const started = performance.now();
   const seconds = () => ((performance.now() - started) / 1000).toFixed(1);
   const tick = () => { $("status").textContent = `running ${method.name}… ${seconds()} s`; };
@@ -447,8 +463,6 @@ async function run() {
     setState("error");
   } finally {
     clearInterval(timer);
-    S.busy = false;
-    updateButtons();
   }
 }
 
