@@ -275,3 +275,51 @@ def test_source_region_limits_what_the_fill_copies(browser, server, photos):
     free = canvas_pixels(browser, "image")[..., :3][hole]
     assert (free != SOLID).any(axis=1).mean() > 0.9
     assert not np.array_equal(free, np.asarray(Image.open(photos / "split.png"))[hole])  # a new fill
+
+
+def test_download_at_full_resolution(browser, server, photos, tmp_path):
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    browser.get(server)
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#method option"))
+    assert open_image(browser, photos / "small.png") == "ready"
+    stroke(browser, [(20, 100), (60, 110)])
+    browser.find_element(By.ID, "run").click()
+    assert wait_state(browser, "done", "error") == "done"
+    shown = canvas_pixels(browser, "image")[..., :3]
+    for button, name, fmt in (("download-png", "small-inpainted.png", "PNG"),
+                              ("download-jpeg", "small-inpainted.jpg", "JPEG")):
+        browser.find_element(By.ID, button).click()
+        path = tmp_path / name
+        WebDriverWait(browser, 30).until(lambda d: path.is_file() and path.stat().st_size > 0)
+        time.sleep(0.2)  # the browser renames the finished download into place; let it settle
+        img = Image.open(path)
+        assert img.format == fmt and img.size == (128, 128)
+        if fmt == "PNG":  # the server's own bytes: exactly what is shown
+            assert np.array_equal(np.asarray(img.convert("RGB")), shown)
+        else:
+            assert np.abs(np.asarray(img).astype(int) - shown.astype(int)).mean() < 4
+
+
+def test_zoom_and_pan_keep_strokes_on_the_right_pixels(browser, server, photos):
+    from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
+
+    browser.get(server)
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#method option"))
+    assert open_image(browser, photos / "small.png") == "ready"
+    viewport = browser.find_element(By.ID, "viewport")
+    keys(browser, "1")  # actual pixels
+    assert browser.find_element(By.ID, "zoom-value").text == "100%"
+    ActionChains(browser).scroll_from_origin(ScrollOrigin.from_element(viewport), 0, -400).perform()
+    zoom = int(browser.find_element(By.ID, "zoom-value").text.rstrip("%"))
+    assert zoom > 150
+    stroke(browser, [(70, 30), (80, 30)])
+    hole = canvas_pixels(browser, "hole-overlay")[..., 3] > 127
+    assert hole[30, 70] and hole[30, 80] and not hole[100, 20]
+
+    before = browser.find_element(By.ID, "image").rect
+    actions = ActionChains(browser).key_down(Keys.SPACE)  # Space + drag: pan, no paint
+    actions.move_to_element(viewport).click_and_hold().move_by_offset(-60, -40).release().key_up(Keys.SPACE)
+    actions.perform()
+    after = browser.find_element(By.ID, "image").rect
+    assert (round(after["x"] - before["x"]), round(after["y"] - before["y"])) == (-60, -40)
+    assert np.array_equal(canvas_pixels(browser, "hole-overlay")[..., 3] > 127, hole)

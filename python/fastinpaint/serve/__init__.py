@@ -12,15 +12,17 @@ python-multipart); ``import fastinpaint`` does not import this package.
 
 from __future__ import annotations
 
-#: The packages the server needs (import name, pip name); the command line checks them first.
-REQUIREMENTS = (("starlette", "starlette"), ("uvicorn", "uvicorn"), ("multipart", "python-multipart"))
+#: The packages the server needs (import names, any of which will do; pip name); the command line
+#: checks them first. python-multipart is ``python_multipart`` since 0.0.13, ``multipart`` before.
+REQUIREMENTS = ((("starlette",), "starlette"), (("uvicorn",), "uvicorn"),
+                (("python_multipart", "multipart"), "python-multipart"))
 
 
 def missing_requirements():
     """The pip names of the server's dependencies that cannot be imported here."""
     import importlib.util
 
-    return [pip for module, pip in REQUIREMENTS if importlib.util.find_spec(module) is None]
+    return [pip for modules, pip in REQUIREMENTS if not any(importlib.util.find_spec(m) for m in modules)]
 
 
 def create_app(config=None):
