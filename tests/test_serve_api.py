@@ -442,3 +442,10 @@ def test_output_dir_saves_results_under_server_names(tmp_path, pair):
     assert [p.name for p in out.iterdir()] == [saved]
     assert (out / saved).read_bytes() == resp.content
     assert not (tmp_path / "escape.png").exists()
+
+
+def test_input_file_exposes_that_file_only(input_dir):
+    with TestClient(create_app(ServeConfig(inputs=input_dir / "a.png"))) as c:
+        assert c.get("/api/v1/inputs").json()["images"] == ["a.png"]
+        assert c.get("/api/v1/inputs/a.png").content == (input_dir / "a.png").read_bytes()
+        assert c.get("/api/v1/inputs/b.jpg").status_code == 404
