@@ -42,8 +42,11 @@ def _find(*candidates):
     return None
 
 
-CHROMIUM = _find(os.environ.get("CHROMIUM", "chromium"), "chromium", "chromium-browser", "/usr/bin/chromium")
-DRIVER = _find(os.environ.get("CHROMEDRIVER", "chromedriver"), "chromedriver", "/usr/bin/chromedriver")
+# CHROMIUM / CHROMEDRIVER, when set, name the only binaries to use
+CHROMIUM = _find(*([os.environ["CHROMIUM"]] if "CHROMIUM" in os.environ else
+                   ["chromium", "chromium-browser", "/usr/bin/chromium"]))
+DRIVER = _find(*([os.environ["CHROMEDRIVER"]] if "CHROMEDRIVER" in os.environ else
+                 ["chromedriver", "/usr/bin/chromedriver"]))
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None or DRIVER is None,
     reason=f"no Chromium found (chromium: {CHROMIUM}, chromedriver: {DRIVER}): the browser tests need Debian's "
