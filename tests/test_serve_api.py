@@ -449,3 +449,23 @@ def test_input_file_exposes_that_file_only(input_dir):
         assert c.get("/api/v1/inputs").json()["images"] == ["a.png"]
         assert c.get("/api/v1/inputs/a.png").content == (input_dir / "a.png").read_bytes()
         assert c.get("/api/v1/inputs/b.jpg").status_code == 404
+
+
+def test_page_files_ship_in_the_wheel():
+    """scikit-build-core copies every file of the `wheel.packages` folders that git does not ignore
+    (as it ships the bundled weights): the page's files must be inside the package, not ignored,
+    and not excluded."""
+    import subprocess
+
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11+")
+    from fastinpaint.serve.app import STATIC
+
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    settings = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["scikit-build"]
+    assert "python/fastinpaint" in settings["wheel"]["packages"]
+    assert not settings["wheel"].get("exclude") and not settings.get("sdist", {}).get("exclude")
+    files = [STATIC / name for name in ("index.html", "app.js", "style.css")]
+    assert all(f.is_file() and f.is_relative_to(repo / "python" / "fastinpaint") for f in files)
+    if (repo / ".git").exists():
+        ignored = subprocess.run(["git", "check-ignore", *map(str, files)], cwd=repo, capture_output=True, text=True)
+        assert ignored.stdout == ""
