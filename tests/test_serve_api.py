@@ -469,3 +469,12 @@ def test_page_files_ship_in_the_wheel():
     if (repo / ".git").exists():
         ignored = subprocess.run(["git", "check-ignore", *map(str, files)], cwd=repo, capture_output=True, text=True)
         assert ignored.stdout == ""
+
+
+def test_allowed_hosts_refuse_other_host_names():
+    """What the command line sets on loopback: a page under another name (DNS rebinding) is refused."""
+    app = create_app(ServeConfig(allowed_hosts=["127.0.0.1", "localhost"]))
+    with TestClient(app, base_url="http://127.0.0.1:8080") as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/healthz", headers={"Host": "localhost:8080"}).status_code == 200
+        assert c.get("/api/v1/server-config", headers={"Host": "evil.example:8080"}).status_code == 400

@@ -59,6 +59,7 @@ def test_real_process_answers_on_loopback(serve_process):
     _, url = serve_process()
     assert url.startswith("http://127.0.0.1:")
     assert httpx.get(url + "healthz").json()["status"] == "ok"
+    assert httpx.get(url + "healthz", headers={"Host": "rebound.example"}).status_code == 400  # DNS rebinding
     image = np.zeros((40, 50, 3), np.uint8)
     image[:, :25] = (200, 40, 40)
     image[:, 25:] = (40, 40, 200)

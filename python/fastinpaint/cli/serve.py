@@ -51,6 +51,12 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _is_loopback(address: str) -> bool:
+    import ipaddress
+
+    return ipaddress.ip_address(address).is_loopback
+
+
 def _url(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     if host in ("0.0.0.0", "::"):  # every interface: this machine's own address opens it here
@@ -96,11 +102,13 @@ def run(args: argparse.Namespace) -> int:
                          weights=_weights(args.weights),
                          limits=Limits(max_pixels=args.max_pixels, max_body_bytes=int(args.max_body_mb * 2**20)),
                          max_waiting=args.queue_size)
-    app = create_app(config)
     sock = _bind(args.host, args.port)
+    if _is_loopback(sock.getsockname()[0]):
+        config.allowed_hosts = ["127.0.0.1", "localhost", "[::1]", "::1"]
+    app = create_app(config)
     url = _url(sock)
     print(f"fastinpaint serve: open {url}", flush=True)
-    if sock.getsockname()[0] not in ("127.0.0.1", "::1"):
+    if not _is_loopback(sock.getsockname()[0]):
         print(f"fastinpaint serve: warning: listening on {args.host}: anyone who can reach this machine on port "
               f"{sock.getsockname()[1]} can use this server (no authentication)", file=sys.stderr, flush=True)
     if args.open:

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -55,6 +57,10 @@ class ServeConfig:
     #: name -> path of the weights files a client may choose (``--weights``)
     weights: Dict[str, str] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
+    #: Host header values accepted (None: any). On loopback the command line sets the loopback
+    #: names: a web page whose own name was re-pointed at 127.0.0.1 (DNS rebinding) then cannot
+    #: read this server's answers or the --input images from the user's browser.
+    allowed_hosts: Optional[List[str]] = None
     #: jobs that may wait behind the running one before requests are refused with 503 (each holds
     #: its decoded image: this bounds the memory)
     max_waiting: int = 8
@@ -247,7 +253,9 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
         yield
         jobs.shutdown()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = [] if config.allowed_hosts is None else [
+        Middleware(TrustedHostMiddleware, allowed_hosts=config.allowed_hosts)]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.jobs = jobs
     app.state.config = config
     return app
