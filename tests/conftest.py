@@ -116,3 +116,58 @@ def run_ddp():
         mp.spawn(_ddp_entry, args=(world, _free_port(), fn, args), nprocs=world, join=True)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def serve_process(tmp_path_factory):
+    """``start(*args) -> (process, url)``: a real ``fastinpaint serve --port 0 ARGS`` process, once
+    it answers ``/healthz`` (its stderr in a file beside it); stopped after the module."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    started = []
+    logs = tmp_path_factory.mktemp("serve_logs")
+
+    def start(*args, timeout=90):
+        err = open(logs / f"stderr-{len(started)}.txt", "w+")
+        proc = subprocess.Popen([sys.executable, "-m", "fastinpaint.cli", "serve", "--port", "0", *map(str, args)],
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+        started.append((proc, err))
+        line = _readline(proc, timeout)  # "fastinpaint serve: open http://127.0.0.1:PORT/"
+        if "open http" not in line:
+            proc.kill()
+            err.seek(0)
+            raise RuntimeError(f"fastinpaint serve did not start: {line!r} {err.read()[-2000:]}")
+        url = line.split("open ", 1)[1].strip()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url + "healthz", timeout=5) as resp:
+                    if resp.status == 200:
+                        return proc, url
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.2)
+
+    yield start
+    for proc, err in started:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        err.close()
+
+
+def _readline(proc, timeout: float) -> str:
+    """The process's next stdout line, or "" after ``timeout`` seconds or when it exits."""
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    ready = sel.select(timeout)
+    sel.close()
+    return proc.stdout.readline() if ready else ""

@@ -6,9 +6,11 @@
     fastinpaint masks --out DIR --count N [...]
     fastinpaint eval --method NAMES --images DIR (--masks DIR | --generate N) [...]
     fastinpaint train [--config FILE] [...]
+    fastinpaint serve [--host 127.0.0.1] [--port 8080] [--input FILE|DIR] [...]
 
 Modules: :mod:`~fastinpaint.cli.inpaint`, :mod:`~fastinpaint.cli.demo`,
-:mod:`~fastinpaint.cli.masks`, :mod:`~fastinpaint.cli.eval`, :mod:`~fastinpaint.cli.train` (each
+:mod:`~fastinpaint.cli.masks`, :mod:`~fastinpaint.cli.eval`, :mod:`~fastinpaint.cli.train`,
+:mod:`~fastinpaint.cli.serve` (each
 ``add_subcommand(subparsers, …)`` and its handler), and :mod:`~fastinpaint.cli._common` (error
 reporting, image files). The library modules they call hold no command-line code.
 
@@ -26,7 +28,7 @@ import warnings
 from typing import List, Optional
 
 import fastinpaint
-from fastinpaint.cli import demo, inpaint, masks, train
+from fastinpaint.cli import demo, inpaint, masks, serve, train
 from fastinpaint.cli import eval as eval_command  # (the module's name is the subcommand's)
 from fastinpaint.cli._common import MASK_THRESHOLD, CliError
 
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_subcommand(sub)
     eval_command.add_subcommand(sub, fastinpaint.inpaint)
     train.add_subcommand(sub)
+    serve.add_subcommand(sub, fastinpaint.available_methods())
     return parser
 
 

@@ -1,0 +1,261 @@
+"""The ASGI application of ``fastinpaint serve`` (Starlette): the HTTP API and the editor page.
+
+Routes (see :func:`create_app`):
+
+- ``GET /``, ``GET /static/...``: the editor page (plain HTML/CSS/JS files of this package);
+- ``POST /api/v1/inpaint``: JSON ``{"image": base64, "mask": base64, ...}`` as IOPaint's clients
+  send it, or ``multipart/form-data`` with ``image`` and ``mask`` files; answers the filled image in
+  the input's format;
+- ``GET /api/v1/server-config``, ``GET /api/v1/methods``, ``GET /healthz``;
+- ``GET /api/v1/inputs`` and ``GET /api/v1/inputs/{name}``: the images of the ``--input`` folder,
+  by name only.
+
+Errors are JSON ``{"error": "one line"}`` with 400 (unreadable or inconsistent request), 413 (too
+large), 415 (body neither JSON nor multipart), 503 (queue full) or 500 (the method failed; the
+server goes on serving). No endpoint reads or writes a path that the client names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+import fastinpaint
+from fastinpaint.cli._common import IMAGE_SUFFIXES
+from fastinpaint.serve.decode import NO_SOURCE_MASK, Limits, RequestError, decode_request, encode_result
+from fastinpaint.serve.jobs import JobQueue, QueueFull
+
+STATIC = Path(__file__).resolve().parent / "static"
+log = logging.getLogger("fastinpaint.serve")
+
+
+@dataclass
+class ServeConfig:
+    """What ``fastinpaint serve`` was started with (its command-line options)."""
+
+    device: str = "cpu"
+    default_method: str = "patchmatch"
+    #: an image file or a folder of images offered to the page by name (``--input``)
+    inputs: Optional[Path] = None
+    #: where every result is also saved, under a name the server chooses (``--output-dir``)
+    output_dir: Optional[Path] = None
+    #: name -> path of the weights files a client may choose (``--weights``)
+    weights: Dict[str, str] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    #: Host header values accepted (None: any). On loopback the command line sets the loopback
+    #: names: a web page whose own name was re-pointed at 127.0.0.1 (DNS rebinding) then cannot
+    #: read this server's answers or the --input images from the user's browser.
+    allowed_hosts: Optional[List[str]] = None
+    #: jobs that may wait behind the running one before requests are refused with 503 (each holds
+    #: its decoded image: this bounds the memory)
+    max_waiting: int = 8
+
+
+#: Each method's options as the page shows them (the request fields of the same names).
+def _method_options(name: str, weights: Sequence[str]) -> dict:
+    opts: dict = {"seed": {"type": "int", "default": 0}}
+    if name == "patchmatch":
+        opts["patch_size"] = {"type": "int", "default": 7, "min": 3, "max": 31, "odd": True}
+    if name in ("pconv", "glcic"):
+        opts["weights"] = {"type": "choice", "default": "", "choices": ["", *weights],
+                           "labels": {"": "bundled"}}
+    return {"name": name, "options": opts, "source_mask": name not in NO_SOURCE_MASK}
+
+
+def _json_error(status: int, message: str, headers: Optional[dict] = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes: from
+    Content-Length before reading anything, else (chunked uploads) while reading."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(413, f"request body of {int(declared)} bytes exceeds this server's limit of {limit} bytes")
+    chunks: List[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, f"request body exceeds this server's limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _request_fields(request: Request, limit: int):
+    """(fields, files) of a JSON or multipart request."""
+    body = await _read_body(request, limit)
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
+        async def replay():  # the body is read already (and size-checked): hand it to the parser
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            form = await Request(request.scope, replay).form(max_part_size=limit)
+        except Exception as exc:  # python-multipart / Starlette parse errors (HTTPException 400 included)
+            raise RequestError(400, f"malformed multipart/form-data body: {getattr(exc, 'detail', exc)}") from None
+        fields, files = {}, {}
+        for key, value in form.multi_items():
+            if hasattr(value, "read"):  # an uploaded file
+                files[key] = await value.read()
+            else:
+                fields[key] = value
+        await form.close()
+        return fields, files
+    if ctype in ("application/json", "") or ctype.endswith("+json"):
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RequestError(400, f"request body is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise RequestError(400, "request body must be a JSON object with 'image' and 'mask' fields")
+        return data, {}
+    raise RequestError(415, f"unsupported Content-Type {ctype!r}; send application/json or multipart/form-data")
+
+
+def _input_images(inputs: Optional[Path]) -> Dict[str, Path]:
+    """name -> file of the images offered by ``--input``: the file itself, or the image files
+    directly in the folder (not below it), links leading out of it excluded."""
+    if inputs is None:
+        return {}
+    if inputs.is_file():
+        return {inputs.name: inputs}
+    found = {}
+    root = inputs.resolve()
+    try:
+        entries = sorted(os.scandir(inputs), key=lambda e: e.name)
+    except OSError:
+        return {}
+    for entry in entries:
+        path = Path(entry.path)
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and path.resolve().parent == root:
+            found[entry.name] = path
+    return found
+
+
+def create_app(config: Optional[ServeConfig] = None) -> Starlette:
+    """The application; ``app.state.jobs`` is its :class:`~fastinpaint.serve.jobs.JobQueue`."""
+    config = config or ServeConfig()
+    methods = fastinpaint.available_methods()
+    if config.default_method not in methods:
+        raise ValueError(f"unknown method {config.default_method!r}; available: {', '.join(methods)}")
+    jobs = JobQueue(config.max_waiting)
+    counter = {"saved": 0}
+
+    def server_config(request: Request) -> JSONResponse:
+        return JSONResponse({
+            "version": fastinpaint.__version__,
+            "device": config.device,
+            "default_method": config.default_method,
+            "methods": [_method_options(m, list(config.weights)) for m in methods],
+            "hd_strategies": ["Original"],
+            "limits": {"max_pixels": config.limits.max_pixels, "max_body_bytes": config.limits.max_body_bytes,
+                       "max_waiting": config.max_waiting},
+            "inputs": list(_input_images(config.inputs)),
+            "saves_results": config.output_dir is not None,
+        })
+
+    def list_methods(request: Request) -> JSONResponse:
+        return JSONResponse({"methods": list(methods), "default": config.default_method})
+
+    def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "queued": jobs.pending})
+
+    def list_inputs(request: Request) -> JSONResponse:
+        return JSONResponse({"images": list(_input_images(config.inputs))})
+
+    def get_input(request: Request) -> Response:
+        # Only a name from the listing is served: a path (../, absolute, encoded) is simply not one.
+        name = request.path_params["name"]
+        path = _input_images(config.inputs).get(name)
+        if path is None:
+            return _json_error(404, f"no input image named {name!r}")
+        return FileResponse(path)
+
+    def index(request: Request) -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    def save_result(data: bytes, fmt_ext: str) -> str:
+        counter["saved"] += 1  # only the worker thread calls this: no race
+        name = f"fastinpaint-{time.strftime('%Y%m%d-%H%M%S')}-{counter['saved']:04d}.{fmt_ext}"
+        assert config.output_dir is not None
+        tmp = config.output_dir / f".{name}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, config.output_dir / name)
+        return name
+
+    async def inpaint(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            fields, files = await _request_fields(request, config.limits.max_body_bytes)
+        except RequestError as err:
+            return _json_error(err.status, err.message)
+
+        def decode():  # on a thread, once the request has a place in the queue
+            return decode_request(fields, files, methods=methods, default_method=config.default_method,
+                                  weights=config.weights, limits=config.limits)
+
+        def work(job):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # an empty mask: the image comes back unchanged, as asked
+                result = fastinpaint.inpaint(job.image, job.hole, method=job.method, seed=job.seed,
+                                             source_mask=job.source, device=config.device, **job.options)
+            data, ctype = encode_result(result, job.image.format, job.image.info)
+            saved = save_result(data, ctype.split("/")[1].replace("jpeg", "jpg")) if config.output_dir else None
+            return job, data, ctype, saved
+
+        try:
+            job, data, ctype, saved = await jobs.run(work, decode)
+        except RequestError as err:
+            return _json_error(err.status, err.message)
+        except QueueFull as exc:
+            return _json_error(503, str(exc), {"Retry-After": "5"})
+        except Exception as exc:  # the method failed: report it, keep serving
+            method = fields.get("method") or config.default_method
+            log.exception("method %r failed", method)
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            return _json_error(500, f"method {method!r} failed: {message}")
+        headers = dict(job.response_headers)
+        headers["X-Seed"] = str(job.seed)  # as IOPaint answers
+        headers["X-FastInpaint-Method"] = job.method
+        headers["X-FastInpaint-Seconds"] = f"{time.perf_counter() - started:.3f}"
+        if saved:
+            headers["X-FastInpaint-Saved-As"] = saved
+        return Response(data, media_type=ctype, headers=headers)
+
+    routes = [
+        Route("/", index),
+        Route("/healthz", healthz),
+        Route("/api/v1/server-config", server_config),
+        Route("/api/v1/methods", list_methods),
+        Route("/api/v1/inpaint", inpaint, methods=["POST"]),
+        Route("/api/v1/inputs", list_inputs),
+        Route("/api/v1/inputs/{name:path}", get_input),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        jobs.shutdown()
+
+    middleware = [] if config.allowed_hosts is None else [
+        Middleware(TrustedHostMiddleware, allowed_hosts=config.allowed_hosts)]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    app.state.jobs = jobs
+    app.state.config = config
+    return app

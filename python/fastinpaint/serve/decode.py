@@ -1,0 +1,232 @@
+"""Turning an HTTP request's fields into what :func:`fastinpaint.inpaint` takes, and its result into
+response bytes.
+
+Everything a client can get wrong raises :class:`RequestError` with the HTTP status to answer and
+a one-line message naming the field: 400 for what cannot be read or does not fit together, 413 for
+what is too large. Nothing here touches the file system.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import numpy as np
+
+#: Grey values above this are holes (the same threshold as the command line's mask files and IOPaint's).
+MASK_THRESHOLD = 127
+#: IOPaint's HD strategies. fastinpaint has none yet: every image is processed at full resolution.
+HD_STRATEGIES = ("original", "crop", "resize")
+#: IOPaint's own default, which its web page and scripts send with every request: accepted (so that
+#: they work unchanged) and reported as ignored in a response header. On images whose longer side is
+#: under its trigger size (800 px by default) IOPaint's "Crop" is "Original" anyway.
+HD_STRATEGY_ACCEPTED_AND_IGNORED = "crop"
+#: Output formats answered in the input's own format; any other input is answered as PNG (GIF
+#: would be quantised again, and the rest Pillow may not write).
+_OUTPUT_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "BMP": "image/bmp",
+                   "TIFF": "image/tiff"}
+#: Built-in methods that copy from nowhere in particular (interpolation, networks): a source_mask
+#: sent to them is a client error, not something to ignore silently.
+NO_SOURCE_MASK = ("biharmonic", "pconv", "glcic")
+_DATA_URL = re.compile(r"^data:[^,]*?;base64,", re.IGNORECASE)
+
+
+class RequestError(Exception):
+    """A client error: ``status`` (400, 413, ...) and a one-line message."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Limits:
+    """What the server accepts: images up to ``max_pixels`` (width x height), request bodies up to
+    ``max_body_bytes``."""
+
+    max_pixels: int = 50_000_000
+    max_body_bytes: int = 256 * 1024 * 1024
+
+
+@dataclass
+class InpaintJob:
+    """A decoded request: the image and the masks as arrays, the call's options, how to answer."""
+
+    image: Any  # PIL.Image.Image, fully loaded
+    hole: np.ndarray  # (H, W) bool
+    source: Optional[np.ndarray]  # (H, W) bool, True = may be copied from; None = everywhere known
+    method: str
+    seed: int
+    options: Dict[str, Any] = field(default_factory=dict)
+    response_headers: Dict[str, str] = field(default_factory=dict)
+
+
+def b64_bytes(value: Any, name: str) -> bytes:
+    """The bytes of a base64 field (a ``data:...;base64,`` prefix is accepted, as IOPaint does)."""
+    if not isinstance(value, str):
+        raise RequestError(400, f"field '{name}' must be a base64 string, got {type(value).__name__}")
+    text = _DATA_URL.sub("", value.strip(), count=1)
+    text = "".join(text.split())  # line breaks from e.g. `base64` without -w0
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise RequestError(400, f"field '{name}' is not valid base64 ({exc})") from None
+    if not data:
+        raise RequestError(400, f"field '{name}' is empty")
+    return data
+
+
+def open_image(data: bytes, name: str, limits: Limits):
+    """``PIL.Image`` of ``data``, fully decoded, EXIF orientation applied (as a browser shows it
+    and IOPaint reads it). The size is checked from the header, before the pixels are decoded, so
+    an oversized image costs no memory."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:  # Pillow's own cap, far above ours by default
+        raise RequestError(413, f"field '{name}': {exc}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise RequestError(400, f"field '{name}' is not a readable image ({_one_line(exc)})") from None
+    w, h = img.size
+    if w * h > limits.max_pixels:
+        raise RequestError(413, f"field '{name}': image of {w}x{h} = {w * h} pixels exceeds this server's "
+                                f"limit of {limits.max_pixels} pixels (--max-pixels)")
+    fmt = img.format
+    try:
+        img.load()
+        img = ImageOps.exif_transpose(img)
+    except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt pixel data
+        raise RequestError(400, f"field '{name}' is not a readable image ({_one_line(exc)})") from None
+    img.format = fmt  # exif_transpose returns a copy without it
+    return img
+
+
+def mask_plane(data: bytes, name: str, size: Tuple[int, int], limits: Limits) -> np.ndarray:
+    """(H, W) bool: grey > 127 (white) is True. Alpha is ignored, as IOPaint and the command line do."""
+    m = open_image(data, name, limits)
+    if m.size != size:
+        raise RequestError(400, f"field '{name}' is {m.size[0]}x{m.size[1]} but the image is "
+                                f"{size[0]}x{size[1]}; they must be the same size")
+    if m.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit / float masks: threshold at half scale
+        arr = np.asarray(m).astype(np.float64)
+        hi = float(arr.max()) if arr.size else 0.0
+        return arr > (MASK_THRESHOLD if hi <= 255 else hi / 2)
+    if m.mode in ("RGBA", "LA", "PA") or (m.mode == "P" and "transparency" in m.info):
+        m = m.convert("RGBA").convert("RGB")
+    return np.asarray(m.convert("L")) > MASK_THRESHOLD
+
+
+def _int_field(fields: Mapping[str, Any], name: str, default: Optional[int], lo: int, hi: int) -> Optional[int]:
+    value = fields.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise RequestError(400, f"field '{name}' must be an integer, got {value!r}")
+    try:
+        number = int(value) if not isinstance(value, float) or value.is_integer() else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None:
+        raise RequestError(400, f"field '{name}' must be an integer, got {value!r}")
+    if not lo <= number <= hi:
+        raise RequestError(400, f"field '{name}' must be between {lo} and {hi}, got {number}")
+    return number
+
+
+def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, methods: Tuple[str, ...],
+                   default_method: str, weights: Mapping[str, str], limits: Limits) -> InpaintJob:
+    """An :class:`InpaintJob` from a request's fields (JSON object or form fields) and image bytes.
+
+    ``files``: ``image``, ``mask`` and optionally ``source_mask`` already as bytes (multipart
+    uploads); otherwise they are read from base64 ``fields``. Unknown fields are ignored (IOPaint's
+    clients send many: ``ldm_steps``, ``sd_*``, ...). ``weights``: the names a client may pick
+    (``weights`` field) and the files the server was started with.
+    """
+    def raw(name: str, required: bool) -> Optional[bytes]:
+        if name in files:
+            if not files[name]:
+                raise RequestError(400, f"file '{name}' is empty")
+            return files[name]
+        if fields.get(name) in (None, ""):
+            if required:
+                raise RequestError(400, f"field '{name}' is missing")
+            return None
+        return b64_bytes(fields[name], name)
+
+    method = fields.get("method") or default_method
+    if not isinstance(method, str) or method not in methods:
+        raise RequestError(400, f"unknown method {method!r}; available: {', '.join(methods)}")
+    headers: Dict[str, str] = {}
+    hd = fields.get("hd_strategy")
+    if hd not in (None, ""):
+        if not isinstance(hd, str) or hd.lower() not in HD_STRATEGIES:
+            raise RequestError(400, f"unknown hd_strategy {hd!r}; this version processes images at full "
+                                    "resolution only (\"Original\")")
+        if hd.lower() == HD_STRATEGY_ACCEPTED_AND_IGNORED:
+            headers["X-FastInpaint-HD-Strategy"] = f"{hd} ignored: processed at full resolution (Original)"
+        elif hd.lower() != "original":
+            raise RequestError(400, f"hd_strategy {hd!r} is not available in this version of fastinpaint; "
+                                    "use \"Original\" (full resolution)")
+    seed = _int_field(fields, "seed", 0, 0, 2**63 - 1)
+    options: Dict[str, Any] = {}
+    patch_size = _int_field(fields, "patch_size", None, 3, 31)
+    if patch_size is not None:
+        if method != "patchmatch":
+            raise RequestError(400, f"field 'patch_size' applies to method 'patchmatch', not {method!r}")
+        if patch_size % 2 == 0:
+            raise RequestError(400, f"field 'patch_size' must be odd, got {patch_size}")
+        options["patch_size"] = patch_size
+    chosen = fields.get("weights")
+    if chosen not in (None, ""):
+        if method not in ("pconv", "glcic"):
+            raise RequestError(400, f"field 'weights' applies to the learned methods (pconv, glcic), not {method!r}")
+        if not isinstance(chosen, str) or chosen not in weights:
+            offered = ", ".join(sorted(weights)) or "none (start the server with --weights FILE)"
+            raise RequestError(400, f"unknown weights {chosen!r}; this server offers: {offered}")
+        options["weights"] = weights[chosen]
+
+    image = open_image(raw("image", True), "image", limits)
+    hole = mask_plane(raw("mask", True), "mask", image.size, limits)
+    if hole.all():
+        raise RequestError(400, "field 'mask' covers the whole image: there are no known pixels to copy from "
+                                "(white = hole)")
+    src_bytes = raw("source_mask", False)
+    source = None
+    if src_bytes is not None:
+        if method in NO_SOURCE_MASK:
+            raise RequestError(400, f"field 'source_mask' applies to method 'patchmatch', not {method!r}")
+        source = mask_plane(src_bytes, "source_mask", image.size, limits)
+        if not (source & ~hole).any():
+            raise RequestError(400, "field 'source_mask' allows no known pixel to be copied from "
+                                    "(white = may be copied from)")
+    return InpaintJob(image, hole, source, method, seed, options, headers)
+
+
+def encode_result(img, fmt: Optional[str], info: Optional[Mapping[str, Any]] = None) -> Tuple[bytes, str]:
+    """(bytes, content type) of ``img`` in the input's format ``fmt`` where it can be written as
+    such, else PNG. JPEG at quality 95 without chroma subsampling; WebP lossless. The input's
+    colour profile (``info["icc_profile"]``) is kept, so the result shows in the input's colours."""
+    fmt = fmt if fmt in _OUTPUT_FORMATS else "PNG"
+    params: Dict[str, Any] = {}
+    icc = (info or {}).get("icc_profile")
+    if fmt == "JPEG":
+        if img.mode not in ("L", "RGB", "CMYK"):
+            img = img.convert("RGB")
+        params = {"quality": 95, "subsampling": 0}
+    elif fmt == "WEBP":
+        params = {"lossless": True}
+    if icc and fmt != "BMP":
+        params["icc_profile"] = icc
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **params)
+    return buf.getvalue(), _OUTPUT_FORMATS[fmt]
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -1,0 +1,480 @@
+"""``fastinpaint serve``'s HTTP API, through the ASGI application itself (Starlette's test client and
+httpx's ASGI transport): round trips on a development photo, IOPaint-shaped and multipart
+requests, every error with its status, the source region, the queue, and the --input folder."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import pathlib
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("starlette", reason="the serve extra (pip install 'fastinpaint[serve]') is not installed")
+try:  # what Starlette's test client runs on: httpx2 (Starlette >= 1.x), else httpx
+    import httpx2 as httpx
+except ImportError:
+    httpx = pytest.importorskip("httpx", reason="httpx2 (Starlette's test client) is not installed")
+from starlette.testclient import TestClient  # noqa: E402
+
+import fastinpaint  # noqa: E402
+from fastinpaint.serve.app import ServeConfig, create_app  # noqa: E402
+from fastinpaint.serve.decode import Limits  # noqa: E402
+from fastinpaint.serve.jobs import JobQueue, QueueFull  # noqa: E402
+
+PHOTO = "astronaut"
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"  # as conftest's shared_data
+
+
+def png(arr_or_img, fmt="PNG", **params) -> bytes:
+    img = arr_or_img if isinstance(arr_or_img, Image.Image) else Image.fromarray(arr_or_img)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **params)
+    return buf.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def decoded(resp) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(resp.content)))
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """(image uint8 (96, 128, 3), hole bool (96, 128)): a development photo and its mask at 128 px."""
+    shared = SHARED_DATA
+    if not shared.is_dir():
+        pytest.skip(f"development data not found at {shared}")
+    img = Image.open(shared / "photos" / f"{PHOTO}.png").convert("RGB")
+    h = round(img.height * 128 / img.width)
+    img = img.resize((128, h), Image.LANCZOS)
+    mask = Image.open(shared / "masks" / f"{PHOTO}__irr_20_30.png").convert("L").resize((128, h), Image.NEAREST)
+    return np.asarray(img).copy(), np.asarray(mask) > 127
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app(ServeConfig())) as c:
+        yield c
+
+
+def body(image: np.ndarray, hole: np.ndarray, **fields) -> dict:
+    return {"image": b64(png(image)), "mask": b64(png((hole * 255).astype(np.uint8))), **fields}
+
+
+def error_of(resp) -> str:
+    message = resp.json()["error"]
+    assert "\n" not in message and "Traceback" not in message
+    return message
+
+
+# --------------------------------------------------------------------------------------------------
+# round trips
+# --------------------------------------------------------------------------------------------------
+def test_round_trip_keeps_known_pixels_and_fills_the_hole(client, pair):
+    image, hole = pair
+    resp = client.post("/api/v1/inpaint", json=body(image, hole, seed=3))
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"] == "image/png"
+    out = decoded(resp)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert np.array_equal(out[~hole], image[~hole])  # known pixels, bit for bit
+    changed = np.abs(out[hole].astype(int) - image[hole].astype(int)).max(axis=1) > 0
+    assert changed.mean() > 0.5  # the hole holds new content, not the photo's own pixels
+    # the same call as the library's, so no option was lost on the way
+    assert np.array_equal(out, fastinpaint.inpaint(image, hole, seed=3))
+    assert resp.headers["x-seed"] == "3"
+
+
+def test_data_url_prefix_and_jpeg_answered_as_jpeg(client, pair):
+    image, hole = pair
+    jpeg = png(image, "JPEG", quality=90)
+    req = {"image": "data:image/jpeg;base64," + b64(jpeg),
+           "mask": "data:image/png;base64," + b64(png((hole * 255).astype(np.uint8)))}
+    resp = client.post("/api/v1/inpaint", json=req)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"] == "image/jpeg"
+    out = Image.open(io.BytesIO(resp.content))
+    assert out.format == "JPEG" and out.size == (image.shape[1], image.shape[0])
+    original = np.asarray(Image.open(io.BytesIO(jpeg))).astype(int)
+    # JPEG is lossy: outside the hole the re-encoded result stays within a few levels of the input
+    assert np.abs(np.asarray(out).astype(int) - original)[~hole].mean() < 3
+
+
+def test_mask_is_thresholded_like_the_cli(client, pair):
+    image, hole = pair
+    grey = np.where(hole, 128, 127).astype(np.uint8)  # 128 is a hole, 127 is not
+    resp = client.post("/api/v1/inpaint", json={"image": b64(png(image)), "mask": b64(png(grey))})
+    assert resp.status_code == 200
+    assert np.array_equal(decoded(resp), fastinpaint.inpaint(image, hole))
+
+
+def test_rgba_image_keeps_its_alpha(client, pair):
+    image, hole = pair
+    rgba = np.dstack([image, np.full(hole.shape, 200, np.uint8)])
+    resp = client.post("/api/v1/inpaint", json=body(rgba, hole))
+    assert resp.status_code == 200
+    out = decoded(resp)
+    assert out.shape[2] == 4 and (out[..., 3] == 200).all()
+    assert np.array_equal(out[~hole], rgba[~hole])
+
+
+def test_iopaint_shaped_request(client, pair):
+    """The fields IOPaint's web page sends with every request; its default hd_strategy "Crop" is
+    accepted and reported as ignored."""
+    image, hole = pair
+    req = body(image, hole)
+    req.update({
+        "ldm_steps": 20, "ldm_sampler": "plms", "zits_wireframe": True, "hd_strategy": "Crop",
+        "hd_strategy_crop_margin": 196, "hd_strategy_crop_trigger_size": 800, "hd_strategy_resize_limit": 2048,
+        "prompt": "", "negative_prompt": "", "use_croper": False, "croper_x": 0, "croper_y": 0,
+        "croper_height": 512, "croper_width": 512, "use_extender": False, "sd_scale": 1.0, "sd_mask_blur": 11,
+        "sd_strength": 1.0, "sd_steps": 50, "sd_guidance_scale": 7.5, "sd_sampler": "uni_pc", "sd_seed": 42,
+        "sd_match_histograms": False, "sd_lcm_lora": False, "cv2_flag": "INPAINT_NS", "cv2_radius": 5,
+        "paint_by_example_example_image": None, "p2p_image_guidance_scale": 1.5, "enable_controlnet": False,
+        "controlnet_conditioning_scale": 0.4, "controlnet_method": "", "enable_brushnet": False,
+        "enable_powerpaint_v2": False,
+    })
+    resp = client.post("/api/v1/inpaint", json=req)
+    assert resp.status_code == 200, resp.text
+    assert "ignored" in resp.headers["x-fastinpaint-hd-strategy"]
+    assert np.array_equal(decoded(resp), fastinpaint.inpaint(image, hole))
+
+
+@pytest.mark.parametrize("value, status", [("Original", 200), ("original", 200), ("CROP", 200),
+                                           ("Resize", 400), ("resize", 400), ("Tiles", 400), (3, 400)])
+def test_hd_strategy(client, pair, value, status):
+    image, hole = pair
+    resp = client.post("/api/v1/inpaint", json=body(image, hole, hd_strategy=value))
+    assert resp.status_code == status
+    if status == 400:
+        assert "hd_strategy" in error_of(resp)
+        if value in ("Resize", "resize"):
+            assert "not available in this version" in error_of(resp)
+
+
+def test_multipart_request_equals_json_request(client, pair):
+    image, hole = pair
+    files = {"image": ("photo.png", png(image), "image/png"),
+             "mask": ("mask.png", png((hole * 255).astype(np.uint8)), "image/png")}
+    resp = client.post("/api/v1/inpaint", files=files, data={"seed": "5", "patch_size": "5"})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"] == "image/png"
+    expected = client.post("/api/v1/inpaint", json=body(image, hole, seed=5, patch_size=5))
+    assert resp.content == expected.content
+    assert not np.array_equal(decoded(resp), fastinpaint.inpaint(image, hole, seed=5))  # patch_size was used
+
+
+# --------------------------------------------------------------------------------------------------
+# errors
+# --------------------------------------------------------------------------------------------------
+def _bad_requests(image, hole):
+    good_mask = b64(png((hole * 255).astype(np.uint8)))
+    small_mask = b64(png((hole[:50, :60] * 255).astype(np.uint8)))
+    return {
+        "invalid base64": ({"image": "%%%not base64%%%", "mask": good_mask}, "not valid base64"),
+        "not an image": ({"image": b64(b"hello, world"), "mask": good_mask}, "not a readable image"),
+        "truncated image": ({"image": b64(png(image)[:300]), "mask": good_mask}, "not a readable image"),
+        "mask size": ({"image": b64(png(image)), "mask": small_mask}, "same size"),
+        "unknown method": ({"image": b64(png(image)), "mask": good_mask, "method": "lama"}, "unknown method"),
+        "missing mask": ({"image": b64(png(image))}, "'mask' is missing"),
+        "full mask": ({"image": b64(png(image)), "mask": b64(png(np.full(hole.shape, 255, np.uint8)))},
+                      "whole image"),
+        "even patch": ({"image": b64(png(image)), "mask": good_mask, "patch_size": 6}, "odd"),
+        "seed not int": ({"image": b64(png(image)), "mask": good_mask, "seed": "abc"}, "integer"),
+        "weights not offered": ({"image": b64(png(image)), "mask": good_mask, "method": "pconv",
+                                 "weights": "/etc/passwd"}, "unknown weights"),
+        "source for biharmonic": ({"image": b64(png(image)), "mask": good_mask, "method": "biharmonic",
+                                   "source_mask": good_mask}, "source_mask"),
+    }
+
+
+@pytest.mark.parametrize("case", ["invalid base64", "not an image", "truncated image", "mask size", "unknown method",
+                                  "missing mask", "full mask", "even patch", "seed not int",
+                                  "weights not offered", "source for biharmonic"])
+def test_bad_request_is_400_with_one_line(client, pair, case):
+    req, words = _bad_requests(*pair)[case]
+    resp = client.post("/api/v1/inpaint", json=req)
+    assert resp.status_code == 400
+    assert words in error_of(resp)
+
+
+@pytest.mark.parametrize("content, ctype, status, words", [
+    (b"{not json", "application/json", 400, "not valid JSON"),
+    (b"[1, 2]", "application/json", 400, "JSON object"),
+    (b"image=abc", "application/x-www-form-urlencoded", 415, "Content-Type"),
+    (b"--xyz\r\nbroken", "multipart/form-data; boundary=xyz", 400, None),
+])
+def test_unreadable_body(client, content, ctype, status, words):
+    resp = client.post("/api/v1/inpaint", content=content, headers={"Content-Type": ctype})
+    assert resp.status_code == status
+    message = error_of(resp)
+    assert words is None or words in message
+
+
+def test_too_many_pixels_is_413(pair):
+    image, hole = pair
+    limit = image.shape[0] * image.shape[1] - 1
+    with TestClient(create_app(ServeConfig(limits=Limits(max_pixels=limit)))) as c:
+        resp = c.post("/api/v1/inpaint", json=body(image, hole))
+        assert resp.status_code == 413
+        assert f"limit of {limit} pixels" in error_of(resp)
+        # one pixel fewer in each direction and it is answered
+        resp = c.post("/api/v1/inpaint", json=body(image[:-1], hole[:-1]))
+        assert resp.status_code == 200
+
+
+def test_too_large_body_is_413(pair):
+    image, hole = pair
+    req = json.dumps(body(image, hole)).encode()
+    with TestClient(create_app(ServeConfig(limits=Limits(max_body_bytes=len(req) - 1)))) as c:
+        resp = c.post("/api/v1/inpaint", content=req, headers={"Content-Type": "application/json"})
+        assert resp.status_code == 413 and "request body" in error_of(resp)
+
+        def chunked():  # no Content-Length: counted while read
+            for i in range(0, len(req), 4096):
+                yield req[i:i + 4096]
+
+        resp = c.post("/api/v1/inpaint", content=chunked(), headers={"Content-Type": "application/json"})
+        assert "content-length" not in resp.request.headers
+        assert resp.status_code == 413 and "request body" in error_of(resp)
+    with TestClient(create_app(ServeConfig(limits=Limits(max_body_bytes=len(req))))) as c:
+        assert c.post("/api/v1/inpaint", content=req, headers={"Content-Type": "application/json"}).status_code == 200
+
+
+def test_failing_method_is_500_and_the_server_keeps_serving(tmp_path, pair):
+    image, hole = pair
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"this is not a checkpoint")
+    with TestClient(create_app(ServeConfig(weights={"broken.pt": str(broken)}))) as c:
+        resp = c.post("/api/v1/inpaint", json=body(image, hole, method="pconv", weights="broken.pt"))
+        assert resp.status_code == 500
+        assert error_of(resp).startswith("method 'pconv' failed:")
+        resp = c.post("/api/v1/inpaint", json=body(image, hole))
+        assert resp.status_code == 200
+
+
+# --------------------------------------------------------------------------------------------------
+# the source region
+# --------------------------------------------------------------------------------------------------
+def test_source_mask_is_honoured(client, pair):
+    """The fill copies only from the allowed region: a solid colour that occurs nowhere else, so a
+    fill pixel of any other colour came from elsewhere. Without the source mask the same fill is
+    taken from the photo around the hole (the check can fail)."""
+    image, _ = pair
+    image = image.copy()
+    colour = np.array([17, 201, 140], np.uint8)
+    assert not (image == colour).all(axis=2).any()
+    allowed = np.zeros(image.shape[:2], bool)
+    allowed[:, 100:] = True
+    image[allowed] = colour
+    hole = np.zeros(image.shape[:2], bool)
+    hole[30:60, 30:65] = True
+    source = b64(png((allowed * 255).astype(np.uint8)))
+    resp = client.post("/api/v1/inpaint", json=body(image, hole, source_mask=source))
+    assert resp.status_code == 200, resp.text
+    filled = decoded(resp)[hole]
+    assert (filled == colour).all()
+    free = decoded(client.post("/api/v1/inpaint", json=body(image, hole)))[hole]
+    assert (free != colour).any(axis=1).mean() > 0.9
+
+
+def test_source_mask_with_nothing_to_copy_is_400(client, pair):
+    image, hole = pair
+    resp = client.post("/api/v1/inpaint", json=body(image, hole, source_mask=b64(png((hole * 255).astype(np.uint8)))))
+    assert resp.status_code == 400 and "source_mask" in error_of(resp)
+
+
+# --------------------------------------------------------------------------------------------------
+# concurrency and the queue
+# --------------------------------------------------------------------------------------------------
+async def _post_all(app, requests):
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=120) as c:
+        return await asyncio.gather(*(c.post("/api/v1/inpaint", json=r) for r in requests))
+
+
+def test_concurrent_requests_equal_sequential_ones(pair):
+    image, hole = pair
+    requests = [body(image, hole, seed=seed) for seed in range(8)]
+    app = create_app(ServeConfig())  # the default queue takes 8 at once
+    answers = asyncio.run(_post_all(app, requests))
+    assert [a.status_code for a in answers] == [200] * 8
+    with TestClient(app) as c:
+        sequential = [c.post("/api/v1/inpaint", json=r).content for r in requests]
+    assert [a.content for a in answers] == sequential
+    assert len(set(sequential)) > 1  # the seeds mattered: the comparison is not between 8 copies
+
+
+def test_full_queue_is_503(pair):
+    image, hole = pair
+    app = create_app(ServeConfig(max_waiting=1))
+    release = threading.Event()
+
+    async def scenario():
+        jobs = app.state.jobs
+        running = asyncio.ensure_future(jobs.run(lambda: release.wait(30)))
+        waiting = asyncio.ensure_future(jobs.run(lambda: "waited"))
+        await asyncio.sleep(0.1)
+        assert jobs.pending == 2
+        refused = (await _post_all(app, [body(image, hole)]))[0]
+        release.set()
+        assert await running and await waiting == "waited"
+        answered = (await _post_all(app, [body(image, hole)]))[0]
+        return refused, answered
+
+    refused, answered = asyncio.run(scenario())
+    assert refused.status_code == 503 and "busy" in error_of(refused)
+    assert refused.headers["retry-after"]
+    assert answered.status_code == 200
+
+
+def test_job_queue_runs_one_at_a_time_in_order():
+    queue = JobQueue(max_waiting=10)
+    running, overlap, order = [0], [], []
+    lock = threading.Lock()
+
+    def job(i):
+        def fn():
+            with lock:
+                running[0] += 1
+                overlap.append(running[0])
+            time.sleep(0.01)
+            order.append(i)
+            with lock:
+                running[0] -= 1
+            return i
+        return fn
+
+    async def main():
+        return await asyncio.gather(*(queue.run(job(i)) for i in range(8)))
+
+    assert asyncio.run(main()) == list(range(8))
+    assert max(overlap) == 1 and order == list(range(8))
+    assert queue.pending == 0
+
+    async def too_many():
+        q = JobQueue(max_waiting=0)
+        gate = threading.Event()
+        first = asyncio.ensure_future(q.run(gate.wait))
+        await asyncio.sleep(0.05)
+        with pytest.raises(QueueFull):
+            await q.run(lambda: None)
+        gate.set()
+        await first
+
+    asyncio.run(too_many())
+
+
+# --------------------------------------------------------------------------------------------------
+# server information, --input, --output-dir
+# --------------------------------------------------------------------------------------------------
+def test_server_config_methods_healthz(client):
+    config = client.get("/api/v1/server-config").json()
+    assert [m["name"] for m in config["methods"]] == list(fastinpaint.available_methods())
+    assert config["version"] == fastinpaint.__version__ and config["device"] == "cpu"
+    assert config["limits"]["max_pixels"] == 50_000_000
+    patchmatch = next(m for m in config["methods"] if m["name"] == "patchmatch")
+    assert patchmatch["source_mask"] and patchmatch["options"]["patch_size"]["default"] == 7
+    assert client.get("/api/v1/methods").json()["methods"] == list(fastinpaint.available_methods())
+    assert client.get("/healthz").json()["status"] == "ok"
+    page = client.get("/")
+    assert page.status_code == 200 and "/static/app.js" in page.text
+    for name in ("app.js", "style.css"):
+        assert client.get(f"/static/{name}").status_code == 200
+
+
+@pytest.fixture
+def input_dir(tmp_path):
+    inputs = tmp_path / "inputs"
+    (inputs / "sub").mkdir(parents=True)
+    a = png(np.full((8, 8, 3), 10, np.uint8))
+    (inputs / "a.png").write_bytes(a)
+    (inputs / "b.jpg").write_bytes(png(np.full((8, 8, 3), 20, np.uint8), "JPEG"))
+    (inputs / "notes.txt").write_text("not an image")
+    (inputs / "sub" / "c.png").write_bytes(a)
+    (tmp_path / "secret.png").write_bytes(b"SECRET" + a)
+    (inputs / "link.png").symlink_to(tmp_path / "secret.png")
+    return inputs
+
+
+def test_input_folder_lists_its_images_by_name(input_dir):
+    with TestClient(create_app(ServeConfig(inputs=input_dir))) as c:
+        assert c.get("/api/v1/inputs").json()["images"] == ["a.png", "b.jpg"]
+        assert c.get("/api/v1/server-config").json()["inputs"] == ["a.png", "b.jpg"]
+        resp = c.get("/api/v1/inputs/a.png")
+        assert resp.status_code == 200 and resp.content == (input_dir / "a.png").read_bytes()
+
+
+@pytest.mark.parametrize("path", [
+    "../secret.png", "..%2Fsecret.png", "%2E%2E%2Fsecret.png", "..%5Csecret.png", "sub/c.png", "sub%2Fc.png",
+    "link.png", "notes.txt", "%2Fetc%2Fpasswd", "/etc/passwd", "a.png%00.txt", "A.PNG",
+])
+def test_input_path_traversal_is_rejected(input_dir, path):
+    with TestClient(create_app(ServeConfig(inputs=input_dir))) as c:
+        resp = c.get("/api/v1/inputs/" + path)
+        assert resp.status_code == 404
+        assert b"SECRET" not in resp.content and b"root:" not in resp.content
+
+
+def test_static_files_do_not_leave_their_folder(client):
+    for path in ("/static/../app.py", "/static/%2E%2E/app.py", "/static/..%2Fapp.py", "/static/%2E%2E%2F__init__.py"):
+        resp = client.get(path)
+        assert resp.status_code == 404 and b"create_app" not in resp.content
+
+
+def test_output_dir_saves_results_under_server_names(tmp_path, pair):
+    image, hole = pair
+    out = tmp_path / "results"
+    out.mkdir()
+    with TestClient(create_app(ServeConfig(output_dir=out))) as c:
+        resp = c.post("/api/v1/inpaint", json=body(image, hole, output="../escape.png", path="/tmp/x.png"))
+    assert resp.status_code == 200
+    saved = resp.headers["x-fastinpaint-saved-as"]
+    assert [p.name for p in out.iterdir()] == [saved]
+    assert (out / saved).read_bytes() == resp.content
+    assert not (tmp_path / "escape.png").exists()
+
+
+def test_input_file_exposes_that_file_only(input_dir):
+    with TestClient(create_app(ServeConfig(inputs=input_dir / "a.png"))) as c:
+        assert c.get("/api/v1/inputs").json()["images"] == ["a.png"]
+        assert c.get("/api/v1/inputs/a.png").content == (input_dir / "a.png").read_bytes()
+        assert c.get("/api/v1/inputs/b.jpg").status_code == 404
+
+
+def test_page_files_ship_in_the_wheel():
+    """scikit-build-core copies every file of the `wheel.packages` folders that git does not ignore
+    (as it ships the bundled weights): the page's files must be inside the package, not ignored,
+    and not excluded."""
+    import subprocess
+
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11+")
+    from fastinpaint.serve.app import STATIC
+
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    settings = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["scikit-build"]
+    assert "python/fastinpaint" in settings["wheel"]["packages"]
+    assert not settings["wheel"].get("exclude") and not settings.get("sdist", {}).get("exclude")
+    files = [STATIC / name for name in ("index.html", "app.js", "style.css")]
+    assert all(f.is_file() and f.is_relative_to(repo / "python" / "fastinpaint") for f in files)
+    if (repo / ".git").exists():
+        ignored = subprocess.run(["git", "check-ignore", *map(str, files)], cwd=repo, capture_output=True, text=True)
+        assert ignored.stdout == ""
+
+
+def test_allowed_hosts_refuse_other_host_names():
+    """What the command line sets on loopback: a page under another name (DNS rebinding) is refused."""
+    app = create_app(ServeConfig(allowed_hosts=["127.0.0.1", "localhost"]))
+    with TestClient(app, base_url="http://127.0.0.1:8080") as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/healthz", headers={"Host": "localhost:8080"}).status_code == 200
+        assert c.get("/api/v1/server-config", headers={"Host": "evil.example:8080"}).status_code == 400

@@ -1,0 +1,78 @@
+"""``fastinpaint serve`` on the command line: its one-line errors, and a real server process
+answering HTTP on a free loopback port (curl's multipart request, as the README shows it)."""
+
+from __future__ import annotations
+
+import io
+import socket
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fastinpaint.cli import main
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    return err[0]
+
+
+def test_missing_server_packages_say_what_to_install(monkeypatch, capsys):
+    import fastinpaint.serve
+
+    monkeypatch.setattr(fastinpaint.serve, "missing_requirements", lambda: ["uvicorn", "python-multipart"])
+    assert main(["serve"]) == 1
+    line = _error_line(capsys)
+    assert "uvicorn, python-multipart" in line and "pip install 'fastinpaint[serve]'" in line
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--input", "/no/such/folder"], "--input not found"),
+    (["--weights", "/no/such.pt"], "weights file not found"),
+    (["--max-pixels", "0"], "--max-pixels must be positive"),
+    (["--queue-size", "-1"], "--queue-size must be >= 0"),
+])
+def test_bad_options_are_one_line(capsys, args, words):
+    pytest.importorskip("uvicorn")
+    assert main(["serve", *args]) == 1
+    assert words in _error_line(capsys)
+
+
+def test_port_in_use_is_one_line(capsys):
+    pytest.importorskip("uvicorn")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in _error_line(capsys)
+
+
+def test_real_process_answers_on_loopback(serve_process):
+    try:
+        import httpx2 as httpx
+    except ImportError:
+        httpx = pytest.importorskip("httpx")
+    pytest.importorskip("uvicorn")
+    _, url = serve_process()
+    assert url.startswith("http://127.0.0.1:")
+    assert httpx.get(url + "healthz").json()["status"] == "ok"
+    assert httpx.get(url + "healthz", headers={"Host": "rebound.example"}).status_code == 400  # DNS rebinding
+    image = np.zeros((40, 50, 3), np.uint8)
+    image[:, :25] = (200, 40, 40)
+    image[:, 25:] = (40, 40, 200)
+    hole = np.zeros((40, 50), np.uint8)
+    hole[15:25, 5:15] = 255
+    image[hole > 0] = (0, 255, 0)  # the object to remove
+    files = {}
+    for name, arr in (("image", image), ("mask", hole)):
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="PNG")
+        files[name] = (f"{name}.png", buf.getvalue(), "image/png")
+    resp = httpx.post(url + "api/v1/inpaint", files=files, timeout=120)  # curl -F image=@... -F mask=@...
+    assert resp.status_code == 200 and resp.headers["content-type"] == "image/png"
+    out = np.asarray(Image.open(io.BytesIO(resp.content)))
+    assert np.array_equal(out[hole == 0], image[hole == 0])
+    assert (out[hole > 0] != (0, 255, 0)).any(axis=1).all()  # the object is gone
