@@ -3,7 +3,7 @@
 * :class:`ImageFolder` — every image under a root folder, recursively, in any format Pillow
   reads (the Places2 layout works as is); random crop or resize to the training size, optional
   flips; float tensors ``(3, H, W)`` in [0, 1]. Broken files are skipped with one warning each.
-* :class:`MaskFolder` — hole masks from a folder of images, **non-zero = hole**; float tensors
+* :class:`MaskFolder` — hole masks from a folder of images, **grey > 127 = hole** (the rule of :mod:`fastinpaint.io`); float tensors
   ``(1, H, W)`` with **1 = hole**.
 * :class:`InpaintingDataset` — pairs images with masks (from a folder or generated on the fly by
   :class:`fastinpaint.masks.IrregularMaskDataset`) as ``{"image", "mask"}`` dicts.
@@ -105,9 +105,9 @@ class _SkippingReader:
 def _open_rgb(path: pathlib.Path):
     from PIL import Image
 
-    with Image.open(path) as im:
-        im.load()
-        return im.convert("RGB")
+    from fastinpaint import io as fio
+
+    return Image.fromarray(fio.to_rgb8(fio.read_image(path).pixels))
 
 
 class ImageFolder(torch.utils.data.Dataset):
@@ -193,18 +193,13 @@ class ImageFolder(torch.utils.data.Dataset):
 
 
 def _open_mask(path: pathlib.Path) -> np.ndarray:
-    from PIL import Image
+    from fastinpaint import io as fio
 
-    with Image.open(path) as im:
-        im.load()
-        arr = np.asarray(im)
-    if arr.ndim == 3:
-        arr = arr[..., :3].max(axis=-1) if arr.shape[-1] in (3, 4) else arr.max(axis=-1)
-    return arr != 0
+    return fio.read_mask(path)  # the one mask rule: grey > 127 = hole
 
 
 class MaskFolder(torch.utils.data.Dataset):
-    """Hole masks from a folder of images (recursive), **non-zero = hole**.
+    """Hole masks from a folder of images (recursive), **grey > 127 = hole** (the rule of :mod:`fastinpaint.io`).
 
     Args:
         root: folder of mask images (e.g. written by ``fastinpaint masks``).

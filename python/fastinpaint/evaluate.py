@@ -112,40 +112,37 @@ class Pair:
 
 
 def read_image(path: Union[str, os.PathLike], max_size: Optional[int] = None) -> np.ndarray:
-    """Reads an image as uint8 RGB ``(H, W, 3)``; ``max_size`` area-downscales the longer side.
+    """Reads an image (:func:`fastinpaint.io.read_image`: as displayed) as uint8 RGB ``(H, W, 3)``;
+    ``max_size`` area-downscales the longer side.
 
     Raises:
         ValueError: the file cannot be read as an image (the message names it).
     """
     from PIL import Image
 
-    try:
-        with Image.open(path) as im:
-            im.load()
-            im = im.convert("RGB")
-    except Exception as err:
-        raise ValueError(f"cannot read image {path}: {type(err).__name__}: {err}") from None
-    if max_size and max(im.size) > max_size:
+    from fastinpaint import io as fio
+
+    rgb = fio.to_rgb8(fio.read_image(path).pixels)
+    if max_size and max(rgb.shape[:2]) > max_size:
+        im = Image.fromarray(rgb)
         s = max_size / max(im.size)
         im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BOX)
-    return np.asarray(im, dtype=np.uint8)
+        rgb = np.asarray(im, dtype=np.uint8)
+    return rgb
 
 
 def read_mask(path: Union[str, os.PathLike], shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
-    """Reads a mask file as bool ``(H, W)``, **non-zero = hole**; resized (nearest) to ``shape``.
+    """Reads a mask file as bool ``(H, W)`` by the one mask rule of :mod:`fastinpaint.io` (grey >
+    127 = hole); resized (nearest) to ``shape``.
 
     Raises:
         ValueError: unreadable file.
     """
     from PIL import Image
 
-    try:
-        with Image.open(path) as im:
-            im.load()
-            arr = np.asarray(im.convert("L"))
-    except Exception as err:
-        raise ValueError(f"cannot read mask {path}: {type(err).__name__}: {err}") from None
-    m = arr != 0
+    from fastinpaint import io as fio
+
+    m = fio.read_mask(path)
     if shape is not None and m.shape != tuple(shape):
         im = Image.fromarray(m.astype(np.uint8) * 255).resize((shape[1], shape[0]), Image.NEAREST)
         m = np.asarray(im) > 127

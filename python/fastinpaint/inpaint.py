@@ -14,6 +14,8 @@ on first use so that e.g. a network's weights are not loaded by ``import fastinp
 from __future__ import annotations
 
 import importlib
+import operator
+import secrets
 import warnings
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
@@ -220,6 +222,21 @@ def _as_bool_plane(mask, size, name: str) -> Tensor:
     return m.ne(0)
 
 
+def _check_seed(seed) -> int:
+    """An int seed; None draws a fresh one (so a call without a seed is not reproducible)."""
+    if seed is None:
+        return secrets.randbelow(2**31)  # small: methods add offsets to it
+    if isinstance(seed, bool):
+        raise TypeError(f"inpaint: seed must be an int or None, got {seed!r}")
+    try:
+        value = operator.index(seed)  # int and NumPy / torch integers, not 1.5 or "3"
+    except TypeError:
+        raise TypeError(f"inpaint: seed must be an int or None, got {type(seed).__name__} {seed!r}") from None
+    if not -2**62 <= value < 2**62:  # headroom for the offsets methods add
+        raise ValueError(f"inpaint: seed must fit in 64 bits, got {value}")
+    return value
+
+
 # ------------------------------------------------------------------------------------------------
 # public API
 # ------------------------------------------------------------------------------------------------
@@ -229,7 +246,7 @@ def inpaint(
     method: str = "patchmatch",
     *,
     patch_size: Optional[int] = None,
-    seed: int = 0,
+    seed: Optional[int] = 0,
     device: Union[str, torch.device, None] = None,
     source_mask: Optional[ImageLike] = None,
     **options,
@@ -247,7 +264,8 @@ def inpaint(
             bundled in the package, see :mod:`fastinpaint.weights`), or another registered method
             (:func:`available_methods`).
         patch_size: patch side for patch-based methods (odd; default: the method's own).
-        seed: random seed; the same seed on the same kind of device gives the same result.
+        seed: random seed, an int; the same seed on the same kind of device gives the same
+            result. ``None``: a fresh random seed each call (nondeterministic results).
         device: where to compute (``"cpu"``, ``"cuda"``, ...). Default: the tensor's device, or the
             CPU for numpy/PIL input. The result is returned in the input's type and place.
         source_mask: optional, same size; **non-zero = may be copied from**. Known pixels outside
@@ -260,10 +278,14 @@ def inpaint(
 
     Raises:
         ValueError: mask size differs from the image size; the mask covers the whole image (there
-            is nothing to copy from); unknown method.
-        TypeError: unsupported image or mask type.
+            is nothing to copy from); unknown method; non-finite known pixels; a float image
+            outside [0, 1] for a learned method.
+        TypeError: unsupported image or mask type; a seed that is not an int or None.
 
-    An empty mask returns a copy of the input with a warning.
+    An empty mask returns a copy of the input with a warning. Values under the hole are ignored
+    (NaN included); known pixels must be finite. Learned methods (``pconv``, ``glcic``) work on
+    colour in [0, 1]: integer images are scaled by their dtype's maximum, and a float image whose
+    known pixels leave [0, 1] is refused (scale it first); patchmatch and biharmonic take any range.
 
     Example:
         >>> import numpy as np, fastinpaint
@@ -274,6 +296,7 @@ def inpaint(
         ((120, 160, 3), dtype('uint8'))
     """
     fn = _resolve_method(method)
+    seed = _check_seed(seed)
     if device is None:
         device = image.device if isinstance(image, Tensor) else torch.device("cpu")
     device = torch.device(device)
@@ -300,11 +323,22 @@ def _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, opt
         )
     colour = img.colour_float(device)
     hole_d = hole.to(device)
+    known = colour[:, ~hole_d]
+    if not bool(torch.isfinite(known).all()):
+        raise ValueError("inpaint: the image has non-finite values (NaN or inf) outside the hole; "
+                         "only hole pixels may be NaN")
+    # Hole values are ignored by every method: replace them (NaN included) by the known mean.
+    colour = torch.where(hole_d[None], known.mean(dim=1)[:, None, None], colour)
     src_d = None if src is None else src.to(device)
     if patch_size is not None:
         options["patch_size"] = patch_size
     unit_range = getattr(fn, "unit_range", False)
     if unit_range:
+        if img.dtype.is_floating_point:
+            lo, hi = float(known.min()), float(known.max())
+            if lo < -1e-6 or hi > 1 + 1e-6:
+                raise ValueError(f"inpaint: method {method!r} works on colour in [0, 1], but this float image's "
+                                 f"known pixels span [{lo:g}, {hi:g}]; scale it to [0, 1] first (e.g. divide by 255)")
         colour = colour / img.white
     filled = fn(colour, hole_d, seed=seed, source_mask=src_d, **options)
     if unit_range:

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Type
 
-#: Grey values above this are holes in mask files; alpha at or below it is a hole.
-MASK_THRESHOLD = 127
+from fastinpaint.io import MASK_THRESHOLD, ImageIOError  # noqa: F401 - MASK_THRESHOLD re-exported
+
 #: The file endings taken as images when a folder is read.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".tga")
 
@@ -43,7 +41,7 @@ def reports_user_errors(prog: str, *library_errors: Type[BaseException],
         def run(*args, **kwargs) -> int:
             try:
                 return handler(*args, **kwargs)
-            except (CliError, *library_errors) as err:
+            except (CliError, ImageIOError, *library_errors) as err:
                 print(f"{prog}: error: {err}", file=sys.stderr)
                 return status
 
@@ -53,61 +51,21 @@ def reports_user_errors(prog: str, *library_errors: Type[BaseException],
 
 
 def open_image(path: Path, what: str):
-    """``PIL.Image`` of ``path``, fully read; ``what`` ("image", "mask") names it in errors."""
-    from PIL import Image, UnidentifiedImageError
+    """``PIL.Image`` of ``path``, fully read and as displayed (EXIF orientation applied); ``what``
+    ("image", "mask") names it in errors."""
+    from fastinpaint.io import _open_pil, orient
 
-    if not path.exists():
-        raise CliError(f"{what} file not found: {path}")
-    if path.is_dir():
-        raise CliError(f"{what} path is a directory, not an image file: {path}")
-    try:
-        img = Image.open(path)
-        img.load()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise CliError(f"cannot read {what} {path}: {exc}") from exc
-    return img
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return orient(_open_pil(path, what))
 
 
 def save_atomic(img, out: Path, overwrite: bool) -> None:
-    """Writes ``img`` to ``out`` (format from its extension) through a temporary file in the same
-    folder renamed into place, so an interrupted run never leaves a half-written image."""
-    from PIL import Image
+    """Writes the ``PIL.Image`` ``img`` to ``out`` with :func:`fastinpaint.io.write_image` (a
+    temporary file published without replacing unless ``overwrite``)."""
+    import numpy as np
 
-    if out.exists() and not overwrite:
-        raise CliError(f"output {out} already exists; pass --overwrite to replace it")
-    if out.is_dir():
-        raise CliError(f"output {out} is a directory")
-    fmt = Image.registered_extensions().get(out.suffix.lower())
-    if fmt is None:
-        raise CliError(f"cannot tell the image format of output {out} from its extension; use e.g. .png")
-    if fmt == "JPEG" and img.mode not in ("L", "RGB"):
-        img = img.convert("RGB")  # JPEG has no alpha and no 16-bit
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise CliError(f"output folder {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, out)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, (OSError, ValueError, KeyError)):
-            raise CliError(f"cannot write {out}: {exc}") from exc
-        raise
+    from fastinpaint.io import write_image
+
+    write_image(np.array(img), out, overwrite=overwrite)
 
 
 def standalone_main(prog: str, description: str, add_arguments: Callable[[argparse.ArgumentParser], None],

@@ -75,7 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "methods, NAME=PATH[,NAME=PATH]")
     p.add_argument("--images", required=True, help="folder of images (recursive)")
     p.add_argument("--masks", default=None,
-                   help="folder of masks (non-zero = hole), matched by file name or by its manifest.csv "
+                   help="folder of masks (grey > 127 = hole), matched by file name or by its manifest.csv "
                         "(image,mask columns)")
     p.add_argument("--generate", type=int, default=0, metavar="N", help="instead of --masks: N generated masks per image")
     p.add_argument("--bucket", default="all", help="buckets for --generate: LO-HI, several separated by ';', or 'all'")

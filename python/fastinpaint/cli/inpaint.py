@@ -3,13 +3,15 @@
     fastinpaint inpaint IMAGE [MASK] -o OUT [--method patchmatch] [--seed N] [--device cpu|cuda]
     fastinpaint inpaint --images DIR --masks DIR --out DIR [...]
 
-Outputs are written atomically (:func:`~fastinpaint.cli._common.save_atomic`) and never replace
-an existing file unless ``--overwrite``.
+Files are read and written by :mod:`fastinpaint.io` (the mask rule is documented there). The
+destination is checked before computing; outputs are published atomically and never replace an
+existing file unless ``--overwrite`` (two processes writing one path: exactly one succeeds).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import warnings
@@ -19,56 +21,43 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 import fastinpaint
-from fastinpaint.cli._common import (IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, open_image, reports_user_errors,
-                                     save_atomic)
+from fastinpaint.cli._common import IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, reports_user_errors
+from fastinpaint.io import (ImageIOError, Picture, check_destination, grow_hole, hole_from_alpha, read_image,
+                            read_mask, write_image)
 
 
-def _mask_from_file(path: Path, size: Tuple[int, int], invert: bool) -> np.ndarray:
-    """(H, W) bool hole mask: grey value > 127 is a hole (anti-aliased / JPEG masks welcome)."""
-    m = open_image(path, "mask")
-    if m.size != size:
+def _alpha_hole(pic: Picture, path: Path, invert: bool, dilate: int) -> np.ndarray:
+    px = pic.pixels
+    if px.ndim != 3 or px.shape[2] not in (2, 4):
         raise CliError(
-            f"mask size {m.size[0]}x{m.size[1]} differs from image size {size[0]}x{size[1]} (mask {path})"
+            f"no MASK given and image {path} has no alpha channel; pass a mask file (white = hole)"
         )
-    if m.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        arr = np.asarray(m).astype(np.float64)
-        hi = float(arr.max()) if arr.size else 0.0
-        hole = arr > (MASK_THRESHOLD if hi <= 255 else hi / 2)
-    else:
-        if m.mode in ("RGBA", "LA", "PA") or (m.mode == "P" and "transparency" in m.info):
-            m = m.convert("RGBA").convert("RGB")
-        hole = np.asarray(m.convert("L")) > MASK_THRESHOLD
-    return ~hole if invert else hole
-
-
-def _mask_from_alpha(img, path: Path, invert: bool) -> np.ndarray:
-    bands = img.getbands()
-    if "A" not in bands and not (img.mode == "P" and "transparency" in img.info):
-        raise CliError(
-            f"no MASK given and image {path} has no alpha channel; pass a mask file (non-zero/white = hole)"
-        )
-    alpha = np.asarray(img.convert("RGBA").getchannel("A"))
-    hole = alpha <= MASK_THRESHOLD  # transparent = hole
-    return ~hole if invert else hole
+    hole = hole_from_alpha(px[..., -1])
+    return grow_hole(~hole if invert else hole, dilate)
 
 
 def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args) -> str:
-    """Returns a short status ("ok", "empty mask: copied")."""
-    if out.exists() and not args.overwrite:
-        raise CliError(f"output {out} already exists; pass --overwrite to replace it")
-    img = open_image(image_path, "image")
+    """Returns a short status ("ok", "empty mask: copied", "skipped: exists")."""
+    if args.skip_existing and os.path.lexists(out):
+        return "skipped: exists"
+    check_destination(out, args.overwrite)  # before any computing
+    pic = read_image(image_path, "image")
+    for note in pic.notes:
+        print(f"note: {image_path}: {note}", file=sys.stderr)
     alpha_mask = mask_path is None
-    hole = _mask_from_alpha(img, image_path, args.invert_mask) if alpha_mask else _mask_from_file(
-        mask_path, img.size, args.invert_mask
-    )
+    if alpha_mask:
+        hole = _alpha_hole(pic, image_path, args.invert_mask, args.dilate)
+    else:
+        hole = read_mask(mask_path, pic.size, invert=args.invert_mask, dilate=args.dilate)
+    write = functools.partial(write_image, out=out, overwrite=args.overwrite, source=pic, quality=args.quality)
     if not hole.any():
         warnings.warn(f"mask for {image_path} is empty: nothing to fill, writing the image unchanged")
-        save_atomic(img, out, args.overwrite)
+        write(pic.pixels)
         return "empty mask: copied"
     if hole.all():
         raise CliError(
             f"the mask covers the whole image {image_path}: there are no known pixels to copy from "
-            "(white/non-zero = hole; use --invert-mask for masks where white = keep)"
+            "(white = hole; use --invert-mask for masks where white = keep)"
         )
     kwargs = {}
     if args.patch_size is not None:
@@ -80,17 +69,15 @@ def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args) 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the empty-mask warning was handled above
-            result = fastinpaint.inpaint(img, hole, method=args.method, seed=args.seed, device=args.device, **kwargs)
+            result = fastinpaint.inpaint(pic.pixels, hole, method=args.method, seed=args.seed, device=args.device,
+                                         **kwargs)
     except (ValueError, TypeError, RuntimeError, FileNotFoundError) as exc:  # bad weights file included
         raise CliError(f"{image_path}: {exc}") from exc
-    if alpha_mask and "A" in result.getbands():
+    if alpha_mask:
         # The holes were transparent; now they hold colour, so make them opaque.
-        a = np.asarray(result.getchannel("A")).copy()
-        a[hole] = 255
-        from PIL import Image
-
-        result.putalpha(Image.fromarray(a, mode="L"))
-    save_atomic(result, out, args.overwrite)
+        result = result.copy()
+        result[hole, -1] = np.iinfo(result.dtype).max if result.dtype.kind in "ui" else 1
+    write(result)
     return "ok"
 
 
@@ -113,12 +100,16 @@ def run(args: argparse.Namespace) -> int:
             raise CliError("use either IMAGE [MASK] -o OUT, or --images DIR --masks DIR --out DIR, not both")
         if args.images is None or args.out is None:
             raise CliError("batch mode needs --images DIR and --out DIR (and --masks DIR unless images have alpha)")
+        if args.skip_existing and args.overwrite:
+            raise CliError("--skip-existing and --overwrite contradict each other; pass one")
         return _run_batch(args)
     if args.image is None:
         raise CliError("give IMAGE [MASK] -o OUT, or --images DIR --masks DIR --out DIR")
     if args.output is None:
         raise CliError("give the output path with -o OUT")
     out = Path(args.output)
+    if args.skip_existing and args.overwrite:
+        raise CliError("--skip-existing and --overwrite contradict each other; pass one")
     status = _inpaint_file(Path(args.image), Path(args.mask) if args.mask else None, out, args)
     print(f"{status}: wrote {out}" if status == "ok" else f"{status} -> {out}")
     return 0
@@ -132,7 +123,10 @@ def _run_batch(args) -> int:
     for d, what in ((images_dir, "--images"), (masks_dir, "--masks")):
         if d is not None and not d.is_dir():
             raise CliError(f"{what} folder not found: {d}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
     images = sorted(p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
         raise CliError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {images_dir}")
@@ -145,6 +139,7 @@ def _run_batch(args) -> int:
     total = len(images)
     images = images[rank::world]
     failures: List[str] = []
+    skipped = 0
     for image_path in tqdm(images, desc="inpainting" if world == 1 else f"inpainting [rank {rank}/{world}]",
                            unit="image", position=rank if world > 1 else None):
         try:
@@ -153,14 +148,17 @@ def _run_batch(args) -> int:
                 mask_path = _find_mask(masks_dir, image_path)
                 if mask_path is None:
                     raise CliError(f"no mask named like {image_path.name} in {masks_dir}")
-            _inpaint_file(image_path, mask_path, out_dir / image_path.name, args)
-        except CliError as exc:
+            if _inpaint_file(image_path, mask_path, out_dir / image_path.name, args).startswith("skipped"):
+                skipped += 1
+        except (CliError, ImageIOError) as exc:
             # one bad pair does not stop the batch: it is reported, and the exit status says so
             failures.append(str(exc))
             tqdm.write(f"error: {exc}", file=sys.stderr)
-    done = len(images) - len(failures)
+    done = len(images) - len(failures) - skipped
     share = "" if world == 1 else f" (rank {rank} of {world}: its share of {total})"
-    print(f"wrote {done} of {len(images)} images to {out_dir}{share}")
+    extra = f", skipped {skipped} existing" if skipped else ""
+    failed = f", {len(failures)} failed" if failures else ""
+    print(f"wrote {done} of {len(images)} images to {out_dir}{extra}{failed}{share}")
     return 1 if failures else 0
 
 
@@ -182,8 +180,8 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
         "inpaint",
         help="fill the masked region of an image (or of every image in a folder)",
         description=(
-            "Fill the masked region of an image. Mask: a single-channel image of the same size, "
-            f"white/non-zero = hole. Grey values are thresholded at {MASK_THRESHOLD} (> {MASK_THRESHOLD} = hole), "
+            "Fill the masked region of an image. Mask: an image of the same (displayed) size, "
+            f"converted to grey and thresholded at {MASK_THRESHOLD} (grey > {MASK_THRESHOLD} = hole), "
             "so anti-aliased and JPEG masks work. Without MASK, an image with an alpha channel uses it: "
             f"transparent (alpha <= {MASK_THRESHOLD}) = hole. Outputs are written atomically and never "
             "overwrite an existing file unless --overwrite."
@@ -197,6 +195,12 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
     p.add_argument("--out", help="batch mode: output folder (created if missing)")
     p.add_argument("--invert-mask", action="store_true", help="masks mark the pixels to KEEP (white = valid)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave existing output files alone and skip their inputs (re-running a batch)")
+    p.add_argument("--dilate", type=_non_negative, default=0, metavar="PX",
+                   help="grow the hole by PX pixels, over anti-aliased edges and shadows (default 0)")
+    p.add_argument("--quality", type=_quality, default=None,
+                   help="JPEG/WebP output quality 1-100 (default: the input's, if it was a JPEG, else 95)")
     p.add_argument("--patch-size", type=int, default=None, help="patch side for patch-based methods (odd)")
     p.add_argument("--weights", default=None, help="weights of a learned method (--method pconv/glcic): a checkpoint path "
                         "(default: the compact weights bundled with fastinpaint)")
@@ -207,3 +211,24 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to compute (default cpu)")
     p.set_defaults(func=run)
     return p
+
+
+def _non_negative(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _quality(text: str) -> int:
+    value = _int(text)
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 100, got {value}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None

@@ -17,8 +17,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-#: Grey values above this are holes (the same threshold as the command line's mask files and IOPaint's).
-MASK_THRESHOLD = 127
+from fastinpaint.io import MASK_THRESHOLD  # noqa: E402,F401 - the one mask rule's threshold (IOPaint's too)
 #: IOPaint's HD strategies. fastinpaint has none yet: every image is processed at full resolution.
 HD_STRATEGIES = ("original", "crop", "resize")
 #: IOPaint's own default, which its web page and scripts send with every request: accepted (so that
@@ -108,18 +107,14 @@ def open_image(data: bytes, name: str, limits: Limits):
 
 
 def mask_plane(data: bytes, name: str, size: Tuple[int, int], limits: Limits) -> np.ndarray:
-    """(H, W) bool: grey > 127 (white) is True. Alpha is ignored, as IOPaint and the command line do."""
+    """(H, W) bool by the one mask rule of :mod:`fastinpaint.io` (grey > 127 = hole, alpha ignored)."""
     m = open_image(data, name, limits)
     if m.size != size:
         raise RequestError(400, f"field '{name}' is {m.size[0]}x{m.size[1]} but the image is "
                                 f"{size[0]}x{size[1]}; they must be the same size")
-    if m.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit / float masks: threshold at half scale
-        arr = np.asarray(m).astype(np.float64)
-        hi = float(arr.max()) if arr.size else 0.0
-        return arr > (MASK_THRESHOLD if hi <= 255 else hi / 2)
-    if m.mode in ("RGBA", "LA", "PA") or (m.mode == "P" and "transparency" in m.info):
-        m = m.convert("RGBA").convert("RGB")
-    return np.asarray(m.convert("L")) > MASK_THRESHOLD
+    from fastinpaint.io import hole_from_pil
+
+    return hole_from_pil(m)
 
 
 def _int_field(fields: Mapping[str, Any], name: str, default: Optional[int], lo: int, hi: int) -> Optional[int]:

@@ -1,0 +1,437 @@
+"""Reading and writing image and mask files: the one reader and the one writer that the command
+line (single files and batch mode), ``fastinpaint eval``, the training data reader and the HTTP
+server's decoder use.
+
+Reading (:func:`read_image`): the picture **as displayed** — EXIF orientation applied — as a NumPy
+array (``(H, W)`` grey, ``(H, W, 2)`` grey + alpha, ``(H, W, 3)`` RGB, ``(H, W, 4)`` RGBA; uint8,
+or uint16 for 16-bit files), plus what a writer needs to give it back as it came: its ICC profile,
+its EXIF (orientation reset to 1), its JPEG quality. Palette and CMYK files are converted to
+RGB(A), with a note. 16-bit colour PNG/TIFF files are read with OpenCV, because Pillow reads them
+as 8-bit RGB (it has no 48/64-bit mode) and OpenCV's reader (libpng/libtiff) keeps the 16 bits.
+
+**The mask rule** (:func:`hole_from_pil`, used for every mask file and mask upload): the mask is
+read in displayed orientation like the image, converted to grey (ITU-R 601 luma; alpha ignored;
+16-bit masks scaled to 8-bit), and **grey > 127 is a hole** — anti-aliased and JPEG masks work, and a
+mask whose only colour is dark (pure red is luma 76) marks no hole. Without a mask file, an image's
+alpha is the mask: **alpha <= 127 (transparent) is a hole** (:func:`hole_from_alpha`). ``invert``
+swaps hole and keep; ``dilate`` grows the hole by that many pixels (a disc), over anti-aliased
+edges and shadows. Arrays handed to :func:`fastinpaint.inpaint` directly are already holes:
+non-zero = hole.
+
+Writing (:func:`write_image`): the format from the extension; JPEG at the input's quality when
+the input was a JPEG (else 95), with 4:4:4 chroma, or at ``quality``; PNG at ``png_compression``;
+ICC profile and EXIF carried over. :func:`check_destination` checks the destination before any
+computing; the file is written to a temporary file in the same folder and published with a hard
+link (or ``renameat2(RENAME_NOREPLACE)``), a step that fails if the name exists, so two writers
+of one path cannot both succeed; only ``overwrite`` replaces. Every problem is an
+:class:`ImageIOError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import io as _stdio
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Tuple, Union
+
+import numpy as np
+
+__all__ = ["ImageIOError", "Picture", "read_image", "read_mask", "hole_from_pil", "hole_from_alpha",
+           "grow_hole", "to_rgb8", "check_destination", "write_image", "jpeg_quality", "MASK_THRESHOLD"]
+
+#: Grey values above this are holes in mask files; alpha at or below it is a hole.
+MASK_THRESHOLD = 127
+#: JPEG quality when the input was not a JPEG (or had no readable quantisation tables).
+DEFAULT_JPEG_QUALITY = 95
+#: PNG zlib level (0-9): 6 is libpng's default, a good balance of size and time.
+DEFAULT_PNG_COMPRESSION = 6
+
+Source = Union[str, os.PathLike, bytes]
+
+
+class ImageIOError(ValueError):
+    """A file that cannot be read or written as asked; the message is one line naming it."""
+
+
+@dataclass
+class Picture:
+    """An image as displayed, and what is needed to write a result the way it came."""
+
+    pixels: np.ndarray
+    format: Optional[str] = None
+    icc_profile: Optional[bytes] = None
+    exif: Optional[bytes] = None
+    quality: Optional[int] = None  # estimated JPEG quality of the input
+    notes: List[str] = field(default_factory=list)  # conversions made while reading
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        """(width, height), as Pillow says it."""
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+
+def _name(src: Source) -> str:
+    return "<bytes>" if isinstance(src, bytes) else str(src)
+
+
+def _open_pil(src: Source, what: str):
+    """The Pillow image of a file or bytes, fully loaded (not yet oriented)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not isinstance(src, bytes):
+        p = Path(src)
+        if not p.exists():
+            raise ImageIOError(f"{what} file not found: {p}")
+        if p.is_dir():
+            raise ImageIOError(f"{what} path is a directory, not an image file: {p}")
+    try:
+        img = Image.open(_stdio.BytesIO(src) if isinstance(src, bytes) else src)
+        img.load()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageIOError(f"cannot read {what} {_name(src)}: {_one_line(exc)}") from None
+    return img
+
+
+def orient(img):
+    """``img`` as displayed (EXIF orientation applied); keeps ``format``."""
+    from PIL import ImageOps
+
+    fmt = img.format
+    try:
+        out = ImageOps.exif_transpose(img)
+    except (OSError, ValueError, SyntaxError):  # a corrupt EXIF block: show the pixels as stored
+        return img
+    out.format = fmt
+    return out
+
+
+def _orientation(img) -> int:
+    try:
+        return int(img.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - unreadable EXIF counts as no orientation
+        return 1
+
+
+def _orient_array(a: np.ndarray, orientation: int) -> np.ndarray:
+    """The EXIF orientation transform (as Pillow's exif_transpose) on an (H, W, ...) array."""
+    ops = {2: lambda x: x[:, ::-1], 3: lambda x: x[::-1, ::-1], 4: lambda x: x[::-1],
+           5: lambda x: x.swapaxes(0, 1), 6: lambda x: np.rot90(x, -1), 7: lambda x: np.rot90(x, -1)[::-1],
+           8: lambda x: np.rot90(x, 1)}
+    return np.ascontiguousarray(ops[orientation](a)) if orientation in ops else a
+
+
+def read_image(src: Source, what: str = "image") -> Picture:
+    """The image in ``src`` (a path or the file's bytes) as displayed; see the module docstring."""
+    img = _open_pil(src, what)
+    header = _stdio.BytesIO(src) if isinstance(src, bytes) else open(src, "rb")
+    with header:
+        head = header.read(26)
+    # PNG IHDR: bit depth at byte 24, colour type at 25 (2 = RGB, 6 = RGBA)
+    png16 = head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] in (2, 6)
+    tiff16 = img.format == "TIFF" and img.mode in ("RGB", "RGBA") and \
+        tuple(np.atleast_1d(img.tag_v2.get(258, 8)))[0] == 16
+    icc = img.info.get("icc_profile")
+    quality = jpeg_quality(img) if img.format == "JPEG" else None
+    notes: List[str] = []
+    if png16 or tiff16:
+        pixels = _read_16bit_colour(src, what)
+        pixels = _orient_array(pixels, _orientation(img))
+        exif = _exif_without_orientation(img)
+        return Picture(pixels, img.format, icc, exif, quality, notes)
+    img = orient(img)
+    exif = img.info.get("exif") or None
+    fmt = img.format
+    mode = img.mode
+    if mode == "P" or mode == "PA":
+        img = img.convert("RGBA" if ("transparency" in img.info or mode == "PA") else "RGB")
+        notes.append(f"palette image converted to {img.mode}")
+    elif mode == "CMYK":
+        img = img.convert("RGB")
+        icc = None  # a CMYK profile does not describe the RGB pixels
+        notes.append("CMYK image converted to RGB (its colour profile dropped)")
+    elif mode == "1":
+        img = img.convert("L")
+    elif mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        pixels = np.asarray(img).astype(np.uint16)
+        return Picture(pixels, fmt, icc, exif, quality, notes)
+    elif mode == "I":
+        arr = np.asarray(img)
+        if arr.min() < 0 or arr.max() > 65535:
+            raise ImageIOError(f"cannot read {what} {_name(src)}: 32-bit integer pixels outside 0..65535")
+        return Picture(arr.astype(np.uint16), fmt, icc, exif, quality, notes)
+    elif mode not in ("L", "LA", "RGB", "RGBA", "F"):
+        target = "RGBA" if "A" in img.getbands() else "RGB"
+        img = img.convert(target)
+        notes.append(f"{mode} image converted to {target}")
+    return Picture(np.array(img), fmt, icc, exif, quality, notes)
+
+
+def _exif_without_orientation(img) -> Optional[bytes]:
+    try:
+        exif = img.getexif()
+        if not exif:
+            return None
+        exif[0x0112] = 1
+        return exif.tobytes()
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _read_16bit_colour(src: Source, what: str) -> np.ndarray:
+    try:
+        import cv2
+    except ImportError as exc:
+        raise ImageIOError(f"{what} {_name(src)} has 16 bits per colour channel; reading it needs OpenCV "
+                           "(pip install opencv-python-headless)") from exc
+    data = np.frombuffer(src if isinstance(src, bytes) else Path(src).read_bytes(), np.uint8)
+    a = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # UNCHANGED: 16 bits kept, no EXIF rotation
+    if a is None or a.ndim != 3:
+        raise ImageIOError(f"cannot read {what} {_name(src)} as a 16-bit colour image")
+    return np.ascontiguousarray(a[..., [2, 1, 0, 3][: a.shape[2]]])  # BGR(A) -> RGB(A)
+
+
+def jpeg_quality(img) -> Optional[int]:
+    """The IJG quality (1-100) a JPEG was most likely saved at, from its luminance quantisation
+    table against the standard one scaled as libjpeg scales it; None without tables."""
+    tables = getattr(img, "quantization", None)
+    if not tables or 0 not in tables:
+        return None
+    q = np.asarray(tables[0], dtype=np.float64)
+    best, best_err = None, None
+    for quality in range(1, 101):
+        scale = 5000 / quality if quality < 50 else 200 - 2 * quality
+        std = np.clip(np.floor((_STD_LUMA * scale + 50) / 100), 1, 255)
+        err = float(np.abs(std - q).sum())
+        if best_err is None or err < best_err:
+            best, best_err = quality, err
+    return best
+
+
+# The JPEG standard's luminance table (Annex K), in the zigzag order Pillow's `quantization` uses.
+_STD_LUMA = np.array([16, 11, 12, 14, 12, 10, 16, 14, 13, 14, 18, 17, 16, 19, 24, 40, 26, 24, 22, 22, 24, 49,
+                      35, 37, 29, 40, 58, 51, 61, 60, 57, 51, 56, 55, 64, 72, 92, 78, 64, 68, 87, 69, 55, 56,
+                      80, 109, 81, 87, 95, 98, 103, 104, 103, 62, 77, 113, 121, 112, 100, 120, 92, 101, 103,
+                      99], dtype=np.float64)
+
+
+def to_rgb8(pixels: np.ndarray) -> np.ndarray:
+    """uint8 ``(H, W, 3)`` of what :func:`read_image` gives (16 bits scaled, grey repeated, alpha
+    dropped), for code that scores or trains on 8-bit colour."""
+    a = pixels
+    if a.dtype == np.uint16:
+        a = ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        a = np.clip(np.round(a.astype(np.float64) * 255), 0, 255).astype(np.uint8)  # float: [0, 1]
+    if a.ndim == 2:
+        a = a[..., None]
+    a = a[..., :1] if a.shape[2] in (1, 2) else a[..., :3]
+    return np.ascontiguousarray(np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a)
+
+
+# ------------------------------------------------------------------------------------------------
+# masks
+# ------------------------------------------------------------------------------------------------
+def hole_from_pil(m) -> np.ndarray:
+    """(H, W) bool of a mask image already in displayed orientation: the one mask rule."""
+    if m.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # 16-bit/int grey: 0..65535
+        arr = np.asarray(m).astype(np.float64)
+        return arr > (MASK_THRESHOLD + 0.5) * 257
+    if m.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (m.mode == "P" and "transparency" in m.info):
+        m = m.convert("RGBA").convert("RGB")  # alpha ignored: the grey is the rule
+    return np.asarray(m.convert("L")) > MASK_THRESHOLD
+
+
+def hole_from_alpha(alpha: np.ndarray) -> np.ndarray:
+    """(H, W) bool: transparent (alpha <= 127, or the 16-bit equivalent) is a hole."""
+    limit = MASK_THRESHOLD if alpha.dtype == np.uint8 else (MASK_THRESHOLD + 0.5) * 257
+    return alpha <= limit
+
+
+def grow_hole(hole: np.ndarray, pixels: int) -> np.ndarray:
+    """The hole grown by ``pixels`` in every direction (a disc), e.g. over a soft edge or shadow."""
+    if pixels < 0:
+        raise ValueError(f"dilate must be >= 0 pixels, got {pixels}")
+    if pixels == 0 or not hole.any():
+        return hole
+    from scipy import ndimage
+
+    r = int(pixels)
+    y, x = np.ogrid[-r:r + 1, -r:r + 1]
+    return ndimage.binary_dilation(hole, structure=(x * x + y * y) <= r * r)
+
+
+def read_mask(src: Source, size: Optional[Tuple[int, int]] = None, *, invert: bool = False, dilate: int = 0,
+              what: str = "mask") -> np.ndarray:
+    """(H, W) bool hole of the mask in ``src`` by the one rule (see the module docstring), in
+    displayed orientation. ``size``: (width, height) it must have (the displayed image's)."""
+    m = orient(_open_pil(src, what))
+    if size is not None and m.size != tuple(size):
+        raise ImageIOError(f"mask size {m.size[0]}x{m.size[1]} differs from image size {size[0]}x{size[1]} "
+                           f"(mask {_name(src)})")
+    hole = hole_from_pil(m)
+    hole = ~hole if invert else hole
+    return grow_hole(hole, dilate)
+
+
+# ------------------------------------------------------------------------------------------------
+# writing
+# ------------------------------------------------------------------------------------------------
+def output_format(out: Path) -> str:
+    from PIL import Image
+
+    Image.init()
+    fmt = Image.registered_extensions().get(out.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        raise ImageIOError(f"cannot tell the image format of output {out} from its extension; use e.g. .png")
+    return fmt
+
+
+def check_destination(out: Union[str, os.PathLike], overwrite: bool = False) -> None:
+    """Checks, before any computing, that ``out`` can be written: a known extension, not a
+    directory, not existing (unless ``overwrite``), in a folder that exists and takes a new file
+    (tried by creating and removing a temporary file: permission bits say nothing for root)."""
+    out = Path(out)
+    if out.is_dir():
+        raise ImageIOError(f"output {out} is a directory")
+    output_format(out)
+    if os.path.lexists(out) and not overwrite:
+        raise ImageIOError(f"output {out} already exists; pass --overwrite to replace it")
+    parent = out.parent
+    if not parent.is_dir():
+        raise ImageIOError(f"output folder {parent} does not exist or is not a folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise ImageIOError(f"cannot write to output folder {parent}: {exc.strerror or exc}") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _save_params(fmt: str, pixels: np.ndarray, source: Optional[Picture], quality: Optional[int],
+                 png_compression: int) -> dict:
+    params: dict = {}
+    if fmt == "JPEG":
+        q = quality if quality is not None else (source.quality if source and source.quality else DEFAULT_JPEG_QUALITY)
+        params.update(quality=int(q), subsampling=0)  # 4:4:4: no chroma blur outside the hole
+    elif fmt == "PNG":
+        params["compress_level"] = int(png_compression)
+    elif fmt == "WEBP":
+        params["quality"] = int(quality) if quality is not None else DEFAULT_JPEG_QUALITY
+    if source is not None:
+        if source.icc_profile and fmt in ("JPEG", "PNG", "TIFF", "WEBP"):
+            params["icc_profile"] = source.icc_profile
+        if source.exif and fmt in ("JPEG", "PNG", "TIFF", "WEBP"):
+            params["exif"] = source.exif
+    return params
+
+
+def _encode(pixels: np.ndarray, fmt: str, params: dict, out: Path) -> bytes:
+    from PIL import Image
+
+    a = pixels
+    if a.dtype == np.uint16 and a.ndim == 3 and a.shape[2] in (3, 4):  # 16-bit colour: Pillow cannot
+        if fmt not in ("PNG", "TIFF"):
+            raise ImageIOError(f"cannot write 16-bit colour as {fmt} ({out}); use .png or .tif")
+        import cv2
+
+        ok, buf = cv2.imencode(".png" if fmt == "PNG" else ".tiff", a[..., [2, 1, 0, 3][: a.shape[2]]])
+        if not ok:
+            raise ImageIOError(f"cannot encode {out}")
+        return buf.tobytes()
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.dtype == np.uint16 and a.ndim == 2:
+        img = Image.fromarray(a)  # I;16
+        if fmt == "JPEG":
+            img = Image.fromarray((a.astype(np.uint32) * 255 // 65535).astype(np.uint8))
+    elif a.dtype == np.uint16:  # 16-bit grey + alpha: no Pillow mode; keep 8 bits with alpha
+        img = Image.fromarray((a.astype(np.uint32) * 255 // 65535).astype(np.uint8), "LA")
+    else:
+        img = Image.fromarray(a)
+    if fmt == "JPEG" and img.mode not in ("L", "RGB"):
+        img = img.convert("RGB")  # JPEG has no alpha
+    buf = _stdio.BytesIO()
+    img.save(buf, format=fmt, **params)
+    return buf.getvalue()
+
+
+_RENAME_NOREPLACE = 1
+
+
+def _publish(tmp: str, out: Path, overwrite: bool) -> None:
+    """Makes ``tmp`` visible as ``out``; without ``overwrite`` a step that fails if ``out``
+    exists (never check-then-replace)."""
+    if overwrite:
+        os.replace(tmp, out)
+        return
+    try:
+        os.link(tmp, out)  # atomic, fails with EEXIST
+        os.unlink(tmp)
+        return
+    except FileExistsError:
+        raise
+    except OSError as exc:  # a file system without hard links: try renameat2(RENAME_NOREPLACE)
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+            raise
+    libc = ctypes.CDLL(None, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:
+        raise OSError(errno.ENOTSUP, "this file system offers no rename that refuses to replace")
+    at_fdcwd = -100
+    if fn(at_fdcwd, os.fsencode(tmp), at_fdcwd, os.fsencode(str(out)), _RENAME_NOREPLACE) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), str(out))
+
+
+def write_image(pixels: np.ndarray, out: Union[str, os.PathLike], *, overwrite: bool = False,
+                source: Optional[Picture] = None, quality: Optional[int] = None,
+                png_compression: int = DEFAULT_PNG_COMPRESSION) -> None:
+    """Writes ``pixels`` (as :func:`read_image` gives them) to ``out``; see the module docstring.
+    ``source``: the :class:`Picture` the result came from (its metadata and JPEG quality)."""
+    out = Path(out)
+    check_destination(out, overwrite)
+    if quality is not None and not 1 <= quality <= 100:
+        raise ImageIOError(f"quality must be between 1 and 100, got {quality}")
+    fmt = output_format(out)
+    try:
+        data = _encode(np.asarray(pixels), fmt, _save_params(fmt, pixels, source, quality, png_compression), out)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if isinstance(exc, ImageIOError):
+            raise
+        raise ImageIOError(f"cannot write {out}: {_one_line(exc)}") from None
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
+        _publish(tmp, out, overwrite)
+        tmp = None
+    except FileExistsError:
+        raise ImageIOError(f"output {out} already exists (written by another process meanwhile); "
+                           "pass --overwrite to replace it") from None
+    except OSError as exc:
+        raise ImageIOError(f"cannot write {out}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -1,0 +1,299 @@
+"""fastinpaint.io: files that are not what they seem (orientation, ICC, 16-bit colour, JPEG
+quality, the one mask rule through every entry point) and writes that cannot clobber."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+import fastinpaint
+from fastinpaint import cli
+from fastinpaint import io as fio
+
+H, W = 32, 48
+
+
+def run(*args):
+    return cli.main([str(a) for a in args])
+
+
+def _photo(seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:H, 0:W]
+    rgb = np.stack([(x * 5) % 256, (y * 7) % 256, ((x + y) * 3) % 256], -1)
+    return np.clip(rgb + rng.integers(-6, 7, rgb.shape), 0, 255).astype(np.uint8)
+
+
+# Pillow's exif_transpose is the independent reference for the 8 orientations; here, the same
+# transforms written out from the EXIF specification.
+_DISPLAY = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+            5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 2).transpose(1, 0, 2),
+            8: lambda a: np.rot90(a, 1)}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_image_and_mask_in_displayed_orientation(tmp_path, orientation):
+    stored = _photo()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(tmp_path / "in.png", exif=exif.tobytes())
+    shown = np.ascontiguousarray(_DISPLAY[orientation](stored))
+    pic = fio.read_image(tmp_path / "in.png")
+    np.testing.assert_array_equal(pic.pixels, shown)
+    # a mask drawn on the displayed photo (no EXIF): accepted, same orientation
+    mask = np.zeros(shown.shape[:2], np.uint8)
+    mask[4:10, 6:14] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    assert run("inpaint", tmp_path / "in.png", tmp_path / "mask.png", "-o", tmp_path / "out.png") == 0
+    out = fio.read_image(tmp_path / "out.png")
+    assert out.pixels.shape == shown.shape
+    keep = mask == 0
+    np.testing.assert_array_equal(out.pixels[keep], shown[keep])
+    assert Image.open(tmp_path / "out.png").getexif().get(0x0112, 1) == 1  # not rotated twice
+
+
+def test_icc_profile_and_exif_round_trip(tmp_path):
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    exif[0x0112] = 6
+    Image.fromarray(_photo()).save(tmp_path / "in.jpg", quality=90, icc_profile=icc, exif=exif.tobytes())
+    mask = np.zeros((W, H), np.uint8)  # displayed: rotated
+    mask[5:12, 5:12] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    assert run("inpaint", tmp_path / "in.jpg", tmp_path / "m.png", "-o", tmp_path / "out.jpg") == 0
+    out = Image.open(tmp_path / "out.jpg")
+    assert out.info.get("icc_profile") == icc
+    assert out.getexif().get(0x010F) == "PhoneMaker"
+    assert out.size == (H, W)
+
+
+def test_16bit_rgb_stays_16bit(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(1)
+    rgb16 = rng.integers(0, 65536, (H, W, 3), dtype=np.uint16)
+    rgb16[..., 0] |= 1  # low bits matter: an 8-bit round trip would lose them
+    cv2.imwrite(str(tmp_path / "in.png"), rgb16[..., ::-1])
+    pic = fio.read_image(tmp_path / "in.png")
+    assert pic.pixels.dtype == np.uint16
+    np.testing.assert_array_equal(pic.pixels, rgb16)
+    mask = np.zeros((H, W), np.uint8)
+    mask[8:16, 10:20] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    assert run("inpaint", tmp_path / "in.png", tmp_path / "m.png", "-o", tmp_path / "out.png",
+               "--method", "biharmonic") == 0
+    back = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(back[mask == 0], rgb16[mask == 0])
+
+
+def _ijg_quality(path):
+    """Independent estimate: compare the file's tables with Pillow re-encodes at each quality."""
+    q0 = Image.open(path).quantization[0]
+    ref = Image.new("RGB", (8, 8))
+    for q in range(1, 101):
+        import io as stdio
+        buf = stdio.BytesIO()
+        ref.save(buf, "JPEG", quality=q)
+        if Image.open(buf).quantization[0] == q0:
+            return q
+    return None
+
+
+def test_jpeg_quality_kept_and_444(tmp_path, files=None):
+    Image.fromarray(_photo()).save(tmp_path / "in.jpg", quality=95)
+    mask = np.zeros((H, W), np.uint8)
+    mask[8:16, 10:20] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    assert run("inpaint", tmp_path / "in.jpg", tmp_path / "m.png", "-o", tmp_path / "out.jpg") == 0
+    assert _ijg_quality(tmp_path / "out.jpg") == 95
+    out = Image.open(tmp_path / "out.jpg")
+    assert out.layer[0][1:3] == (1, 1)  # luma sampled 1x1: 4:4:4
+    assert run("inpaint", tmp_path / "in.jpg", tmp_path / "m.png", "-o", tmp_path / "q.jpg", "--quality", "60") == 0
+    assert _ijg_quality(tmp_path / "q.jpg") == 60
+    # unchanged pixels stay close to the input (4:2:0 at q75 gave 41.7 dB)
+    a = np.asarray(Image.open(tmp_path / "in.jpg"), np.float64)
+    b = np.asarray(out, np.float64)
+    keep = mask == 0
+    psnr = 10 * np.log10(255**2 / ((a[keep] - b[keep]) ** 2).mean())
+    assert psnr > 45
+    Image.fromarray(_photo()).save(tmp_path / "p.png")
+    assert run("inpaint", tmp_path / "p.png", tmp_path / "m.png", "-o", tmp_path / "p.jpg") == 0
+    assert _ijg_quality(tmp_path / "p.jpg") == 95
+
+
+# ---------------------------------------------------------------------------------------------
+# the one mask rule, through every entry point
+# ---------------------------------------------------------------------------------------------
+def _mask_cases():
+    """(name, PIL mask, expected hole) — expected from the rule, written independently: ITU-R
+    601 luma of the RGB, > 127."""
+    box = np.zeros((H, W), bool)
+    box[6:14, 8:20] = True
+    grey = np.where(box, 200, 100).astype(np.uint8)  # 100 is not a hole, 200 is
+    red = np.zeros((H, W, 3), np.uint8)
+    red[box] = (255, 0, 0)  # luma 76: no hole
+    white_rgb = np.zeros((H, W, 3), np.uint8)
+    white_rgb[box] = (255, 255, 255)
+    grey16 = np.where(box, 40000, 30000).astype(np.uint16)  # 30000 < half of 65535
+    return [("grey", Image.fromarray(grey), box), ("red", Image.fromarray(red), np.zeros_like(box)),
+            ("white_rgb", Image.fromarray(white_rgb), box), ("grey16", Image.fromarray(grey16), box)]
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_one_mask_rule_everywhere(tmp_path, case):
+    name, mask_img, expected = _mask_cases()[case]
+    mask_img.save(tmp_path / "m.png")
+    assert fio.read_mask(tmp_path / "m.png").sum() == expected.sum()
+    np.testing.assert_array_equal(fio.read_mask(tmp_path / "m.png"), expected)
+    # eval
+    from fastinpaint.evaluate import read_mask as eval_read_mask
+    np.testing.assert_array_equal(eval_read_mask(tmp_path / "m.png"), expected)
+    # training data reader
+    from fastinpaint.data import MaskFolder
+    (tmp_path / "masks").mkdir()
+    mask_img.save(tmp_path / "masks" / "a.png")
+    np.testing.assert_array_equal(MaskFolder(tmp_path / "masks").mask(0), expected)
+    # server decoder
+    from fastinpaint.serve.decode import Limits, mask_plane
+    np.testing.assert_array_equal(mask_plane((tmp_path / "m.png").read_bytes(), "mask", (W, H), Limits()), expected)
+    # CLI: the pixels that change are inside the expected hole only
+    Image.fromarray(_photo()).save(tmp_path / "in.png")
+    assert run("inpaint", tmp_path / "in.png", tmp_path / "m.png", "-o", tmp_path / "o.png") == 0
+    changed = (np.asarray(Image.open(tmp_path / "o.png")) != _photo()).any(-1)
+    assert not (changed & ~expected).any()
+    if expected.any():
+        assert changed.any()
+
+
+def test_invert_and_dilate(tmp_path):
+    m = np.zeros((H, W), np.uint8)
+    m[10, 20] = 255
+    Image.fromarray(m).save(tmp_path / "m.png")
+    hole = fio.read_mask(tmp_path / "m.png", dilate=3)
+    yy, xx = np.nonzero(hole)
+    assert hole.sum() == 29  # a disc of radius 3 has 29 pixels
+    assert (np.hypot(yy - 10, xx - 20) <= 3).all()
+    np.testing.assert_array_equal(fio.read_mask(tmp_path / "m.png", invert=True), m == 0)
+    Image.fromarray(_photo()).save(tmp_path / "in.png")
+    assert run("inpaint", tmp_path / "in.png", tmp_path / "m.png", "-o", tmp_path / "o.png", "--dilate", "3") == 0
+    changed = (np.asarray(Image.open(tmp_path / "o.png")) != _photo()).any(-1)
+    assert not (changed & ~hole).any()
+
+
+def test_palette_and_cmyk_converted_with_a_note(tmp_path, capsys):
+    Image.fromarray(_photo()).convert("CMYK").save(tmp_path / "c.jpg")
+    pic = fio.read_image(tmp_path / "c.jpg")
+    assert pic.pixels.shape == (H, W, 3) and any("CMYK" in n for n in pic.notes)
+    Image.fromarray(_photo()).convert("P").save(tmp_path / "p.png")
+    pic = fio.read_image(tmp_path / "p.png")
+    assert pic.pixels.shape == (H, W, 3) and any("palette" in n for n in pic.notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# writing safely
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture()
+def pair(tmp_path):
+    Image.fromarray(_photo()).save(tmp_path / "in.png")
+    m = np.zeros((H, W), np.uint8)
+    m[8:16, 10:20] = 255
+    Image.fromarray(m).save(tmp_path / "m.png")
+    return tmp_path
+
+
+def test_unwritable_folder_is_one_line_before_computing(pair, capsys, monkeypatch):
+    blocker = pair / "a_file"
+    blocker.write_text("x")
+    called = []
+    monkeypatch.setattr(fastinpaint, "inpaint", lambda *a, **k: called.append(1))
+    # a path under a regular file fails for root too
+    assert run("inpaint", pair / "in.png", pair / "m.png", "-o", blocker / "out.png") == 1
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err and not called
+    assert run("inpaint", pair / "in.png", pair / "m.png", "-o", pair) == 1
+    assert "is a directory" in capsys.readouterr().err and not called
+    assert run("inpaint", pair / "in.png", pair / "m.png", "-o", pair / "o.nope") == 1
+    assert "format" in capsys.readouterr().err and not called
+
+
+def test_immutable_folder(pair, capsys):
+    ro = pair / "ro"
+    ro.mkdir()
+    if subprocess.run(["chattr", "+i", str(ro)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i not available here")
+    try:
+        assert run("inpaint", pair / "in.png", pair / "m.png", "-o", ro / "out.png") == 1
+        err = capsys.readouterr().err
+        assert "cannot write to output folder" in err and err.count("\n") == 1
+    finally:
+        subprocess.run(["chattr", "-i", str(ro)])
+
+
+def test_batch_reports_failed_files_and_goes_on(pair, capsys):
+    imgs, masks, out = pair / "imgs", pair / "masks", pair / "out"
+    for d in (imgs, masks, out):
+        d.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        Image.fromarray(_photo()).save(imgs / name)
+        Image.open(pair / "m.png").save(masks / name)
+    (out / "b.png").mkdir()  # b's output cannot be written
+    assert run("inpaint", "--images", imgs, "--masks", masks, "--out", out) == 1
+    cap = capsys.readouterr()
+    assert "b.png" in cap.err and "Traceback" not in cap.err
+    assert (out / "a.png").is_file() and (out / "c.png").is_file()
+    assert "wrote 2 of 3" in cap.out and "1 failed" in cap.out
+    # re-run: --skip-existing skips the written ones
+    (out / "b.png").rmdir()
+    assert run("inpaint", "--images", imgs, "--masks", masks, "--out", out, "--skip-existing") == 0
+    assert "wrote 1 of 3" in capsys.readouterr().out and (out / "b.png").is_file()
+    # the whole output folder under a regular file: one line, exit 1
+    assert run("inpaint", "--images", imgs, "--masks", masks, "--out", pair / "in.png" / "x") == 1
+    assert "cannot create output folder" in capsys.readouterr().err
+
+
+def test_two_writers_exactly_one_wins(tmp_path, monkeypatch):
+    # Both pass the destination check before either publishes: the publish step itself must refuse.
+    for trial in range(5):
+        out = tmp_path / f"race{trial}.png"
+        fio.check_destination(out)
+        a = fio.write_image(np.full((8, 8), 10, np.uint8), out)
+        real_check = fio.check_destination
+        monkeypatch.setattr(fio, "check_destination", lambda *a, **k: None)  # the other one checked earlier
+        with pytest.raises(fio.ImageIOError, match="already exists"):
+            fio.write_image(np.full((8, 8), 20, np.uint8), out)
+        monkeypatch.setattr(fio, "check_destination", real_check)
+        assert np.asarray(Image.open(out)).max() == 10 and a is None
+        assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_two_processes_publishing_one_path(tmp_path):
+    script = (
+        "import sys, time, numpy as np\n"
+        "from fastinpaint import io as fio\n"
+        "fio.check_destination(sys.argv[1])\n"
+        "open(sys.argv[3], 'w').close()\n"
+        "import os\n"
+        "while not os.path.exists(sys.argv[4]): time.sleep(0.01)\n"
+        "fio.check_destination = lambda *a, **k: None\n"  # both already checked: the race
+        "try:\n"
+        "    fio.write_image(np.full((8, 8), int(sys.argv[2]), np.uint8), sys.argv[1]); print('ok')\n"
+        "except fio.ImageIOError as e: print(e)\n"
+    )
+    out = tmp_path / "same.png"
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(out), str(v), str(tmp_path / f"ready{v}"),
+                               str(tmp_path / "go")], stdout=subprocess.PIPE, text=True) for v in (10, 20)]
+    import time
+    deadline = time.time() + 120
+    while not all((tmp_path / f"ready{v}").exists() for v in (10, 20)) and time.time() < deadline:
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
+    results = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert sorted(r == "ok" for r in results) == [False, True], results
+    loser = [r for r in results if r != "ok"][0]
+    assert "already exists" in loser
+    winner_value = (10, 20)[results.index("ok")]
+    assert np.asarray(Image.open(out)).max() == winner_value
