@@ -67,9 +67,10 @@ def test_empty_folder_and_all_broken(tmp_path):
         ImageFolder(tmp_path, size=8)[0]
 
 
-def test_mask_folder_nonzero_is_hole(tmp_path):
+def test_mask_folder_uses_the_one_mask_rule(tmp_path):
     m = np.zeros((20, 30), np.uint8)
-    m[5:10, 5:25] = 7  # any non-zero value is a hole
+    m[0:2, 0:30] = 127  # grey <= 127: not a hole (the rule of fastinpaint.io)
+    m[5:10, 5:25] = 200  # grey > 127: a hole
     Image.fromarray(m).save(tmp_path / "m.png")
     ds = MaskFolder(tmp_path)
     assert ds[0].shape == (1, 20, 30) and ds[0].sum() == 100
