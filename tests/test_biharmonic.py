@@ -516,3 +516,19 @@ def test_multigrid_solver_checks_its_inputs():
         torch.ops.fastinpaint.biharmonic_solve(image, hole, table, 1e-6, 10, fill=True, out=torch.zeros(8, 9, 1))
     with pytest.raises(ValueError, match="pass both or neither"):
         torch.ops.fastinpaint.biharmonic_solve(image, hole, table, 1e-6, 10, out=torch.zeros(8, 9, 1, dtype=torch.float64))
+
+
+def test_solver_op_schema_is_honest():
+    """torch.library.opcheck's schema test: the op mutates `out` (declared Tensor(a!)) and nothing
+    else. (No fake kernel: the solve is host work whose result depends on the data, not traced.)"""
+    from fastinpaint.methods import biharmonic as module
+
+    rng = np.random.default_rng(fresh_seed())
+    image = torch.from_numpy(rng.random((40, 50, 3)))
+    hole = torch.zeros(40, 50, dtype=torch.bool)
+    hole[10:30, 12:40] = True
+    table = module._diamond_table()
+    torch.library.opcheck(torch.ops.fastinpaint.biharmonic_solve.default, (image, hole, table, 1e-6, 50),
+                          test_utils=("test_schema",))
+    torch.library.opcheck(torch.ops.fastinpaint.biharmonic_solve.default, (image, hole, table, 1e-6, 50),
+                          {"fill": True, "out": torch.empty_like(image)}, test_utils=("test_schema",))
