@@ -139,3 +139,13 @@ def test_auto_rescues_pconv_on_a_large_photo(shared_data):
     # measured: 512 px 11.0 dB, auto 11.0 dB, original 9.8 dB
     assert auto > original + 0.8, (auto, original, at_512)
     assert abs(auto - at_512) < 0.5, (auto, original, at_512)
+
+
+def test_source_mask_is_cropped_and_a_region_without_source_takes_the_whole_image(caplog):
+    img, hole = _synthetic()
+    source = np.zeros(hole.shape, bool)
+    source[:, :150] = True  # covers the first hole's box, not the second's (x 415:555)
+    with caplog.at_level(logging.DEBUG, logger="fastinpaint.hd"):
+        out = fastinpaint.inpaint(img, hole, hd_strategy="crop", source_mask=source)
+    assert np.array_equal(out[~hole], img[~hole])
+    assert "region 1 has no source pixel in its box" in caplog.text
