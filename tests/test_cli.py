@@ -219,3 +219,21 @@ def test_demo_and_entry_point(tmp_path):
     assert str(out.resolve()) in res.stdout
     assert Image.open(out).size == Image.open(Path(fastinpaint.__file__).parent / "data" / "astronaut.png").size
     assert (tmp_path / "demo_before_after.png").exists()
+
+
+def test_hd_strategy_flags(files, capsys):
+    tmp, img, mask = files
+    out_r, out_o = tmp / "resize.png", tmp / "original.png"
+    assert run("inpaint", img, mask, "-o", out_r, "--hd-strategy", "resize", "--hd-size", 32) == 0
+    assert run("inpaint", img, mask, "-o", out_o, "--hd-strategy", "original") == 0
+    src, hole = np.asarray(Image.open(img)), np.asarray(Image.open(mask)) > 127
+    res = np.asarray(Image.open(out_r))
+    assert np.array_equal(res[~hole], src[~hole])
+    expected = fastinpaint.inpaint(src, hole, hd_strategy="resize", hd_size=32)
+    assert np.array_equal(res, expected)
+    assert not np.array_equal(res, np.asarray(Image.open(out_o)))  # the flag reached the dispatcher
+    with pytest.raises(SystemExit):
+        run("inpaint", img, mask, "-o", tmp / "x.png", "--hd-strategy", "tiles")
+    with pytest.raises(SystemExit):
+        run("inpaint", img, mask, "-o", tmp / "x.png", "--hd-size", 8)
+    assert "at least 16" in capsys.readouterr().err

@@ -129,7 +129,7 @@ def test_rgba_image_keeps_its_alpha(client, pair):
 
 def test_iopaint_shaped_request(client, pair):
     """The fields IOPaint's web page sends with every request; its default hd_strategy "Crop" is
-    accepted and reported as ignored."""
+    fastinpaint's "auto" (a small image stays whole), reported in a header."""
     image, hole = pair
     req = body(image, hole)
     req.update({
@@ -145,20 +145,22 @@ def test_iopaint_shaped_request(client, pair):
     })
     resp = client.post("/api/v1/inpaint", json=req)
     assert resp.status_code == 200, resp.text
-    assert "ignored" in resp.headers["x-fastinpaint-hd-strategy"]
+    assert resp.headers["x-fastinpaint-hd-strategy"] == "Crop -> auto"
     assert np.array_equal(decoded(resp), fastinpaint.inpaint(image, hole))
 
 
-@pytest.mark.parametrize("value, status", [("Original", 200), ("original", 200), ("CROP", 200),
-                                           ("Resize", 400), ("resize", 400), ("Tiles", 400), (3, 400)])
-def test_hd_strategy(client, pair, value, status):
+@pytest.mark.parametrize("value, status, strategy", [
+    ("Original", 200, "original"), ("original", 200, "original"), ("CROP", 200, "auto"), ("Resize", 200, "resize"),
+    ("auto", 200, "auto"), ("Tiles", 400, None), (3, 400, None)])
+def test_hd_strategy(client, pair, value, status, strategy):
     image, hole = pair
-    resp = client.post("/api/v1/inpaint", json=body(image, hole, hd_strategy=value))
+    resp = client.post("/api/v1/inpaint", json=body(image, hole, hd_strategy=value, hd_size=64))
     assert resp.status_code == status
     if status == 400:
         assert "hd_strategy" in error_of(resp)
-        if value in ("Resize", "resize"):
-            assert "not available in this version" in error_of(resp)
+    else:
+        assert resp.headers["x-fastinpaint-hd-strategy"] == f"{value} -> {strategy}"
+        assert np.array_equal(decoded(resp), fastinpaint.inpaint(image, hole, hd_strategy=strategy, hd_size=64))
 
 
 def test_multipart_request_equals_json_request(client, pair):

@@ -24,6 +24,8 @@ import torch
 from torch import Tensor
 
 from fastinpaint._cpu_load import on_free_cpu_threads
+from fastinpaint.hd import check_options as check_hd_options
+from fastinpaint.hd import run_strategy
 
 __all__ = ["inpaint", "register_method", "available_methods"]
 
@@ -249,6 +251,8 @@ def inpaint(
     seed: Optional[int] = 0,
     device: Union[str, torch.device, None] = None,
     source_mask: Optional[ImageLike] = None,
+    hd_strategy: str = "auto",
+    hd_size: Optional[int] = None,
     **options,
 ):
     """Fills the masked region of an image.
@@ -270,6 +274,15 @@ def inpaint(
             CPU for numpy/PIL input. The result is returned in the input's type and place.
         source_mask: optional, same size; **non-zero = may be copied from**. Known pixels outside
             it are kept but never copied (e.g. exclude other objects).
+        hd_strategy: how a large image is processed (:mod:`fastinpaint.hd`): ``"auto"`` (default:
+            the whole image when its long side is at most the method's working size, else each
+            region of holes cropped with a margin and processed at a scale suited to the method:
+            ``pconv`` / ``glcic`` at a 512 px long side, PatchMatch and biharmonic at full
+            resolution within a pixel budget), ``"original"`` (the whole image as is),
+            ``"crop"`` (each region at full resolution) or ``"resize"`` (the whole image
+            downscaled to ``hd_size``, the fill upscaled). Known pixels are kept bit for bit in all.
+        hd_size: the working long side in pixels for ``"resize"`` and for ``"auto"``'s crops
+            (default: the method's own; 1024 for ``"resize"`` of a method without one).
         **options: method-specific options (see the method's documentation).
 
     Returns:
@@ -278,7 +291,7 @@ def inpaint(
 
     Raises:
         ValueError: mask size differs from the image size; the mask covers the whole image (there
-            is nothing to copy from); unknown method; non-finite known pixels; a float image
+            is nothing to copy from); unknown method or hd_strategy; non-finite known pixels; a float image
             outside [0, 1] for a learned method.
         TypeError: unsupported image or mask type; a seed that is not an int or None.
 
@@ -297,6 +310,7 @@ def inpaint(
     """
     fn = _resolve_method(method)
     seed = _check_seed(seed)
+    hd = check_hd_options(hd_strategy, hd_size)
     if device is None:
         device = image.device if isinstance(image, Tensor) else torch.device("cpu")
     device = torch.device(device)
@@ -305,10 +319,10 @@ def inpaint(
     # On the CPU, on the threads other processes leave free (see fastinpaint._cpu_load): on a
     # busy machine the statically split passes would wait for a descheduled thread.
     with on_free_cpu_threads(device):
-        return _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, options)
+        return _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, options, hd)
 
 
-def _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, options):
+def _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, options, hd):
     img = _Image(image)
     hole = _as_bool_plane(mask, img.size, "mask")
     src = None if source_mask is None else _as_bool_plane(source_mask, img.size, "source_mask")
@@ -340,7 +354,8 @@ def _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, opt
                 raise ValueError(f"inpaint: method {method!r} works on colour in [0, 1], but this float image's "
                                  f"known pixels span [{lo:g}, {hi:g}]; scale it to [0, 1] first (e.g. divide by 255)")
         colour = colour / img.white
-    filled = fn(colour, hole_d, seed=seed, source_mask=src_d, **options)
+    filled = run_strategy(fn, colour, hole_d, strategy=hd[0], size=hd[1], seed=seed, source_mask=src_d,
+                          options=options)
     if unit_range:
         filled = filled * img.white
     if tuple(filled.shape) != tuple(colour.shape):

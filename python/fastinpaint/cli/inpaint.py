@@ -70,7 +70,7 @@ def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args) 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the empty-mask warning was handled above
             result = fastinpaint.inpaint(pic.pixels, hole, method=args.method, seed=args.seed, device=args.device,
-                                         **kwargs)
+                                         hd_strategy=args.hd_strategy, hd_size=args.hd_size, **kwargs)
     except (ValueError, TypeError, RuntimeError, FileNotFoundError) as exc:  # bad weights file included
         raise CliError(f"{image_path}: {exc}") from exc
     if alpha_mask:
@@ -207,6 +207,12 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
     p.add_argument("--blend", choices=["none", "poisson"], default=None,
                    help="--method glcic: Poisson-blend the filled region into the image (the paper's post-processing)")
     p.add_argument("--method", default="patchmatch", choices=methods, help="inpainting method (default: patchmatch)")
+    p.add_argument("--hd-strategy", default="auto", choices=["auto", "original", "crop", "resize"],
+                   help="large images: auto (default: each hole's region at a scale suited to the method), "
+                        "original (whole image as is), crop (regions at full resolution), resize (whole image "
+                        "at --hd-size)")
+    p.add_argument("--hd-size", type=_hd_size, default=None, metavar="PX",
+                   help="working long side for --hd-strategy resize/auto (default: the method's own)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same result")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to compute (default cpu)")
     p.set_defaults(func=run)
@@ -217,6 +223,13 @@ def _non_negative(text: str) -> int:
     value = _int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _hd_size(text: str) -> int:
+    value = _int(text)
+    if value < 16:
+        raise argparse.ArgumentTypeError(f"must be at least 16 pixels, got {value}")
     return value
 
 

@@ -406,3 +406,6 @@ def _inpaint_biharmonic_tensor(image: torch.Tensor, mask: ArrayLike, split_into_
 inpaint_biharmonic_method = deprecated_alias(
     inpaint_biharmonic, "fastinpaint.methods.biharmonic.inpaint_biharmonic_method", "fastinpaint.methods.biharmonic.inpaint_biharmonic"
 )
+
+# fastinpaint.hd: "auto" solves each hole's crop at full resolution up to this many pixels.
+inpaint_biharmonic.hd_max_pixels = 4_000_000  # type: ignore[attr-defined]

@@ -101,3 +101,5 @@ inpaint_glcic_method = deprecated_alias(
 
 # The dispatcher hands it colour in [0, 1] whatever the input's dtype (see fastinpaint.inpaint).
 inpaint_glcic.unit_range = True  # type: ignore[attr-defined]
+# fastinpaint.hd: the long side this network is run at on large photos (it paints streaks at 2048 px).
+inpaint_glcic.working_size = 512  # type: ignore[attr-defined]

@@ -308,3 +308,8 @@ def inpaint_patchmatch(
                 em = max(1, em)
             img, field = _em_level(level, img, field, active, conf, em, cold, opts, seed + 104729 * li, lp)
     return torch.where(hole[None], img, image)
+
+
+# fastinpaint.hd: "auto" runs PatchMatch at full resolution on each hole's crop, downscaling a
+# crop only beyond this many pixels (time and memory grow with the pixels of the pyramid).
+inpaint_patchmatch.hd_max_pixels = 4_000_000  # type: ignore[attr-defined]

@@ -129,3 +129,6 @@ inpaint_pconv_method = deprecated_alias(
 
 # The dispatcher hands it colour in [0, 1] whatever the input's dtype (see fastinpaint.inpaint).
 inpaint_pconv.unit_range = True  # type: ignore[attr-defined]
+# fastinpaint.hd: the long side this network is run at on large photos (trained on small crops, it
+# leaves a flat rectangle in a hole far wider than anything it saw).
+inpaint_pconv.working_size = 512  # type: ignore[attr-defined]

@@ -163,7 +163,7 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
             "device": config.device,
             "default_method": config.default_method,
             "methods": [_method_options(m, list(config.weights)) for m in methods],
-            "hd_strategies": ["Original"],
+            "hd_strategies": ["Crop", "Original", "Resize"],  # IOPaint's names; Crop = fastinpaint's auto
             "limits": {"max_pixels": config.limits.max_pixels, "max_body_bytes": config.limits.max_body_bytes,
                        "max_waiting": config.max_waiting},
             "inputs": list(_input_images(config.inputs)),

@@ -18,12 +18,11 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 import numpy as np
 
 from fastinpaint.io import MASK_THRESHOLD  # noqa: E402,F401 - the one mask rule's threshold (IOPaint's too)
-#: IOPaint's HD strategies. fastinpaint has none yet: every image is processed at full resolution.
-HD_STRATEGIES = ("original", "crop", "resize")
-#: IOPaint's own default, which its web page and scripts send with every request: accepted (so that
-#: they work unchanged) and reported as ignored in a response header. On images whose longer side is
-#: under its trigger size (800 px by default) IOPaint's "Crop" is "Original" anyway.
-HD_STRATEGY_ACCEPTED_AND_IGNORED = "crop"
+#: IOPaint's HD strategies (its names, case-insensitive) -> fastinpaint.hd's. IOPaint's "Crop", the
+#: default its page and scripts send with every request, is "auto": fastinpaint's crop of each hole
+#: region at a scale suited to the method, which keeps images under the method's working size whole
+#: (as IOPaint's Crop does under its trigger size). Absent: "auto" too.
+HD_STRATEGIES = {"original": "original", "crop": "auto", "resize": "resize", "auto": "auto"}
 #: Output formats answered in the input's own format; any other input is answered as PNG (GIF
 #: would be quantised again, and the rest Pillow may not write).
 _OUTPUT_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "BMP": "image/bmp",
@@ -159,17 +158,16 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
         raise RequestError(400, f"unknown method {method!r}; available: {', '.join(methods)}")
     headers: Dict[str, str] = {}
     hd = fields.get("hd_strategy")
+    options: Dict[str, Any] = {}
     if hd not in (None, ""):
         if not isinstance(hd, str) or hd.lower() not in HD_STRATEGIES:
-            raise RequestError(400, f"unknown hd_strategy {hd!r}; this version processes images at full "
-                                    "resolution only (\"Original\")")
-        if hd.lower() == HD_STRATEGY_ACCEPTED_AND_IGNORED:
-            headers["X-FastInpaint-HD-Strategy"] = f"{hd} ignored: processed at full resolution (Original)"
-        elif hd.lower() != "original":
-            raise RequestError(400, f"hd_strategy {hd!r} is not available in this version of fastinpaint; "
-                                    "use \"Original\" (full resolution)")
+            raise RequestError(400, f"unknown hd_strategy {hd!r}; choose one of Original, Crop, Resize, Auto")
+        options["hd_strategy"] = HD_STRATEGIES[hd.lower()]
+        headers["X-FastInpaint-HD-Strategy"] = f"{hd} -> {options['hd_strategy']}"
+    hd_size = _int_field(fields, "hd_size", None, 16, 65536)  # fastinpaint's; IOPaint's limits are ignored
+    if hd_size is not None:
+        options["hd_size"] = hd_size
     seed = _int_field(fields, "seed", 0, 0, 2**63 - 1)
-    options: Dict[str, Any] = {}
     patch_size = _int_field(fields, "patch_size", None, 3, 31)
     if patch_size is not None:
         if method != "patchmatch":

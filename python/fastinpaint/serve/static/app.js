@@ -102,7 +102,7 @@ function renderOptions() {
   }
   const hd = document.createElement("label");
   hd.textContent = "HD";
-  hd.title = "HD strategy: this version always processes the full-resolution image";
+  hd.title = "HD strategy: Crop = each hole's region at a scale suited to the method (default), Original = the whole image as is, Resize = the whole image downscaled";
   const hdSelect = document.createElement("select");
   hdSelect.id = "opt-hd_strategy";
   for (const s of S.config.hd_strategies) hdSelect.add(new Option(s, s));
