@@ -96,7 +96,7 @@ def run_strategy(fn: Callable[..., Tensor], colour: Tensor, hole: Tensor, *, str
     log.debug("%s: %d region(s): %s", name, len(boxes), boxes)
     for i, (y0, y1, x0, x1) in enumerate(boxes):
         hole_c = hole[y0:y1, x0:x1]
-        img_c = _placeholder(colour[:, y0:y1, x0:x1], hole_c)
+        img_c = placeholder(colour[:, y0:y1, x0:x1], hole_c)
         src_c = None if source_mask is None else source_mask[y0:y1, x0:x1]
         paste = hole_c
         if src_c is not None and not bool((src_c & ~hole_c).any()):
@@ -119,10 +119,14 @@ def run_strategy(fn: Callable[..., Tensor], colour: Tensor, hole: Tensor, *, str
     return out
 
 
-def _placeholder(img: Tensor, hole: Tensor) -> Tensor:
-    """``img`` with its hole set to its own known mean, as the dispatcher does for the whole image,
-    so that a method given a crop sees what it would see given that crop as an image."""
-    return torch.where(hole[None], img[:, ~hole].mean(dim=1)[:, None, None], img)
+def placeholder(img: Tensor, hole: Tensor, known: Optional[Tensor] = None) -> Tensor:
+    """``img`` ``(C, H, W)`` with its hole set to the mean of its known pixels (``known``: those
+    pixels, ``(C, N)``, when the caller has them already). The dispatcher does this for the whole
+    image, so that hole values (NaN included) never reach a method; each crop gets the same, so a
+    method given a crop sees what it would see given that crop as an image."""
+    if known is None:
+        known = img[:, ~hole]
+    return torch.where(hole[None], known.mean(dim=1)[:, None, None], img)
 
 
 def _box_mask(hole: Tensor, box: Box) -> Tensor:
@@ -144,7 +148,7 @@ def _scaled(call, img: Tensor, hole: Tensor, src: Optional[Tensor], seed: int, s
     hole_lo = F.interpolate(hf, size=(lh, lw), mode="area")[0, 0] > 0
     if bool(hole_lo.all()):
         hole_lo = F.interpolate(hf, size=(lh, lw), mode="area")[0, 0] > 0.5
-    img_lo = _placeholder(F.interpolate(img[None], size=(lh, lw), mode="area")[0], hole_lo)
+    img_lo = placeholder(F.interpolate(img[None], size=(lh, lw), mode="area")[0], hole_lo)
     src_lo = None
     if src is not None:
         src_lo = F.interpolate(src[None, None].float(), size=(lh, lw), mode="area")[0, 0] >= 1 - 1e-6

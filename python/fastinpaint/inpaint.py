@@ -25,7 +25,7 @@ from torch import Tensor
 
 from fastinpaint._cpu_load import on_free_cpu_threads
 from fastinpaint.hd import check_options as check_hd_options
-from fastinpaint.hd import run_strategy
+from fastinpaint.hd import placeholder, run_strategy
 
 __all__ = ["inpaint", "register_method", "available_methods"]
 
@@ -342,7 +342,7 @@ def _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, opt
         raise ValueError("inpaint: the image has non-finite values (NaN or inf) outside the hole; "
                          "only hole pixels may be NaN")
     # Hole values are ignored by every method: replace them (NaN included) by the known mean.
-    colour = torch.where(hole_d[None], known.mean(dim=1)[:, None, None], colour)
+    colour = placeholder(colour, hole_d, known)
     src_d = None if src is None else src.to(device)
     if patch_size is not None:
         options["patch_size"] = patch_size

@@ -17,7 +17,6 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from fastinpaint.io import MASK_THRESHOLD  # noqa: E402,F401 - the one mask rule's threshold (IOPaint's too)
 #: IOPaint's HD strategies (its names, case-insensitive) -> fastinpaint.hd's. IOPaint's "Crop", the
 #: default its page and scripts send with every request, is "auto": fastinpaint's crop of each hole
 #: region at a scale suited to the method, which keeps images under the method's working size whole
@@ -83,7 +82,9 @@ def open_image(data: bytes, name: str, limits: Limits):
     """``PIL.Image`` of ``data``, fully decoded, EXIF orientation applied (as a browser shows it
     and IOPaint reads it). The size is checked from the header, before the pixels are decoded, so
     an oversized image costs no memory."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
+
+    from fastinpaint.io import orient
 
     try:
         img = Image.open(io.BytesIO(data))
@@ -95,14 +96,11 @@ def open_image(data: bytes, name: str, limits: Limits):
     if w * h > limits.max_pixels:
         raise RequestError(413, f"field '{name}': image of {w}x{h} = {w * h} pixels exceeds this server's "
                                 f"limit of {limits.max_pixels} pixels (--max-pixels)")
-    fmt = img.format
     try:
         img.load()
-        img = ImageOps.exif_transpose(img)
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt pixel data
         raise RequestError(400, f"field '{name}' is not a readable image ({_one_line(exc)})") from None
-    img.format = fmt  # exif_transpose returns a copy without it
-    return img
+    return orient(img)  # the one orientation rule of fastinpaint.io (keeps the format)
 
 
 def mask_plane(data: bytes, name: str, size: Tuple[int, int], limits: Limits) -> np.ndarray:
