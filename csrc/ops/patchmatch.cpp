@@ -54,7 +54,12 @@ at::Tensor to_hwc_padded(const at::Tensor& chw) {
   return flat;
 }
 
-at::Tensor as_u8_plane(const at::Tensor& t) { return t.ne(0).to(at::kByte).contiguous(); }
+// A validity plane as the kernels read it: uint8, non-zero = true. A bool tensor already holds
+// 0/1 bytes and is reinterpreted in place (no pass over it); any other dtype is compared with 0.
+at::Tensor as_u8_plane(const at::Tensor& t) {
+  if (t.scalar_type() == at::kBool) return t.contiguous().view(at::kByte);
+  return t.ne(0).to(at::kByte).contiguous();
+}
 
 }  // namespace
 
