@@ -25,7 +25,7 @@ from torch import Tensor
 
 from fastinpaint._cpu_load import on_free_cpu_threads
 from fastinpaint.hd import check_options as check_hd_options
-from fastinpaint.hd import placeholder, run_strategy
+from fastinpaint.hd import known_range, run_strategy
 
 __all__ = ["inpaint", "register_method", "available_methods"]
 
@@ -121,9 +121,7 @@ class _Image:
                     f"RGBA), got {arr.shape}"
                 )
             self.array = np.ascontiguousarray(arr)
-            if not self.array.flags.writeable:  # e.g. np.asarray(PIL image); torch wants writable memory
-                self.array = self.array.copy()
-            self.chw = torch.from_numpy(self.array).permute(2, 0, 1)
+            self.chw = _read_only_tensor(self.array).permute(2, 0, 1)
         else:
             t = image
             if t.dtype == torch.bool or t.is_complex() or not (t.is_floating_point() or _is_int_dtype(t.dtype)):
@@ -153,8 +151,10 @@ class _Image:
         """The value of full intensity: the dtype's maximum for integers, 1 for floats."""
         return float(torch.iinfo(self.dtype).max) if _is_int_dtype(self.dtype) else 1.0
 
-    def colour_float(self, device) -> Tensor:
-        return self.chw[: self.colour].to(device=device, dtype=torch.float32).contiguous()
+    def colour_float(self, device, box) -> Tensor:
+        """The colour channels of ``box`` ``(y0, y1, x0, x1)`` as float32 on ``device``."""
+        y0, y1, x0, x1 = box
+        return self.chw[: self.colour, y0:y1, x0:x1].to(device=device, dtype=torch.float32).contiguous()
 
     def original(self):
         if self.kind == "tensor":
@@ -171,20 +171,32 @@ class _Image:
             return Image.fromarray(arr, mode=self.pil_mode) if self.pil_mode in ("L", "RGB", "RGBA", "LA") else Image.fromarray(arr)
         return arr
 
-    def with_fill(self, fill: Tensor, hole: Tensor):
-        """The input with the colour channels of the hole pixels replaced by ``fill`` (C, H, W),
-        rounded and clipped for integer types; everything else is the input's own bits."""
+    def with_fill(self, pieces) -> Any:
+        """The input with fills written into the colour channels of their boxes' ``paste`` pixels
+        (hole pixels), rounded and clipped for integer types; everything else is the input's own
+        bits. Only the boxes are cast and written: the rest of a large photo is one copy."""
         if self.kind == "tensor":
             out = self.chw.clone()
-            vals = _cast_like(fill.to(out.device), out.dtype)
-            h = hole.to(out.device)
-            out[: self.colour] = torch.where(h[None], vals, out[: self.colour])
+            for (y0, y1, x0, x1), fill, paste in pieces:
+                region = out[: self.colour, y0:y1, x0:x1]
+                vals = _cast_like(fill.to(out.device), out.dtype)
+                region.copy_(torch.where(paste.to(out.device)[None], vals, region))
             return out[0] if self.squeeze else out
         out = self.array.copy()
-        vals = _cast_like(fill.cpu(), torch.from_numpy(out[:0, :0]).dtype).permute(1, 2, 0).numpy()
-        h = hole.cpu().numpy()
-        out[h, : self.colour] = vals[h]
+        for (y0, y1, x0, x1), fill, paste in pieces:
+            p = paste.cpu().numpy()
+            vals = _cast_like(fill.cpu(), torch.from_numpy(out[:0, :0]).dtype).permute(1, 2, 0).numpy()
+            region = out[y0:y1, x0:x1, : self.colour]  # a view: assigning into it writes ``out``
+            region[p] = vals[p]
         return self.pil_or_array(out)
+
+
+def _read_only_tensor(arr: np.ndarray) -> Tensor:
+    """``torch.from_numpy`` without a copy, also for read-only arrays (``np.asarray`` of a PIL
+    image), which torch only warns about: the dispatcher never writes into its inputs."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(arr)
 
 
 def _is_int_dtype(dtype: torch.dtype) -> bool:
@@ -206,9 +218,10 @@ def _as_bool_plane(mask, size, name: str) -> Tensor:
     if isinstance(mask, np.ndarray):
         if mask.dtype != np.bool_ and not (np.issubdtype(mask.dtype, np.number)):
             raise TypeError(f"inpaint: {name} must be numeric or bool, got dtype {mask.dtype}")
-        m = torch.from_numpy(np.ascontiguousarray(mask))
-        if m.dim() == 3:
-            m = m.permute(2, 0, 1) if m.shape[:2] == torch.Size(size) else m
+        if mask.ndim == 3:  # (H, W, C) or (C, H, W): non-zero in any channel
+            mask = (mask != 0).any(axis=2 if mask.shape[:2] == tuple(size) else 0)
+        # NumPy compares and counts a 12 MP plane in a few ms, several times faster than torch
+        m = _read_only_tensor(np.ascontiguousarray(mask != 0))
     elif isinstance(mask, Tensor):
         m = mask
     else:
@@ -221,7 +234,7 @@ def _as_bool_plane(mask, size, name: str) -> Tensor:
         raise ValueError(
             f"inpaint: {name} size {tuple(m.shape)} (H, W) does not match the image size {tuple(size)}"
         )
-    return m.ne(0)
+    return m if m.dtype == torch.bool else m.ne(0)
 
 
 def _check_seed(seed) -> int:
@@ -326,7 +339,7 @@ def _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, opt
     img = _Image(image)
     hole = _as_bool_plane(mask, img.size, "mask")
     src = None if source_mask is None else _as_bool_plane(source_mask, img.size, "source_mask")
-    n_hole = int(hole.sum())
+    n_hole = int(torch.count_nonzero(hole))  # (a bool sum goes through int64: 20x slower)
     if n_hole == 0:
         warnings.warn("inpaint: the mask is empty (no hole pixel); returning the input unchanged", stacklevel=3)
         return img.original()
@@ -335,29 +348,40 @@ def _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, opt
             "inpaint: the mask covers the whole image, so there are no known pixels to copy from; "
             "mark only the region to fill (non-zero = hole)"
         )
-    colour = img.colour_float(device)
     hole_d = hole.to(device)
-    known = colour[:, ~hole_d]
-    if not bool(torch.isfinite(known).all()):
-        raise ValueError("inpaint: the image has non-finite values (NaN or inf) outside the hole; "
-                         "only hole pixels may be NaN")
-    # Hole values are ignored by every method: replace them (NaN included) by the known mean.
-    colour = placeholder(colour, hole_d, known)
+    unit_range = getattr(fn, "unit_range", False)
+    if img.dtype.is_floating_point:  # integers are finite and within their dtype's range
+        _check_float_colour(img.chw[: img.colour], hole.to(img.chw.device), method if unit_range else None)
+    scale = img.white if unit_range else 1.0
     src_d = None if src is None else src.to(device)
     if patch_size is not None:
         options["patch_size"] = patch_size
-    unit_range = getattr(fn, "unit_range", False)
-    if unit_range:
-        if img.dtype.is_floating_point:
-            lo, hi = float(known.min()), float(known.max())
-            if lo < -1e-6 or hi > 1 + 1e-6:
-                raise ValueError(f"inpaint: method {method!r} works on colour in [0, 1], but this float image's "
-                                 f"known pixels span [{lo:g}, {hi:g}]; scale it to [0, 1] first (e.g. divide by 255)")
-        colour = colour / img.white
-    filled = run_strategy(fn, colour, hole_d, strategy=hd[0], size=hd[1], seed=seed, source_mask=src_d,
+
+    def read(box):  # a box of the colour, in the method's scale; hd converts only what it processes
+        c = img.colour_float(device, box)
+        return c / scale if scale != 1.0 else c
+
+    pieces = run_strategy(fn, read, hole_d, strategy=hd[0], size=hd[1], seed=seed, source_mask=src_d,
                           options=options)
-    if unit_range:
-        filled = filled * img.white
-    if tuple(filled.shape) != tuple(colour.shape):
-        raise RuntimeError(f"inpaint: method {method!r} returned shape {tuple(filled.shape)}, expected {tuple(colour.shape)}")
-    return img.with_fill(filled, hole)
+    for (y0, y1, x0, x1), fill, _ in pieces:
+        if tuple(fill.shape) != (img.colour, y1 - y0, x1 - x0):
+            raise RuntimeError(f"inpaint: method {method!r} returned shape {tuple(fill.shape)}, "
+                               f"expected {(img.colour, y1 - y0, x1 - x0)}")
+    return img.with_fill([(box, fill * scale if scale != 1.0 else fill, paste) for box, fill, paste in pieces])
+
+
+def _check_float_colour(colour: Tensor, hole: Tensor, unit_method: Optional[str]) -> None:
+    """Known pixels must be finite, and within [0, 1] for a method that works there (hole values,
+    NaN included, are ignored). The whole-image checks are one pass each; the known-only ones run
+    only when those fail."""
+    if not bool(torch.isfinite(colour).all()):
+        if bool((~torch.isfinite(colour).all(0) & ~hole).any()):
+            raise ValueError("inpaint: the image has non-finite values (NaN or inf) outside the hole; "
+                             "only hole pixels may be NaN")
+    if unit_method is None:
+        return
+    lo, hi = known_range(colour, hole)
+    lo, hi = float(lo.min()), float(hi.max())
+    if lo < -1e-6 or hi > 1 + 1e-6:
+        raise ValueError(f"inpaint: method {unit_method!r} works on colour in [0, 1], but this float image's "
+                         f"known pixels span [{lo:g}, {hi:g}]; scale it to [0, 1] first (e.g. divide by 255)")

@@ -49,7 +49,7 @@ class PatchMatchOptions:
     #: levels, where the structure is decided (+0.2 dB over 0.5 on 56 development pairs, same
     #: sharpness)
     coarse_hole_fraction: float = 0.75
-    #: patch side at the levels coarser than the two finest (at most patch_size). Where strokes
+    #: patch side at the levels coarser than the schedule's two finest (at most patch_size). Where strokes
     #: cut a region into strips, few 7x7 source patches lie fully in it at coarse scales, and its
     #: fill was copied from elsewhere (dark backgrounds filled with bright content); 5x5 measured
     #: +0.5 dB (56 pairs; +10 dB on such photos) at 0.016 less sharpness; 3x3 lost 0.03 more
@@ -59,6 +59,22 @@ class PatchMatchOptions:
     #: measured as sharp, 30 % faster and within 0.1 dB of one more EM iteration there.
     em_coarsest: int = 16
     em_finest: int = 0
+    #: levels whose hole has more pixels than this only carry the field up (the vote of the
+    #: upsampled field, no search): the structure is decided at the scale where the hole has at
+    #: most this many pixels (the EM schedule above runs as if that level were the finest), and
+    #: the finer levels copy the photo's own full-resolution texture along the field at the cost
+    #: of one vote. EM work is then bounded whatever the photo's size: a 4000x3000 photo with a
+    #: 5 % hole costs about what it costs at 1024 px. 2^18 (a whole 512x512 image) leaves every
+    #: image up to 512 px, and 1024 px images with holes up to a third, as before.
+    em_max_hole_pixels: int = 1 << 18
+    #: and levels at which the photo would be larger than this on its long side only carry the
+    #: field up too: a large photo's structure is decided as that of the same photo at 1024 px
+    #: (where the schedule was tuned to be fast), and the finer levels add its own texture. A
+    #: 12 MP photo then costs about 3x the 1024 px one instead of 8x, and fills as sharply.
+    em_max_photo_side: int = 1024
+    #: the long side of the photo this image belongs to, when it is a crop of it (fastinpaint.hd
+    #: passes it); None: the image is the photo
+    photo_side: Optional[int] = None
     #: NNF rounds from a random start, and from the previous EM iteration's / level's field (4
     #: warm rounds measured 0.1 dB better PSNR than 2 for 1.5x the time)
     nnf_iterations_cold: int = 5
@@ -115,10 +131,13 @@ def _pushpull_fill(img: Tensor, known: Tensor) -> Tensor:
 
 
 def _dilate(mask: Tensor, radius: int) -> Tensor:
+    """Square dilation by ``radius``, as two 1-D passes (a k x k window costs k² per pixel)."""
     if radius <= 0:
         return mask
     k = 2 * radius + 1
-    return F.max_pool2d(mask[None, None].to(torch.float32), k, stride=1, padding=radius)[0, 0] > 0
+    m = mask[None, None].to(torch.float32)
+    m = F.max_pool2d(m, (k, 1), stride=1, padding=(radius, 0))
+    return F.max_pool2d(m, (1, k), stride=1, padding=(0, radius))[0, 0] > 0
 
 
 def _features(img: Tensor, gradient_weight: float) -> Tensor:
@@ -135,22 +154,32 @@ def _hole_distance(hole: Tensor) -> Tensor:
     from scipy.ndimage import distance_transform_edt
 
     # On the CPU: one small round trip per pyramid level, far cheaper than peeling rings on the device.
-    d = distance_transform_edt(hole.cpu().numpy())
-    return torch.from_numpy(d.astype(np.float32)).to(hole.device)
+    # Only the hole's bounding box grown by one pixel is transformed: its rim is known, and the
+    # nearest known pixel of a hole pixel is never outside it (clamping a point into a box that
+    # holds the hole pixel brings it no farther), so the distances are exact at the cost of the
+    # box, not of the whole image (a small hole in a large crop).
+    h_np = hole.cpu().numpy()
+    d = np.zeros(h_np.shape, np.float32)
+    rows, cols = np.flatnonzero(h_np.any(1)), np.flatnonzero(h_np.any(0))
+    if rows.size:
+        y0, y1 = max(rows[0] - 1, 0), min(rows[-1] + 2, h_np.shape[0])
+        x0, x1 = max(cols[0] - 1, 0), min(cols[-1] + 2, h_np.shape[1])
+        d[y0:y1, x0:x1] = distance_transform_edt(h_np[y0:y1, x0:x1])
+    return torch.from_numpy(d).to(hole.device)
 
 
 def _upsample_field(field: Tensor, size) -> Tensor:
     """Field of a 2x coarser level -> this level: double the coordinates, keep the sub-pixel
     offset. Entries that come out invalid are replaced by random ones in the kernel."""
     h, w = size
-    ys = torch.arange(h, device=field.device)
-    xs = torch.arange(w, device=field.device)
-    yc = (ys // 2).clamp_max(field.shape[0] - 1)
-    xc = (xs // 2).clamp_max(field.shape[1] - 1)
-    f = field[yc][:, xc].to(torch.int64)
-    out = torch.stack([f[..., 0] * 2 + (ys % 2)[:, None], f[..., 1] * 2 + (xs % 2)[None, :]], -1)
-    out = torch.where(f < 0, torch.full_like(out, -1), out)
-    return out.to(torch.int32).contiguous()
+    ys = torch.arange(h, device=field.device, dtype=torch.int32)
+    xs = torch.arange(w, device=field.device, dtype=torch.int32)
+    yc = (ys // 2).clamp_max(field.shape[0] - 1).long()
+    xc = (xs // 2).clamp_max(field.shape[1] - 1).long()
+    f = field.index_select(0, yc).index_select(1, xc)  # (h, w, 2) int32
+    parity = torch.stack(torch.broadcast_tensors((ys % 2)[:, None], (xs % 2)[None, :]), -1)
+    out = f * 2 + parity
+    return torch.where(f < 0, -1, out).contiguous()
 
 
 @dataclass
@@ -161,7 +190,7 @@ class _Level:
 
 
 def _valid_centre_count(source: Tensor, patch_size: int) -> int:
-    return int(_valid_centres(source, patch_size).sum())
+    return int(torch.count_nonzero(_valid_centres(source, patch_size)))
 
 
 def _build_pyramid(img: Tensor, hole: Tensor, source: Tensor, opts: PatchMatchOptions) -> List[_Level]:
@@ -280,6 +309,10 @@ def inpaint_patchmatch(
 
     levels = _build_pyramid(image, hole, source, opts)
     n = len(levels)
+    # The finest level the EM schedule reaches; the levels below it only vote the upsampled field.
+    photo_side = opts.photo_side or max(hole.shape)
+    top = next((li for li in range(n) if photo_side <= opts.em_max_photo_side << li
+                and int(torch.count_nonzero(levels[li].hole)) <= opts.em_max_hole_pixels), n - 1)
     img: Optional[Tensor] = None
     field: Optional[Tensor] = None
     for li in range(n - 1, -1, -1):
@@ -288,7 +321,7 @@ def inpaint_patchmatch(
         with on_free_cpu_threads(image.device):
             level = levels[li]
             h, w = level.hole.shape
-            lp = p if li < 2 else min(p, opts.coarse_patch_size or p)  # this level's patch side
+            lp = p if li < top + 2 else min(p, opts.coarse_patch_size or p)  # the schedule's two finest: full
             active = _dilate(level.hole, lp // 2)
             conf = _confidence(level, opts)
             if img is None:
@@ -300,16 +333,20 @@ def inpaint_patchmatch(
                     field = _upsample_field(field, (h, w))
                     img = _vote_upsampled_field(level, img, field, active, conf, opts, lp)
                 cold = False
-            frac = 0.0 if n == 1 else li / (n - 1)  # 1 at the coarsest, 0 at the finest
+            frac = max(0.0, (li - top) / (n - 1 - top)) if n - 1 > top else 0.0  # 1 coarsest, 0 at `top`
             em = int(round(opts.em_finest + (opts.em_coarsest - opts.em_finest) * frac))
-            if n == 1:
+            if n - 1 == top:  # a single level the schedule reaches: it is the coarsest
                 em = opts.em_coarsest
-            if li > 0 or field is None:  # a level that has no upsampled field runs at least one EM iteration
+            if li > top or field is None:  # a level that has no upsampled field runs at least one EM iteration
                 em = max(1, em)
+            elif li < top:  # finer than the schedule reaches: the vote of the upsampled field only
+                em = 0
             img, field = _em_level(level, img, field, active, conf, em, cold, opts, seed + 104729 * li, lp)
     return torch.where(hole[None], img, image)
 
 
 # fastinpaint.hd: "auto" runs PatchMatch at full resolution on each hole's crop, downscaling a
 # crop only beyond this many pixels (time and memory grow with the pixels of the pyramid).
-inpaint_patchmatch.hd_max_pixels = 4_000_000  # type: ignore[attr-defined]
+inpaint_patchmatch.hd_max_pixels = 16_000_000  # type: ignore[attr-defined]
+# ... and tells the method the photo's size (see PatchMatchOptions.photo_side).
+inpaint_patchmatch.hd_photo_side_option = "photo_side"  # type: ignore[attr-defined]
