@@ -288,10 +288,12 @@ def inpaint(
         source_mask: optional, same size; **non-zero = may be copied from**. Known pixels outside
             it are kept but never copied (e.g. exclude other objects).
         hd_strategy: how a large image is processed (:mod:`fastinpaint.hd`): ``"auto"`` (default:
-            the whole image when its long side is at most the method's working size, else each
-            region of holes cropped with a margin and processed at a scale suited to the method:
-            ``pconv`` / ``glcic`` at a 512 px long side, PatchMatch and biharmonic at full
-            resolution within a pixel budget), ``"original"`` (the whole image as is),
+            the whole image when its long side is at most the method's limit — 512 px for
+            ``pconv`` / ``glcic``, 1024 for the others — else each region of holes cropped with a
+            margin and processed at a scale suited to the method: ``pconv`` / ``glcic`` at a
+            384 px long side, PatchMatch at full resolution with its structure decided at the
+            photo's 1024 px scale, biharmonic with at most 65,536 unknowns), ``"original"`` (the
+            whole image as is),
             ``"crop"`` (each region at full resolution) or ``"resize"`` (the whole image
             downscaled to ``hd_size``, the fill upscaled). Known pixels are kept bit for bit in all.
         hd_size: the working long side in pixels for ``"resize"`` and for ``"auto"``'s crops
