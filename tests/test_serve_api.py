@@ -94,6 +94,38 @@ def test_round_trip_keeps_known_pixels_and_fills_the_hole(client, pair):
     assert resp.headers["x-seed"] == "3"
 
 
+def test_16_bit_colour_comes_back_16_bit(client, pair):
+    """A 48-bit PNG (Pillow would read it as 8-bit): decoded as fastinpaint.io reads files, the
+    answer is a 16-bit PNG whose known pixels are the input's 16-bit values, bit for bit."""
+    import cv2
+
+    image, hole = pair
+    deep = image.astype(np.uint16) * 257 + np.arange(image.size, dtype=np.uint16).reshape(image.shape) % 251
+    ok, enc = cv2.imencode(".png", deep[..., ::-1])
+    assert ok
+    resp = client.post("/api/v1/inpaint", files={"image": ("i.png", enc.tobytes(), "image/png"),
+                                                 "mask": ("m.png", png((hole * 255).astype(np.uint8)), "image/png")})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"] == "image/png"
+    out = cv2.imdecode(np.frombuffer(resp.content, np.uint8), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    assert out.dtype == np.uint16 and out.shape == deep.shape
+    assert np.array_equal(out[~hole], deep[~hole])
+    assert np.abs(out[hole].astype(int) // 257 - image[hole].astype(int)).mean() < 60  # a fill at 16-bit scale
+
+
+def test_jpeg_answer_keeps_quality_and_colour_profile(client, pair):
+    from fastinpaint.io import jpeg_quality
+
+    image, hole = pair
+    icc = b"\0" * 128 + b"a stand-in ICC profile"
+    jpeg = png(image, "JPEG", quality=97, icc_profile=icc)
+    resp = client.post("/api/v1/inpaint", json={"image": b64(jpeg), "mask": b64(png((hole * 255).astype(np.uint8)))})
+    assert resp.status_code == 200, resp.text
+    out = Image.open(io.BytesIO(resp.content))
+    assert out.format == "JPEG" and out.info.get("icc_profile") == icc
+    assert jpeg_quality(out) == jpeg_quality(Image.open(io.BytesIO(jpeg)))  # 97 in, 97 out (was always 95)
+
+
 def test_data_url_prefix_and_jpeg_answered_as_jpeg(client, pair):
     image, hole = pair
     jpeg = png(image, "JPEG", quality=90)

@@ -335,7 +335,7 @@ def _save_params(fmt: str, pixels: np.ndarray, source: Optional[Picture], qualit
     return params
 
 
-def _encode(pixels: np.ndarray, fmt: str, params: dict, out: Path) -> bytes:
+def _encode(pixels: np.ndarray, fmt: str, params: dict, out) -> bytes:
     from PIL import Image
 
     a = pixels
@@ -393,6 +393,18 @@ def _publish(tmp: str, out: Path, overwrite: bool) -> None:
         raise OSError(e, os.strerror(e), str(out))
 
 
+def encode_image(pixels: np.ndarray, fmt: str, *, source: Optional[Picture] = None, quality: Optional[int] = None,
+                 png_compression: int = DEFAULT_PNG_COMPRESSION, name: str = "the result") -> bytes:
+    """The bytes of ``pixels`` as a ``fmt`` file (``"PNG"``, ``"JPEG"``, ...), by the same rules as
+    :func:`write_image` (16-bit colour kept in PNG/TIFF, JPEG quality, metadata of ``source``)."""
+    try:
+        return _encode(np.asarray(pixels), fmt, _save_params(fmt, pixels, source, quality, png_compression), name)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if isinstance(exc, ImageIOError):
+            raise
+        raise ImageIOError(f"cannot write {name}: {_one_line(exc)}") from None
+
+
 def write_image(pixels: np.ndarray, out: Union[str, os.PathLike], *, overwrite: bool = False,
                 source: Optional[Picture] = None, quality: Optional[int] = None,
                 png_compression: int = DEFAULT_PNG_COMPRESSION) -> None:
@@ -402,13 +414,8 @@ def write_image(pixels: np.ndarray, out: Union[str, os.PathLike], *, overwrite: 
     check_destination(out, overwrite)
     if quality is not None and not 1 <= quality <= 100:
         raise ImageIOError(f"quality must be between 1 and 100, got {quality}")
-    fmt = output_format(out)
-    try:
-        data = _encode(np.asarray(pixels), fmt, _save_params(fmt, pixels, source, quality, png_compression), out)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        if isinstance(exc, ImageIOError):
-            raise
-        raise ImageIOError(f"cannot write {out}: {_one_line(exc)}") from None
+    data = encode_image(pixels, output_format(out), source=source, quality=quality,
+                        png_compression=png_compression, name=str(out))
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)

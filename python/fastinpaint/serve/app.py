@@ -213,9 +213,9 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
         def work(job):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # an empty mask: the image comes back unchanged, as asked
-                result = fastinpaint.inpaint(job.image, job.hole, method=job.method, seed=job.seed,
+                result = fastinpaint.inpaint(job.image.pixels, job.hole, method=job.method, seed=job.seed,
                                              source_mask=job.source, device=config.device, **job.options)
-            data, ctype = encode_result(result, job.image.format, job.image.info)
+            data, ctype = encode_result(result, job.image)
             saved = save_result(data, ctype.split("/")[1].replace("jpeg", "jpg")) if config.output_dir else None
             return job, data, ctype, saved
 

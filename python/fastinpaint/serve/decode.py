@@ -54,7 +54,7 @@ class Limits:
 class InpaintJob:
     """A decoded request: the image and the masks as arrays, the call's options, how to answer."""
 
-    image: Any  # PIL.Image.Image, fully loaded
+    image: Any  # fastinpaint.io.Picture: the pixels as displayed, and how the input was written
     hole: np.ndarray  # (H, W) bool
     source: Optional[np.ndarray]  # (H, W) bool, True = may be copied from; None = everywhere known
     method: str
@@ -78,13 +78,10 @@ def b64_bytes(value: Any, name: str) -> bytes:
     return data
 
 
-def open_image(data: bytes, name: str, limits: Limits):
-    """``PIL.Image`` of ``data``, fully decoded, EXIF orientation applied (as a browser shows it
-    and IOPaint reads it). The size is checked from the header, before the pixels are decoded, so
-    an oversized image costs no memory."""
+def _check_header(data: bytes, name: str, limits: Limits):
+    """The lazily opened ``PIL.Image`` of ``data`` once its header says it is readable and within
+    ``--max-pixels`` (nothing decoded yet)."""
     from PIL import Image, UnidentifiedImageError
-
-    from fastinpaint.io import orient
 
     try:
         img = Image.open(io.BytesIO(data))
@@ -96,11 +93,38 @@ def open_image(data: bytes, name: str, limits: Limits):
     if w * h > limits.max_pixels:
         raise RequestError(413, f"field '{name}': image of {w}x{h} = {w * h} pixels exceeds this server's "
                                 f"limit of {limits.max_pixels} pixels (--max-pixels)")
+    return img
+
+
+def open_image(data: bytes, name: str, limits: Limits):
+    """``PIL.Image`` of ``data``, fully decoded, EXIF orientation applied (as a browser shows it
+    and IOPaint reads it). The size is checked from the header, before the pixels are decoded, so
+    an oversized image costs no memory."""
+    from fastinpaint.io import orient
+
+    img = _check_header(data, name, limits)
     try:
         img.load()
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt pixel data
         raise RequestError(400, f"field '{name}' is not a readable image ({_one_line(exc)})") from None
     return orient(img)  # the one orientation rule of fastinpaint.io (keeps the format)
+
+
+def open_picture(data: bytes, name: str, limits: Limits):
+    """The image as :func:`fastinpaint.io.read_image` reads files (displayed orientation, 16-bit
+    colour kept, ICC/EXIF and JPEG quality remembered for the answer), after the size check of
+    :func:`open_image` on the header alone."""
+    from PIL import Image
+
+    from fastinpaint.io import ImageIOError, read_image
+
+    _check_header(data, name, limits)
+    try:
+        return read_image(data, f"field '{name}'")
+    except ImageIOError as exc:  # "cannot read field 'image' <bytes>: why"
+        raise RequestError(400, f"field '{name}' is not a readable image ({str(exc).split(': ', 1)[-1]})") from None
+    except Image.DecompressionBombError as exc:
+        raise RequestError(413, f"field '{name}': {exc}") from None
 
 
 def mask_plane(data: bytes, name: str, size: Tuple[int, int], limits: Limits) -> np.ndarray:
@@ -182,7 +206,7 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
             raise RequestError(400, f"unknown weights {chosen!r}; this server offers: {offered}")
         options["weights"] = weights[chosen]
 
-    image = open_image(raw("image", True), "image", limits)
+    image = open_picture(raw("image", True), "image", limits)
     hole = mask_plane(raw("mask", True), "mask", image.size, limits)
     if hole.all():
         raise RequestError(400, "field 'mask' covers the whole image: there are no known pixels to copy from "
@@ -199,24 +223,20 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
     return InpaintJob(image, hole, source, method, seed, options, headers)
 
 
-def encode_result(img, fmt: Optional[str], info: Optional[Mapping[str, Any]] = None) -> Tuple[bytes, str]:
-    """(bytes, content type) of ``img`` in the input's format ``fmt`` where it can be written as
-    such, else PNG. JPEG at quality 95 without chroma subsampling; WebP lossless. The input's
-    colour profile (``info["icc_profile"]``) is kept, so the result shows in the input's colours."""
-    fmt = fmt if fmt in _OUTPUT_FORMATS else "PNG"
-    params: Dict[str, Any] = {}
-    icc = (info or {}).get("icc_profile")
-    if fmt == "JPEG":
-        if img.mode not in ("L", "RGB", "CMYK"):
-            img = img.convert("RGB")
-        params = {"quality": 95, "subsampling": 0}
-    elif fmt == "WEBP":
-        params = {"lossless": True}
-    if icc and fmt != "BMP":
-        params["icc_profile"] = icc
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, **params)
-    return buf.getvalue(), _OUTPUT_FORMATS[fmt]
+def encode_result(pixels: np.ndarray, source) -> Tuple[bytes, str]:
+    """(bytes, content type) of the result ``pixels`` in the input's format (``source``, the
+    :class:`fastinpaint.io.Picture` it came from) where it can be written as such, else PNG, by
+    the rules of :func:`fastinpaint.io.write_image`: 16-bit colour kept (PNG, TIFF), JPEG at the
+    input's quality with 4:4:4 chroma, the input's colour profile and EXIF kept."""
+    from fastinpaint.io import ImageIOError, encode_image
+
+    fmt = source.format if source.format in _OUTPUT_FORMATS else "PNG"
+    if pixels.dtype == np.uint16 and pixels.ndim == 3 and fmt not in ("PNG", "TIFF"):
+        fmt = "PNG"  # 16-bit colour: only PNG and TIFF hold it
+    try:
+        return encode_image(pixels, fmt, source=source), _OUTPUT_FORMATS[fmt]
+    except ImageIOError:
+        return encode_image(pixels, "PNG", source=source), _OUTPUT_FORMATS["PNG"]
 
 
 def _one_line(exc: BaseException) -> str:
