@@ -274,23 +274,24 @@ def plurality_reference(source, field, p, weight):
     return torch.from_numpy(out), torch.from_numpy(tot)
 
 
-def test_plurality_vote_matches_numpy_reference(backend):
-    source = smooth_image(3, 16, 15, seed=16)
-    target = smooth_image(3, 13, 14, seed=17)
-    active = torch.ones(13, 14, dtype=torch.bool)
+@pytest.mark.parametrize("p", [5, 11])  # candidates gathered in a buffer (up to 9x9), recomputed beyond
+def test_plurality_vote_matches_numpy_reference(backend, p):
+    source = smooth_image(3, 26, 25, seed=16)
+    target = smooth_image(3, 23, 24, seed=17)
+    active = torch.ones(23, 24, dtype=torch.bool)
     active[0:3, 0:4] = False
-    field, dist = nnf(target, source, 5, active=active, iterations=1, seed=1)  # few rounds: many groups
+    field, dist = nnf(target, source, p, active=active, iterations=1, seed=1)  # few rounds: many groups
     weight = torch.exp(-dist / dist[active].median())
     weight[6, 6] = 0.0
     dev = backend.device
     with backend.context():
-        out, total = vote(source.to(dev), field.to(dev), 5, weight.to(dev), return_total=True, reduce="plurality")
+        out, total = vote(source.to(dev), field.to(dev), p, weight.to(dev), return_total=True, reduce="plurality")
     out, total = out.cpu(), total.cpu()
-    ref, ref_total = plurality_reference(source, field, 5, torch.where(active, weight, torch.zeros_like(weight)))
+    ref, ref_total = plurality_reference(source, field, p, torch.where(active, weight, torch.zeros_like(weight)))
     # a copy of one source pixel: exact
     assert torch.equal(out.double(), ref)
     torch.testing.assert_close(total.double(), ref_total, rtol=1e-5, atol=1e-6)
-    mean = vote(source, field, 5, weight, reduce="mean")
+    mean = vote(source, field, p, weight, reduce="mean")
     assert not torch.equal(out, mean)  # the two reductions do differ on this data
 
 

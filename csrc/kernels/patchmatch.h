@@ -384,33 +384,63 @@ C10_HOST_DEVICE FI_INLINE bool pm_vote_candidate(int64_t Hs, int64_t Ws, const i
 // one offset), so this keeps the content the most (and most trusted) patches agree on instead of
 // averaging every proposal into a blur; where no two agree it is the single most trusted patch's.
 // Ties go to the candidate met first (rows of q top to bottom, left to right), and each group's
-// weight is summed in that same order, so every backend picks the same pixel. O(K²) for the K
-// patches covering a pixel: meant for small vote patches and the hole only. Writes
+// weight is summed in that same order, so every backend picks the same pixel. Up to O(K²) for
+// the K patches covering a pixel (O(K·groups) up to 9x9 patches): meant for the hole only. Writes
 // out[(y*W + x)*C ...] (0 where nothing votes); returns Σ_q w(q), as pm_vote_pixel does.
+constexpr int kPmPluralityBuffer = 81;  // vote patches up to 9x9 gather their candidates first
+
 C10_HOST_DEVICE FI_INLINE float pm_vote_plurality_pixel(const float* B, int64_t Hs, int64_t Ws, int64_t C,
                                                         const int32_t* nnf, const float* weight, int64_t H, int64_t W,
                                                         int r, int64_t y, int64_t x, float* out) {
   float total = 0.0f, best_w = 0.0f;
   int64_t best = -1;
-  for (int dy = -r; dy <= r; ++dy) {
-    for (int dx = -r; dx <= r; ++dx) {
-      int64_t s;
-      float w;
-      if (!pm_vote_candidate(Hs, Ws, nnf, weight, H, W, y, x, dy, dx, s, w)) continue;
-      total = pm_add(total, w);
-      if (s == best) continue;  // the leading group: scored already
-      // The group's weight, summed over all candidates in window order: every member of a group
-      // gets the same sum, and only the first can win (strict >).
+  if ((2 * r + 1) * (2 * r + 1) <= kPmPluralityBuffer) {
+    // The candidates in window order; each group summed once, from its first member on.
+    int64_t key[kPmPluralityBuffer];
+    float wt[kPmPluralityBuffer];
+    bool done[kPmPluralityBuffer];
+    int n = 0;
+    for (int dy = -r; dy <= r; ++dy)
+      for (int dx = -r; dx <= r; ++dx)
+        if (pm_vote_candidate(Hs, Ws, nnf, weight, H, W, y, x, dy, dx, key[n], wt[n])) {
+          total = pm_add(total, wt[n]);
+          done[n++] = false;
+        }
+    for (int i = 0; i < n; ++i) {
+      if (done[i]) continue;
       float group = 0.0f;
-      for (int ey = -r; ey <= r; ++ey)
-        for (int ex = -r; ex <= r; ++ex) {
-          int64_t t;
-          float v;
-          if (pm_vote_candidate(Hs, Ws, nnf, weight, H, W, y, x, ey, ex, t, v) && t == s) group = pm_add(group, v);
+      for (int j = i; j < n; ++j)
+        if (key[j] == key[i]) {
+          group = pm_add(group, wt[j]);
+          done[j] = true;
         }
       if (group > best_w) {
         best_w = group;
-        best = s;
+        best = key[i];
+      }
+    }
+  } else {
+    // Larger patches: the same sums and the same choice, the candidates recomputed instead of stored.
+    for (int dy = -r; dy <= r; ++dy) {
+      for (int dx = -r; dx <= r; ++dx) {
+        int64_t s;
+        float w;
+        if (!pm_vote_candidate(Hs, Ws, nnf, weight, H, W, y, x, dy, dx, s, w)) continue;
+        total = pm_add(total, w);
+        if (s == best) continue;  // the leading group: scored already
+        // The group's weight, summed over all candidates in window order: every member of a
+        // group gets the same sum, and only the first can win (strict >).
+        float group = 0.0f;
+        for (int ey = -r; ey <= r; ++ey)
+          for (int ex = -r; ex <= r; ++ex) {
+            int64_t t;
+            float v;
+            if (pm_vote_candidate(Hs, Ws, nnf, weight, H, W, y, x, ey, ex, t, v) && t == s) group = pm_add(group, v);
+          }
+        if (group > best_w) {
+          best_w = group;
+          best = s;
+        }
       }
     }
   }

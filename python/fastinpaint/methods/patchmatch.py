@@ -4,10 +4,13 @@ Coarse to fine over an image pyramid; at each level, EM iterations of
   E: nearest-neighbour field from every patch overlapping the hole to patches lying fully in the
      known (source) region, on features = colour + luminance gradients, so that edges are
      matched and not just average colours;
-  M: vote: each hole pixel becomes the weighted mean of what the overlapping matched patches
-     propose, patches weighted by exp(-d / 2σ²) (σ² from the distance distribution, so the
-     weighting adapts to the image's contrast) and by a confidence that decays into the hole
-     (patches near the boundary are anchored in known pixels and are trusted more).
+  M: vote: each hole pixel takes, of the source pixels the overlapping matched patches propose,
+     the one proposed with the most weight (a plurality: coherent patches, whose matches share
+     an offset, propose the same pixel), patches weighted by exp(-d / 2σ²) (σ² from the distance
+     distribution, so the weighting adapts to the image's contrast) and by a confidence that
+     decays into the hole (patches near the boundary are anchored in known pixels and are
+     trusted more). The weighted mean of Wexler et al. (``vote_reduce="mean"``) averages
+     proposals that disagree into a blur, which the next NNF then matches to smooth patches.
 The field is upsampled to the next finer level, where it seeds the NNF and first rebuilds the
 hole from that level's own known pixels (a vote of small patches), so every level starts from the
 photo's texture rather than from an upsampled blur; the finest level's fill is that vote. The
@@ -77,6 +80,20 @@ class PatchMatchOptions:
     #: 4.3 at equal PSNR (14 development pairs); the bilinear start it replaces gave 0.56 and 6.8,
     #: and 0.7 dB more PSNR (PSNR rewards blur). At most the patch size.
     upsample_vote_patch: int = 3
+    #: how every vote (EM iterations and level starts) combines the values the overlapping
+    #: patches propose for a pixel: "plurality" copies the source pixel proposed with the most
+    #: weight (patches whose matches share an offset agree on it), "mean" averages them all.
+    #: Averaging 49 proposals that disagree is a blur, and a blurred target then matches smooth
+    #: source patches at the next iteration, so the fill drifts towards flat colour (soft centred
+    #: squares); see the README's quality table for the figures.
+    vote_reduce: str = "plurality"
+    #: the same at the finest level only (None: vote_reduce)
+    finest_vote_reduce: Optional[str] = None
+    #: the first field of a level for pixels that have none from the coarser level (where the
+    #: hole appears only at this scale, e.g. thin strokes): the nearest valid source centre
+    #: (nearby content is the likeliest match) instead of a random one, which two warm NNF rounds
+    #: often left on a far patch of similar mean colour (grey streaks across faces)
+    init_nearest: bool = True
     propagation: Optional[str] = None
 
 
@@ -200,7 +217,7 @@ def _confidence(level: _Level, opts: PatchMatchOptions) -> Tensor:
 
 
 def _vote_upsampled_field(level: _Level, img: Tensor, field: Tensor, active: Tensor, conf: Tensor,
-                          opts: PatchMatchOptions, patch_size: int) -> Tensor:
+                          opts: PatchMatchOptions, patch_size: int, reduce: str) -> Tensor:
     """This level's hole rebuilt from the field upsampled from the coarser level, copying this
     level's known pixels; entries whose voting patch does not lie on known pixels do not vote."""
     vote_patch = min(opts.upsample_vote_patch or patch_size, patch_size)
@@ -210,14 +227,38 @@ def _vote_upsampled_field(level: _Level, img: Tensor, field: Tensor, active: Ten
     ok = (fy >= 0) & (fx >= 0) & (fy < h) & (fx < w)
     ok &= valid[fy.clamp(0, h - 1), fx.clamp(0, w - 1)]
     weight = torch.where(ok & active, conf, torch.zeros_like(conf))
-    voted, total = _vote(img, field, vote_patch, weight, mask=level.hole, return_total=True)
+    voted, total = _vote(img, field, vote_patch, weight, mask=level.hole, return_total=True, reduce=reduce)
     return torch.where(level.hole[None] & (total > 0)[None], voted, img)
 
 
+def _nearest_centre_init(field: Optional[Tensor], active: Tensor, centres: Tensor) -> Tensor:
+    """The field with every active entry that names no valid centre (none upsampled from the
+    coarser level, or an invalid one) replaced by the nearest valid centre (Euclidean; ties as
+    scipy's distance transform breaks them, the same on every run)."""
+    from scipy.ndimage import distance_transform_edt
+
+    h, w = centres.shape
+    if field is None:
+        field = torch.full((h, w, 2), -1, dtype=torch.int32, device=active.device)
+    fy, fx = field[..., 0].long(), field[..., 1].long()
+    ok = (fy >= 0) & (fx >= 0) & (fy < h) & (fx < w)
+    ok &= centres[fy.clamp(0, h - 1), fx.clamp(0, w - 1)]
+    need = active & ~ok
+    if not bool(need.any()) or not bool(centres.any()):
+        return field
+    # On the CPU, like _hole_distance: one small round trip per pyramid level.
+    _, idx = distance_transform_edt(~centres.cpu().numpy(), return_indices=True)
+    nearest = torch.from_numpy(np.stack([idx[0], idx[1]], -1).astype(np.int32)).to(field.device)
+    return torch.where(need[..., None], nearest, field).contiguous()
+
+
 def _em_level(level: _Level, img: Tensor, field: Optional[Tensor], active: Tensor, conf: Tensor,
-              em_iterations: int, cold: bool, opts: PatchMatchOptions, seed: int, patch_size: int) -> tuple:
+              em_iterations: int, cold: bool, opts: PatchMatchOptions, seed: int, patch_size: int,
+              reduce: str) -> tuple:
     hole = level.hole
     centres = _valid_centres(level.source, patch_size) if em_iterations > 0 else None  # one source region: once
+    if em_iterations > 0 and opts.init_nearest:
+        field = _nearest_centre_init(field, active, centres)
     for it in range(em_iterations):
         feats = _features(img, opts.gradient_weight)
         iters = opts.nnf_iterations_cold if (cold and it == 0) else opts.nnf_iterations_warm
@@ -232,7 +273,7 @@ def _em_level(level: _Level, img: Tensor, field: Optional[Tensor], active: Tenso
         sigma2 = max(sigma2, 1e-8)
         weight = torch.exp(-dist / (2.0 * sigma2)) * conf
         weight = torch.where(active, weight, torch.zeros_like(weight))
-        voted, total = _vote(img, field, patch_size, weight, mask=hole, return_total=True)
+        voted, total = _vote(img, field, patch_size, weight, mask=hole, return_total=True, reduce=reduce)
         img = torch.where(hole[None] & (total > 0)[None], voted, img)
     return img, field
 
@@ -265,6 +306,10 @@ def inpaint_patchmatch(
     if unknown:
         raise TypeError(f"patchmatch: unknown option(s) {sorted(unknown)}; known: {sorted(PatchMatchOptions.__dataclass_fields__)}")
     opts = PatchMatchOptions(patch_size=patch_size, **options)
+    for name in ("vote_reduce", "finest_vote_reduce"):
+        u = getattr(opts, name)
+        if u not in ("mean", "plurality") and not (name == "finest_vote_reduce" and u is None):
+            raise ValueError(f"patchmatch: {name} must be 'mean' or 'plurality', got {u!r}")
     for name in ("upsample_vote_patch", "coarse_patch_size"):
         u = getattr(opts, name)
         if isinstance(u, bool) or not isinstance(u, int) or u < 0 or (u > 0 and u % 2 == 0):
@@ -290,6 +335,7 @@ def inpaint_patchmatch(
             h, w = level.hole.shape
             lp = p if li < 2 else min(p, opts.coarse_patch_size or p)  # this level's patch side
             active = _dilate(level.hole, lp // 2)
+            reduce = opts.finest_vote_reduce if (li == 0 and opts.finest_vote_reduce is not None) else opts.vote_reduce
             conf = _confidence(level, opts)
             if img is None:
                 img = _pushpull_fill(level.image, ~level.hole)
@@ -298,7 +344,7 @@ def inpaint_patchmatch(
                 img = torch.where(level.hole[None], _upsample(img, (h, w)), level.image)
                 if field is not None:
                     field = _upsample_field(field, (h, w))
-                    img = _vote_upsampled_field(level, img, field, active, conf, opts, lp)
+                    img = _vote_upsampled_field(level, img, field, active, conf, opts, lp, reduce)
                 cold = False
             frac = 0.0 if n == 1 else li / (n - 1)  # 1 at the coarsest, 0 at the finest
             em = int(round(opts.em_finest + (opts.em_coarsest - opts.em_finest) * frac))
@@ -306,7 +352,7 @@ def inpaint_patchmatch(
                 em = opts.em_coarsest
             if li > 0 or field is None:  # a level that has no upsampled field runs at least one EM iteration
                 em = max(1, em)
-            img, field = _em_level(level, img, field, active, conf, em, cold, opts, seed + 104729 * li, lp)
+            img, field = _em_level(level, img, field, active, conf, em, cold, opts, seed + 104729 * li, lp, reduce)
     return torch.where(hole[None], img, image)
 
 
