@@ -384,10 +384,11 @@ C10_HOST_DEVICE FI_INLINE bool pm_vote_candidate(int64_t Hs, int64_t Ws, const i
 // one offset), so this keeps the content the most (and most trusted) patches agree on instead of
 // averaging every proposal into a blur; where no two agree it is the single most trusted patch's.
 // Ties go to the candidate met first (rows of q top to bottom, left to right), and each group's
-// weight is summed in that same order, so every backend picks the same pixel. Up to O(K²) for
-// the K patches covering a pixel (O(K·groups) up to 9x9 patches): meant for the hole only. Writes
+// weight is summed in that same order, so every backend picks the same pixel. O(K) for the K
+// patches covering a pixel up to 9x9 patches, O(K²) beyond. Writes
 // out[(y*W + x)*C ...] (0 where nothing votes); returns Σ_q w(q), as pm_vote_pixel does.
 constexpr int kPmPluralityBuffer = 81;  // vote patches up to 9x9 gather their candidates first
+constexpr int kPmPluralitySlots = 256;  // open-addressing table of their groups (>= 2x the candidates)
 
 C10_HOST_DEVICE FI_INLINE float pm_vote_plurality_pixel(const float* B, int64_t Hs, int64_t Ws, int64_t C,
                                                         const int32_t* nnf, const float* weight, int64_t H, int64_t W,
@@ -395,26 +396,39 @@ C10_HOST_DEVICE FI_INLINE float pm_vote_plurality_pixel(const float* B, int64_t 
   float total = 0.0f, best_w = 0.0f;
   int64_t best = -1;
   if ((2 * r + 1) * (2 * r + 1) <= kPmPluralityBuffer) {
-    // The candidates in window order; each group summed once, from its first member on.
+    // The candidates in window order, each added to its group's sum in a small hash table (so
+    // every group is summed in window order), then the groups compared in the order of their
+    // first members: O(K) per pixel.
     int64_t key[kPmPluralityBuffer];
-    float wt[kPmPluralityBuffer];
-    bool done[kPmPluralityBuffer];
+    int16_t slot_of[kPmPluralityBuffer];
+    int64_t slot_key[kPmPluralitySlots];
+    float slot_w[kPmPluralitySlots];
+    // The table's size: the power of two at least twice the candidates (32 for 3x3 patches, 128
+    // for 7x7), so that a probe rarely passes more than a slot or two.
+    const int K = (2 * r + 1) * (2 * r + 1);
+    int bits = 5;
+    while ((1 << bits) < 2 * K) ++bits;
+    const int slots = 1 << bits;
+    for (int k = 0; k < slots; ++k) slot_key[k] = -1;
     int n = 0;
     for (int dy = -r; dy <= r; ++dy)
-      for (int dx = -r; dx <= r; ++dx)
-        if (pm_vote_candidate(Hs, Ws, nnf, weight, H, W, y, x, dy, dx, key[n], wt[n])) {
-          total = pm_add(total, wt[n]);
-          done[n++] = false;
+      for (int dx = -r; dx <= r; ++dx) {
+        float w;
+        if (!pm_vote_candidate(Hs, Ws, nnf, weight, H, W, y, x, dy, dx, key[n], w)) continue;
+        total = pm_add(total, w);
+        int k = int((uint64_t(key[n]) * 0x9E3779B97F4A7C15ull) >> (64 - bits));  // Fibonacci hashing
+        while (slot_key[k] >= 0 && slot_key[k] != key[n]) k = (k + 1) & (slots - 1);
+        if (slot_key[k] < 0) {
+          slot_key[k] = key[n];
+          slot_w[k] = w;
+        } else {
+          slot_w[k] = pm_add(slot_w[k], w);
         }
+        slot_of[n++] = int16_t(k);
+      }
     for (int i = 0; i < n; ++i) {
-      if (done[i]) continue;
-      float group = 0.0f;
-      for (int j = i; j < n; ++j)
-        if (key[j] == key[i]) {
-          group = pm_add(group, wt[j]);
-          done[j] = true;
-        }
-      if (group > best_w) {
+      const float group = slot_w[slot_of[i]];
+      if (group > best_w) {  // strict: of equal groups the one met first wins
         best_w = group;
         best = key[i];
       }
