@@ -308,8 +308,10 @@ def test_dev_photo_fills_keep_the_photos_texture():
         # the same fill, smeared: what the texture scores must tell apart
         smeared = np.asarray(Image.fromarray(out).filter(ImageFilter.GaussianBlur(1.5)))
         blurred_swd.append(swd(np.where(hole[..., None], smeared, img), img, hole))
-    assert np.mean(sharp) >= 0.62, sharp
-    assert np.mean(ours_swd) < 0.6 * np.mean(blurred_swd), (ours_swd, blurred_swd)
+    # Measured with plurality votes: sharpness 0.94 (mean votes, the former default: 0.67), SWD
+    # 0.23 of the smeared fill's (mean votes: 0.46).
+    assert np.mean(sharp) >= 0.85, sharp
+    assert np.mean(ours_swd) < 0.35 * np.mean(blurred_swd), (ours_swd, blurred_swd)
 
 
 # ------------------------------------------------------------------------------------------------
