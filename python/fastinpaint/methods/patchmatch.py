@@ -13,7 +13,8 @@ Coarse to fine over an image pyramid; at each level, EM iterations of
      proposals that disagree into a blur, which the next NNF then matches to smooth patches.
 The field is upsampled to the next finer level, where it seeds the NNF and first rebuilds the
 hole from that level's own known pixels (a vote of small patches), so every level starts from the
-photo's texture rather than from an upsampled blur; the finest level's fill is that vote. The
+photo's texture rather than from an upsampled blur (pixels without an upsampled match start from
+the nearest valid source patch); the finest level then runs one EM iteration (em_finest). The
 coarsest level starts from a smooth mask-aware pyramid fill rather than noise, so the first fields
 match plausible colours.
 
