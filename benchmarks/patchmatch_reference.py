@@ -57,14 +57,26 @@ def manifest_pairs(data: pathlib.Path = DATA) -> List[DevPair]:
     return [DevPair(pathlib.PurePath(r["image"]).stem, r["kind"], data / r["image"], data / r["mask"]) for r in rows]
 
 
-def select_pairs(n: Optional[int] = None, data: pathlib.Path = DATA) -> List[DevPair]:
+def select_pairs(n: Optional[int] = None, data: pathlib.Path = DATA, photos: Optional[Sequence[str]] = None,
+                 exclude_photos: Optional[Sequence[str]] = None) -> List[DevPair]:
     """``n`` development pairs spread over the kinds and photos (all of them when ``n`` is None).
 
     Pair ``i`` is (photo ``i mod P``, kind ``i mod K``) over the sorted photos and the kinds in
     :data:`KINDS` order (kinds not in the manifest are dropped, ones not in :data:`KINDS` follow
-    them); combinations the manifest lacks are skipped.
+    them); combinations the manifest lacks are skipped. ``photos`` keeps only those photos' pairs,
+    ``exclude_photos`` drops those photos' pairs (e.g. photos held out while tuning), before the
+    selection.
     """
     pairs = manifest_pairs(data)
+    known = {p.photo for p in pairs}
+    for names in (photos or ()), (exclude_photos or ()):
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise FileNotFoundError(f"no development pairs for photo(s) {unknown}; photos: {sorted(known)}")
+    if photos is not None:
+        pairs = [p for p in pairs if p.photo in set(photos)]
+    if exclude_photos is not None:
+        pairs = [p for p in pairs if p.photo not in set(exclude_photos)]
     if n is None or n >= len(pairs):
         return pairs
     by_key: Dict[Tuple[str, str], DevPair] = {(p.photo, p.kind): p for p in pairs}

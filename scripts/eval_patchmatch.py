@@ -5,6 +5,7 @@
     .venv/bin/python scripts/eval_patchmatch.py --pairs 21           # 3 per mask kind
     .venv/bin/python scripts/eval_patchmatch.py --pairs 21 --option sigma_quantile=0.5 \\
         --contact-sheet /tmp/sheet.png --csv /tmp/rows.csv
+    .venv/bin/python scripts/eval_patchmatch.py --exclude-photos dahlia,moss   # tune without them
 
 For each pair (``../shared/data/masks/manifest.csv`` relative to the repository root; ``--pairs N``
 picks N spread over the 7 mask kinds and the photos, see ``benchmarks/patchmatch_reference.py``)
@@ -50,10 +51,18 @@ def _parse_option(text: str):
     return key.strip(), val
 
 
+def _names(text):
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pairs", type=int, default=None, metavar="N", help="N pairs spread over the kinds (default: all)")
+    p.add_argument("--photos", default=None, metavar="A,B,...",
+                   help="only the pairs of these photos (file stems), e.g. a tuning set")
+    p.add_argument("--exclude-photos", default=None, metavar="A,B,...",
+                   help="leave out the pairs of these photos, e.g. held out while tuning")
     p.add_argument("--data", type=pathlib.Path, default=ref.DATA, help=f"development data (default {ref.DATA})")
     p.add_argument("--cache", type=pathlib.Path, default=ref.DEFAULT_CACHE, help="pypatchmatch output cache")
     p.add_argument("--option", type=_parse_option, action="append", default=[], metavar="KEY=VALUE",
@@ -69,7 +78,8 @@ def main(argv=None) -> int:
 
     options = dict(args.option)
     try:
-        pairs = ref.select_pairs(args.pairs, args.data)
+        pairs = ref.select_pairs(args.pairs, args.data, photos=_names(args.photos),
+                                 exclude_photos=_names(args.exclude_photos))
     except FileNotFoundError as err:
         print(f"eval_patchmatch: {err}", file=sys.stderr)
         return 2

@@ -244,6 +244,76 @@ def test_vote_matches_numpy_reference(backend):
     torch.testing.assert_close(total.double(), ref_total, rtol=1e-5, atol=1e-6)
 
 
+def plurality_reference(source, field, p, weight):
+    """Plurality voting by definition: per pixel, total weight per proposed source pixel, the
+    largest wins, ties to the candidate met first (float64 sums: the kernel's float32 sums in the
+    same order only matter for exact ties, which this data avoids)."""
+    c, hs, ws = source.shape
+    h, w = field.shape[:2]
+    r = p // 2
+    src, f, wt = source.double().numpy(), field.numpy(), weight.double().numpy()
+    out, tot = np.zeros((c, h, w)), np.zeros((h, w))
+    for y in range(h):
+        for x in range(w):
+            groups, order = {}, []
+            for dy in range(-r, r + 1):
+                for dx in range(-r, r + 1):
+                    qy, qx = y + dy, x + dx
+                    if not (0 <= qy < h and 0 <= qx < w) or f[qy, qx, 0] < 0 or not wt[qy, qx] > 0:
+                        continue
+                    sy, sx = f[qy, qx, 0] - dy, f[qy, qx, 1] - dx
+                    if not (0 <= sy < hs and 0 <= sx < ws):
+                        continue
+                    if (sy, sx) not in groups:
+                        order.append((sy, sx))
+                    groups[(sy, sx)] = groups.get((sy, sx), 0.0) + wt[qy, qx]
+                    tot[y, x] += wt[qy, qx]
+            if order:
+                best = max(order, key=lambda k: (groups[k], -order.index(k)))
+                out[:, y, x] = src[:, best[0], best[1]]
+    return torch.from_numpy(out), torch.from_numpy(tot)
+
+
+@pytest.mark.parametrize("p", [5, 11])  # candidates gathered in a buffer (up to 9x9), recomputed beyond
+def test_plurality_vote_matches_numpy_reference(backend, p):
+    source = smooth_image(3, 26, 25, seed=16)
+    target = smooth_image(3, 23, 24, seed=17)
+    active = torch.ones(23, 24, dtype=torch.bool)
+    active[0:3, 0:4] = False
+    field, dist = nnf(target, source, p, active=active, iterations=1, seed=1)  # few rounds: many groups
+    weight = torch.exp(-dist / dist[active].median())
+    weight[6, 6] = 0.0
+    dev = backend.device
+    with backend.context():
+        out, total = vote(source.to(dev), field.to(dev), p, weight.to(dev), return_total=True, reduce="plurality")
+    out, total = out.cpu(), total.cpu()
+    ref, ref_total = plurality_reference(source, field, p, torch.where(active, weight, torch.zeros_like(weight)))
+    # a copy of one source pixel: exact
+    assert torch.equal(out.double(), ref)
+    torch.testing.assert_close(total.double(), ref_total, rtol=1e-5, atol=1e-6)
+    mean = vote(source, field, p, weight, reduce="mean")
+    assert not torch.equal(out, mean)  # the two reductions do differ on this data
+
+
+def test_plurality_vote_copies_what_coherent_patches_agree_on():
+    """Two coherent groups of patches disagree about a pixel: the mean blends them, plurality
+    copies the value of the heavier group, untouched."""
+    source = torch.zeros(1, 12, 12)
+    source[0, :, 6:] = 1.0  # a sharp vertical edge
+    field = torch.zeros(1, 5, 2, dtype=torch.int32)
+    # pixels 0-2 of a 1x5 target copy column 6.. (bright side) coherently; 3-4 copy column 1.. (dark)
+    for x in range(5):
+        field[0, x] = torch.tensor([5, 6 + x] if x < 3 else [5, x - 2])
+    out_mean = vote(source, field, 3)
+    out_plur = vote(source, field, 3, reduce="plurality")
+    # pixel 2 is covered by patches 1, 2 (bright group, weight 2) and 3 (dark group, weight 1)
+    assert 0.0 < float(out_mean[0, 0, 2]) < 1.0
+    assert float(out_plur[0, 0, 2]) == 1.0
+    assert set(out_plur.unique().tolist()) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="reduce must be one of"):
+        vote(source, field, 3, reduce="median")
+
+
 def test_vote_mask_votes_only_the_masked_pixels():
     source = smooth_image(3, 18, 20, seed=26)
     field, dist = nnf(source, source, 5, seed=4)
@@ -337,9 +407,10 @@ def test_cuda_vote_kernel_emulated_equals_cpu():
     weight = torch.exp(-dist / 0.01)
     mask = dist > dist.median()
     for m in (None, mask):
-        cpu = vote(source, field, 7, weight, mask=m, return_total=True)
-        emu = _emulated(lambda: vote(source, field, 7, weight, mask=m, return_total=True))
-        assert torch.equal(cpu[0], emu[0]) and torch.equal(cpu[1], emu[1])
+        for reduce in ("mean", "plurality"):
+            cpu = vote(source, field, 7, weight, mask=m, return_total=True, reduce=reduce)
+            emu = _emulated(lambda: vote(source, field, 7, weight, mask=m, return_total=True, reduce=reduce))
+            assert torch.equal(cpu[0], emu[0]) and torch.equal(cpu[1], emu[1])
 
 
 @requires_emulation

@@ -308,5 +308,49 @@ def test_dev_photo_fills_keep_the_photos_texture():
         # the same fill, smeared: what the texture scores must tell apart
         smeared = np.asarray(Image.fromarray(out).filter(ImageFilter.GaussianBlur(1.5)))
         blurred_swd.append(swd(np.where(hole[..., None], smeared, img), img, hole))
-    assert np.mean(sharp) >= 0.62, sharp
-    assert np.mean(ours_swd) < 0.6 * np.mean(blurred_swd), (ours_swd, blurred_swd)
+    # Measured with plurality votes: sharpness 0.94 (mean votes, the former default: 0.67), SWD
+    # 0.23 of the smeared fill's (mean votes: 0.46).
+    assert np.mean(sharp) >= 0.85, sharp
+    assert np.mean(ours_swd) < 0.35 * np.mean(blurred_swd), (ours_swd, blurred_swd)
+
+
+# ------------------------------------------------------------------------------------------------
+# the vote and the first fields of a level
+# ------------------------------------------------------------------------------------------------
+def test_plurality_vote_fills_blobs_sharper_than_the_mean():
+    """A hole in a random two-tone blob texture (no period, so overlapping patches disagree): the
+    plurality vote (the default) copies what coherent patches agree on and keeps the edges; the
+    mean vote averages the disagreeing proposals into grey."""
+    from scipy.ndimage import gaussian_filter
+
+    from fastinpaint.metrics import sharpness
+
+    rng = np.random.default_rng(4)
+    blobs = (gaussian_filter(rng.standard_normal((96, 96)), 1.5) > 0) * 0.6 + 0.2
+    img = (np.repeat(blobs[..., None], 3, -1) * 255).round().astype(np.uint8)
+    hole = box_mask(96, 96, 30, 66, 30, 66) > 0
+    plural = fastinpaint.inpaint(img, hole, seed=0)
+    mean = fastinpaint.inpaint(img, hole, seed=0, vote_reduce="mean")
+    assert np.array_equal(plural, fastinpaint.inpaint(img, hole, seed=0, vote_reduce="plurality"))
+    s_plural, s_mean = sharpness(plural, img, hole), sharpness(mean, img, hole)
+    assert s_plural > 0.9 and s_plural > s_mean + 0.05, (s_plural, s_mean)  # measured 1.02 vs 0.93
+    with pytest.raises(ValueError, match="vote_reduce"):
+        fastinpaint.inpaint(img, hole, vote_reduce="median")
+
+
+def test_nearest_centre_init_replaces_only_missing_entries():
+    from fastinpaint.methods.patchmatch import _nearest_centre_init
+
+    centres = torch.zeros(8, 9, dtype=torch.bool)
+    centres[1, 1] = centres[6, 7] = True
+    active = torch.zeros(8, 9, dtype=torch.bool)
+    active[0:3, 0:3] = active[5:8, 5:9] = active[4, 4] = True
+    field = torch.full((8, 9, 2), -1, dtype=torch.int32)
+    field[4, 4] = torch.tensor([6, 7])  # a valid entry: kept even though (1, 1) is as near
+    field[0, 0] = torch.tensor([3, 3])  # not a valid centre: replaced
+    out = _nearest_centre_init(field, active, centres)
+    assert out[4, 4].tolist() == [6, 7]
+    assert all(out[y, x].tolist() == [1, 1] for y in range(3) for x in range(3))
+    assert all(out[y, x].tolist() == [6, 7] for y in range(5, 8) for x in range(5, 9))
+    assert (out[~active] == -1).all()  # inactive entries untouched
+    assert _nearest_centre_init(None, active, centres)[2, 2].tolist() == [1, 1]

@@ -241,10 +241,11 @@ const char* pm_mean_distances(const PMProblem& P, const int32_t* nnf, const floa
 }
 
 const char* pm_vote(const float* source, int64_t Hs, int64_t Ws, int64_t C, const int32_t* nnf, const float* weight,
-                    const uint8_t* mask, int64_t H, int64_t W, int r, float* out, float* total, void* /*stream*/) {
+                    const uint8_t* mask, int64_t H, int64_t W, int r, int reduce, float* out, float* total,
+                    void* /*stream*/) {
   for_each_row(H, [&](int64_t y) {
     for (int64_t x = 0; x < W; ++x) {
-      const float t = pm_vote_masked_pixel(source, Hs, Ws, C, nnf, weight, mask, H, W, r, y, x, out);
+      const float t = pm_vote_masked_pixel(source, Hs, Ws, C, nnf, weight, mask, H, W, r, reduce, y, x, out);
       if (total) total[y * W + x] = t;
     }
   });

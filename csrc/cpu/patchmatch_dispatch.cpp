@@ -71,8 +71,9 @@ const char* pm_mean_distances(const PMProblem& P, const int32_t* nnf, const floa
 }
 
 const char* pm_vote(const float* source, int64_t Hs, int64_t Ws, int64_t C, const int32_t* nnf, const float* weight,
-                    const uint8_t* mask, int64_t H, int64_t W, int r, float* out, float* total, void* stream) {
-  FI_PM_FORWARD(pm_vote, source, Hs, Ws, C, nnf, weight, mask, H, W, r, out, total, stream)
+                    const uint8_t* mask, int64_t H, int64_t W, int r, int reduce, float* out, float* total,
+                    void* stream) {
+  FI_PM_FORWARD(pm_vote, source, Hs, Ws, C, nnf, weight, mask, H, W, r, reduce, out, total, stream)
 }
 
 }  // namespace cpu

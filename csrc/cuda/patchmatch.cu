@@ -39,11 +39,12 @@ __global__ void pm_jump_kernel(PMProblem P, const int32_t* __restrict__ prev, co
 
 __global__ void pm_vote_kernel(const float* __restrict__ source, int64_t Hs, int64_t Ws, int64_t C,
                                const int32_t* __restrict__ nnf, const float* __restrict__ weight,
-                               const uint8_t* __restrict__ mask, int64_t H, int64_t W, int r, float* out, float* total) {
+                               const uint8_t* __restrict__ mask, int64_t H, int64_t W, int r, int reduce, float* out,
+                               float* total) {
   const int64_t x = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t y = int64_t(blockIdx.y) * blockDim.y + threadIdx.y;
   if (x >= W || y >= H) return;
-  const float t = pm_vote_masked_pixel(source, Hs, Ws, C, nnf, weight, mask, H, W, r, y, x, out);
+  const float t = pm_vote_masked_pixel(source, Hs, Ws, C, nnf, weight, mask, H, W, r, reduce, y, x, out);
   if (total) total[y * W + x] = t;
 }
 
@@ -104,10 +105,11 @@ const char* pm_mean_distances(const PMProblem& P, const int32_t* nnf, const floa
 }
 
 const char* pm_vote(const float* source, int64_t Hs, int64_t Ws, int64_t C, const int32_t* nnf, const float* weight,
-                    const uint8_t* mask, int64_t H, int64_t W, int r, float* out, float* total, void* stream) {
+                    const uint8_t* mask, int64_t H, int64_t W, int r, int reduce, float* out, float* total,
+                    void* stream) {
   if (const char* e = check_grid(H, W)) return e;
   FI_LAUNCH(pm_vote_kernel, grid_for(H, W), dim3(kBlockX, kBlockY, 1), static_cast<cudaStream_t>(stream), source, Hs,
-            Ws, C, nnf, weight, mask, H, W, r, out, total);
+            Ws, C, nnf, weight, mask, H, W, r, reduce, out, total);
   return fi_last_error();
 }
 

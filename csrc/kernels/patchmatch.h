@@ -353,11 +353,126 @@ C10_HOST_DEVICE FI_INLINE float pm_vote_pixel(const float* B, int64_t Hs, int64_
   return total;
 }
 
-// pm_vote_pixel where mask (or null: everywhere) is non-zero; elsewhere out = 0 and returns 0.
+// How a vote combines the values the overlapping patches propose for a pixel.
+enum PMVoteReduce : int {
+  kPmVoteMean = 0,       // their weighted mean (pm_vote_pixel)
+  kPmVotePlurality = 1,  // the one source pixel proposed with the most weight (pm_vote_plurality_pixel)
+};
+
+// The source pixel that matched patch q = (y + dy, x + dx) proposes for target pixel (y, x), as a
+// linear index into the source, with the patch's weight; false when the patch does not vote
+// (outside the image, inactive, weight not > 0, or the proposal outside the source).
+C10_HOST_DEVICE FI_INLINE bool pm_vote_candidate(int64_t Hs, int64_t Ws, const int32_t* nnf, const float* weight,
+                                                 int64_t H, int64_t W, int64_t y, int64_t x, int dy, int dx,
+                                                 int64_t& s, float& w) {
+  const int64_t qy = y + dy, qx = x + dx;
+  if (qy < 0 || qy >= H || qx < 0 || qx >= W) return false;
+  const int64_t q = qy * W + qx;
+  const int32_t my = nnf[2 * q], mx = nnf[2 * q + 1];
+  if (my < 0) return false;
+  w = weight ? weight[q] : 1.0f;
+  if (!(w > 0.0f)) return false;
+  const int64_t sy = int64_t(my) - dy, sx = int64_t(mx) - dx;
+  if (sy < 0 || sx < 0 || sy >= Hs || sx >= Ws) return false;
+  s = sy * Ws + sx;
+  return true;
+}
+
+// Plurality voting: of the source pixels that the overlapping matched patches propose for target
+// pixel (y, x) (those pm_vote_pixel averages), the one proposed with the largest total weight,
+// copied as it is. Patches that propose the same source pixel are coherent (their matches share
+// one offset), so this keeps the content the most (and most trusted) patches agree on instead of
+// averaging every proposal into a blur; where no two agree it is the single most trusted patch's.
+// Ties go to the candidate met first (rows of q top to bottom, left to right), and each group's
+// weight is summed in that same order, so every backend picks the same pixel. O(K) for the K
+// patches covering a pixel up to 9x9 patches, O(K²) beyond. Writes
+// out[(y*W + x)*C ...] (0 where nothing votes); returns Σ_q w(q), as pm_vote_pixel does.
+constexpr int kPmPluralityBuffer = 81;  // vote patches up to 9x9 gather their candidates first
+constexpr int kPmPluralitySlots = 256;  // open-addressing table of their groups (>= 2x the candidates)
+
+C10_HOST_DEVICE FI_INLINE float pm_vote_plurality_pixel(const float* B, int64_t Hs, int64_t Ws, int64_t C,
+                                                        const int32_t* nnf, const float* weight, int64_t H, int64_t W,
+                                                        int r, int64_t y, int64_t x, float* out) {
+  float total = 0.0f, best_w = 0.0f;
+  int64_t best = -1;
+  if ((2 * r + 1) * (2 * r + 1) <= kPmPluralityBuffer) {
+    // The candidates in window order, each added to its group's sum in a small hash table (so
+    // every group is summed in window order), then the groups compared in the order of their
+    // first members: O(K) per pixel.
+    int64_t key[kPmPluralityBuffer];
+    int16_t slot_of[kPmPluralityBuffer];
+    int64_t slot_key[kPmPluralitySlots];
+    float slot_w[kPmPluralitySlots];
+    // The table's size: the power of two at least twice the candidates (32 for 3x3 patches, 128
+    // for 7x7), so that a probe rarely passes more than a slot or two.
+    const int K = (2 * r + 1) * (2 * r + 1);
+    int bits = 5;
+    while ((1 << bits) < 2 * K) ++bits;
+    const int slots = 1 << bits;
+    for (int k = 0; k < slots; ++k) slot_key[k] = -1;
+    int n = 0;
+    for (int dy = -r; dy <= r; ++dy)
+      for (int dx = -r; dx <= r; ++dx) {
+        float w;
+        if (!pm_vote_candidate(Hs, Ws, nnf, weight, H, W, y, x, dy, dx, key[n], w)) continue;
+        total = pm_add(total, w);
+        int k = int((uint64_t(key[n]) * 0x9E3779B97F4A7C15ull) >> (64 - bits));  // Fibonacci hashing
+        while (slot_key[k] >= 0 && slot_key[k] != key[n]) k = (k + 1) & (slots - 1);
+        if (slot_key[k] < 0) {
+          slot_key[k] = key[n];
+          slot_w[k] = w;
+        } else {
+          slot_w[k] = pm_add(slot_w[k], w);
+        }
+        slot_of[n++] = int16_t(k);
+      }
+    for (int i = 0; i < n; ++i) {
+      const float group = slot_w[slot_of[i]];
+      if (group > best_w) {  // strict: of equal groups the one met first wins
+        best_w = group;
+        best = key[i];
+      }
+    }
+  } else {
+    // Larger patches: the same sums and the same choice, the candidates recomputed instead of stored.
+    for (int dy = -r; dy <= r; ++dy) {
+      for (int dx = -r; dx <= r; ++dx) {
+        int64_t s;
+        float w;
+        if (!pm_vote_candidate(Hs, Ws, nnf, weight, H, W, y, x, dy, dx, s, w)) continue;
+        total = pm_add(total, w);
+        if (s == best) continue;  // the leading group: scored already
+        // The group's weight, summed over all candidates in window order: every member of a
+        // group gets the same sum, and only the first can win (strict >).
+        float group = 0.0f;
+        for (int ey = -r; ey <= r; ++ey)
+          for (int ex = -r; ex <= r; ++ex) {
+            int64_t t;
+            float v;
+            if (pm_vote_candidate(Hs, Ws, nnf, weight, H, W, y, x, ey, ex, t, v) && t == s) group = pm_add(group, v);
+          }
+        if (group > best_w) {
+          best_w = group;
+          best = s;
+        }
+      }
+    }
+  }
+  float* o = out + (y * W + x) * C;
+  const float* b = best >= 0 ? B + best * C : nullptr;
+  for (int64_t c = 0; c < C; ++c) o[c] = b ? b[c] : 0.0f;
+  return total;
+}
+
+// pm_vote_pixel (reduce = kPmVoteMean) or pm_vote_plurality_pixel (kPmVotePlurality) where mask
+// (or null: everywhere) is non-zero; elsewhere out = 0 and returns 0.
 C10_HOST_DEVICE FI_INLINE float pm_vote_masked_pixel(const float* B, int64_t Hs, int64_t Ws, int64_t C,
                                                      const int32_t* nnf, const float* weight, const uint8_t* mask,
-                                                     int64_t H, int64_t W, int r, int64_t y, int64_t x, float* out) {
-  if (mask == nullptr || mask[y * W + x] != 0) return pm_vote_pixel(B, Hs, Ws, C, nnf, weight, H, W, r, y, x, out);
+                                                     int64_t H, int64_t W, int r, int reduce, int64_t y, int64_t x,
+                                                     float* out) {
+  if (mask == nullptr || mask[y * W + x] != 0)
+    return reduce == kPmVotePlurality ? pm_vote_plurality_pixel(B, Hs, Ws, C, nnf, weight, H, W, r, y, x, out)
+                                      : pm_vote_pixel(B, Hs, Ws, C, nnf, weight, H, W, r, y, x, out);
   float* o = out + (y * W + x) * C;
   for (int64_t c = 0; c < C; ++c) o[c] = 0.0f;
   return 0.0f;

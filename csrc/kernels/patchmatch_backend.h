@@ -43,10 +43,12 @@ const char* pm_mean_distances(const PMProblem& problem, const int32_t* nnf, cons
                               void* stream);
 
 // Voting: out [H, W, C] from source [Hs, Ws, C], nnf [H, W, 2] and per-patch weight [H, W] (or
-// null: all 1); total [H, W] receives Σ w of each pixel (may be null). Where `mask` [H, W] (or
+// null: all 1), combining the proposals as `reduce` says (PMVoteReduce: weighted mean or
+// plurality); total [H, W] receives Σ w of each pixel (may be null). Where `mask` [H, W] (or
 // null: everywhere) is 0 the pixel is not voted: out and total are 0 there.
 const char* pm_vote(const float* source, int64_t Hs, int64_t Ws, int64_t C, const int32_t* nnf, const float* weight,
-                    const uint8_t* mask, int64_t H, int64_t W, int r, float* out, float* total, void* stream);
+                    const uint8_t* mask, int64_t H, int64_t W, int r, int reduce, float* out, float* total,
+                    void* stream);
 
 }  // namespace FI_BACKEND_NS
 }  // namespace fastinpaint

@@ -195,9 +195,14 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_nnf(
 
 std::tuple<at::Tensor, at::Tensor> patchmatch_vote(const at::Tensor& source, const at::Tensor& nnf,
                                                    int64_t patch_size, const std::optional<at::Tensor>& weight,
-                                                   const std::optional<at::Tensor>& mask) {
+                                                   const std::optional<at::Tensor>& mask, c10::string_view reduce) {
   const c10::OptionalDeviceGuard guard(source.device());
   const char* op = "patchmatch vote";
+  int reduce_mode = kPmVoteMean;
+  if (reduce == "plurality")
+    reduce_mode = kPmVotePlurality;
+  else
+    TORCH_CHECK_VALUE(reduce == "mean", op, ": reduce must be 'mean' or 'plurality', got '", reduce, "'");
   check_image(source, op, "source");
   check_patch_size(patch_size, op);
   TORCH_CHECK_VALUE(nnf.dim() == 3 && nnf.size(2) == 2, op, ": nnf must have shape (H, W, 2), got ", nnf.sizes());
@@ -224,7 +229,7 @@ std::tuple<at::Tensor, at::Tensor> patchmatch_vote(const at::Tensor& source, con
   if (H * W > 0)
     FI_BACKEND_CALL(backend, pm_vote, B.const_data_ptr<float>(), Hs, Ws, C, n.const_data_ptr<int32_t>(),
                     w.defined() ? w.const_data_ptr<float>() : nullptr,
-                    m.defined() ? m.const_data_ptr<uint8_t>() : nullptr, H, W, int(patch_size / 2),
+                    m.defined() ? m.const_data_ptr<uint8_t>() : nullptr, H, W, int(patch_size / 2), reduce_mode,
                     out.mutable_data_ptr<float>(), total.mutable_data_ptr<float>(), current_stream(source));
   return {out.permute({2, 0, 1}).contiguous(), total};
 }
@@ -235,7 +240,9 @@ TORCH_LIBRARY_FRAGMENT(fastinpaint, m) {
       "nnf(Tensor target, Tensor source, int patch_size, Tensor? source_valid, Tensor? source_centres, "
       "Tensor? target_weight, Tensor? active, Tensor? init, int iterations, str propagation, int max_jump, "
       "int seed) -> (Tensor, Tensor)");
-  m.def("vote(Tensor source, Tensor field, int patch_size, Tensor? weight, Tensor? mask) -> (Tensor, Tensor)");
+  m.def(
+      "vote(Tensor source, Tensor field, int patch_size, Tensor? weight, Tensor? mask, str reduce=\"mean\") -> "
+      "(Tensor, Tensor)");
   m.def("valid_centres(Tensor source_valid, int patch_size) -> Tensor");
 }
 

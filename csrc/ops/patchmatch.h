@@ -35,9 +35,10 @@ at::Tensor patchmatch_valid_centres(const at::Tensor& source_valid, int64_t patc
 
 // Voting: {image [C, H, W] float32, total weight [H, W] float32} from source [C, Hs, Ws],
 // nnf [H, W, 2] int32, per-patch weight [H, W] (optional) and the mask [H, W] of the pixels to
-// vote (optional: all; elsewhere image and total are 0).
+// vote (optional: all; elsewhere image and total are 0); reduce "mean" (weighted mean of the
+// proposals) or "plurality" (the source pixel proposed with the most weight).
 std::tuple<at::Tensor, at::Tensor> patchmatch_vote(const at::Tensor& source, const at::Tensor& nnf,
                                                    int64_t patch_size, const std::optional<at::Tensor>& weight,
-                                                   const std::optional<at::Tensor>& mask);
+                                                   const std::optional<at::Tensor>& mask, c10::string_view reduce);
 
 }  // namespace fastinpaint

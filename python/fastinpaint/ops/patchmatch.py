@@ -24,6 +24,7 @@ from fastinpaint._ext import _C
 __all__ = ["nnf", "vote", "valid_centres", "check_patch_size"]
 
 _PROPAGATIONS = ("jump", "scan")
+_REDUCES = ("mean", "plurality")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -37,7 +38,7 @@ def _(target, source, patch_size, source_valid, source_centres, target_weight, a
 
 
 @torch.library.register_fake("fastinpaint::vote")
-def _(source, field, patch_size, weight, mask):
+def _(source, field, patch_size, weight, mask, reduce="mean"):
     h, w = field.shape[:2]
     return source.new_empty((source.shape[0], h, w)), source.new_empty((h, w))
 
@@ -227,6 +228,7 @@ def vote(
     *,
     mask: Optional[Tensor] = None,
     return_total: bool = False,
+    reduce: str = "mean",
 ):
     """Patch voting (Wexler et al. 2007): rebuild an image from a nearest-neighbour field.
 
@@ -234,6 +236,12 @@ def vote(
     propose: ``out(p) = Σ_q w(q) · source(field(q) + p − q) / Σ_q w(q)`` over the pixels q with
     ``|q − p|∞ ≤ patch_size // 2`` whose field entry is valid. Computed as a gather (each output
     pixel sums its own contributions in a fixed order): deterministic, no atomics.
+
+    With ``reduce="plurality"`` p instead copies the one source pixel proposed with the largest
+    total weight ``Σ w(q)`` over the patches proposing it (coherent patches, whose matches share an
+    offset, propose the same pixel): no averaging, so no blur where the proposals disagree; ties
+    go to the patch met first in row order. It costs O(patch_size⁴) per pixel (the mean
+    O(patch_size²)).
 
     Args:
         source: ``(C, Hs, Ws)`` float32.
@@ -244,6 +252,7 @@ def vote(
         mask: ``(H, W)``, non-zero = vote this pixel; elsewhere the image and the total are 0
             (e.g. the hole, when only the hole is kept). Default: every pixel.
         return_total: also return the ``(H, W)`` total weight of each pixel.
+        reduce: ``"mean"`` (default) or ``"plurality"``, see above.
 
     Returns:
         ``(C, H, W)`` float32 image — 0 where no patch covers the pixel — or
@@ -270,5 +279,7 @@ def vote(
     if mask is not None:
         _check_plane(mask, op, "mask", field.shape[:2], source.device)
         mask = mask.ne(0)
-    out, total = torch.ops.fastinpaint.vote(source, field, patch_size, weight, mask)
+    if reduce not in _REDUCES:
+        raise ValueError(f"{op}: reduce must be one of {_REDUCES}, got {reduce!r}")
+    out, total = torch.ops.fastinpaint.vote(source, field, patch_size, weight, mask, reduce)
     return (out, total) if return_total else out
