@@ -7,8 +7,8 @@
 The development photos are 512 px; the large test images are those photos **upscaled** (Lanczos)
 to a long side of 2048 and 4000 px (2048x1365 and 4000x2667 for a 3:2 photo), their masks with
 them (nearest). For each photo and mask kind (default ``irr_20_30`` and ``center25``) and each
-method, it runs ``fastinpaint.inpaint(photo, mask, method=m, seed=0)`` (default strategy:
-``auto``) at 512 px and at each large size and reports, per method and size, the mean PSNR inside
+method, it runs ``fastinpaint.inpaint(photo, mask, method=m, seed=0)`` (``auto``; ``--strategy``
+at the large sizes) at 512 px and at each large size and reports, per method and size, the mean PSNR inside
 the hole and the mean sharpness (:func:`fastinpaint.metrics.sharpness`, 1.0 = the photo's detail)
 against the photo at that size, their differences to the 512 px scores (mean and worst pair), and
 the seconds per call. Issue 15's targets: PSNR within 1.5 dB of the 512 px score and sharpness no
@@ -51,6 +51,8 @@ def main(argv=None) -> int:
     p.add_argument("--kinds", default="irr_20_30,center25", help="mask kinds (default irr_20_30,center25)")
     p.add_argument("--photos", default=None, help="comma-separated photo names (default: all)")
     p.add_argument("--sizes", default="2048,4000", help="long sides of the upscaled photos")
+    p.add_argument("--strategy", default="auto", help="hd_strategy at the large sizes (default auto; "
+                   "'original' gives the exact full-resolution fill to compare with)")
     p.add_argument("--csv", type=pathlib.Path, default=None, help="write one row per pair and size here")
     args = p.parse_args(argv)
 
@@ -77,7 +79,8 @@ def main(argv=None) -> int:
                 masked[hole] = 0
                 for m in methods:
                     t = time.perf_counter()
-                    out = fastinpaint.inpaint(masked, hole, method=m, seed=0)
+                    strategy = args.strategy if f != 1 else "auto"
+                    out = fastinpaint.inpaint(masked, hole, method=m, seed=0, hd_strategy=strategy)
                     sec = time.perf_counter() - t
                     psnr, sharp = _hole_scores(out, truth, hole)
                     rows.append(dict(photo=name, kind=kind, method=m, long_side=long_side, size=f"{size[0]}x{size[1]}",

@@ -88,6 +88,7 @@ def run_strategy(fn: Callable[..., Tensor], read: Callable[[Box], Tensor], hole:
     budget = getattr(fn, "hd_max_pixels", None)
 
     photo_option = getattr(fn, "hd_photo_side_option", None)  # a method told the photo's size
+    texture = getattr(fn, "hd_texture_from_photo", False)  # see _scaled
 
     def call(img, hl, src, s, scale=1.0):
         extra = {photo_option: max(1, round(max(h, w) * scale))} if photo_option and photo_option not in options else {}
@@ -112,7 +113,7 @@ def run_strategy(fn: Callable[..., Tensor], read: Callable[[Box], Tensor], hole:
             return [(whole, call(placeholder(read(whole), hole), hole, source_mask, seed), hole)]
         scale = target / max(h, w)
         log.debug("%s: resize to long side %d (scale %.3f)", name, target, scale)
-        (y0, y1, x0, x1), fill = _scaled(call, read(whole), hole, source_mask, seed, scale)
+        (y0, y1, x0, x1), fill = _scaled(call, read(whole), hole, source_mask, seed, scale, texture)
         return [((y0, y1, x0, x1), fill, hole[y0:y1, x0:x1])]
     # crop
     pieces: List[Piece] = []
@@ -147,7 +148,7 @@ def run_strategy(fn: Callable[..., Tensor], read: Callable[[Box], Tensor], hole:
         if scale >= 1.0:
             pieces.append((box, call(placeholder(img_c, hole_c), hole_c, src_c, seed + i), paste))
         else:
-            (sy0, sy1, sx0, sx1), fill = _scaled(call, img_c, hole_c, src_c, seed + i, scale)
+            (sy0, sy1, sx0, sx1), fill = _scaled(call, img_c, hole_c, src_c, seed + i, scale, texture)
             pieces.append(((y0 + sy0, y0 + sy1, x0 + sx0, x0 + sx1), fill, paste[sy0:sy1, sx0:sx1]))
     return pieces
 
@@ -176,7 +177,8 @@ def _box_mask(hole: Tensor, box: Box) -> Tensor:
     return m
 
 
-def _scaled(call, img: Tensor, hole: Tensor, src: Optional[Tensor], seed: int, scale: float) -> Tuple[Box, Tensor]:
+def _scaled(call, img: Tensor, hole: Tensor, src: Optional[Tensor], seed: int, scale: float,
+            texture: bool = False) -> Tuple[Box, Tensor]:
     """``(box, fill)``: the fill of ``img``'s hole computed at ``scale`` (< 1), over ``box``, the
     hole's bounding box in ``img`` (only its hole pixels are meant to be used). ``img``'s hole
     values may be anything (NaN included): they only reach low-resolution hole pixels.
@@ -186,6 +188,9 @@ def _scaled(call, img: Tensor, hole: Tensor, src: Optional[Tensor], seed: int, s
     corrected: the upscaled fill does not meet the full-resolution known pixels exactly (the
     low-resolution border averaged their detail away), so the mismatch along the hole's rim,
     averaged over low-resolution pixels, is added to the fill near its border (_seam_correction).
+    ``texture``: the upscaled fill then guides a rebuild of the hole from the photo's own
+    full-resolution pixels (:func:`fastinpaint.methods.patchmatch.texture_from_guide`), so that it
+    carries the photo's detail instead of an upscaled blur.
     """
     _, h, w = img.shape
     lh, lw = max(1, round(h * scale)), max(1, round(w * scale))
@@ -213,6 +218,10 @@ def _scaled(call, img: Tensor, hole: Tensor, src: Optional[Tensor], seed: int, s
     up = torch.maximum(torch.minimum(up, hi[:, None, None]), lo[:, None, None])
     hole_b = hole[y0:y1, x0:x1]
     up = up + _seam_correction(img[:, y0:y1, x0:x1], up, hole_b, cell)
+    if texture:
+        from fastinpaint.methods.patchmatch import texture_from_guide
+
+        up = texture_from_guide(img, hole, up, scale, (y0, y1, x0, x1), seed=seed)
     return (y0, y1, x0, x1), up
 
 

@@ -38,7 +38,7 @@ from fastinpaint.ops.patchmatch import nnf as _nnf
 from fastinpaint.ops.patchmatch import valid_centres as _valid_centres
 from fastinpaint.ops.patchmatch import vote as _vote
 
-__all__ = ["inpaint_patchmatch", "PatchMatchOptions"]
+__all__ = ["inpaint_patchmatch", "PatchMatchOptions", "texture_from_guide"]
 
 
 @dataclass
@@ -399,6 +399,59 @@ def inpaint_patchmatch(
                 em = 0
             img, field = _em_level(level, img, field, active, conf, em, cold, opts, seed + 104729 * li, lp, reduce)
     return torch.where(hole[None], img, image)
+
+
+def texture_from_guide(image: Tensor, hole: Tensor, guide: Tensor, scale: float, box, *, seed: int = 0,
+                       patch_size: int = 7, nnf_iterations: int = 2) -> Tensor:
+    """The hole of ``image`` rebuilt from the photo's own full-resolution pixels, following
+    ``guide``: a fill computed at ``scale`` (< 1) and upscaled, which has the right structure
+    but not the photo's detail (fastinpaint.hd does this for the networks on large photos).
+
+    The guide is matched at ``scale`` (where it is as sharp as the photo) against the known
+    pixels, as PatchMatch matches its coarse levels; the field is carried to full resolution
+    (each pixel keeps its offset, scaled) and voted with 3x3 patches, as PatchMatch's finest
+    levels are, so the hole copies coherent full-resolution texture. Pixels that no valid patch
+    covers keep the guide.
+
+    Args:
+        image: ``(C, H, W)`` float, known pixels valid (hole values unused).
+        hole: ``(H, W)`` bool.
+        guide: ``(C, bh, bw)``: the upscaled fill over ``box`` = ``(y0, y1, x0, x1)`` (the hole
+            lies inside the box).
+        scale: the scale the guide was computed at.
+
+    Returns:
+        ``(C, bh, bw)``: the rebuilt fill over ``box`` (only its hole pixels are meant to be used).
+    """
+    _, h, w = image.shape
+    y0, y1, x0, x1 = box
+    comp = torch.where(hole[None], 0, image)
+    comp[:, y0:y1, x0:x1] = torch.where(hole[y0:y1, x0:x1][None], guide, comp[:, y0:y1, x0:x1])
+    lh, lw = max(1, round(h * scale)), max(1, round(w * scale))
+    hole_lo = F.interpolate(hole[None, None].float(), size=(lh, lw), mode="area")[0, 0] > 0
+    if bool(hole_lo.all()):
+        return guide
+    feats = _features(F.interpolate(comp[None], size=(lh, lw), mode="area")[0], PatchMatchOptions.gradient_weight)
+    p = patch_size
+    while p > 1 and int(torch.count_nonzero(_valid_centres(~hole_lo, p))) == 0:
+        p -= 2
+    field, _ = _nnf(feats, feats, p, source_valid=~hole_lo, active=_dilate(hole_lo, p // 2),
+                    iterations=nnf_iterations, seed=seed)
+    # The field over the box, at full resolution: each pixel takes its low-resolution pixel's
+    # match and keeps its offset to it, scaled; a match must be the centre of a known 3x3 patch.
+    ys = torch.arange(y0, y1, device=image.device)
+    xs = torch.arange(x0, x1, device=image.device)
+    yl = ((ys + 0.5) * (lh / h)).long().clamp_max(lh - 1)
+    xl = ((xs + 0.5) * (lw / w)).long().clamp_max(lw - 1)
+    f = field.index_select(0, yl).index_select(1, xl).long()
+    sy = ys[:, None] + torch.round((f[..., 0] - yl[:, None]) * (h / lh)).long()
+    sx = xs[None, :] + torch.round((f[..., 1] - xl[None, :]) * (w / lw)).long()
+    ok = (f[..., 0] >= 0) & (sy >= 0) & (sy < h) & (sx >= 0) & (sx < w)
+    ok &= _valid_centres(~hole, 3)[sy.clamp(0, h - 1), sx.clamp(0, w - 1)]
+    full = torch.stack([torch.where(ok, sy, -1), torch.where(ok, sx, -1)], -1).to(torch.int32).contiguous()
+    voted, total = _vote(comp, full, 3, None, mask=hole[y0:y1, x0:x1], return_total=True,
+                         reduce=PatchMatchOptions.vote_reduce)
+    return torch.where((total > 0)[None], voted, guide)
 
 
 # fastinpaint.hd: "auto" runs PatchMatch at full resolution on each hole's crop, downscaling a
