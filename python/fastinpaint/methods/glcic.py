@@ -19,18 +19,26 @@ _Weights = Union[str, os.PathLike, GLCIC, None]
 
 #: Accepted values of ``blend``.
 BLEND_MODES = (None, "none", "poisson")
+#: Default ``border_blend`` of :func:`inpaint_glcic` (px), as for the PConvUNet
+#: (docs/model_card_glcic.md has the scores with and without it).
+BORDER_BLEND = 16.0
 
 
 def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: Optional[str] = None, *,
-                  seed: int = 0, source_mask: Optional[Tensor] = None) -> Tensor:
+                  seed: int = 0, source_mask: Optional[Tensor] = None, border_blend: float = BORDER_BLEND,
+                  correct_offset: bool = True) -> Tensor:
     """Fills holes with a GLCIC completion network and composites the result.
 
     The network sees the image with its holes set to its ``fill_mean`` plus the hole mask; it runs
     in eval mode under ``torch.inference_mode`` in float32 on the image's device (padded
-    internally to a multiple of 4). Its prediction is clamped to [0, 1] and composited: **known
-    pixels are returned exactly as given**. With ``blend="poisson"`` the prediction is
-    Poisson-blended into the image over the hole (:func:`fastinpaint.blending.poisson_blend`)
-    and clamped to [0, 1] before compositing.
+    internally to a multiple of 4). Its prediction is clamped to [0, 1], corrected and composited:
+    **known pixels are returned exactly as given**. The corrections (both on by default; see
+    :func:`fastinpaint.methods.learned.offset_correct` and :func:`~fastinpaint.methods.learned.border_blend`):
+    the network's colour offset, measured on the known pixels it also predicts, is extrapolated
+    into the hole and removed (``correct_offset``); then the fill is blended toward the biharmonic
+    fill near the hole border (``border_blend``). With ``blend="poisson"`` the raw prediction is
+    instead Poisson-blended into the image over the hole (:func:`fastinpaint.blending.poisson_blend`,
+    the paper's post-processing; slower on large holes) and clamped to [0, 1] before compositing.
 
     This is the method behind ``fastinpaint.inpaint(image, mask, method="glcic")``, which hands it
     ``(C, H, W)`` colour in [0, 1] and an ``(H, W)`` bool hole whatever the input's type; called
@@ -45,15 +53,21 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
             by :meth:`fastinpaint.nn.GLCIC.save` (the last one loaded is cached) or a
             :class:`fastinpaint.nn.GLCIC` (not modified: its train/eval mode is restored; copied
             when it is not on the image's device in float32).
-        blend: None / ``"none"`` (plain compositing) or ``"poisson"``.
+        blend: None / ``"none"`` (compositing, after the corrections below) or ``"poisson"``
+            (Poisson blending of the raw prediction; the two corrections are not applied).
         seed: unused (inference is deterministic); there for the method interface.
         source_mask: must be None (the network sees the whole image).
+        border_blend: decay length (px) of the blend toward the biharmonic fill (0 = off), as
+            in :func:`fastinpaint.methods.pconv.inpaint_pconv`.
+        correct_offset: remove the network's colour offset (the bundled network's fills are
+            tinted blue on large holes without it).
 
     Returns:
         The composited image, same shape, dtype and device as ``image``.
 
     Raises:
-        ValueError: shape mismatches, channel count not the network's, unknown ``blend``.
+        ValueError: shape mismatches, channel count not the network's, unknown ``blend``, bad
+            ``border_blend``.
         FileNotFoundError / ValueError: missing or bad weights file.
 
     Example:
@@ -65,6 +79,7 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
     if blend not in BLEND_MODES:
         raise ValueError(f"inpaint_glcic: blend must be one of {BLEND_MODES}, got {blend!r}")
     learned.no_source_mask("glcic", source_mask)
+    border_blend = learned.check_border_blend("inpaint_glcic", border_blend)
     if not isinstance(image, Tensor) or not isinstance(hole, Tensor):
         raise TypeError("inpaint_glcic: image and hole must be torch.Tensors")
     if not image.is_floating_point():
@@ -88,6 +103,11 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
             from fastinpaint.blending import poisson_blend
 
             pred = torch.stack([poisson_blend(x_b[i].float(), pred[i], holes[i, 0]) for i in range(n)]).clamp_(0, 1)
+        else:
+            x_f = x_b.float()
+            if correct_offset:
+                pred = learned.offset_correct(x_f, holes, pred)
+            pred = learned.border_blend(x_f, holes, pred, border_blend).clamp_(0, 1)
         return learned.composite(x_b, holes, pred)
 
     out = learned.gray_as_rgb(image_b, holes, net.channels, predict)

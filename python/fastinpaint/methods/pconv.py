@@ -50,13 +50,20 @@ def _as_batch(image: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor, bool]:
     return image, mask.expand(n, 1, h, w), single
 
 
+#: Default ``border_blend`` of :func:`inpaint_pconv` (px): chosen on the development photos at
+#: 256 and 512 px (docs/model_card_pconv.md has the scores with and without it).
+BORDER_BLEND = 16.0
+
+
 def inpaint_pconv(image: Tensor, hole: Tensor, weights: _Weights = None, device: Union[str, torch.device, None] = None,
-                  half: bool = False, *, seed: int = 0, source_mask: Optional[Tensor] = None) -> Tensor:
+                  half: bool = False, *, seed: int = 0, source_mask: Optional[Tensor] = None,
+                  border_blend: float = BORDER_BLEND) -> Tensor:
     """Fills holes with a partial-convolution U-Net and composites the result.
 
     The image is normalised with the network's input normalisation (ImageNet for published
     weights), laid out ``channels_last``, padded internally to a multiple of ``2**layers``, run under
-    ``torch.inference_mode`` in eval mode, un-normalised, clamped to [0, 1] and composited:
+    ``torch.inference_mode`` in eval mode, un-normalised, clamped to [0, 1], blended toward the biharmonic fill near the hole border
+    (``border_blend``, see :func:`fastinpaint.methods.learned.border_blend`) and composited:
     **known pixels are returned exactly as given**, holes get the network's prediction.
 
     This is the method behind ``fastinpaint.inpaint(image, mask, method="pconv")``, which hands it
@@ -78,12 +85,17 @@ def inpaint_pconv(image: Tensor, hole: Tensor, weights: _Weights = None, device:
         half: run the network in float16 (CUDA only); results are returned in the image's dtype.
         seed: unused (inference is deterministic); there for the method interface.
         source_mask: must be None (the network sees the whole image).
+        border_blend: decay length (px) of the blend toward the biharmonic fill: weight
+            ``exp(-(d - 1) / border_blend)`` at distance ``d`` from the nearest known pixel, so the
+            hole's first ring is the smooth fill and the centre of a wide hole the network's.
+            0 turns it off (the raw network fill). It corrects the compact networks' seam and their
+            failure on holes a few pixels wide.
 
     Returns:
         The composited image, same shape, dtype and device as ``image``.
 
     Raises:
-        ValueError: shape mismatches (mask size or batch, mask with more than one channel, image
+        ValueError: ``border_blend`` negative or not finite, shape mismatches (mask size or batch, mask with more than one channel, image
             channels not matching the network), ``half=True`` on a non-CUDA device.
         FileNotFoundError / ValueError: bad weights file (see ``load_pconv_checkpoint``).
 
@@ -95,6 +107,7 @@ def inpaint_pconv(image: Tensor, hole: Tensor, weights: _Weights = None, device:
         True
     """
     learned.no_source_mask("pconv", source_mask)
+    border_blend = learned.check_border_blend("inpaint_pconv", border_blend)
     image_b, hole_b, single = _as_batch(image, hole)
     device = learned.device_of(image, device)
     if half and device.type != "cuda":
@@ -116,6 +129,7 @@ def inpaint_pconv(image: Tensor, hole: Tensor, weights: _Weights = None, device:
             # channels_last: oneDNN/cuDNN convolve it without re-layout copies (faster, less memory)
             x = ((x - mean) / std).to(compute_dtype).contiguous(memory_format=torch.channels_last)
             pred = (net(x, valid).float() * std + mean).clamp_(0, 1)
+        pred = learned.border_blend(x_b.to(device=device, dtype=torch.float32), hole_b.to(device), pred, border_blend)
         return learned.composite(x_b, hole_b, pred)
 
     out = learned.gray_as_rgb(image_b, hole_b, net.in_channels, predict)
