@@ -63,7 +63,7 @@ def test_border_blend_is_the_biharmonic_fill_on_the_first_ring_and_off_at_zero(m
     img = torch.stack([0.2 + 0.6 * yy, 0.5 + 0.3 * xx * yy, 0.9 - 0.5 * xx]) + 0.02 * torch.rand(3, h, w)
     hole = _hole(h, w)
     network = net()
-    kw = {"correct_offset": False} if method is inpaint_glcic else {}
+    kw = {"correct_offset": False} if method is inpaint_glcic else {"blend_floor": 0.0}
     raw = method(img * ~hole, hole, weights=network, border_blend=0.0, **kw)
     blended = method(img * ~hole, hole, weights=network, border_blend=4.0, **kw)
     ref = skimage_restoration.inpaint_biharmonic(img.permute(1, 2, 0).double().numpy(), hole.numpy(), channel_axis=-1)
@@ -79,6 +79,34 @@ def test_border_blend_is_the_biharmonic_fill_on_the_first_ring_and_off_at_zero(m
     # known pixels exact in both, and the raw fill is not the smooth one (the test can fail)
     assert torch.equal(raw[:, ~hole], img[:, ~hole]) and torch.equal(blended[:, ~hole], img[:, ~hole])
     assert (raw[:, ring] - ref[:, ring]).abs().max() > 0.05
+    if method is inpaint_pconv:  # the floor: never less than that share of the smooth fill
+        floored = method(img * ~hole, hole, weights=network, border_blend=4.0, blend_floor=0.5)
+        a = a.clamp_min(0.5)
+        want = a[inner] * ref[:, inner] + (1 - a[inner]) * raw[:, inner]
+        assert torch.allclose(floored[:, inner], want, atol=2e-3)
+
+
+def test_pconv_runs_the_network_at_net_size_and_blends_at_full_size():
+    # independent reference: the same network run by hand on the area-downscaled image
+    import torch.nn.functional as F
+
+    net = _tiny_pconv()
+    torch.manual_seed(2)
+    img = torch.rand(3, 96, 128)
+    hole = torch.zeros(96, 128, dtype=torch.bool)
+    hole[30:70, 40:100] = True
+    out = inpaint_pconv(img * ~hole, hole, weights=net, border_blend=0.0, net_size=64)
+    small = F.interpolate((img * ~hole)[None], size=(48, 64), mode="area")
+    small_hole = F.max_pool2d(hole[None, None].float(), 2) > 0
+    mean = torch.tensor(net.normalization["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(net.normalization["std"]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        pred = (net((small * ~small_hole - mean) / std, (~small_hole).float()) * std + mean).clamp(0, 1)
+    want = F.interpolate(pred, size=(96, 128), mode="bilinear", align_corners=False)[0]
+    assert torch.allclose(out[:, hole], want[:, hole], atol=1e-4)
+    assert torch.equal(out[:, ~hole], img[:, ~hole])
+    full = inpaint_pconv(img * ~hole, hole, weights=net, border_blend=0.0, net_size=0)
+    assert (full[:, hole] - out[:, hole]).abs().max() > 0.01  # the size reaches the network
 
 
 def test_offset_correction_removes_a_constant_colour_offset():
@@ -99,3 +127,12 @@ def test_bad_border_blend_is_a_clear_error(method, bad):
     hole[4:8, 4:8] = True
     with pytest.raises(ValueError, match="border_blend must be a finite number of pixels >= 0"):
         fastinpaint.inpaint(img, hole, method=method, border_blend=bad)
+
+
+@pytest.mark.parametrize("kw,match", [({"blend_floor": 1.5}, "blend_floor must be a number in"),
+                                      ({"net_size": 8}, "net_size must be 0"), ({"net_size": 256.0}, "net_size must be 0")])
+def test_bad_pconv_options_are_clear_errors(kw, match):
+    img, hole = torch.rand(3, 16, 16), torch.zeros(16, 16, dtype=torch.bool)
+    hole[4:8, 4:8] = True
+    with pytest.raises(ValueError, match=match):
+        fastinpaint.inpaint(img, hole, method="pconv", **kw)

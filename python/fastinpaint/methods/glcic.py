@@ -22,11 +22,14 @@ BLEND_MODES = (None, "none", "poisson")
 #: Default ``border_blend`` of :func:`inpaint_glcic` (px), as for the PConvUNet
 #: (docs/model_card_glcic.md has the scores with and without it).
 BORDER_BLEND = 16.0
+#: Default ``blend_floor`` and ``net_size`` of :func:`inpaint_glcic` (see :func:`inpaint_pconv`).
+BLEND_FLOOR = 0.0
+NET_SIZE = 0
 
 
 def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: Optional[str] = None, *,
                   seed: int = 0, source_mask: Optional[Tensor] = None, border_blend: float = BORDER_BLEND,
-                  correct_offset: bool = True) -> Tensor:
+                  correct_offset: bool = True, blend_floor: float = BLEND_FLOOR, net_size: int = NET_SIZE) -> Tensor:
     """Fills holes with a GLCIC completion network and composites the result.
 
     The network sees the image with its holes set to its ``fill_mean`` plus the hole mask; it runs
@@ -61,6 +64,7 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
             in :func:`fastinpaint.methods.pconv.inpaint_pconv`.
         correct_offset: remove the network's colour offset (the bundled network's fills are
             tinted blue on large holes without it).
+        blend_floor, net_size: as in :func:`fastinpaint.methods.pconv.inpaint_pconv`.
 
     Returns:
         The composited image, same shape, dtype and device as ``image``.
@@ -80,6 +84,8 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
         raise ValueError(f"inpaint_glcic: blend must be one of {BLEND_MODES}, got {blend!r}")
     learned.no_source_mask("glcic", source_mask)
     border_blend = learned.check_border_blend("inpaint_glcic", border_blend)
+    blend_floor = learned.check_fraction("inpaint_glcic", "blend_floor", blend_floor)
+    net_size = learned.check_net_size("inpaint_glcic", net_size)
     if not isinstance(image, Tensor) or not isinstance(hole, Tensor):
         raise TypeError("inpaint_glcic: image and hole must be torch.Tensors")
     if not image.is_floating_point():
@@ -97,7 +103,7 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
         if x_b.shape[1] != net.channels:
             raise ValueError(f"inpaint_glcic: image has {x_b.shape[1]} channels, the network takes {net.channels}")
         with learned.evaluating(net):
-            pred = net(x_b.float(), holes.float()).clamp_(0, 1)
+            pred = learned.at_net_size(x_b.float(), holes, net_size, lambda x, h: net(x, h.float()).clamp_(0, 1))
         pred = pred.clone()  # an ordinary tensor outside inference mode
         if blend == "poisson":
             from fastinpaint.blending import poisson_blend
@@ -107,7 +113,7 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
             x_f = x_b.float()
             if correct_offset:
                 pred = learned.offset_correct(x_f, holes, pred)
-            pred = learned.border_blend(x_f, holes, pred, border_blend).clamp_(0, 1)
+            pred = learned.border_blend(x_f, holes, pred, border_blend, blend_floor).clamp_(0, 1)
         return learned.composite(x_b, holes, pred)
 
     out = learned.gray_as_rgb(image_b, holes, net.channels, predict)

@@ -81,7 +81,7 @@ def composite(image: Tensor, hole: Tensor, prediction: Tensor) -> Tensor:
     return torch.where(hole.to(image.device) != 0, prediction.to(device=image.device, dtype=image.dtype), image)
 
 
-def border_blend(image: Tensor, hole: Tensor, prediction: Tensor, tau: float) -> Tensor:
+def border_blend(image: Tensor, hole: Tensor, prediction: Tensor, tau: float, floor: float = 0.0) -> Tensor:
     """``prediction`` blended toward the biharmonic fill of the hole near its border.
 
     The compact bundled networks do not reproduce even the known pixels they predict closely
@@ -90,8 +90,8 @@ def border_blend(image: Tensor, hole: Tensor, prediction: Tensor, tau: float) ->
     hole a few pixels wide disappears from the mask after the first strided layer, so the network
     fills it with a colour pulled towards its input normalisation's zero (up to 47 grey levels off
     on a flat image). Inside the hole the result is ``a * smooth + (1 - a) * prediction`` with
-    ``a = exp(-(d - 1) / tau)``, ``d`` the Euclidean distance (px) to the nearest known pixel
-    (1 on the hole's first ring, so ``a = 1`` there) and ``smooth`` the biharmonic fill
+    ``a = max(exp(-(d - 1) / tau), floor)``, ``d`` the Euclidean distance (px) to the nearest known
+    pixel (1 on the hole's first ring, so ``a = 1`` there) and ``smooth`` the biharmonic fill
     (:func:`fastinpaint.methods.biharmonic.inpaint_biharmonic`); ``tau <= 0`` returns
     ``prediction`` unchanged. Outside the hole the prediction is returned as it is (the caller
     composites).
@@ -101,6 +101,8 @@ def border_blend(image: Tensor, hole: Tensor, prediction: Tensor, tau: float) ->
         hole: ``(N, 1, H, W)``, non-zero = hole.
         prediction: ``(N, C, H, W)``, the network's output in the image's value range.
         tau: decay length of the blend in pixels.
+        floor: the smooth fill's least weight, deep in wide holes (0: the network's fill alone
+            there). Two different estimates averaged err less than either where both are weak.
     """
     if tau <= 0:
         return prediction
@@ -113,7 +115,7 @@ def border_blend(image: Tensor, hole: Tensor, prediction: Tensor, tau: float) ->
         if not bool(h.any()) or bool(h.all()):
             continue  # nothing to fill, or no known pixel to interpolate from
         smooth = inpaint_biharmonic(image[i].to(prediction.dtype), h).to(prediction.dtype)
-        a = torch.exp(-(_hole_distance(h) - 1).clamp_min(0) / float(tau)).to(prediction.dtype)
+        a = torch.exp(-(_hole_distance(h) - 1).clamp_min(0) / float(tau)).clamp_min(float(floor)).to(prediction.dtype)
         out[i] = torch.where(h, a * smooth + (1 - a) * prediction[i], prediction[i])
     return out
 
@@ -125,6 +127,48 @@ def check_border_blend(who: str, tau) -> float:
     if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau < 0:
         raise ValueError(f"{who}: border_blend must be a finite number of pixels >= 0 (0 = off), got {tau!r}")
     return float(tau)
+
+
+def check_fraction(who: str, name: str, value) -> float:
+    """A weight in [0, 1] as a float; a one-line error for a bad value."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= 1:
+        raise ValueError(f"{who}: {name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def check_net_size(who: str, size) -> int:
+    """``net_size`` as an int (0 = the image's own size); a one-line error for a bad value."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0 or 0 < size < 16:
+        raise ValueError(f"{who}: net_size must be 0 (full size) or a longer side of at least 16 px, got {size!r}")
+    return size
+
+
+def at_net_size(image: Tensor, hole: Tensor, net_size: int, run: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+    """``run(image, hole)`` (a network's raw prediction, ``(N, C, H, W)``, hole ``(N, 1, H, W)``
+    non-zero = hole) on the image area-downscaled so that its longer side is at most ``net_size``
+    (0: as it is), the hole following (a low-resolution pixel is a hole if any of its pixels is),
+    and the prediction upsampled bilinearly back.
+
+    Why: the compact networks were trained on 128-px crops, so a hole much wider than that is
+    outside anything they saw; on 512-px photos they filled a centred 25 % square up to 16 grey
+    levels too dark, and run at 256 px they beat Telea there (docs/model_card_pconv.md). Only the
+    interior of a wide hole keeps the network's fill: :func:`border_blend` at full resolution
+    replaces it near the hole border, where the low resolution would blur.
+    """
+    import torch.nn.functional as F
+
+    h, w = image.shape[-2:]
+    if net_size == 0 or max(h, w) <= net_size:
+        return run(image, hole)
+    s = net_size / max(h, w)
+    size = (max(1, round(h * s)), max(1, round(w * s)))
+    small = F.interpolate(image, size=size, mode="area")
+    # "any hole pixel": the max over each source window (adaptive pooling covers every pixel)
+    small_hole = F.adaptive_max_pool2d((hole != 0).to(image.dtype), size) > 0
+    pred = run(small * ~small_hole, small_hole)
+    return F.interpolate(pred, size=(h, w), mode="bilinear", align_corners=False)
 
 
 def offset_correct(image: Tensor, hole: Tensor, prediction: Tensor) -> Tensor:
