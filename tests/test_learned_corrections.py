@@ -136,3 +136,28 @@ def test_bad_pconv_options_are_clear_errors(kw, match):
     hole[4:8, 4:8] = True
     with pytest.raises(ValueError, match=match):
         fastinpaint.inpaint(img, hole, method="pconv", **kw)
+
+
+def _held_out(shared_data, kinds):
+    for name in HELD_OUT:
+        img = np.asarray(Image.open(shared_data / "photos" / f"{name}.png").convert("RGB"))
+        for kind in kinds:
+            yield img, np.asarray(Image.open(shared_data / "masks" / f"{name}__{kind}.png")) > 0
+
+
+def test_bundled_glcic_colour_cast_on_held_out_photos_is_reduced(shared_data):
+    # The raw bundled GLCIC tinted large fills blue: the mean fill colour minus the ground truth's,
+    # averaged over the held-out photos' 16 large holes, was (-3.8, +9.1, +16.5) grey levels
+    # (R, G, B). With the corrections it is (-6.1, +0.9, +4.6): the issue's 2-level target is NOT
+    # met (docs/model_card_glcic.md); this bound catches the cast coming back.
+    bias = []
+    for img, mask in _held_out(shared_data, ("irr_30_40", "irr_40_50", "irr_50_60", "center25")):
+        out = fastinpaint.inpaint(img, mask, method="glcic")
+        bias.append(out[mask].astype(np.float64).mean(0) - img[mask].astype(np.float64).mean(0))
+    mean_bias = np.mean(bias, 0)
+    assert np.abs(mean_bias).max() <= 7.0, mean_bias
+    raw = []
+    for img, mask in _held_out(shared_data, ("center25",)):
+        out = fastinpaint.inpaint(img, mask, method="glcic", border_blend=0, correct_offset=False, net_size=0)
+        raw.append(out[mask].astype(np.float64).mean(0) - img[mask].astype(np.float64).mean(0))
+    assert np.mean(raw, 0)[2] > 10  # the raw network's blue cast, which the corrections remove

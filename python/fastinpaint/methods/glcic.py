@@ -22,9 +22,9 @@ BLEND_MODES = (None, "none", "poisson")
 #: Default ``border_blend`` of :func:`inpaint_glcic` (px), as for the PConvUNet
 #: (docs/model_card_glcic.md has the scores with and without it).
 BORDER_BLEND = 16.0
-#: Default ``blend_floor`` and ``net_size`` of :func:`inpaint_glcic` (see :func:`inpaint_pconv`).
-BLEND_FLOOR = 0.0
-NET_SIZE = 0
+#: Default ``blend_floor`` and ``net_size`` of :func:`inpaint_glcic`, as for the PConvUNet (measured in the model card).
+BLEND_FLOOR = 0.5
+NET_SIZE = 256
 
 
 def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: Optional[str] = None, *,
