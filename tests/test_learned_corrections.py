@@ -161,3 +161,21 @@ def test_bundled_glcic_colour_cast_on_held_out_photos_is_reduced(shared_data):
         out = fastinpaint.inpaint(img, mask, method="glcic", border_blend=0, correct_offset=False, net_size=0)
         raw.append(out[mask].astype(np.float64).mean(0) - img[mask].astype(np.float64).mean(0))
     assert np.mean(raw, 0)[2] > 10  # the raw network's blue cast, which the corrections remove
+
+
+@pytest.mark.parametrize("method,net", [(inpaint_pconv, _tiny_pconv), (inpaint_glcic, lambda: GLCIC(width=4).eval())])
+def test_corrections_default_on_for_the_bundled_weights_only(method, net):
+    from fastinpaint.weights import bundled_weights
+
+    img = torch.rand(3, 40, 48)
+    hole = torch.zeros(40, 48, dtype=torch.bool)
+    hole[10:30, 12:40] = True
+    off = {"border_blend": 0.0, "blend_floor": 0.0, "net_size": 0}
+    if method is inpaint_glcic:
+        off["correct_offset"] = False
+    network = net()
+    assert torch.equal(method(img, hole, weights=network), method(img, hole, weights=network, **off))
+    name = "pconv" if method is inpaint_pconv else "glcic"
+    bundled = method(img, hole)
+    assert torch.equal(method(img, hole, weights=str(bundled_weights(name))), bundled)
+    assert not torch.equal(method(img, hole, **off), bundled)

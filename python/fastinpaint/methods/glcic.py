@@ -19,17 +19,19 @@ _Weights = Union[str, os.PathLike, GLCIC, None]
 
 #: Accepted values of ``blend``.
 BLEND_MODES = (None, "none", "poisson")
-#: Default ``border_blend`` of :func:`inpaint_glcic` (px), as for the PConvUNet
-#: (docs/model_card_glcic.md has the scores with and without it).
+#: ``border_blend``, ``blend_floor``, ``net_size`` and ``correct_offset`` of :func:`inpaint_glcic`
+#: for the bundled network (its defaults with the bundled weights, as for the PConvUNet;
+#: docs/model_card_glcic.md). Other weights get none of the corrections unless asked.
 BORDER_BLEND = 16.0
-#: Default ``blend_floor`` and ``net_size`` of :func:`inpaint_glcic`, as for the PConvUNet (measured in the model card).
 BLEND_FLOOR = 0.5
 NET_SIZE = 256
+CORRECT_OFFSET = True
 
 
 def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: Optional[str] = None, *,
-                  seed: int = 0, source_mask: Optional[Tensor] = None, border_blend: float = BORDER_BLEND,
-                  correct_offset: bool = True, blend_floor: float = BLEND_FLOOR, net_size: int = NET_SIZE) -> Tensor:
+                  seed: int = 0, source_mask: Optional[Tensor] = None, border_blend: Optional[float] = None,
+                  correct_offset: Optional[bool] = None, blend_floor: Optional[float] = None,
+                  net_size: Optional[int] = None) -> Tensor:
     """Fills holes with a GLCIC completion network and composites the result.
 
     The network sees the image with its holes set to its ``fill_mean`` plus the hole mask; it runs
@@ -61,7 +63,8 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
         seed: unused (inference is deterministic); there for the method interface.
         source_mask: must be None (the network sees the whole image).
         border_blend: decay length (px) of the blend toward the biharmonic fill (0 = off), as
-            in :func:`fastinpaint.methods.pconv.inpaint_pconv`.
+            in :func:`fastinpaint.methods.pconv.inpaint_pconv`. This and the three below: None =
+            the module's constants (``BORDER_BLEND`` …) with the bundled weights, off with others.
         correct_offset: remove the network's colour offset (the bundled network's fills are
             tinted blue on large holes without it).
         blend_floor, net_size: as in :func:`fastinpaint.methods.pconv.inpaint_pconv`.
@@ -83,9 +86,13 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
     if blend not in BLEND_MODES:
         raise ValueError(f"inpaint_glcic: blend must be one of {BLEND_MODES}, got {blend!r}")
     learned.no_source_mask("glcic", source_mask)
-    border_blend = learned.check_border_blend("inpaint_glcic", border_blend)
-    blend_floor = learned.check_fraction("inpaint_glcic", "blend_floor", blend_floor)
-    net_size = learned.check_net_size("inpaint_glcic", net_size)
+    bundled = learned.is_bundled("glcic", weights)
+    border_blend = learned.check_border_blend(
+        "inpaint_glcic", (BORDER_BLEND if bundled else 0.0) if border_blend is None else border_blend)
+    blend_floor = learned.check_fraction(
+        "inpaint_glcic", "blend_floor", (BLEND_FLOOR if bundled else 0.0) if blend_floor is None else blend_floor)
+    net_size = learned.check_net_size("inpaint_glcic", (NET_SIZE if bundled else 0) if net_size is None else net_size)
+    correct_offset = (CORRECT_OFFSET and bundled) if correct_offset is None else bool(correct_offset)
     if not isinstance(image, Tensor) or not isinstance(hole, Tensor):
         raise TypeError("inpaint_glcic: image and hole must be torch.Tensors")
     if not image.is_floating_point():

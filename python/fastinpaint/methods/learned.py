@@ -120,6 +120,21 @@ def border_blend(image: Tensor, hole: Tensor, prediction: Tensor, tau: float, fl
     return out
 
 
+def is_bundled(method: str, weights) -> bool:
+    """Whether ``weights`` (a learned method's argument) are the bundled network: None, or a path
+    to the bundled file. The inference corrections' defaults were measured for those weights only."""
+    if weights is None:
+        return True
+    if not isinstance(weights, (str, os.PathLike)):
+        return False
+    from fastinpaint.weights import bundled_weights
+
+    try:
+        return os.path.realpath(os.fspath(weights)) == os.path.realpath(bundled_weights(method))
+    except (OSError, ValueError):
+        return False
+
+
 def check_border_blend(who: str, tau) -> float:
     """``tau`` of :func:`border_blend` as a float; a one-line error for a bad value."""
     import math

@@ -50,18 +50,18 @@ def _as_batch(image: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor, bool]:
     return image, mask.expand(n, 1, h, w), single
 
 
-#: Default ``border_blend`` of :func:`inpaint_pconv` (px): chosen on the development photos at
-#: 256 and 512 px (docs/model_card_pconv.md has the scores with and without it).
+#: ``border_blend``, ``blend_floor`` and ``net_size`` of :func:`inpaint_pconv` for the bundled
+#: network (its defaults with the bundled weights; chosen on the development photos at 256 and
+#: 512 px, docs/model_card_pconv.md). Other weights get none of the corrections unless asked.
 BORDER_BLEND = 16.0
-#: Default ``blend_floor`` and ``net_size`` of :func:`inpaint_pconv` (chosen with ``BORDER_BLEND``).
 BLEND_FLOOR = 0.5
 NET_SIZE = 256
 
 
 def inpaint_pconv(image: Tensor, hole: Tensor, weights: _Weights = None, device: Union[str, torch.device, None] = None,
                   half: bool = False, *, seed: int = 0, source_mask: Optional[Tensor] = None,
-                  border_blend: float = BORDER_BLEND, blend_floor: float = BLEND_FLOOR,
-                  net_size: int = NET_SIZE) -> Tensor:
+                  border_blend: Optional[float] = None, blend_floor: Optional[float] = None,
+                  net_size: Optional[int] = None) -> Tensor:
     """Fills holes with a partial-convolution U-Net and composites the result.
 
     The image is normalised with the network's input normalisation (ImageNet for published
@@ -89,7 +89,9 @@ def inpaint_pconv(image: Tensor, hole: Tensor, weights: _Weights = None, device:
         half: run the network in float16 (CUDA only); results are returned in the image's dtype.
         seed: unused (inference is deterministic); there for the method interface.
         source_mask: must be None (the network sees the whole image).
-        border_blend: decay length (px) of the blend toward the biharmonic fill: weight
+        border_blend, blend_floor, net_size: the inference corrections (None: ``BORDER_BLEND``,
+            ``BLEND_FLOOR``, ``NET_SIZE`` with the bundled weights, off — 0 — with any other).
+            ``border_blend``: decay length (px) of the blend toward the biharmonic fill: weight
             ``exp(-(d - 1) / border_blend)`` at distance ``d`` from the nearest known pixel, so the
             hole's first ring is the smooth fill and the centre of a wide hole the network's.
             0 turns it off (the raw network fill). It corrects the compact networks' seam and their
@@ -118,9 +120,12 @@ def inpaint_pconv(image: Tensor, hole: Tensor, weights: _Weights = None, device:
         True
     """
     learned.no_source_mask("pconv", source_mask)
-    border_blend = learned.check_border_blend("inpaint_pconv", border_blend)
-    blend_floor = learned.check_fraction("inpaint_pconv", "blend_floor", blend_floor)
-    net_size = learned.check_net_size("inpaint_pconv", net_size)
+    bundled = learned.is_bundled("pconv", weights)
+    border_blend = learned.check_border_blend(
+        "inpaint_pconv", (BORDER_BLEND if bundled else 0.0) if border_blend is None else border_blend)
+    blend_floor = learned.check_fraction(
+        "inpaint_pconv", "blend_floor", (BLEND_FLOOR if bundled else 0.0) if blend_floor is None else blend_floor)
+    net_size = learned.check_net_size("inpaint_pconv", (NET_SIZE if bundled else 0) if net_size is None else net_size)
     image_b, hole_b, single = _as_batch(image, hole)
     device = learned.device_of(image, device)
     if half and device.type != "cuda":
