@@ -66,15 +66,16 @@ def test_bundled_networks_beat_the_mean_fill_on_held_out_photos(shared_data, met
     assert np.mean(ours) > np.mean(mean) + 3.0, (np.mean(ours), np.mean(mean))
 
 
-def test_bundled_pconv_is_on_par_with_telea_on_small_held_out_holes(shared_data):
+def test_bundled_pconv_beats_telea_r5_on_small_held_out_holes(shared_data):
     cv2 = pytest.importorskip("cv2")
     ours, telea = [], []
     for _, _, img, mask in _held_out_pairs(shared_data):
         ours.append(psnr(fastinpaint.inpaint(img, mask, method="pconv"), img))
-        ref = cv2.inpaint(img, mask.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
+        ref = cv2.inpaint(img, mask.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
         telea.append(psnr(ref, img))
-    # measured: 29.40 vs 29.49 dB (docs/model_card_pconv.md); this guards against a regression
-    assert np.mean(ours) >= np.mean(telea) - 0.25, (np.mean(ours), np.mean(telea))
+    # measured (docs/model_card_pconv.md): 30.12 vs 29.60 dB; the raw network (no border blend)
+    # was 0.5 dB below Telea here, so this guards the correction
+    assert np.mean(ours) >= np.mean(telea) + 0.25, (np.mean(ours), np.mean(telea))
 
 
 def test_cli_uses_the_bundled_weights(tmp_path, shared_data):

@@ -187,3 +187,34 @@ def test_telea_float_and_missing_opencv(monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)
     with pytest.raises(ImportError, match="opencv-python-headless"):
         ev.telea(img, mask)
+
+
+def test_telea5_is_opencv_at_radius_5():
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(0)
+    img = (rng.random((40, 50, 3)) * 255).astype(np.uint8)
+    mask = np.zeros((40, 50), bool)
+    mask[10:25, 12:30] = True
+    want = cv2.inpaint(img, mask.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
+    assert np.array_equal(ev.telea5(img, mask), want)
+    assert not np.array_equal(ev.telea(img, mask), want)  # radius 3 differs: the radius reaches OpenCV
+    assert ev.BASELINES["telea5"] is ev.telea5
+
+
+def test_pypatchmatch_baseline_is_pypatchmatch_at_patch_size_3():
+    pytest.importorskip("patchmatch.patch_match", reason="pypatchmatch not installed")
+    from patchmatch import patch_match
+
+    yy, xx = np.mgrid[0:48, 0:64]
+    img = np.stack([(xx * 4) % 256, (yy * 5) % 256, ((xx + yy) * 3) % 256], -1).astype(np.uint8)
+    mask = np.zeros((48, 64), bool)
+    mask[15:30, 20:40] = True
+    given = img.copy()
+    given[mask] = 0
+    out = ev.pypatchmatch(given, mask)
+    patch_match.set_random_seed(0)
+    want = patch_match.inpaint(given, mask=mask.astype(np.uint8) * 255, patch_size=3)
+    assert out.shape == img.shape and np.array_equal(out, want)
+    assert np.array_equal(out[~mask], img[~mask])
+    with pytest.raises(ValueError, match="does not match image"):
+        ev.pypatchmatch(given, mask[:-1])

@@ -318,3 +318,31 @@ def test_method_single_channel_network(tmp_path):
     assert out.shape == img.shape and torch.equal(out[:, ~hole], img[:, ~hole])
     with pytest.raises(ValueError, match="3 channels, the network takes 1"):
         inpaint_glcic(torch.rand(3, 15, 10), hole, weights=str(path))
+
+
+def test_pushpull_prefill_gives_the_network_the_surrounding_colours(tmp_path):
+    net = GLCIC(width=4, prefill="pushpull")
+    img = torch.zeros(2, 3, 20, 24)
+    img[0] = torch.tensor([0.9, 0.2, 0.1]).view(3, 1, 1)  # flat: the fill must be that colour
+    img[1, :, :, :12] = 0.2  # two halves: the fill lies between the two colours
+    img[1, :, :, 12:] = 0.8
+    hole = torch.zeros(2, 1, 20, 24)
+    hole[:, :, 5:15, 6:18] = 1
+    x = net.network_input(img * (1 - hole), hole)
+    assert torch.equal(x[:, 3:], hole)
+    assert torch.allclose(x[0, :3], img[0], atol=1e-6)
+    h = hole[1, 0].bool()
+    assert float(x[1, :3][:, h].min()) >= 0.2 - 1e-6 and float(x[1, :3][:, h].max()) <= 0.8 + 1e-6
+    assert float(x[1, 0, 10, 7]) < float(x[1, 0, 10, 16])  # nearer the dark side, darker
+    # the mean-filled network's input holds the constant instead
+    mean_net = GLCIC(width=4)
+    assert torch.allclose(mean_net.network_input(img, hole)[0, :3][:, h],
+                          torch.tensor(mean_net.fill_mean).view(3, 1).expand(3, int(h.sum())))
+    # the choice travels with the file; a file without it is a mean-filled network
+    net.save(tmp_path / "pp.pt")
+    assert GLCIC.load(tmp_path / "pp.pt").prefill == "pushpull"
+    mean_net.save(tmp_path / "mean.pt")
+    ckpt = torch.load(tmp_path / "mean.pt", weights_only=True)
+    assert "prefill" not in ckpt["architecture"] and GLCIC.load(tmp_path / "mean.pt").prefill == "mean"
+    with pytest.raises(ValueError, match="prefill must be one of"):
+        GLCIC(width=4, prefill="biharmonic")

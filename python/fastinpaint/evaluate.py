@@ -96,8 +96,39 @@ def mean_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def telea5(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """:func:`telea` with radius 5, ``cv2.inpaint(img, mask, 5, cv2.INPAINT_TELEA)``: the reference
+    the learned methods' targets are stated against (issue 18)."""
+    return telea(image, mask, radius=5)
+
+
+def pypatchmatch(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """pypatchmatch's PatchMatch inpainting at ``patch_size=3`` (a radius: 7×7 patches, as
+    fastinpaint's default), random seed 0 — the external PatchMatch the learned methods' targets
+    name.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 (or float in [0, 1]).
+        mask: ``(H, W)``, **non-zero = hole**.
+
+    Raises:
+        ImportError: pypatchmatch is not installed or its native library does not load.
+    """
+    try:
+        from patchmatch import patch_match
+    except Exception as exc:  # ImportError, or its native library failing to build or load
+        raise ImportError(f"the 'pypatchmatch' baseline needs pypatchmatch ({exc}): pip install pypatchmatch") from None
+    img, was_float = _as_uint8(image)
+    m = (np.asarray(mask) != 0).astype(np.uint8) * 255
+    if m.shape != img.shape[:2]:
+        raise ValueError(f"mask {m.shape} does not match image {img.shape[:2]}")
+    patch_match.set_random_seed(0)
+    out = np.asarray(patch_match.inpaint(np.ascontiguousarray(img), mask=m, patch_size=3))
+    return out.astype(np.float32) / 255.0 if was_float else out
+
+
 #: Methods this module provides itself (the rest come from ``fastinpaint.inpaint``).
-BASELINES: Dict[str, InpaintFn] = {"telea": telea, "mean": mean_fill}
+BASELINES: Dict[str, InpaintFn] = {"telea": telea, "telea5": telea5, "pypatchmatch": pypatchmatch, "mean": mean_fill}
 
 
 # --- pairs --------------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace, inpaint_fn: Optional[Callable]) -> int:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", required=True,
-                   help="method name, or several separated by commas (telea, mean, and every method of "
+                   help="method name, or several separated by commas (telea, telea5, pypatchmatch, mean, and every method of "
                         "fastinpaint.inpaint, e.g. patchmatch, pconv)")
     p.add_argument("--weights", default=None,
                    help="weights file for the learned method (passed as weights=PATH); with several learned "
@@ -94,7 +94,7 @@ def add_subcommand(subparsers, inpaint_fn: Optional[Callable] = None) -> argpars
     Args:
         subparsers: from ``parser.add_subparsers()``.
         inpaint_fn: the generic dispatcher ``fastinpaint.inpaint(image, mask, method=..., **kw)``;
-            methods other than the baselines of :mod:`fastinpaint.evaluate` (``telea``, ``mean``)
+            methods other than the baselines of :mod:`fastinpaint.evaluate` (``telea``, ``telea5``, ``pypatchmatch``, ``mean``)
             are called through it (``--weights`` is passed as ``weights=``). None: baselines only.
 
     Example:

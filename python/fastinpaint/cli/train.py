@@ -48,6 +48,7 @@ _FLAGS = [  # (flag, config key, argparse kwargs)
     ("--log-every", "log_every", {"type": int, "help": "steps between log lines (default 10)"}),
     ("--bucket", "buckets", {"help": "generated-mask buckets: 'all' or LO-HI[;LO-HI…]"}),
     ("--grad-clip", "grad_clip", {"type": float, "help": "clip the gradient norm"}),
+    ("--time-limit", "time_limit", {"type": float, "help": "minutes of wall time: stop, save and export then"}),
     ("--glcic-completion-steps", "glcic_completion_steps",
      {"type": int, "help": "--model glcic: completion-only (MSE) steps (default 500)"}),
     ("--glcic-discriminator-steps", "glcic_discriminator_steps",

@@ -19,18 +19,31 @@ _Weights = Union[str, os.PathLike, GLCIC, None]
 
 #: Accepted values of ``blend``.
 BLEND_MODES = (None, "none", "poisson")
+#: ``border_blend``, ``blend_floor``, ``net_size`` and ``correct_offset`` of :func:`inpaint_glcic`
+#: for the bundled network (its defaults with the bundled weights, as for the PConvUNet;
+#: docs/model_card_glcic.md). Other weights get none of the corrections unless asked.
+BORDER_BLEND = 16.0
+BLEND_FLOOR = 0.5
+NET_SIZE = 256
+CORRECT_OFFSET = True
 
 
 def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: Optional[str] = None, *,
-                  seed: int = 0, source_mask: Optional[Tensor] = None) -> Tensor:
+                  seed: int = 0, source_mask: Optional[Tensor] = None, border_blend: Optional[float] = None,
+                  correct_offset: Optional[bool] = None, blend_floor: Optional[float] = None,
+                  net_size: Optional[int] = None) -> Tensor:
     """Fills holes with a GLCIC completion network and composites the result.
 
     The network sees the image with its holes set to its ``fill_mean`` plus the hole mask; it runs
     in eval mode under ``torch.inference_mode`` in float32 on the image's device (padded
-    internally to a multiple of 4). Its prediction is clamped to [0, 1] and composited: **known
-    pixels are returned exactly as given**. With ``blend="poisson"`` the prediction is
-    Poisson-blended into the image over the hole (:func:`fastinpaint.blending.poisson_blend`)
-    and clamped to [0, 1] before compositing.
+    internally to a multiple of 4). Its prediction is clamped to [0, 1], corrected and composited:
+    **known pixels are returned exactly as given**. The corrections (both on by default; see
+    :func:`fastinpaint.methods.learned.offset_correct` and :func:`~fastinpaint.methods.learned.border_blend`):
+    the network's colour offset, measured on the known pixels it also predicts, is extrapolated
+    into the hole and removed (``correct_offset``); then the fill is blended toward the biharmonic
+    fill near the hole border (``border_blend``). With ``blend="poisson"`` the raw prediction is
+    instead Poisson-blended into the image over the hole (:func:`fastinpaint.blending.poisson_blend`,
+    the paper's post-processing; slower on large holes) and clamped to [0, 1] before compositing.
 
     This is the method behind ``fastinpaint.inpaint(image, mask, method="glcic")``, which hands it
     ``(C, H, W)`` colour in [0, 1] and an ``(H, W)`` bool hole whatever the input's type; called
@@ -45,15 +58,23 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
             by :meth:`fastinpaint.nn.GLCIC.save` (the last one loaded is cached) or a
             :class:`fastinpaint.nn.GLCIC` (not modified: its train/eval mode is restored; copied
             when it is not on the image's device in float32).
-        blend: None / ``"none"`` (plain compositing) or ``"poisson"``.
+        blend: None / ``"none"`` (compositing, after the corrections below) or ``"poisson"``
+            (Poisson blending of the raw prediction; the two corrections are not applied).
         seed: unused (inference is deterministic); there for the method interface.
         source_mask: must be None (the network sees the whole image).
+        border_blend: decay length (px) of the blend toward the biharmonic fill (0 = off), as
+            in :func:`fastinpaint.methods.pconv.inpaint_pconv`. This and the three below: None =
+            the module's constants (``BORDER_BLEND`` …) with the bundled weights, off with others.
+        correct_offset: remove the network's colour offset (the bundled network's fills are
+            tinted blue on large holes without it).
+        blend_floor, net_size: as in :func:`fastinpaint.methods.pconv.inpaint_pconv`.
 
     Returns:
         The composited image, same shape, dtype and device as ``image``.
 
     Raises:
-        ValueError: shape mismatches, channel count not the network's, unknown ``blend``.
+        ValueError: shape mismatches, channel count not the network's, unknown ``blend``, bad
+            ``border_blend``.
         FileNotFoundError / ValueError: missing or bad weights file.
 
     Example:
@@ -65,6 +86,13 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
     if blend not in BLEND_MODES:
         raise ValueError(f"inpaint_glcic: blend must be one of {BLEND_MODES}, got {blend!r}")
     learned.no_source_mask("glcic", source_mask)
+    bundled = learned.is_bundled("glcic", weights)
+    border_blend = learned.check_border_blend(
+        "inpaint_glcic", (BORDER_BLEND if bundled else 0.0) if border_blend is None else border_blend)
+    blend_floor = learned.check_fraction(
+        "inpaint_glcic", "blend_floor", (BLEND_FLOOR if bundled else 0.0) if blend_floor is None else blend_floor)
+    net_size = learned.check_net_size("inpaint_glcic", (NET_SIZE if bundled else 0) if net_size is None else net_size)
+    correct_offset = (CORRECT_OFFSET and bundled) if correct_offset is None else bool(correct_offset)
     if not isinstance(image, Tensor) or not isinstance(hole, Tensor):
         raise TypeError("inpaint_glcic: image and hole must be torch.Tensors")
     if not image.is_floating_point():
@@ -82,12 +110,17 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
         if x_b.shape[1] != net.channels:
             raise ValueError(f"inpaint_glcic: image has {x_b.shape[1]} channels, the network takes {net.channels}")
         with learned.evaluating(net):
-            pred = net(x_b.float(), holes.float()).clamp_(0, 1)
+            pred = learned.at_net_size(x_b.float(), holes, net_size, lambda x, h: net(x, h.float()).clamp_(0, 1))
         pred = pred.clone()  # an ordinary tensor outside inference mode
         if blend == "poisson":
             from fastinpaint.blending import poisson_blend
 
             pred = torch.stack([poisson_blend(x_b[i].float(), pred[i], holes[i, 0]) for i in range(n)]).clamp_(0, 1)
+        else:
+            x_f = x_b.float()
+            if correct_offset:
+                pred = learned.offset_correct(x_f, holes, pred)
+            pred = learned.border_blend(x_f, holes, pred, border_blend, blend_floor).clamp_(0, 1)
         return learned.composite(x_b, holes, pred)
 
     out = learned.gray_as_rgb(image_b, holes, net.channels, predict)

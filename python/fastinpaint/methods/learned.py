@@ -8,7 +8,9 @@ prediction is composited.
   must change device or dtype — the caller's module is never modified);
 * :func:`evaluating` — eval mode and ``torch.inference_mode`` for one forward, the module's own
   train/eval mode restored afterwards;
-* :func:`composite` — the prediction in the hole, the input's own values everywhere else.
+* :func:`composite` — the prediction in the hole, the input's own values everywhere else;
+* :func:`border_blend` and :func:`offset_correct` — corrections of a prediction's systematic
+  errors at the hole border (see their docstrings for what was measured).
 
 ``pconv.py`` and ``glcic.py`` hold only what differs: the checkpoint reader, the normalisation and
 the network's call.
@@ -25,7 +27,7 @@ from typing import Callable, Iterator, Optional, Union
 import torch
 from torch import Tensor, nn
 
-__all__ = ["network", "evaluating", "composite"]
+__all__ = ["network", "evaluating", "composite", "border_blend", "offset_correct"]
 
 _cache_lock = threading.Lock()
 _cache: dict = {}  # method -> (key, module): the last network loaded from a file, per method
@@ -77,6 +79,136 @@ def composite(image: Tensor, hole: Tensor, prediction: Tensor) -> Tensor:
     the image's dtype and on its device; an ordinary tensor even when the prediction was made
     under inference mode."""
     return torch.where(hole.to(image.device) != 0, prediction.to(device=image.device, dtype=image.dtype), image)
+
+
+def border_blend(image: Tensor, hole: Tensor, prediction: Tensor, tau: float, floor: float = 0.0) -> Tensor:
+    """``prediction`` blended toward the biharmonic fill of the hole near its border.
+
+    The compact bundled networks do not reproduce even the known pixels they predict closely
+    (27–33 dB PSNR on the known pixels of the development photos), so the first pixels inside a
+    hole, where a smooth interpolation of the known neighbours is accurate, carry a seam; and a
+    hole a few pixels wide disappears from the mask after the first strided layer, so the network
+    fills it with a colour pulled towards its input normalisation's zero (up to 47 grey levels off
+    on a flat image). Inside the hole the result is ``a * smooth + (1 - a) * prediction`` with
+    ``a = max(exp(-(d - 1) / tau), floor)``, ``d`` the Euclidean distance (px) to the nearest known
+    pixel (1 on the hole's first ring, so ``a = 1`` there) and ``smooth`` the biharmonic fill
+    (:func:`fastinpaint.methods.biharmonic.inpaint_biharmonic`); ``tau <= 0`` returns
+    ``prediction`` unchanged. Outside the hole the prediction is returned as it is (the caller
+    composites).
+
+    Args:
+        image: ``(N, C, H, W)`` float, the known pixels (hole values ignored).
+        hole: ``(N, 1, H, W)``, non-zero = hole.
+        prediction: ``(N, C, H, W)``, the network's output in the image's value range.
+        tau: decay length of the blend in pixels.
+        floor: the smooth fill's least weight, deep in wide holes (0: the network's fill alone
+            there). Two different estimates averaged err less than either where both are weak.
+    """
+    if tau <= 0:
+        return prediction
+    from fastinpaint.methods.biharmonic import inpaint_biharmonic
+    from fastinpaint.methods.patchmatch import _hole_distance  # the one distance transform of the package
+
+    out = prediction.clone()
+    for i in range(image.shape[0]):
+        h = hole[i, 0].to(image.device) != 0
+        if not bool(h.any()) or bool(h.all()):
+            continue  # nothing to fill, or no known pixel to interpolate from
+        smooth = inpaint_biharmonic(image[i].to(prediction.dtype), h).to(prediction.dtype)
+        a = torch.exp(-(_hole_distance(h) - 1).clamp_min(0) / float(tau)).clamp_min(float(floor)).to(prediction.dtype)
+        out[i] = torch.where(h, a * smooth + (1 - a) * prediction[i], prediction[i])
+    return out
+
+
+def is_bundled(method: str, weights) -> bool:
+    """Whether ``weights`` (a learned method's argument) are the bundled network: None, or a path
+    to the bundled file. The inference corrections' defaults were measured for those weights only."""
+    if weights is None:
+        return True
+    if not isinstance(weights, (str, os.PathLike)):
+        return False
+    from fastinpaint.weights import bundled_weights
+
+    try:
+        return os.path.realpath(os.fspath(weights)) == os.path.realpath(bundled_weights(method))
+    except (OSError, ValueError):
+        return False
+
+
+def check_border_blend(who: str, tau) -> float:
+    """``tau`` of :func:`border_blend` as a float; a one-line error for a bad value."""
+    import math
+
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau < 0:
+        raise ValueError(f"{who}: border_blend must be a finite number of pixels >= 0 (0 = off), got {tau!r}")
+    return float(tau)
+
+
+def check_fraction(who: str, name: str, value) -> float:
+    """A weight in [0, 1] as a float; a one-line error for a bad value."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= 1:
+        raise ValueError(f"{who}: {name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def check_net_size(who: str, size) -> int:
+    """``net_size`` as an int (0 = the image's own size); a one-line error for a bad value."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0 or 0 < size < 16:
+        raise ValueError(f"{who}: net_size must be 0 (full size) or a longer side of at least 16 px, got {size!r}")
+    return size
+
+
+def at_net_size(image: Tensor, hole: Tensor, net_size: int, run: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+    """``run(image, hole)`` (a network's raw prediction, ``(N, C, H, W)``, hole ``(N, 1, H, W)``
+    non-zero = hole) on the image area-downscaled so that its longer side is at most ``net_size``
+    (0: as it is), the hole following (a low-resolution pixel is a hole if any of its pixels is),
+    and the prediction upsampled bilinearly back.
+
+    Why: the compact networks were trained on 128-px crops, so a hole much wider than that is
+    outside anything they saw; on 512-px photos they filled a centred 25 % square up to 16 grey
+    levels too dark, and run at 256 px they beat Telea there (docs/model_card_pconv.md). Only the
+    interior of a wide hole keeps the network's fill: :func:`border_blend` at full resolution
+    replaces it near the hole border, where the low resolution would blur.
+    """
+    import torch.nn.functional as F
+
+    h, w = image.shape[-2:]
+    if net_size == 0 or max(h, w) <= net_size:
+        return run(image, hole)
+    s = net_size / max(h, w)
+    size = (max(1, round(h * s)), max(1, round(w * s)))
+    small = F.interpolate(image, size=size, mode="area")
+    # "any hole pixel": the max over each source window (adaptive pooling covers every pixel)
+    small_hole = F.adaptive_max_pool2d((hole != 0).to(image.dtype), size) > 0
+    pred = run(small * ~small_hole, small_hole)
+    return F.interpolate(pred, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def offset_correct(image: Tensor, hole: Tensor, prediction: Tensor) -> Tensor:
+    """``prediction`` plus its own error on the known pixels, extrapolated smoothly into the hole.
+
+    A network whose output carries a colour offset that varies slowly over the image (the bundled
+    GLCIC paints the known pixels around a large hole up to 12 grey levels too blue, and the hole
+    more so) shows the same offset on the known pixels it also predicts. The residual
+    ``image - prediction`` on the known pixels is filled into the hole by push-pull (known
+    averages from ever coarser scales, upsampled: the smooth fill PatchMatch starts from) and
+    added there. Known pixels are returned as predicted (the caller composites).
+
+    Args:
+        image, hole, prediction: as :func:`border_blend`.
+    """
+    from fastinpaint.methods.patchmatch import _pushpull_fill
+
+    out = prediction.clone()
+    for i in range(image.shape[0]):
+        h = hole[i, 0].to(image.device) != 0
+        if not bool(h.any()) or bool(h.all()):
+            continue
+        residual = torch.where(h, torch.zeros_like(prediction[i]), image[i].to(prediction.dtype) - prediction[i])
+        out[i] = torch.where(h, prediction[i] + _pushpull_fill(residual, ~h), prediction[i])
+    return out
 
 
 def device_of(image: Tensor, device: Union[str, torch.device, None]) -> torch.device:

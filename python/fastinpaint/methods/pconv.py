@@ -50,13 +50,24 @@ def _as_batch(image: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor, bool]:
     return image, mask.expand(n, 1, h, w), single
 
 
+#: ``border_blend``, ``blend_floor`` and ``net_size`` of :func:`inpaint_pconv` for the bundled
+#: network (its defaults with the bundled weights; chosen on the development photos at 256 and
+#: 512 px, docs/model_card_pconv.md). Other weights get none of the corrections unless asked.
+BORDER_BLEND = 16.0
+BLEND_FLOOR = 0.5
+NET_SIZE = 256
+
+
 def inpaint_pconv(image: Tensor, hole: Tensor, weights: _Weights = None, device: Union[str, torch.device, None] = None,
-                  half: bool = False, *, seed: int = 0, source_mask: Optional[Tensor] = None) -> Tensor:
+                  half: bool = False, *, seed: int = 0, source_mask: Optional[Tensor] = None,
+                  border_blend: Optional[float] = None, blend_floor: Optional[float] = None,
+                  net_size: Optional[int] = None) -> Tensor:
     """Fills holes with a partial-convolution U-Net and composites the result.
 
     The image is normalised with the network's input normalisation (ImageNet for published
     weights), laid out ``channels_last``, padded internally to a multiple of ``2**layers``, run under
-    ``torch.inference_mode`` in eval mode, un-normalised, clamped to [0, 1] and composited:
+    ``torch.inference_mode`` in eval mode, un-normalised, clamped to [0, 1], blended toward the biharmonic fill near the hole border
+    (``border_blend``, see :func:`fastinpaint.methods.learned.border_blend`) and composited:
     **known pixels are returned exactly as given**, holes get the network's prediction.
 
     This is the method behind ``fastinpaint.inpaint(image, mask, method="pconv")``, which hands it
@@ -78,12 +89,26 @@ def inpaint_pconv(image: Tensor, hole: Tensor, weights: _Weights = None, device:
         half: run the network in float16 (CUDA only); results are returned in the image's dtype.
         seed: unused (inference is deterministic); there for the method interface.
         source_mask: must be None (the network sees the whole image).
+        border_blend, blend_floor, net_size: the inference corrections (None: ``BORDER_BLEND``,
+            ``BLEND_FLOOR``, ``NET_SIZE`` with the bundled weights, off — 0 — with any other).
+            ``border_blend``: decay length (px) of the blend toward the biharmonic fill: weight
+            ``exp(-(d - 1) / border_blend)`` at distance ``d`` from the nearest known pixel, so the
+            hole's first ring is the smooth fill and the centre of a wide hole the network's.
+            0 turns it off (the raw network fill). It corrects the compact networks' seam and their
+            failure on holes a few pixels wide.
+        blend_floor: the biharmonic fill's least weight deep in wide holes (0: the network's
+            fill alone there).
+        net_size: the network runs on the image area-downscaled to this longer side (its fill
+            upsampled; the border blend is at full resolution); 0 = at the image's own size. The
+            bundled network was trained on 128-px crops: 256 keeps wide holes at a scale it saw.
+            Set 0 for networks trained on large images.
 
     Returns:
         The composited image, same shape, dtype and device as ``image``.
 
     Raises:
-        ValueError: shape mismatches (mask size or batch, mask with more than one channel, image
+        ValueError: ``border_blend`` negative or not finite, ``blend_floor`` outside [0, 1],
+            ``net_size`` not 0 or >= 16, shape mismatches (mask size or batch, mask with more than one channel, image
             channels not matching the network), ``half=True`` on a non-CUDA device.
         FileNotFoundError / ValueError: bad weights file (see ``load_pconv_checkpoint``).
 
@@ -95,6 +120,12 @@ def inpaint_pconv(image: Tensor, hole: Tensor, weights: _Weights = None, device:
         True
     """
     learned.no_source_mask("pconv", source_mask)
+    bundled = learned.is_bundled("pconv", weights)
+    border_blend = learned.check_border_blend(
+        "inpaint_pconv", (BORDER_BLEND if bundled else 0.0) if border_blend is None else border_blend)
+    blend_floor = learned.check_fraction(
+        "inpaint_pconv", "blend_floor", (BLEND_FLOOR if bundled else 0.0) if blend_floor is None else blend_floor)
+    net_size = learned.check_net_size("inpaint_pconv", (NET_SIZE if bundled else 0) if net_size is None else net_size)
     image_b, hole_b, single = _as_batch(image, hole)
     device = learned.device_of(image, device)
     if half and device.type != "cuda":
@@ -108,14 +139,19 @@ def inpaint_pconv(image: Tensor, hole: Tensor, weights: _Weights = None, device:
     def predict(x_b: Tensor) -> Tensor:
         if x_b.shape[1] != net.in_channels:
             raise ValueError(f"inpaint_pconv: image has {x_b.shape[1]} channels, the network takes {net.in_channels}")
-        with learned.evaluating(net):
-            x = x_b.to(device=device, dtype=torch.float32)
-            valid = (hole_b.to(device) == 0).to(compute_dtype)
-            mean = torch.tensor(net.normalization["mean"], device=device).view(1, -1, 1, 1)
-            std = torch.tensor(net.normalization["std"], device=device).view(1, -1, 1, 1)
+        mean = torch.tensor(net.normalization["mean"], device=device).view(1, -1, 1, 1)
+        std = torch.tensor(net.normalization["std"], device=device).view(1, -1, 1, 1)
+
+        def run(x: Tensor, hole_x: Tensor) -> Tensor:
+            valid = (hole_x == 0).to(compute_dtype)
             # channels_last: oneDNN/cuDNN convolve it without re-layout copies (faster, less memory)
             x = ((x - mean) / std).to(compute_dtype).contiguous(memory_format=torch.channels_last)
-            pred = (net(x, valid).float() * std + mean).clamp_(0, 1)
+            return (net(x, valid).float() * std + mean).clamp_(0, 1)
+
+        x_f = x_b.to(device=device, dtype=torch.float32)
+        with learned.evaluating(net):
+            pred = learned.at_net_size(x_f, hole_b.to(device), net_size, run)
+        pred = learned.border_blend(x_f, hole_b.to(device), pred, border_blend, blend_floor)
         return learned.composite(x_b, hole_b, pred)
 
     out = learned.gray_as_rgb(image_b, hole_b, net.in_channels, predict)

@@ -196,8 +196,8 @@ def load_state(net: nn.Module, ckpt: Mapping[str, Any], source: str) -> None:
 # GLCIC
 # ------------------------------------------------------------------------------------------------
 def glcic_checkpoint(net: nn.Module, half: bool = False) -> Dict[str, Any]:
-    """What ``GLCIC.save`` writes: the header (architecture ``channels``, ``width``, ``fill_mean``)
-    and the state dict."""
+    """What ``GLCIC.save`` writes: the header (architecture ``channels``, ``width``, ``fill_mean``
+    and, unless it is ``"mean"``, ``prefill``) and the state dict."""
     return _own_checkpoint(net, GLCIC_FORMAT, GLCIC_VERSION, half)
 
 

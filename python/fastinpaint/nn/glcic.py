@@ -33,6 +33,10 @@ GLCIC_CHECKPOINT_VERSION = _checkpoint.GLCIC_VERSION
 #: Default colour the hole is filled with before the network sees it (the ImageNet mean pixel,
 #: a stand-in for the training set's mean; pass ``fill_mean`` to use your data set's).
 DEFAULT_FILL_MEAN = (0.485, 0.456, 0.406)
+#: What the hole holds in the completion network's input: the constant ``fill_mean`` (the paper's)
+#: or ``"pushpull"``, a smooth fill from the known pixels (known averages from ever coarser scales,
+#: upsampled), which gives the network the surrounding colours instead of a grey it must recolour.
+PREFILLS = ("mean", "pushpull")
 
 
 def _conv_bn_relu(cin: int, cout: int, k: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -72,6 +76,9 @@ class GLCIC(_checkpoint.Checkpointable, nn.Module):
         width: channels of the first layer (64 in the paper); small values make test networks.
         fill_mean: the colour (one value per channel, or one for all, in [0, 1]) that replaces
             hole pixels in the input — the training set's mean pixel; default the ImageNet mean.
+        prefill: ``"mean"`` (holes hold ``fill_mean``: the paper's input) or ``"pushpull"`` (holes
+            hold a push-pull fill from the known pixels; ``fill_mean`` is then used only where an
+            image has no known pixel at all). Networks are trained for one of them.
 
     Shape:
         - image ``(N, C, H, W)`` in [0, 1]; hole ``(N, 1, H, W)`` or ``(N, H, W)``, **1 (non-zero)
@@ -86,8 +93,11 @@ class GLCIC(_checkpoint.Checkpointable, nn.Module):
         torch.Size([2, 3, 37, 53])
     """
 
-    def __init__(self, channels: int = 3, width: int = 64, fill_mean: Optional[Sequence[float]] = None) -> None:
+    def __init__(self, channels: int = 3, width: int = 64, fill_mean: Optional[Sequence[float]] = None,
+                 prefill: str = "mean") -> None:
         super().__init__()
+        if prefill not in PREFILLS:
+            raise ValueError(f"GLCIC: prefill must be one of {PREFILLS}, got {prefill!r}")
         if channels < 1:
             raise ValueError(f"GLCIC: channels must be >= 1, got {channels}")
         if width < 2:
@@ -100,6 +110,7 @@ class GLCIC(_checkpoint.Checkpointable, nn.Module):
         self.channels = channels
         self.width = width
         self.fill_mean = [float(v) for v in fill]
+        self.prefill = prefill
         w = width
         self.encoder = nn.Sequential(
             _conv_bn_relu(channels + 1, w, 5),
@@ -122,7 +133,10 @@ class GLCIC(_checkpoint.Checkpointable, nn.Module):
 
     def architecture(self) -> Dict[str, Any]:
         """The constructor arguments (the ``architecture`` header of :meth:`save`)."""
-        return {"channels": self.channels, "width": self.width, "fill_mean": list(self.fill_mean)}
+        arch = {"channels": self.channels, "width": self.width, "fill_mean": list(self.fill_mean)}
+        if self.prefill != "mean":  # files of mean-filled networks stay readable by older versions
+            arch["prefill"] = self.prefill
+        return arch
 
     @staticmethod
     def _hole_batch(image: Tensor, hole: Tensor, who: str = "GLCIC") -> Tensor:
@@ -141,13 +155,22 @@ class GLCIC(_checkpoint.Checkpointable, nn.Module):
         return (hole != 0).to(image.dtype).expand(image.shape[0], 1, *image.shape[2:])
 
     def network_input(self, image: Tensor, hole: Tensor) -> Tensor:
-        """The first layer's input: ``image`` with holes set to ``fill_mean``, plus the hole mask."""
+        """The first layer's input: ``image`` with holes set to ``fill_mean`` (or the push-pull fill,
+        see ``prefill``), plus the hole mask."""
         if image.dim() != 4 or image.shape[1] != self.channels:
             raise ValueError(f"GLCIC: image must be (N, C, H, W) with C = {self.channels} channels (the network's), "
                              f"got shape {tuple(image.shape)}")
         h = self._hole_batch(image, hole)
         mean = torch.tensor(self.fill_mean, dtype=image.dtype, device=image.device).view(1, -1, 1, 1)
-        return torch.cat([image * (1 - h) + mean * h, h], 1)
+        fill = mean.expand_as(image)
+        if self.prefill == "pushpull":
+            # PatchMatch's initial fill: one implementation of the push-pull in the package
+            from fastinpaint.methods.patchmatch import _pushpull_fill
+
+            with torch.no_grad():  # a function of the known pixels only: nothing to learn through
+                fill = torch.stack([_pushpull_fill(image[i].detach(), h[i, 0] == 0) if bool((h[i, 0] == 0).any())
+                                    else fill[i] for i in range(image.shape[0])])
+        return torch.cat([image * (1 - h) + fill * h, h], 1)
 
     def forward(self, image: Tensor, hole: Tensor) -> Tensor:
         x = self.network_input(image, hole)

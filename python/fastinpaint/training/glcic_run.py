@@ -45,6 +45,7 @@ GLCIC_MODEL_OPTIONS: Dict[str, Any] = {
     "disc_width": 64,       # discriminators' first-layer channels
     "disc_features": 1024,  # discriminators' feature size before the final FC layer
     "fill_mean": None,      # hole fill colour of the completion network's input (default ImageNet mean)
+    "prefill": "mean",      # what the hole holds in that input: "mean" (fill_mean) or "pushpull"
 }
 
 
@@ -74,7 +75,7 @@ def build_glcic(cfg: Mapping[str, Any]) -> Tuple[torch.nn.Module, torch.nn.Modul
         local = (max(1, size[0] // 2), max(1, size[1] // 2))
     elif not isinstance(local, int):
         local = config_size(local)
-    completion = GLCIC(width=int(opts["width"]), fill_mean=opts["fill_mean"])
+    completion = GLCIC(width=int(opts["width"]), fill_mean=opts["fill_mean"], prefill=str(opts["prefill"]))
     discriminator = GLCICDiscriminator(size, local, width=int(opts["disc_width"]),
                                        features=int(opts["disc_features"]))
     return completion, discriminator

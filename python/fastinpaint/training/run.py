@@ -58,6 +58,7 @@ DEFAULTS: Dict[str, Any] = {
     "val_every": None,         # default: checkpoint_every
     "log_every": 10,
     "amp": False,
+    "time_limit": None,        # minutes of wall time for this run (None: none); stops, saves and exports
     "deterministic": False,
     "resume": False,           # True: continue from out_dir/checkpoints/last.pt; or a path
     "buckets": "all",          # generated-mask buckets ("all" or "0.1-0.2;0.2-0.3")
@@ -186,6 +187,7 @@ def trainer_options(cfg: Mapping[str, Any], val_ds) -> Dict[str, Any]:
                 val_loader=val_loader, val_every=cfg["val_every"], seed=int(cfg["seed"]), amp=bool(cfg["amp"]),
                 deterministic=bool(cfg["deterministic"]), grad_clip=cfg["grad_clip"],
                 log_every=int(cfg["log_every"]), progress=bool(cfg["progress"]),
+                time_limit=None if cfg.get("time_limit") is None else float(cfg["time_limit"]),
                 config=json.loads(json.dumps(dict(cfg), default=str)))
 
 

@@ -211,7 +211,8 @@ class Trainer:
                  checkpoint_every: int = 1000, val_loader=None, val_every: Optional[int] = None, seed: int = 0,
                  amp: bool = False, deterministic: bool = False, device: Optional[Union[str, torch.device]] = None,
                  scheduler=None, grad_clip: Optional[float] = None, log_every: int = 10, val_images: int = 4,
-                 progress: bool = True, config: Optional[Mapping[str, Any]] = None) -> None:
+                 progress: bool = True, config: Optional[Mapping[str, Any]] = None,
+                 time_limit: Optional[float] = None) -> None:
         self.rank = fdist.get_rank()
         self.world_size = fdist.get_world_size()
         self.is_main = self.rank == 0
@@ -233,6 +234,12 @@ class Trainer:
         self.val_images = int(val_images)
         self.progress = progress
         self.config = dict(config or {})
+        if time_limit is not None and not (isinstance(time_limit, (int, float)) and math.isfinite(time_limit)
+                                           and time_limit > 0):
+            raise ValueError(f"time_limit must be a positive number of minutes, got {time_limit!r}")
+        # Wall-clock budget of one fit() call: a recipe that must end in N minutes on hardware
+        # whose speed nobody measured (a GPU) stops there, saves, and exports like a finished run.
+        self.time_limit = None if time_limit is None else float(time_limit)
         self.step = 0
         self.last_val: Dict[str, float] = {}
         if amp and self.device.type != "cuda":
@@ -425,6 +432,19 @@ class Trainer:
         torch.distributed.all_reduce(flag)
         return bool(flag.item() > 0)
 
+    def _time_up(self, t_start: float) -> bool:
+        """Whether this fit() call has used its ``time_limit``; every rank takes rank 0's decision
+        (clocks differ), so all stop at the same step."""
+        if self.time_limit is None:
+            return False
+        up = time.perf_counter() - t_start >= 60.0 * self.time_limit
+        if not fdist.is_dist():
+            return up
+        flag = torch.tensor([1.0 if up else 0.0],
+                            device=self.device if torch.distributed.get_backend() == "nccl" else "cpu")
+        torch.distributed.broadcast(flag, 0)
+        return bool(flag.item() > 0)
+
     def fit(self, max_steps: Optional[int] = None, resume: Union[bool, str, os.PathLike, None] = False) -> Dict[str, float]:
         """Trains until ``max_steps`` optimizer steps in all (counting those before a resume).
 
@@ -432,6 +452,9 @@ class Trainer:
             max_steps: total steps (default the constructor's).
             resume: True to continue from ``out_dir/checkpoints/last.pt`` when it exists, or a
                 checkpoint path (which must exist); False starts afresh.
+
+        With ``time_limit`` (minutes) it also stops at the first step boundary after that much
+        wall time, saves a checkpoint and returns as if finished.
 
         Returns:
             The last step's loss terms (and the last validation's metrics, ``val_*``).
@@ -484,6 +507,11 @@ class Trainer:
             while self.step < max_steps:
                 if self._should_stop():
                     raise KeyboardInterrupt
+                if self._time_up(t_start):
+                    if self.is_main:
+                        print(f"\nfastinpaint train: time limit of {self.time_limit:g} min reached at step "
+                              f"{self.step} of {max_steps}; --resume continues", flush=True)
+                    break
                 try:
                     batch = next(data)
                 except StopIteration:  # a finite loader: start it again

@@ -1,0 +1,181 @@
+"""The corrections the learned methods apply to their networks' fills (issue 18): the blend toward
+the biharmonic fill near the hole border (both networks) and GLCIC's colour-offset correction.
+
+Each test compares against a reference that does not come from the code under test: a flat
+colour (what any fill of a flat image must give), scikit-image's biharmonic inpainting, the raw
+network output, and the ground truth of the held-out development photos.
+"""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import fastinpaint
+from fastinpaint.methods.glcic import inpaint_glcic
+from fastinpaint.methods.pconv import inpaint_pconv
+from fastinpaint.nn import GLCIC, PConvUNet
+
+HELD_OUT = ("astronaut", "cold_pier", "dahlia", "moss")
+
+
+def _flat_with_lines(colour, widths, size=128):
+    img = torch.tensor(colour, dtype=torch.float32).view(3, 1, 1).expand(3, size, size).clone()
+    hole = torch.zeros(size, size, dtype=torch.bool)
+    for k, w in enumerate(widths):
+        top = 12 + 24 * k
+        hole[top : top + w, 16 : size - 16] = True
+    return img, hole
+
+
+@pytest.mark.parametrize("method", [inpaint_pconv, inpaint_glcic])
+@pytest.mark.parametrize("colour", [(0.6, 0.8, 0.95), (0.2, 0.3, 0.2), (0.8, 0.45, 0.2)])
+def test_bundled_networks_fill_thin_holes_of_a_flat_image_with_its_colour(method, colour):
+    # Holes 1-4 px wide vanish from the mask after the first strided layer: the raw bundled
+    # PConvUNet filled them up to 47 grey levels towards its normalisation's zero (mean grey), the
+    # raw GLCIC up to 85 levels off. Any sound fill of a flat image is that flat colour.
+    img, hole = _flat_with_lines(colour, (1, 2, 3, 4))
+    out = method(img * ~hole, hole)
+    err = (out[:, hole] - img[:, hole]).abs().mean(1) * 255
+    assert float(err.max()) <= 2.0, err
+
+
+def _tiny_pconv():
+    torch.manual_seed(0)
+    return PConvUNet(layers=4, base_channels=8, max_channels=16).eval()
+
+
+def _hole(h, w):
+    hole = torch.zeros(h, w, dtype=torch.bool)
+    hole[10:40, 12:50] = True
+    hole[50:53, 5:60] = True
+    return hole
+
+
+@pytest.mark.parametrize("method,net", [(inpaint_pconv, _tiny_pconv), (inpaint_glcic, lambda: GLCIC(width=4).eval())])
+def test_border_blend_is_the_biharmonic_fill_on_the_first_ring_and_off_at_zero(method, net):
+    skimage_restoration = pytest.importorskip("skimage.restoration")
+    from scipy.ndimage import distance_transform_edt
+
+    torch.manual_seed(1)
+    h, w = 64, 70
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    img = torch.stack([0.2 + 0.6 * yy, 0.5 + 0.3 * xx * yy, 0.9 - 0.5 * xx]) + 0.02 * torch.rand(3, h, w)
+    hole = _hole(h, w)
+    network = net()
+    kw = {"correct_offset": False} if method is inpaint_glcic else {"blend_floor": 0.0}
+    raw = method(img * ~hole, hole, weights=network, border_blend=0.0, **kw)
+    blended = method(img * ~hole, hole, weights=network, border_blend=4.0, **kw)
+    ref = skimage_restoration.inpaint_biharmonic(img.permute(1, 2, 0).double().numpy(), hole.numpy(), channel_axis=-1)
+    ref = torch.from_numpy(ref).permute(2, 0, 1).float()
+    d = torch.from_numpy(distance_transform_edt(hole.numpy())).float()
+    ring = d == 1
+    assert torch.allclose(blended[:, ring], ref[:, ring], atol=2e-3)
+    # further in, the network's own fill takes over: weight exp(-(d-1)/4) of the smooth fill
+    a = torch.exp(-(d - 1) / 4)
+    inner = d >= 3
+    want = a[inner] * ref[:, inner] + (1 - a[inner]) * raw[:, inner]
+    assert torch.allclose(blended[:, inner], want, atol=2e-3)
+    # known pixels exact in both, and the raw fill is not the smooth one (the test can fail)
+    assert torch.equal(raw[:, ~hole], img[:, ~hole]) and torch.equal(blended[:, ~hole], img[:, ~hole])
+    assert (raw[:, ring] - ref[:, ring]).abs().max() > 0.05
+    if method is inpaint_pconv:  # the floor: never less than that share of the smooth fill
+        floored = method(img * ~hole, hole, weights=network, border_blend=4.0, blend_floor=0.5)
+        a = a.clamp_min(0.5)
+        want = a[inner] * ref[:, inner] + (1 - a[inner]) * raw[:, inner]
+        assert torch.allclose(floored[:, inner], want, atol=2e-3)
+
+
+def test_pconv_runs_the_network_at_net_size_and_blends_at_full_size():
+    # independent reference: the same network run by hand on the area-downscaled image
+    import torch.nn.functional as F
+
+    net = _tiny_pconv()
+    torch.manual_seed(2)
+    img = torch.rand(3, 96, 128)
+    hole = torch.zeros(96, 128, dtype=torch.bool)
+    hole[30:70, 40:100] = True
+    out = inpaint_pconv(img * ~hole, hole, weights=net, border_blend=0.0, net_size=64)
+    small = F.interpolate((img * ~hole)[None], size=(48, 64), mode="area")
+    small_hole = F.max_pool2d(hole[None, None].float(), 2) > 0
+    mean = torch.tensor(net.normalization["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(net.normalization["std"]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        pred = (net((small * ~small_hole - mean) / std, (~small_hole).float()) * std + mean).clamp(0, 1)
+    want = F.interpolate(pred, size=(96, 128), mode="bilinear", align_corners=False)[0]
+    assert torch.allclose(out[:, hole], want[:, hole], atol=1e-4)
+    assert torch.equal(out[:, ~hole], img[:, ~hole])
+    full = inpaint_pconv(img * ~hole, hole, weights=net, border_blend=0.0, net_size=0)
+    assert (full[:, hole] - out[:, hole]).abs().max() > 0.01  # the size reaches the network
+
+
+def test_offset_correction_removes_a_constant_colour_offset():
+    from fastinpaint.methods.learned import offset_correct
+
+    img = torch.rand(1, 3, 40, 50)
+    hole = torch.zeros(1, 1, 40, 50, dtype=torch.bool)
+    hole[..., 10:30, 15:35] = True
+    offset = torch.tensor([0.1, -0.05, 0.2]).view(1, 3, 1, 1)
+    out = offset_correct(img, hole, img + offset)  # a prediction right up to a constant offset
+    assert torch.allclose(out, torch.where(hole, img, img + offset), atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["pconv", "glcic"])
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), "4"])
+def test_bad_border_blend_is_a_clear_error(method, bad):
+    img, hole = torch.rand(3, 16, 16), torch.zeros(16, 16, dtype=torch.bool)
+    hole[4:8, 4:8] = True
+    with pytest.raises(ValueError, match="border_blend must be a finite number of pixels >= 0"):
+        fastinpaint.inpaint(img, hole, method=method, border_blend=bad)
+
+
+@pytest.mark.parametrize("kw,match", [({"blend_floor": 1.5}, "blend_floor must be a number in"),
+                                      ({"net_size": 8}, "net_size must be 0"), ({"net_size": 256.0}, "net_size must be 0")])
+def test_bad_pconv_options_are_clear_errors(kw, match):
+    img, hole = torch.rand(3, 16, 16), torch.zeros(16, 16, dtype=torch.bool)
+    hole[4:8, 4:8] = True
+    with pytest.raises(ValueError, match=match):
+        fastinpaint.inpaint(img, hole, method="pconv", **kw)
+
+
+def _held_out(shared_data, kinds):
+    for name in HELD_OUT:
+        img = np.asarray(Image.open(shared_data / "photos" / f"{name}.png").convert("RGB"))
+        for kind in kinds:
+            yield img, np.asarray(Image.open(shared_data / "masks" / f"{name}__{kind}.png")) > 0
+
+
+def test_bundled_glcic_colour_cast_on_held_out_photos_is_reduced(shared_data):
+    # The raw bundled GLCIC tinted large fills blue: the mean fill colour minus the ground truth's,
+    # averaged over the held-out photos' 16 large holes, was (-3.8, +9.1, +16.5) grey levels
+    # (R, G, B). With the corrections it is (-6.1, +0.9, +4.6): the issue's 2-level target is NOT
+    # met (docs/model_card_glcic.md); this bound catches the cast coming back.
+    bias = []
+    for img, mask in _held_out(shared_data, ("irr_30_40", "irr_40_50", "irr_50_60", "center25")):
+        out = fastinpaint.inpaint(img, mask, method="glcic")
+        bias.append(out[mask].astype(np.float64).mean(0) - img[mask].astype(np.float64).mean(0))
+    mean_bias = np.mean(bias, 0)
+    assert np.abs(mean_bias).max() <= 7.0, mean_bias
+    raw = []
+    for img, mask in _held_out(shared_data, ("center25",)):
+        out = fastinpaint.inpaint(img, mask, method="glcic", border_blend=0, correct_offset=False, net_size=0)
+        raw.append(out[mask].astype(np.float64).mean(0) - img[mask].astype(np.float64).mean(0))
+    assert np.mean(raw, 0)[2] > 10  # the raw network's blue cast, which the corrections remove
+
+
+@pytest.mark.parametrize("method,net", [(inpaint_pconv, _tiny_pconv), (inpaint_glcic, lambda: GLCIC(width=4).eval())])
+def test_corrections_default_on_for_the_bundled_weights_only(method, net):
+    from fastinpaint.weights import bundled_weights
+
+    img = torch.rand(3, 40, 48)
+    hole = torch.zeros(40, 48, dtype=torch.bool)
+    hole[10:30, 12:40] = True
+    off = {"border_blend": 0.0, "blend_floor": 0.0, "net_size": 0}
+    if method is inpaint_glcic:
+        off["correct_offset"] = False
+    network = net()
+    assert torch.equal(method(img, hole, weights=network), method(img, hole, weights=network, **off))
+    name = "pconv" if method is inpaint_pconv else "glcic"
+    bundled = method(img, hole)
+    assert torch.equal(method(img, hole, weights=str(bundled_weights(name))), bundled)
+    assert not torch.equal(method(img, hole, **off), bundled)
