@@ -87,11 +87,8 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
         raise ValueError(f"inpaint_glcic: blend must be one of {BLEND_MODES}, got {blend!r}")
     learned.no_source_mask("glcic", source_mask)
     bundled = learned.is_bundled("glcic", weights)
-    border_blend = learned.check_border_blend(
-        "inpaint_glcic", (BORDER_BLEND if bundled else 0.0) if border_blend is None else border_blend)
-    blend_floor = learned.check_fraction(
-        "inpaint_glcic", "blend_floor", (BLEND_FLOOR if bundled else 0.0) if blend_floor is None else blend_floor)
-    net_size = learned.check_net_size("inpaint_glcic", (NET_SIZE if bundled else 0) if net_size is None else net_size)
+    border_blend, blend_floor, net_size = learned.corrections(
+        "inpaint_glcic", bundled, (BORDER_BLEND, BLEND_FLOOR, NET_SIZE), border_blend, blend_floor, net_size)
     correct_offset = (CORRECT_OFFSET and bundled) if correct_offset is None else bool(correct_offset)
     if not isinstance(image, Tensor) or not isinstance(hole, Tensor):
         raise TypeError("inpaint_glcic: image and hole must be torch.Tensors")

@@ -22,7 +22,7 @@ import contextlib
 import copy
 import os
 import threading
-from typing import Callable, Iterator, Optional, Union
+from typing import Callable, Iterator, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -133,6 +133,17 @@ def is_bundled(method: str, weights) -> bool:
         return os.path.realpath(os.fspath(weights)) == os.path.realpath(bundled_weights(method))
     except (OSError, ValueError):
         return False
+
+
+def corrections(who: str, bundled: bool, defaults: Tuple[float, float, int], border_blend, blend_floor,
+                net_size) -> Tuple[float, float, int]:
+    """The inference corrections ``(border_blend, blend_floor, net_size)``: each the caller's value,
+    else the bundled network's default (``defaults``) for the bundled weights and 0 (off) for any
+    other weights; checked, with one-line errors."""
+    d_blend, d_floor, d_size = defaults if bundled else (0.0, 0.0, 0)
+    return (check_border_blend(who, d_blend if border_blend is None else border_blend),
+            check_fraction(who, "blend_floor", d_floor if blend_floor is None else blend_floor),
+            check_net_size(who, d_size if net_size is None else net_size))
 
 
 def check_border_blend(who: str, tau) -> float:

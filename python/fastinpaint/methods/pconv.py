@@ -121,11 +121,8 @@ def inpaint_pconv(image: Tensor, hole: Tensor, weights: _Weights = None, device:
     """
     learned.no_source_mask("pconv", source_mask)
     bundled = learned.is_bundled("pconv", weights)
-    border_blend = learned.check_border_blend(
-        "inpaint_pconv", (BORDER_BLEND if bundled else 0.0) if border_blend is None else border_blend)
-    blend_floor = learned.check_fraction(
-        "inpaint_pconv", "blend_floor", (BLEND_FLOOR if bundled else 0.0) if blend_floor is None else blend_floor)
-    net_size = learned.check_net_size("inpaint_pconv", (NET_SIZE if bundled else 0) if net_size is None else net_size)
+    border_blend, blend_floor, net_size = learned.corrections(
+        "inpaint_pconv", bundled, (BORDER_BLEND, BLEND_FLOOR, NET_SIZE), border_blend, blend_floor, net_size)
     image_b, hole_b, single = _as_batch(image, hole)
     device = learned.device_of(image, device)
     if half and device.type != "cuda":
