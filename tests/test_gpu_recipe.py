@@ -28,7 +28,7 @@ def test_gpu_config_runs_a_few_steps_on_the_cpu_with_amp_falling_back(name, imag
     cfg = load_config(CONFIGS / f"{name}.toml")
     assert cfg["amp"] is True and 0 < cfg["time_limit"] <= 5  # two runs in 10 minutes
     # the bundled architecture, at a size and batch a CPU test can afford
-    overrides = dict(images=str(image_dir), val_images=None, out_dir=str(tmp_path / name), size=32, batch_size=2,
+    overrides = dict(images=str(image_dir), val_images=str(image_dir), out_dir=str(tmp_path / name), size=32, batch_size=2,
                      steps=2, num_workers=0, checkpoint_every=2, progress=False)
     if name == "glcic":
         overrides["glcic_completion_steps"] = 2
