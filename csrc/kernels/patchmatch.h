@@ -319,46 +319,6 @@ C10_HOST_DEVICE FI_INLINE uint8_t pm_valid_centre(const uint8_t* valid, int64_t 
   return 1;
 }
 
-// Voting (gather form, deterministic, no atomics): target pixel (y, x) becomes the weighted mean
-// of the values that every overlapping matched patch proposes for it,
-//   out(p) = Σ_q w(q) · B(nnf(q) + p - q) / Σ_q w(q)   over active q with |q - p|∞ ≤ r,
-// written to out[(y*W + x)*C ...]; 0 where no patch covers the pixel. Returns Σ_q w(q).
-C10_HOST_DEVICE FI_INLINE float pm_vote_pixel(const float* B, int64_t Hs, int64_t Ws, int64_t C, const int32_t* nnf,
-                                              const float* weight, int64_t H, int64_t W, int r, int64_t y, int64_t x,
-                                              float* out) {
-  float* o = out + (y * W + x) * C;
-  for (int64_t c = 0; c < C; ++c) o[c] = 0.0f;
-  float total = 0.0f;
-  for (int dy = -r; dy <= r; ++dy) {
-    const int64_t qy = y + dy;
-    if (qy < 0 || qy >= H) continue;
-    for (int dx = -r; dx <= r; ++dx) {
-      const int64_t qx = x + dx;
-      if (qx < 0 || qx >= W) continue;
-      const int64_t q = qy * W + qx;
-      const int32_t my = nnf[2 * q], mx = nnf[2 * q + 1];
-      if (my < 0) continue;
-      const float w = weight ? weight[q] : 1.0f;
-      if (!(w > 0.0f)) continue;
-      // The patch centred at q covers p at offset (-dy, -dx) from its centre.
-      const int64_t sy = int64_t(my) - dy, sx = int64_t(mx) - dx;
-      if (sy < 0 || sx < 0 || sy >= Hs || sx >= Ws) continue;
-      const float* b = B + (sy * Ws + sx) * C;
-      for (int64_t c = 0; c < C; ++c) o[c] = pm_add(o[c], pm_mul(w, b[c]));
-      total = pm_add(total, w);
-    }
-  }
-  if (total > 0.0f)
-    for (int64_t c = 0; c < C; ++c) o[c] = o[c] / total;
-  return total;
-}
-
-// How a vote combines the values the overlapping patches propose for a pixel.
-enum PMVoteReduce : int {
-  kPmVoteMean = 0,       // their weighted mean (pm_vote_pixel)
-  kPmVotePlurality = 1,  // the one source pixel proposed with the most weight (pm_vote_plurality_pixel)
-};
-
 // The source pixel that matched patch q = (y + dy, x + dx) proposes for target pixel (y, x), as a
 // linear index into the source, with the patch's weight; false when the patch does not vote
 // (outside the image, inactive, weight not > 0, or the proposal outside the source).
@@ -377,6 +337,37 @@ C10_HOST_DEVICE FI_INLINE bool pm_vote_candidate(int64_t Hs, int64_t Ws, const i
   s = sy * Ws + sx;
   return true;
 }
+
+// Voting (gather form, deterministic, no atomics): target pixel (y, x) becomes the weighted mean
+// of the values that every overlapping matched patch proposes for it,
+//   out(p) = Σ_q w(q) · B(nnf(q) + p - q) / Σ_q w(q)   over active q with |q - p|∞ ≤ r,
+// written to out[(y*W + x)*C ...]; 0 where no patch covers the pixel. Returns Σ_q w(q).
+C10_HOST_DEVICE FI_INLINE float pm_vote_pixel(const float* B, int64_t Hs, int64_t Ws, int64_t C, const int32_t* nnf,
+                                              const float* weight, int64_t H, int64_t W, int r, int64_t y, int64_t x,
+                                              float* out) {
+  float* o = out + (y * W + x) * C;
+  for (int64_t c = 0; c < C; ++c) o[c] = 0.0f;
+  float total = 0.0f;
+  for (int dy = -r; dy <= r; ++dy) {
+    for (int dx = -r; dx <= r; ++dx) {
+      int64_t s;
+      float w;
+      if (!pm_vote_candidate(Hs, Ws, nnf, weight, H, W, y, x, dy, dx, s, w)) continue;
+      const float* b = B + s * C;
+      for (int64_t c = 0; c < C; ++c) o[c] = pm_add(o[c], pm_mul(w, b[c]));
+      total = pm_add(total, w);
+    }
+  }
+  if (total > 0.0f)
+    for (int64_t c = 0; c < C; ++c) o[c] = o[c] / total;
+  return total;
+}
+
+// How a vote combines the values the overlapping patches propose for a pixel.
+enum PMVoteReduce : int {
+  kPmVoteMean = 0,       // their weighted mean (pm_vote_pixel)
+  kPmVotePlurality = 1,  // the one source pixel proposed with the most weight (pm_vote_plurality_pixel)
+};
 
 // Plurality voting: of the source pixels that the overlapping matched patches propose for target
 // pixel (y, x) (those pm_vote_pixel averages), the one proposed with the largest total weight,
