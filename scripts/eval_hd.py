@@ -29,6 +29,9 @@ from PIL import Image
 import fastinpaint
 from fastinpaint.metrics import sharpness
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from eval_patchmatch import _parse_option  # noqa: E402  (one KEY=VALUE rule for the tuning scripts)
+
 DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -54,6 +57,9 @@ def main(argv=None) -> int:
     p.add_argument("--strategy", default="auto", help="hd_strategy at the large sizes (default auto; "
                    "'original' gives the exact full-resolution fill to compare with)")
     p.add_argument("--csv", type=pathlib.Path, default=None, help="write one row per pair and size here")
+    p.add_argument("--option", type=_parse_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="an option passed to every method's call (repeatable; e.g. patchmatch's "
+                        "PatchMatchOptions fields, with --methods patchmatch)")
     args = p.parse_args(argv)
 
     photos = sorted(q.stem for q in (args.data / "photos").glob("*.png"))
@@ -80,7 +86,8 @@ def main(argv=None) -> int:
                 for m in methods:
                     t = time.perf_counter()
                     strategy = args.strategy if f != 1 else "auto"
-                    out = fastinpaint.inpaint(masked, hole, method=m, seed=0, hd_strategy=strategy)
+                    out = fastinpaint.inpaint(masked, hole, method=m, seed=0, hd_strategy=strategy,
+                                              **dict(args.option))
                     sec = time.perf_counter() - t
                     psnr, sharp = _hole_scores(out, truth, hole)
                     rows.append(dict(photo=name, kind=kind, method=m, long_side=long_side, size=f"{size[0]}x{size[1]}",

@@ -532,3 +532,43 @@ def test_solver_op_schema_is_honest():
                           test_utils=("test_schema",))
     torch.library.opcheck(torch.ops.fastinpaint.biharmonic_solve.default, (image, hole, table, 1e-6, 50),
                           {"fill": True, "out": torch.empty_like(image)}, test_utils=("test_schema",))
+
+
+def test_multigrid_solver_runs_on_the_free_threads(monkeypatch, multigrid_only):
+    """Called directly (not through fastinpaint.inpaint), the solve still runs on the threads
+    other processes leave free: its thread team waits at every barrier for a descheduled
+    thread. A busy machine is simulated (one free thread); the op sees torch set to 1 thread,
+    and torch's setting is restored afterwards."""
+    import fastinpaint._cpu_load as cpu_load
+    import fastinpaint.methods.biharmonic as module
+
+    seen = []
+
+    class SpyOps:
+        def __getattr__(self, name):
+            op = getattr(torch.ops.fastinpaint, name)
+
+            def spy(*args, **kwargs):
+                seen.append(torch.get_num_threads())
+                return op(*args, **kwargs)
+
+            return spy
+
+    class SpyTorch:
+        ops = type("Ops", (), {"fastinpaint": SpyOps()})()
+
+        def __getattr__(self, name):
+            return getattr(torch, name)
+
+    monkeypatch.setattr(cpu_load, "free_cpu_threads", lambda wanted=None: 1)
+    monkeypatch.setattr(module, "torch", SpyTorch())
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(fresh_seed())
+        image, mask = rng.random((48, 56, 3)), random_mask(rng, (48, 56), n_blobs=3)
+        inpaint_biharmonic(image, mask)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    assert multigrid_only and seen and all(n == 1 for n in seen), seen

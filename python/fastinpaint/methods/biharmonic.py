@@ -36,6 +36,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
+from fastinpaint._cpu_load import on_free_cpu_threads
 from fastinpaint._deprecated import deprecated_alias
 
 __all__ = ["inpaint_biharmonic"]
@@ -126,9 +127,13 @@ def _multigrid_fill(image: torch.Tensor, hole: torch.Tensor) -> Optional[torch.T
     cost ~1.5 ms on our VMs). None if the solver did not converge in ``_MAX_ITER`` iterations (the
     caller then solves directly). ValueError if a known value is not finite."""
     out = torch.empty_like(image)
-    *_, last_change, _levels, _isa = torch.ops.fastinpaint.biharmonic_solve(
-        image, hole, _diamond_table(), _TOL, _MAX_ITER, fill=True, out=out
-    )
+    # The solver's thread team meets at hundreds of barriers per solve, each held up by a thread
+    # the OS has descheduled: it runs on the threads other processes leave free (as
+    # fastinpaint.inpaint does for every method; this covers direct calls of inpaint_biharmonic).
+    with on_free_cpu_threads(image.device):
+        *_, last_change, _levels, _isa = torch.ops.fastinpaint.biharmonic_solve(
+            image, hole, _diamond_table(), _TOL, _MAX_ITER, fill=True, out=out
+        )
     return out if last_change <= _TOL else None
 
 
