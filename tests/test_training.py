@@ -97,7 +97,7 @@ def test_resume_after_interrupt_reproduces_weights(image_dir, tmp_path):
         part.loss_fn = InterruptAt(5, raise_directly)
         with pytest.raises(KeyboardInterrupt):
             part.fit(steps)
-        ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+        ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
         assert ckpt["step"] == expect_step
         # a fresh process would build everything again: other initial weights, fresh optimizer
         resumed = _trainer(image_dir, out, batch_size=2, dropout=0.3, init_seed=123, checkpoint_every=3)
@@ -349,3 +349,45 @@ def test_pconv_model_trains_through_the_registry(image_dir, tmp_path):
     for name, value in trainer.model.net.state_dict().items():
         assert torch.equal(exported.state_dict()[name], value), name
 
+
+
+def test_checkpoints_load_without_running_code_from_the_file(image_dir, tmp_path):
+    """Training checkpoints hold only tensors and plain containers (torch.load(weights_only=True)
+    reads them); one in the former layout (NumPy's RNG keys as an array) still resumes with
+    NumPy's generator restored exactly; and a file that would run code on loading is refused by
+    both readers with an error naming it, without running it."""
+    import pathlib
+    import pickle
+
+    from fastinpaint.training.run import load_init_weights
+
+    trainer = _trainer(image_dir, tmp_path / "run", batch_size=2, checkpoint_every=2)
+    trainer.fit(2)
+    path = tmp_path / "run" / "checkpoints" / "last.pt"
+    ckpt = torch.load(path, weights_only=True)  # raises if anything but data is in the file
+    name, keys, *rest = ckpt["rng"][0]["numpy"]
+    ckpt["rng"][0]["numpy"] = (name, keys.numpy().astype(np.uint32), *rest)  # the former layout
+    legacy = tmp_path / "legacy.pt"
+    torch.save(ckpt, legacy)
+    expected = np.random.RandomState()
+    expected.set_state(ckpt["rng"][0]["numpy"])
+    np.random.seed(12345)  # disturbed: loading must restore it
+    resumed = _trainer(image_dir, tmp_path / "resumed", batch_size=2)
+    resumed.load_checkpoint(legacy)
+    assert resumed.step == 2
+    assert np.array_equal(np.random.random(8), expected.random_sample(8))
+    load_init_weights(TinyNet(), str(legacy))
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (pathlib.Path.touch, (marker,))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"model": Payload()}))
+    with pytest.raises(ValueError, match="evil.pt"):
+        load_init_weights(TinyNet(), str(evil))
+    with pytest.raises(ValueError, match="evil.pt"):
+        resumed.load_checkpoint(evil)
+    assert not marker.exists()

@@ -29,6 +29,7 @@ import pickle
 import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Type, TypeVar, Union
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -52,8 +53,16 @@ GLCIC_VERSION = 1
 # ------------------------------------------------------------------------------------------------
 # reading and writing
 # ------------------------------------------------------------------------------------------------
-def read(path: _PathLike, map_location: _Device = "cpu") -> Any:
+def _numpy_array_globals() -> list:
+    """What unpickling a NumPy array needs (its reconstructor, ndarray, dtype and the array's dtype
+    class): data, no code. Training checkpoints of fastinpaint <= 0.1 stored NumPy's RNG state
+    as an array; newer ones store it as a tensor."""
+    return [np.zeros(1, np.uint32).__reduce__()[0], np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+def read(path: _PathLike, map_location: _Device = "cpu", numpy_arrays: bool = False) -> Any:
     """``torch.load(weights_only=True)`` with errors that say what is wrong with the file.
+    ``numpy_arrays``: also accept NumPy arrays (older training checkpoints' RNG states).
 
     Raises:
         FileNotFoundError: no such file.
@@ -63,7 +72,8 @@ def read(path: _PathLike, map_location: _Device = "cpu") -> Any:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint '{path}' does not exist")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(_numpy_array_globals() if numpy_arrays else []):
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise ValueError(
             f"'{path}' cannot be loaded safely (torch.load weights_only=True refused it: it holds objects other "

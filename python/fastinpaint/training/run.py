@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Unio
 import torch
 
 from fastinpaint.data import ImageFolder, InpaintingDataset, MaskFolder
+from fastinpaint.nn import _checkpoint
 from fastinpaint.masks import IrregularMaskDataset, parse_buckets, parse_size
 from fastinpaint.training.distributed import get_world_size, init_distributed, is_main_process
 from fastinpaint.training.trainer import Trainer, make_train_loader
@@ -194,9 +195,9 @@ def trainer_options(cfg: Mapping[str, Any], val_ds) -> Dict[str, Any]:
 def load_init_weights(module: torch.nn.Module, path: str, entries: Sequence[str] = ("model",)) -> None:
     """Loads ``init_weights`` into ``module``: a bare state dict, or a file holding one under the
     first of ``entries`` it has (a training checkpoint's ``"model"``, a network file's
-    ``"state_dict"``, …). Training checkpoints also hold RNG states, hence ``weights_only=False``:
-    give it files you trust."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    ``"state_dict"``, …). Read with ``torch.load(weights_only=True)`` (training checkpoints' RNG
+    states included): no code from the file runs."""
+    state = _checkpoint.read(path, numpy_arrays=True)
     if isinstance(state, Mapping):
         state = next((state[k] for k in entries if isinstance(state.get(k), Mapping)), state)
     module.load_state_dict(state)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from fastinpaint import metrics
+from fastinpaint.nn import _checkpoint
 from fastinpaint.training import distributed as fdist
 from fastinpaint.training.sampler import SeededSampler
 
@@ -44,7 +45,11 @@ def seed_everything(seed: int) -> None:
 
 def rng_state() -> Dict[str, Any]:
     """The state of every RNG a training step may draw from (torch CPU/CUDA, NumPy, Python)."""
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    # NumPy's key array as a tensor: a checkpoint then holds only tensors and plain containers,
+    # which torch.load(weights_only=True) reads without running code from the file.
+    name, keys, *rest = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), *rest),
+             "python": random.getstate()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -53,7 +58,9 @@ def rng_state() -> Dict[str, Any]:
 def set_rng_state(state: Mapping[str, Any]) -> None:
     """Restores what :func:`rng_state` captured."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    name, keys, *rest = state["numpy"]
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else keys  # an array in older checkpoints
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -346,10 +353,10 @@ class Trainer:
     def load_checkpoint(self, path: Union[str, os.PathLike]) -> None:
         """Restores a checkpoint written by :meth:`save_checkpoint` (every rank reads the file).
 
-        The file holds NumPy/Python RNG states, so it is loaded with ``weights_only=False``:
-        load only checkpoints you wrote.
+        Read with ``torch.load(weights_only=True)`` (tensors and plain containers; the NumPy
+        arrays of older checkpoints' RNG states too): no code from the file runs.
         """
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = _checkpoint.read(path, numpy_arrays=True)
         if ckpt.get("format") != self.checkpoint_format:
             raise ValueError(f"{path} is not a {self.checkpoint_format} checkpoint (format {ckpt.get('format')!r})")
         self.load_network_state(ckpt)
