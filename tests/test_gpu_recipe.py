@@ -41,7 +41,7 @@ def test_gpu_config_runs_a_few_steps_on_the_cpu_with_amp_falling_back(name, imag
     else:
         net = GLCIC.load(exported)
         assert (net.width, net.prefill) == (32, "pushpull")
-    assert torch.load(tmp_path / name / "checkpoints" / "last.pt", weights_only=False)["step"] == 2
+    assert torch.load(tmp_path / name / "checkpoints" / "last.pt", weights_only=True)["step"] == 2
 
 
 def test_time_limit_stops_saves_and_exports(image_dir, tmp_path):
