@@ -237,3 +237,17 @@ def test_hd_strategy_flags(files, capsys):
     with pytest.raises(SystemExit):
         run("inpaint", img, mask, "-o", tmp / "x.png", "--hd-size", 8)
     assert "at least 16" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["inpaint", "{tmp}/missing.png", "{tmp}/missing_mask.png", "-o", "{tmp}/o.png"],
+    ["eval", "--method", "biharmonic", "--images", "{tmp}/missing", "--masks", "{tmp}/missing"],
+    ["masks", "--out", "{tmp}/m", "--count", "2", "--bucket", "0.9-0.1"],
+    ["train", "--config", "{tmp}/missing.toml"],
+])
+def test_every_subcommand_reports_a_user_error_with_status_1(tmp_path, capsys, argv):
+    """One rule for scripts: a failure the user caused is one 'error:' line and exit status 1 in
+    every subcommand (2 is argparse's alone, for a command line it cannot parse)."""
+    assert run(*[a.format(tmp=tmp_path) for a in argv]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error:" in err[0], err

@@ -93,8 +93,8 @@ def test_weights_go_to_the_learned_method(small_set):
     base = ["--images", str(imgs), "--masks", str(masks)]
     assert _run(["--method", "a,b,telea", "--weights", "a=wa.pt,b=wb.pt", *base], dispatcher) == 0
     assert seen == {"a": {"weights": "wa.pt"}, "b": {"weights": "wb.pt"}}
-    assert _run(["--method", "a,b", "--weights", "w.pt", *base], dispatcher) == 2
-    assert _run(["--method", "telea", "--weights", "w.pt", *base], dispatcher) == 2
+    assert _run(["--method", "a,b", "--weights", "w.pt", *base], dispatcher) == 1
+    assert _run(["--method", "telea", "--weights", "w.pt", *base], dispatcher) == 1
 
 
 def test_evaluate_scores_the_composite(small_set):
@@ -142,23 +142,23 @@ def test_errors_are_clear(small_set, tmp_path, capsys):
     imgs, masks = small_set
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert _run(["--method", "telea", "--images", str(empty), "--masks", str(masks)]) == 2
+    assert _run(["--method", "telea", "--images", str(empty), "--masks", str(masks)]) == 1
     assert "no images found" in capsys.readouterr().err
 
     Image.fromarray(np.zeros((40, 48), np.uint8)).save(masks / "stranger.png")
-    assert _run(["--method", "telea", "--images", str(imgs), "--masks", str(masks)]) == 2
+    assert _run(["--method", "telea", "--images", str(imgs), "--masks", str(masks)]) == 1
     err = capsys.readouterr().err
     assert "match no image" in err and "stranger.png" in err
     (masks / "stranger.png").unlink()
 
     (imgs / "im0.png").write_bytes(b"not a png")
-    assert _run(["--method", "telea", "--images", str(imgs), "--masks", str(masks)]) == 2
+    assert _run(["--method", "telea", "--images", str(imgs), "--masks", str(masks)]) == 1
     err = capsys.readouterr().err
     assert "cannot read image" in err and "im0.png" in err
 
-    assert _run(["--method", "telea", "--images", str(imgs)]) == 2
+    assert _run(["--method", "telea", "--images", str(imgs)]) == 1
     assert "exactly one of --masks" in capsys.readouterr().err
-    assert _run(["--method", "nosuch", "--images", str(imgs), "--generate", "1"]) == 2
+    assert _run(["--method", "nosuch", "--images", str(imgs), "--generate", "1"]) == 1
     assert "unknown method 'nosuch'" in capsys.readouterr().err
 
     with pytest.raises(ValueError, match="no hole pixels"):

@@ -89,7 +89,7 @@ def test_cli_module_and_subcommand(tmp_path, capsys):
     out = tmp_path / "m"
     assert masks_cli.main(["--out", str(out), "--count", "3", "--size", "64", "--bucket", "0.2-0.3", "--seed", "1"]) == 0
     assert len(list(out.glob("*.png"))) == 3
-    assert masks_cli.main(["--out", str(out), "--count", "3", "--size", "64"]) == 2  # refuses to overwrite
+    assert masks_cli.main(["--out", str(out), "--count", "3", "--size", "64"]) == 1  # refuses to overwrite
     assert "already exist" in capsys.readouterr().err
     import argparse
 

@@ -27,10 +27,10 @@ class CliError(Exception):
     """A user-facing error: printed as one line, with a non-zero exit status (see :func:`reports_user_errors`)."""
 
 
-def reports_user_errors(prog: str, *library_errors: Type[BaseException],
-                        status: int = 1) -> Callable[[Handler], Handler]:
+def reports_user_errors(prog: str, *library_errors: Type[BaseException]) -> Callable[[Handler], Handler]:
     """Makes a subcommand handler report :class:`CliError` and ``library_errors`` as one line
-    ``PROG: error: MESSAGE`` on stderr and return ``status`` instead of raising.
+    ``PROG: error: MESSAGE`` on stderr and return 1 instead of raising (every subcommand: 1 = the
+    work failed; 2 stays argparse's, for a command line it cannot parse).
 
     The handler itself does it (not only :func:`fastinpaint.cli.main`), so that the subcommand
     behaves the same when another parser calls ``args.func(args)``.
@@ -43,7 +43,7 @@ def reports_user_errors(prog: str, *library_errors: Type[BaseException],
                 return handler(*args, **kwargs)
             except (CliError, ImageIOError, *library_errors) as err:
                 print(f"{prog}: error: {err}", file=sys.stderr)
-                return status
+                return 1
 
         return run
 

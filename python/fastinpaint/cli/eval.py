@@ -50,7 +50,7 @@ def resolve_methods(names: str, inpaint_fn: Optional[Callable], weights: Optiona
 
 # The library's errors are the user's here: a bad folder, an unreadable file, a method that needs
 # a package not installed (OpenCV for telea), an unknown method name of the dispatcher.
-@reports_user_errors("fastinpaint eval", ValueError, FileNotFoundError, ImportError, TypeError, status=2)
+@reports_user_errors("fastinpaint eval", ValueError, FileNotFoundError, ImportError, TypeError)
 def run(args: argparse.Namespace, inpaint_fn: Optional[Callable]) -> int:
     if (args.masks is None) == (not args.generate):
         raise CliError("give exactly one of --masks DIR and --generate N")

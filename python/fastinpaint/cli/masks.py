@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
 
 
-@reports_user_errors("fastinpaint masks", ValueError, FileExistsError, status=2)
+@reports_user_errors("fastinpaint masks", ValueError, FileExistsError)
 def run(args: argparse.Namespace) -> int:
     paths = write_mask_set(args.out, args.count, parse_size(args.size), parse_buckets(args.bucket), seed=args.seed,
                            border=args.border, overwrite=args.overwrite, margin=args.margin)

@@ -76,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="no progress bar")
 
 
-@reports_user_errors("fastinpaint train", ValueError, FileNotFoundError, status=2)
+@reports_user_errors("fastinpaint train", ValueError, FileNotFoundError)
 def _train(args: argparse.Namespace) -> int:
     overrides = {key: getattr(args, key) for _, key, _ in _FLAGS}
     overrides.update({key: getattr(args, key) for key in _SWITCHES})
