@@ -14,9 +14,11 @@ Coarse to fine over an image pyramid; at each level, EM iterations of
 The field is upsampled to the next finer level, where it seeds the NNF and first rebuilds the
 hole from that level's own known pixels (a vote of small patches), so every level starts from the
 photo's texture rather than from an upsampled blur (pixels without an upsampled match start from
-the nearest valid source patch); the finest level then runs one EM iteration (em_finest). The
-coarsest level starts from a smooth mask-aware pyramid fill rather than noise, so the first fields
-match plausible colours.
+the nearest valid source patch); the finest level then runs one EM iteration (em_finest), each
+coarser one two more. A coarse pixel is known where its 6x6 window holds a known pixel (as in
+pypatchmatch's pyramid), so holes shrink towards the coarsest level, down to a few pixels, where
+the layout of the fill is decided. The coarsest level starts from a smooth mask-aware pyramid fill
+rather than noise, so the first fields match plausible colours.
 
 Works on ``(C, H, W)`` float tensors on any device fastinpaint's kernels run on; the dispatcher
 (:func:`fastinpaint.inpaint`) handles image types, dtypes, alpha and copying known pixels back.
@@ -60,16 +62,18 @@ class PatchMatchOptions:
     #: pyramid 7 measured +0.07 dB, SWD x1e3 -0.14 and sharpness +0.02 over 5 (28 tuning pairs)
     coarse_patch_size: int = 7
     #: how the votes at those coarse levels combine the proposals (None: vote_reduce). There the
-    #: fill is only the layout the finer levels refine, and "mean" lays it out smoother: +0.09 dB
-    #: PSNR and +0.0012 SSIM on all 112 development pairs, but sharpness -0.024 and SWD x1e3
-    #: +0.09, both then on the wrong side of pypatchmatch's (center25 sharpness .685 -> .635), for
-    #: 1.06x the CPU time; with mean votes at the schedule's second finest level too, +0.08 dB
-    #: more and sharpness -0.03 more (28 tuning pairs). A PSNR-for-sharpness trade, so None.
+    #: fill is only the layout the finer levels refine, and "mean" lays it out smoother: +0.04 dB
+    #: PSNR and +0.001 SSIM on all 112 development pairs, but sharpness -0.020 and SWD x1e3
+    #: +0.15, both then on the wrong side of pypatchmatch's (center25 sharpness .694 -> .642);
+    #: with mean votes at the schedule's second finest level too, +0.08 dB more and sharpness
+    #: -0.03 more (28 tuning pairs). A PSNR-for-sharpness trade, so None.
     coarse_vote_reduce: Optional[str] = None
     #: EM iterations at the finest level the schedule reaches (see em_max_hole_pixels), and how
     #: many more each coarser level runs (1 + 2 per level, as pypatchmatch; coarse levels are
     #: tiny, so they cost little), up to em_coarsest. The former linear ramp from 16 at the
-    #: coarsest level to 1 gave the same PSNR (28 tuning pairs) for 1.2x the CPU time. With 0 at the
+    #: coarsest level to 1 gave the same PSNR (28 tuning pairs) for 1.2x the CPU time; 4 per level
+    #: measured +0.03 dB and sharpness +0.006 for 1.3x the CPU time, 8 per level +0.00 dB for
+    #: 1.7x (all 112 pairs), 3 the same as 2 (tuning pairs). With 0 at the
     #: finest level, its fill is the vote of the upsampled field alone (see upsample_vote_patch).
     #: With mean votes that was as sharp, 30 % faster and within 0.1 dB of one more EM iteration
     #: there; with plurality votes one iteration measured +0.14 dB, +0.0025 SSIM and a lower SWD
