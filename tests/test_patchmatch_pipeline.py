@@ -354,3 +354,89 @@ def test_nearest_centre_init_replaces_only_missing_entries():
     assert all(out[y, x].tolist() == [6, 7] for y in range(5, 8) for x in range(5, 9))
     assert (out[~active] == -1).all()  # inactive entries untouched
     assert _nearest_centre_init(None, active, centres)[2, 2].tolist() == [1, 1]
+
+
+def _down_masked_reference(img, known):
+    """pypatchmatch's pyramid rule in float64 loops: coarse pixel (i, j) averages the known fine
+    pixels (2i - 2 .. 2i + 3, 2j - 2 .. 2j + 3) with binomial weights (1, 5, 10, 10, 5, 1)²."""
+    w1 = np.array([1, 5, 10, 10, 5, 1], np.float64)
+    c, h, w = img.shape
+    oh, ow = (h + 1) // 2, (w + 1) // 2
+    num, den = np.zeros((c, oh, ow)), np.zeros((oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            for a in range(6):
+                for b in range(6):
+                    y, x = 2 * i - 2 + a, 2 * j - 2 + b
+                    if 0 <= y < h and 0 <= x < w and known[y, x]:
+                        num[:, i, j] += w1[a] * w1[b] * img[:, y, x]
+                        den[i, j] += w1[a] * w1[b]
+    return np.where(den > 0, num / np.maximum(den, 1e-300), 0.0), den
+
+
+@pytest.mark.parametrize("shape", [(7, 9), (8, 8), (13, 6), (1, 5)])
+def test_pyramid_downsample_matches_float64_reference(shape):
+    from fastinpaint.methods.patchmatch import _down_masked
+
+    rng = np.random.default_rng(sum(shape))
+    img = rng.random((3, *shape))
+    known = rng.random(shape) > 0.6
+    ref, ref_w = _down_masked_reference(img, known)
+    out, w = _down_masked(torch.tensor(img, dtype=torch.float32), torch.from_numpy(known))
+    assert out.shape == (3, (shape[0] + 1) // 2, (shape[1] + 1) // 2)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(w.numpy(), ref_w)  # integer weights: exact in float32
+    assert ((w > 0).numpy() == (ref_w > 0)).all()
+
+
+def test_pyramid_holes_shrink_and_sources_follow_the_source_mask():
+    """Every coarse level's hole is where the finer level's 6x6 window holds no known pixel (so
+    holes shrink), its source where the window holds a source pixel and the pixel is no hole."""
+    from fastinpaint.methods.patchmatch import PatchMatchOptions, _build_pyramid
+
+    rng = np.random.default_rng(2)
+    hole = np.zeros((140, 180), bool)
+    hole[20:120, 30:150] = True
+    hole |= rng.random(hole.shape) > 0.9
+    source_mask = np.ones_like(hole)
+    source_mask[:, :8] = False
+    source = ~hole & source_mask
+    img = torch.tensor(rng.random((3, 140, 180)), dtype=torch.float32)
+    levels = _build_pyramid(img, torch.from_numpy(hole), torch.from_numpy(source), PatchMatchOptions(coarsest_size=4))
+    assert len(levels) >= 3
+    for fine, coarse in zip(levels, levels[1:]):
+        _, known_w = _down_masked_reference(np.zeros((1, *fine.hole.shape)), ~fine.hole.numpy())
+        _, src_w = _down_masked_reference(np.zeros((1, *fine.hole.shape)), fine.source.numpy())
+        np.testing.assert_array_equal(coarse.hole.numpy(), known_w == 0)
+        np.testing.assert_array_equal(coarse.source.numpy(), (src_w > 0) & (known_w > 0))
+        assert coarse.hole.float().mean() < fine.hole.float().mean()  # the hole shrinks
+
+
+def test_em_schedule_and_coarse_votes(monkeypatch):
+    """1 EM iteration at the finest level, 2 more per coarser level; the levels coarser than the
+    two finest match coarse_patch_size patches and vote coarse_vote_reduce."""
+    import fastinpaint.methods.patchmatch as pm
+
+    calls = []
+    real = pm._em_level
+
+    def spy(level, img, field, active, conf, em_iterations, cold, opts, seed, patch_size, reduce):
+        calls.append((level.hole.shape[0], em_iterations, patch_size, reduce))
+        return real(level, img, field, active, conf, em_iterations, cold, opts, seed, patch_size, reduce)
+
+    monkeypatch.setattr(pm, "_em_level", spy)
+    img = torch.from_numpy(textured(192, 192, seed=1)).permute(2, 0, 1).float() / 255
+    hole = torch.zeros(192, 192, dtype=torch.bool)
+    hole[60:130, 50:150] = True
+    pm.inpaint_patchmatch(img, hole, seed=0, coarsest_size=8, coarse_patch_size=5, coarse_vote_reduce="mean")
+    n = len(calls)
+    assert n >= 4 and [c[0] for c in calls] == [192 >> k for k in range(n - 1, -1, -1)]
+    assert [c[1] for c in calls] == [1 + 2 * k for k in range(n - 1, -1, -1)]
+    assert [c[2] for c in calls] == [5] * (n - 2) + [7, 7]
+    assert [c[3] for c in calls] == ["mean"] * (n - 2) + ["plurality"] * 2
+    calls.clear()
+    pm.inpaint_patchmatch(img, hole, seed=0, coarsest_size=8, em_step=3, em_coarsest=6)
+    assert [c[1] for c in calls] == [min(6, 1 + 3 * k) for k in range(n - 1, -1, -1)]
+    assert {c[3] for c in calls} == {"plurality"}
+    with pytest.raises(ValueError, match="coarse_vote_reduce"):
+        pm.inpaint_patchmatch(img, hole, coarse_vote_reduce="median")
