@@ -101,7 +101,9 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
     n, _, h, w = image_b.shape
     hole_b = GLCIC._hole_batch(image_b, hole, who="inpaint_glcic")
     holes = (hole_b.to(image.device) != 0).expand(n, 1, h, w)
-    net = learned.network("glcic", weights, GLCIC, GLCIC.load, image.device)
+    # channels_last weights: oneDNN (and cuDNN) then convolve in that layout throughout, without
+    # re-layout copies: the forward at 256 px measured 0.28 -> 0.22 s on one CPU thread.
+    net = learned.network("glcic", weights, GLCIC, GLCIC.load, image.device, memory_format=torch.channels_last)
 
     def predict(x_b: Tensor) -> Tensor:
         if x_b.shape[1] != net.channels:
