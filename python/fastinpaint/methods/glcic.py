@@ -39,8 +39,8 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
     internally to a multiple of 4). Its prediction is clamped to [0, 1], corrected and composited:
     **known pixels are returned exactly as given**. The corrections (both on by default; see
     :func:`fastinpaint.methods.learned.offset_correct` and :func:`~fastinpaint.methods.learned.border_blend`):
-    the network's colour offset, measured on the known pixels it also predicts, is extrapolated
-    into the hole and removed (``correct_offset``); then the fill is blended toward the biharmonic
+    the network's colour offset, measured on the hole's first rings against the biharmonic fill, is
+    extrapolated into the hole and removed (``correct_offset``); then the fill is blended toward the biharmonic
     fill near the hole border (``border_blend``). With ``blend="poisson"`` the raw prediction is
     instead Poisson-blended into the image over the hole (:func:`fastinpaint.blending.poisson_blend`,
     the paper's post-processing; slower on large holes) and clamped to [0, 1] before compositing.
@@ -117,9 +117,11 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
             pred = torch.stack([poisson_blend(x_b[i].float(), pred[i], holes[i, 0]) for i in range(n)]).clamp_(0, 1)
         else:
             x_f = x_b.float()
+            # one biharmonic solve serves both corrections (the costlier part of them)
+            smooth = learned.smooth_fill(x_f, holes) if (correct_offset or border_blend > 0) else None
             if correct_offset:
-                pred = learned.offset_correct(x_f, holes, pred)
-            pred = learned.border_blend(x_f, holes, pred, border_blend, blend_floor).clamp_(0, 1)
+                pred = learned.offset_correct(x_f, holes, pred, smooth)
+            pred = learned.border_blend(x_f, holes, pred, border_blend, blend_floor, smooth).clamp_(0, 1)
         return learned.composite(x_b, holes, pred)
 
     out = learned.gray_as_rgb(image_b, holes, net.channels, predict)
