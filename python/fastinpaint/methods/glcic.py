@@ -117,11 +117,11 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
             pred = torch.stack([poisson_blend(x_b[i].float(), pred[i], holes[i, 0]) for i in range(n)]).clamp_(0, 1)
         else:
             x_f = x_b.float()
-            # one biharmonic solve serves both corrections (the costlier part of them)
-            smooth = learned.smooth_fill(x_f, holes) if (correct_offset or border_blend > 0) else None
+            # one biharmonic solve and distance transform serve both corrections (their costly part)
+            ref = learned.border_reference(x_f, holes) if (correct_offset or border_blend > 0) else None
             if correct_offset:
-                pred = learned.offset_correct(x_f, holes, pred, smooth)
-            pred = learned.border_blend(x_f, holes, pred, border_blend, blend_floor, smooth).clamp_(0, 1)
+                pred = learned.offset_correct(x_f, holes, pred, ref)
+            pred = learned.border_blend(x_f, holes, pred, border_blend, blend_floor, ref).clamp_(0, 1)
         return learned.composite(x_b, holes, pred)
 
     out = learned.gray_as_rgb(image_b, holes, net.channels, predict)
