@@ -114,7 +114,7 @@ def test_offset_correction_removes_a_constant_colour_offset_whatever_the_known_p
     # constant offset in the hole, with different errors on the known pixels: a completion network
     # is trained on the hole only, so its known-pixel outputs say nothing about its hole (the
     # bundled GLCIC's were 30 grey levels too red there; the first version of the correction used
-    # them and turned a -2.6 red cast into -10). The hole must come back as the image itself.
+    # them and turned a -2.6 red cast into -9.5). The hole must come back as the image itself.
     from fastinpaint.methods.learned import offset_correct
 
     yy, xx = torch.meshgrid(torch.linspace(0, 1, 40), torch.linspace(0, 1, 50), indexing="ij")

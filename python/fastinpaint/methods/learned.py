@@ -249,7 +249,7 @@ def offset_correct(image: Tensor, hole: Tensor, prediction: Tensor,
     first: a completion network's loss covers the hole only, so its outputs there are untrained:
     the bundled GLCIC's were off by -30 / -16 / -6 grey levels (R / G / B) on average over the
     held-out photos' known pixels (-77 in red on ``moss``), nothing like its error in the hole, and
-    adding that residual turned a -2.6 red cast into -10 at 512 px.
+    adding that residual turned a -2.6 red cast into -9.5 at 512 px.
 
     Args:
         image, hole, prediction: as :func:`border_blend`.
