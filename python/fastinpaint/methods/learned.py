@@ -228,7 +228,7 @@ def at_net_size(image: Tensor, hole: Tensor, net_size: int, run: Callable[[Tenso
 
 #: Width (px) of the band of the hole, along its border, where :func:`offset_correct` measures the
 #: network's offset: the first rings, where the smooth fill of the known neighbours is accurate
-#: (:func:`border_blend` takes it with weight >= 0.94 there at the bundled tau of 16).
+#: (:func:`border_blend` gives it a weight of at least 0.93 there at the bundled tau of 16).
 OFFSET_BAND = 2.0
 
 
