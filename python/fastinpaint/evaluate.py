@@ -427,8 +427,8 @@ def evaluate(method_fn: Union[InpaintFn, Mapping[str, InpaintFn]], pairs: Iterab
         pairs: :class:`Pair` objects, or ``(image, mask)`` / ``(name, image, mask)`` tuples.
             Images uint8, or float in [0, 1]; masks non-zero = hole.
         csv_path: write the summary (``method, bucket, count, psnr, ssim, l1, sharpness, swd,
-            seconds, offset_r, offset_g, offset_b``) here; each score is the mean over the bucket's pairs (sharpness leaves out
-            the nan of a pair whose photo is flat in the hole).
+            seconds, offset_r, offset_g, offset_b``) here; each score is the mean over the bucket's
+            pairs (sharpness leaves out the nan of a pair whose photo is flat in the hole).
         per_image_csv: write one row per (method, pair) here.
         print_table: print the summary table.
         progress: show a tqdm bar.

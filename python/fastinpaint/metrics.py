@@ -504,5 +504,5 @@ def swd(output: Array, ground_truth: Array, hole: Array, data_range: Optional[fl
     return _out(torch.stack(vals), numpy_in, batched)
 
 
-__all__ = ["psnr", "ssim", "l1", "mse", "composite", "sharpness", "swd", "fill_mean_offset", "swd_bands", "swd_directions",
-           "swd_sample"]
+__all__ = ["psnr", "ssim", "l1", "mse", "composite", "sharpness", "swd", "fill_mean_offset", "swd_bands",
+           "swd_directions", "swd_sample"]

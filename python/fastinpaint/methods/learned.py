@@ -28,7 +28,8 @@ from typing import Callable, Iterator, NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-__all__ = ["network", "evaluating", "composite", "BorderReference", "border_reference", "border_blend", "offset_correct"]
+__all__ = ["network", "evaluating", "composite", "BorderReference", "border_reference", "border_blend",
+           "offset_correct"]
 
 _cache_lock = threading.Lock()
 _cache: dict = {}  # method -> (key, module): the last network loaded from a file, per method
