@@ -218,3 +218,27 @@ def test_pypatchmatch_baseline_is_pypatchmatch_at_patch_size_3():
     assert np.array_equal(out[~mask], img[~mask])
     with pytest.raises(ValueError, match="does not match image"):
         ev.pypatchmatch(given, mask[:-1])
+
+
+def test_evaluate_reports_the_fill_mean_offset_in_grey_levels(small_set, tmp_path):
+    # a method that fills with the truth plus a fixed tint: the offsets are that tint, in 8-bit
+    # grey levels, per pair and in the summary, in both CSVs and in the printed table
+    imgs, masks = small_set
+    pairs = ev.load_pairs(imgs, masks)
+
+    def tinted(given, hole):  # ground truth from the enclosing pair, +6 red, -3 blue (within 0..255)
+        gt = next(p.image for p in pairs if np.array_equal(p.mask, hole)).astype(np.int16)
+        return np.clip(gt + np.array([6, 0, -3]), 0, 255).astype(np.uint8)
+
+    res = ev.evaluate({"tinted": tinted}, pairs, print_table=False, csv_path=tmp_path / "s.csv",
+                      per_image_csv=tmp_path / "p.csv")
+    for p, row in zip(pairs, res.rows):
+        gt = p.image[p.mask].astype(np.float64)
+        want = np.clip(gt + [6, 0, -3], 0, 255).mean(0) - gt.mean(0)
+        assert [row["offset_r"], row["offset_g"], row["offset_b"]] == pytest.approx(list(want), abs=1e-9)
+    overall = next(r for r in csv.DictReader(open(tmp_path / "s.csv")) if r["bucket"] == "all")
+    assert float(overall["offset_r"]) == pytest.approx(np.mean([r["offset_r"] for r in res.rows]), abs=1e-5)
+    assert float(overall["offset_r"]) > 3 and float(overall["offset_b"]) < -1
+    assert {"offset_r", "offset_g", "offset_b"} <= set(next(csv.DictReader(open(tmp_path / "p.csv"))))
+    line = next(ln for ln in res.table().splitlines() if ln.startswith("tinted") and " all " in ln)
+    assert float(line.split()[6]) == pytest.approx(float(overall["offset_r"]), abs=0.01)

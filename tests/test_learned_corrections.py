@@ -109,15 +109,24 @@ def test_pconv_runs_the_network_at_net_size_and_blends_at_full_size():
     assert (full[:, hole] - out[:, hole]).abs().max() > 0.01  # the size reaches the network
 
 
-def test_offset_correction_removes_a_constant_colour_offset():
+def test_offset_correction_removes_a_constant_colour_offset_whatever_the_known_pixels_predictions():
+    # A smooth image (a ramp is biharmonic: the smooth fill is exact) and a prediction right up to a
+    # constant offset in the hole, with different errors on the known pixels: a completion network
+    # is trained on the hole only, so its known-pixel outputs say nothing about its hole (the
+    # bundled GLCIC's were 30 grey levels too red there; the first version of the correction used
+    # them and turned a -2.6 red cast into -9.5). The hole must come back as the image itself.
     from fastinpaint.methods.learned import offset_correct
 
-    img = torch.rand(1, 3, 40, 50)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 40), torch.linspace(0, 1, 50), indexing="ij")
+    img = torch.stack([0.2 + 0.5 * xx, 0.3 + 0.4 * yy, 0.8 - 0.3 * xx - 0.2 * yy])[None]
     hole = torch.zeros(1, 1, 40, 50, dtype=torch.bool)
-    hole[..., 10:30, 15:35] = True
+    hole[..., 10:30, 15:35] = True  # 400 px: the exact (direct) biharmonic solve
     offset = torch.tensor([0.1, -0.05, 0.2]).view(1, 3, 1, 1)
-    out = offset_correct(img, hole, img + offset)  # a prediction right up to a constant offset
-    assert torch.allclose(out, torch.where(hole, img, img + offset), atol=1e-5)
+    wrong_outside = torch.tensor([-0.3, 0.25, 0.1]).view(1, 3, 1, 1) * torch.rand(1, 1, 40, 50)
+    pred = torch.where(hole, img + offset, img + wrong_outside)
+    out = offset_correct(img, hole, pred)
+    assert torch.allclose(out[:, :, 10:30, 15:35], img[:, :, 10:30, 15:35], atol=1e-4)
+    assert torch.equal(out[~hole.expand_as(out)], pred[~hole.expand_as(pred)])  # known pixels as predicted
 
 
 @pytest.mark.parametrize("method", ["pconv", "glcic"])
@@ -145,21 +154,23 @@ def _held_out(shared_data, kinds):
             yield img, np.asarray(Image.open(shared_data / "masks" / f"{name}__{kind}.png")) > 0
 
 
-def test_bundled_glcic_colour_cast_on_held_out_photos_is_reduced(shared_data):
-    # The raw bundled GLCIC tinted large fills blue: the mean fill colour minus the ground truth's,
-    # averaged over the held-out photos' 16 large holes, was (-3.8, +9.1, +16.5) grey levels
-    # (R, G, B). With the corrections it is (-6.1, +0.9, +4.6): the issue's 2-level target is NOT
-    # met (docs/model_card_glcic.md); this bound catches the cast coming back.
-    bias = []
-    for img, mask in _held_out(shared_data, ("irr_30_40", "irr_40_50", "irr_50_60", "center25")):
-        out = fastinpaint.inpaint(img, mask, method="glcic")
-        bias.append(out[mask].astype(np.float64).mean(0) - img[mask].astype(np.float64).mean(0))
-    mean_bias = np.mean(bias, 0)
-    assert np.abs(mean_bias).max() <= 7.0, mean_bias
+def test_bundled_glcic_colour_cast_on_held_out_photos(shared_data):
+    # Issue 18's figure: the mean fill colour minus the ground truth's (grey levels, R / G / B),
+    # averaged over the held-out photos' 28 pairs at 512 px (fastinpaint eval's dR dG dB). It was
+    # (-4.1, 0.0, +2.6) with the offset measured on the network's untrained known-pixel outputs,
+    # and is (-1.5, +1.4, +2.6) measured on the hole's first rings. Blue is not within the
+    # issue's 2 levels: the biharmonic fill alone is +2.1 there (docs/model_card_glcic.md).
+    from fastinpaint.metrics import fill_mean_offset
+
+    kinds = ("irr_01_10", "irr_10_20", "irr_20_30", "irr_30_40", "irr_40_50", "irr_50_60", "center25")
+    cast = [255 * fill_mean_offset(fastinpaint.inpaint(np.where(mask[..., None], 0, img), mask, method="glcic"),
+                                   img, mask) for img, mask in _held_out(shared_data, kinds)]
+    mean_cast = np.mean(cast, 0)
+    assert abs(mean_cast[0]) <= 2.0 and abs(mean_cast[1]) <= 2.0 and abs(mean_cast[2]) <= 3.0, mean_cast
     raw = []
     for img, mask in _held_out(shared_data, ("center25",)):
         out = fastinpaint.inpaint(img, mask, method="glcic", border_blend=0, correct_offset=False, net_size=0)
-        raw.append(out[mask].astype(np.float64).mean(0) - img[mask].astype(np.float64).mean(0))
+        raw.append(255 * fill_mean_offset(out, img, mask))
     assert np.mean(raw, 0)[2] > 10  # the raw network's blue cast, which the corrections remove
 
 

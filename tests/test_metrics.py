@@ -273,3 +273,29 @@ def test_texture_scores_on_a_photo(shared_data):
                               .astype(np.uint8), hole)
     assert metrics.sharpness(comp, gt, hole) < 0.8
     assert metrics.swd(noisy, gt, hole) < metrics.swd(comp, gt, hole)
+
+
+def test_fill_mean_offset_against_numpy():
+    # the reference: NumPy means over the hole, written out here
+    rng = np.random.default_rng(3)
+    gt = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    out = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    hole = np.zeros((40, 50), bool)
+    hole[5:30, 10:20] = True
+    want = (out[hole].astype(np.float64).mean(0) - gt[hole].astype(np.float64).mean(0)) / 255
+    got = metrics.fill_mean_offset(out, gt, hole)
+    assert got.shape == (3,) and np.allclose(got, want, atol=1e-12)
+    # pixels outside the hole do not count; a constant tint is found exactly, per channel and signed
+    tinted = gt.astype(np.float64) / 255
+    tinted[hole] += (0.02, 0.0, -0.03)
+    tinted[~hole] = 0.9
+    assert np.allclose(metrics.fill_mean_offset(tinted, gt / 255.0, hole), (0.02, 0.0, -0.03), atol=1e-12)
+    # torch batches, channel-first, RGBA alpha left out; an empty hole is nan
+    t_gt = torch.from_numpy(gt).permute(2, 0, 1).double()[None].repeat(2, 1, 1, 1) / 255
+    t_out = torch.cat([t_gt, torch.ones(2, 1, 40, 50, dtype=torch.float64)], 1)
+    t_gt = torch.cat([t_gt, torch.zeros(2, 1, 40, 50, dtype=torch.float64)], 1)
+    t_out[1, :3] += 0.1
+    holes = torch.from_numpy(np.stack([hole, np.zeros_like(hole)]))
+    res = metrics.fill_mean_offset(t_out, t_gt, holes)
+    assert res.shape == (2, 3) and torch.allclose(res[0], torch.zeros(3, dtype=torch.float64))
+    assert torch.isnan(res[1]).all()

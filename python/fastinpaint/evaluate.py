@@ -344,8 +344,11 @@ class EvalResult:
         return format_table(self.summary)
 
 
-#: The scores of each row (``swd`` raw; the printed table shows it ×1000).
-SCORES = ("psnr", "ssim", "l1", "sharpness", "swd", "seconds")
+#: The scores of each row (``swd`` raw; the printed table shows it ×1000). ``offset_r/g/b``: the
+#: fill's colour cast, :func:`fastinpaint.metrics.fill_mean_offset` in 8-bit grey levels (signed;
+#: a bucket's mean is the method's average cast there).
+OFFSETS = ("offset_r", "offset_g", "offset_b")
+SCORES = ("psnr", "ssim", "l1", "sharpness", "swd", "seconds") + OFFSETS
 SUMMARY_FIELDS = ("method", "bucket", "count") + SCORES
 PER_IMAGE_FIELDS = ("method", "pair", "hole_ratio", "bucket") + SCORES
 #: CSV formats other than ``{:.6f}`` (SWD is ~1e-3: keep its significant digits).
@@ -375,14 +378,16 @@ def _summarise(rows: List[dict], bucket_order: List[str]) -> List[dict]:
 
 
 def format_table(summary: Sequence[Mapping]) -> str:
-    """Formats summary rows as ``method  bucket  n  PSNR  SSIM  L1  sharp  SWDx1000  s/img``
-    (SWD multiplied by 1000 for display; the rows and CSVs hold the raw value)."""
-    head = (f"{'method':<12} {'hole ratio':<10} {'n':>4} {'PSNR dB':>8} {'SSIM':>7} {'L1':>8} {'sharp':>6} "
-            f"{'SWDx1000':>8} {'s/img':>7}")
+    """Formats summary rows as ``method  bucket  n  PSNR  SSIM  L1  dR  dG  dB  sharp  SWDx1000  s/img``
+    (dR/dG/dB: the fill-mean offsets in grey levels; SWD multiplied by 1000 for display, the rows
+    and CSVs hold the raw value)."""
+    head = (f"{'method':<12} {'hole ratio':<10} {'n':>4} {'PSNR dB':>8} {'SSIM':>7} {'L1':>8} "
+            f"{'dR':>6} {'dG':>6} {'dB':>6} {'sharp':>6} {'SWDx1000':>8} {'s/img':>7}")
     lines = [head, "-" * len(head)]
     for r in summary:
         lines.append(f"{r['method']:<12} {r['bucket']:<10} {r['count']:>4} {r['psnr']:>8.3f} {r['ssim']:>7.4f} "
-                     f"{r['l1']:>8.5f} {r['sharpness']:>6.3f} {r['swd'] * 1000:>8.3f} {r['seconds']:>7.3f}")
+                     f"{r['l1']:>8.5f} {r['offset_r']:>+6.2f} {r['offset_g']:>+6.2f} {r['offset_b']:>+6.2f} "
+                     f"{r['sharpness']:>6.3f} {r['swd'] * 1000:>8.3f} {r['seconds']:>7.3f}")
     return "\n".join(lines)
 
 
@@ -412,7 +417,9 @@ def evaluate(method_fn: Union[InpaintFn, Mapping[str, InpaintFn]], pairs: Iterab
     [0, 1]: PSNR (dB, data range 1), SSIM (Gaussian window, as scikit-image), L1 (mean
     absolute error over the whole image, in [0, 1]) and, inside the hole, the texture scores
     :func:`fastinpaint.metrics.sharpness` (1 = as much detail as the photo, < 1 = blurrier) and
-    :func:`fastinpaint.metrics.swd` (raw; lower is better; the printed table shows it ×1000);
+    :func:`fastinpaint.metrics.swd` (raw; lower is better; the printed table shows it ×1000), and the
+    fill's colour cast per channel, ``offset_r/g/b`` (:func:`fastinpaint.metrics.fill_mean_offset`
+    in 8-bit grey levels: the mean of the fill over the hole minus the ground truth's, signed);
     also the seconds per call.
 
     Args:
@@ -420,8 +427,8 @@ def evaluate(method_fn: Union[InpaintFn, Mapping[str, InpaintFn]], pairs: Iterab
         pairs: :class:`Pair` objects, or ``(image, mask)`` / ``(name, image, mask)`` tuples.
             Images uint8, or float in [0, 1]; masks non-zero = hole.
         csv_path: write the summary (``method, bucket, count, psnr, ssim, l1, sharpness, swd,
-            seconds``) here; each score is the mean over the bucket's pairs (sharpness leaves out
-            the nan of a pair whose photo is flat in the hole).
+            seconds, offset_r, offset_g, offset_b``) here; each score is the mean over the bucket's
+            pairs (sharpness leaves out the nan of a pair whose photo is flat in the hole).
         per_image_csv: write one row per (method, pair) here.
         print_table: print the summary table.
         progress: show a tqdm bar.
@@ -485,7 +492,8 @@ def evaluate(method_fn: Union[InpaintFn, Mapping[str, InpaintFn]], pairs: Iterab
                          "ssim": float(metrics.ssim(gt, comp, data_range=1.0)),
                          "l1": float(metrics.l1(gt, comp, data_range=1.0)),
                          "sharpness": float(metrics.sharpness(comp, gt, hole, data_range=1.0)),
-                         "swd": float(metrics.swd(comp, gt, hole, data_range=1.0)), "seconds": dt})
+                         "swd": float(metrics.swd(comp, gt, hole, data_range=1.0)), "seconds": dt,
+                         **dict(zip(OFFSETS, 255.0 * metrics.fill_mean_offset(comp, gt, hole, data_range=1.0)))})
             if bar is not None:
                 bar.update(1)
     if bar is not None:

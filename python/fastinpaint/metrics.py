@@ -342,6 +342,43 @@ def sharpness(output: Array, ground_truth: Array, hole: Array, data_range: Optio
     return _out(ratio, numpy_in, batched)
 
 
+def fill_mean_offset(output: Array, ground_truth: Array, hole: Array, data_range: Optional[float] = None) -> Array:
+    """The colour cast of a fill: per channel, the mean of ``output`` over the hole minus the mean of
+    ``ground_truth`` over the hole, as a fraction of ``data_range`` (signed; multiply by 255 for
+    8-bit grey levels).
+
+    PSNR and SSIM barely see a fill that is a few grey levels too blue everywhere, yet the eye does;
+    averaged over many pairs, a method's offsets show whether it tints its fills (a method that only
+    errs at random averages towards 0).
+
+    Args:
+        output: the method's output (or the composite); layouts as in the module docstring.
+        ground_truth: the original image, same shape.
+        hole: bool ``(H, W)`` or ``(N, H, W)``, True = hole.
+        data_range: value range (default 255 for uint8, 1.0 for floats).
+
+    Returns:
+        ``(C,)`` array (one image) or ``(N, C)`` (a batch) for NumPy inputs; float64 tensors of the
+        same shapes for torch inputs; alpha left out. ``nan`` where the hole is empty.
+
+    Example:
+        >>> img = np.zeros((8, 8, 3)); hole = np.zeros((8, 8), bool); hole[2:6, 2:6] = True
+        >>> out = img.copy(); out[hole] = (0.0, 0.0, 0.5)
+        >>> fill_mean_offset(out, img, hole)
+        array([0. , 0. , 0.5])
+    """
+    gt, out, rng, numpy_in, batched = _prepare(ground_truth, output, data_range)
+    n, _, h, w = gt.shape
+    m = _hole_nhw(hole, n, h, w, gt.device)[:, None].to(torch.float64)
+    count = m.flatten(1).sum(1)[:, None]
+    diff = ((_colour(out) - _colour(gt)) / rng * m).flatten(2).sum(2)
+    offset = torch.where(count > 0, diff / count.clamp_min(1), torch.full_like(diff, float("nan")))
+    if numpy_in:
+        arr = offset.cpu().numpy()
+        return arr if batched else arr[0]
+    return offset if batched else offset[0]
+
+
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of ``(N, C, H, W)``, kernel cut at ``int(4σ + 0.5)``, border
     mirrored without repeating the edge pixel (torch ``"reflect"`` = scipy ``mode="mirror"``)."""
@@ -467,5 +504,5 @@ def swd(output: Array, ground_truth: Array, hole: Array, data_range: Optional[fl
     return _out(torch.stack(vals), numpy_in, batched)
 
 
-__all__ = ["psnr", "ssim", "l1", "mse", "composite", "sharpness", "swd", "swd_bands", "swd_directions",
-           "swd_sample"]
+__all__ = ["psnr", "ssim", "l1", "mse", "composite", "sharpness", "swd", "fill_mean_offset", "swd_bands",
+           "swd_directions", "swd_sample"]

@@ -39,8 +39,8 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
     internally to a multiple of 4). Its prediction is clamped to [0, 1], corrected and composited:
     **known pixels are returned exactly as given**. The corrections (both on by default; see
     :func:`fastinpaint.methods.learned.offset_correct` and :func:`~fastinpaint.methods.learned.border_blend`):
-    the network's colour offset, measured on the known pixels it also predicts, is extrapolated
-    into the hole and removed (``correct_offset``); then the fill is blended toward the biharmonic
+    the network's colour offset, measured on the hole's first rings against the biharmonic fill, is
+    extrapolated into the hole and removed (``correct_offset``); then the fill is blended toward the biharmonic
     fill near the hole border (``border_blend``). With ``blend="poisson"`` the raw prediction is
     instead Poisson-blended into the image over the hole (:func:`fastinpaint.blending.poisson_blend`,
     the paper's post-processing; slower on large holes) and clamped to [0, 1] before compositing.
@@ -101,7 +101,9 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
     n, _, h, w = image_b.shape
     hole_b = GLCIC._hole_batch(image_b, hole, who="inpaint_glcic")
     holes = (hole_b.to(image.device) != 0).expand(n, 1, h, w)
-    net = learned.network("glcic", weights, GLCIC, GLCIC.load, image.device)
+    # channels_last weights: oneDNN (and cuDNN) then convolve in that layout throughout, without
+    # re-layout copies: the forward at 256 px measured 0.28 -> 0.22 s on one CPU thread.
+    net = learned.network("glcic", weights, GLCIC, GLCIC.load, image.device, memory_format=torch.channels_last)
 
     def predict(x_b: Tensor) -> Tensor:
         if x_b.shape[1] != net.channels:
@@ -115,9 +117,11 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
             pred = torch.stack([poisson_blend(x_b[i].float(), pred[i], holes[i, 0]) for i in range(n)]).clamp_(0, 1)
         else:
             x_f = x_b.float()
+            # one biharmonic solve and distance transform serve both corrections (their costly part)
+            ref = learned.border_reference(x_f, holes) if (correct_offset or border_blend > 0) else None
             if correct_offset:
-                pred = learned.offset_correct(x_f, holes, pred)
-            pred = learned.border_blend(x_f, holes, pred, border_blend, blend_floor).clamp_(0, 1)
+                pred = learned.offset_correct(x_f, holes, pred, ref)
+            pred = learned.border_blend(x_f, holes, pred, border_blend, blend_floor, ref).clamp_(0, 1)
         return learned.composite(x_b, holes, pred)
 
     out = learned.gray_as_rgb(image_b, holes, net.channels, predict)
