@@ -11,8 +11,9 @@ method, it runs ``fastinpaint.inpaint(photo, mask, method=m, seed=0)`` (``auto``
 at the large sizes; ``--seeds N``: seeds 0..N-1, scores averaged per pair) at 512 px and at each
 large size and reports, per method and size, the mean PSNR inside the hole and the mean sharpness
 (:func:`fastinpaint.metrics.sharpness`, 1.0 = the photo's detail) against the photo at that size,
-their differences to the 512 px scores (mean and worst pair), and the seconds per call. Issue 15's targets: PSNR within 1.5 dB of the 512 px score and sharpness no
-lower than it minus 0.1. Nothing is written in the repository.
+their differences to the 512 px scores (mean and worst pair), and the seconds per call. Issue
+15's targets: PSNR within 1.5 dB of the 512 px score and sharpness no lower than it minus 0.1.
+Nothing is written in the repository.
 """
 
 from __future__ import annotations
