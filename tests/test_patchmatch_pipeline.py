@@ -151,6 +151,10 @@ def test_bad_inputs():
         fastinpaint.inpaint(img, box_mask(20, 24, 5, 10, 5, 10), em_iterations=3)
     with pytest.raises(ValueError, match="upsample_vote_patch"):
         fastinpaint.inpaint(img, box_mask(20, 24, 5, 10, 5, 10), upsample_vote_patch=4)
+    # a removed option is still accepted for one release: a DeprecationWarning, the same fill
+    with pytest.warns(DeprecationWarning, match="coarse_hole_fraction"):
+        old = fastinpaint.inpaint(img, box_mask(20, 24, 5, 10, 5, 10), seed=2, coarse_hole_fraction=0.75)
+    assert np.array_equal(old, fastinpaint.inpaint(img, box_mask(20, 24, 5, 10, 5, 10), seed=2))
 
 
 def test_source_mask_limits_what_is_copied():

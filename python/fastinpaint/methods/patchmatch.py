@@ -26,6 +26,7 @@ Works on ``(C, H, W)`` float tensors on any device fastinpaint's kernels run on;
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -386,6 +387,11 @@ def inpaint_patchmatch(
         ``(C, H, W)`` float32; known pixels equal the input.
     """
     check_patch_size(patch_size, "patchmatch")
+    if "coarse_hole_fraction" in options:  # kept for one release, as the public names in _deprecated
+        options = {k: v for k, v in options.items() if k != "coarse_hole_fraction"}
+        warnings.warn("patchmatch: coarse_hole_fraction no longer has an effect (a coarse pixel is a hole only where "
+                      "its 6x6 window holds no known pixel; see PatchMatchOptions.coarsest_size) and will be removed",
+                      DeprecationWarning, stacklevel=2)
     unknown = set(options) - set(PatchMatchOptions.__dataclass_fields__)
     if unknown:
         raise TypeError(f"patchmatch: unknown option(s) {sorted(unknown)}; known: {sorted(PatchMatchOptions.__dataclass_fields__)}")
