@@ -329,3 +329,43 @@ def test_auto_keeps_quality_at_2048_px(shared_data, method):
         exact = fastinpaint.inpaint(masked, hole, method=method, hd_strategy="original")
         s512 = float(sharpness(exact, truth, hole))
     assert s2048 > s512 - 0.1, scores
+
+
+def test_gaussian_blur_matches_scipy():
+    """hd's blur (metrics' kernel, replicated border) against scipy.ndimage.gaussian_filter
+    (mode "nearest", the same truncation), on fresh data, a box smaller than the kernel included."""
+    from scipy.ndimage import gaussian_filter
+
+    from fastinpaint.metrics import GAUSS_TRUNCATE
+
+    rng = np.random.default_rng(int.from_bytes(__import__("os").urandom(4), "little"))
+    for shape, sigma in (((3, 37, 52), 1.7), ((2, 5, 9), 2.5)):
+        x = rng.random(shape)
+        ours = hd._gaussian_blur(torch.from_numpy(x).float(), sigma).double().numpy()
+        ref = np.stack([gaussian_filter(c, sigma, mode="nearest", truncate=GAUSS_TRUNCATE) for c in x])
+        assert np.abs(ours - ref).max() < 1e-5
+
+
+def test_texture_rebuild_adds_detail_not_colour():
+    """The rebuild from the photo's pixels contributes only detail finer than the working scale:
+    a rebuild that is the guide shifted in colour (a drift of its copies) leaves the fill the
+    guide's, and a rebuild with fine detail added passes that detail through."""
+    rng = np.random.default_rng(5)
+    img = torch.from_numpy(rng.random((3, 96, 128))).float()
+    hole = torch.zeros(96, 128, dtype=torch.bool)
+    hole[30:70, 40:100] = True
+
+    def call(img_lo, hole_lo, src_lo, seed, scale):
+        return img_lo.masked_fill(hole_lo[None], 0.5)
+
+    box, plain = hd._scaled(call, img, hole, None, 0, 0.25)
+    detail = torch.from_numpy(rng.standard_normal(plain.shape)).float() * 0.05
+    from fastinpaint.methods import patchmatch
+
+    with mock.patch.object(patchmatch, "texture_from_guide", lambda image, hole, guide, *a, **k: guide + 0.2):
+        _, drifted = hd._scaled(call, img, hole, None, 0, 0.25, texture=True)
+    assert float((drifted - plain).abs().max()) < 1e-4
+    with mock.patch.object(patchmatch, "texture_from_guide", lambda image, hole, guide, *a, **k: guide + detail):
+        _, detailed = hd._scaled(call, img, hole, None, 0, 0.25, texture=True)
+    added = detailed - plain
+    assert float(torch.corrcoef(torch.stack([added.flatten(), detail.flatten()]))[0, 1]) > 0.9

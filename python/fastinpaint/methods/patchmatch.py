@@ -454,7 +454,7 @@ def inpaint_patchmatch(
 
 
 def texture_from_guide(image: Tensor, hole: Tensor, guide: Tensor, scale: float, box, *, seed: int = 0,
-                       patch_size: int = 7, nnf_iterations: int = 2) -> Tensor:
+                       patch_size: int = 7, nnf_iterations: int = 2, low: Optional[tuple] = None) -> Tensor:
     """The hole of ``image`` rebuilt from the photo's own full-resolution pixels, following
     ``guide``: a fill computed at ``scale`` (< 1) and upscaled, which has the right structure
     but not the photo's detail (fastinpaint.hd does this for the networks on large photos).
@@ -471,6 +471,9 @@ def texture_from_guide(image: Tensor, hole: Tensor, guide: Tensor, scale: float,
         guide: ``(C, bh, bw)``: the upscaled fill over ``box`` = ``(y0, y1, x0, x1)`` (the hole
             lies inside the box).
         scale: the scale the guide was computed at.
+        low: ``(image_lo, hole_lo)``, the image with the guide in its hole and the hole, at
+            ``scale``, when the caller has them (the fill it upscaled): they are then not
+            computed again by downscaling the full-resolution image.
 
     Returns:
         ``(C, bh, bw)``: the rebuilt fill over ``box`` (only its hole pixels are meant to be used).
@@ -479,11 +482,16 @@ def texture_from_guide(image: Tensor, hole: Tensor, guide: Tensor, scale: float,
     y0, y1, x0, x1 = box
     comp = torch.where(hole[None], 0, image)
     comp[:, y0:y1, x0:x1] = torch.where(hole[y0:y1, x0:x1][None], guide, comp[:, y0:y1, x0:x1])
-    lh, lw = max(1, round(h * scale)), max(1, round(w * scale))
-    hole_lo = F.interpolate(hole[None, None].float(), size=(lh, lw), mode="area")[0, 0] > 0
+    if low is None:
+        lh, lw = max(1, round(h * scale)), max(1, round(w * scale))
+        hole_lo = F.interpolate(hole[None, None].float(), size=(lh, lw), mode="area")[0, 0] > 0
+        comp_lo = F.interpolate(comp[None], size=(lh, lw), mode="area")[0]
+    else:
+        comp_lo, hole_lo = low
+        lh, lw = hole_lo.shape
     if bool(hole_lo.all()):
         return guide
-    feats = _features(F.interpolate(comp[None], size=(lh, lw), mode="area")[0], PatchMatchOptions.gradient_weight)
+    feats = _features(comp_lo, PatchMatchOptions.gradient_weight)
     p = patch_size
     while p > 1 and int(torch.count_nonzero(_valid_centres(~hole_lo, p))) == 0:
         p -= 2
