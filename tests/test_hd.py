@@ -332,16 +332,17 @@ def test_auto_keeps_quality_at_2048_px(shared_data, method):
 
 
 def test_gaussian_blur_matches_scipy():
-    """hd's blur (metrics' kernel, replicated border) against scipy.ndimage.gaussian_filter
-    (mode "nearest", the same truncation), on fresh data, a box smaller than the kernel included."""
+    """The blur hd's rebuild uses (metrics' kernel, replicated border) against
+    scipy.ndimage.gaussian_filter (mode "nearest", the same truncation), on fresh data, a box
+    smaller than the kernel included."""
     from scipy.ndimage import gaussian_filter
 
-    from fastinpaint.metrics import GAUSS_TRUNCATE
+    from fastinpaint.metrics import GAUSS_TRUNCATE, _gaussian_blur
 
     rng = np.random.default_rng(int.from_bytes(__import__("os").urandom(4), "little"))
     for shape, sigma in (((3, 37, 52), 1.7), ((2, 5, 9), 2.5)):
         x = rng.random(shape)
-        ours = hd._gaussian_blur(torch.from_numpy(x).float(), sigma).double().numpy()
+        ours = _gaussian_blur(torch.from_numpy(x).float()[None], sigma, padding="replicate")[0].double().numpy()
         ref = np.stack([gaussian_filter(c, sigma, mode="nearest", truncate=GAUSS_TRUNCATE) for c in x])
         assert np.abs(ours - ref).max() < 1e-5
 

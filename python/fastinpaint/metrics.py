@@ -95,9 +95,11 @@ def _prepare(a: Array, b: Array, data_range: Optional[float]):
 
 
 def _out(v: torch.Tensor, numpy_in: bool, batched: bool):
+    """``v`` (one score, or a row of scores, per image) as the caller gave its images: NumPy or
+    torch, a batch or one image (a scalar score of one NumPy image as a float)."""
     if numpy_in:
         arr = v.cpu().numpy()
-        return arr if batched else float(arr[0])
+        return arr if batched else (arr[0] if arr.ndim > 1 else float(arr[0]))
     return v if batched else v[0]
 
 
@@ -373,21 +375,19 @@ def fill_mean_offset(output: Array, ground_truth: Array, hole: Array, data_range
     count = m.flatten(1).sum(1)[:, None]
     diff = ((_colour(out) - _colour(gt)) / rng * m).flatten(2).sum(2)
     offset = torch.where(count > 0, diff / count.clamp_min(1), torch.full_like(diff, float("nan")))
-    if numpy_in:
-        arr = offset.cpu().numpy()
-        return arr if batched else arr[0]
-    return offset if batched else offset[0]
+    return _out(offset, numpy_in, batched)
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+def _gaussian_blur(x: torch.Tensor, sigma: float, padding: str = "reflect") -> torch.Tensor:
     """Separable Gaussian blur of ``(N, C, H, W)``, kernel cut at ``int(4σ + 0.5)``, border
-    mirrored without repeating the edge pixel (torch ``"reflect"`` = scipy ``mode="mirror"``)."""
+    mirrored without repeating the edge pixel (torch ``"reflect"`` = scipy ``mode="mirror"``; SWD's
+    bands) or ``padding="replicate"`` (scipy ``mode="nearest"``; any size of image)."""
     g = _gaussian_window(sigma, GAUSS_TRUNCATE, x.device)
     r = g.numel() // 2
     h, w = x.shape[-2:]
-    if r >= h or r >= w:
+    if padding == "reflect" and (r >= h or r >= w):
         raise ValueError(f"swd: images must be larger than {r}x{r} for a Gaussian of sigma {sigma}, got {h}x{w}")
-    p = torch.nn.functional.pad(x, (r, r, r, r), mode="reflect")
+    p = torch.nn.functional.pad(x, (r, r, r, r), mode=padding)
     return _filter_valid(_filter_valid(p, g, dim=2), g, dim=3)
 
 

@@ -493,7 +493,7 @@ def texture_from_guide(image: Tensor, hole: Tensor, guide: Tensor, scale: float,
         return guide
     feats = _features(comp_lo, PatchMatchOptions.gradient_weight)
     p = patch_size
-    while p > 1 and int(torch.count_nonzero(_valid_centres(~hole_lo, p))) == 0:
+    while p > 1 and _valid_centre_count(~hole_lo, p) == 0:
         p -= 2
     field, _ = _nnf(feats, feats, p, source_valid=~hole_lo, active=_dilate(hole_lo, p // 2),
                     iterations=nnf_iterations, seed=seed)
