@@ -23,14 +23,13 @@ import pathlib
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import fastinpaint
 from fastinpaint import metrics
 from fastinpaint.evaluate import load_pairs
 from fastinpaint.methods import learned
 from fastinpaint.methods.glcic import BLEND_FLOOR, BORDER_BLEND, NET_SIZE
-from fastinpaint.methods.patchmatch import _pushpull_fill
+from fastinpaint.smooth_fill import pushpull_fill
 from fastinpaint.nn.glcic import GLCIC
 
 DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -41,7 +40,7 @@ def _known_residual_correction(x, h, pred):
     """The first offset correction: the residual on the known pixels, push-pulled into the hole."""
     known = ~h[0, 0]
     residual = torch.where(known, x[0] - pred[0], torch.zeros_like(pred[0]))
-    return torch.where(h, pred + _pushpull_fill(residual, known)[None], pred)
+    return torch.where(h, pred + pushpull_fill(residual, known)[None], pred)
 
 
 def _picture(p, net, path) -> None:

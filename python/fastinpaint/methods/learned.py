@@ -28,6 +28,8 @@ from typing import Callable, Iterator, NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from fastinpaint.smooth_fill import hole_distance, pushpull_fill
+
 __all__ = ["network", "evaluating", "composite", "BorderReference", "border_reference", "border_blend",
            "offset_correct"]
 
@@ -101,7 +103,6 @@ def border_reference(image: Tensor, hole: Tensor) -> BorderReference:
         hole: ``(N, 1, H, W)``, non-zero = hole.
     """
     from fastinpaint.methods.biharmonic import inpaint_biharmonic
-    from fastinpaint.methods.patchmatch import _hole_distance  # the one distance transform of the package
 
     smooth = image.clone()
     distance = torch.zeros(image.shape[0], 1, *image.shape[2:], device=image.device)
@@ -109,7 +110,7 @@ def border_reference(image: Tensor, hole: Tensor) -> BorderReference:
         h = hole[i, 0].to(image.device) != 0
         if bool(h.any()) and not bool(h.all()):
             smooth[i] = inpaint_biharmonic(image[i], h)
-            distance[i, 0] = _hole_distance(h)
+            distance[i, 0] = hole_distance(h)
     return BorderReference(smooth, distance)
 
 
@@ -256,8 +257,6 @@ def offset_correct(image: Tensor, hole: Tensor, prediction: Tensor,
         image, hole, prediction: as :func:`border_blend`.
         reference: :func:`border_reference` of ``image`` and ``hole`` if the caller already has it.
     """
-    from fastinpaint.methods.patchmatch import _pushpull_fill
-
     if reference is None:
         reference = border_reference(image.to(prediction.dtype), hole)
     smooth = reference.smooth.to(prediction.dtype)
@@ -269,7 +268,7 @@ def offset_correct(image: Tensor, hole: Tensor, prediction: Tensor,
             continue
         band = h & (d <= OFFSET_BAND)
         residual = torch.where(band, smooth[i] - prediction[i], torch.zeros_like(prediction[i]))
-        out[i] = torch.where(h, prediction[i] + _pushpull_fill(residual, band), prediction[i])
+        out[i] = torch.where(h, prediction[i] + pushpull_fill(residual, band), prediction[i])
     return out
 
 

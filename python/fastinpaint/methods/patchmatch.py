@@ -40,6 +40,7 @@ from fastinpaint.ops.patchmatch import check_patch_size
 from fastinpaint.ops.patchmatch import nnf as _nnf
 from fastinpaint.ops.patchmatch import valid_centres as _valid_centres
 from fastinpaint.ops.patchmatch import vote as _vote
+from fastinpaint.smooth_fill import hole_distance, pushpull_fill, upsample
 
 __all__ = ["inpaint_patchmatch", "PatchMatchOptions", "texture_from_guide"]
 
@@ -147,18 +148,6 @@ class PatchMatchOptions:
 # ------------------------------------------------------------------------------------------------
 # pyramid helpers (mask-aware, odd sizes allowed)
 # ------------------------------------------------------------------------------------------------
-def _down_image(img: Tensor, known: Tensor) -> Tensor:
-    """2x downsample averaging known pixels only (hole values never leak into known ones)."""
-    k = known.to(img.dtype)[None, None]
-    num = F.avg_pool2d(img[None] * k, 2, ceil_mode=True)
-    den = F.avg_pool2d(k, 2, ceil_mode=True)
-    return (num / den.clamp_min(1e-12))[0]
-
-
-def _down_any(mask: Tensor) -> Tensor:
-    return F.max_pool2d(mask[None, None].to(torch.float32), 2, ceil_mode=True)[0, 0] > 0
-
-
 #: binomial weights of a 6-tap 2x downsampling window: coarse pixel i averages fine pixels
 #: 2i - 2 .. 2i + 3 (the 2x2 it covers and two more on each side), as pypatchmatch's pyramid does
 _BINOMIAL6 = (1.0, 5.0, 10.0, 10.0, 5.0, 1.0)
@@ -187,21 +176,6 @@ def _down_masked(img: Tensor, known: Tensor):
     return s[:-1] / den.clamp_min(1e-12)[None], den
 
 
-def _upsample(img: Tensor, size) -> Tensor:
-    return F.interpolate(img[None], size=size, mode="bilinear", align_corners=False)[0]
-
-
-def _pushpull_fill(img: Tensor, known: Tensor) -> Tensor:
-    """Fills unknown pixels smoothly: known averages from ever coarser scales, upsampled."""
-    if bool(known.all()):
-        return img
-    if not bool(known.any()):
-        return torch.zeros_like(img)
-    h, w = img.shape[1:]
-    coarse = _pushpull_fill(_down_image(img, known), _down_any(known))
-    return torch.where(known[None], img, _upsample(coarse, (h, w)))
-
-
 def _dilate(mask: Tensor, radius: int) -> Tensor:
     """Square dilation by ``radius``, as two 1-D passes (a k x k window costs k² per pixel)."""
     if radius <= 0:
@@ -219,25 +193,6 @@ def _features(img: Tensor, gradient_weight: float) -> Tensor:
     gx = (p[:, 1:-1, 2:] - p[:, 1:-1, :-2]) * (0.5 * gradient_weight)
     gy = (p[:, 2:, 1:-1] - p[:, :-2, 1:-1]) * (0.5 * gradient_weight)
     return torch.cat([img, gx, gy], 0).contiguous()
-
-
-def _hole_distance(hole: Tensor) -> Tensor:
-    """Euclidean distance of each pixel to the nearest known pixel (0 on known pixels)."""
-    from scipy.ndimage import distance_transform_edt
-
-    # On the CPU: one small round trip per pyramid level, far cheaper than peeling rings on the device.
-    # Only the hole's bounding box grown by one pixel is transformed: its rim is known, and the
-    # nearest known pixel of a hole pixel is never outside it (clamping a point into a box that
-    # holds the hole pixel brings it no farther), so the distances are exact at the cost of the
-    # box, not of the whole image (a small hole in a large crop).
-    h_np = hole.cpu().numpy()
-    d = np.zeros(h_np.shape, np.float32)
-    rows, cols = np.flatnonzero(h_np.any(1)), np.flatnonzero(h_np.any(0))
-    if rows.size:
-        y0, y1 = max(rows[0] - 1, 0), min(rows[-1] + 2, h_np.shape[0])
-        x0, x1 = max(cols[0] - 1, 0), min(cols[-1] + 2, h_np.shape[1])
-        d[y0:y1, x0:x1] = distance_transform_edt(h_np[y0:y1, x0:x1])
-    return torch.from_numpy(d).to(hole.device)
 
 
 def _upsample_field(field: Tensor, size) -> Tensor:
@@ -298,7 +253,7 @@ def _build_pyramid(img: Tensor, hole: Tensor, source: Tensor, opts: PatchMatchOp
 # the method
 # ------------------------------------------------------------------------------------------------
 def _confidence(level: _Level, opts: PatchMatchOptions) -> Tensor:
-    return torch.pow(torch.tensor(opts.confidence_gamma, device=level.hole.device), -_hole_distance(level.hole))
+    return torch.pow(torch.tensor(opts.confidence_gamma, device=level.hole.device), -hole_distance(level.hole))
 
 
 def _vote_upsampled_field(level: _Level, img: Tensor, field: Tensor, active: Tensor, conf: Tensor,
@@ -331,7 +286,7 @@ def _nearest_centre_init(field: Optional[Tensor], active: Tensor, centres: Tenso
     need = active & ~ok
     if not bool(need.any()) or not bool(centres.any()):
         return field
-    # On the CPU, like _hole_distance: one small round trip per pyramid level.
+    # On the CPU, like hole_distance: one small round trip per pyramid level.
     _, idx = distance_transform_edt(~centres.cpu().numpy(), return_indices=True)
     nearest = torch.from_numpy(np.stack([idx[0], idx[1]], -1).astype(np.int32)).to(field.device)
     return torch.where(need[..., None], nearest, field).contiguous()
@@ -434,10 +389,10 @@ def inpaint_patchmatch(
                 reduce = opts.coarse_vote_reduce
             conf = _confidence(level, opts)
             if img is None:
-                img = _pushpull_fill(level.image, ~level.hole)
+                img = pushpull_fill(level.image, ~level.hole)
                 cold = True
             else:
-                img = torch.where(level.hole[None], _upsample(img, (h, w)), level.image)
+                img = torch.where(level.hole[None], upsample(img, (h, w)), level.image)
                 if field is not None:
                     field = _upsample_field(field, (h, w))
                     img = _vote_upsampled_field(level, img, field, active, conf, opts, lp, reduce)

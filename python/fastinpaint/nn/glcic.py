@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fastinpaint.nn import _checkpoint
+from fastinpaint.smooth_fill import pushpull_fill
 
 __all__ = ["GLCIC", "GlobalDiscriminator", "LocalDiscriminator", "GLCICDiscriminator",
            "GLCIC_CHECKPOINT_FORMAT", "GLCIC_CHECKPOINT_VERSION", "DEFAULT_FILL_MEAN"]
@@ -164,11 +165,8 @@ class GLCIC(_checkpoint.Checkpointable, nn.Module):
         mean = torch.tensor(self.fill_mean, dtype=image.dtype, device=image.device).view(1, -1, 1, 1)
         fill = mean.expand_as(image)
         if self.prefill == "pushpull":
-            # PatchMatch's initial fill: one implementation of the push-pull in the package
-            from fastinpaint.methods.patchmatch import _pushpull_fill
-
             with torch.no_grad():  # a function of the known pixels only: nothing to learn through
-                fill = torch.stack([_pushpull_fill(image[i].detach(), h[i, 0] == 0) if bool((h[i, 0] == 0).any())
+                fill = torch.stack([pushpull_fill(image[i].detach(), h[i, 0] == 0) if bool((h[i, 0] == 0).any())
                                     else fill[i] for i in range(image.shape[0])])
         return torch.cat([image * (1 - h) + fill * h, h], 1)
 

@@ -1,0 +1,68 @@
+"""Mask-aware helpers shared by the methods and the networks: a smooth fill of a hole from its
+known pixels (push-pull) and each pixel's distance to the known pixels.
+
+PatchMatch starts its coarsest level from the push-pull fill and weights patches by their distance
+into the hole; the learned methods blend toward a smooth fill by that distance and carry colour
+residuals into the hole with push-pull; GLCIC's ``prefill="pushpull"`` gives the network the
+push-pull fill as its input. One implementation of each, here, below all of them.
+
+Images are ``(C, H, W)`` float tensors; masks ``(H, W)`` bool.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["pushpull_fill", "hole_distance", "upsample"]
+
+
+def _down_image(img: Tensor, known: Tensor) -> Tensor:
+    """2x downsample averaging known pixels only (hole values never leak into known ones)."""
+    k = known.to(img.dtype)[None, None]
+    num = F.avg_pool2d(img[None] * k, 2, ceil_mode=True)
+    den = F.avg_pool2d(k, 2, ceil_mode=True)
+    return (num / den.clamp_min(1e-12))[0]
+
+
+def _down_any(mask: Tensor) -> Tensor:
+    return F.max_pool2d(mask[None, None].to(torch.float32), 2, ceil_mode=True)[0, 0] > 0
+
+
+def upsample(img: Tensor, size) -> Tensor:
+    """``(C, h, w)`` -> ``(C, *size)``, bilinear (pixel centres aligned as ``align_corners=False``)."""
+    return F.interpolate(img[None], size=size, mode="bilinear", align_corners=False)[0]
+
+
+def pushpull_fill(img: Tensor, known: Tensor) -> Tensor:
+    """``img`` with its unknown pixels filled smoothly: the known pixels' averages from ever coarser
+    scales (2x each), upsampled back; known pixels unchanged. All zeros when nothing is known."""
+    if bool(known.all()):
+        return img
+    if not bool(known.any()):
+        return torch.zeros_like(img)
+    h, w = img.shape[1:]
+    coarse = pushpull_fill(_down_image(img, known), _down_any(known))
+    return torch.where(known[None], img, upsample(coarse, (h, w)))
+
+
+def hole_distance(hole: Tensor) -> Tensor:
+    """Euclidean distance of each pixel to the nearest known pixel (0 on known pixels), float32 on
+    ``hole``'s device."""
+    from scipy.ndimage import distance_transform_edt
+
+    # On the CPU: one small round trip per pyramid level, far cheaper than peeling rings on the device.
+    # Only the hole's bounding box grown by one pixel is transformed: its rim is known, and the
+    # nearest known pixel of a hole pixel is never outside it (clamping a point into a box that
+    # holds the hole pixel brings it no farther), so the distances are exact at the cost of the
+    # box, not of the whole image (a small hole in a large crop).
+    h_np = hole.cpu().numpy()
+    d = np.zeros(h_np.shape, np.float32)
+    rows, cols = np.flatnonzero(h_np.any(1)), np.flatnonzero(h_np.any(0))
+    if rows.size:
+        y0, y1 = max(rows[0] - 1, 0), min(rows[-1] + 2, h_np.shape[0])
+        x0, x1 = max(cols[0] - 1, 0), min(cols[-1] + 2, h_np.shape[1])
+        d[y0:y1, x0:x1] = distance_transform_edt(h_np[y0:y1, x0:x1])
+    return torch.from_numpy(d).to(hole.device)

@@ -1,0 +1,50 @@
+"""fastinpaint.smooth_fill: the push-pull fill and the distance to the known pixels shared by
+PatchMatch, the learned methods' corrections and GLCIC's prefill."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import distance_transform_edt
+
+from fastinpaint.smooth_fill import hole_distance, pushpull_fill
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (64, 64), (5, 200)])
+def test_hole_distance_equals_the_whole_image_transform(shape):
+    # hole_distance transforms only the hole's bounding box grown by a pixel; the reference is
+    # scipy's transform of the whole plane, on fresh random holes (blobs and isolated pixels)
+    rng = np.random.default_rng(sum(shape))
+    for _ in range(5):
+        hole = rng.random(shape) < rng.uniform(0.05, 0.6)
+        y, x = rng.integers(0, shape[0]), rng.integers(0, shape[1])
+        hole[max(0, y - 4):y + 5, max(0, x - 6):x + 7] = True
+        hole[0, :] = False  # something known
+        got = hole_distance(torch.from_numpy(hole))
+        assert got.dtype == torch.float32
+        np.testing.assert_allclose(got.numpy(), distance_transform_edt(hole), rtol=0, atol=1e-5)
+    assert not hole_distance(torch.zeros(shape, dtype=torch.bool)).any()
+
+
+def test_pushpull_fill_keeps_known_pixels_and_stays_within_their_range():
+    g = torch.Generator().manual_seed(0)
+    img = torch.rand(3, 41, 67, generator=g)
+    known = torch.rand(41, 67, generator=g) > 0.7
+    known[:, :5] = True
+    out = pushpull_fill(img, known)
+    assert torch.equal(out[:, known], img[:, known])
+    lo = img[:, known].amin(1)[:, None]
+    hi = img[:, known].amax(1)[:, None]
+    fill = out[:, ~known]
+    assert torch.isfinite(fill).all() and (fill >= lo - 1e-6).all() and (fill <= hi + 1e-6).all()
+
+
+def test_pushpull_fill_of_a_flat_image_is_flat_and_ignores_hole_values():
+    colour = torch.tensor([0.2, 0.5, 0.9])
+    img = colour[:, None, None].expand(3, 30, 30).clone()
+    known = torch.ones(30, 30, dtype=torch.bool)
+    known[5:25, 8:22] = False
+    img[:, ~known] = 1e6  # hole values must not reach the fill
+    out = pushpull_fill(img, known)
+    torch.testing.assert_close(out[:, ~known], colour[:, None].expand(3, int((~known).sum())), rtol=0, atol=1e-6)
+    assert torch.equal(pushpull_fill(img, torch.zeros_like(known)), torch.zeros_like(img))
+    assert pushpull_fill(img, torch.ones_like(known)) is img
