@@ -444,3 +444,21 @@ def test_em_schedule_and_coarse_votes(monkeypatch):
     assert {c[3] for c in calls} == {"plurality"}
     with pytest.raises(ValueError, match="coarse_vote_reduce"):
         pm.inpaint_patchmatch(img, hole, coarse_vote_reduce="median")
+
+
+def test_sigma_quantile_equals_torch_quantile():
+    """The σ² quantile (a partial top-k) is torch.quantile's value bit for bit: ties, infinities,
+    whole and fractional ranks, tiny and large inputs, either tail."""
+    from fastinpaint.methods.patchmatch import _quantile
+
+    g = torch.Generator().manual_seed(1)
+    for trial in range(120):
+        n = int(torch.randint(1, 6, (1,), generator=g)) if trial % 4 == 0 else int(torch.randint(6, 50000, (1,), generator=g))
+        d = torch.rand(n, generator=g) ** 3
+        if trial % 3 == 0:
+            d = torch.round(d * 50) / 50
+        if trial % 7 == 0:
+            d[0] = float("inf")
+        for q in (0.0, 0.25, 0.5, 0.9, 0.98, 0.999, 1.0):
+            want, got = torch.quantile(d, q), _quantile(d, q)
+            assert torch.equal(want, got) or (want.isnan() and got.isnan()), (n, q, float(want), float(got))
