@@ -125,6 +125,18 @@ def test_jpeg_quality_kept_and_444(tmp_path, files=None):
     assert _ijg_quality(tmp_path / "p.jpg") == 95
 
 
+@pytest.mark.parametrize("quality", [30, 50, 75, 85, 90, 95, 100])
+def test_jpeg_quality_estimate_exact(quality):
+    # a fresh random picture each run: the estimate reads the tables, not the pixels
+    import io as stdio
+
+    seed = int(np.random.SeedSequence().entropy % 2**32)
+    a = np.random.default_rng(seed).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    buf = stdio.BytesIO()
+    Image.fromarray(a).save(buf, "JPEG", quality=quality)
+    assert fio.jpeg_quality(Image.open(buf)) == quality, f"seed {seed}"
+
+
 # ---------------------------------------------------------------------------------------------
 # the one mask rule, through every entry point
 # ---------------------------------------------------------------------------------------------

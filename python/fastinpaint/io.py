@@ -211,11 +211,17 @@ def jpeg_quality(img) -> Optional[int]:
     return best
 
 
-# The JPEG standard's luminance table (Annex K), in the zigzag order Pillow's `quantization` uses.
-_STD_LUMA = np.array([16, 11, 12, 14, 12, 10, 16, 14, 13, 14, 18, 17, 16, 19, 24, 40, 26, 24, 22, 22, 24, 49,
-                      35, 37, 29, 40, 58, 51, 61, 60, 57, 51, 56, 55, 64, 72, 92, 78, 64, 68, 87, 69, 55, 56,
-                      80, 109, 81, 87, 95, 98, 103, 104, 103, 62, 77, 113, 121, 112, 100, 120, 92, 101, 103,
-                      99], dtype=np.float64)
+# The JPEG standard's luminance table (ITU-T T.81 Annex K.1, libjpeg's std_luminance_quant_tbl) in
+# natural row-major order: Pillow's `quantization` gives the tables in natural order, not in the
+# zigzag order of the file (comparing against a zigzag table read q50 as 52, q90 as 91).
+_STD_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61,
+                      12, 12, 14, 19, 26, 58, 60, 55,
+                      14, 13, 16, 24, 40, 57, 69, 56,
+                      14, 17, 22, 29, 51, 87, 80, 62,
+                      18, 22, 37, 56, 68, 109, 103, 77,
+                      24, 35, 55, 64, 81, 104, 113, 92,
+                      49, 64, 78, 87, 103, 121, 120, 101,
+                      72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64)
 
 
 def to_rgb8(pixels: np.ndarray) -> np.ndarray:
