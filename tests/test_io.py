@@ -196,6 +196,39 @@ def test_invert_and_dilate(tmp_path):
     assert not (changed & ~hole).any()
 
 
+@pytest.mark.parametrize("radius", range(1, 9))
+def test_dilate_is_the_disc_dilation(radius):
+    # reference: the previous definition, a binary dilation by the disc x*x + y*y <= r*r
+    ndimage = pytest.importorskip("scipy.ndimage")
+    seed = int(np.random.SeedSequence().entropy % 2**32)
+    rng = np.random.default_rng(seed)
+    hole = rng.random((37, 53)) < 0.01
+    hole[rng.integers(0, 37), rng.integers(0, 53)] = True
+    y, x = np.ogrid[-radius:radius + 1, -radius:radius + 1]
+    ref = ndimage.binary_dilation(hole, structure=(x * x + y * y) <= radius * radius)
+    np.testing.assert_array_equal(fio.grow_hole(hole, radius), ref, err_msg=f"seed {seed}")
+
+
+def test_huge_dilate_is_quick_and_covers_the_image(tmp_path, capsys):
+    import time
+
+    hole = np.zeros((192, 256), bool)
+    hole[5, 7] = True
+    t = time.perf_counter()
+    grown = fio.grow_hole(hole, 100000)
+    assert time.perf_counter() - t < 2  # was a 298 GiB allocation
+    assert grown.all()
+    # the far corner (191, 255) is exactly 310 pixels from (5, 7): 186, 248 = 62 * (3, 4)
+    assert not fio.grow_hole(hole, 309).all() and fio.grow_hole(hole, 310).all()
+    Image.fromarray(_photo()).save(tmp_path / "in.png")
+    m = np.zeros((H, W), np.uint8)
+    m[3, 4] = 255
+    Image.fromarray(m).save(tmp_path / "m.png")
+    assert run("inpaint", tmp_path / "in.png", tmp_path / "m.png", "-o", tmp_path / "o.png", "--dilate", "100000") == 1
+    err = capsys.readouterr().err.strip()
+    assert "covers the whole image" in err and len(err.splitlines()) == 1
+
+
 def test_palette_and_cmyk_converted_with_a_note(tmp_path, capsys):
     Image.fromarray(_photo()).convert("CMYK").save(tmp_path / "c.jpg")
     pic = fio.read_image(tmp_path / "c.jpg")

@@ -258,16 +258,22 @@ def hole_from_alpha(alpha: np.ndarray) -> np.ndarray:
 
 
 def grow_hole(hole: np.ndarray, pixels: int) -> np.ndarray:
-    """The hole grown by ``pixels`` in every direction (a disc), e.g. over a soft edge or shadow."""
+    """The hole grown by ``pixels`` in every direction (a disc), e.g. over a soft edge or shadow:
+    every pixel within Euclidean distance ``pixels`` of a hole pixel — the same pixels as a
+    dilation by the disc ``x*x + y*y <= r*r``."""
     if pixels < 0:
         raise ValueError(f"dilate must be >= 0 pixels, got {pixels}")
+    hole = np.asarray(hole, dtype=bool)
     if pixels == 0 or not hole.any():
         return hole
     from scipy import ndimage
 
-    r = int(pixels)
-    y, x = np.ogrid[-r:r + 1, -r:r + 1]
-    return ndimage.binary_dilation(hole, structure=(x * x + y * y) <= r * r)
+    # A distance threshold, not a dilation by a (2r+1)^2 structure: the cost is the image's
+    # size whatever the radius (the structure took 30 s and 9.7 GB at r=100 on 256x192, and a
+    # MemoryError beyond). sqrt of an integer squared distance is correctly rounded, so
+    # `dist <= r` is exactly `d2 <= r*r`; a radius beyond the diagonal reaches every pixel.
+    r = min(int(pixels), int(np.ceil(np.hypot(*hole.shape))))
+    return ndimage.distance_transform_edt(~hole) <= r
 
 
 def read_mask(src: Source, size: Optional[Tuple[int, int]] = None, *, invert: bool = False, dilate: int = 0,
