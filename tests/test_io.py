@@ -90,6 +90,107 @@ def test_16bit_rgb_stays_16bit(tmp_path):
     np.testing.assert_array_equal(back[mask == 0], rgb16[mask == 0])
 
 
+def _fresh_rng():
+    seed = int(np.random.SeedSequence().entropy % 2**32)
+    return np.random.default_rng(seed), seed
+
+
+def test_16bit_colour_png_keeps_profile_and_exif(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    tifffile = pytest.importorskip("tifffile")  # an independent writer of a 16-bit file with a profile
+    rng, seed = _fresh_rng()
+    rgb16 = rng.integers(0, 65536, (H, W, 3), dtype=np.uint16)
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    tifffile.imwrite(tmp_path / "in.tif", rgb16, photometric="rgb", iccprofile=icc)
+    pic = fio.read_image(tmp_path / "in.tif")
+    assert pic.icc_profile == icc
+    fio.write_image(pic.pixels, tmp_path / "out.png", source=pic)
+    out = Image.open(tmp_path / "out.png")  # Pillow checks each chunk's CRC
+    assert out.info["icc_profile"] == icc
+    back = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)  # libpng checks them too
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(back[..., ::-1], rgb16, err_msg=f"seed {seed}")
+    # EXIF: in an eXIf chunk, read back by Pillow; PNG to PNG through io keeps both
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    pic.exif = exif.tobytes()
+    fio.write_image(pic.pixels, tmp_path / "e.png", source=pic)
+    again = fio.read_image(tmp_path / "e.png")
+    fio.write_image(again.pixels, tmp_path / "e2.png", source=again)
+    out = Image.open(tmp_path / "e2.png")
+    assert out.info["icc_profile"] == icc and out.getexif().get(0x010F) == "PhoneMaker"
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "e2.png"), cv2.IMREAD_UNCHANGED)[..., ::-1], rgb16)
+
+
+def test_16bit_colour_tiff_keeps_profile_or_says_so(tmp_path, monkeypatch):
+    pytest.importorskip("cv2")
+    rng, seed = _fresh_rng()
+    rgba16 = rng.integers(0, 65536, (H, W, 4), dtype=np.uint16)
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    src = fio.Picture(rgba16, "TIFF", icc, exif.tobytes())
+    if _has("tifffile"):
+        with pytest.warns(UserWarning, match="EXIF not kept.*use .png"):
+            fio.write_image(rgba16, tmp_path / "t.tif", source=src)
+        assert Image.open(tmp_path / "t.tif").info["icc_profile"] == icc
+        np.testing.assert_array_equal(fio.read_image(tmp_path / "t.tif").pixels, rgba16, err_msg=f"seed {seed}")
+    monkeypatch.setitem(sys.modules, "tifffile", None)  # without tifffile: OpenCV, and a warning
+    with pytest.warns(UserWarning, match="colour profile and EXIF not kept.*use .png"):
+        fio.write_image(rgba16, tmp_path / "o.tif", source=src)
+    np.testing.assert_array_equal(fio.read_image(tmp_path / "o.tif").pixels, rgba16, err_msg=f"seed {seed}")
+
+
+def _has(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def test_16bit_to_jpeg_refused_alike_and_dropped_alpha_said(tmp_path, capsys):
+    rng, seed = _fresh_rng()
+    m = np.zeros((H, W), np.uint8)
+    m[8:16, 10:20] = 255
+    Image.fromarray(m).save(tmp_path / "m.png")
+    grey16 = rng.integers(0, 65536, (H, W), dtype=np.uint16)
+    Image.fromarray(grey16).save(tmp_path / "g.png")
+    assert fio.read_image(tmp_path / "g.png").pixels.dtype == np.uint16
+    assert run("inpaint", tmp_path / "g.png", tmp_path / "m.png", "-o", tmp_path / "g.jpg") == 1
+    err = capsys.readouterr().err.strip()
+    assert "cannot write 16-bit grey as JPEG" in err and ".png or .tif" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "g.jpg").exists()
+    with pytest.raises(fio.ImageIOError, match="cannot write 16-bit colour as JPEG.*[.]png or [.]tif"):
+        fio.write_image(np.zeros((4, 4, 3), np.uint16), tmp_path / "c.jpg")
+    # RGBA with see-through pixels outside the hole: written, with a note that alpha is gone
+    rgba = np.dstack([_photo(seed % 1000), rng.integers(0, 256, (H, W), dtype=np.uint8)])
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    assert run("inpaint", tmp_path / "a.png", tmp_path / "m.png", "-o", tmp_path / "a.jpg") == 0
+    err = capsys.readouterr().err
+    assert "alpha channel dropped: JPEG has no alpha" in err
+    assert Image.open(tmp_path / "a.jpg").mode == "RGB"
+    # an opaque alpha loses nothing: no note
+    rgba[..., 3] = 255
+    Image.fromarray(rgba).save(tmp_path / "o.png")
+    assert run("inpaint", tmp_path / "o.png", tmp_path / "m.png", "-o", tmp_path / "o.jpg") == 0
+    assert "alpha" not in capsys.readouterr().err
+
+
+def test_webp_lossless_unless_quality_given(tmp_path):
+    rng, seed = _fresh_rng()
+    photo = np.clip(_photo().astype(int) + rng.integers(-20, 21, (H, W, 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "in.webp", lossless=True)
+    m = np.zeros((H, W), np.uint8)
+    m[8:16, 10:20] = 255
+    Image.fromarray(m).save(tmp_path / "m.png")
+    keep = m == 0
+    assert run("inpaint", tmp_path / "in.webp", tmp_path / "m.png", "-o", tmp_path / "out.webp") == 0
+    assert (tmp_path / "out.webp").read_bytes()[12:16] == b"VP8L"  # the lossless bitstream
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.webp"))[keep], photo[keep],
+                                  err_msg=f"seed {seed}")
+    assert run("inpaint", tmp_path / "in.webp", tmp_path / "m.png", "-o", tmp_path / "q.webp", "--quality", "80") == 0
+    assert (tmp_path / "q.webp").read_bytes()[12:16] == b"VP8 "  # lossy, as asked
+
+
 def _ijg_quality(path):
     """Independent estimate: compare the file's tables with Pillow re-encodes at each quality."""
     q0 = Image.open(path).quantization[0]

@@ -14,13 +14,17 @@ read in displayed orientation like the image, converted to grey (ITU-R 601 luma;
 16-bit masks scaled to 8-bit), and **grey > 127 is a hole** — anti-aliased and JPEG masks work, and a
 mask whose only colour is dark (pure red is luma 76) marks no hole. Without a mask file, an image's
 alpha is the mask: **alpha <= 127 (transparent) is a hole** (:func:`hole_from_alpha`). ``invert``
-swaps hole and keep; ``dilate`` grows the hole by that many pixels (a disc), over anti-aliased
-edges and shadows. Arrays handed to :func:`fastinpaint.inpaint` directly are already holes:
+swaps hole and keep; ``dilate`` grows the hole by that many pixels (every pixel within that
+Euclidean distance of the hole: a disc), over anti-aliased edges and shadows. Arrays handed to :func:`fastinpaint.inpaint` directly are already holes:
 non-zero = hole.
 
 Writing (:func:`write_image`): the format from the extension; JPEG at the input's quality when
-the input was a JPEG (else 95), with 4:4:4 chroma, or at ``quality``; PNG at ``png_compression``;
-ICC profile and EXIF carried over. :func:`check_destination` checks the destination before any
+the input was a JPEG (else 95), with 4:4:4 chroma, or at ``quality``; WebP lossless (known pixels
+bit for bit) unless a ``quality`` is given; PNG at ``png_compression``; ICC profile and EXIF
+carried over (16-bit colour PNG included; 16-bit colour TIFF keeps the profile where ``tifffile``
+is installed, and says what it drops). 16 bits go only to PNG and TIFF: 16-bit grey or colour to
+another format is refused, not rounded to 8 bits; alpha written to JPEG (no alpha) is dropped with
+a warning. :func:`check_destination` checks the destination before any
 computing; the file is written to a temporary file in the same folder and published with a hard
 link (or ``renameat2(RENAME_NOREPLACE)``), a step that fails if the name exists, so two writers
 of one path cannot both succeed; only ``overwrite`` replaces. Every problem is an
@@ -34,6 +38,8 @@ import errno
 import io as _stdio
 import os
 import tempfile
+import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
@@ -140,7 +146,9 @@ def read_image(src: Source, what: str = "image") -> Picture:
     if png16 or tiff16:
         pixels = _read_16bit_colour(src, what)
         pixels = _orient_array(pixels, _orientation(img))
-        exif = _exif_without_orientation(img)
+        # the EXIF block only where the file has one (PNG eXIf): a TIFF's getexif() is its own
+        # IFD0 (sizes, strip offsets), which is no EXIF to carry over
+        exif = _exif_without_orientation(img) if img.info.get("exif") else None
         return Picture(pixels, img.format, icc, exif, quality, notes)
     img = orient(img)
     exif = img.info.get("exif") or None
@@ -329,6 +337,16 @@ def _umask() -> int:
     return mask
 
 
+#: The formats that keep 16 bits per channel; anything else would quietly round to 8.
+_16BIT_FORMATS = ("PNG", "TIFF")
+
+
+def _note(name: str, text: str) -> None:
+    """A conversion the writer had to make, said on one line (the command line prints warnings
+    as ``fastinpaint: warning: ...``), never made silently."""
+    warnings.warn(f"{name}: {text}", stacklevel=4)
+
+
 def _save_params(fmt: str, pixels: np.ndarray, source: Optional[Picture], quality: Optional[int],
                  png_compression: int) -> dict:
     params: dict = {}
@@ -338,7 +356,12 @@ def _save_params(fmt: str, pixels: np.ndarray, source: Optional[Picture], qualit
     elif fmt == "PNG":
         params["compress_level"] = int(png_compression)
     elif fmt == "WEBP":
-        params["quality"] = int(quality) if quality is not None else DEFAULT_JPEG_QUALITY
+        if quality is None:
+            # lossless unless a quality is asked for: the known pixels come back bit for bit
+            # (lossy q95 moved them by up to 53 levels); exact: RGB under alpha 0 kept too
+            params.update(lossless=True, exact=True)
+        else:
+            params["quality"] = int(quality)
     if source is not None:
         if source.icc_profile and fmt in ("JPEG", "PNG", "TIFF", "WEBP"):
             params["icc_profile"] = source.icc_profile
@@ -347,31 +370,80 @@ def _save_params(fmt: str, pixels: np.ndarray, source: Optional[Picture], qualit
     return params
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    """A PNG chunk: big-endian length, type, data, CRC-32 of type and data."""
+    return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+
+def _png_with_metadata(png: bytes, icc: Optional[bytes], exif: Optional[bytes]) -> bytes:
+    """``png`` (OpenCV's encoding, which takes no metadata) with an ``iCCP`` and an ``eXIf`` chunk
+    right after IHDR, where the PNG specification wants them (before PLTE/IDAT)."""
+    ihdr_end = 8 + 4 + 4 + 13 + 4  # signature, then IHDR: length, type, 13 data bytes, CRC
+    if png[12:16] != b"IHDR":
+        raise ImageIOError("unexpected PNG from the 16-bit encoder: no IHDR first")
+    extra = b""
+    if icc:
+        # profile name, NUL, compression method 0 (zlib), the compressed profile
+        extra += _png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc))
+    if exif:
+        # eXIf holds the TIFF-structured EXIF without the JPEG APP1 "Exif\0\0" header
+        extra += _png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif)
+    return png[:ihdr_end] + extra + png[ihdr_end:]
+
+
+def _encode_16bit_colour(a: np.ndarray, fmt: str, params: dict, out) -> bytes:
+    """16-bit RGB(A) as PNG or TIFF (Pillow has no 48/64-bit mode), metadata kept where the
+    installed writers can."""
+    icc, exif = params.get("icc_profile"), params.get("exif")
+    if fmt == "TIFF":
+        try:
+            import tifffile  # not a dependency: present with scikit-image; it writes the profile
+        except ImportError:
+            tifffile = None
+        if tifffile is not None:
+            buf = _stdio.BytesIO()
+            kw = dict(extrasamples=["unassalpha"]) if a.shape[2] == 4 else {}
+            tifffile.imwrite(buf, a, photometric="rgb", compression="zlib", predictor=True,
+                             iccprofile=icc, **kw)
+            if exif:
+                _note(str(out), "EXIF not kept: 16-bit colour TIFF is written without it; use .png to keep it")
+            return buf.getvalue()
+        if icc or exif:
+            what = " and ".join(w for w, v in (("colour profile", icc), ("EXIF", exif)) if v)
+            _note(str(out), f"{what} not kept: 16-bit colour TIFF is written with OpenCV, which cannot "
+                            "(pip install tifffile, or use .png to keep it)")
+    import cv2
+
+    ok, buf = cv2.imencode(".png" if fmt == "PNG" else ".tiff", a[..., [2, 1, 0, 3][: a.shape[2]]])
+    if not ok:
+        raise ImageIOError(f"cannot encode {out}")
+    data = buf.tobytes()
+    return _png_with_metadata(data, icc, exif) if fmt == "PNG" and (icc or exif) else data
+
+
 def _encode(pixels: np.ndarray, fmt: str, params: dict, out) -> bytes:
     from PIL import Image
 
     a = pixels
-    if a.dtype == np.uint16 and a.ndim == 3 and a.shape[2] in (3, 4):  # 16-bit colour: Pillow cannot
-        if fmt not in ("PNG", "TIFF"):
-            raise ImageIOError(f"cannot write 16-bit colour as {fmt} ({out}); use .png or .tif")
-        import cv2
-
-        ok, buf = cv2.imencode(".png" if fmt == "PNG" else ".tiff", a[..., [2, 1, 0, 3][: a.shape[2]]])
-        if not ok:
-            raise ImageIOError(f"cannot encode {out}")
-        return buf.tobytes()
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
+    if a.dtype == np.uint16 and fmt not in _16BIT_FORMATS:  # one rule for grey and colour
+        kind = "colour" if a.ndim == 3 and a.shape[2] in (3, 4) else "grey"
+        raise ImageIOError(f"cannot write 16-bit {kind} as {fmt} ({out}): it holds 8 bits per channel; "
+                           "use .png or .tif, which keep 16")
+    if a.dtype == np.uint16 and a.ndim == 3 and a.shape[2] in (3, 4):
+        return _encode_16bit_colour(a, fmt, params, out)
     if a.dtype == np.uint16 and a.ndim == 2:
         img = Image.fromarray(a)  # I;16
-        if fmt == "JPEG":
-            img = Image.fromarray((a.astype(np.uint32) * 255 // 65535).astype(np.uint8))
     elif a.dtype == np.uint16:  # 16-bit grey + alpha: no Pillow mode; keep 8 bits with alpha
+        _note(str(out), "16-bit grey + alpha written with 8 bits per channel (no 16-bit grey + alpha writer)")
         img = Image.fromarray((a.astype(np.uint32) * 255 // 65535).astype(np.uint8), "LA")
     else:
         img = Image.fromarray(a)
     if fmt == "JPEG" and img.mode not in ("L", "RGB"):
-        img = img.convert("RGB")  # JPEG has no alpha
+        if (np.asarray(img.getchannel("A")) != 255).any():  # an opaque alpha loses nothing
+            _note(str(out), "alpha channel dropped: JPEG has no alpha (use .png, .webp or .tif to keep it)")
+        img = img.convert("L" if img.mode == "LA" else "RGB")
     buf = _stdio.BytesIO()
     img.save(buf, format=fmt, **params)
     return buf.getvalue()

@@ -198,9 +198,11 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
     p.add_argument("--skip-existing", action="store_true",
                    help="leave existing output files alone and skip their inputs (re-running a batch)")
     p.add_argument("--dilate", type=_non_negative, default=0, metavar="PX",
-                   help="grow the hole by PX pixels, over anti-aliased edges and shadows (default 0)")
+                   help="grow the hole by PX pixels (every pixel within PX of it), over anti-aliased edges and "
+                        "shadows (default 0)")
     p.add_argument("--quality", type=_quality, default=None,
-                   help="JPEG/WebP output quality 1-100 (default: the input's, if it was a JPEG, else 95)")
+                   help="JPEG/WebP output quality 1-100 (JPEG default: the input's, if it was a JPEG, else 95; "
+                        "WebP default: lossless, a quality makes it lossy)")
     p.add_argument("--patch-size", type=int, default=None, help="patch side for patch-based methods (odd)")
     p.add_argument("--weights", default=None, help="weights of a learned method (--method pconv/glcic): a checkpoint path "
                         "(default: the compact weights bundled with fastinpaint)")
