@@ -228,11 +228,11 @@ def encode_result(pixels: np.ndarray, source) -> Tuple[bytes, str]:
     :class:`fastinpaint.io.Picture` it came from) where it can be written as such, else PNG, by
     the rules of :func:`fastinpaint.io.write_image`: 16-bit colour kept (PNG, TIFF), JPEG at the
     input's quality with 4:4:4 chroma, the input's colour profile and EXIF kept."""
-    from fastinpaint.io import ImageIOError, encode_image
+    from fastinpaint.io import _16BIT_FORMATS, ImageIOError, encode_image
 
     fmt = source.format if source.format in _OUTPUT_FORMATS else "PNG"
-    if pixels.dtype == np.uint16 and pixels.ndim == 3 and fmt not in ("PNG", "TIFF"):
-        fmt = "PNG"  # 16-bit colour: only PNG and TIFF hold it
+    if pixels.dtype == np.uint16 and fmt not in _16BIT_FORMATS:
+        fmt = "PNG"  # 16 bits (grey or colour): the writer refuses formats that would round them to 8
     try:
         return encode_image(pixels, fmt, source=source), _OUTPUT_FORMATS[fmt]
     except ImageIOError:
