@@ -137,3 +137,30 @@ def test_cli_pconv_with_missing_weights_fails_cleanly(tmp_path, photo, capsys):
                      str(tmp_path / "out.png"), "--method", "pconv", "--weights", str(tmp_path / "nope.pt")])
     assert code != 0 and "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("method", ["pconv", "glcic"])
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint32])
+def test_learned_methods_refuse_integer_dtypes_of_ambiguous_scale(photo, method, dtype, monkeypatch):
+    # a 0-255 photo as int64 was divided by 2**63 and came back as garbage; now a clear error,
+    # before the network is even loaded
+    import fastinpaint.methods.learned as learned
+
+    monkeypatch.setattr(learned, "network", lambda *a, **k: pytest.fail("loaded a network for a refused image"))
+    img, mask = photo
+    with pytest.raises(TypeError, match=rf"{method}.*{np.dtype(dtype).name} images are ambiguous.*uint8, uint16"):
+        fastinpaint.inpaint(img.astype(dtype), mask, method=method)
+    with pytest.raises(TypeError, match="ambiguous"):  # tensors likewise
+        fastinpaint.inpaint(torch.from_numpy(img.astype(np.int64)).permute(2, 0, 1), mask, method=method)
+
+
+@pytest.mark.parametrize("method", ["patchmatch", "biharmonic"])
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.int64, np.uint32])
+def test_any_range_methods_fill_any_integer_dtype_as_the_uint8_photo(photo, method, dtype):
+    img, mask = photo
+    ref = fastinpaint.inpaint(img, mask, method=method, seed=3)
+    out = fastinpaint.inpaint(img.astype(dtype), mask, method=method, seed=3)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, ref.astype(dtype))
+    t = fastinpaint.inpaint(torch.from_numpy(img.astype(np.int64)).permute(2, 0, 1), mask, method=method, seed=3)
+    np.testing.assert_array_equal(t.permute(1, 2, 0).numpy(), ref.astype(np.int64))

@@ -272,8 +272,8 @@ def inpaint(
 
     Args:
         image: numpy array ``(H, W)`` / ``(H, W, C)``, PIL image, or tensor ``(H, W)`` /
-            ``(C, H, W)``; C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA). uint8, uint16 (and
-            other integer types) or float. Alpha is returned unchanged; only colour is filled.
+            ``(C, H, W)``; C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA). uint8, uint16 (and, for
+            patchmatch and biharmonic, other integer types) or float. Alpha is returned unchanged.
         mask: same height and width; **non-zero = hole** (the pixels to fill). numpy, PIL or tensor;
             a trailing/leading channel axis is allowed (non-zero in any channel = hole).
         method: ``"patchmatch"`` (default; no weights needed), ``"biharmonic"``, ``"pconv"`` or
@@ -308,12 +308,14 @@ def inpaint(
         ValueError: mask size differs from the image size; the mask covers the whole image (there
             is nothing to copy from); unknown method or hd_strategy; non-finite known pixels; a float image
             outside [0, 1] for a learned method.
-        TypeError: unsupported image or mask type; a seed that is not an int or None.
+        TypeError: unsupported image or mask type; a seed that is not an int or None; an integer
+            dtype other than uint8 / uint16 for a learned method.
 
     An empty mask returns a copy of the input with a warning. Values under the hole are ignored
     (NaN included); known pixels must be finite. Learned methods (``pconv``, ``glcic``) work on
-    colour in [0, 1]: integer images are scaled by their dtype's maximum, and a float image whose
-    known pixels leave [0, 1] is refused (scale it first); patchmatch and biharmonic take any range.
+    colour in [0, 1]: uint8 and uint16 images are scaled by their dtype's maximum, other integer
+    dtypes are refused (their scale is ambiguous), and a float image whose known pixels leave
+    [0, 1] is refused (scale it first); patchmatch and biharmonic take any range and any dtype.
 
     Example:
         >>> import numpy as np, fastinpaint
@@ -339,6 +341,9 @@ def inpaint(
 
 def _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, options, hd):
     img = _Image(image)
+    unit_range = getattr(fn, "unit_range", False)
+    if unit_range:
+        _check_unit_range_dtype(img.dtype, method)
     hole = _as_bool_plane(mask, img.size, "mask")
     src = None if source_mask is None else _as_bool_plane(source_mask, img.size, "source_mask")
     n_hole = int(torch.count_nonzero(hole))  # (a bool sum goes through int64: 20x slower)
@@ -351,7 +356,6 @@ def _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, opt
             "mark only the region to fill (non-zero = hole)"
         )
     hole_d = hole.to(device)
-    unit_range = getattr(fn, "unit_range", False)
     if img.dtype.is_floating_point:  # integers are finite and within their dtype's range
         _check_float_colour(img.chw[: img.colour], hole.to(img.chw.device), method if unit_range else None)
     scale = img.white if unit_range else 1.0
@@ -370,6 +374,21 @@ def _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, opt
             raise RuntimeError(f"inpaint: method {method!r} returned shape {tuple(fill.shape)}, "
                                f"expected {(img.colour, y1 - y0, x1 - x0)}")
     return img.with_fill([(box, fill * scale if scale != 1.0 else fill, paste) for box, fill, paste in pieces])
+
+
+#: The integer dtypes whose scale is unambiguous: a photo's 8 or 16 bits.
+_PHOTO_INT_DTYPES = (torch.uint8, torch.uint16)
+
+
+def _check_unit_range_dtype(dtype: torch.dtype, method: str) -> None:
+    """A method that works on [0, 1] gets integers divided by their dtype's maximum. That is the
+    photo's scale for uint8 and uint16 only: a 0-255 photo stored as int64 would become ~1e-17
+    and come back as garbage, and nothing in the values says which scale was meant. So other
+    integer dtypes are refused before any work (patchmatch and biharmonic take them: any range)."""
+    if _is_int_dtype(dtype) and dtype not in _PHOTO_INT_DTYPES:
+        name = str(dtype).replace("torch.", "")
+        raise TypeError(f"inpaint: method {method!r}: {name} images are ambiguous (0-255? 0-65535?); "
+                        f"pass uint8, uint16, or float in [0, 1]")
 
 
 def _check_float_colour(colour: Tensor, hole: Tensor, unit_method: Optional[str]) -> None:
