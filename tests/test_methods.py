@@ -164,3 +164,62 @@ def test_any_range_methods_fill_any_integer_dtype_as_the_uint8_photo(photo, meth
     np.testing.assert_array_equal(out, ref.astype(dtype))
     t = fastinpaint.inpaint(torch.from_numpy(img.astype(np.int64)).permute(2, 0, 1), mask, method=method, seed=3)
     np.testing.assert_array_equal(t.permute(1, 2, 0).numpy(), ref.astype(np.int64))
+
+
+@pytest.mark.parametrize("method, option, listed", [
+    ("biharmonic", {"patch_size": 9}, "split_into_regions"),
+    ("biharmonic", {"weights": "x.pt"}, "split_into_regions"),
+    ("pconv", {"blend": "poisson"}, "weights, half"),
+    ("patchmatch", {"em_iterations": 3}, "patch_size, coarsest_size"),
+])
+def test_an_option_the_method_does_not_take_is_one_clear_error(photo, method, option, listed):
+    img, mask = photo
+    name = next(iter(option))
+    with pytest.raises(TypeError, match=rf"^inpaint: method '{method}' takes no option '{name}' \(its options: {listed}"):
+        fastinpaint.inpaint(img, mask, method=method, **option)
+
+
+def test_options_a_method_takes_pass_the_check(photo):
+    img, mask = photo
+    out = fastinpaint.inpaint(img, mask, method="biharmonic", split_into_regions=False)
+    assert np.array_equal(out[mask == 0], img[mask == 0])
+    fastinpaint.inpaint(img, mask, method="patchmatch", patch_size=5, em_finest=2)
+
+
+def test_registered_method_with_var_keywords_checks_its_own_options(photo):
+    from fastinpaint.inpaint import _REGISTERED
+
+    seen = {}
+
+    def fill(image, hole, *, seed, source_mask, **options):
+        seen.update(options)
+        return image
+
+    fastinpaint.register_method("test_anything", fill)
+    try:
+        fastinpaint.inpaint(photo[0], photo[1], method="test_anything", whatever=1)
+    finally:
+        del _REGISTERED["test_anything"]
+    assert seen == {"whatever": 1}
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--method", "biharmonic", "--patch-size", "9"], "--patch-size"),
+    (["--method", "pconv", "--blend", "poisson"], "--blend"),
+    (["--method", "pconv", "--weights", "w.pt", "--blend", "poisson"], "--blend"),
+    (["--method", "biharmonic", "--weights", "x.pt"], "--weights"),
+])
+def test_cli_option_for_another_method_is_one_usage_error_before_the_batch(tmp_path, photo, capsys, argv, flag):
+    img, mask = photo
+    (tmp_path / "in").mkdir()
+    (tmp_path / "masks").mkdir()
+    for i in range(3):
+        Image.fromarray(img).save(tmp_path / "in" / f"{i}.png")
+        Image.fromarray(mask).save(tmp_path / "masks" / f"{i}.png")
+    rc = cli.main(["inpaint", "--images", str(tmp_path / "in"), "--masks", str(tmp_path / "masks"),
+                   "--out", str(tmp_path / "out"), *argv])
+    err = capsys.readouterr().err
+    assert rc == 1
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"error: {flag} does not apply to --method" in lines[0], err
+    assert not (tmp_path / "out").exists()  # refused before the batch started

@@ -14,6 +14,7 @@ on first use so that e.g. a network's weights are not loaded by ``import fastinp
 from __future__ import annotations
 
 import importlib
+import inspect
 import operator
 import secrets
 import warnings
@@ -27,7 +28,7 @@ from fastinpaint._cpu_load import on_free_cpu_threads
 from fastinpaint.hd import check_options as check_hd_options
 from fastinpaint.hd import known_range, run_strategy
 
-__all__ = ["inpaint", "register_method", "available_methods"]
+__all__ = ["inpaint", "register_method", "available_methods", "check_method_options"]
 
 # name -> "module:function"; imported lazily.
 _BUILTIN_METHODS: Dict[str, str] = {
@@ -69,6 +70,41 @@ def _resolve_method(method: str) -> Callable[..., Tensor]:
         module, fn = _BUILTIN_METHODS[method].split(":")
         return getattr(importlib.import_module(module), fn)
     raise ValueError(f"inpaint: unknown method {method!r}; available: {', '.join(available_methods())}")
+
+
+#: Parameters of a method that the dispatcher itself passes (not user options).
+_DISPATCHER_PARAMETERS = ("seed", "source_mask", "device")
+
+
+def _option_names(fn: Callable[..., Tensor]) -> Optional[Tuple[str, ...]]:
+    """The option names ``fn`` takes: its ``option_names`` attribute where it takes ``**options``
+    (patchmatch lists its own), else its keyword parameters after ``(image, hole)``; None where it
+    cannot be known (a registered method with ``**options`` and no list: it checks them itself)."""
+    declared = getattr(fn, "option_names", None)
+    if declared is not None:
+        return tuple(declared)
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return tuple(p.name for p in params[2:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                 and p.name not in _DISPATCHER_PARAMETERS)
+
+
+def check_method_options(method: str, options: Dict[str, Any]) -> None:
+    """Raises TypeError, naming the method's options, when ``options`` holds a name ``method``
+    does not take (e.g. ``patch_size`` for biharmonic). :func:`inpaint` calls it before any work;
+    the command line calls it once before a batch, so that the error is not repeated per file."""
+    fn = _resolve_method(method)
+    accepted = _option_names(fn)
+    if accepted is None:
+        return
+    for name in options:
+        if name not in accepted:
+            listed = ", ".join(accepted) if accepted else "none"
+            raise TypeError(f"inpaint: method {method!r} takes no option {name!r} (its options: {listed})")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -308,7 +344,7 @@ def inpaint(
         ValueError: mask size differs from the image size; the mask covers the whole image (there
             is nothing to copy from); unknown method or hd_strategy; non-finite known pixels; a float image
             outside [0, 1] for a learned method.
-        TypeError: unsupported image or mask type; a seed that is not an int or None; an integer
+        TypeError: unsupported image or mask type; an option the method does not take; a seed that is not an int or None; an integer
             dtype other than uint8 / uint16 for a learned method.
 
     An empty mask returns a copy of the input with a warning. Values under the hole are ignored
@@ -326,6 +362,9 @@ def inpaint(
         ((120, 160, 3), dtype('uint8'))
     """
     fn = _resolve_method(method)
+    if patch_size is not None:
+        options["patch_size"] = patch_size
+    check_method_options(method, options)
     seed = _check_seed(seed)
     hd = check_hd_options(hd_strategy, hd_size)
     if device is None:
@@ -336,10 +375,10 @@ def inpaint(
     # On the CPU, on the threads other processes leave free (see fastinpaint._cpu_load): on a
     # busy machine the statically split passes would wait for a descheduled thread.
     with on_free_cpu_threads(device):
-        return _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, options, hd)
+        return _inpaint(fn, method, image, mask, source_mask, seed, device, options, hd)
 
 
-def _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, options, hd):
+def _inpaint(fn, method, image, mask, source_mask, seed, device, options, hd):
     img = _Image(image)
     unit_range = getattr(fn, "unit_range", False)
     if unit_range:
@@ -360,8 +399,6 @@ def _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, opt
         _check_float_colour(img.chw[: img.colour], hole.to(img.chw.device), method if unit_range else None)
     scale = img.white if unit_range else 1.0
     src_d = None if src is None else src.to(device)
-    if patch_size is not None:
-        options["patch_size"] = patch_size
 
     def read(box):  # a box of the colour, in the method's scale; hd converts only what it processes
         c = img.colour_float(device, box)

@@ -21,6 +21,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 import fastinpaint
+from fastinpaint.inpaint import check_method_options
 from fastinpaint.cli._common import IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, reports_user_errors
 from fastinpaint.io import (ImageIOError, Picture, check_destination, grow_hole, hole_from_alpha, read_image,
                             read_mask, write_image)
@@ -59,13 +60,7 @@ def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args) 
             f"the mask covers the whole image {image_path}: there are no known pixels to copy from "
             "(white = hole; use --invert-mask for masks where white = keep)"
         )
-    kwargs = {}
-    if args.patch_size is not None:
-        kwargs["patch_size"] = args.patch_size
-    if args.weights is not None:
-        kwargs["weights"] = args.weights
-    if args.blend is not None:
-        kwargs["blend"] = args.blend
+    kwargs = _method_options(args)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the empty-mask warning was handled above
@@ -81,6 +76,23 @@ def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args) 
     return "ok"
 
 
+def _method_options(args) -> dict:
+    """The method options the command line sets (only those given: each applies to some methods)."""
+    given = {"patch_size": args.patch_size, "weights": args.weights, "blend": args.blend}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _check_method_options(args) -> None:
+    """An option the method does not take (``--method biharmonic --patch-size 9``) is a usage
+    error found once, before any file is read, by the API's own rule."""
+    for name, value in _method_options(args).items():  # one at a time, to name its flag
+        try:
+            check_method_options(args.method, {name: value})
+        except TypeError as exc:
+            flag = "--" + name.replace("_", "-")
+            raise CliError(f"{flag} does not apply to --method {args.method}: {exc}") from None
+
+
 def _find_mask(masks_dir: Path, image_path: Path) -> Optional[Path]:
     exact = masks_dir / image_path.name
     if exact.is_file():
@@ -94,6 +106,7 @@ def _find_mask(masks_dir: Path, image_path: Path) -> Optional[Path]:
 @reports_user_errors("fastinpaint")
 def run(args: argparse.Namespace) -> int:
     """The ``inpaint`` subcommand: one image, or a folder (batch mode)."""
+    _check_method_options(args)
     batch = args.images is not None or args.masks is not None or args.out is not None
     if batch:
         if args.image is not None or args.mask is not None or args.output is not None:
