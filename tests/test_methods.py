@@ -223,3 +223,26 @@ def test_cli_option_for_another_method_is_one_usage_error_before_the_batch(tmp_p
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and f"error: {flag} does not apply to --method" in lines[0], err
     assert not (tmp_path / "out").exists()  # refused before the batch started
+
+
+def test_one_patch_size_limit_for_the_api_the_cli_and_the_server(photo, tmp_path, capsys):
+    from fastinpaint.methods.patchmatch import PATCH_SIZES
+    from fastinpaint.serve.app import _method_options
+    from fastinpaint.serve.decode import RequestError, _int_field
+
+    img, mask = photo
+    assert PATCH_SIZES == (3, 31)  # the numbers the server always had; 51 ran > 2 minutes on 256x192
+    for bad in (1, 33, 51, 99, 8):
+        with pytest.raises(ValueError, match=r"^patchmatch: patch_size must be an odd int between 3 and 31"):
+            fastinpaint.inpaint(img, mask, patch_size=bad)
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["inpaint", "a.png", "m.png", "-o", str(tmp_path / "o.png"), "--patch-size", str(bad)])
+        assert exit_info.value.code == 2  # argparse's usage error, before any file is read
+        assert "--patch-size: must be an odd integer between 3 and 31" in capsys.readouterr().err
+    out = fastinpaint.inpaint(img, mask, patch_size=31, seed=0)  # the bounds themselves are taken
+    assert np.array_equal(out[mask == 0], img[mask == 0])
+    fastinpaint.inpaint(img, mask, patch_size=3, seed=0)
+    with pytest.raises(RequestError, match="between 3 and 31"):
+        _int_field({"patch_size": 33}, "patch_size", None, *PATCH_SIZES)
+    shown = _method_options("patchmatch", [])["options"]["patch_size"]
+    assert (shown["min"], shown["max"]) == PATCH_SIZES

@@ -22,6 +22,7 @@ import numpy as np
 
 import fastinpaint
 from fastinpaint.inpaint import check_method_options
+from fastinpaint.methods.patchmatch import PATCH_SIZES, check_method_patch_size
 from fastinpaint.cli._common import IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, reports_user_errors
 from fastinpaint.io import (ImageIOError, Picture, check_destination, grow_hole, hole_from_alpha, read_image,
                             read_mask, write_image)
@@ -214,7 +215,8 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
                    help="grow the hole by PX pixels, over anti-aliased edges and shadows (default 0)")
     p.add_argument("--quality", type=_quality, default=None,
                    help="JPEG/WebP output quality 1-100 (default: the input's, if it was a JPEG, else 95)")
-    p.add_argument("--patch-size", type=int, default=None, help="patch side for patch-based methods (odd)")
+    p.add_argument("--patch-size", type=_patch_size, default=None,
+                   help=f"--method patchmatch: patch side, odd, {PATCH_SIZES[0]} to {PATCH_SIZES[1]} (default 7)")
     p.add_argument("--weights", default=None, help="weights of a learned method (--method pconv/glcic): a checkpoint path "
                         "(default: the compact weights bundled with fastinpaint)")
     p.add_argument("--blend", choices=["none", "poisson"], default=None,
@@ -237,6 +239,15 @@ def _non_negative(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
+
+
+def _patch_size(text: str) -> int:
+    value = _int(text)
+    try:
+        return check_method_patch_size(value)  # the API's and the server's rule
+    except ValueError:
+        lo, hi = PATCH_SIZES
+        raise argparse.ArgumentTypeError(f"must be an odd integer between {lo} and {hi}, got {value}") from None
 
 
 def _hd_size(text: str) -> int:

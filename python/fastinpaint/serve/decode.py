@@ -17,6 +17,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from fastinpaint.methods.patchmatch import PATCH_SIZES, check_method_patch_size
+
 #: IOPaint's HD strategies (its names, case-insensitive) -> fastinpaint.hd's. IOPaint's "Crop", the
 #: default its page and scripts send with every request, is "auto": fastinpaint's crop of each hole
 #: region at a scale suited to the method, which keeps images under the method's working size whole
@@ -190,12 +192,14 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
     if hd_size is not None:
         options["hd_size"] = hd_size
     seed = _int_field(fields, "seed", 0, 0, 2**63 - 1)
-    patch_size = _int_field(fields, "patch_size", None, 3, 31)
+    patch_size = _int_field(fields, "patch_size", None, *PATCH_SIZES)
     if patch_size is not None:
         if method != "patchmatch":
             raise RequestError(400, f"field 'patch_size' applies to method 'patchmatch', not {method!r}")
-        if patch_size % 2 == 0:
-            raise RequestError(400, f"field 'patch_size' must be odd, got {patch_size}")
+        try:
+            check_method_patch_size(patch_size)  # the method's own rule (odd)
+        except ValueError:
+            raise RequestError(400, f"field 'patch_size' must be odd, got {patch_size}") from None
         options["patch_size"] = patch_size
     chosen = fields.get("weights")
     if chosen not in (None, ""):
