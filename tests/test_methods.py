@@ -246,3 +246,20 @@ def test_one_patch_size_limit_for_the_api_the_cli_and_the_server(photo, tmp_path
         _int_field({"patch_size": 33}, "patch_size", None, *PATCH_SIZES)
     shown = _method_options("patchmatch", [])["options"]["patch_size"]
     assert (shown["min"], shown["max"]) == PATCH_SIZES
+
+
+def test_seed_range_is_stated_as_it_is_and_checked_before_reading_files(photo, tmp_path, capsys):
+    from fastinpaint.inpaint import SEED_LIMIT
+
+    img, mask = photo
+    assert SEED_LIMIT == 2**62
+    for bad in (2**62, -2**62 - 1, 2**63 - 1):
+        with pytest.raises(ValueError, match=r"seed must be between -2\*\*62 and 2\*\*62 - 1 .*got " + str(bad)):
+            fastinpaint.inpaint(img, mask, seed=bad)
+        with pytest.raises(SystemExit) as exit_info:  # "a.png" does not exist: parsing fails first
+            cli.main(["inpaint", "a.png", "m.png", "-o", str(tmp_path / "o.png"), "--seed", str(bad)])
+        assert exit_info.value.code == 2
+        assert f"--seed: must be between -2**62 and 2**62 - 1, got {bad}" in capsys.readouterr().err
+    for good in (2**62 - 1, -2**62):  # the bounds run (the ops take the seed's low 63 bits)
+        out = fastinpaint.inpaint(img, mask, seed=good)
+        assert np.array_equal(out[mask == 0], img[mask == 0])

@@ -224,6 +224,10 @@ def _bad_requests(image, hole):
                       "whole image"),
         "even patch": ({"image": b64(png(image)), "mask": good_mask, "patch_size": 6}, "odd"),
         "seed not int": ({"image": b64(png(image)), "mask": good_mask, "seed": "abc"}, "integer"),
+        # the API's limit (2**62 - 1): the server took up to 2**63 - 1, which inpaint then refused
+        "seed too large": ({"image": b64(png(image)), "mask": good_mask, "seed": 2**62},
+                           "between 0 and 4611686018427387903"),
+        "patch too large": ({"image": b64(png(image)), "mask": good_mask, "patch_size": 33}, "between 3 and 31"),
         "weights not offered": ({"image": b64(png(image)), "mask": good_mask, "method": "pconv",
                                  "weights": "/etc/passwd"}, "unknown weights"),
         "source for biharmonic": ({"image": b64(png(image)), "mask": good_mask, "method": "biharmonic",
@@ -232,7 +236,8 @@ def _bad_requests(image, hole):
 
 
 @pytest.mark.parametrize("case", ["invalid base64", "not an image", "truncated image", "mask size", "unknown method",
-                                  "missing mask", "full mask", "even patch", "seed not int",
+                                  "missing mask", "full mask", "even patch", "seed not int", "seed too large",
+                                  "patch too large",
                                   "weights not offered", "source for biharmonic"])
 def test_bad_request_is_400_with_one_line(client, pair, case):
     req, words = _bad_requests(*pair)[case]

@@ -28,7 +28,7 @@ from fastinpaint._cpu_load import on_free_cpu_threads
 from fastinpaint.hd import check_options as check_hd_options
 from fastinpaint.hd import known_range, run_strategy
 
-__all__ = ["inpaint", "register_method", "available_methods", "check_method_options"]
+__all__ = ["inpaint", "register_method", "available_methods", "check_method_options", "check_seed"]
 
 # name -> "module:function"; imported lazily.
 _BUILTIN_METHODS: Dict[str, str] = {
@@ -273,8 +273,16 @@ def _as_bool_plane(mask, size, name: str) -> Tensor:
     return m if m.dtype == torch.bool else m.ne(0)
 
 
-def _check_seed(seed) -> int:
-    """An int seed; None draws a fresh one (so a call without a seed is not reproducible)."""
+#: Seeds lie in [-SEED_LIMIT, SEED_LIMIT). Methods and fastinpaint.hd derive their seeds by adding
+#: offsets (a region's index; PatchMatch adds multiples of its level and iteration), and a method
+#: may hand the result to torch, whose ops and generators take a signed 64-bit int: 2**62 leaves
+#: room for any offset below 2**62 without overflowing int64.
+SEED_LIMIT = 2**62
+
+
+def check_seed(seed) -> int:
+    """An int seed in [-2**62, 2**62) (:data:`SEED_LIMIT`); None draws a fresh one (so a call
+    without a seed is not reproducible). The command line and the server check theirs with it."""
     if seed is None:
         return secrets.randbelow(2**31)  # small: methods add offsets to it
     if isinstance(seed, bool):
@@ -283,8 +291,9 @@ def _check_seed(seed) -> int:
         value = operator.index(seed)  # int and NumPy / torch integers, not 1.5 or "3"
     except TypeError:
         raise TypeError(f"inpaint: seed must be an int or None, got {type(seed).__name__} {seed!r}") from None
-    if not -2**62 <= value < 2**62:  # headroom for the offsets methods add
-        raise ValueError(f"inpaint: seed must fit in 64 bits, got {value}")
+    if not -SEED_LIMIT <= value < SEED_LIMIT:
+        raise ValueError(f"inpaint: seed must be between -2**62 and 2**62 - 1 (room for the offsets methods add "
+                         f"within a 64-bit int), got {value}")
     return value
 
 
@@ -317,7 +326,7 @@ def inpaint(
             bundled in the package, see :mod:`fastinpaint.weights`), or another registered method
             (:func:`available_methods`).
         patch_size: patch side for patch-based methods (odd; default: the method's own).
-        seed: random seed, an int; the same seed on the same kind of device gives the same
+        seed: random seed, an int from -2**62 to 2**62 - 1; the same seed on the same kind of device gives the same
             result. ``None``: a fresh random seed each call (nondeterministic results).
         device: where to compute (``"cpu"``, ``"cuda"``, ...). Default: the tensor's device, or the
             CPU for numpy/PIL input. The result is returned in the input's type and place.
@@ -365,7 +374,7 @@ def inpaint(
     if patch_size is not None:
         options["patch_size"] = patch_size
     check_method_options(method, options)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     hd = check_hd_options(hd_strategy, hd_size)
     if device is None:
         device = image.device if isinstance(image, Tensor) else torch.device("cpu")

@@ -17,6 +17,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from fastinpaint.inpaint import SEED_LIMIT
 from fastinpaint.methods.patchmatch import PATCH_SIZES, check_method_patch_size
 
 #: IOPaint's HD strategies (its names, case-insensitive) -> fastinpaint.hd's. IOPaint's "Crop", the
@@ -191,7 +192,7 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
     hd_size = _int_field(fields, "hd_size", None, 16, 65536)  # fastinpaint's; IOPaint's limits are ignored
     if hd_size is not None:
         options["hd_size"] = hd_size
-    seed = _int_field(fields, "seed", 0, 0, 2**63 - 1)
+    seed = _int_field(fields, "seed", 0, 0, SEED_LIMIT - 1)  # the API's limit (was 2**63 - 1: an error at run time)
     patch_size = _int_field(fields, "patch_size", None, *PATCH_SIZES)
     if patch_size is not None:
         if method != "patchmatch":
