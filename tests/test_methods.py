@@ -263,3 +263,24 @@ def test_seed_range_is_stated_as_it_is_and_checked_before_reading_files(photo, t
     for good in (2**62 - 1, -2**62):  # the bounds run (the ops take the seed's low 63 bits)
         out = fastinpaint.inpaint(img, mask, seed=good)
         assert np.array_equal(out[mask == 0], img[mask == 0])
+
+
+def test_pil_image_is_taken_as_stored_and_an_exif_rotated_size_mismatch_says_why(photo, tmp_path):
+    from PIL import ImageOps
+
+    img, mask = photo  # stored 48x64 (H, W); orientation 6 displays it 64x48
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(img).save(tmp_path / "exif6.jpg", exif=exif, quality=95)
+    pil = Image.open(tmp_path / "exif6.jpg")
+    displayed_mask = np.ascontiguousarray(mask.T)  # drawn on the displayed (transposed) image
+    with pytest.raises(ValueError, match=r"does not match the image size \(48, 64\); .*EXIF orientation.*"
+                                         r"PIL.ImageOps.exif_transpose\(image\)"):
+        fastinpaint.inpaint(pil, displayed_mask)
+    out = fastinpaint.inpaint(ImageOps.exif_transpose(pil), displayed_mask)  # the hint's fix works
+    assert out.size == (48, 64)
+    out = fastinpaint.inpaint(pil, mask)  # as stored: the stored size
+    assert out.size == pil.size == (64, 48)
+    with pytest.raises(ValueError) as plain:  # no orientation: no hint
+        fastinpaint.inpaint(Image.fromarray(img), displayed_mask)
+    assert "exif_transpose" not in str(plain.value)

@@ -124,7 +124,15 @@ class _Image:
     def __init__(self, image: ImageLike):
         self.kind: str
         self.pil_mode: Optional[str] = None
+        #: a PIL image is taken as stored; one whose EXIF orientation (5-8) swaps width and height
+        #: is displayed, and opened by the command line, transposed: a mask drawn on it has the
+        #: transposed size, which the size error then explains
+        self.size_hint = ""
         if _is_pil(image):
+            if image.getexif().get(0x0112) in (5, 6, 7, 8):
+                self.size_hint = ("; this PIL image's EXIF orientation swaps width and height when displayed: if the "
+                                  "mask was made for the displayed image, apply PIL.ImageOps.exif_transpose(image) "
+                                  "first (as the command line does)")
             mode = image.mode
             if mode == "P":
                 image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -246,7 +254,7 @@ def _cast_like(x: Tensor, dtype: torch.dtype) -> Tensor:
     return x.round().clamp(info.min, info.max).to(dtype)
 
 
-def _as_bool_plane(mask, size, name: str) -> Tensor:
+def _as_bool_plane(mask, size, name: str, hint: str = "") -> Tensor:
     """(H, W) bool, True where the mask is non-zero; accepts numpy, PIL, tensor, with a trailing or
     leading channel axis of 1 (or a multi-channel mask: non-zero in any channel)."""
     if _is_pil(mask):
@@ -268,7 +276,7 @@ def _as_bool_plane(mask, size, name: str) -> Tensor:
         raise ValueError(f"inpaint: {name} must be 2-D (H, W), got shape {tuple(m.shape)}")
     if tuple(m.shape) != tuple(size):
         raise ValueError(
-            f"inpaint: {name} size {tuple(m.shape)} (H, W) does not match the image size {tuple(size)}"
+            f"inpaint: {name} size {tuple(m.shape)} (H, W) does not match the image size {tuple(size)}{hint}"
         )
     return m if m.dtype == torch.bool else m.ne(0)
 
@@ -316,7 +324,9 @@ def inpaint(
     """Fills the masked region of an image.
 
     Args:
-        image: numpy array ``(H, W)`` / ``(H, W, C)``, PIL image, or tensor ``(H, W)`` /
+        image: numpy array ``(H, W)`` / ``(H, W, C)``, PIL image (taken as stored: an EXIF
+            orientation is not applied, so that the result matches the input object; apply
+            ``PIL.ImageOps.exif_transpose`` first for the displayed image), or tensor ``(H, W)`` /
             ``(C, H, W)``; C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA). uint8, uint16 (and, for
             patchmatch and biharmonic, other integer types) or float. Alpha is returned unchanged.
         mask: same height and width; **non-zero = hole** (the pixels to fill). numpy, PIL or tensor;
@@ -325,9 +335,9 @@ def inpaint(
             ``"glcic"`` (learned: ``weights=PATH`` or a network; without it the compact weights
             bundled in the package, see :mod:`fastinpaint.weights`), or another registered method
             (:func:`available_methods`).
-        patch_size: patch side for patch-based methods (odd; default: the method's own).
-        seed: random seed, an int from -2**62 to 2**62 - 1; the same seed on the same kind of device gives the same
-            result. ``None``: a fresh random seed each call (nondeterministic results).
+        patch_size: patch side for patch-based methods (patchmatch: odd, 3 to 31; default 7).
+        seed: random seed, an int from -2**62 to 2**62 - 1; the same seed on the same kind of
+            device gives the same result. ``None``: a fresh random seed each call (nondeterministic results).
         device: where to compute (``"cpu"``, ``"cuda"``, ...). Default: the tensor's device, or the
             CPU for numpy/PIL input. The result is returned in the input's type and place.
         source_mask: optional, same size; **non-zero = may be copied from**. Known pixels outside
@@ -392,8 +402,8 @@ def _inpaint(fn, method, image, mask, source_mask, seed, device, options, hd):
     unit_range = getattr(fn, "unit_range", False)
     if unit_range:
         _check_unit_range_dtype(img.dtype, method)
-    hole = _as_bool_plane(mask, img.size, "mask")
-    src = None if source_mask is None else _as_bool_plane(source_mask, img.size, "source_mask")
+    hole = _as_bool_plane(mask, img.size, "mask", img.size_hint)
+    src = None if source_mask is None else _as_bool_plane(source_mask, img.size, "source_mask", img.size_hint)
     n_hole = int(torch.count_nonzero(hole))  # (a bool sum goes through int64: 20x slower)
     if n_hole == 0:
         warnings.warn("inpaint: the mask is empty (no hole pixel); returning the input unchanged", stacklevel=3)
