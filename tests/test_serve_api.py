@@ -92,6 +92,8 @@ def test_round_trip_keeps_known_pixels_and_fills_the_hole(client, pair):
     # the same call as the library's, so no option was lost on the way
     assert np.array_equal(out, fastinpaint.inpaint(image, hole, seed=3))
     assert resp.headers["x-seed"] == "3"
+    # the strategy header comes with every answer, also when the client chose none (the default)
+    assert resp.headers["x-fastinpaint-hd-strategy"] == "auto -> auto"
 
 
 def test_16_bit_colour_comes_back_16_bit(client, pair):

@@ -184,11 +184,14 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
     headers: Dict[str, str] = {}
     hd = fields.get("hd_strategy")
     options: Dict[str, Any] = {}
-    if hd not in (None, ""):
-        if not isinstance(hd, str) or hd.lower() not in HD_STRATEGIES:
-            raise RequestError(400, f"unknown hd_strategy {hd!r}; choose one of Original, Crop, Resize, Auto")
-        options["hd_strategy"] = HD_STRATEGIES[hd.lower()]
-        headers["X-FastInpaint-HD-Strategy"] = f"{hd} -> {options['hd_strategy']}"
+    if hd in (None, ""):
+        hd = "auto"  # fastinpaint.inpaint's default
+    if not isinstance(hd, str) or hd.lower() not in HD_STRATEGIES:
+        raise RequestError(400, f"unknown hd_strategy {hd!r}; choose one of Original, Crop, Resize, Auto")
+    options["hd_strategy"] = HD_STRATEGIES[hd.lower()]
+    # every answer says which strategy ran (README), also when the client sent none:
+    # "REQUESTED -> STRATEGY", e.g. "Crop -> auto" (IOPaint's Crop is fastinpaint's auto)
+    headers["X-FastInpaint-HD-Strategy"] = f"{hd} -> {options['hd_strategy']}"
     hd_size = _int_field(fields, "hd_size", None, 16, 65536)  # fastinpaint's; IOPaint's limits are ignored
     if hd_size is not None:
         options["hd_size"] = hd_size
