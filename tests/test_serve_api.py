@@ -246,6 +246,7 @@ def test_bad_request_is_400_with_one_line(client, pair, case):
     resp = client.post("/api/v1/inpaint", json=req)
     assert resp.status_code == 400
     assert words in error_of(resp)
+    assert "object at 0x" not in error_of(resp)  # no repr of Pillow's in-memory file
 
 
 @pytest.mark.parametrize("content, ctype, status, words", [

@@ -125,7 +125,8 @@ def open_picture(data: bytes, name: str, limits: Limits):
     try:
         return read_image(data, f"field '{name}'")
     except ImageIOError as exc:  # "cannot read field 'image' <bytes>: why"
-        raise RequestError(400, f"field '{name}' is not a readable image ({str(exc).split(': ', 1)[-1]})") from None
+        why = _one_line(str(exc).split(": ", 1)[-1])
+        raise RequestError(400, f"field '{name}' is not a readable image ({why})") from None
     except Image.DecompressionBombError as exc:
         raise RequestError(413, f"field '{name}': {exc}") from None
 
@@ -248,4 +249,7 @@ def encode_result(pixels: np.ndarray, source) -> Tuple[bytes, str]:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    """The exception's message on one line, without the reprs of in-memory objects Pillow puts in
+    it ("cannot identify image file <_io.BytesIO object at 0x...>"): they tell a client nothing."""
+    text = re.sub(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>", "", str(exc))
+    return " ".join(text.split()) or type(exc).__name__
