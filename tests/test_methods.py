@@ -284,3 +284,17 @@ def test_pil_image_is_taken_as_stored_and_an_exif_rotated_size_mismatch_says_why
     with pytest.raises(ValueError) as plain:  # no orientation: no hint
         fastinpaint.inpaint(Image.fromarray(img), displayed_mask)
     assert "exif_transpose" not in str(plain.value)
+
+
+@pytest.mark.parametrize("method", ["patchmatch", "biharmonic"])
+def test_tensor_with_requires_grad_gives_a_plain_result_without_warnings(photo, method):
+    import warnings
+
+    img, mask = photo
+    t = torch.from_numpy(img).permute(2, 0, 1).float().div(255).requires_grad_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "Converting a tensor with requires_grad=True to a scalar"
+        out = fastinpaint.inpaint(t, torch.from_numpy(mask), method=method, seed=1)
+    assert out.grad_fn is None and not out.requires_grad
+    expected = fastinpaint.inpaint(t.detach(), torch.from_numpy(mask), method=method, seed=1)
+    assert torch.equal(out, expected)

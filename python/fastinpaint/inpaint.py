@@ -393,7 +393,9 @@ def inpaint(
         raise RuntimeError("inpaint: device='cuda' was requested but torch.cuda.is_available() is False")
     # On the CPU, on the threads other processes leave free (see fastinpaint._cpu_load): on a
     # busy machine the statically split passes would wait for a descheduled thread.
-    with on_free_cpu_threads(device):
+    # inpaint is not differentiable (hard masks, nearest-patch copies, rounding): no autograd
+    # graph, so a tensor with requires_grad gives a plain result and no warnings from torch.
+    with on_free_cpu_threads(device), torch.no_grad():
         return _inpaint(fn, method, image, mask, source_mask, seed, device, options, hd)
 
 
