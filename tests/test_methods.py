@@ -175,7 +175,8 @@ def test_any_range_methods_fill_any_integer_dtype_as_the_uint8_photo(photo, meth
 def test_an_option_the_method_does_not_take_is_one_clear_error(photo, method, option, listed):
     img, mask = photo
     name = next(iter(option))
-    with pytest.raises(TypeError, match=rf"^inpaint: method '{method}' takes no option '{name}' \(its options: {listed}"):
+    expected = rf"^inpaint: method '{method}' takes no option '{name}' \(its options: {listed}"
+    with pytest.raises(TypeError, match=expected):
         fastinpaint.inpaint(img, mask, method=method, **option)
 
 
@@ -298,3 +299,11 @@ def test_tensor_with_requires_grad_gives_a_plain_result_without_warnings(photo, 
     assert out.grad_fn is None and not out.requires_grad
     expected = fastinpaint.inpaint(t.detach(), torch.from_numpy(mask), method=method, seed=1)
     assert torch.equal(out, expected)
+
+
+def test_demo_seed_out_of_range_is_a_usage_error_not_a_traceback(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["demo", "-o", str(tmp_path / "d.png"), "--seed", str(2**62)])
+    assert exit_info.value.code == 2
+    assert "--seed: must be between -2**62 and 2**62 - 1" in capsys.readouterr().err
+    assert not (tmp_path / "d.png").exists()

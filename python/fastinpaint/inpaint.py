@@ -363,8 +363,9 @@ def inpaint(
         ValueError: mask size differs from the image size; the mask covers the whole image (there
             is nothing to copy from); unknown method or hd_strategy; non-finite known pixels; a float image
             outside [0, 1] for a learned method.
-        TypeError: unsupported image or mask type; an option the method does not take; a seed that is not an int or None; an integer
-            dtype other than uint8 / uint16 for a learned method.
+        TypeError: unsupported image or mask type; an option the method does not take; a seed
+            that is not an int or None; an integer dtype other than uint8 / uint16 for a learned
+            method.
 
     An empty mask returns a copy of the input with a warning. Values under the hole are ignored
     (NaN included); known pixels must be finite. Learned methods (``pconv``, ``glcic``) work on

@@ -82,7 +82,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--border", action="store_true", help="generated masks keep away from the border")
     p.add_argument("--seed", type=int, default=0, help="seed for --generate (default 0)")
     p.add_argument("--max-size", type=int, default=None, help="downscale images whose longer side exceeds this")
-    p.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="score only the first N pairs (N >= 1)")
+    p.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+                   help="score only the first N pairs (N >= 1)")
     p.add_argument("--csv", default=None, help="write the summary table here")
     p.add_argument("--per-image-csv", default=None, help="write one row per image and method here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -21,9 +21,9 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 import fastinpaint
-from fastinpaint.inpaint import check_method_options, check_seed
+from fastinpaint.inpaint import check_method_options
 from fastinpaint.methods.patchmatch import PATCH_SIZES, check_method_patch_size
-from fastinpaint.cli._common import IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, reports_user_errors
+from fastinpaint.cli._common import IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, reports_user_errors, seed_argument
 from fastinpaint.io import (ImageIOError, Picture, check_destination, grow_hole, hole_from_alpha, read_image,
                             read_mask, write_image)
 
@@ -228,7 +228,7 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
                         "at --hd-size)")
     p.add_argument("--hd-size", type=_hd_size, default=None, metavar="PX",
                    help="working long side for --hd-strategy resize/auto (default: the method's own)")
-    p.add_argument("--seed", type=_seed, default=0,
+    p.add_argument("--seed", type=seed_argument, default=0,
                    help="random seed, -2**62 to 2**62 - 1 (default 0); same seed, same result")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to compute (default cpu)")
     p.set_defaults(func=run)
@@ -249,14 +249,6 @@ def _patch_size(text: str) -> int:
     except ValueError:
         lo, hi = PATCH_SIZES
         raise argparse.ArgumentTypeError(f"must be an odd integer between {lo} and {hi}, got {value}") from None
-
-
-def _seed(text: str) -> int:
-    value = _int(text)
-    try:
-        return check_seed(value)  # the API's rule, checked before any image is read
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be between -2**62 and 2**62 - 1, got {value}") from None
 
 
 def _hd_size(text: str) -> int:

@@ -516,4 +516,5 @@ inpaint_patchmatch.hd_max_pixels = 4_000_000  # type: ignore[attr-defined]
 inpaint_patchmatch.hd_photo_side_option = "photo_side"  # type: ignore[attr-defined]
 #: the options fastinpaint.inpaint accepts for "patchmatch" (it takes **options, so the dispatcher
 #: cannot read them from the signature): PatchMatchOptions' fields, and the deprecated name
-inpaint_patchmatch.option_names = (*PatchMatchOptions.__dataclass_fields__, "coarse_hole_fraction")  # type: ignore[attr-defined]
+inpaint_patchmatch.option_names = (  # type: ignore[attr-defined]
+    *PatchMatchOptions.__dataclass_fields__, "coarse_hole_fraction")
