@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import logging
 import json
 import pathlib
 import threading
@@ -93,7 +94,7 @@ def test_round_trip_keeps_known_pixels_and_fills_the_hole(client, pair):
     assert np.array_equal(out, fastinpaint.inpaint(image, hole, seed=3))
     assert resp.headers["x-seed"] == "3"
     # the strategy header comes with every answer, also when the client chose none (the default)
-    assert resp.headers["x-fastinpaint-hd-strategy"] == "auto -> auto"
+    assert resp.headers["x-fastinpaint-hd-strategy"] == "auto -> auto (original)"
 
 
 def test_16_bit_colour_comes_back_16_bit(client, pair):
@@ -179,21 +180,26 @@ def test_iopaint_shaped_request(client, pair):
     })
     resp = client.post("/api/v1/inpaint", json=req)
     assert resp.status_code == 200, resp.text
-    assert resp.headers["x-fastinpaint-hd-strategy"] == "Crop -> auto"
+    assert resp.headers["x-fastinpaint-hd-strategy"] == "Crop -> auto (original)"  # 128 px: the whole image
     assert np.array_equal(decoded(resp), fastinpaint.inpaint(image, hole))
 
 
 @pytest.mark.parametrize("value, status, strategy", [
     ("Original", 200, "original"), ("original", 200, "original"), ("CROP", 200, "auto"), ("Resize", 200, "resize"),
     ("auto", 200, "auto"), ("Tiles", 400, None), (3, 400, None)])
-def test_hd_strategy(client, pair, value, status, strategy):
+def test_hd_strategy(client, pair, value, status, strategy, caplog):
     image, hole = pair
-    resp = client.post("/api/v1/inpaint", json=body(image, hole, hd_strategy=value, hd_size=64))
+    with caplog.at_level(logging.DEBUG, logger="fastinpaint.hd"):
+        resp = client.post("/api/v1/inpaint", json=body(image, hole, hd_strategy=value, hd_size=64))
     assert resp.status_code == status
     if status == 400:
         assert "hd_strategy" in error_of(resp)
     else:
-        assert resp.headers["x-fastinpaint-hd-strategy"] == f"{value} -> {strategy}"
+        # auto says what it ran: crops of this 128 px image at hd_size 64, as fastinpaint.hd logged it
+        ran = "auto (crop)" if strategy == "auto" else strategy
+        assert resp.headers["x-fastinpaint-hd-strategy"] == f"{value} -> {ran}"
+        if strategy == "auto":
+            assert "auto -> crop" in caplog.text
         assert np.array_equal(decoded(resp), fastinpaint.inpaint(image, hole, hd_strategy=strategy, hd_size=64))
 
 

@@ -190,9 +190,6 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
     if not isinstance(hd, str) or hd.lower() not in HD_STRATEGIES:
         raise RequestError(400, f"unknown hd_strategy {hd!r}; choose one of Original, Crop, Resize, Auto")
     options["hd_strategy"] = HD_STRATEGIES[hd.lower()]
-    # every answer says which strategy ran (README), also when the client sent none:
-    # "REQUESTED -> STRATEGY", e.g. "Crop -> auto" (IOPaint's Crop is fastinpaint's auto)
-    headers["X-FastInpaint-HD-Strategy"] = f"{hd} -> {options['hd_strategy']}"
     hd_size = _int_field(fields, "hd_size", None, 16, 65536)  # fastinpaint's; IOPaint's limits are ignored
     if hd_size is not None:
         options["hd_size"] = hd_size
@@ -216,6 +213,16 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
         options["weights"] = weights[chosen]
 
     image = open_picture(raw("image", True), "image", limits)
+    # every answer says which strategy ran (README), also when the client sent none:
+    # "REQUESTED -> STRATEGY", e.g. "Crop -> auto (crop)": IOPaint's Crop is fastinpaint's auto,
+    # which ran on crops of this image (or "original": the whole image) by fastinpaint.hd's rule
+    ran = options["hd_strategy"]
+    if ran == "auto":
+        from fastinpaint.hd import auto_choice
+        from fastinpaint.inpaint import _resolve_method
+
+        ran = f"auto ({auto_choice(_resolve_method(method), max(image.size), options.get('hd_size'))})"
+    headers["X-FastInpaint-HD-Strategy"] = f"{hd} -> {ran}"
     hole = mask_plane(raw("mask", True), "mask", image.size, limits)
     if hole.all():
         raise RequestError(400, "field 'mask' covers the whole image: there are no known pixels to copy from "
