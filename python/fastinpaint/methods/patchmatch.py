@@ -36,7 +36,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fastinpaint._cpu_load import on_free_cpu_threads
-from fastinpaint.ops.patchmatch import check_patch_size
 from fastinpaint.ops.patchmatch import nnf as _nnf
 from fastinpaint.ops.patchmatch import valid_centres as _valid_centres
 from fastinpaint.ops.patchmatch import vote as _vote
