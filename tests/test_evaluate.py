@@ -242,3 +242,20 @@ def test_evaluate_reports_the_fill_mean_offset_in_grey_levels(small_set, tmp_pat
     assert {"offset_r", "offset_g", "offset_b"} <= set(next(csv.DictReader(open(tmp_path / "p.csv"))))
     line = next(ln for ln in res.table().splitlines() if ln.startswith("tinted") and " all " in ln)
     assert float(line.split()[6]) == pytest.approx(float(overall["offset_r"]), abs=0.01)
+
+
+def test_limit_below_one_is_refused(small_set, capsys):
+    imgs, masks = small_set
+    assert len(ev.load_pairs(imgs, masks, limit=2)) == 2
+    assert len(ev.load_pairs(imgs, generate=2, limit=3)) == 3
+    for bad in (0, -1, 1.5, True):
+        # 0 scored every pair and -1 dropped the last one, both silently
+        with pytest.raises(ValueError, match=r"limit must be a positive int"):
+            ev.load_pairs(imgs, masks, limit=bad)
+        with pytest.raises(ValueError, match=r"limit must be a positive int"):
+            ev.load_pairs(imgs, generate=1, limit=bad)
+    for bad in ("0", "-1"):
+        with pytest.raises(SystemExit) as exit_info:  # at argument parsing, before any image is read
+            _run(["--method", "telea", "--images", str(imgs), "--masks", str(masks), "--limit", bad])
+        assert exit_info.value.code == 2
+        assert f"--limit: must be at least 1, got {bad}" in capsys.readouterr().err

@@ -78,7 +78,7 @@ def test_write_mask_set_and_refuse_overwrite(tmp_path):
         lo, hi = map(float, r["bucket"].split("-"))
         assert lo < (arr == 255).mean() <= hi
     before = np.asarray(Image.open(paths[1]))
-    with pytest.raises(FileExistsError, match="overwrite"):
+    with pytest.raises(FileExistsError, match="pass overwrite=True to replace them$"):
         fm.write_mask_set(tmp_path, 4, (40, 64), [(0.1, 0.2), (0.4, 0.5)], seed=9, border=True)
     assert np.array_equal(np.asarray(Image.open(paths[1])), before)  # untouched
     fm.write_mask_set(tmp_path, 4, (40, 64), [(0.1, 0.2), (0.4, 0.5)], seed=3, border=True, overwrite=True)
@@ -90,7 +90,9 @@ def test_cli_module_and_subcommand(tmp_path, capsys):
     assert masks_cli.main(["--out", str(out), "--count", "3", "--size", "64", "--bucket", "0.2-0.3", "--seed", "1"]) == 0
     assert len(list(out.glob("*.png"))) == 3
     assert masks_cli.main(["--out", str(out), "--count", "3", "--size", "64"]) == 1  # refuses to overwrite
-    assert "already exist" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "already exist" in err and "pass --overwrite to replace them" in err
+    assert "overwrite=True" not in err  # the API's argument is no use on the command line
     import argparse
 
     parser = argparse.ArgumentParser(prog="fastinpaint")

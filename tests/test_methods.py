@@ -137,3 +137,173 @@ def test_cli_pconv_with_missing_weights_fails_cleanly(tmp_path, photo, capsys):
                      str(tmp_path / "out.png"), "--method", "pconv", "--weights", str(tmp_path / "nope.pt")])
     assert code != 0 and "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("method", ["pconv", "glcic"])
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint32])
+def test_learned_methods_refuse_integer_dtypes_of_ambiguous_scale(photo, method, dtype, monkeypatch):
+    # a 0-255 photo as int64 was divided by 2**63 and came back as garbage; now a clear error,
+    # before the network is even loaded
+    import fastinpaint.methods.learned as learned
+
+    monkeypatch.setattr(learned, "network", lambda *a, **k: pytest.fail("loaded a network for a refused image"))
+    img, mask = photo
+    with pytest.raises(TypeError, match=rf"{method}.*{np.dtype(dtype).name} images are ambiguous.*uint8, uint16"):
+        fastinpaint.inpaint(img.astype(dtype), mask, method=method)
+    with pytest.raises(TypeError, match="ambiguous"):  # tensors likewise
+        fastinpaint.inpaint(torch.from_numpy(img.astype(np.int64)).permute(2, 0, 1), mask, method=method)
+
+
+@pytest.mark.parametrize("method", ["patchmatch", "biharmonic"])
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.int64, np.uint32])
+def test_any_range_methods_fill_any_integer_dtype_as_the_uint8_photo(photo, method, dtype):
+    img, mask = photo
+    ref = fastinpaint.inpaint(img, mask, method=method, seed=3)
+    out = fastinpaint.inpaint(img.astype(dtype), mask, method=method, seed=3)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, ref.astype(dtype))
+    t = fastinpaint.inpaint(torch.from_numpy(img.astype(np.int64)).permute(2, 0, 1), mask, method=method, seed=3)
+    np.testing.assert_array_equal(t.permute(1, 2, 0).numpy(), ref.astype(np.int64))
+
+
+@pytest.mark.parametrize("method, option, listed", [
+    ("biharmonic", {"patch_size": 9}, "split_into_regions"),
+    ("biharmonic", {"weights": "x.pt"}, "split_into_regions"),
+    ("pconv", {"blend": "poisson"}, "weights, half"),
+    ("patchmatch", {"em_iterations": 3}, "patch_size, coarsest_size"),
+])
+def test_an_option_the_method_does_not_take_is_one_clear_error(photo, method, option, listed):
+    img, mask = photo
+    name = next(iter(option))
+    expected = rf"^inpaint: method '{method}' takes no option '{name}' \(its options: {listed}"
+    with pytest.raises(TypeError, match=expected):
+        fastinpaint.inpaint(img, mask, method=method, **option)
+
+
+def test_options_a_method_takes_pass_the_check(photo):
+    img, mask = photo
+    out = fastinpaint.inpaint(img, mask, method="biharmonic", split_into_regions=False)
+    assert np.array_equal(out[mask == 0], img[mask == 0])
+    fastinpaint.inpaint(img, mask, method="patchmatch", patch_size=5, em_finest=2)
+
+
+def test_registered_method_with_var_keywords_checks_its_own_options(photo):
+    from fastinpaint.inpaint import _REGISTERED
+
+    seen = {}
+
+    def fill(image, hole, *, seed, source_mask, **options):
+        seen.update(options)
+        return image
+
+    fastinpaint.register_method("test_anything", fill)
+    try:
+        fastinpaint.inpaint(photo[0], photo[1], method="test_anything", whatever=1)
+    finally:
+        del _REGISTERED["test_anything"]
+    assert seen == {"whatever": 1}
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--method", "biharmonic", "--patch-size", "9"], "--patch-size"),
+    (["--method", "pconv", "--blend", "poisson"], "--blend"),
+    (["--method", "pconv", "--weights", "w.pt", "--blend", "poisson"], "--blend"),
+    (["--method", "biharmonic", "--weights", "x.pt"], "--weights"),
+])
+def test_cli_option_for_another_method_is_one_usage_error_before_the_batch(tmp_path, photo, capsys, argv, flag):
+    img, mask = photo
+    (tmp_path / "in").mkdir()
+    (tmp_path / "masks").mkdir()
+    for i in range(3):
+        Image.fromarray(img).save(tmp_path / "in" / f"{i}.png")
+        Image.fromarray(mask).save(tmp_path / "masks" / f"{i}.png")
+    rc = cli.main(["inpaint", "--images", str(tmp_path / "in"), "--masks", str(tmp_path / "masks"),
+                   "--out", str(tmp_path / "out"), *argv])
+    err = capsys.readouterr().err
+    assert rc == 1
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"error: {flag} does not apply to --method" in lines[0], err
+    assert not (tmp_path / "out").exists()  # refused before the batch started
+
+
+def test_one_patch_size_limit_for_the_api_the_cli_and_the_server(photo, tmp_path, capsys):
+    from fastinpaint.methods.patchmatch import PATCH_SIZES
+    from fastinpaint.serve.app import _method_options
+    from fastinpaint.serve.decode import RequestError, _int_field
+
+    img, mask = photo
+    assert PATCH_SIZES == (3, 31)  # the numbers the server always had; 51 ran > 2 minutes on 256x192
+    for bad in (1, 33, 51, 99, 8):
+        with pytest.raises(ValueError, match=r"^patchmatch: patch_size must be an odd int between 3 and 31"):
+            fastinpaint.inpaint(img, mask, patch_size=bad)
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["inpaint", "a.png", "m.png", "-o", str(tmp_path / "o.png"), "--patch-size", str(bad)])
+        assert exit_info.value.code == 2  # argparse's usage error, before any file is read
+        assert "--patch-size: must be an odd integer between 3 and 31" in capsys.readouterr().err
+    out = fastinpaint.inpaint(img, mask, patch_size=31, seed=0)  # the bounds themselves are taken
+    assert np.array_equal(out[mask == 0], img[mask == 0])
+    fastinpaint.inpaint(img, mask, patch_size=3, seed=0)
+    with pytest.raises(RequestError, match="between 3 and 31"):
+        _int_field({"patch_size": 33}, "patch_size", None, *PATCH_SIZES)
+    shown = _method_options("patchmatch", [])["options"]["patch_size"]
+    assert (shown["min"], shown["max"]) == PATCH_SIZES
+
+
+def test_seed_range_is_stated_as_it_is_and_checked_before_reading_files(photo, tmp_path, capsys):
+    from fastinpaint.inpaint import SEED_LIMIT
+
+    img, mask = photo
+    assert SEED_LIMIT == 2**62
+    for bad in (2**62, -2**62 - 1, 2**63 - 1):
+        with pytest.raises(ValueError, match=r"seed must be between -2\*\*62 and 2\*\*62 - 1 .*got " + str(bad)):
+            fastinpaint.inpaint(img, mask, seed=bad)
+        with pytest.raises(SystemExit) as exit_info:  # "a.png" does not exist: parsing fails first
+            cli.main(["inpaint", "a.png", "m.png", "-o", str(tmp_path / "o.png"), "--seed", str(bad)])
+        assert exit_info.value.code == 2
+        assert f"--seed: must be between -2**62 and 2**62 - 1, got {bad}" in capsys.readouterr().err
+    for good in (2**62 - 1, -2**62):  # the bounds run (the ops take the seed's low 63 bits)
+        out = fastinpaint.inpaint(img, mask, seed=good)
+        assert np.array_equal(out[mask == 0], img[mask == 0])
+
+
+def test_pil_image_is_taken_as_stored_and_an_exif_rotated_size_mismatch_says_why(photo, tmp_path):
+    from PIL import ImageOps
+
+    img, mask = photo  # stored 48x64 (H, W); orientation 6 displays it 64x48
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(img).save(tmp_path / "exif6.jpg", exif=exif, quality=95)
+    pil = Image.open(tmp_path / "exif6.jpg")
+    displayed_mask = np.ascontiguousarray(mask.T)  # drawn on the displayed (transposed) image
+    with pytest.raises(ValueError, match=r"does not match the image size \(48, 64\); .*EXIF orientation.*"
+                                         r"PIL.ImageOps.exif_transpose\(image\)"):
+        fastinpaint.inpaint(pil, displayed_mask)
+    out = fastinpaint.inpaint(ImageOps.exif_transpose(pil), displayed_mask)  # the hint's fix works
+    assert out.size == (48, 64)
+    out = fastinpaint.inpaint(pil, mask)  # as stored: the stored size
+    assert out.size == pil.size == (64, 48)
+    with pytest.raises(ValueError) as plain:  # no orientation: no hint
+        fastinpaint.inpaint(Image.fromarray(img), displayed_mask)
+    assert "exif_transpose" not in str(plain.value)
+
+
+@pytest.mark.parametrize("method", ["patchmatch", "biharmonic"])
+def test_tensor_with_requires_grad_gives_a_plain_result_without_warnings(photo, method):
+    import warnings
+
+    img, mask = photo
+    t = torch.from_numpy(img).permute(2, 0, 1).float().div(255).requires_grad_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "Converting a tensor with requires_grad=True to a scalar"
+        out = fastinpaint.inpaint(t, torch.from_numpy(mask), method=method, seed=1)
+    assert out.grad_fn is None and not out.requires_grad
+    expected = fastinpaint.inpaint(t.detach(), torch.from_numpy(mask), method=method, seed=1)
+    assert torch.equal(out, expected)
+
+
+def test_demo_seed_out_of_range_is_a_usage_error_not_a_traceback(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["demo", "-o", str(tmp_path / "d.png"), "--seed", str(2**62)])
+    assert exit_info.value.code == 2
+    assert "--seed: must be between -2**62 and 2**62 - 1" in capsys.readouterr().err
+    assert not (tmp_path / "d.png").exists()

@@ -147,7 +147,7 @@ def test_bad_inputs():
         fastinpaint.inpaint(img.astype(bool), box_mask(20, 24, 5, 10, 5, 10))
     with pytest.raises(ValueError, match="odd"):
         fastinpaint.inpaint(img, box_mask(20, 24, 5, 10, 5, 10), patch_size=4)
-    with pytest.raises(TypeError, match="unknown option"):
+    with pytest.raises(TypeError, match="takes no option .em_iterations."):
         fastinpaint.inpaint(img, box_mask(20, 24, 5, 10, 5, 10), em_iterations=3)
     with pytest.raises(ValueError, match="upsample_vote_patch"):
         fastinpaint.inpaint(img, box_mask(20, 24, 5, 10, 5, 10), upsample_vote_patch=4)

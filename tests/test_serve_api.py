@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import logging
 import json
 import pathlib
 import threading
@@ -92,6 +93,8 @@ def test_round_trip_keeps_known_pixels_and_fills_the_hole(client, pair):
     # the same call as the library's, so no option was lost on the way
     assert np.array_equal(out, fastinpaint.inpaint(image, hole, seed=3))
     assert resp.headers["x-seed"] == "3"
+    # the strategy header comes with every answer, also when the client chose none (the default)
+    assert resp.headers["x-fastinpaint-hd-strategy"] == "auto -> auto (original)"
 
 
 def test_16_bit_colour_comes_back_16_bit(client, pair):
@@ -177,21 +180,26 @@ def test_iopaint_shaped_request(client, pair):
     })
     resp = client.post("/api/v1/inpaint", json=req)
     assert resp.status_code == 200, resp.text
-    assert resp.headers["x-fastinpaint-hd-strategy"] == "Crop -> auto"
+    assert resp.headers["x-fastinpaint-hd-strategy"] == "Crop -> auto (original)"  # 128 px: the whole image
     assert np.array_equal(decoded(resp), fastinpaint.inpaint(image, hole))
 
 
 @pytest.mark.parametrize("value, status, strategy", [
     ("Original", 200, "original"), ("original", 200, "original"), ("CROP", 200, "auto"), ("Resize", 200, "resize"),
     ("auto", 200, "auto"), ("Tiles", 400, None), (3, 400, None)])
-def test_hd_strategy(client, pair, value, status, strategy):
+def test_hd_strategy(client, pair, value, status, strategy, caplog):
     image, hole = pair
-    resp = client.post("/api/v1/inpaint", json=body(image, hole, hd_strategy=value, hd_size=64))
+    with caplog.at_level(logging.DEBUG, logger="fastinpaint.hd"):
+        resp = client.post("/api/v1/inpaint", json=body(image, hole, hd_strategy=value, hd_size=64))
     assert resp.status_code == status
     if status == 400:
         assert "hd_strategy" in error_of(resp)
     else:
-        assert resp.headers["x-fastinpaint-hd-strategy"] == f"{value} -> {strategy}"
+        # auto says what it ran: crops of this 128 px image at hd_size 64, as fastinpaint.hd logged it
+        ran = "auto (crop)" if strategy == "auto" else strategy
+        assert resp.headers["x-fastinpaint-hd-strategy"] == f"{value} -> {ran}"
+        if strategy == "auto":
+            assert "auto -> crop" in caplog.text
         assert np.array_equal(decoded(resp), fastinpaint.inpaint(image, hole, hd_strategy=strategy, hd_size=64))
 
 
@@ -224,6 +232,10 @@ def _bad_requests(image, hole):
                       "whole image"),
         "even patch": ({"image": b64(png(image)), "mask": good_mask, "patch_size": 6}, "odd"),
         "seed not int": ({"image": b64(png(image)), "mask": good_mask, "seed": "abc"}, "integer"),
+        # the API's limit (2**62 - 1): the server took up to 2**63 - 1, which inpaint then refused
+        "seed too large": ({"image": b64(png(image)), "mask": good_mask, "seed": 2**62},
+                           "between 0 and 4611686018427387903"),
+        "patch too large": ({"image": b64(png(image)), "mask": good_mask, "patch_size": 33}, "between 3 and 31"),
         "weights not offered": ({"image": b64(png(image)), "mask": good_mask, "method": "pconv",
                                  "weights": "/etc/passwd"}, "unknown weights"),
         "source for biharmonic": ({"image": b64(png(image)), "mask": good_mask, "method": "biharmonic",
@@ -232,13 +244,15 @@ def _bad_requests(image, hole):
 
 
 @pytest.mark.parametrize("case", ["invalid base64", "not an image", "truncated image", "mask size", "unknown method",
-                                  "missing mask", "full mask", "even patch", "seed not int",
+                                  "missing mask", "full mask", "even patch", "seed not int", "seed too large",
+                                  "patch too large",
                                   "weights not offered", "source for biharmonic"])
 def test_bad_request_is_400_with_one_line(client, pair, case):
     req, words = _bad_requests(*pair)[case]
     resp = client.post("/api/v1/inpaint", json=req)
     assert resp.status_code == 400
     assert words in error_of(resp)
+    assert "object at 0x" not in error_of(resp)  # no repr of Pillow's in-memory file
 
 
 @pytest.mark.parametrize("content, ctype, status, words", [

@@ -266,15 +266,18 @@ def load_pairs(images_dir, masks_dir=None, generate: int = 0,
         seed: base seed for generated masks.
         border: border constraint for generated masks.
         max_size: area-downscale images whose longer side exceeds this (masks follow, nearest).
-        limit: keep the first ``limit`` pairs.
+        limit: keep the first ``limit`` pairs (at least 1; None: all).
 
     Returns:
         List of :class:`Pair`.
     """
+    # 0 meant "all" (falsy) and -1 "all but the last" (a slice): both silently, so refused
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive int (None: every pair), got {limit!r}")
     pairs: List[Pair] = []
     if masks_dir is not None:
         matched = match_pairs(images_dir, masks_dir)
-        if limit:
+        if limit is not None:
             matched = matched[:limit]
         cache: Dict[pathlib.Path, np.ndarray] = {}
         for img_path, mask_path in matched:
@@ -297,7 +300,7 @@ def load_pairs(images_dir, masks_dir=None, generate: int = 0,
             b = buckets[j % len(buckets)]
             mask = generate_mask(image.shape[:2], b, seed=mask_seed(seed, i * generate + j), border=border)
             pairs.append(Pair(f"{img_path.stem}/gen_{bucket_label(b)}_{j}", image, mask))
-            if limit and len(pairs) >= limit:
+            if limit is not None and len(pairs) >= limit:
                 return pairs
     return pairs
 

@@ -73,6 +73,14 @@ def check_options(strategy, size) -> Tuple[str, Optional[int]]:
 Piece = Tuple[Box, Tensor, Tensor]  # a box, the fill over it (C, h, w), where to paste it (h, w) bool
 
 
+def auto_choice(fn: Callable[..., Tensor], long_side: int, size: Optional[int]) -> str:
+    """What ``auto`` runs for ``fn`` on an image of this long side: ``"original"`` (the whole image
+    up to the method's own limit, or ``hd_size``) or ``"crop"``. The server reports it."""
+    working = size if size is not None else getattr(fn, "working_size", None)
+    trigger = size or getattr(fn, "hd_whole_size", None) or working or DEFAULT_TRIGGER
+    return "original" if long_side <= trigger else "crop"
+
+
 def run_strategy(fn: Callable[..., Tensor], read: Callable[[Box], Tensor], hole: Tensor, *, strategy: str,
                  size: Optional[int], seed: int, source_mask: Optional[Tensor], options: dict) -> List[Piece]:
     """The hole filled by ``fn`` under ``strategy`` (see the module), as pieces ``(box, fill, paste)``:
@@ -96,8 +104,7 @@ def run_strategy(fn: Callable[..., Tensor], read: Callable[[Box], Tensor], hole:
 
     if strategy == "auto":
         # the whole image up to the method's own limit (or hd_size), else crops
-        trigger = size or getattr(fn, "hd_whole_size", None) or working or DEFAULT_TRIGGER
-        strategy = "original" if max(h, w) <= trigger else "crop"
+        strategy = auto_choice(fn, max(h, w), size)
         log.debug("%s: auto -> %s (image %dx%d, working size %s, budget %s px)", name, strategy, w, h, working, budget)
         limit = working
     else:

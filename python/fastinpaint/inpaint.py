@@ -14,6 +14,7 @@ on first use so that e.g. a network's weights are not loaded by ``import fastinp
 from __future__ import annotations
 
 import importlib
+import inspect
 import operator
 import secrets
 import warnings
@@ -27,7 +28,7 @@ from fastinpaint._cpu_load import on_free_cpu_threads
 from fastinpaint.hd import check_options as check_hd_options
 from fastinpaint.hd import known_range, run_strategy
 
-__all__ = ["inpaint", "register_method", "available_methods"]
+__all__ = ["inpaint", "register_method", "available_methods", "check_method_options", "check_seed"]
 
 # name -> "module:function"; imported lazily.
 _BUILTIN_METHODS: Dict[str, str] = {
@@ -71,6 +72,41 @@ def _resolve_method(method: str) -> Callable[..., Tensor]:
     raise ValueError(f"inpaint: unknown method {method!r}; available: {', '.join(available_methods())}")
 
 
+#: Parameters of a method that the dispatcher itself passes (not user options).
+_DISPATCHER_PARAMETERS = ("seed", "source_mask", "device")
+
+
+def _option_names(fn: Callable[..., Tensor]) -> Optional[Tuple[str, ...]]:
+    """The option names ``fn`` takes: its ``option_names`` attribute where it takes ``**options``
+    (patchmatch lists its own), else its keyword parameters after ``(image, hole)``; None where it
+    cannot be known (a registered method with ``**options`` and no list: it checks them itself)."""
+    declared = getattr(fn, "option_names", None)
+    if declared is not None:
+        return tuple(declared)
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return tuple(p.name for p in params[2:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                 and p.name not in _DISPATCHER_PARAMETERS)
+
+
+def check_method_options(method: str, options: Dict[str, Any]) -> None:
+    """Raises TypeError, naming the method's options, when ``options`` holds a name ``method``
+    does not take (e.g. ``patch_size`` for biharmonic). :func:`inpaint` calls it before any work;
+    the command line calls it once before a batch, so that the error is not repeated per file."""
+    fn = _resolve_method(method)
+    accepted = _option_names(fn)
+    if accepted is None:
+        return
+    for name in options:
+        if name not in accepted:
+            listed = ", ".join(accepted) if accepted else "none"
+            raise TypeError(f"inpaint: method {method!r} takes no option {name!r} (its options: {listed})")
+
+
 # ------------------------------------------------------------------------------------------------
 # conversions
 # ------------------------------------------------------------------------------------------------
@@ -88,7 +124,15 @@ class _Image:
     def __init__(self, image: ImageLike):
         self.kind: str
         self.pil_mode: Optional[str] = None
+        #: a PIL image is taken as stored; one whose EXIF orientation (5-8) swaps width and height
+        #: is displayed, and opened by the command line, transposed: a mask drawn on it has the
+        #: transposed size, which the size error then explains
+        self.size_hint = ""
         if _is_pil(image):
+            if image.getexif().get(0x0112) in (5, 6, 7, 8):
+                self.size_hint = ("; this PIL image's EXIF orientation swaps width and height when displayed: if the "
+                                  "mask was made for the displayed image, apply PIL.ImageOps.exif_transpose(image) "
+                                  "first (as the command line does)")
             mode = image.mode
             if mode == "P":
                 image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -210,7 +254,7 @@ def _cast_like(x: Tensor, dtype: torch.dtype) -> Tensor:
     return x.round().clamp(info.min, info.max).to(dtype)
 
 
-def _as_bool_plane(mask, size, name: str) -> Tensor:
+def _as_bool_plane(mask, size, name: str, hint: str = "") -> Tensor:
     """(H, W) bool, True where the mask is non-zero; accepts numpy, PIL, tensor, with a trailing or
     leading channel axis of 1 (or a multi-channel mask: non-zero in any channel)."""
     if _is_pil(mask):
@@ -232,13 +276,21 @@ def _as_bool_plane(mask, size, name: str) -> Tensor:
         raise ValueError(f"inpaint: {name} must be 2-D (H, W), got shape {tuple(m.shape)}")
     if tuple(m.shape) != tuple(size):
         raise ValueError(
-            f"inpaint: {name} size {tuple(m.shape)} (H, W) does not match the image size {tuple(size)}"
+            f"inpaint: {name} size {tuple(m.shape)} (H, W) does not match the image size {tuple(size)}{hint}"
         )
     return m if m.dtype == torch.bool else m.ne(0)
 
 
-def _check_seed(seed) -> int:
-    """An int seed; None draws a fresh one (so a call without a seed is not reproducible)."""
+#: Seeds lie in [-SEED_LIMIT, SEED_LIMIT). Methods and fastinpaint.hd derive their seeds by adding
+#: offsets (a region's index; PatchMatch adds multiples of its level and iteration), and a method
+#: may hand the result to torch, whose ops and generators take a signed 64-bit int: 2**62 leaves
+#: room for any offset below 2**62 without overflowing int64.
+SEED_LIMIT = 2**62
+
+
+def check_seed(seed) -> int:
+    """An int seed in [-2**62, 2**62) (:data:`SEED_LIMIT`); None draws a fresh one (so a call
+    without a seed is not reproducible). The command line and the server check theirs with it."""
     if seed is None:
         return secrets.randbelow(2**31)  # small: methods add offsets to it
     if isinstance(seed, bool):
@@ -247,8 +299,9 @@ def _check_seed(seed) -> int:
         value = operator.index(seed)  # int and NumPy / torch integers, not 1.5 or "3"
     except TypeError:
         raise TypeError(f"inpaint: seed must be an int or None, got {type(seed).__name__} {seed!r}") from None
-    if not -2**62 <= value < 2**62:  # headroom for the offsets methods add
-        raise ValueError(f"inpaint: seed must fit in 64 bits, got {value}")
+    if not -SEED_LIMIT <= value < SEED_LIMIT:
+        raise ValueError(f"inpaint: seed must be between -2**62 and 2**62 - 1 (room for the offsets methods add "
+                         f"within a 64-bit int), got {value}")
     return value
 
 
@@ -271,18 +324,20 @@ def inpaint(
     """Fills the masked region of an image.
 
     Args:
-        image: numpy array ``(H, W)`` / ``(H, W, C)``, PIL image, or tensor ``(H, W)`` /
-            ``(C, H, W)``; C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA). uint8, uint16 (and
-            other integer types) or float. Alpha is returned unchanged; only colour is filled.
+        image: numpy array ``(H, W)`` / ``(H, W, C)``, PIL image (taken as stored: an EXIF
+            orientation is not applied, so that the result matches the input object; apply
+            ``PIL.ImageOps.exif_transpose`` first for the displayed image), or tensor ``(H, W)`` /
+            ``(C, H, W)``; C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA). uint8, uint16 (and, for
+            patchmatch and biharmonic, other integer types) or float. Alpha is returned unchanged.
         mask: same height and width; **non-zero = hole** (the pixels to fill). numpy, PIL or tensor;
             a trailing/leading channel axis is allowed (non-zero in any channel = hole).
         method: ``"patchmatch"`` (default; no weights needed), ``"biharmonic"``, ``"pconv"`` or
             ``"glcic"`` (learned: ``weights=PATH`` or a network; without it the compact weights
             bundled in the package, see :mod:`fastinpaint.weights`), or another registered method
             (:func:`available_methods`).
-        patch_size: patch side for patch-based methods (odd; default: the method's own).
-        seed: random seed, an int; the same seed on the same kind of device gives the same
-            result. ``None``: a fresh random seed each call (nondeterministic results).
+        patch_size: patch side for patch-based methods (patchmatch: odd, 3 to 31; default 7).
+        seed: random seed, an int from -2**62 to 2**62 - 1; the same seed on the same kind of
+            device gives the same result. ``None``: a fresh random seed each call (nondeterministic results).
         device: where to compute (``"cpu"``, ``"cuda"``, ...). Default: the tensor's device, or the
             CPU for numpy/PIL input. The result is returned in the input's type and place.
         source_mask: optional, same size; **non-zero = may be copied from**. Known pixels outside
@@ -308,12 +363,15 @@ def inpaint(
         ValueError: mask size differs from the image size; the mask covers the whole image (there
             is nothing to copy from); unknown method or hd_strategy; non-finite known pixels; a float image
             outside [0, 1] for a learned method.
-        TypeError: unsupported image or mask type; a seed that is not an int or None.
+        TypeError: unsupported image or mask type; an option the method does not take; a seed
+            that is not an int or None; an integer dtype other than uint8 / uint16 for a learned
+            method.
 
     An empty mask returns a copy of the input with a warning. Values under the hole are ignored
     (NaN included); known pixels must be finite. Learned methods (``pconv``, ``glcic``) work on
-    colour in [0, 1]: integer images are scaled by their dtype's maximum, and a float image whose
-    known pixels leave [0, 1] is refused (scale it first); patchmatch and biharmonic take any range.
+    colour in [0, 1]: uint8 and uint16 images are scaled by their dtype's maximum, other integer
+    dtypes are refused (their scale is ambiguous), and a float image whose known pixels leave
+    [0, 1] is refused (scale it first); patchmatch and biharmonic take any range and any dtype.
 
     Example:
         >>> import numpy as np, fastinpaint
@@ -324,7 +382,10 @@ def inpaint(
         ((120, 160, 3), dtype('uint8'))
     """
     fn = _resolve_method(method)
-    seed = _check_seed(seed)
+    if patch_size is not None:
+        options["patch_size"] = patch_size
+    check_method_options(method, options)
+    seed = check_seed(seed)
     hd = check_hd_options(hd_strategy, hd_size)
     if device is None:
         device = image.device if isinstance(image, Tensor) else torch.device("cpu")
@@ -333,14 +394,19 @@ def inpaint(
         raise RuntimeError("inpaint: device='cuda' was requested but torch.cuda.is_available() is False")
     # On the CPU, on the threads other processes leave free (see fastinpaint._cpu_load): on a
     # busy machine the statically split passes would wait for a descheduled thread.
-    with on_free_cpu_threads(device):
-        return _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, options, hd)
+    # inpaint is not differentiable (hard masks, nearest-patch copies, rounding): no autograd
+    # graph, so a tensor with requires_grad gives a plain result and no warnings from torch.
+    with on_free_cpu_threads(device), torch.no_grad():
+        return _inpaint(fn, method, image, mask, source_mask, seed, device, options, hd)
 
 
-def _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, options, hd):
+def _inpaint(fn, method, image, mask, source_mask, seed, device, options, hd):
     img = _Image(image)
-    hole = _as_bool_plane(mask, img.size, "mask")
-    src = None if source_mask is None else _as_bool_plane(source_mask, img.size, "source_mask")
+    unit_range = getattr(fn, "unit_range", False)
+    if unit_range:
+        _check_unit_range_dtype(img.dtype, method)
+    hole = _as_bool_plane(mask, img.size, "mask", img.size_hint)
+    src = None if source_mask is None else _as_bool_plane(source_mask, img.size, "source_mask", img.size_hint)
     n_hole = int(torch.count_nonzero(hole))  # (a bool sum goes through int64: 20x slower)
     if n_hole == 0:
         warnings.warn("inpaint: the mask is empty (no hole pixel); returning the input unchanged", stacklevel=3)
@@ -351,13 +417,10 @@ def _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, opt
             "mark only the region to fill (non-zero = hole)"
         )
     hole_d = hole.to(device)
-    unit_range = getattr(fn, "unit_range", False)
     if img.dtype.is_floating_point:  # integers are finite and within their dtype's range
         _check_float_colour(img.chw[: img.colour], hole.to(img.chw.device), method if unit_range else None)
     scale = img.white if unit_range else 1.0
     src_d = None if src is None else src.to(device)
-    if patch_size is not None:
-        options["patch_size"] = patch_size
 
     def read(box):  # a box of the colour, in the method's scale; hd converts only what it processes
         c = img.colour_float(device, box)
@@ -370,6 +433,21 @@ def _inpaint(fn, method, image, mask, source_mask, patch_size, seed, device, opt
             raise RuntimeError(f"inpaint: method {method!r} returned shape {tuple(fill.shape)}, "
                                f"expected {(img.colour, y1 - y0, x1 - x0)}")
     return img.with_fill([(box, fill * scale if scale != 1.0 else fill, paste) for box, fill, paste in pieces])
+
+
+#: The integer dtypes whose scale is unambiguous: a photo's 8 or 16 bits.
+_PHOTO_INT_DTYPES = (torch.uint8, torch.uint16)
+
+
+def _check_unit_range_dtype(dtype: torch.dtype, method: str) -> None:
+    """A method that works on [0, 1] gets integers divided by their dtype's maximum. That is the
+    photo's scale for uint8 and uint16 only: a 0-255 photo stored as int64 would become ~1e-17
+    and come back as garbage, and nothing in the values says which scale was meant. So other
+    integer dtypes are refused before any work (patchmatch and biharmonic take them: any range)."""
+    if _is_int_dtype(dtype) and dtype not in _PHOTO_INT_DTYPES:
+        name = str(dtype).replace("torch.", "")
+        raise TypeError(f"inpaint: method {method!r}: {name} images are ambiguous (0-255? 0-65535?); "
+                        f"pass uint8, uint16, or float in [0, 1]")
 
 
 def _check_float_colour(colour: Tensor, hole: Tensor, unit_method: Optional[str]) -> None:

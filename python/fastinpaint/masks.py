@@ -386,7 +386,7 @@ def write_mask_set(out_dir: Union[str, os.PathLike], count: int, size: Size = 51
         if existing:
             raise FileExistsError(
                 f"{len(existing)} file(s) already exist in {out} (e.g. {existing[0].name}); "
-                "pass overwrite=True (--overwrite) to replace them")
+                "pass overwrite=True to replace them")
     out.mkdir(parents=True, exist_ok=True)
     rows, paths = [], []
     for i, name in enumerate(names):

@@ -50,6 +50,21 @@ def reports_user_errors(prog: str, *library_errors: Type[BaseException]) -> Call
     return decorate
 
 
+def seed_argument(text: str) -> int:
+    """``--seed`` of the subcommands that call :func:`fastinpaint.inpaint`: its range, checked by
+    the API's own rule at argument parsing, before any image is read."""
+    from fastinpaint.inpaint import check_seed
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    try:
+        return check_seed(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be between -2**62 and 2**62 - 1, got {value}") from None
+
+
 def open_image(path: Path, what: str):
     """``PIL.Image`` of ``path``, fully read and as displayed (EXIF orientation applied); ``what``
     ("image", "mask") names it in errors."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 import fastinpaint
-from fastinpaint.cli._common import MASK_THRESHOLD, open_image, reports_user_errors, save_atomic
+from fastinpaint.cli._common import MASK_THRESHOLD, open_image, reports_user_errors, save_atomic, seed_argument
 
 #: The bundled photo and its mask (fastinpaint/data, see SOURCES.md there).
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -43,7 +43,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     """Adds ``demo`` to an ``argparse`` subparsers object."""
     d = subparsers.add_parser("demo", help="inpaint a photo that ships with fastinpaint and say where the result is")
     d.add_argument("-o", "--output", default="fastinpaint_demo.png", help="result path (default ./fastinpaint_demo.png; replaced if present)")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=seed_argument, default=0, help="random seed, -2**62 to 2**62 - 1 (default 0)")
     d.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     d.set_defaults(func=run)
     return d

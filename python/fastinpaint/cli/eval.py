@@ -82,10 +82,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--border", action="store_true", help="generated masks keep away from the border")
     p.add_argument("--seed", type=int, default=0, help="seed for --generate (default 0)")
     p.add_argument("--max-size", type=int, default=None, help="downscale images whose longer side exceeds this")
-    p.add_argument("--limit", type=int, default=None, help="score only the first N pairs")
+    p.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+                   help="score only the first N pairs (N >= 1)")
     p.add_argument("--csv", default=None, help="write the summary table here")
     p.add_argument("--per-image-csv", default=None, help="write one row per image and method here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 1:  # 0 would score every pair, a negative number silently drop the last ones
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def add_subcommand(subparsers, inpaint_fn: Optional[Callable] = None) -> argparse.ArgumentParser:

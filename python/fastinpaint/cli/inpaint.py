@@ -21,7 +21,9 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 import fastinpaint
-from fastinpaint.cli._common import IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, reports_user_errors
+from fastinpaint.inpaint import check_method_options
+from fastinpaint.methods.patchmatch import PATCH_SIZES, check_method_patch_size
+from fastinpaint.cli._common import IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, reports_user_errors, seed_argument
 from fastinpaint.io import (ImageIOError, Picture, check_destination, grow_hole, hole_from_alpha, read_image,
                             read_mask, write_image)
 
@@ -59,13 +61,7 @@ def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args) 
             f"the mask covers the whole image {image_path}: there are no known pixels to copy from "
             "(white = hole; use --invert-mask for masks where white = keep)"
         )
-    kwargs = {}
-    if args.patch_size is not None:
-        kwargs["patch_size"] = args.patch_size
-    if args.weights is not None:
-        kwargs["weights"] = args.weights
-    if args.blend is not None:
-        kwargs["blend"] = args.blend
+    kwargs = _method_options(args)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the empty-mask warning was handled above
@@ -81,6 +77,23 @@ def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args) 
     return "ok"
 
 
+def _method_options(args) -> dict:
+    """The method options the command line sets (only those given: each applies to some methods)."""
+    given = {"patch_size": args.patch_size, "weights": args.weights, "blend": args.blend}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _check_method_options(args) -> None:
+    """An option the method does not take (``--method biharmonic --patch-size 9``) is a usage
+    error found once, before any file is read, by the API's own rule."""
+    for name, value in _method_options(args).items():  # one at a time, to name its flag
+        try:
+            check_method_options(args.method, {name: value})
+        except TypeError as exc:
+            flag = "--" + name.replace("_", "-")
+            raise CliError(f"{flag} does not apply to --method {args.method}: {exc}") from None
+
+
 def _find_mask(masks_dir: Path, image_path: Path) -> Optional[Path]:
     exact = masks_dir / image_path.name
     if exact.is_file():
@@ -94,6 +107,7 @@ def _find_mask(masks_dir: Path, image_path: Path) -> Optional[Path]:
 @reports_user_errors("fastinpaint")
 def run(args: argparse.Namespace) -> int:
     """The ``inpaint`` subcommand: one image, or a folder (batch mode)."""
+    _check_method_options(args)
     batch = args.images is not None or args.masks is not None or args.out is not None
     if batch:
         if args.image is not None or args.mask is not None or args.output is not None:
@@ -203,7 +217,8 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
     p.add_argument("--quality", type=_quality, default=None,
                    help="JPEG/WebP output quality 1-100 (JPEG default: the input's, if it was a JPEG, else 95; "
                         "WebP default: lossless, a quality makes it lossy)")
-    p.add_argument("--patch-size", type=int, default=None, help="patch side for patch-based methods (odd)")
+    p.add_argument("--patch-size", type=_patch_size, default=None,
+                   help=f"--method patchmatch: patch side, odd, {PATCH_SIZES[0]} to {PATCH_SIZES[1]} (default 7)")
     p.add_argument("--weights", default=None, help="weights of a learned method (--method pconv/glcic): a checkpoint path "
                         "(default: the compact weights bundled with fastinpaint)")
     p.add_argument("--blend", choices=["none", "poisson"], default=None,
@@ -215,7 +230,8 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
                         "at --hd-size)")
     p.add_argument("--hd-size", type=_hd_size, default=None, metavar="PX",
                    help="working long side for --hd-strategy resize/auto (default: the method's own)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same result")
+    p.add_argument("--seed", type=seed_argument, default=0,
+                   help="random seed, -2**62 to 2**62 - 1 (default 0); same seed, same result")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to compute (default cpu)")
     p.set_defaults(func=run)
     return p
@@ -226,6 +242,15 @@ def _non_negative(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
+
+
+def _patch_size(text: str) -> int:
+    value = _int(text)
+    try:
+        return check_method_patch_size(value)  # the API's and the server's rule
+    except ValueError:
+        lo, hi = PATCH_SIZES
+        raise argparse.ArgumentTypeError(f"must be an odd integer between {lo} and {hi}, got {value}") from None
 
 
 def _hd_size(text: str) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
-from fastinpaint.cli._common import reports_user_errors, standalone_main
+from fastinpaint.cli._common import CliError, reports_user_errors, standalone_main
 from fastinpaint.masks import parse_buckets, parse_size, write_mask_set
 
 DESCRIPTION = ("Write irregular hole masks (free-form strokes, ellipses, lines) whose hole ratio lies in a "
@@ -26,10 +26,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
 
 
-@reports_user_errors("fastinpaint masks", ValueError, FileExistsError)
+@reports_user_errors("fastinpaint masks", ValueError)
 def run(args: argparse.Namespace) -> int:
-    paths = write_mask_set(args.out, args.count, parse_size(args.size), parse_buckets(args.bucket), seed=args.seed,
-                           border=args.border, overwrite=args.overwrite, margin=args.margin)
+    try:
+        paths = write_mask_set(args.out, args.count, parse_size(args.size), parse_buckets(args.bucket),
+                               seed=args.seed, border=args.border, overwrite=args.overwrite, margin=args.margin)
+    except FileExistsError as exc:  # the API names its argument; a command line user needs the flag
+        raise CliError(str(exc).replace("overwrite=True", "--overwrite")) from None
     print(f"wrote {len(paths)} masks to {args.out} (manifest.csv)")
     return 0
 

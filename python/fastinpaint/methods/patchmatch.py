@@ -36,13 +36,27 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fastinpaint._cpu_load import on_free_cpu_threads
-from fastinpaint.ops.patchmatch import check_patch_size
 from fastinpaint.ops.patchmatch import nnf as _nnf
 from fastinpaint.ops.patchmatch import valid_centres as _valid_centres
 from fastinpaint.ops.patchmatch import vote as _vote
 from fastinpaint.smooth_fill import hole_distance, pushpull_fill, upsample
 
-__all__ = ["inpaint_patchmatch", "PatchMatchOptions", "texture_from_guide"]
+__all__ = ["inpaint_patchmatch", "PatchMatchOptions", "texture_from_guide", "PATCH_SIZES", "check_method_patch_size"]
+
+#: The patch sizes the method takes, the one rule of the API, the command line and the server. The
+#: work grows with the patch's area at every level (a 51 px patch took over 120 s on a 256x192
+#: image, 99 over 10 minutes) while fills stop improving long before 31; below 3 a patch matches
+#: single pixels, not texture. (The ops take any odd size up to 255: check_patch_size.)
+PATCH_SIZES = (3, 31)
+
+
+def check_method_patch_size(patch_size, who: str = "patchmatch") -> int:
+    """``patch_size`` if it is an odd int within :data:`PATCH_SIZES`, else ValueError."""
+    lo, hi = PATCH_SIZES
+    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or not lo <= patch_size <= hi \
+            or patch_size % 2 == 0:
+        raise ValueError(f"{who}: patch_size must be an odd int between {lo} and {hi}, got {patch_size!r}")
+    return patch_size
 
 
 @dataclass
@@ -359,13 +373,13 @@ def inpaint_patchmatch(
         seed: random seed (same seed, same device kind → same result).
         source_mask: ``(H, W)`` bool or None; True = may be copied from (default: every known
             pixel).
-        patch_size: odd patch side (default 7).
+        patch_size: odd patch side, 3 to 31 (:data:`PATCH_SIZES`; default 7).
         **options: fields of :class:`PatchMatchOptions`.
 
     Returns:
         ``(C, H, W)`` float32; known pixels equal the input.
     """
-    check_patch_size(patch_size, "patchmatch")
+    check_method_patch_size(patch_size)
     if "coarse_hole_fraction" in options:  # kept for one release, as the public names in _deprecated
         options = {k: v for k, v in options.items() if k != "coarse_hole_fraction"}
         warnings.warn("patchmatch: coarse_hole_fraction no longer has an effect (a coarse pixel is a hole only where "
@@ -499,3 +513,7 @@ def texture_from_guide(image: Tensor, hole: Tensor, guide: Tensor, scale: float,
 inpaint_patchmatch.hd_max_pixels = 4_000_000  # type: ignore[attr-defined]
 # ... and tells the method the photo's size (see PatchMatchOptions.photo_side).
 inpaint_patchmatch.hd_photo_side_option = "photo_side"  # type: ignore[attr-defined]
+#: the options fastinpaint.inpaint accepts for "patchmatch" (it takes **options, so the dispatcher
+#: cannot read them from the signature): PatchMatchOptions' fields, and the deprecated name
+inpaint_patchmatch.option_names = (  # type: ignore[attr-defined]
+    *PatchMatchOptions.__dataclass_fields__, "coarse_hole_fraction")

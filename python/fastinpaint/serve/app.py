@@ -37,6 +37,7 @@ from starlette.staticfiles import StaticFiles
 
 import fastinpaint
 from fastinpaint.cli._common import IMAGE_SUFFIXES
+from fastinpaint.methods.patchmatch import PATCH_SIZES
 from fastinpaint.serve.decode import NO_SOURCE_MASK, Limits, RequestError, decode_request, encode_result
 from fastinpaint.serve.jobs import JobQueue, QueueFull
 
@@ -70,7 +71,8 @@ class ServeConfig:
 def _method_options(name: str, weights: Sequence[str]) -> dict:
     opts: dict = {"seed": {"type": "int", "default": 0}}
     if name == "patchmatch":
-        opts["patch_size"] = {"type": "int", "default": 7, "min": 3, "max": 31, "odd": True}
+        opts["patch_size"] = {"type": "int", "default": 7, "min": PATCH_SIZES[0], "max": PATCH_SIZES[1],
+                              "odd": True}
     if name in ("pconv", "glcic"):
         opts["weights"] = {"type": "choice", "default": "", "choices": ["", *weights],
                            "labels": {"": "bundled"}}

@@ -17,6 +17,9 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from fastinpaint.inpaint import SEED_LIMIT
+from fastinpaint.methods.patchmatch import PATCH_SIZES, check_method_patch_size
+
 #: IOPaint's HD strategies (its names, case-insensitive) -> fastinpaint.hd's. IOPaint's "Crop", the
 #: default its page and scripts send with every request, is "auto": fastinpaint's crop of each hole
 #: region at a scale suited to the method, which keeps images under the method's working size whole
@@ -122,7 +125,8 @@ def open_picture(data: bytes, name: str, limits: Limits):
     try:
         return read_image(data, f"field '{name}'")
     except ImageIOError as exc:  # "cannot read field 'image' <bytes>: why"
-        raise RequestError(400, f"field '{name}' is not a readable image ({str(exc).split(': ', 1)[-1]})") from None
+        why = _one_line(str(exc).split(": ", 1)[-1])
+        raise RequestError(400, f"field '{name}' is not a readable image ({why})") from None
     except Image.DecompressionBombError as exc:
         raise RequestError(413, f"field '{name}': {exc}") from None
 
@@ -181,21 +185,23 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
     headers: Dict[str, str] = {}
     hd = fields.get("hd_strategy")
     options: Dict[str, Any] = {}
-    if hd not in (None, ""):
-        if not isinstance(hd, str) or hd.lower() not in HD_STRATEGIES:
-            raise RequestError(400, f"unknown hd_strategy {hd!r}; choose one of Original, Crop, Resize, Auto")
-        options["hd_strategy"] = HD_STRATEGIES[hd.lower()]
-        headers["X-FastInpaint-HD-Strategy"] = f"{hd} -> {options['hd_strategy']}"
+    if hd in (None, ""):
+        hd = "auto"  # fastinpaint.inpaint's default
+    if not isinstance(hd, str) or hd.lower() not in HD_STRATEGIES:
+        raise RequestError(400, f"unknown hd_strategy {hd!r}; choose one of Original, Crop, Resize, Auto")
+    options["hd_strategy"] = HD_STRATEGIES[hd.lower()]
     hd_size = _int_field(fields, "hd_size", None, 16, 65536)  # fastinpaint's; IOPaint's limits are ignored
     if hd_size is not None:
         options["hd_size"] = hd_size
-    seed = _int_field(fields, "seed", 0, 0, 2**63 - 1)
-    patch_size = _int_field(fields, "patch_size", None, 3, 31)
+    seed = _int_field(fields, "seed", 0, 0, SEED_LIMIT - 1)  # the API's limit (was 2**63 - 1: an error at run time)
+    patch_size = _int_field(fields, "patch_size", None, *PATCH_SIZES)
     if patch_size is not None:
         if method != "patchmatch":
             raise RequestError(400, f"field 'patch_size' applies to method 'patchmatch', not {method!r}")
-        if patch_size % 2 == 0:
-            raise RequestError(400, f"field 'patch_size' must be odd, got {patch_size}")
+        try:
+            check_method_patch_size(patch_size)  # the method's own rule (odd)
+        except ValueError:
+            raise RequestError(400, f"field 'patch_size' must be odd, got {patch_size}") from None
         options["patch_size"] = patch_size
     chosen = fields.get("weights")
     if chosen not in (None, ""):
@@ -207,6 +213,16 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
         options["weights"] = weights[chosen]
 
     image = open_picture(raw("image", True), "image", limits)
+    # every answer says which strategy ran (README), also when the client sent none:
+    # "REQUESTED -> STRATEGY", e.g. "Crop -> auto (crop)": IOPaint's Crop is fastinpaint's auto,
+    # which ran on crops of this image (or "original": the whole image) by fastinpaint.hd's rule
+    ran = options["hd_strategy"]
+    if ran == "auto":
+        from fastinpaint.hd import auto_choice
+        from fastinpaint.inpaint import _resolve_method
+
+        ran = f"auto ({auto_choice(_resolve_method(method), max(image.size), options.get('hd_size'))})"
+    headers["X-FastInpaint-HD-Strategy"] = f"{hd} -> {ran}"
     hole = mask_plane(raw("mask", True), "mask", image.size, limits)
     if hole.all():
         raise RequestError(400, "field 'mask' covers the whole image: there are no known pixels to copy from "
@@ -240,4 +256,7 @@ def encode_result(pixels: np.ndarray, source) -> Tuple[bytes, str]:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    """The exception's message on one line, without the reprs of in-memory objects Pillow puts in
+    it ("cannot identify image file <_io.BytesIO object at 0x...>"): they tell a client nothing."""
+    text = re.sub(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>", "", str(exc))
+    return " ".join(text.split()) or type(exc).__name__
