@@ -443,3 +443,21 @@ def test_two_processes_publishing_one_path(tmp_path):
     assert "already exists" in loser
     winner_value = (10, 20)[results.index("ok")]
     assert np.asarray(Image.open(out)).max() == winner_value
+
+
+def test_truncated_file_is_a_clear_error_and_is_closed(tmp_path):
+    # Pillow opens the file and fails in load(): the reader closes it (the CLI printed Python's
+    # "unclosed file" warning after its one-line error)
+    import gc
+    import warnings
+
+    rng = np.random.default_rng(7)
+    Image.fromarray(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)).save(tmp_path / "a.jpg", quality=90)
+    data = (tmp_path / "a.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(fio.ImageIOError, match="cannot read image .*cut.jpg"):
+            fio.read_image(tmp_path / "cut.jpg")
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]

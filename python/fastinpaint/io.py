@@ -94,10 +94,13 @@ def _open_pil(src: Source, what: str):
             raise ImageIOError(f"{what} file not found: {p}")
         if p.is_dir():
             raise ImageIOError(f"{what} path is a directory, not an image file: {p}")
+    img = None
     try:
         img = Image.open(_stdio.BytesIO(src) if isinstance(src, bytes) else src)
         img.load()
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        if img is not None:  # a truncated file: Pillow opened it and keeps it open until closed
+            img.close()
         raise ImageIOError(f"cannot read {what} {_name(src)}: {_one_line(exc)}") from None
     return img
 
