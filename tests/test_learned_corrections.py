@@ -158,20 +158,23 @@ def test_bundled_glcic_colour_cast_on_held_out_photos(shared_data):
     # Issue 18's figure: the mean fill colour minus the ground truth's (grey levels, R / G / B),
     # averaged over the held-out photos' 28 pairs at 512 px (fastinpaint eval's dR dG dB). It was
     # (-4.1, 0.0, +2.6) with the offset measured on the network's untrained known-pixel outputs,
-    # and is (-1.5, +1.4, +2.6) measured on the hole's first rings. Blue is not within the
-    # issue's 2 levels: the biharmonic fill alone is +2.1 there (docs/model_card_glcic.md).
+    # (-1.5, +1.4, +2.6) measured on the hole's first rings, and is (-1.9, +0.6, +0.6) with the
+    # network fine-tuned on a push-pull prefill: within the issue's 2 levels in every channel
+    # (docs/model_card_glcic.md).
     from fastinpaint.metrics import fill_mean_offset
 
     kinds = ("irr_01_10", "irr_10_20", "irr_20_30", "irr_30_40", "irr_40_50", "irr_50_60", "center25")
     cast = [255 * fill_mean_offset(fastinpaint.inpaint(np.where(mask[..., None], 0, img), mask, method="glcic"),
                                    img, mask) for img, mask in _held_out(shared_data, kinds)]
     mean_cast = np.mean(cast, 0)
-    assert abs(mean_cast[0]) <= 2.0 and abs(mean_cast[1]) <= 2.0 and abs(mean_cast[2]) <= 3.0, mean_cast
+    assert np.abs(mean_cast).max() <= 2.0, mean_cast
     raw = []
     for img, mask in _held_out(shared_data, ("center25",)):
         out = fastinpaint.inpaint(img, mask, method="glcic", border_blend=0, correct_offset=False, net_size=0)
         raw.append(255 * fill_mean_offset(out, img, mask))
-    assert np.mean(raw, 0)[2] > 10  # the raw network's blue cast, which the corrections remove
+    # the raw network at 512 px is far off on centre squares (it was trained on 128-px crops):
+    # what the corrections remove, so the bound above says something
+    assert np.abs(np.mean(raw, 0)).max() > 10, np.mean(raw, 0)
 
 
 @pytest.mark.parametrize("method,net", [(inpaint_pconv, _tiny_pconv), (inpaint_glcic, lambda: GLCIC(width=4).eval())])
