@@ -237,6 +237,39 @@ def test_hd_strategy_flags(files, capsys):
     with pytest.raises(SystemExit):
         run("inpaint", img, mask, "-o", tmp / "x.png", "--hd-size", 8)
     assert "at least 16" in capsys.readouterr().err
+    for strategy in ("original", "crop"):  # hd_size is auto's and resize's working size: said, not ignored
+        assert run("inpaint", img, mask, "-o", tmp / "x.png", "--hd-strategy", strategy, "--hd-size", 64) == 1
+        assert f"--hd-size has no effect with --hd-strategy {strategy}" in capsys.readouterr().err
+    assert not (tmp / "x.png").exists()
+
+
+def test_source_mask_restricts_what_is_copied(tmp_path, capsys):
+    # left half red, right half blue, a hole across the middle: with a source mask of the right
+    # half, the fill may copy blue only; without it, the hole's left part copies red
+    rgb = np.zeros((H, W, 3), np.uint8)
+    rgb[:, : W // 2] = (200, 30, 30)
+    rgb[:, W // 2:] = (30, 30, 200)
+    rng = np.random.default_rng(3)
+    rgb = np.clip(rgb.astype(int) + rng.integers(-6, 7, rgb.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "in.png")
+    hole = np.zeros((H, W), bool)
+    hole[14:26, 10:46] = True
+    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "hole.png")
+    allowed = np.zeros((H, W), np.uint8)
+    allowed[:, W // 2 + 4:] = 255
+    Image.fromarray(allowed).save(tmp_path / "allowed.png")
+    assert run("inpaint", tmp_path / "in.png", tmp_path / "hole.png", "-o", tmp_path / "src.png",
+               "--source-mask", tmp_path / "allowed.png") == 0
+    assert run("inpaint", tmp_path / "in.png", tmp_path / "hole.png", "-o", tmp_path / "free.png") == 0
+    restricted = np.asarray(Image.open(tmp_path / "src.png")).astype(int)[hole]
+    free = np.asarray(Image.open(tmp_path / "free.png")).astype(int)[hole]
+    assert (restricted[:, 2] > restricted[:, 0]).all()  # every fill pixel copied from the blue half
+    assert (free[:, 0] > free[:, 2]).sum() > 50  # without it, red is copied into the red side
+    # the same as the API's source_mask, and refused where it cannot apply
+    expected = fastinpaint.inpaint(rgb, hole, source_mask=allowed > 127)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "src.png")), expected)
+    assert run("inpaint", "--images", tmp_path, "--out", tmp_path / "o", "--source-mask", tmp_path / "allowed.png") == 1
+    assert "--source-mask is for one IMAGE" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv", [

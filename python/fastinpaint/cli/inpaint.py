@@ -51,6 +51,9 @@ def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args) 
         hole = _alpha_hole(pic, image_path, args.invert_mask, args.dilate)
     else:
         hole = read_mask(mask_path, pic.size, invert=args.invert_mask, dilate=args.dilate)
+    # The pixels that may be copied: the same file rule as masks (white = may copy), not inverted or
+    # grown (those flags are about the hole)
+    source = None if args.source_mask is None else read_mask(Path(args.source_mask), pic.size)
     write = functools.partial(write_image, out=out, overwrite=args.overwrite, source=pic, quality=args.quality)
     if not hole.any():
         warnings.warn(f"mask for {image_path} is empty: nothing to fill, writing the image unchanged")
@@ -66,7 +69,8 @@ def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args) 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the empty-mask warning was handled above
             result = fastinpaint.inpaint(pic.pixels, hole, method=args.method, seed=args.seed, device=args.device,
-                                         hd_strategy=args.hd_strategy, hd_size=args.hd_size, **kwargs)
+                                         hd_strategy=args.hd_strategy, hd_size=args.hd_size, source_mask=source,
+                                         **kwargs)
     except (ValueError, TypeError, RuntimeError, FileNotFoundError) as exc:  # bad weights file included
         raise CliError(f"{image_path}: {exc}") from exc
     if alpha_mask:
@@ -108,6 +112,10 @@ def _find_mask(masks_dir: Path, image_path: Path) -> Optional[Path]:
 def run(args: argparse.Namespace) -> int:
     """The ``inpaint`` subcommand: one image, or a folder (batch mode)."""
     _check_method_options(args)
+    if args.hd_size is not None and args.hd_strategy.lower() in ("original", "crop"):
+        # (the API ignores it there, as IOPaint clients of the server send it with every strategy)
+        raise CliError(f"--hd-size has no effect with --hd-strategy {args.hd_strategy}: it is the working size "
+                       "of auto and resize")
     batch = args.images is not None or args.masks is not None or args.out is not None
     if batch:
         if args.image is not None or args.mask is not None or args.output is not None:
@@ -116,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
             raise CliError("batch mode needs --images DIR and --out DIR (and --masks DIR unless images have alpha)")
         if args.skip_existing and args.overwrite:
             raise CliError("--skip-existing and --overwrite contradict each other; pass one")
+        if args.source_mask is not None:
+            raise CliError("--source-mask is for one IMAGE (a file of that image's size); batch mode has none")
         return _run_batch(args)
     if args.image is None:
         raise CliError("give IMAGE [MASK] -o OUT, or --images DIR --masks DIR --out DIR")
@@ -208,6 +218,9 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
     p.add_argument("--masks", help="batch mode: folder of masks, matched to images by file name")
     p.add_argument("--out", help="batch mode: output folder (created if missing)")
     p.add_argument("--invert-mask", action="store_true", help="masks mark the pixels to KEEP (white = valid)")
+    p.add_argument("--source-mask", metavar="FILE",
+                   help=f"one IMAGE only: where fill may be copied from, white (> {MASK_THRESHOLD}) = may copy "
+                        "(default: every known pixel); a same-size image, read by the mask rule")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--skip-existing", action="store_true",
                    help="leave existing output files alone and skip their inputs (re-running a batch)")
