@@ -284,3 +284,12 @@ def test_every_subcommand_reports_a_user_error_with_status_1(tmp_path, capsys, a
     assert run(*[a.format(tmp=tmp_path) for a in argv]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "error:" in err[0], err
+
+
+def test_an_image_file_first_implies_inpaint(files):
+    tmp, img, mask = files
+    assert run(img, mask, "-o", tmp / "short.png", "--seed", 3) == 0
+    assert run("inpaint", img, mask, "-o", tmp / "long.png", "--seed", 3) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp / "short.png")), np.asarray(Image.open(tmp / "long.png")))
+    with pytest.raises(SystemExit):  # a word that is neither a subcommand nor an image file stays an error
+        run("inpant", img, mask, "-o", tmp / "x.png")

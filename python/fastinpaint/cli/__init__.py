@@ -1,6 +1,7 @@
 """The ``fastinpaint`` command line: one entry point, one module per subcommand.
 
     fastinpaint inpaint IMAGE [MASK] -o OUT [--method patchmatch] [--seed N] [--device cpu|cuda]
+    fastinpaint IMAGE [MASK] -o OUT [...]           (the same: an image file first implies inpaint)
     fastinpaint inpaint --images DIR --masks DIR --out DIR [...]
     fastinpaint demo [-o OUT]
     fastinpaint masks --out DIR --count N [...]
@@ -25,12 +26,13 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from pathlib import Path
 from typing import List, Optional
 
 import fastinpaint
 from fastinpaint.cli import demo, inpaint, masks, serve, train
 from fastinpaint.cli import eval as eval_command  # (the module's name is the subcommand's)
-from fastinpaint.cli._common import MASK_THRESHOLD, CliError
+from fastinpaint.cli._common import IMAGE_SUFFIXES, MASK_THRESHOLD, CliError
 
 __all__ = ["main", "build_parser", "CliError", "MASK_THRESHOLD"]
 
@@ -50,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """The console script ``fastinpaint`` (and ``python -m fastinpaint.cli``); returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and not argv[0].startswith("-") and Path(argv[0]).suffix.lower() in IMAGE_SUFFIXES:
+        # `fastinpaint photo.jpg mask.png -o out.jpg`: what a user types first; no subcommand is
+        # named like an image file, so this cannot shadow one
+        argv = ["inpaint"] + argv
     args = build_parser().parse_args(argv)
     try:
         with warnings.catch_warnings():
