@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.ndimage import distance_transform_edt
 
-from fastinpaint.smooth_fill import hole_distance, pushpull_fill
+from fastinpaint.smooth_fill import hole_distance, pushpull_fill, upsample
 
 
 @pytest.mark.parametrize("shape", [(37, 53), (64, 64), (5, 200)])
@@ -48,3 +48,23 @@ def test_pushpull_fill_of_a_flat_image_is_flat_and_ignores_hole_values():
     torch.testing.assert_close(out[:, ~known], colour[:, None].expand(3, int((~known).sum())), rtol=0, atol=1e-6)
     assert torch.equal(pushpull_fill(img, torch.zeros_like(known)), torch.zeros_like(img))
     assert pushpull_fill(img, torch.ones_like(known)) is img
+
+
+@pytest.mark.parametrize("shape,size", [((3, 64, 64), (128, 128)), ((3, 33, 47), (65, 93)), ((1, 5, 7), (9, 14)),
+                                        ((2, 1, 3), (2, 6))])
+def test_upsample_is_bilinear_and_the_same_on_any_thread_count(shape, size):
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(sum(size))
+    x = torch.rand(*shape, generator=g)
+    want = F.interpolate(x[None], size=size, mode="bilinear", align_corners=False)[0]
+    previous = torch.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            outs.append(upsample(x, size))
+    finally:
+        torch.set_num_threads(previous)
+    torch.testing.assert_close(outs[0], want, rtol=0, atol=1e-5)  # ATen's source coordinates are float32
+    assert all(torch.equal(o, outs[0]) for o in outs)

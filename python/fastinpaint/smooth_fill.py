@@ -31,9 +31,28 @@ def _down_any(mask: Tensor) -> Tensor:
     return F.max_pool2d(mask[None, None].to(torch.float32), 2, ceil_mode=True)[0, 0] > 0
 
 
+def _linear_taps(n_in: int, n_out: int, device):
+    """Source indices and weights of linear interpolation along one axis, ``align_corners=False``
+    (as ``F.interpolate``: ``(i + 0.5) * n_in / n_out - 0.5``, clamped at 0)."""
+    src = ((torch.arange(n_out, device=device, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp_min(0)
+    i0 = src.floor().long().clamp_max(n_in - 1)
+    i1 = (i0 + 1).clamp_max(n_in - 1)
+    return i0, i1, (src - i0).to(torch.float32)
+
+
 def upsample(img: Tensor, size) -> Tensor:
-    """``(C, h, w)`` -> ``(C, *size)``, bilinear (pixel centres aligned as ``align_corners=False``)."""
-    return F.interpolate(img[None], size=size, mode="bilinear", align_corners=False)[0]
+    """``(C, h, w)`` -> ``(C, *size)``, bilinear (pixel centres aligned as ``F.interpolate(...,
+    mode="bilinear", align_corners=False)``, to float rounding). Written as gathers and elementwise
+    products so that the result does not depend on the thread count: ATen's bilinear kernel
+    rounds differently in its vectorised and scalar paths, whose split follows the threads, and
+    one ulp at a level start changed PatchMatch's fills (up to 91 grey levels on a 128 px photo
+    between 1 and 2 threads)."""
+    h, w = size
+    y0, y1, ly = _linear_taps(img.shape[1], h, img.device)
+    x0, x1, lx = _linear_taps(img.shape[2], w, img.device)
+    lx, ly = lx.to(img.dtype), ly.to(img.dtype)
+    rows = img.index_select(2, x0) * (1 - lx) + img.index_select(2, x1) * lx
+    return rows.index_select(1, y0) * (1 - ly)[:, None] + rows.index_select(1, y1) * ly[:, None]
 
 
 def pushpull_fill(img: Tensor, known: Tensor) -> Tensor:
