@@ -124,15 +124,8 @@ class _Image:
     def __init__(self, image: ImageLike):
         self.kind: str
         self.pil_mode: Optional[str] = None
-        #: a PIL image is taken as stored; one whose EXIF orientation (5-8) swaps width and height
-        #: is displayed, and opened by the command line, transposed: a mask drawn on it has the
-        #: transposed size, which the size error then explains
-        self.size_hint = ""
+        self._pil = image if _is_pil(image) else None  # for size_hint, read only on a size error
         if _is_pil(image):
-            if image.getexif().get(0x0112) in (5, 6, 7, 8):
-                self.size_hint = ("; this PIL image's EXIF orientation swaps width and height when displayed: if the "
-                                  "mask was made for the displayed image, apply PIL.ImageOps.exif_transpose(image) "
-                                  "first (as the command line does)")
             mode = image.mode
             if mode == "P":
                 image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -189,6 +182,16 @@ class _Image:
     @property
     def dtype(self):
         return self.chw.dtype
+
+    def size_hint(self) -> str:
+        """What to add to a mask-size error: a PIL image is taken as stored, and one whose EXIF
+        orientation (5-8) swaps width and height is displayed, and opened by the command line,
+        transposed, so a mask drawn on it has the transposed size. Read only when that error
+        happens (parsing EXIF is no work for every call)."""
+        if self._pil is None or self._pil.getexif().get(0x0112) not in (5, 6, 7, 8):
+            return ""
+        return ("; this PIL image's EXIF orientation swaps width and height when displayed: if the mask was made "
+                "for the displayed image, apply PIL.ImageOps.exif_transpose(image) first (as the command line does)")
 
     @property
     def white(self) -> float:
@@ -254,7 +257,7 @@ def _cast_like(x: Tensor, dtype: torch.dtype) -> Tensor:
     return x.round().clamp(info.min, info.max).to(dtype)
 
 
-def _as_bool_plane(mask, size, name: str, hint: str = "") -> Tensor:
+def _as_bool_plane(mask, size, name: str, hint: Callable[[], str] = str) -> Tensor:
     """(H, W) bool, True where the mask is non-zero; accepts numpy, PIL, tensor, with a trailing or
     leading channel axis of 1 (or a multi-channel mask: non-zero in any channel)."""
     if _is_pil(mask):
@@ -276,7 +279,7 @@ def _as_bool_plane(mask, size, name: str, hint: str = "") -> Tensor:
         raise ValueError(f"inpaint: {name} must be 2-D (H, W), got shape {tuple(m.shape)}")
     if tuple(m.shape) != tuple(size):
         raise ValueError(
-            f"inpaint: {name} size {tuple(m.shape)} (H, W) does not match the image size {tuple(size)}{hint}"
+            f"inpaint: {name} size {tuple(m.shape)} (H, W) does not match the image size {tuple(size)}{hint()}"
         )
     return m if m.dtype == torch.bool else m.ne(0)
 

@@ -345,7 +345,7 @@ def _em_level(level: _Level, img: Tensor, field: Optional[Tensor], active: Tenso
             propagation=opts.propagation, seed=seed + 7919 * it,
         )
         d = dist[active]
-        if d.numel() > (1 << 22):  # torch.quantile refuses more than 2^24 values; a strided sample is plenty
+        if d.numel() > (1 << 22):  # a strided sample is plenty for σ², and bounds the top-k's work
             d = d[:: d.numel() // (1 << 22) + 1]
         sigma2 = float(_quantile(d, opts.sigma_quantile)) if d.numel() > 0 else 1.0
         sigma2 = max(sigma2, 1e-8)
