@@ -141,6 +141,56 @@ def test_16bit_colour_tiff_keeps_profile_or_says_so(tmp_path, monkeypatch):
     np.testing.assert_array_equal(fio.read_image(tmp_path / "o.tif").pixels, rgba16, err_msg=f"seed {seed}")
 
 
+def _png_grey_alpha16_unfiltered(a):
+    """An independent 16-bit grey + alpha PNG writer for the test: every row unfiltered (type 0),
+    where fastinpaint's writer Sub-filters them."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    h, w = a.shape[:2]
+    raw = b"".join(b"\0" + a[y].astype(">u2").tobytes() for y in range(h))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("ext", ["png", "tif"])
+def test_16bit_grey_alpha_stays_16bit(tmp_path, ext):
+    """16-bit grey + alpha used to be read as 8-bit RGBA (PNG: Pillow's reading) or not at all
+    (TIFF), and written at 8 bits: now 16 bits in, the same 16 bits out, grey + alpha still."""
+    cv2 = pytest.importorskip("cv2")
+    if ext == "tif":
+        tifffile = pytest.importorskip("tifffile")
+    rng, seed = _fresh_rng()
+    la16 = rng.integers(0, 65536, (H, W, 2), dtype=np.uint16)
+    la16[..., 0] |= 1  # low bits matter: an 8-bit round trip would lose them
+    la16[..., 1] = 65535  # opaque: the alpha is no mask; the mask file is
+    if ext == "png":
+        (tmp_path / "in.png").write_bytes(_png_grey_alpha16_unfiltered(la16))
+    else:
+        tifffile.imwrite(tmp_path / "in.tif", la16, photometric="minisblack", extrasamples=["unassalpha"])
+    pic = fio.read_image(tmp_path / f"in.{ext}")
+    assert pic.pixels.dtype == np.uint16
+    np.testing.assert_array_equal(pic.pixels, la16, err_msg=f"seed {seed}")
+    mask = np.zeros((H, W), np.uint8)
+    mask[8:16, 10:20] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    assert run("inpaint", tmp_path / f"in.{ext}", tmp_path / "m.png", "-o", tmp_path / f"out.{ext}",
+               "--method", "biharmonic") == 0
+    if ext == "png":
+        raw = (tmp_path / "out.png").read_bytes()
+        assert raw[24:26] == bytes([16, 4])  # IHDR: 16 bits, colour type 4 (grey + alpha)
+        bgra = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)  # libpng, an independent reader
+        back = bgra[..., [0, 3]]
+    else:
+        back = tifffile.imread(tmp_path / "out.tif")
+    assert back.dtype == np.uint16 and back.shape == la16.shape
+    np.testing.assert_array_equal(back[mask == 0], la16[mask == 0], err_msg=f"seed {seed}")
+    assert (back[mask > 0, 1] == 65535).all()
+
+
 def _has(module):
     import importlib.util
 

@@ -6,8 +6,10 @@ Reading (:func:`read_image`): the picture **as displayed** — EXIF orientation 
 array (``(H, W)`` grey, ``(H, W, 2)`` grey + alpha, ``(H, W, 3)`` RGB, ``(H, W, 4)`` RGBA; uint8,
 or uint16 for 16-bit files), plus what a writer needs to give it back as it came: its ICC profile,
 its EXIF (orientation reset to 1), its JPEG quality. Palette and CMYK files are converted to
-RGB(A), with a note. 16-bit colour PNG/TIFF files are read with OpenCV, because Pillow reads them
-as 8-bit RGB (it has no 48/64-bit mode) and OpenCV's reader (libpng/libtiff) keeps the 16 bits.
+RGB(A), with a note. 16-bit colour and 16-bit grey + alpha PNG/TIFF files are read with OpenCV,
+because Pillow reads them as 8-bit RGB(A) (it has no 16-bit colour or grey + alpha mode) and
+OpenCV's reader (libpng/libtiff) keeps the 16 bits; a 16-bit grey + alpha TIFF, which neither reads,
+with ``tifffile`` where it is installed (it comes with scikit-image).
 
 **The mask rule** (:func:`hole_from_pil`, used for every mask file and mask upload): the mask is
 read in displayed orientation like the image, converted to grey (ITU-R 601 luma; alpha ignored;
@@ -22,7 +24,8 @@ Writing (:func:`write_image`): the format from the extension; JPEG at the input'
 the input was a JPEG (else 95), with 4:4:4 chroma, or at ``quality``; WebP lossless (known pixels
 bit for bit) unless a ``quality`` is given; PNG at ``png_compression``; ICC profile and EXIF
 carried over (16-bit colour PNG included; 16-bit colour TIFF keeps the profile where ``tifffile``
-is installed, and says what it drops). 16 bits go only to PNG and TIFF: 16-bit grey or colour to
+is installed, and says what it drops). 16-bit grey + alpha is written as such to PNG (by
+:func:`_encode_png_grey_alpha16`: neither Pillow nor OpenCV writes it) and, with ``tifffile``, to TIFF. 16 bits go only to PNG and TIFF: 16-bit grey or colour to
 another format is refused, not rounded to 8 bits; alpha written to JPEG (no alpha) is dropped with
 a warning. :func:`check_destination` checks the destination before any
 computing; the file is written to a temporary file in the same folder and published with a hard
@@ -105,6 +108,25 @@ def _open_pil(src: Source, what: str):
     return img
 
 
+def _read_grey_alpha16_tiff(src: Source) -> Optional[Picture]:
+    """A 16-bit grey + alpha TIFF (Pillow has no such mode, OpenCV reads it wrong) by tifffile;
+    None where that is not what the file is or tifffile is not installed."""
+    try:
+        import tifffile  # not a dependency: present with scikit-image
+    except ImportError:
+        return None
+    try:
+        with tifffile.TiffFile(_stdio.BytesIO(src) if isinstance(src, bytes) else src) as tif:
+            page = tif.pages[0]
+            a = page.asarray()
+            icc = page.tags[34675].value if 34675 in page.tags else None  # InterColorProfile
+    except Exception:  # noqa: BLE001 - not a TIFF tifffile reads either: Pillow's error stands
+        return None
+    if a.dtype != np.uint16 or a.ndim != 3 or a.shape[2] != 2:
+        return None
+    return Picture(np.ascontiguousarray(a), "TIFF", bytes(icc) if icc else None)
+
+
 def orient(img):
     """``img`` as displayed (EXIF orientation applied); keeps ``format``."""
     from PIL import ImageOps
@@ -135,12 +157,18 @@ def _orient_array(a: np.ndarray, orientation: int) -> np.ndarray:
 
 def read_image(src: Source, what: str = "image") -> Picture:
     """The image in ``src`` (a path or the file's bytes) as displayed; see the module docstring."""
-    img = _open_pil(src, what)
+    try:
+        img = _open_pil(src, what)
+    except ImageIOError:
+        grey_alpha = _read_grey_alpha16_tiff(src)
+        if grey_alpha is None:
+            raise
+        return grey_alpha
     header = _stdio.BytesIO(src) if isinstance(src, bytes) else open(src, "rb")
     with header:
         head = header.read(26)
-    # PNG IHDR: bit depth at byte 24, colour type at 25 (2 = RGB, 6 = RGBA)
-    png16 = head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] in (2, 6)
+    # PNG IHDR: bit depth at byte 24, colour type at 25 (2 = RGB, 4 = grey + alpha, 6 = RGBA)
+    png16 = head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] in (2, 4, 6)
     tiff16 = img.format == "TIFF" and img.mode in ("RGB", "RGBA") and \
         tuple(np.atleast_1d(img.tag_v2.get(258, 8)))[0] == 16
     icc = img.info.get("icc_profile")
@@ -148,6 +176,8 @@ def read_image(src: Source, what: str = "image") -> Picture:
     notes: List[str] = []
     if png16 or tiff16:
         pixels = _read_16bit_colour(src, what)
+        if png16 and head[25] == 4:  # OpenCV gives grey + alpha as BGRA, the grey repeated
+            pixels = np.ascontiguousarray(pixels[..., [0, 3]])
         pixels = _orient_array(pixels, _orientation(img))
         # the EXIF block only where the file has one (PNG eXIf): a TIFF's getexif() is its own
         # IFD0 (sizes, strip offsets), which is no EXIF to carry over
@@ -424,6 +454,40 @@ def _encode_16bit_colour(a: np.ndarray, fmt: str, params: dict, out) -> bytes:
     return _png_with_metadata(data, icc, exif) if fmt == "PNG" and (icc or exif) else data
 
 
+def _encode_png_grey_alpha16(a: np.ndarray, params: dict) -> bytes:
+    """16-bit grey + alpha ``(H, W, 2)`` as a PNG of colour type 4, which neither Pillow nor
+    OpenCV writes: IHDR, the metadata chunks, and the rows Sub-filtered (each byte minus the one
+    a pixel, 4 bytes, before it: what libpng's cheapest useful filter does) in one zlib IDAT."""
+    h, w = a.shape[:2]
+    rows = a.astype(">u2").view(np.uint8).reshape(h, w * 4)
+    sub = rows.copy()
+    sub[:, 4:] -= rows[:, :-4]  # uint8 arithmetic wraps modulo 256, as the filter is defined
+    raw = np.concatenate([np.ones((h, 1), np.uint8), sub], axis=1)  # filter type 1 (Sub) per row
+    ihdr = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([16, 4, 0, 0, 0])
+    png = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+           + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), int(params.get("compress_level", 6))))
+           + _png_chunk(b"IEND", b""))
+    icc, exif = params.get("icc_profile"), params.get("exif")
+    return _png_with_metadata(png, icc, exif) if icc or exif else png
+
+
+def _encode_16bit_grey_alpha(a: np.ndarray, fmt: str, params: dict, out) -> bytes:
+    if fmt == "PNG":
+        return _encode_png_grey_alpha16(a, params)
+    try:
+        import tifffile
+    except ImportError:
+        _note(str(out), "16-bit grey + alpha written as 16-bit RGBA TIFF, the grey repeated "
+                        "(pip install tifffile to keep grey + alpha)")
+        return _encode_16bit_colour(np.ascontiguousarray(a[..., [0, 0, 0, 1]]), fmt, params, out)
+    buf = _stdio.BytesIO()
+    tifffile.imwrite(buf, a, photometric="minisblack", extrasamples=["unassalpha"], compression="zlib",
+                     predictor=True, iccprofile=params.get("icc_profile"))
+    if params.get("exif"):
+        _note(str(out), "EXIF not kept: 16-bit TIFF is written without it; use .png to keep it")
+    return buf.getvalue()
+
+
 def _encode(pixels: np.ndarray, fmt: str, params: dict, out) -> bytes:
     from PIL import Image
 
@@ -436,11 +500,10 @@ def _encode(pixels: np.ndarray, fmt: str, params: dict, out) -> bytes:
                            "use .png or .tif, which keep 16")
     if a.dtype == np.uint16 and a.ndim == 3 and a.shape[2] in (3, 4):
         return _encode_16bit_colour(a, fmt, params, out)
-    if a.dtype == np.uint16 and a.ndim == 2:
+    if a.dtype == np.uint16 and a.ndim == 3:  # grey + alpha: no Pillow mode
+        return _encode_16bit_grey_alpha(a, fmt, params, out)
+    if a.dtype == np.uint16:
         img = Image.fromarray(a)  # I;16
-    elif a.dtype == np.uint16:  # 16-bit grey + alpha: no Pillow mode; keep 8 bits with alpha
-        _note(str(out), "16-bit grey + alpha written with 8 bits per channel (no 16-bit grey + alpha writer)")
-        img = Image.fromarray((a.astype(np.uint32) * 255 // 65535).astype(np.uint8), "LA")
     else:
         img = Image.fromarray(a)
     if fmt == "JPEG" and img.mode not in ("L", "RGB"):
