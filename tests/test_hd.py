@@ -370,3 +370,23 @@ def test_texture_rebuild_adds_detail_not_colour():
         _, detailed = hd._scaled(call, img, hole, None, 0, 0.25, texture=True)
     added = detailed - plain
     assert float(torch.corrcoef(torch.stack([added.flatten(), detail.flatten()]))[0, 1]) > 0.9
+
+
+@pytest.mark.parametrize("method", ["patchmatch", "biharmonic", "pconv", "glcic"])
+def test_resize_path_does_not_depend_on_the_thread_count(method, monkeypatch):
+    """The downscale, bicubic upscale, seam correction and texture rebuild of a resized fill give
+    the same result on any thread count (a last-bit difference in a guide steers PatchMatch's
+    search elsewhere: smooth_fill.upsample exists for that reason)."""
+    import fastinpaint._cpu_load as cpu_load
+
+    monkeypatch.setattr(cpu_load, "free_cpu_threads", lambda wanted=None: torch.get_num_threads())
+    img, hole = _synthetic()
+    previous = torch.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            outs.append(fastinpaint.inpaint(img, hole, method=method, seed=5, hd_strategy="resize", hd_size=257))
+    finally:
+        torch.set_num_threads(previous)
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])

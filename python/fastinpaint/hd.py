@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fastinpaint.smooth_fill import upsample
+
 log = logging.getLogger("fastinpaint.hd")
 
 STRATEGIES = ("auto", "original", "crop", "resize")
@@ -267,8 +269,9 @@ def _seam_correction(img: Tensor, up: Tensor, hole: Tensor, cell: float) -> Tens
     bh, bw = hole.shape
     acc = torch.cat([torch.where(known[None], img - up, 0), known[None].to(up.dtype)])[None]
     grid = (max(1, round(bh / cell)), max(1, round(bw / cell)))
-    acc = F.interpolate(F.interpolate(acc, size=grid, mode="area"), size=(bh, bw), mode="bilinear",
-                        align_corners=False)[0]
+    # smooth_fill.upsample, not F.interpolate's bilinear: the corrected fill guides the texture
+    # rebuild's search, and ATen's bilinear can round a last bit differently on another thread count
+    acc = upsample(F.interpolate(acc, size=grid, mode="area")[0], (bh, bw))
     # weight 1/2 at the border (cells half known): the full mismatch there; less known, less of it
     return torch.where(hole[None], acc[:-1] / acc[-1:].clamp_min(0.5), 0)
 
