@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.ndimage import distance_transform_edt
 
-from fastinpaint.smooth_fill import hole_distance, pushpull_fill, upsample
+from fastinpaint.smooth_fill import hole_distance, pushpull_fill, upsample, upsample_where
 
 
 @pytest.mark.parametrize("shape", [(37, 53), (64, 64), (5, 200)])
@@ -68,3 +68,16 @@ def test_upsample_is_bilinear_and_the_same_on_any_thread_count(shape, size):
         torch.set_num_threads(previous)
     torch.testing.assert_close(outs[0], want, rtol=0, atol=1e-5)  # ATen's source coordinates are float32
     assert all(torch.equal(o, outs[0]) for o in outs)
+
+
+@pytest.mark.parametrize("shape,size", [((3, 64, 64), (128, 128)), ((3, 33, 47), (65, 93)), ((4, 40, 30), (401, 299))])
+def test_upsample_where_is_upsample_at_the_masked_pixels_only(shape, size):
+    """The same floats as the dense upsample where asked, the base elsewhere (the hd seam
+    correction and every PatchMatch level start rely on both)."""
+    g = torch.Generator().manual_seed(sum(size) + 1)
+    x = torch.rand(*shape, generator=g)
+    where = torch.rand(*size, generator=g) > 0.8
+    base = torch.rand(shape[0], *size, generator=g)
+    got = upsample_where(x, where, base)
+    assert torch.equal(got, torch.where(where[None], upsample(x, size), base))
+    assert torch.equal(upsample_where(x, torch.zeros_like(where), base), base)

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fastinpaint.smooth_fill import upsample
+from fastinpaint.smooth_fill import upsample_at
 
 log = logging.getLogger("fastinpaint.hd")
 
@@ -269,11 +269,15 @@ def _seam_correction(img: Tensor, up: Tensor, hole: Tensor, cell: float) -> Tens
     bh, bw = hole.shape
     acc = torch.cat([torch.where(known[None], img - up, 0), known[None].to(up.dtype)])[None]
     grid = (max(1, round(bh / cell)), max(1, round(bw / cell)))
-    # smooth_fill.upsample, not F.interpolate's bilinear: the corrected fill guides the texture
-    # rebuild's search, and ATen's bilinear can round a last bit differently on another thread count
-    acc = upsample(F.interpolate(acc, size=grid, mode="area")[0], (bh, bw))
+    # smooth_fill's bilinear, not F.interpolate's: the corrected fill guides the texture rebuild's
+    # search, and ATen's bilinear can round a last bit differently on another thread count; and
+    # only at the hole's pixels, where the correction is used
+    ys, xs = torch.nonzero(hole, as_tuple=True)
+    acc = upsample_at(F.interpolate(acc, size=grid, mode="area")[0], (bh, bw), ys, xs)
+    out = torch.zeros_like(up)
     # weight 1/2 at the border (cells half known): the full mismatch there; less known, less of it
-    return torch.where(hole[None], acc[:-1] / acc[-1:].clamp_min(0.5), 0)
+    out[:, ys, xs] = acc[:-1] / acc[-1:].clamp_min(0.5)
+    return out
 
 
 def regions(hole: np.ndarray) -> List[Box]:

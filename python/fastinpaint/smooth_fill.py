@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["pushpull_fill", "hole_distance", "upsample"]
+__all__ = ["pushpull_fill", "hole_distance", "upsample", "upsample_at", "upsample_where"]
 
 
 def _down_image(img: Tensor, known: Tensor) -> Tensor:
@@ -55,6 +55,29 @@ def upsample(img: Tensor, size) -> Tensor:
     return rows.index_select(1, y0) * (1 - ly)[:, None] + rows.index_select(1, y1) * ly[:, None]
 
 
+def upsample_at(img: Tensor, size, ys: Tensor, xs: Tensor) -> Tensor:
+    """``upsample(img, size)[:, ys, xs]`` (``(C, N)``), the same floats, computed at those pixels
+    only: the callers need the upsampled values in a hole alone, and a 12 MP image with a
+    scattered 8 % hole spent 2.5 s upsampling all of it."""
+    h, w = size
+    y0, y1, ly = _linear_taps(img.shape[1], h, img.device)
+    x0, x1, lx = _linear_taps(img.shape[2], w, img.device)
+    y0, y1, ly = y0[ys], y1[ys], ly[ys].to(img.dtype)
+    x0, x1, lx = x0[xs], x1[xs], lx[xs].to(img.dtype)
+    # the operations of upsample, in its order: along x within each of the two rows, then along y
+    top = img[:, y0, x0] * (1 - lx) + img[:, y0, x1] * lx
+    bottom = img[:, y1, x0] * (1 - lx) + img[:, y1, x1] * lx
+    return top * (1 - ly) + bottom * ly
+
+
+def upsample_where(img: Tensor, where: Tensor, base: Tensor) -> Tensor:
+    """``torch.where(where, upsample(img, where.shape), base)``, computed at ``where``'s pixels only."""
+    ys, xs = torch.nonzero(where, as_tuple=True)
+    out = base.clone()
+    out[:, ys, xs] = upsample_at(img, where.shape, ys, xs).to(base.dtype)
+    return out
+
+
 def pushpull_fill(img: Tensor, known: Tensor) -> Tensor:
     """``img`` with its unknown pixels filled smoothly: the known pixels' averages from ever coarser
     scales (2x each), upsampled back; known pixels unchanged. All zeros when nothing is known."""
@@ -64,7 +87,7 @@ def pushpull_fill(img: Tensor, known: Tensor) -> Tensor:
         return torch.zeros_like(img)
     h, w = img.shape[1:]
     coarse = pushpull_fill(_down_image(img, known), _down_any(known))
-    return torch.where(known[None], img, upsample(coarse, (h, w)))
+    return upsample_where(coarse, ~known, img)
 
 
 def hole_distance(hole: Tensor) -> Tensor:

@@ -39,7 +39,7 @@ from fastinpaint._cpu_load import on_free_cpu_threads
 from fastinpaint.ops.patchmatch import nnf as _nnf
 from fastinpaint.ops.patchmatch import valid_centres as _valid_centres
 from fastinpaint.ops.patchmatch import vote as _vote
-from fastinpaint.smooth_fill import hole_distance, pushpull_fill, upsample
+from fastinpaint.smooth_fill import hole_distance, pushpull_fill, upsample_where
 
 __all__ = ["inpaint_patchmatch", "PatchMatchOptions", "texture_from_guide", "PATCH_SIZES", "check_method_patch_size"]
 
@@ -433,7 +433,7 @@ def inpaint_patchmatch(
                 img = pushpull_fill(level.image, ~level.hole)
                 cold = True
             else:
-                img = torch.where(level.hole[None], upsample(img, (h, w)), level.image)
+                img = upsample_where(img, level.hole, level.image)
                 if field is not None:
                     field = _upsample_field(field, (h, w))
                     img = _vote_upsampled_field(level, img, field, active, conf, opts, lp, reduce)
