@@ -5,6 +5,7 @@ networks on large photos, choices are logged, bad options refused."""
 from __future__ import annotations
 
 import logging
+import math
 import unittest.mock as mock
 
 import numpy as np
@@ -199,12 +200,13 @@ def test_regions_on_cells_cover_every_hole_and_match_pixel_labelling(monkeypatch
         assert covered[hole].all()
 
 
-def test_bicubic_box_is_interpolate_over_the_box():
-    lo = torch.rand(3, 37, 53, generator=torch.Generator().manual_seed(0))
+def test_bicubic_at_is_interpolate_at_those_pixels():
+    g = torch.Generator().manual_seed(0)
+    lo = torch.rand(3, 37, 53, generator=g)
     full = F.interpolate(lo[None], size=(250, 331), mode="bicubic", align_corners=False)[0]
-    for box in [(0, 250, 0, 331), (10, 200, 3, 330), (249, 250, 0, 1)]:
-        y0, y1, x0, x1 = box
-        assert torch.allclose(hd._bicubic_box(lo, (250, 331), box), full[:, y0:y1, x0:x1], atol=1e-4)
+    for where in [torch.ones(250, 331, dtype=torch.bool), torch.rand(250, 331, generator=g) > 0.9]:
+        ys, xs = torch.nonzero(where, as_tuple=True)
+        assert torch.allclose(hd._bicubic_at(lo, (250, 331), ys, xs), full[:, ys, xs], atol=1e-4)
 
 
 def test_seam_correction_meets_the_known_pixels_and_fades():
@@ -257,7 +259,7 @@ def test_seam_correction_helps_on_an_upscaled_photo(shared_data):
 
     with mock.patch.object(pconv.inpaint_pconv, "hd_texture_from_photo", False):  # the seam alone
         with_seam = _psnr_hole(fastinpaint.inpaint(truth, hole, method="pconv"), truth, band)
-    with mock.patch.object(hd, "_seam_correction", lambda img, up, hole, cell: torch.zeros_like(up)), \
+    with mock.patch.object(hd, "_seam_correction", lambda img, up, hole, cell, band: torch.zeros_like(up)), \
             mock.patch.object(pconv.inpaint_pconv, "hd_texture_from_photo", False):
         without = _psnr_hole(fastinpaint.inpaint(truth, hole, method="pconv"), truth, band)
     assert with_seam > without + 0.2, (with_seam, without)
@@ -390,3 +392,18 @@ def test_resize_path_does_not_depend_on_the_thread_count(method, monkeypatch):
     finally:
         torch.set_num_threads(previous)
     assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+
+
+def test_seam_correction_reads_only_the_band():
+    """The upscaled fill is computed only in the hole and within the rim (two cells) of it: the
+    correction must come out the same whatever lies outside that band."""
+    g = torch.Generator().manual_seed(3)
+    h, w, cell = 150, 170, 2.6
+    img = torch.rand(3, h, w, generator=g)
+    hole = torch.rand(h, w, generator=g) > 0.97  # scattered specks, as a stroke mask upscaled
+    hole[60:90, 40:100] = True
+    up = img + 0.2 * torch.rand(3, h, w, generator=g)
+    band = hd.dilate(hole, math.ceil(2 * cell))
+    want = hd._seam_correction(img, up, hole, cell)
+    got = hd._seam_correction(img, torch.where(band[None], up, 1e6), hole, cell, band)
+    assert torch.equal(got, want)

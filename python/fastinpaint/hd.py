@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fastinpaint.smooth_fill import upsample_at
+from fastinpaint.smooth_fill import dilate, upsample_at
 
 log = logging.getLogger("fastinpaint.hd")
 
@@ -223,11 +223,16 @@ def _scaled(call, img: Tensor, hole: Tensor, src: Optional[Tensor], seed: int, s
     cols = torch.nonzero(hole.any(0)).flatten()
     y0, y1 = max(0, int(rows[0]) - rim), min(h, int(rows[-1]) + 1 + rim)
     x0, x1 = max(0, int(cols[0]) - rim), min(w, int(cols[-1]) + 1 + rim)
-    up = _bicubic_box(fill_lo, (h, w), (y0, y1, x0, x1))
-    lo, hi = known_range(img_lo, hole_lo)  # the known colours' range (area averages lie within it)
-    up = torch.maximum(torch.minimum(up, hi[:, None, None]), lo[:, None, None])
     hole_b = hole[y0:y1, x0:x1]
-    up = up + _seam_correction(img[:, y0:y1, x0:x1], up, hole_b, cell)
+    # The upscaled fill is needed in the hole and, for the seam correction, on the known pixels
+    # within the rim: only there is it computed (a scattered hole's box is the whole photo).
+    band = dilate(hole_b, rim)
+    ys, xs = torch.nonzero(band, as_tuple=True)
+    lo, hi = known_range(img_lo, hole_lo)  # the known colours' range (area averages lie within it)
+    vals = _bicubic_at(fill_lo, (h, w), ys + y0, xs + x0)
+    up = torch.zeros((img.shape[0], y1 - y0, x1 - x0), dtype=vals.dtype, device=vals.device)
+    up[:, ys, xs] = torch.maximum(torch.minimum(vals, hi[:, None]), lo[:, None])
+    up = up + _seam_correction(img[:, y0:y1, x0:x1], up, hole_b, cell, band)
     if texture:
         from fastinpaint.methods.patchmatch import texture_from_guide
 
@@ -247,25 +252,26 @@ def _scaled(call, img: Tensor, hole: Tensor, src: Optional[Tensor], seed: int, s
     return (y0, y1, x0, x1), up
 
 
-def _bicubic_box(lo: Tensor, size: Tuple[int, int], box: Box) -> Tensor:
-    """``F.interpolate(lo, size, mode="bicubic", align_corners=False)`` evaluated over ``box`` only
-    (the same source coordinates: a fine pixel's centre maps to the same point of ``lo``)."""
+def _bicubic_at(lo: Tensor, size: Tuple[int, int], ys: Tensor, xs: Tensor) -> Tensor:
+    """``F.interpolate(lo, size, mode="bicubic", align_corners=False)[:, ys, xs]`` (``(C, N)``),
+    evaluated at those pixels only (the same source coordinates: a fine pixel's centre maps to the
+    same point of ``lo``)."""
     h, w = size
-    y0, y1, x0, x1 = box
-    ys = (torch.arange(y0, y1, device=lo.device, dtype=torch.float32) + 0.5) * (2.0 / h) - 1.0
-    xs = (torch.arange(x0, x1, device=lo.device, dtype=torch.float32) + 0.5) * (2.0 / w) - 1.0
-    grid = torch.stack(torch.broadcast_tensors(xs[None, :], ys[:, None]), -1)[None]
-    return F.grid_sample(lo[None].float(), grid, mode="bicubic", padding_mode="border", align_corners=False)[0]
+    gy = (ys.to(torch.float32) + 0.5) * (2.0 / h) - 1.0
+    gx = (xs.to(torch.float32) + 0.5) * (2.0 / w) - 1.0
+    grid = torch.stack([gx, gy], -1)[None, None]
+    return F.grid_sample(lo[None].float(), grid, mode="bicubic", padding_mode="border", align_corners=False)[0, :, 0]
 
 
-def _seam_correction(img: Tensor, up: Tensor, hole: Tensor, cell: float) -> Tensor:
+def _seam_correction(img: Tensor, up: Tensor, hole: Tensor, cell: float, band: Optional[Tensor] = None) -> Tensor:
     """What to add to the upscaled fill ``up`` so that it meets ``img``'s known pixels: their
     difference on the known pixels, averaged over cells of the low-resolution pixel's size (a
     normalised convolution: the known pixels' weight is averaged alongside) and interpolated
     back, so that it is carried about one cell into the hole and fades out by the second.
     Computed on the cell grid, so its cost is a pass over the box, whatever the scale. Zero
-    outside the hole."""
-    known = ~hole
+    outside the hole. ``band``: where ``up`` is defined (the hole and the known pixels within two
+    cells of it, all that the cells the hole reads cover); None: everywhere."""
+    known = ~hole if band is None else band & ~hole
     bh, bw = hole.shape
     acc = torch.cat([torch.where(known[None], img - up, 0), known[None].to(up.dtype)])[None]
     grid = (max(1, round(bh / cell)), max(1, round(bw / cell)))

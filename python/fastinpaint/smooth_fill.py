@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["pushpull_fill", "hole_distance", "upsample", "upsample_at", "upsample_where"]
+__all__ = ["pushpull_fill", "hole_distance", "dilate", "upsample", "upsample_at", "upsample_where"]
 
 
 def _down_image(img: Tensor, known: Tensor) -> Tensor:
@@ -88,6 +88,16 @@ def pushpull_fill(img: Tensor, known: Tensor) -> Tensor:
     h, w = img.shape[1:]
     coarse = pushpull_fill(_down_image(img, known), _down_any(known))
     return upsample_where(coarse, ~known, img)
+
+
+def dilate(mask: Tensor, radius: int) -> Tensor:
+    """Square dilation by ``radius``, as two 1-D passes (a k x k window costs k² per pixel)."""
+    if radius <= 0:
+        return mask
+    k = 2 * radius + 1
+    m = mask[None, None].to(torch.float32)
+    m = F.max_pool2d(m, (k, 1), stride=1, padding=(radius, 0))
+    return F.max_pool2d(m, (1, k), stride=1, padding=(0, radius))[0, 0] > 0
 
 
 def hole_distance(hole: Tensor) -> Tensor:

@@ -39,7 +39,7 @@ from fastinpaint._cpu_load import on_free_cpu_threads
 from fastinpaint.ops.patchmatch import nnf as _nnf
 from fastinpaint.ops.patchmatch import valid_centres as _valid_centres
 from fastinpaint.ops.patchmatch import vote as _vote
-from fastinpaint.smooth_fill import hole_distance, pushpull_fill, upsample_where
+from fastinpaint.smooth_fill import dilate, hole_distance, pushpull_fill, upsample_where
 
 __all__ = ["inpaint_patchmatch", "PatchMatchOptions", "texture_from_guide", "PATCH_SIZES", "check_method_patch_size"]
 
@@ -197,16 +197,6 @@ def _down_masked(img: Tensor, known: Tensor):
     s = _down_binomial_axis(_down_binomial_axis(x, 1), 2)
     den = s[-1]
     return s[:-1] / den.clamp_min(1e-12)[None], den
-
-
-def _dilate(mask: Tensor, radius: int) -> Tensor:
-    """Square dilation by ``radius``, as two 1-D passes (a k x k window costs k² per pixel)."""
-    if radius <= 0:
-        return mask
-    k = 2 * radius + 1
-    m = mask[None, None].to(torch.float32)
-    m = F.max_pool2d(m, (k, 1), stride=1, padding=(radius, 0))
-    return F.max_pool2d(m, (1, k), stride=1, padding=(0, radius))[0, 0] > 0
 
 
 def _features(img: Tensor, gradient_weight: float) -> Tensor:
@@ -424,7 +414,7 @@ def inpaint_patchmatch(
             level = levels[li]
             h, w = level.hole.shape
             lp = p if li < top + 2 else min(p, opts.coarse_patch_size or p)  # the schedule's two finest: full
-            active = _dilate(level.hole, lp // 2)
+            active = dilate(level.hole, lp // 2)
             reduce = opts.finest_vote_reduce if (li == 0 and opts.finest_vote_reduce is not None) else opts.vote_reduce
             if li >= top + 2 and opts.coarse_vote_reduce is not None:  # the levels of coarse_patch_size
                 reduce = opts.coarse_vote_reduce
@@ -491,7 +481,7 @@ def texture_from_guide(image: Tensor, hole: Tensor, guide: Tensor, scale: float,
     p = patch_size
     while p > 1 and _valid_centre_count(~hole_lo, p) == 0:
         p -= 2
-    field, _ = _nnf(feats, feats, p, source_valid=~hole_lo, active=_dilate(hole_lo, p // 2),
+    field, _ = _nnf(feats, feats, p, source_valid=~hole_lo, active=dilate(hole_lo, p // 2),
                     iterations=nnf_iterations, seed=seed)
     # The field over the box, at full resolution: each pixel takes its low-resolution pixel's
     # match and keeps its offset to it, scaled; a match must be the centre of a known 3x3 patch.
