@@ -398,12 +398,15 @@ def test_seam_correction_reads_only_the_band():
     """The upscaled fill is computed only in the hole and within the rim (two cells) of it: the
     correction must come out the same whatever lies outside that band."""
     g = torch.Generator().manual_seed(3)
-    h, w, cell = 150, 170, 2.6
-    img = torch.rand(3, h, w, generator=g)
-    hole = torch.rand(h, w, generator=g) > 0.97  # scattered specks, as a stroke mask upscaled
-    hole[60:90, 40:100] = True
-    up = img + 0.2 * torch.rand(3, h, w, generator=g)
-    band = hd.dilate(hole, math.ceil(2 * cell))
-    want = hd._seam_correction(img, up, hole, cell)
-    got = hd._seam_correction(img, torch.where(band[None], up, 1e6), hole, cell, band)
-    assert torch.equal(got, want)
+    h, w = 150, 170
+    for cell in (1.7, 2.6, 10.4):
+        img = torch.rand(3, h, w, generator=g)
+        hole = torch.rand(h, w, generator=g) > 0.995  # scattered specks, as a stroke mask upscaled
+        hole[60:90, 40:100] = True
+        up = img + 0.2 * torch.rand(3, h, w, generator=g)
+        want = hd._seam_correction(img, up, hole, cell)
+        band = hd._seam_band(hole, cell)
+        assert bool(band[hole].all()) and (cell > 3 or not bool(band.all()))
+        for b in (band, hd.dilate(hole, math.ceil(2 * cell))):
+            got = hd._seam_correction(img, torch.where(b[None], up, 1e6), hole, cell, b)
+            assert torch.equal(got, want), cell
