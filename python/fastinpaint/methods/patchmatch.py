@@ -483,19 +483,23 @@ def texture_from_guide(image: Tensor, hole: Tensor, guide: Tensor, scale: float,
         p -= 2
     field, _ = _nnf(feats, feats, p, source_valid=~hole_lo, active=dilate(hole_lo, p // 2),
                     iterations=nnf_iterations, seed=seed)
-    # The field over the box, at full resolution: each pixel takes its low-resolution pixel's
-    # match and keeps its offset to it, scaled; a match must be the centre of a known 3x3 patch.
-    ys = torch.arange(y0, y1, device=image.device)
-    xs = torch.arange(x0, x1, device=image.device)
+    # The field at full resolution: each pixel takes its low-resolution pixel's match and keeps
+    # its offset to it, scaled; a match must be the centre of a known 3x3 patch. Only the pixels
+    # whose 3x3 patch reaches the hole vote into it: the field is computed there alone (a
+    # scattered hole's box is the whole photo), -1 elsewhere.
+    hole_b = hole[y0:y1, x0:x1]
+    py, px = torch.nonzero(dilate(hole_b, 1), as_tuple=True)
+    ys, xs = py + y0, px + x0
     yl = ((ys + 0.5) * (lh / h)).long().clamp_max(lh - 1)
     xl = ((xs + 0.5) * (lw / w)).long().clamp_max(lw - 1)
-    f = field.index_select(0, yl).index_select(1, xl).long()
-    sy = ys[:, None] + torch.round((f[..., 0] - yl[:, None]) * (h / lh)).long()
-    sx = xs[None, :] + torch.round((f[..., 1] - xl[None, :]) * (w / lw)).long()
-    ok = (f[..., 0] >= 0) & (sy >= 0) & (sy < h) & (sx >= 0) & (sx < w)
+    f = field[yl, xl].long()
+    sy = ys + torch.round((f[:, 0] - yl) * (h / lh)).long()
+    sx = xs + torch.round((f[:, 1] - xl) * (w / lw)).long()
+    ok = (f[:, 0] >= 0) & (sy >= 0) & (sy < h) & (sx >= 0) & (sx < w)
     ok &= _valid_centres(~hole, 3)[sy.clamp(0, h - 1), sx.clamp(0, w - 1)]
-    full = torch.stack([torch.where(ok, sy, -1), torch.where(ok, sx, -1)], -1).to(torch.int32).contiguous()
-    voted, total = _vote(comp, full, 3, None, mask=hole[y0:y1, x0:x1], return_total=True,
+    full = torch.full((y1 - y0, x1 - x0, 2), -1, dtype=torch.int32, device=image.device)
+    full[py, px] = torch.stack([torch.where(ok, sy, -1), torch.where(ok, sx, -1)], -1).to(torch.int32)
+    voted, total = _vote(comp, full, 3, None, mask=hole_b, return_total=True,
                          reduce=PatchMatchOptions.vote_reduce)
     return torch.where((total > 0)[None], voted, guide)
 
