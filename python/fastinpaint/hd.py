@@ -232,7 +232,7 @@ def _scaled(call, img: Tensor, hole: Tensor, src: Optional[Tensor], seed: int, s
     vals = _bicubic_at(fill_lo, (h, w), ys + y0, xs + x0)
     up = torch.zeros((img.shape[0], y1 - y0, x1 - x0), dtype=vals.dtype, device=vals.device)
     up[:, ys, xs] = torch.maximum(torch.minimum(vals, hi[:, None]), lo[:, None])
-    up = up + _seam_correction(img[:, y0:y1, x0:x1], up, hole_b, cell, band)
+    up += _seam_correction(img[:, y0:y1, x0:x1], up, hole_b, cell, band)
     if texture:
         from fastinpaint.methods.patchmatch import texture_from_guide
 
@@ -248,7 +248,13 @@ def _scaled(call, img: Tensor, hole: Tensor, src: Optional[Tensor], seed: int, s
         # (the blur is the metrics' one: the border replicated, so any size of box works)
         from fastinpaint.metrics import _gaussian_blur
 
-        up = rebuilt + _gaussian_blur((up - rebuilt)[None], 0.25 / scale, padding="replicate")[0]
+        # (in place and one channel at a time: a 12 MP box's blur holds three padded copies of
+        # what it blurs; the rebuild is the guide itself where it had nothing to rebuild from)
+        if rebuilt is not up:
+            low = up.sub_(rebuilt)
+            for c in range(low.shape[0]):
+                low[c] = _gaussian_blur(low[c][None, None], 0.25 / scale, padding="replicate")[0, 0]
+            up = rebuilt.add_(low)
     return (y0, y1, x0, x1), up
 
 
@@ -303,7 +309,11 @@ def _seam_correction(img: Tensor, up: Tensor, hole: Tensor, cell: float, band: O
     cells of it, all that the cells the hole reads cover); None: everywhere."""
     known = ~hole if band is None else band & ~hole
     bh, bw = hole.shape
-    acc = torch.cat([torch.where(known[None], img - up, 0), known[None].to(up.dtype)])[None]
+    c = up.shape[0]
+    acc = torch.empty((1, c + 1, bh, bw), dtype=up.dtype, device=up.device)  # built in place: a 12 MP
+    torch.sub(img, up, out=acc[0, :c])  # box's temporaries were 0.3 GB
+    acc[0, :c].masked_fill_(~known[None], 0)  # hole values (NaN included) and up beyond the band
+    acc[0, c] = known
     grid = _cell_grid((bh, bw), cell)
     # smooth_fill's bilinear, not F.interpolate's: the corrected fill guides the texture rebuild's
     # search, and ATen's bilinear can round a last bit differently on another thread count; and
