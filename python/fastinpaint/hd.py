@@ -258,6 +258,10 @@ def _scaled(call, img: Tensor, hole: Tensor, src: Optional[Tensor], seed: int, s
     return (y0, y1, x0, x1), up
 
 
+#: points per row of the grid _bicubic_at samples
+_GRID_ROW = 1024
+
+
 def _bicubic_at(lo: Tensor, size: Tuple[int, int], ys: Tensor, xs: Tensor) -> Tensor:
     """``F.interpolate(lo, size, mode="bicubic", align_corners=False)[:, ys, xs]`` (``(C, N)``),
     evaluated at those pixels only (the same source coordinates: a fine pixel's centre maps to the
@@ -266,17 +270,13 @@ def _bicubic_at(lo: Tensor, size: Tuple[int, int], ys: Tensor, xs: Tensor) -> Te
     n = ys.numel()
     gy = (ys.to(torch.float32) + 0.5) * (2.0 / h) - 1.0
     gx = (xs.to(torch.float32) + 0.5) * (2.0 / w) - 1.0
-    # In rows of a fixed length (the last one padded): torch's grid sampler shares rows among its
-    # threads (one row of every point ran on one thread), and each row is computed whole by one
-    # thread, so the values do not depend on the thread count
+    # In rows of a fixed length, the last one padded: torch's grid sampler shares rows among its
+    # threads (a single row of every point would run on one thread) and computes each row whole
+    # on one thread, so the values do not depend on the thread count
     rows = -(-n // _GRID_ROW)
     grid = F.pad(torch.stack([gx, gy], -1), (0, 0, 0, rows * _GRID_ROW - n)).view(1, rows, _GRID_ROW, 2)
     out = F.grid_sample(lo[None].float(), grid, mode="bicubic", padding_mode="border", align_corners=False)[0]
     return out.reshape(out.shape[0], -1)[:, :n]
-
-
-#: points per row of the grid _bicubic_at samples
-_GRID_ROW = 1024
 
 
 def _cell_grid(shape: Tuple[int, int], cell: float) -> Tuple[int, int]:
