@@ -60,14 +60,17 @@ def upsample_at(img: Tensor, size, ys: Tensor, xs: Tensor) -> Tensor:
     only: the callers need the upsampled values in a hole alone, and a 12 MP image with a
     scattered 8 % hole spent 2.5 s upsampling all of it."""
     h, w = size
-    y0, y1, ly = _linear_taps(img.shape[1], h, img.device)
-    x0, x1, lx = _linear_taps(img.shape[2], w, img.device)
-    y0, y1, ly = y0[ys], y1[ys], ly[ys].to(img.dtype)
-    x0, x1, lx = x0[xs], x1[xs], lx[xs].to(img.dtype)
+    c, hi, wi = img.shape
+    y0, y1, ly = _linear_taps(hi, h, img.device)
+    x0, x1, lx = _linear_taps(wi, w, img.device)
+    y0, y1, ly = y0[ys] * wi, y1[ys] * wi, ly[ys].to(img.dtype)[:, None]
+    x0, x1, lx = x0[xs], x1[xs], lx[xs].to(img.dtype)[:, None]
+    # pixels as rows of C values: each tap is one row gather (4x faster than img[:, y, x])
+    table = img.reshape(c, -1).t().contiguous()
     # the operations of upsample, in its order: along x within each of the two rows, then along y
-    top = img[:, y0, x0] * (1 - lx) + img[:, y0, x1] * lx
-    bottom = img[:, y1, x0] * (1 - lx) + img[:, y1, x1] * lx
-    return top * (1 - ly) + bottom * ly
+    top = table.index_select(0, y0 + x0) * (1 - lx) + table.index_select(0, y0 + x1) * lx
+    bottom = table.index_select(0, y1 + x0) * (1 - lx) + table.index_select(0, y1 + x1) * lx
+    return (top * (1 - ly) + bottom * ly).t()
 
 
 def upsample_where(img: Tensor, where: Tensor, base: Tensor) -> Tensor:
