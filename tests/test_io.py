@@ -1,8 +1,10 @@
 """fastinpaint.io: files that are not what they seem (orientation, ICC, 16-bit colour, JPEG
 quality, the one mask rule through every entry point) and writes that cannot clobber."""
 
+import gc
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -388,6 +390,25 @@ def test_palette_and_cmyk_converted_with_a_note(tmp_path, capsys):
     pic = fio.read_image(tmp_path / "p.png")
     assert pic.pixels.shape == (H, W, 3) and any("palette" in n for n in pic.notes)
 
+
+
+def test_multi_frame_file_is_said_and_closed(tmp_path, capsys):
+    """A multi-page TIFF (or an animation, or a camera's MPO JPEG with its preview): its first
+    frame is filled and written, and that is said; the file, which Pillow keeps open for its
+    other frames, is closed (it used to be reported as an unclosed file)."""
+    frames = [Image.fromarray(_photo(seed)) for seed in range(3)]
+    frames[0].save(tmp_path / "pages.tif", save_all=True, append_images=frames[1:])
+    mask = np.zeros((H, W), np.uint8)
+    mask[8:16, 10:20] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        assert run("inpaint", tmp_path / "pages.tif", tmp_path / "m.png", "-o", tmp_path / "out.tif") == 0
+        gc.collect()  # an unclosed file warns when collected
+    err = capsys.readouterr().err
+    assert "3 frames: only the first is read, filled and written" in err and "unclosed" not in err
+    out = np.asarray(Image.open(tmp_path / "out.tif"))
+    np.testing.assert_array_equal(out[mask == 0], _photo(0)[mask == 0])
 
 # ---------------------------------------------------------------------------------------------
 # writing safely

@@ -6,7 +6,8 @@ Reading (:func:`read_image`): the picture **as displayed** — EXIF orientation 
 array (``(H, W)`` grey, ``(H, W, 2)`` grey + alpha, ``(H, W, 3)`` RGB, ``(H, W, 4)`` RGBA; uint8,
 or uint16 for 16-bit files), plus what a writer needs to give it back as it came: its ICC profile,
 its EXIF (orientation reset to 1), its JPEG quality. Palette and CMYK files are converted to
-RGB(A), with a note. 16-bit colour and 16-bit grey + alpha PNG/TIFF files are read with OpenCV,
+RGB(A), with a note; a file of several frames (multi-page TIFF, animation, a camera's MPO JPEG)
+gives its first frame, with a note. 16-bit colour and 16-bit grey + alpha PNG/TIFF files are read with OpenCV,
 because Pillow reads them as 8-bit RGB(A) (it has no 16-bit colour or grey + alpha mode) and
 OpenCV's reader (libpng/libtiff) keeps the 16 bits; a 16-bit grey + alpha TIFF, which neither reads,
 with ``tifffile`` where it is installed (it comes with scikit-image).
@@ -164,6 +165,17 @@ def read_image(src: Source, what: str = "image") -> Picture:
         if grey_alpha is None:
             raise
         return grey_alpha
+    # Pillow keeps a multi-frame file open for its other frames: closed here, once read
+    with img:
+        frames = getattr(img, "n_frames", 1)
+        img.seek(0)
+        pic = _picture(src, img, what)
+    if frames > 1:  # a multi-page TIFF, an animation, a camera's MPO with its preview
+        pic.notes.append(f"{frames} frames: only the first is read, filled and written")
+    return pic
+
+
+def _picture(src: Source, img, what: str) -> Picture:
     header = _stdio.BytesIO(src) if isinstance(src, bytes) else open(src, "rb")
     with header:
         head = header.read(26)
