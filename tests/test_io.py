@@ -409,6 +409,15 @@ def test_multi_frame_file_is_said_and_closed(tmp_path, capsys):
     assert "3 frames: only the first is read, filled and written" in err and "unclosed" not in err
     out = np.asarray(Image.open(tmp_path / "out.tif"))
     np.testing.assert_array_equal(out[mask == 0], _photo(0)[mask == 0])
+    # an animated GIF, named first as a user types it (GIF palettes hold the few colours of the
+    # photo's first frame exactly): its first frame, said
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    assert run(tmp_path / "anim.gif", tmp_path / "m.png", "-o", tmp_path / "anim_out.png") == 0
+    assert "3 frames" in capsys.readouterr().err
+    # a photo of more than 256 colours written as GIF: the quantisation is said
+    assert len(np.unique(_photo(0).reshape(-1, 3), axis=0)) > 256
+    assert run("inpaint", tmp_path / "pages.tif", tmp_path / "m.png", "-o", tmp_path / "out.gif") == 0
+    assert "256 colours" in capsys.readouterr().err
 
 # ---------------------------------------------------------------------------------------------
 # writing safely

@@ -514,10 +514,10 @@ def _encode(pixels: np.ndarray, fmt: str, params: dict, out) -> bytes:
         return _encode_16bit_colour(a, fmt, params, out)
     if a.dtype == np.uint16 and a.ndim == 3:  # grey + alpha: no Pillow mode
         return _encode_16bit_grey_alpha(a, fmt, params, out)
-    if a.dtype == np.uint16:
-        img = Image.fromarray(a)  # I;16
-    else:
-        img = Image.fromarray(a)
+    img = Image.fromarray(a)  # 16-bit grey: I;16
+    if fmt == "GIF" and img.getcolors(256) is None:  # Pillow quantises without a word
+        _note(str(out), "GIF holds 256 colours: the result is quantised, the known pixels too "
+                        "(use .png to keep every colour)")
     if fmt == "JPEG" and img.mode not in ("L", "RGB"):
         if (np.asarray(img.getchannel("A")) != 255).any():  # an opaque alpha loses nothing
             _note(str(out), "alpha channel dropped: JPEG has no alpha (use .png, .webp or .tif to keep it)")

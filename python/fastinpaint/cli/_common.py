@@ -18,7 +18,7 @@ from typing import Callable, Optional, Sequence, Type
 from fastinpaint.io import MASK_THRESHOLD, ImageIOError  # noqa: F401 - MASK_THRESHOLD re-exported
 
 #: The file endings taken as images when a folder is read.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".tga")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".tga")
 
 Handler = Callable[..., int]
 
