@@ -112,7 +112,8 @@ def test_bench_hd_12mp_vs_1024(benchmark, method, layout):
         assert np.array_equal(out[~hole], img[~hole])
     bw, sw = min(t[0] for t in big_t), min(t[0] for t in small_t)
     bc, sc = min(t[1] for t in big_t), min(t[1] for t in small_t)
-    print(f"\n{method}, {layout} ({100 * hole.mean():.1f} % hole): 12 MP auto {bw:.2f} s wall / {bc:.2f} s CPU; 1024 px {sw:.2f} s / {sc:.2f} s; "
+    print(f"\n{method}, {layout} ({100 * hole.mean():.1f} % hole): 12 MP auto {bw:.2f} s wall / {bc:.2f} s CPU; "
+          f"1024 px {sw:.2f} s / {sc:.2f} s; "
           f"ratio {bw / sw:.2f}x wall, {bc / sc:.2f}x CPU; {torch.get_num_threads()} torch threads; "
           f"peak RSS {_peak_rss_mb():.0f} MB{'' if reset else ' (process peak)'}")
 

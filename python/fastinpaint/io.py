@@ -7,10 +7,10 @@ array (``(H, W)`` grey, ``(H, W, 2)`` grey + alpha, ``(H, W, 3)`` RGB, ``(H, W, 
 or uint16 for 16-bit files), plus what a writer needs to give it back as it came: its ICC profile,
 its EXIF (orientation reset to 1), its JPEG quality. Palette and CMYK files are converted to
 RGB(A), with a note; a file of several frames (multi-page TIFF, animation, a camera's MPO JPEG)
-gives its first frame, with a note. 16-bit colour and 16-bit grey + alpha PNG/TIFF files are read with OpenCV,
-because Pillow reads them as 8-bit RGB(A) (it has no 16-bit colour or grey + alpha mode) and
-OpenCV's reader (libpng/libtiff) keeps the 16 bits; a 16-bit grey + alpha TIFF, which neither reads,
-with ``tifffile`` where it is installed (it comes with scikit-image).
+gives its first frame, with a note. 16-bit colour and 16-bit grey + alpha PNG/TIFF files are read
+with OpenCV, because Pillow reads them as 8-bit RGB(A) (it has no 16-bit colour or grey + alpha
+mode) and OpenCV's reader (libpng/libtiff) keeps the 16 bits; a 16-bit grey + alpha TIFF, which
+neither reads, with ``tifffile`` where it is installed (it comes with scikit-image).
 
 **The mask rule** (:func:`hole_from_pil`, used for every mask file and mask upload): the mask is
 read in displayed orientation like the image, converted to grey (ITU-R 601 luma; alpha ignored;
@@ -26,9 +26,10 @@ the input was a JPEG (else 95), with 4:4:4 chroma, or at ``quality``; WebP lossl
 bit for bit) unless a ``quality`` is given; PNG at ``png_compression``; ICC profile and EXIF
 carried over (16-bit colour PNG included; 16-bit colour TIFF keeps the profile where ``tifffile``
 is installed, and says what it drops). 16-bit grey + alpha is written as such to PNG (by
-:func:`_encode_png_grey_alpha16`: neither Pillow nor OpenCV writes it) and, with ``tifffile``, to TIFF. 16 bits go only to PNG and TIFF: 16-bit grey or colour to
-another format is refused, not rounded to 8 bits; alpha written to JPEG (no alpha) is dropped with
-a warning. :func:`check_destination` checks the destination before any
+:func:`_encode_png_grey_alpha16`: neither Pillow nor OpenCV writes it) and, with ``tifffile``, to
+TIFF. 16 bits go only to PNG and TIFF: 16-bit grey or colour to another format is refused, not
+rounded to 8 bits; alpha written to JPEG (no alpha) is dropped with a warning; GIF output of more
+than 256 colours is quantised (by Pillow) with a warning. :func:`check_destination` checks the destination before any
 computing; the file is written to a temporary file in the same folder and published with a hard
 link (or ``renameat2(RENAME_NOREPLACE)``), a step that fails if the name exists, so two writers
 of one path cannot both succeed; only ``overwrite`` replaces. Every problem is an
