@@ -18,8 +18,8 @@ read in displayed orientation like the image, converted to grey (ITU-R 601 luma;
 mask whose only colour is dark (pure red is luma 76) marks no hole. Without a mask file, an image's
 alpha is the mask: **alpha <= 127 (transparent) is a hole** (:func:`hole_from_alpha`). ``invert``
 swaps hole and keep; ``dilate`` grows the hole by that many pixels (every pixel within that
-Euclidean distance of the hole: a disc), over anti-aliased edges and shadows. Arrays handed to :func:`fastinpaint.inpaint` directly are already holes:
-non-zero = hole.
+Euclidean distance of the hole: a disc), over anti-aliased edges and shadows. Arrays handed to
+:func:`fastinpaint.inpaint` directly are already holes: non-zero = hole.
 
 Writing (:func:`write_image`): the format from the extension; JPEG at the input's quality when
 the input was a JPEG (else 95), with 4:4:4 chroma, or at ``quality``; WebP lossless (known pixels
@@ -29,8 +29,8 @@ is installed, and says what it drops). 16-bit grey + alpha is written as such to
 :func:`_encode_png_grey_alpha16`: neither Pillow nor OpenCV writes it) and, with ``tifffile``, to
 TIFF. 16 bits go only to PNG and TIFF: 16-bit grey or colour to another format is refused, not
 rounded to 8 bits; alpha written to JPEG (no alpha) is dropped with a warning; GIF output of more
-than 256 colours is quantised (by Pillow) with a warning. :func:`check_destination` checks the destination before any
-computing; the file is written to a temporary file in the same folder and published with a hard
+than 256 colours is quantised (by Pillow) with a warning. :func:`check_destination` checks the
+destination before any computing; the file is written to a temporary file in the same folder and published with a hard
 link (or ``renameat2(RENAME_NOREPLACE)``), a step that fails if the name exists, so two writers
 of one path cannot both succeed; only ``overwrite`` replaces. Every problem is an
 :class:`ImageIOError` with a one-line message.
