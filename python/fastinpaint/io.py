@@ -30,10 +30,10 @@ is installed, and says what it drops). 16-bit grey + alpha is written as such to
 TIFF. 16 bits go only to PNG and TIFF: 16-bit grey or colour to another format is refused, not
 rounded to 8 bits; alpha written to JPEG (no alpha) is dropped with a warning; GIF output of more
 than 256 colours is quantised (by Pillow) with a warning. :func:`check_destination` checks the
-destination before any computing; the file is written to a temporary file in the same folder and published with a hard
-link (or ``renameat2(RENAME_NOREPLACE)``), a step that fails if the name exists, so two writers
-of one path cannot both succeed; only ``overwrite`` replaces. Every problem is an
-:class:`ImageIOError` with a one-line message.
+destination before any computing; the file is written to a temporary file in the same folder and
+published with a hard link (or ``renameat2(RENAME_NOREPLACE)``), a step that fails if the name
+exists, so two writers of one path cannot both succeed; only ``overwrite`` replaces. Every problem
+is an :class:`ImageIOError` with a one-line message.
 """
 
 from __future__ import annotations
