@@ -116,6 +116,27 @@ def test_16_bit_colour_comes_back_16_bit(client, pair):
     assert np.abs(out[hole].astype(int) // 257 - image[hole].astype(int)).mean() < 60  # a fill at 16-bit scale
 
 
+def test_16_bit_grey_alpha_tiff_is_read_as_the_command_line_reads_it(client, pair):
+    """A 16-bit grey + alpha TIFF, which Pillow cannot open (its header check used to refuse it
+    with 400 while `fastinpaint inpaint` reads it): the answer keeps its 16 bits and its alpha."""
+    import io as _io
+
+    tifffile = pytest.importorskip("tifffile")
+    from fastinpaint import io as fio
+
+    image, hole = pair
+    grey = image[..., 0].astype(np.uint16) * 257 + 3
+    la = np.dstack([grey, np.full_like(grey, 65535)])
+    buf = _io.BytesIO()
+    tifffile.imwrite(buf, la, photometric="minisblack", extrasamples=["unassalpha"])
+    resp = client.post("/api/v1/inpaint", files={"image": ("i.tif", buf.getvalue(), "image/tiff"),
+                                                 "mask": ("m.png", png((hole * 255).astype(np.uint8)), "image/png")})
+    assert resp.status_code == 200, resp.text
+    out = fio.read_image(resp.content).pixels
+    assert out.dtype == np.uint16 and out.shape == la.shape
+    assert np.array_equal(out[~hole], la[~hole])
+
+
 def test_jpeg_answer_keeps_quality_and_colour_profile(client, pair):
     from fastinpaint.io import jpeg_quality
 

@@ -110,9 +110,10 @@ def _open_pil(src: Source, what: str):
     return img
 
 
-def _read_grey_alpha16_tiff(src: Source) -> Optional[Picture]:
-    """A 16-bit grey + alpha TIFF (Pillow has no such mode, OpenCV reads it wrong) by tifffile;
-    None where that is not what the file is or tifffile is not installed."""
+def _read_grey_alpha16_tiff(src: Source, pixels: bool = True):
+    """A 16-bit grey + alpha TIFF (Pillow has no such mode, OpenCV reads it wrong) by tifffile, as
+    a :class:`Picture` (``pixels=False``: its ``(width, height)`` alone, nothing decoded); None
+    where that is not what the file is or tifffile is not installed."""
     try:
         import tifffile  # not a dependency: present with scikit-image
     except ImportError:
@@ -120,11 +121,13 @@ def _read_grey_alpha16_tiff(src: Source) -> Optional[Picture]:
     try:
         with tifffile.TiffFile(_stdio.BytesIO(src) if isinstance(src, bytes) else src) as tif:
             page = tif.pages[0]
+            if page.dtype != np.uint16 or len(page.shape) != 3 or page.shape[2] != 2:
+                return None
+            if not pixels:
+                return page.shape[1], page.shape[0]
             a = page.asarray()
             icc = page.tags[34675].value if 34675 in page.tags else None  # InterColorProfile
     except Exception:  # noqa: BLE001 - not a TIFF tifffile reads either: Pillow's error stands
-        return None
-    if a.dtype != np.uint16 or a.ndim != 3 or a.shape[2] != 2:
         return None
     return Picture(np.ascontiguousarray(a), "TIFF", bytes(icc) if icc else None)
 

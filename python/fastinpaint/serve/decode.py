@@ -81,18 +81,25 @@ def b64_bytes(value: Any, name: str) -> bytes:
     return data
 
 
-def _check_header(data: bytes, name: str, limits: Limits):
+def _check_header(data: bytes, name: str, limits: Limits, tiff_only_ok: bool = False):
     """The lazily opened ``PIL.Image`` of ``data`` once its header says it is readable and within
-    ``--max-pixels`` (nothing decoded yet)."""
+    ``--max-pixels`` (nothing decoded yet). ``tiff_only_ok``: a file that only fastinpaint.io's
+    tifffile path reads (16-bit grey + alpha TIFF) passes too, and None is returned for it."""
     from PIL import Image, UnidentifiedImageError
 
+    img = None
     try:
         img = Image.open(io.BytesIO(data))
+        w, h = img.size
     except Image.DecompressionBombError as exc:  # Pillow's own cap, far above ours by default
         raise RequestError(413, f"field '{name}': {exc}") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise RequestError(400, f"field '{name}' is not a readable image ({_one_line(exc)})") from None
-    w, h = img.size
+        from fastinpaint.io import _read_grey_alpha16_tiff
+
+        size = _read_grey_alpha16_tiff(data, pixels=False) if tiff_only_ok else None
+        if size is None:
+            raise RequestError(400, f"field '{name}' is not a readable image ({_one_line(exc)})") from None
+        w, h = size
     if w * h > limits.max_pixels:
         raise RequestError(413, f"field '{name}': image of {w}x{h} = {w * h} pixels exceeds this server's "
                                 f"limit of {limits.max_pixels} pixels (--max-pixels)")
@@ -121,7 +128,7 @@ def open_picture(data: bytes, name: str, limits: Limits):
 
     from fastinpaint.io import ImageIOError, read_image
 
-    _check_header(data, name, limits)
+    _check_header(data, name, limits, tiff_only_ok=True)
     try:
         return read_image(data, f"field '{name}'")
     except ImageIOError as exc:  # "cannot read field 'image' <bytes>: why"
