@@ -259,9 +259,14 @@ def _cast_like(x: Tensor, dtype: torch.dtype) -> Tensor:
 
 def _as_bool_plane(mask, size, name: str, hint: Callable[[], str] = str) -> Tensor:
     """(H, W) bool, True where the mask is non-zero; accepts numpy, PIL, tensor, with a trailing or
-    leading channel axis of 1 (or a multi-channel mask: non-zero in any channel)."""
+    leading channel axis of 1 (or a multi-channel mask: non-zero in any channel). A PIL image is
+    a picture of a mask, as a mask file is, and takes the files' rule (fastinpaint.io: grey > 127):
+    a JPEG-saved or anti-aliased mask is non-zero almost everywhere, and "non-zero" made 95 % of a
+    photo a hole."""
     if _is_pil(mask):
-        mask = np.array(mask)
+        from fastinpaint.io import hole_from_pil
+
+        mask = hole_from_pil(mask)
     if isinstance(mask, np.ndarray):
         if mask.dtype != np.bool_ and not (np.issubdtype(mask.dtype, np.number)):
             raise TypeError(f"inpaint: {name} must be numeric or bool, got dtype {mask.dtype}")
@@ -333,7 +338,9 @@ def inpaint(
             ``(C, H, W)``; C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA). uint8, uint16 (and, for
             patchmatch and biharmonic, other integer types) or float. Alpha is returned unchanged.
         mask: same height and width; **non-zero = hole** (the pixels to fill). numpy, PIL or tensor;
-            a trailing/leading channel axis is allowed (non-zero in any channel = hole).
+            a trailing/leading channel axis is allowed (non-zero in any channel = hole). A PIL
+            image is read as mask files are: grey > 127 = hole (:mod:`fastinpaint.io`), so JPEG
+            noise and anti-aliased edges do not become holes.
         method: ``"patchmatch"`` (default; no weights needed), ``"biharmonic"``, ``"pconv"`` or
             ``"glcic"`` (learned: ``weights=PATH`` or a network; without it the compact weights
             bundled in the package, see :mod:`fastinpaint.weights`), or another registered method
@@ -343,7 +350,7 @@ def inpaint(
             device gives the same result. ``None``: a fresh random seed each call (nondeterministic results).
         device: where to compute (``"cpu"``, ``"cuda"``, ...). Default: the tensor's device, or the
             CPU for numpy/PIL input. The result is returned in the input's type and place.
-        source_mask: optional, same size; **non-zero = may be copied from**. Known pixels outside
+        source_mask: optional, same size; **non-zero = may be copied from** (a PIL image: grey > 127). Known pixels outside
             it are kept but never copied (e.g. exclude other objects).
         hd_strategy: how a large image is processed (:mod:`fastinpaint.hd`): ``"auto"`` (default:
             the whole image when its long side is at most the method's limit — 512 px for
