@@ -259,3 +259,24 @@ def test_limit_below_one_is_refused(small_set, capsys):
             _run(["--method", "telea", "--images", str(imgs), "--masks", str(masks), "--limit", bad])
         assert exit_info.value.code == 2
         assert f"--limit: must be at least 1, got {bad}" in capsys.readouterr().err
+
+
+def test_report_destination_checked_before_scoring(shared_data, tmp_path, capsys):
+    """A --csv that is a folder, or in a folder that does not exist, is one line before any pair
+    is scored (it used to be a traceback after all of them)."""
+    calls = []
+
+    def fake_dispatcher(image, mask, method, **kw):
+        calls.append(method)
+        return ev.mean_fill(image, mask)
+
+    common = ["--method", "meanfill", "--images", str(shared_data / "photos"), "--masks", str(shared_data / "masks"),
+              "--max-size", "64", "--limit", "2"]
+    (tmp_path / "adir").mkdir()
+    for flag, path, words in (("--csv", tmp_path / "adir", "is a directory"),
+                              ("--per-image-csv", tmp_path / "missing" / "p.csv", "does not exist")):
+        assert _run(common + [flag, str(path)], fake_dispatcher) == 1
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1, err
+    assert not calls
+    assert not (tmp_path / "adir.tmp").exists()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
+from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence
 
 import fastinpaint
@@ -54,16 +56,35 @@ def resolve_methods(names: str, inpaint_fn: Optional[Callable], weights: Optiona
 def run(args: argparse.Namespace, inpaint_fn: Optional[Callable]) -> int:
     if (args.masks is None) == (not args.generate):
         raise CliError("give exactly one of --masks DIR and --generate N")
+    for flag, path in (("--csv", args.csv), ("--per-image-csv", args.per_image_csv)):
+        _check_report_destination(flag, path)
     methods = resolve_methods(args.method, inpaint_fn, args.weights)
     pairs = load_pairs(args.images, args.masks, generate=args.generate or 0, buckets=parse_buckets(args.bucket),
                        seed=args.seed, border=args.border, max_size=args.max_size, limit=args.limit)
     if not pairs:
         raise CliError("no (image, mask) pairs found")
-    evaluate(methods, pairs, csv_path=args.csv, per_image_csv=args.per_image_csv, print_table=True,
-             progress=not args.quiet)
+    try:
+        evaluate(methods, pairs, csv_path=args.csv, per_image_csv=args.per_image_csv, print_table=True,
+                 progress=not args.quiet)
+    except OSError as exc:  # the reports' folder changed under us, or a full disk: said in one line
+        raise CliError(f"cannot write {exc.filename or 'the report'}: {exc.strerror or exc}") from None
     if args.csv:
         print(f"summary written to {args.csv}")
     return 0
+
+
+def _check_report_destination(flag: str, path: Optional[str]) -> None:
+    """A report's path, checked before any scoring (it used to fail after it, with a traceback)."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise CliError(f"{flag} {path} is a directory; give a file name")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise CliError(f"{flag} {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CliError(f"{flag} {path}: folder {parent} is not writable")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -84,8 +105,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-size", type=int, default=None, help="downscale images whose longer side exceeds this")
     p.add_argument("--limit", type=_positive_int, default=None, metavar="N",
                    help="score only the first N pairs (N >= 1)")
-    p.add_argument("--csv", default=None, help="write the summary table here")
-    p.add_argument("--per-image-csv", default=None, help="write one row per image and method here")
+    p.add_argument("--csv", default=None, help="write the summary table here (a report: replaced if it exists)")
+    p.add_argument("--per-image-csv", default=None,
+                   help="write one row per image and method here (replaced if it exists)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
