@@ -293,3 +293,21 @@ def test_an_image_file_first_implies_inpaint(files):
     assert np.array_equal(np.asarray(Image.open(tmp / "short.png")), np.asarray(Image.open(tmp / "long.png")))
     with pytest.raises(SystemExit):  # a word that is neither a subcommand nor an image file stays an error
         run("inpant", img, mask, "-o", tmp / "x.png")
+
+
+def test_missing_weights_said_once_and_blend_none_for_any_method(tmp_path, capsys):
+    """A batch with a --weights file that does not exist: one line before any image is read (it
+    was one error per image, after decoding each); --blend none, every method's behaviour, is
+    accepted whatever the method (it was refused for pconv)."""
+    (tmp_path / "img").mkdir()
+    (tmp_path / "msk").mkdir()
+    for i in range(3):
+        _photo(seed=i).save(tmp_path / "img" / f"p{i}.png")
+        _mask().save(tmp_path / "msk" / f"p{i}.png")
+    rc = run("inpaint", "--images", tmp_path / "img", "--masks", tmp_path / "msk", "--out", tmp_path / "out",
+             "--method", "pconv", "--weights", tmp_path / "nope.pt")
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("error") == 1 and "--weights" in err and "no such file" in err, err
+    assert not (tmp_path / "out").exists()
+    assert run("inpaint", tmp_path / "img" / "p0.png", tmp_path / "msk" / "p0.png", "-o", tmp_path / "o.png",
+               "--method", "pconv", "--blend", "none") == 0

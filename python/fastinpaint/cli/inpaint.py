@@ -83,7 +83,9 @@ def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args) 
 
 def _method_options(args) -> dict:
     """The method options the command line sets (only those given: each applies to some methods)."""
-    given = {"patch_size": args.patch_size, "weights": args.weights, "blend": args.blend}
+    # --blend none is every method's behaviour: a script may pass it whatever the method
+    blend = None if args.blend == "none" else args.blend
+    given = {"patch_size": args.patch_size, "weights": args.weights, "blend": blend}
     return {name: value for name, value in given.items() if value is not None}
 
 
@@ -96,6 +98,8 @@ def _check_method_options(args) -> None:
         except TypeError as exc:
             flag = "--" + name.replace("_", "-")
             raise CliError(f"{flag} does not apply to --method {args.method}: {exc}") from None
+    if args.weights is not None and not Path(args.weights).is_file():  # once, not once per file of a batch
+        raise CliError(f"--weights {args.weights}: no such file")
 
 
 def _find_mask(masks_dir: Path, image_path: Path) -> Optional[Path]:
