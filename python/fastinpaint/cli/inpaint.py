@@ -60,6 +60,9 @@ def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args) 
         write(pic.pixels)
         return "empty mask: copied"
     if hole.all():
+        if args.dilate:  # the grown hole covers it: the flag is the cause, whatever the mask
+            raise CliError(f"--dilate {args.dilate} grows the hole over the whole image {image_path} "
+                           f"({pic.size[0]}x{pic.size[1]}): there are no known pixels left to copy from")
         raise CliError(
             f"the mask covers the whole image {image_path}: there are no known pixels to copy from "
             "(white = hole; use --invert-mask for masks where white = keep)"
