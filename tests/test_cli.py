@@ -311,3 +311,28 @@ def test_missing_weights_said_once_and_blend_none_for_any_method(tmp_path, capsy
     assert not (tmp_path / "out").exists()
     assert run("inpaint", tmp_path / "img" / "p0.png", tmp_path / "msk" / "p0.png", "-o", tmp_path / "o.png",
                "--method", "pconv", "--blend", "none") == 0
+
+
+def test_hidden_files_are_not_images_of_a_batch(tmp_path, capsys):
+    """Batch mode lists no hidden file (macOS writes `._photo.png` sidecars next to photos): it
+    counted one as a failed image with no mask."""
+    (tmp_path / "img").mkdir()
+    (tmp_path / "msk").mkdir()
+    _photo().save(tmp_path / "img" / "p.png")
+    _mask().save(tmp_path / "msk" / "p.png")
+    _photo(seed=1).save(tmp_path / "img" / "._p.png")
+    assert run("inpaint", "--images", tmp_path / "img", "--masks", tmp_path / "msk", "--out", tmp_path / "out") == 0
+    assert sorted(q.name for q in (tmp_path / "out").iterdir()) == ["p.png"]
+    assert "failed" not in capsys.readouterr().err
+
+
+def test_output_piped_into_head_ends_quietly(shared_data, tmp_path):
+    """`fastinpaint eval ... | head -1`: the reader goes away; no BrokenPipeError traceback."""
+    cmd = [sys.executable, "-m", "fastinpaint.cli", "eval", "--method", "meanfill", "--images",
+           str(shared_data / "photos"), "--masks", str(shared_data / "masks"), "--max-size", "48", "--limit", "2",
+           "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # as `head` does once it has its lines
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

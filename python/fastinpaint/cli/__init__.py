@@ -24,6 +24,7 @@ so an interrupted run never leaves a half-written image.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -66,6 +67,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("fastinpaint: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `fastinpaint eval ... | head`: the reader has gone, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

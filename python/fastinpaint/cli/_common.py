@@ -20,6 +20,13 @@ from fastinpaint.io import MASK_THRESHOLD, ImageIOError  # noqa: F401 - MASK_THR
 #: The file endings taken as images when a folder is read.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".tga")
 
+
+def is_image_file(path: Path) -> bool:
+    """A file that folder listings (batch mode, the server's inputs) take as an image: an image
+    suffix, and not hidden (``.name``: editors' and file managers' sidecars, such as macOS's
+    ``._photo.jpg``)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
+
 Handler = Callable[..., int]
 
 

@@ -23,7 +23,8 @@ import numpy as np
 import fastinpaint
 from fastinpaint.inpaint import check_method_options
 from fastinpaint.methods.patchmatch import PATCH_SIZES, check_method_patch_size
-from fastinpaint.cli._common import IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, reports_user_errors, seed_argument
+from fastinpaint.cli._common import (IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, is_image_file, reports_user_errors,
+                                     seed_argument)
 from fastinpaint.io import (ImageIOError, Picture, check_destination, grow_hole, hole_from_alpha, read_image,
                             read_mask, write_image)
 
@@ -110,7 +111,7 @@ def _find_mask(masks_dir: Path, image_path: Path) -> Optional[Path]:
     if exact.is_file():
         return exact
     for cand in sorted(masks_dir.iterdir()):
-        if cand.is_file() and cand.stem == image_path.stem and cand.suffix.lower() in IMAGE_SUFFIXES:
+        if cand.stem == image_path.stem and is_image_file(cand):
             return cand
     return None
 
@@ -158,7 +159,7 @@ def _run_batch(args) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
-    images = sorted(p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    images = sorted(p for p in images_dir.iterdir() if is_image_file(p))
     if not images:
         raise CliError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {images_dir}")
     # Under torchrun (or any launcher setting RANK / WORLD_SIZE) each process takes every

@@ -36,7 +36,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import fastinpaint
-from fastinpaint.cli._common import IMAGE_SUFFIXES
+from fastinpaint.cli._common import is_image_file
 from fastinpaint.methods.patchmatch import PATCH_SIZES
 from fastinpaint.serve.decode import NO_SOURCE_MASK, Limits, RequestError, decode_request, encode_result
 from fastinpaint.serve.jobs import JobQueue, QueueFull
@@ -145,7 +145,7 @@ def _input_images(inputs: Optional[Path]) -> Dict[str, Path]:
         return {}
     for entry in entries:
         path = Path(entry.path)
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and path.resolve().parent == root:
+        if is_image_file(path) and path.resolve().parent == root:
             found[entry.name] = path
     return found
 
