@@ -66,6 +66,8 @@ def run(args: argparse.Namespace, inpaint_fn: Optional[Callable]) -> int:
     try:
         evaluate(methods, pairs, csv_path=args.csv, per_image_csv=args.per_image_csv, print_table=True,
                  progress=not args.quiet)
+    except BrokenPipeError:  # the table's reader went away (`| head`): fastinpaint.cli.main's
+        raise
     except OSError as exc:  # the reports' folder changed under us, or a full disk: said in one line
         raise CliError(f"cannot write {exc.filename or 'the report'}: {exc.strerror or exc}") from None
     if args.csv:
