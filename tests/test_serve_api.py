@@ -93,6 +93,10 @@ def test_round_trip_keeps_known_pixels_and_fills_the_hole(client, pair):
     # the same call as the library's, so no option was lost on the way
     assert np.array_equal(out, fastinpaint.inpaint(image, hole, seed=3))
     assert resp.headers["x-seed"] == "3"
+    # a negative seed, as the API and the command line take (the server refused it)
+    resp = client.post("/api/v1/inpaint", json=body(image, hole, seed=-7))
+    assert resp.status_code == 200, resp.text
+    assert np.array_equal(decoded(resp), fastinpaint.inpaint(image, hole, seed=-7))
     # the strategy header comes with every answer, also when the client chose none (the default)
     assert resp.headers["x-fastinpaint-hd-strategy"] == "auto -> auto (original)"
 
@@ -255,7 +259,9 @@ def _bad_requests(image, hole):
         "seed not int": ({"image": b64(png(image)), "mask": good_mask, "seed": "abc"}, "integer"),
         # the API's limit (2**62 - 1): the server took up to 2**63 - 1, which inpaint then refused
         "seed too large": ({"image": b64(png(image)), "mask": good_mask, "seed": 2**62},
-                           "between 0 and 4611686018427387903"),
+                           "between -4611686018427387904 and 4611686018427387903"),
+        "seed too small": ({"image": b64(png(image)), "mask": good_mask, "seed": -2**62 - 1},
+                           "between -4611686018427387904 and 4611686018427387903"),
         "patch too large": ({"image": b64(png(image)), "mask": good_mask, "patch_size": 33}, "between 3 and 31"),
         "weights not offered": ({"image": b64(png(image)), "mask": good_mask, "method": "pconv",
                                  "weights": "/etc/passwd"}, "unknown weights"),
@@ -266,7 +272,7 @@ def _bad_requests(image, hole):
 
 @pytest.mark.parametrize("case", ["invalid base64", "not an image", "truncated image", "mask size", "unknown method",
                                   "missing mask", "full mask", "even patch", "seed not int", "seed too large",
-                                  "patch too large",
+                                  "seed too small", "patch too large",
                                   "weights not offered", "source for biharmonic"])
 def test_bad_request_is_400_with_one_line(client, pair, case):
     req, words = _bad_requests(*pair)[case]

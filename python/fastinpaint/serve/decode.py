@@ -200,7 +200,7 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
     hd_size = _int_field(fields, "hd_size", None, 16, 65536)  # fastinpaint's; IOPaint's limits are ignored
     if hd_size is not None:
         options["hd_size"] = hd_size
-    seed = _int_field(fields, "seed", 0, 0, SEED_LIMIT - 1)  # the API's limit (was 2**63 - 1: an error at run time)
+    seed = _int_field(fields, "seed", 0, -SEED_LIMIT, SEED_LIMIT - 1)  # the API's and the CLI's range
     patch_size = _int_field(fields, "patch_size", None, *PATCH_SIZES)
     if patch_size is not None:
         if method != "patchmatch":
