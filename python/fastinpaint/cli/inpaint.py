@@ -103,7 +103,7 @@ def _check_method_options(args) -> None:
             flag = "--" + name.replace("_", "-")
             raise CliError(f"{flag} does not apply to --method {args.method}: {exc}") from None
     if args.weights is not None and not Path(args.weights).is_file():  # once, not once per file of a batch
-        raise CliError(f"--weights {args.weights}: no such file")
+        raise CliError(f"--weights {args.weights}: the file does not exist")
 
 
 def _find_mask(masks_dir: Path, image_path: Path) -> Optional[Path]:
