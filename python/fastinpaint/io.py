@@ -52,7 +52,7 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 
 __all__ = ["ImageIOError", "Picture", "read_image", "read_mask", "hole_from_pil", "hole_from_alpha",
-           "grow_hole", "to_rgb8", "check_destination", "write_image", "jpeg_quality", "MASK_THRESHOLD"]
+           "grow_hole", "grey_alpha16_tiff_size", "to_rgb8", "check_destination", "write_image", "jpeg_quality", "MASK_THRESHOLD"]
 
 #: Grey values above this are holes in mask files; alpha at or below it is a hole.
 MASK_THRESHOLD = 127
@@ -110,26 +110,41 @@ def _open_pil(src: Source, what: str):
     return img
 
 
-def _read_grey_alpha16_tiff(src: Source, pixels: bool = True):
-    """A 16-bit grey + alpha TIFF (Pillow has no such mode, OpenCV reads it wrong) by tifffile, as
-    a :class:`Picture` (``pixels=False``: its ``(width, height)`` alone, nothing decoded); None
-    where that is not what the file is or tifffile is not installed."""
+def _grey_alpha16_tiff_page(tif):
+    """The first page of a tifffile ``TiffFile`` if it is 16-bit grey + alpha, else None."""
+    page = tif.pages[0]
+    return page if page.dtype == np.uint16 and len(page.shape) == 3 and page.shape[2] == 2 else None
+
+
+def _with_grey_alpha16_tiff(src: Source, read):
+    """``read(page)`` of a 16-bit grey + alpha TIFF (Pillow has no such mode, OpenCV reads it
+    wrong), opened with tifffile; None where that is not what the file is or tifffile is not
+    installed."""
     try:
         import tifffile  # not a dependency: present with scikit-image
     except ImportError:
         return None
     try:
         with tifffile.TiffFile(_stdio.BytesIO(src) if isinstance(src, bytes) else src) as tif:
-            page = tif.pages[0]
-            if page.dtype != np.uint16 or len(page.shape) != 3 or page.shape[2] != 2:
-                return None
-            if not pixels:
-                return page.shape[1], page.shape[0]
-            a = page.asarray()
-            icc = page.tags[34675].value if 34675 in page.tags else None  # InterColorProfile
+            page = _grey_alpha16_tiff_page(tif)
+            return None if page is None else read(page)
     except Exception:  # noqa: BLE001 - not a TIFF tifffile reads either: Pillow's error stands
         return None
-    return Picture(np.ascontiguousarray(a), "TIFF", bytes(icc) if icc else None)
+
+
+def grey_alpha16_tiff_size(src: Source) -> Optional[Tuple[int, int]]:
+    """``(width, height)`` of a 16-bit grey + alpha TIFF from its header, nothing decoded: the one
+    kind of file :func:`read_image` reads that Pillow cannot open (the server checks sizes by
+    it); None for any other file."""
+    return _with_grey_alpha16_tiff(src, lambda page: (page.shape[1], page.shape[0]))
+
+
+def _read_grey_alpha16_tiff(src: Source) -> Optional[Picture]:
+    def read(page):
+        icc = page.tags[34675].value if 34675 in page.tags else None  # InterColorProfile
+        return Picture(np.ascontiguousarray(page.asarray()), "TIFF", bytes(icc) if icc else None)
+
+    return _with_grey_alpha16_tiff(src, read)
 
 
 def orient(img):

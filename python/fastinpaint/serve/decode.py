@@ -87,19 +87,18 @@ def _check_header(data: bytes, name: str, limits: Limits, tiff_only_ok: bool = F
     tifffile path reads (16-bit grey + alpha TIFF) passes too, and None is returned for it."""
     from PIL import Image, UnidentifiedImageError
 
-    img = None
     try:
         img = Image.open(io.BytesIO(data))
         w, h = img.size
     except Image.DecompressionBombError as exc:  # Pillow's own cap, far above ours by default
         raise RequestError(413, f"field '{name}': {exc}") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        from fastinpaint.io import _read_grey_alpha16_tiff
+        from fastinpaint.io import grey_alpha16_tiff_size
 
-        size = _read_grey_alpha16_tiff(data, pixels=False) if tiff_only_ok else None
+        size = grey_alpha16_tiff_size(data) if tiff_only_ok else None
         if size is None:
             raise RequestError(400, f"field '{name}' is not a readable image ({_one_line(exc)})") from None
-        w, h = size
+        img, (w, h) = None, size
     if w * h > limits.max_pixels:
         raise RequestError(413, f"field '{name}': image of {w}x{h} = {w * h} pixels exceeds this server's "
                                 f"limit of {limits.max_pixels} pixels (--max-pixels)")
