@@ -350,8 +350,8 @@ def inpaint(
             device gives the same result. ``None``: a fresh random seed each call (nondeterministic results).
         device: where to compute (``"cpu"``, ``"cuda"``, ...). Default: the tensor's device, or the
             CPU for numpy/PIL input. The result is returned in the input's type and place.
-        source_mask: optional, same size; **non-zero = may be copied from** (a PIL image: grey > 127). Known pixels outside
-            it are kept but never copied (e.g. exclude other objects).
+        source_mask: optional, same size; **non-zero = may be copied from** (a PIL image: grey >
+            127). Known pixels outside it are kept but never copied (e.g. exclude other objects).
         hd_strategy: how a large image is processed (:mod:`fastinpaint.hd`): ``"auto"`` (default:
             the whole image when its long side is at most the method's limit — 512 px for
             ``pconv`` / ``glcic``, 1024 for the others — else each region of holes cropped with a

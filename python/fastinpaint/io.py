@@ -52,7 +52,8 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 
 __all__ = ["ImageIOError", "Picture", "read_image", "read_mask", "hole_from_pil", "hole_from_alpha",
-           "grow_hole", "grey_alpha16_tiff_size", "to_rgb8", "check_destination", "write_image", "jpeg_quality", "MASK_THRESHOLD"]
+           "grow_hole", "grey_alpha16_tiff_size", "to_rgb8", "check_destination", "write_image", "jpeg_quality",
+           "MASK_THRESHOLD"]
 
 #: Grey values above this are holes in mask files; alpha at or below it is a hole.
 MASK_THRESHOLD = 127

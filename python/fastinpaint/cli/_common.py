@@ -57,15 +57,20 @@ def reports_user_errors(prog: str, *library_errors: Type[BaseException]) -> Call
     return decorate
 
 
+def int_argument(text: str) -> int:
+    """An integer argument, or argparse's usage error naming what was given."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
 def seed_argument(text: str) -> int:
     """``--seed`` of the subcommands that call :func:`fastinpaint.inpaint`: its range, checked by
     the API's own rule at argument parsing, before any image is read."""
     from fastinpaint.inpaint import check_seed
 
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    value = int_argument(text)
     try:
         return check_seed(value)
     except ValueError:

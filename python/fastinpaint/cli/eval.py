@@ -11,7 +11,7 @@ from typing import Callable, Dict, Optional, Sequence
 
 import fastinpaint
 
-from fastinpaint.cli._common import CliError, reports_user_errors, standalone_main
+from fastinpaint.cli._common import CliError, int_argument, reports_user_errors, standalone_main
 from fastinpaint.evaluate import BASELINES, InpaintFn, evaluate, load_pairs
 from fastinpaint.masks import parse_buckets
 
@@ -114,10 +114,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    value = int_argument(text)
     if value < 1:  # 0 would score every pair, a negative number silently drop the last ones
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value

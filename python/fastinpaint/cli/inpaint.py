@@ -23,8 +23,8 @@ import numpy as np
 import fastinpaint
 from fastinpaint.inpaint import check_method_options
 from fastinpaint.methods.patchmatch import PATCH_SIZES, check_method_patch_size
-from fastinpaint.cli._common import (IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, is_image_file, reports_user_errors,
-                                     seed_argument)
+from fastinpaint.cli._common import (IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, int_argument, is_image_file,
+                                     reports_user_errors, seed_argument)
 from fastinpaint.io import (ImageIOError, Picture, check_destination, grow_hole, hole_from_alpha, read_image,
                             read_mask, write_image)
 
@@ -259,14 +259,14 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
 
 
 def _non_negative(text: str) -> int:
-    value = _int(text)
+    value = int_argument(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
 def _patch_size(text: str) -> int:
-    value = _int(text)
+    value = int_argument(text)
     try:
         return check_method_patch_size(value)  # the API's and the server's rule
     except ValueError:
@@ -275,21 +275,16 @@ def _patch_size(text: str) -> int:
 
 
 def _hd_size(text: str) -> int:
-    value = _int(text)
+    value = int_argument(text)
     if value < 16:
         raise argparse.ArgumentTypeError(f"must be at least 16 pixels, got {value}")
     return value
 
 
 def _quality(text: str) -> int:
-    value = _int(text)
+    value = int_argument(text)
     if not 1 <= value <= 100:
         raise argparse.ArgumentTypeError(f"must be between 1 and 100, got {value}")
     return value
 
 
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
