@@ -461,18 +461,9 @@ def _encode_16bit_colour(a: np.ndarray, fmt: str, params: dict, out) -> bytes:
     installed writers can."""
     icc, exif = params.get("icc_profile"), params.get("exif")
     if fmt == "TIFF":
-        try:
-            import tifffile  # not a dependency: present with scikit-image; it writes the profile
-        except ImportError:
-            tifffile = None
-        if tifffile is not None:
-            buf = _stdio.BytesIO()
-            kw = dict(extrasamples=["unassalpha"]) if a.shape[2] == 4 else {}
-            tifffile.imwrite(buf, a, photometric="rgb", compression="zlib", predictor=True,
-                             iccprofile=icc, **kw)
-            if exif:
-                _note(str(out), "EXIF not kept: 16-bit colour TIFF is written without it; use .png to keep it")
-            return buf.getvalue()
+        data = _tiff16_by_tifffile(a, params, out)
+        if data is not None:
+            return data
         if icc or exif:
             what = " and ".join(w for w, v in (("colour profile", icc), ("EXIF", exif)) if v)
             _note(str(out), f"{what} not kept: 16-bit colour TIFF is written with OpenCV, which cannot "
@@ -484,6 +475,22 @@ def _encode_16bit_colour(a: np.ndarray, fmt: str, params: dict, out) -> bytes:
         raise ImageIOError(f"cannot encode {out}")
     data = buf.tobytes()
     return _png_with_metadata(data, icc, exif) if fmt == "PNG" and (icc or exif) else data
+
+
+def _tiff16_by_tifffile(a: np.ndarray, params: dict, out) -> Optional[bytes]:
+    """16-bit grey + alpha, RGB or RGBA ``(H, W, 2-4)`` as TIFF with its colour profile, by
+    tifffile (not a dependency: present with scikit-image); None where it is not installed."""
+    try:
+        import tifffile
+    except ImportError:
+        return None
+    buf = _stdio.BytesIO()
+    kw = dict(extrasamples=["unassalpha"]) if a.shape[2] in (2, 4) else {}
+    tifffile.imwrite(buf, a, photometric="minisblack" if a.shape[2] == 2 else "rgb", compression="zlib",
+                     predictor=True, iccprofile=params.get("icc_profile"), **kw)
+    if params.get("exif"):
+        _note(str(out), "EXIF not kept: 16-bit TIFF is written without it; use .png to keep it")
+    return buf.getvalue()
 
 
 def _encode_png_grey_alpha16(a: np.ndarray, params: dict) -> bytes:
@@ -506,18 +513,12 @@ def _encode_png_grey_alpha16(a: np.ndarray, params: dict) -> bytes:
 def _encode_16bit_grey_alpha(a: np.ndarray, fmt: str, params: dict, out) -> bytes:
     if fmt == "PNG":
         return _encode_png_grey_alpha16(a, params)
-    try:
-        import tifffile
-    except ImportError:
+    data = _tiff16_by_tifffile(a, params, out)
+    if data is None:
         _note(str(out), "16-bit grey + alpha written as 16-bit RGBA TIFF, the grey repeated "
                         "(pip install tifffile to keep grey + alpha)")
-        return _encode_16bit_colour(np.ascontiguousarray(a[..., [0, 0, 0, 1]]), fmt, params, out)
-    buf = _stdio.BytesIO()
-    tifffile.imwrite(buf, a, photometric="minisblack", extrasamples=["unassalpha"], compression="zlib",
-                     predictor=True, iccprofile=params.get("icc_profile"))
-    if params.get("exif"):
-        _note(str(out), "EXIF not kept: 16-bit TIFF is written without it; use .png to keep it")
-    return buf.getvalue()
+        data = _encode_16bit_colour(np.ascontiguousarray(a[..., [0, 0, 0, 1]]), fmt, params, out)
+    return data
 
 
 def _encode(pixels: np.ndarray, fmt: str, params: dict, out) -> bytes:
