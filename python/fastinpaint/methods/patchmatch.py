@@ -492,9 +492,9 @@ def texture_from_guide(image: Tensor, hole: Tensor, guide: Tensor, scale: float,
     # A (C, H, W) view of channels-last memory: the vote reads its source as (H, W, C), and this
     # layout spares it a copy of the whole image (144 MB at 12 MP, at the peak of a large fill)
     comp = torch.empty((h, w, image.shape[0]), dtype=image.dtype, device=image.device).permute(2, 0, 1)
-    comp.copy_(image).masked_fill_(hole[None], 0)
-    comp[:, y0:y1, x0:x1] = torch.where(hole[y0:y1, x0:x1][None], guide, comp[:, y0:y1, x0:x1])
-    if low is None:
+    torch.where(hole[None], image.new_zeros(()), image, out=comp)  # one pass; hole values (NaN included) never copied
+    if low is None:  # the guide in the hole is read only by the downscale: the vote copies known pixels
+        comp[:, y0:y1, x0:x1] = torch.where(hole[y0:y1, x0:x1][None], guide, comp[:, y0:y1, x0:x1])
         lh, lw = max(1, round(h * scale)), max(1, round(w * scale))
         hole_lo = F.interpolate(hole[None, None].float(), size=(lh, lw), mode="area")[0, 0] > 0
         comp_lo = F.interpolate(comp.contiguous()[None], size=(lh, lw), mode="area")[0]  # (C, H, W) memory, as before
