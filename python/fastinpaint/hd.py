@@ -293,9 +293,15 @@ def _seam_band(hole: Tensor, cell: float) -> Tensor:
     bh, bw = hole.shape
     gh, gw = _cell_grid((bh, bw), cell)
     cells = F.adaptive_max_pool2d(hole[None, None].to(torch.float32), (gh, gw))[0, 0] > 0
-    cells = dilate(cells, 2)
-    rows = torch.div(torch.arange(bh, device=hole.device) * gh, bh, rounding_mode="floor")
-    cols = torch.div(torch.arange(bw, device=hole.device) * gw, bw, rounding_mode="floor")
+    return _on_cells(dilate(cells, 2), (bh, bw))
+
+
+def _on_cells(cells: Tensor, size: Tuple[int, int]) -> Tensor:
+    """A ``(gh, gw)`` map on the cell grid (:func:`_cell_grid`) brought to the box's ``size``: each
+    pixel takes its cell's value (the cell its area window starts in)."""
+    (gh, gw), (bh, bw) = cells.shape, size
+    rows = torch.div(torch.arange(bh, device=cells.device) * gh, bh, rounding_mode="floor")
+    cols = torch.div(torch.arange(bw, device=cells.device) * gw, bw, rounding_mode="floor")
     return cells.index_select(0, rows).index_select(1, cols)
 
 
@@ -318,8 +324,11 @@ def _seam_correction(img: Tensor, up: Tensor, hole: Tensor, cell: float, band: O
     # smooth_fill's bilinear, not F.interpolate's: the corrected fill guides the texture rebuild's
     # search, and ATen's bilinear can round a last bit differently on another thread count; and
     # only at the hole's pixels, where the correction is used
-    ys, xs = torch.nonzero(hole, as_tuple=True)
-    acc = upsample_at(F.interpolate(acc, size=grid, mode="area")[0], (bh, bw), ys, xs)
+    cells = F.interpolate(acc, size=grid, mode="area")[0]
+    # A pixel whose four cells hold no known pixel gets exactly 0: only the hole pixels within two
+    # cells of one that does are computed (a large blob's interior is most of its box)
+    ys, xs = torch.nonzero(hole & _on_cells(dilate(cells[-1] > 0, 2), (bh, bw)), as_tuple=True)
+    acc = upsample_at(cells, (bh, bw), ys, xs)
     out = torch.zeros_like(up)
     # weight 1/2 at the border (cells half known): the full mismatch there; less known, less of it
     out[:, ys, xs] = acc[:-1] / acc[-1:].clamp_min(0.5)
