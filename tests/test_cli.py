@@ -103,7 +103,32 @@ def test_batch(tmp_path, capsys):
     _photo(9).save(images / "lonely.png")
     assert run("inpaint", "--images", images, "--masks", masks, "--out", out, "--overwrite") == 1
     err = capsys.readouterr().err
-    assert "no mask named like lonely.png" in err
+    assert f"no mask named like lonely.png in {masks} and image {images / 'lonely.png'} has no alpha channel" in err
+
+
+def test_batch_image_without_mask_file_uses_its_alpha(tmp_path, capsys):
+    """--masks given, one image has no mask file but has alpha: single-file mode's rule (alpha as
+    the mask), with a note; one with neither fails alone, and the rest go on."""
+    images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
+    images.mkdir()
+    masks.mkdir()
+    _photo(0).save(images / "a.png")
+    _mask().save(masks / "a.png")
+    rgba = np.asarray(_photo(1, mode="RGBA")).copy()
+    rgba[5:15, 5:25, 3] = 0  # transparent = hole
+    Image.fromarray(rgba, "RGBA").save(images / "b.png")
+    _photo(2).save(images / "c.png")  # no mask, no alpha
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", out) == 1
+    captured = capsys.readouterr()
+    assert "wrote 2 of 3 images" in captured.out and ", 1 failed" in captured.out
+    assert f"note: {images / 'b.png'}: no mask named like b.png in {masks}: its alpha channel is the mask" \
+        in captured.err
+    assert "c.png has no alpha channel" in captured.err and captured.err.count("error:") == 1
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    # the result is single-file mode's, from the same image and no MASK
+    assert run("inpaint", images / "b.png", "-o", tmp_path / "single.png") == 0
+    assert np.array_equal(np.asarray(Image.open(out / "b.png")), np.asarray(Image.open(tmp_path / "single.png")))
+    assert (np.asarray(Image.open(out / "b.png"))[..., 3] == 255).all()  # filled holes made opaque
 
 
 def test_batch_under_torchrun_writes_each_file_exactly_once(tmp_path):
