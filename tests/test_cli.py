@@ -246,6 +246,34 @@ def test_demo_and_entry_point(tmp_path):
     assert (tmp_path / "demo_before_after.png").exists()
 
 
+def test_demo_never_replaces_a_file(tmp_path, capsys, monkeypatch):
+    """The README's first command, run twice, or where a file of its output's name is (the user's):
+    both runs succeed, the second under the next free names, and no file is replaced."""
+    monkeypatch.chdir(tmp_path)
+    assert run("demo") == 0
+    first = (tmp_path / "fastinpaint_demo.png").read_bytes()
+    (tmp_path / "fastinpaint_demo-2_before_after.png").write_bytes(b"the user's own")  # -2 is taken too
+    assert run("demo") == 0
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path.resolve() / 'fastinpaint_demo-3.png'} (fastinpaint_demo.png or " in out
+    assert f"wrote {tmp_path.resolve() / 'fastinpaint_demo-3_before_after.png'} (before | after)" in out
+    assert (tmp_path / "fastinpaint_demo.png").read_bytes() == first
+    assert (tmp_path / "fastinpaint_demo-2_before_after.png").read_bytes() == b"the user's own"
+    assert not (tmp_path / "fastinpaint_demo-2.png").exists()  # a pair: both names free, or neither used
+    assert (tmp_path / "fastinpaint_demo-3.png").read_bytes() == first  # same seed, same result
+    # -o a folder: the default name in it; --overwrite: the names given, replaced
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "fastinpaint_demo.png").write_bytes(b"old")
+    assert run("demo", "-o", "sub", "--overwrite") == 0
+    assert (tmp_path / "sub" / "fastinpaint_demo.png").read_bytes() == first
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["fastinpaint_demo.png",
+                                                                    "fastinpaint_demo_before_after.png"]
+    # a bad name: one line, before computing, nothing written
+    assert run("demo", "-o", "demo.xyz") == 1
+    assert "cannot tell the image format of output demo.xyz" in capsys.readouterr().err
+    assert not list(tmp_path.glob("demo*"))
+
+
 def test_hd_strategy_flags(files, capsys):
     tmp, img, mask = files
     out_r, out_o = tmp / "resize.png", tmp / "original.png"
