@@ -215,7 +215,8 @@ def test_iopaint_shaped_request(client, pair):
 def test_hd_strategy(client, pair, value, status, strategy, caplog):
     image, hole = pair
     with caplog.at_level(logging.DEBUG, logger="fastinpaint.hd"):
-        resp = client.post("/api/v1/inpaint", json=body(image, hole, hd_strategy=value, hd_size=64))
+        sized = {} if strategy == "original" else {"hd_size": 64}  # original has no working size
+        resp = client.post("/api/v1/inpaint", json=body(image, hole, hd_strategy=value, **sized))
     assert resp.status_code == status
     if status == 400:
         assert "hd_strategy" in error_of(resp)
@@ -225,7 +226,18 @@ def test_hd_strategy(client, pair, value, status, strategy, caplog):
         assert resp.headers["x-fastinpaint-hd-strategy"] == f"{value} -> {ran}"
         if strategy == "auto":
             assert "auto -> crop" in caplog.text
-        assert np.array_equal(decoded(resp), fastinpaint.inpaint(image, hole, hd_strategy=strategy, hd_size=64))
+        assert np.array_equal(decoded(resp), fastinpaint.inpaint(image, hole, hd_strategy=strategy, **sized))
+
+
+@pytest.mark.parametrize("value", ["Original", "original"])
+def test_hd_size_with_original_is_refused(client, pair, value):
+    """Original has no working size: an hd_size would be ignored, so it is a 400 naming both (Crop,
+    fastinpaint's auto, uses it: accepted above)."""
+    image, hole = pair
+    resp = client.post("/api/v1/inpaint", json=body(image, hole, hd_strategy=value, hd_size=64))
+    assert resp.status_code == 400
+    assert error_of(resp) == (f"field 'hd_size' has no effect with hd_strategy {value!r}: it is the working size "
+                              "of Crop, Resize, Auto only")
 
 
 def test_multipart_request_equals_json_request(client, pair):

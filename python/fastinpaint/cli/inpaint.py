@@ -21,6 +21,8 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 import fastinpaint
+from fastinpaint.hd import SIZED_STRATEGIES
+from fastinpaint.hd import check_options as check_hd_options
 from fastinpaint.inpaint import check_method_options
 from fastinpaint.methods.patchmatch import PATCH_SIZES, check_method_patch_size
 from fastinpaint.cli._common import (IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, int_argument, is_image_file,
@@ -125,10 +127,11 @@ def _find_mask(masks_dir: Path, image_path: Path) -> Optional[Path]:
 def run(args: argparse.Namespace) -> int:
     """The ``inpaint`` subcommand: one image, or a folder (batch mode)."""
     _check_method_options(args)
-    if args.hd_size is not None and args.hd_strategy.lower() in ("original", "crop"):
-        # (the API ignores it there, as IOPaint clients of the server send it with every strategy)
+    try:
+        check_hd_options(args.hd_strategy, args.hd_size)  # the API's rule (argparse checked the rest)
+    except ValueError:
         raise CliError(f"--hd-size has no effect with --hd-strategy {args.hd_strategy}: it is the working size "
-                       "of auto and resize")
+                       f"of {' and '.join(SIZED_STRATEGIES)} only") from None
     batch = args.images is not None or args.masks is not None or args.out is not None
     if batch:
         if args.image is not None or args.mask is not None or args.output is not None:

@@ -17,6 +17,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from fastinpaint.hd import SIZED_STRATEGIES
+from fastinpaint.hd import check_options as check_hd_options
 from fastinpaint.inpaint import SEED_LIMIT
 from fastinpaint.methods.patchmatch import PATCH_SIZES, check_method_patch_size
 
@@ -198,6 +200,12 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
     options["hd_strategy"] = HD_STRATEGIES[hd.lower()]
     hd_size = _int_field(fields, "hd_size", None, 16, 65536)  # fastinpaint's; IOPaint's limits are ignored
     if hd_size is not None:
+        try:
+            check_hd_options(options["hd_strategy"], hd_size)  # the API's rule: a size the strategy ignores
+        except ValueError:
+            sized = [name.capitalize() for name, ours in HD_STRATEGIES.items() if ours in SIZED_STRATEGIES]
+            raise RequestError(400, f"field 'hd_size' has no effect with hd_strategy {hd!r}: it is the working "
+                                    f"size of {', '.join(sized)} only") from None
         options["hd_size"] = hd_size
     seed = _int_field(fields, "seed", 0, -SEED_LIMIT, SEED_LIMIT - 1)  # the API's and the CLI's range
     patch_size = _int_field(fields, "patch_size", None, *PATCH_SIZES)
