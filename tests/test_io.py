@@ -627,6 +627,19 @@ def test_two_processes_publishing_one_path(tmp_path):
     assert np.asarray(Image.open(out)).max() == winner_value
 
 
+def test_decompression_bomb_is_one_line(tmp_path, capsys, monkeypatch):
+    """An image above Pillow's guard: ImageTooLargeError (an ImageIOError: the command line's one
+    line) naming its size and the limit; the server answers it 413."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow refuses above 200 pixels
+    Image.fromarray(_photo()).save(tmp_path / "big.png")
+    with pytest.raises(fio.ImageTooLargeError, match=f"Image size \\({H * W} pixels\\) exceeds limit of 200 pixels"):
+        fio.read_image(tmp_path / "big.png")
+    assert run("inpaint", tmp_path / "big.png", "-o", tmp_path / "out.png") == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"fastinpaint: error: cannot read image {tmp_path / 'big.png'}: Image size ({H * W} pixels)")
+    assert err.count("\n") == 1 and not (tmp_path / "out.png").exists()
+
+
 def test_truncated_file_is_a_clear_error_and_is_closed(tmp_path):
     # Pillow opens the file and fails in load(): the reader closes it (the CLI printed Python's
     # "unclosed file" warning after its one-line error)

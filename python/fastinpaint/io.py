@@ -53,7 +53,7 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
-__all__ = ["ImageIOError", "Picture", "read_image", "read_mask", "hole_from_pil", "hole_from_alpha",
+__all__ = ["ImageIOError", "ImageTooLargeError", "Picture", "read_image", "read_mask", "hole_from_pil", "hole_from_alpha",
            "grow_hole", "grey_alpha16_tiff_size", "to_rgb8", "check_destination", "write_image", "jpeg_quality",
            "MASK_THRESHOLD"]
 
@@ -69,6 +69,12 @@ Source = Union[str, os.PathLike, bytes]
 
 class ImageIOError(ValueError):
     """A file that cannot be read or written as asked; the message is one line naming it."""
+
+
+class ImageTooLargeError(ImageIOError):
+    """An image larger than Pillow opens: its decompression-bomb guard (twice
+    ``PIL.Image.MAX_IMAGE_PIXELS``); the message gives Pillow's size and limit. The server answers
+    it 413 (too large), not 400 (unreadable)."""
 
 
 @dataclass
@@ -109,7 +115,8 @@ def _open_pil(src: Source, what: str):
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         if img is not None:  # a truncated file: Pillow opened it and keeps it open until closed
             img.close()
-        raise ImageIOError(f"cannot read {what} {_name(src)}: {_one_line(exc)}") from None
+        error = ImageTooLargeError if isinstance(exc, Image.DecompressionBombError) else ImageIOError
+        raise error(f"cannot read {what} {_name(src)}: {_one_line(exc)}") from None
     return img
 
 
