@@ -103,7 +103,32 @@ def test_batch(tmp_path, capsys):
     _photo(9).save(images / "lonely.png")
     assert run("inpaint", "--images", images, "--masks", masks, "--out", out, "--overwrite") == 1
     err = capsys.readouterr().err
-    assert "no mask named like lonely.png" in err
+    assert f"no mask named like lonely.png in {masks} and image {images / 'lonely.png'} has no alpha channel" in err
+
+
+def test_batch_image_without_mask_file_uses_its_alpha(tmp_path, capsys):
+    """--masks given, one image has no mask file but has alpha: single-file mode's rule (alpha as
+    the mask), with a note; one with neither fails alone, and the rest go on."""
+    images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
+    images.mkdir()
+    masks.mkdir()
+    _photo(0).save(images / "a.png")
+    _mask().save(masks / "a.png")
+    rgba = np.asarray(_photo(1, mode="RGBA")).copy()
+    rgba[5:15, 5:25, 3] = 0  # transparent = hole
+    Image.fromarray(rgba, "RGBA").save(images / "b.png")
+    _photo(2).save(images / "c.png")  # no mask, no alpha
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", out) == 1
+    captured = capsys.readouterr()
+    assert "wrote 2 of 3 images" in captured.out and ", 1 failed" in captured.out
+    assert f"note: {images / 'b.png'}: no mask named like b.png in {masks}: its alpha channel is the mask" \
+        in captured.err
+    assert "c.png has no alpha channel" in captured.err and captured.err.count("error:") == 1
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    # the result is single-file mode's, from the same image and no MASK
+    assert run("inpaint", images / "b.png", "-o", tmp_path / "single.png") == 0
+    assert np.array_equal(np.asarray(Image.open(out / "b.png")), np.asarray(Image.open(tmp_path / "single.png")))
+    assert (np.asarray(Image.open(out / "b.png"))[..., 3] == 255).all()  # filled holes made opaque
 
 
 def test_batch_under_torchrun_writes_each_file_exactly_once(tmp_path):
@@ -219,6 +244,34 @@ def test_demo_and_entry_point(tmp_path):
     assert str(out.resolve()) in res.stdout
     assert Image.open(out).size == Image.open(Path(fastinpaint.__file__).parent / "data" / "astronaut.png").size
     assert (tmp_path / "demo_before_after.png").exists()
+
+
+def test_demo_never_replaces_a_file(tmp_path, capsys, monkeypatch):
+    """The README's first command, run twice, or where a file of its output's name is (the user's):
+    both runs succeed, the second under the next free names, and no file is replaced."""
+    monkeypatch.chdir(tmp_path)
+    assert run("demo") == 0
+    first = (tmp_path / "fastinpaint_demo.png").read_bytes()
+    (tmp_path / "fastinpaint_demo-2_before_after.png").write_bytes(b"the user's own")  # -2 is taken too
+    assert run("demo") == 0
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path.resolve() / 'fastinpaint_demo-3.png'} (fastinpaint_demo.png or " in out
+    assert f"wrote {tmp_path.resolve() / 'fastinpaint_demo-3_before_after.png'} (before | after)" in out
+    assert (tmp_path / "fastinpaint_demo.png").read_bytes() == first
+    assert (tmp_path / "fastinpaint_demo-2_before_after.png").read_bytes() == b"the user's own"
+    assert not (tmp_path / "fastinpaint_demo-2.png").exists()  # a pair: both names free, or neither used
+    assert (tmp_path / "fastinpaint_demo-3.png").read_bytes() == first  # same seed, same result
+    # -o a folder: the default name in it; --overwrite: the names given, replaced
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "fastinpaint_demo.png").write_bytes(b"old")
+    assert run("demo", "-o", "sub", "--overwrite") == 0
+    assert (tmp_path / "sub" / "fastinpaint_demo.png").read_bytes() == first
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["fastinpaint_demo.png",
+                                                                    "fastinpaint_demo_before_after.png"]
+    # a bad name: one line, before computing, nothing written
+    assert run("demo", "-o", "demo.xyz") == 1
+    assert "cannot tell the image format of output demo.xyz" in capsys.readouterr().err
+    assert not list(tmp_path.glob("demo*"))
 
 
 def test_hd_strategy_flags(files, capsys):

@@ -36,7 +36,8 @@ def _synthetic(h=400, w=600):
 @pytest.mark.parametrize("strategy", ["auto", "original", "crop", "resize"])
 def test_known_pixels_bit_exact(method, strategy):
     img, hole = _synthetic()
-    out = fastinpaint.inpaint(img, hole, method=method, hd_strategy=strategy, hd_size=256)
+    sized = {"hd_size": 256} if strategy in ("auto", "resize") else {}  # the others take none
+    out = fastinpaint.inpaint(img, hole, method=method, hd_strategy=strategy, **sized)
     assert out.shape == img.shape and out.dtype == img.dtype
     assert np.array_equal(out[~hole], img[~hole])
     assert np.abs(out[hole].astype(int) - img[hole].astype(int)).mean() < 60  # a fill, not garbage
@@ -110,6 +111,10 @@ def test_choices_are_logged(caplog):
     ({"hd_strategy": 3}, ValueError, "hd_strategy"),
     ({"hd_size": 8}, ValueError, "at least 16"),
     ({"hd_size": 512.0}, TypeError, "hd_size"),
+    # original and crop have no working size: a size would be ignored, a silently wrong answer
+    ({"hd_strategy": "original", "hd_size": 64}, ValueError,
+     "hd_size has no effect with hd_strategy 'original': it is the working size of 'auto' and 'resize' only"),
+    ({"hd_strategy": "Crop", "hd_size": 64}, ValueError, "hd_size has no effect with hd_strategy 'Crop'"),
 ])
 def test_bad_options(kwargs, exc, words):
     img, hole = _synthetic(40, 60)

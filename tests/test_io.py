@@ -133,14 +133,86 @@ def test_16bit_colour_tiff_keeps_profile_or_says_so(tmp_path, monkeypatch):
     exif[0x010F] = "PhoneMaker"
     src = fio.Picture(rgba16, "TIFF", icc, exif.tobytes())
     if _has("tifffile"):
-        with pytest.warns(UserWarning, match="EXIF not kept.*use .png"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # profile and EXIF both kept: nothing to say
             fio.write_image(rgba16, tmp_path / "t.tif", source=src)
-        assert Image.open(tmp_path / "t.tif").info["icc_profile"] == icc
+        out = Image.open(tmp_path / "t.tif")
+        assert out.info["icc_profile"] == icc and out.getexif()[0x010F] == "PhoneMaker"
         np.testing.assert_array_equal(fio.read_image(tmp_path / "t.tif").pixels, rgba16, err_msg=f"seed {seed}")
+        with pytest.warns(UserWarning, match=r"EXIF not kept \(Pillow cannot read it\).*use .png"):
+            fio.write_image(rgba16, tmp_path / "bad.tif", source=fio.Picture(rgba16, "TIFF", icc, b"Exif\0\0junk"))
+        np.testing.assert_array_equal(fio.read_image(tmp_path / "bad.tif").pixels, rgba16)
     monkeypatch.setitem(sys.modules, "tifffile", None)  # without tifffile: OpenCV, and a warning
     with pytest.warns(UserWarning, match="colour profile and EXIF not kept.*use .png"):
         fio.write_image(rgba16, tmp_path / "o.tif", source=src)
     np.testing.assert_array_equal(fio.read_image(tmp_path / "o.tif").pixels, rgba16, err_msg=f"seed {seed}")
+
+
+def _camera_exif(endian):
+    """A camera's EXIF: Make/Model/DateTime/Artist/Copyright in IFD0, DateTimeOriginal, exposure
+    and a maker note in the Exif sub-IFD, a GPS sub-IFD, and Orientation 6 (rotate 90 clockwise)."""
+    exif = Image.Exif()
+    exif.endian = endian
+    exif.update({0x010F: "Canon", 0x0110: "EOS R5", 0x0132: "2024:05:06 07:08:09", 0x013B: "A. Person",
+                 0x8298: "(c) A. Person", 0x0112: 6})
+    exif.get_ifd(0x8769).update({0x9003: "2024:05:06 07:08:09", 0x829A: 1 / 250, 0x927C: b"maker" * 10})
+    exif.get_ifd(0x8825).update({1: "N", 2: (51.0, 30.0, 12.5)})
+    return exif.tobytes()
+
+
+def _png16_with_exif(rgb16, exif):
+    """A 16-bit RGB PNG (OpenCV's) with an eXIf chunk, written here: an independent writer."""
+    import struct
+    import zlib
+
+    cv2 = pytest.importorskip("cv2")
+    png = cv2.imencode(".png", rgb16[..., ::-1])[1].tobytes()
+    body = exif[6:] if exif.startswith(b"Exif\0\0") else exif
+    chunk = struct.pack(">I", len(body)) + b"eXIf" + body + struct.pack(">I", zlib.crc32(b"eXIf" + body))
+    return png[:33] + chunk + png[33:]  # after the signature and IHDR
+
+
+@pytest.mark.parametrize("endian", ["<", ">"])  # phones write little-endian EXIF, many cameras big
+def test_16bit_tiff_keeps_exif_upright(tmp_path, endian):
+    """16-bit TIFF output (by tifffile, which writes no EXIF) used to drop the EXIF with a note;
+    now Make, Model, dates, GPS, camera settings come out as Pillow reads them, orientation 1."""
+    pytest.importorskip("tifffile")
+    cv2 = pytest.importorskip("cv2")
+    rng, seed = _fresh_rng()
+    stored = rng.integers(0, 65536, (H, W, 3), dtype=np.uint16)
+    (tmp_path / "in.png").write_bytes(_png16_with_exif(stored, _camera_exif(endian)))
+    pic = fio.read_image(tmp_path / "in.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # kept: no note
+        fio.write_image(pic.pixels, tmp_path / "out.tif", source=pic)
+    out = Image.open(tmp_path / "out.tif")
+    exif = out.getexif()
+    assert {t: exif.get(t) for t in (0x010F, 0x0110, 0x0132, 0x013B, 0x8298, 0x0112)} == {
+        0x010F: "Canon", 0x0110: "EOS R5", 0x0132: "2024:05:06 07:08:09", 0x013B: "A. Person",
+        0x8298: "(c) A. Person", 0x0112: 1}  # upright pixels: orientation 1, not rotated twice
+    sub = exif.get_ifd(0x8769)
+    assert sub[0x9003] == "2024:05:06 07:08:09" and float(sub[0x829A]) == 1 / 250 and sub[0x927C] == b"maker" * 10
+    assert exif.get_ifd(0x8825) == {1: "N", 2: (51.0, 30.0, 12.5)}
+    back = cv2.imread(str(tmp_path / "out.tif"), cv2.IMREAD_UNCHANGED)  # libtiff: an independent reader
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(back[..., ::-1], np.rot90(stored, -1), err_msg=f"seed {seed}")
+    # and from that TIFF (its EXIF is its own first IFD) to another: kept again
+    again = fio.read_image(tmp_path / "out.tif")
+    fio.write_image(again.pixels, tmp_path / "again.tif", source=again)
+    exif2 = Image.open(tmp_path / "again.tif").getexif()
+    assert exif2[0x0110] == "EOS R5" and exif2.get_ifd(0x8769)[0x9003] == "2024:05:06 07:08:09"
+    np.testing.assert_array_equal(fio.read_image(tmp_path / "again.tif").pixels, np.rot90(stored, -1))
+
+
+def test_tiff_exif_carried_to_jpeg(tmp_path):
+    """An 8-bit TIFF's EXIF (its first IFD: Pillow writes it there) reaches a JPEG result, upright."""
+    Image.fromarray(_photo()).save(tmp_path / "in.tif", exif=_camera_exif("<"))
+    pic = fio.read_image(tmp_path / "in.tif")
+    assert pic.pixels.shape == (W, H, 3)  # orientation 6 applied
+    fio.write_image(pic.pixels, tmp_path / "out.jpg", source=pic)
+    exif = Image.open(tmp_path / "out.jpg").getexif()
+    assert exif[0x0110] == "EOS R5" and exif[0x0112] == 1 and exif.get_ifd(0x8769)[0x9003] == "2024:05:06 07:08:09"
+    assert not {256, 257, 273, 279} & set(exif)  # the TIFF's layout is no EXIF
 
 
 def _png_grey_alpha16_unfiltered(a):
@@ -553,6 +625,19 @@ def test_two_processes_publishing_one_path(tmp_path):
     assert "already exists" in loser
     winner_value = (10, 20)[results.index("ok")]
     assert np.asarray(Image.open(out)).max() == winner_value
+
+
+def test_decompression_bomb_is_one_line(tmp_path, capsys, monkeypatch):
+    """An image above Pillow's guard: ImageTooLargeError (an ImageIOError: the command line's one
+    line) naming its size and the limit; the server answers it 413."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow refuses above 200 pixels
+    Image.fromarray(_photo()).save(tmp_path / "big.png")
+    with pytest.raises(fio.ImageTooLargeError, match=f"Image size \\({H * W} pixels\\) exceeds limit of 200 pixels"):
+        fio.read_image(tmp_path / "big.png")
+    assert run("inpaint", tmp_path / "big.png", "-o", tmp_path / "out.png") == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"fastinpaint: error: cannot read image {tmp_path / 'big.png'}: Image size ({H * W} pixels)")
+    assert err.count("\n") == 1 and not (tmp_path / "out.png").exists()
 
 
 def test_truncated_file_is_a_clear_error_and_is_closed(tmp_path):

@@ -215,7 +215,8 @@ def test_iopaint_shaped_request(client, pair):
 def test_hd_strategy(client, pair, value, status, strategy, caplog):
     image, hole = pair
     with caplog.at_level(logging.DEBUG, logger="fastinpaint.hd"):
-        resp = client.post("/api/v1/inpaint", json=body(image, hole, hd_strategy=value, hd_size=64))
+        sized = {} if strategy == "original" else {"hd_size": 64}  # original has no working size
+        resp = client.post("/api/v1/inpaint", json=body(image, hole, hd_strategy=value, **sized))
     assert resp.status_code == status
     if status == 400:
         assert "hd_strategy" in error_of(resp)
@@ -225,7 +226,18 @@ def test_hd_strategy(client, pair, value, status, strategy, caplog):
         assert resp.headers["x-fastinpaint-hd-strategy"] == f"{value} -> {ran}"
         if strategy == "auto":
             assert "auto -> crop" in caplog.text
-        assert np.array_equal(decoded(resp), fastinpaint.inpaint(image, hole, hd_strategy=strategy, hd_size=64))
+        assert np.array_equal(decoded(resp), fastinpaint.inpaint(image, hole, hd_strategy=strategy, **sized))
+
+
+@pytest.mark.parametrize("value", ["Original", "original"])
+def test_hd_size_with_original_is_refused(client, pair, value):
+    """Original has no working size: an hd_size would be ignored, so it is a 400 naming both (Crop,
+    fastinpaint's auto, uses it: accepted above)."""
+    image, hole = pair
+    resp = client.post("/api/v1/inpaint", json=body(image, hole, hd_strategy=value, hd_size=64))
+    assert resp.status_code == 400
+    assert error_of(resp) == (f"field 'hd_size' has no effect with hd_strategy {value!r}: it is the working size "
+                              "of Crop, Resize, Auto only")
 
 
 def test_multipart_request_equals_json_request(client, pair):
@@ -305,6 +317,59 @@ def test_too_many_pixels_is_413(pair):
         # one pixel fewer in each direction and it is answered
         resp = c.post("/api/v1/inpaint", json=body(image[:-1], hole[:-1]))
         assert resp.status_code == 200
+
+
+def _png_1bit(width, height) -> bytes:
+    """A black 1-bit PNG, written here: 30000 x 30000 is 110 KB, and 900 MP once decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    z = zlib.compressobj(9)
+    row = bytes(1 + (width + 7) // 8)  # filter byte, then the packed bits
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("field", ["image", "mask"])
+def test_decompression_bomb_is_413_in_this_servers_terms(client, pair, field):
+    """A small file of huge dimensions, past Pillow's own guard (twice Image.MAX_IMAGE_PIXELS, 179
+    MP): a 413 naming its size and this server's limit, not Pillow's words and limit."""
+    image, hole = pair
+    bomb = _png_1bit(30000, 30000)
+    assert len(bomb) < 200_000
+    req = body(image, hole)
+    req[field] = b64(bomb)
+    resp = client.post("/api/v1/inpaint", json=req)
+    assert resp.status_code == 413
+    assert error_of(resp) == (f"field '{field}': image of 900000000 pixels exceeds this server's limit of "
+                              "50000000 pixels (--max-pixels)")
+
+
+def test_pillow_limit_below_the_servers_is_said(client, pair, monkeypatch):
+    """Where the server takes more than Pillow opens, the 413 says which limit it met."""
+    from PIL import Image
+
+    image, hole = pair
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow refuses above 200 pixels
+    resp = client.post("/api/v1/inpaint", json=body(image, hole))
+    assert resp.status_code == 413
+    assert error_of(resp) == (f"field 'image': image of {image.shape[0] * image.shape[1]} pixels exceeds "
+                              "Pillow's limit of 200 pixels (a guard against decompression bombs), though within "
+                              "this server's --max-pixels 50000000")
+
+
+def test_pillow_bomb_message_of_other_wording():
+    from PIL import Image
+
+    from fastinpaint.serve.decode import _too_large_for_pillow
+
+    message = _too_large_for_pillow("image", ValueError("too big"), Limits(max_pixels=1000))
+    assert message == (f"field 'image': image of more than {2 * Image.MAX_IMAGE_PIXELS} pixels exceeds this "
+                       "server's limit of 1000 pixels (--max-pixels)")
 
 
 def test_too_large_body_is_413(pair):

@@ -43,6 +43,10 @@ from fastinpaint.smooth_fill import dilate, upsample_at
 log = logging.getLogger("fastinpaint.hd")
 
 STRATEGIES = ("auto", "original", "crop", "resize")
+#: The strategies ``hd_size`` sets the working size of. ``original`` (the whole image as is) and
+#: ``crop`` (each region at full resolution) have none: a size given with them would be ignored,
+#: a silently wrong answer, so it is refused.
+SIZED_STRATEGIES = ("auto", "resize")
 #: Long side under which ``auto`` keeps a method without a working size on the whole image:
 #: a megapixel is affordable for PatchMatch and biharmonic, and the whole image is the most context.
 DEFAULT_TRIGGER = 1024
@@ -60,7 +64,8 @@ Box = Tuple[int, int, int, int]  # y0, y1, x0, x1 (end exclusive)
 
 
 def check_options(strategy, size) -> Tuple[str, Optional[int]]:
-    """The validated ``(hd_strategy, hd_size)``; clear one-line errors."""
+    """The validated ``(hd_strategy, hd_size)``; clear one-line errors (``hd_size`` with a
+    strategy that has no working size included)."""
     if not isinstance(strategy, str) or strategy.lower() not in STRATEGIES:
         raise ValueError(f"inpaint: unknown hd_strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if size is not None:
@@ -68,6 +73,9 @@ def check_options(strategy, size) -> Tuple[str, Optional[int]]:
             raise TypeError(f"inpaint: hd_size must be an int (a long side in pixels) or None, got {size!r}")
         if size < 16:
             raise ValueError(f"inpaint: hd_size must be at least 16 pixels, got {size}")
+        if strategy.lower() not in SIZED_STRATEGIES:
+            raise ValueError(f"inpaint: hd_size has no effect with hd_strategy {strategy!r}: it is the working "
+                             f"size of {' and '.join(map(repr, SIZED_STRATEGIES))} only; leave it None")
         size = int(size)
     return strategy.lower(), size
 

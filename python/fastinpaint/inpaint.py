@@ -362,7 +362,8 @@ def inpaint(
             ``"crop"`` (each region at full resolution) or ``"resize"`` (the whole image
             downscaled to ``hd_size``, the fill upscaled). Known pixels are kept bit for bit in all.
         hd_size: the working long side in pixels for ``"resize"`` and for ``"auto"``'s crops
-            (default: the method's own; 1024 for ``"resize"`` of a method without one).
+            (default: the method's own; 1024 for ``"resize"`` of a method without one). With
+            ``"original"`` or ``"crop"``, which have no working size, it is refused (ValueError).
         **options: method-specific options (see the method's documentation).
 
     Returns:
@@ -371,7 +372,8 @@ def inpaint(
 
     Raises:
         ValueError: mask size differs from the image size; the mask covers the whole image (there
-            is nothing to copy from); unknown method or hd_strategy; non-finite known pixels; a float image
+            is nothing to copy from); unknown method or hd_strategy; hd_size with an hd_strategy that
+            does not use it; non-finite known pixels; a float image
             outside [0, 1] for a learned method.
         TypeError: unsupported image or mask type; an option the method does not take; a seed
             that is not an int or None; an integer dtype other than uint8 / uint16 for a learned

@@ -24,8 +24,9 @@ Euclidean distance of the hole: a disc), over anti-aliased edges and shadows. Ar
 Writing (:func:`write_image`): the format from the extension; JPEG at the input's quality when
 the input was a JPEG (else 95), with 4:4:4 chroma, or at ``quality``; WebP lossless (known pixels
 bit for bit) unless a ``quality`` is given; PNG at ``png_compression``; ICC profile and EXIF
-carried over (16-bit colour PNG included; 16-bit colour TIFF keeps the profile where ``tifffile``
-is installed, and says what it drops). 16-bit grey + alpha is written as such to PNG (by
+(orientation 1: the pixels are upright; a TIFF's EXIF is its first IFD, less the tags of its pixel
+layout) carried over, 16-bit PNG and TIFF included (16-bit TIFF needs ``tifffile``, without which
+it says what it drops). 16-bit grey + alpha is written as such to PNG (by
 :func:`_encode_png_grey_alpha16`: neither Pillow nor OpenCV writes it) and, with ``tifffile``, to
 TIFF. 16 bits go only to PNG and TIFF: 16-bit grey or colour to another format is refused, not
 rounded to 8 bits; alpha written to JPEG (no alpha) is dropped with a warning; GIF output of more
@@ -42,6 +43,7 @@ import ctypes
 import errno
 import io as _stdio
 import os
+import struct
 import tempfile
 import warnings
 import zlib
@@ -51,7 +53,7 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
-__all__ = ["ImageIOError", "Picture", "read_image", "read_mask", "hole_from_pil", "hole_from_alpha",
+__all__ = ["ImageIOError", "ImageTooLargeError", "Picture", "read_image", "read_mask", "hole_from_pil", "hole_from_alpha",
            "grow_hole", "grey_alpha16_tiff_size", "to_rgb8", "check_destination", "write_image", "jpeg_quality",
            "MASK_THRESHOLD"]
 
@@ -67,6 +69,12 @@ Source = Union[str, os.PathLike, bytes]
 
 class ImageIOError(ValueError):
     """A file that cannot be read or written as asked; the message is one line naming it."""
+
+
+class ImageTooLargeError(ImageIOError):
+    """An image larger than Pillow opens: its decompression-bomb guard (twice
+    ``PIL.Image.MAX_IMAGE_PIXELS``); the message gives Pillow's size and limit. The server answers
+    it 413 (too large), not 400 (unreadable)."""
 
 
 @dataclass
@@ -107,7 +115,8 @@ def _open_pil(src: Source, what: str):
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         if img is not None:  # a truncated file: Pillow opened it and keeps it open until closed
             img.close()
-        raise ImageIOError(f"cannot read {what} {_name(src)}: {_one_line(exc)}") from None
+        error = ImageTooLargeError if isinstance(exc, Image.DecompressionBombError) else ImageIOError
+        raise error(f"cannot read {what} {_name(src)}: {_one_line(exc)}") from None
     return img
 
 
@@ -211,12 +220,12 @@ def _picture(src: Source, img, what: str) -> Picture:
         if png16 and head[25] == 4:  # OpenCV gives grey + alpha as BGRA, the grey repeated
             pixels = np.ascontiguousarray(pixels[..., [0, 3]])
         pixels = _orient_array(pixels, _orientation(img))
-        # the EXIF block only where the file has one (PNG eXIf): a TIFF's getexif() is its own
-        # IFD0 (sizes, strip offsets), which is no EXIF to carry over
-        exif = _exif_without_orientation(img) if img.info.get("exif") else None
-        return Picture(pixels, img.format, icc, exif, quality, notes)
+        return Picture(pixels, img.format, icc, _exif_to_carry(img), quality, notes)
+    # a TIFF's EXIF is its own first IFD, read before orient() rewrites it; other files' block is
+    # kept as it came (orient() set its orientation to 1)
+    tiff_exif = _exif_to_carry(img) if img.format == "TIFF" else None
     img = orient(img)
-    exif = img.info.get("exif") or None
+    exif = tiff_exif or img.info.get("exif") or None
     fmt = img.format
     mode = img.mode
     if mode == "P" or mode == "PA":
@@ -243,14 +252,32 @@ def _picture(src: Source, img, what: str) -> Picture:
     return Picture(np.array(img), fmt, icc, exif, quality, notes)
 
 
-def _exif_without_orientation(img) -> Optional[bytes]:
+#: TIFF tags that say how a file stores its pixels (size, samples, strips, compression, colour
+#: profile): a file's own, never EXIF to carry over. A TIFF's EXIF is its first IFD less these; an
+#: EXIF block's copies describe another file (a camera JPEG's thumbnail offsets, its YCbCr
+#: sampling) and are never written into a TIFF's first IFD.
+_TIFF_LAYOUT_TAGS = frozenset((254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 284, 317, 320,
+                               322, 323, 324, 325, 330, 338, 339, 340, 341, 513, 514, 529, 530, 531, 532, 34675))
+
+
+def _upright_exif(exif):
+    """``exif`` (a ``PIL.Image.Exif``) as a writer of upright pixels gives it: orientation 1, no
+    layout tags."""
+    for tag in _TIFF_LAYOUT_TAGS & set(exif):
+        del exif[tag]
+    exif[0x0112] = 1
+    return exif
+
+
+def _exif_to_carry(img) -> Optional[bytes]:
+    """The EXIF a result of ``img`` carries (orientation 1: it is written upright): the file's EXIF
+    block (PNG eXIf, ...) or a TIFF's first IFD, less layout tags; None without any."""
+    if img.format != "TIFF" and not img.info.get("exif"):
+        return None
     try:
-        exif = img.getexif()
-        if not exif:
-            return None
-        exif[0x0112] = 1
-        return exif.tobytes()
-    except Exception:  # noqa: BLE001
+        exif = _upright_exif(img.getexif())
+        return exif.tobytes() if set(exif) - {0x0112} else None
+    except Exception:  # noqa: BLE001 - an unreadable EXIF block is not carried over
         return None
 
 
@@ -484,13 +511,67 @@ def _tiff16_by_tifffile(a: np.ndarray, params: dict, out) -> Optional[bytes]:
         import tifffile
     except ImportError:
         return None
+    exif = _exif_to_write(params.get("exif"))
     buf = _stdio.BytesIO()
     kw = dict(extrasamples=["unassalpha"]) if a.shape[2] in (2, 4) else {}
+    # in the EXIF's byte order: its IFDs are then added as Pillow serialises them, unconverted
     tifffile.imwrite(buf, a, photometric="minisblack" if a.shape[2] == 2 else "rgb", compression="zlib",
-                     predictor=True, iccprofile=params.get("icc_profile"), **kw)
+                     predictor=True, iccprofile=params.get("icc_profile"),
+                     byteorder=exif.endian if exif is not None and exif.endian in "<>" else "<", **kw)
+    data = buf.getvalue()
     if params.get("exif"):
-        _note(str(out), "EXIF not kept: 16-bit TIFF is written without it; use .png to keep it")
-    return buf.getvalue()
+        try:
+            return _tiff_with_exif(data, exif)
+        except Exception as exc:  # noqa: BLE001 - the image is still right: written, and the loss said
+            _note(str(out), f"EXIF not kept ({_one_line(exc)}); use .png to keep it")
+    return data
+
+
+def _exif_to_write(exif: Optional[bytes]):
+    """The ``PIL.Image.Exif`` of an EXIF block, upright (:func:`_upright_exif`); None for no block
+    or one Pillow cannot read."""
+    if not exif:
+        return None
+    from PIL import Image
+
+    try:
+        parsed = Image.Exif()
+        parsed.load(exif)
+        return _upright_exif(parsed)
+    except Exception:  # noqa: BLE001 - the caller says the EXIF was not kept
+        return None
+
+
+def _tiff_with_exif(tiff: bytes, exif) -> bytes:
+    """``tiff`` (a classic one-page TIFF) with ``exif`` (a ``PIL.Image.Exif``, in the file's byte
+    order) in its first IFD: the EXIF's IFD0 tags (Make, Model, DateTime, Artist, Copyright, ...)
+    and its Exif and GPS sub-IFDs (tags 34665, 34853). tifffile writes no sub-IFD; so the first IFD
+    is written again at the end of the file: the writer's entries (their data stays where it is)
+    merged with the EXIF's, whose values and sub-IFDs Pillow serialises after it, as its own TIFF
+    writer does; the header then points at it and the old IFD is left unreferenced."""
+    if exif is None:
+        raise ValueError("Pillow cannot read it")
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None or struct.unpack(order + "H", tiff[2:4])[0] != 42:
+        raise ValueError("not a classic TIFF (a BigTIFF, over 4 GB)")
+    first = struct.unpack(order + "I", tiff[4:8])[0]
+    count = struct.unpack(order + "H", tiff[first:first + 2])[0]
+    table = tiff[first + 2:first + 2 + 12 * count]
+    next_ifd = tiff[first + 2 + 12 * count:first + 6 + 12 * count]
+    own = {struct.unpack(order + "H", table[i:i + 2])[0]: table[i:i + 12] for i in range(0, len(table), 12)}
+    kept = [entry for tag, entry in own.items() if tag not in exif]  # the EXIF's description, software, dpi
+    start = len(tiff) + len(tiff) % 2  # an IFD starts on a word boundary
+    # Pillow lays its IFD out from `offset`: its entries first, then their data; with `kept`'s
+    # entries put before its own, that data lies where Pillow's offsets say
+    block = exif.tobytes(start + 12 * len(kept))
+    head, ifd = block[6:14], block[14:]  # "Exif\0\0", the TIFF header, then IFD0
+    if head[:2] != tiff[:2]:
+        raise ValueError("its byte order differs from the file's")
+    n = struct.unpack(order + "H", ifd[:2])[0]
+    added = [ifd[2 + 12 * i:14 + 12 * i] for i in range(n)]
+    entries = sorted(kept + added, key=lambda e: struct.unpack(order + "H", e[:2])[0])  # TIFF: ascending
+    new_ifd = struct.pack(order + "H", len(entries)) + b"".join(entries) + next_ifd + ifd[2 + 12 * n + 4:]
+    return tiff[:4] + struct.pack(order + "I", start) + tiff[8:] + b"\0" * (start - len(tiff)) + new_ifd
 
 
 def _encode_png_grey_alpha16(a: np.ndarray, params: dict) -> bytes:

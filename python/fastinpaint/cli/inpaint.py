@@ -21,6 +21,8 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 import fastinpaint
+from fastinpaint.hd import SIZED_STRATEGIES
+from fastinpaint.hd import check_options as check_hd_options
 from fastinpaint.inpaint import check_method_options
 from fastinpaint.methods.patchmatch import PATCH_SIZES, check_method_patch_size
 from fastinpaint.cli._common import (IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, int_argument, is_image_file,
@@ -29,18 +31,20 @@ from fastinpaint.io import (ImageIOError, Picture, check_destination, grow_hole,
                             read_mask, write_image)
 
 
-def _alpha_hole(pic: Picture, path: Path, invert: bool, dilate: int) -> np.ndarray:
+def _alpha_hole(pic: Picture, path: Path, invert: bool, dilate: int, no_mask: str) -> np.ndarray:
+    """The hole of an image given no mask file (``no_mask`` says why, for the error): its alpha."""
     px = pic.pixels
     if px.ndim != 3 or px.shape[2] not in (2, 4):
-        raise CliError(
-            f"no MASK given and image {path} has no alpha channel; pass a mask file (white = hole)"
-        )
+        raise CliError(f"{no_mask} and image {path} has no alpha channel; pass a mask file (white = hole)")
     hole = hole_from_alpha(px[..., -1])
     return grow_hole(~hole if invert else hole, dilate)
 
 
-def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args) -> str:
-    """Returns a short status ("ok", "empty mask: copied", "skipped: exists")."""
+def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args,
+                  missing_mask: Optional[str] = None) -> str:
+    """Returns a short status ("ok", "empty mask: copied", "skipped: exists"). Without
+    ``mask_path`` the image's alpha is the mask; ``missing_mask``: why a mask file that was looked
+    for is missing (batch mode with --masks), said in a note when the alpha stands in for it."""
     if args.skip_existing and os.path.lexists(out):
         return "skipped: exists"
     check_destination(out, args.overwrite)  # before any computing
@@ -49,7 +53,10 @@ def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args) 
         print(f"note: {image_path}: {note}", file=sys.stderr)
     alpha_mask = mask_path is None
     if alpha_mask:
-        hole = _alpha_hole(pic, image_path, args.invert_mask, args.dilate)
+        hole = _alpha_hole(pic, image_path, args.invert_mask, args.dilate, missing_mask or "no MASK given")
+        if missing_mask:
+            print(f"note: {image_path}: {missing_mask}: its alpha channel is the mask (transparent = hole)",
+                  file=sys.stderr)
     else:
         hole = read_mask(mask_path, pic.size, invert=args.invert_mask, dilate=args.dilate)
     # The pixels that may be copied: the same file rule as masks (white = may copy), not inverted or
@@ -120,10 +127,11 @@ def _find_mask(masks_dir: Path, image_path: Path) -> Optional[Path]:
 def run(args: argparse.Namespace) -> int:
     """The ``inpaint`` subcommand: one image, or a folder (batch mode)."""
     _check_method_options(args)
-    if args.hd_size is not None and args.hd_strategy.lower() in ("original", "crop"):
-        # (the API ignores it there, as IOPaint clients of the server send it with every strategy)
+    try:
+        check_hd_options(args.hd_strategy, args.hd_size)  # the API's rule (argparse checked the rest)
+    except ValueError:
         raise CliError(f"--hd-size has no effect with --hd-strategy {args.hd_strategy}: it is the working size "
-                       "of auto and resize")
+                       f"of {' and '.join(SIZED_STRATEGIES)} only") from None
     batch = args.images is not None or args.masks is not None or args.out is not None
     if batch:
         if args.image is not None or args.mask is not None or args.output is not None:
@@ -175,12 +183,13 @@ def _run_batch(args) -> int:
     for image_path in tqdm(images, desc="inpainting" if world == 1 else f"inpainting [rank {rank}/{world}]",
                            unit="image", position=rank if world > 1 else None):
         try:
-            mask_path = None
-            if masks_dir is not None:
-                mask_path = _find_mask(masks_dir, image_path)
-                if mask_path is None:
-                    raise CliError(f"no mask named like {image_path.name} in {masks_dir}")
-            if _inpaint_file(image_path, mask_path, out_dir / image_path.name, args).startswith("skipped"):
+            mask_path = None if masks_dir is None else _find_mask(masks_dir, image_path)
+            # no mask file for it: its alpha, if it has one, as for one IMAGE given without MASK
+            missing = None
+            if masks_dir is not None and mask_path is None:
+                missing = f"no mask named like {image_path.name} in {masks_dir}"
+            status = _inpaint_file(image_path, mask_path, out_dir / image_path.name, args, missing)
+            if status.startswith("skipped"):
                 skipped += 1
         except (CliError, ImageIOError) as exc:
             # one bad pair does not stop the batch: it is reported, and the exit status says so
@@ -223,7 +232,8 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
     p.add_argument("mask", nargs="?", help=f"mask image: white (> {MASK_THRESHOLD}) = hole; omit to use the image's alpha")
     p.add_argument("-o", "--output", help="output image path (format from its extension)")
     p.add_argument("--images", help="batch mode: folder of input images")
-    p.add_argument("--masks", help="batch mode: folder of masks, matched to images by file name")
+    p.add_argument("--masks", help="batch mode: folder of masks, matched to images by file name (an image "
+                                    "without one uses its alpha channel, as without MASK)")
     p.add_argument("--out", help="batch mode: output folder (created if missing)")
     p.add_argument("--invert-mask", action="store_true", help="masks mark the pixels to KEEP (white = valid)")
     p.add_argument("--source-mask", metavar="FILE",

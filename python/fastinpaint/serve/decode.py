@@ -17,6 +17,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from fastinpaint.hd import SIZED_STRATEGIES
+from fastinpaint.hd import check_options as check_hd_options
 from fastinpaint.inpaint import SEED_LIMIT
 from fastinpaint.methods.patchmatch import PATCH_SIZES, check_method_patch_size
 
@@ -91,7 +93,7 @@ def _check_header(data: bytes, name: str, limits: Limits, tiff_only_ok: bool = F
         img = Image.open(io.BytesIO(data))
         w, h = img.size
     except Image.DecompressionBombError as exc:  # Pillow's own cap, far above ours by default
-        raise RequestError(413, f"field '{name}': {exc}") from None
+        raise RequestError(413, _too_large_for_pillow(name, exc, limits)) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         from fastinpaint.io import grey_alpha16_tiff_size
 
@@ -100,9 +102,34 @@ def _check_header(data: bytes, name: str, limits: Limits, tiff_only_ok: bool = F
             raise RequestError(400, f"field '{name}' is not a readable image ({_one_line(exc)})") from None
         img, (w, h) = None, size
     if w * h > limits.max_pixels:
-        raise RequestError(413, f"field '{name}': image of {w}x{h} = {w * h} pixels exceeds this server's "
-                                f"limit of {limits.max_pixels} pixels (--max-pixels)")
+        raise RequestError(413, _too_large(name, f"{w}x{h} = {w * h}", limits))
     return img
+
+
+def _too_large(name: str, size: str, limits: Limits) -> str:
+    return f"field '{name}': image of {size} pixels exceeds this server's limit of {limits.max_pixels} pixels " \
+           "(--max-pixels)"
+
+
+def _too_large_for_pillow(name: str, exc: Exception, limits: Limits) -> str:
+    """The 413 message for an image Pillow refuses to open (above twice ``Image.MAX_IMAGE_PIXELS``:
+    a decompression-bomb guard), in this server's terms. Pillow gives no size but in its message
+    ("Image size (N pixels) exceeds limit of L pixels, ..."), read here; "more than L" if its
+    wording changes."""
+    from PIL import Image
+
+    found = re.search(r"\((\d+) pixels\) exceeds limit of (\d+) pixels", str(exc))
+    if found:
+        pixels, cap = int(found.group(1)), int(found.group(2))
+        size = str(pixels)
+    else:
+        cap = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        pixels, size = cap + 1, f"more than {cap}"
+    if pixels > limits.max_pixels:
+        return _too_large(name, size, limits)
+    # this server takes more than Pillow opens (--max-pixels above Pillow's cap): said as it is
+    return f"field '{name}': image of {size} pixels exceeds Pillow's limit of {cap} pixels (a guard against " \
+           f"decompression bombs), though within this server's --max-pixels {limits.max_pixels}"
 
 
 def open_image(data: bytes, name: str, limits: Limits):
@@ -111,11 +138,15 @@ def open_image(data: bytes, name: str, limits: Limits):
     an oversized image costs no memory."""
     from fastinpaint.io import orient
 
+    from PIL import Image
+
     img = _check_header(data, name, limits)
     try:
         img.load()
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt pixel data
         raise RequestError(400, f"field '{name}' is not a readable image ({_one_line(exc)})") from None
+    except Image.DecompressionBombError as exc:  # past the header: a TIFF's tile, a GIF's frame, ...
+        raise RequestError(413, _too_large_for_pillow(name, exc, limits)) from None
     return orient(img)  # the one orientation rule of fastinpaint.io (keeps the format)
 
 
@@ -125,16 +156,18 @@ def open_picture(data: bytes, name: str, limits: Limits):
     :func:`open_image` on the header alone."""
     from PIL import Image
 
-    from fastinpaint.io import ImageIOError, read_image
+    from fastinpaint.io import ImageIOError, ImageTooLargeError, read_image
 
     _check_header(data, name, limits, tiff_only_ok=True)
     try:
         return read_image(data, f"field '{name}'")
+    except ImageTooLargeError as exc:  # past the header (a TIFF's tile, a GIF's frame, ...)
+        raise RequestError(413, _too_large_for_pillow(name, exc, limits)) from None
     except ImageIOError as exc:  # "cannot read field 'image' <bytes>: why"
         why = _one_line(str(exc).split(": ", 1)[-1])
         raise RequestError(400, f"field '{name}' is not a readable image ({why})") from None
-    except Image.DecompressionBombError as exc:
-        raise RequestError(413, f"field '{name}': {exc}") from None
+    except Image.DecompressionBombError as exc:  # past the header: a GIF frame, an MPO image, ...
+        raise RequestError(413, _too_large_for_pillow(name, exc, limits)) from None
 
 
 def mask_plane(data: bytes, name: str, size: Tuple[int, int], limits: Limits) -> np.ndarray:
@@ -198,6 +231,12 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
     options["hd_strategy"] = HD_STRATEGIES[hd.lower()]
     hd_size = _int_field(fields, "hd_size", None, 16, 65536)  # fastinpaint's; IOPaint's limits are ignored
     if hd_size is not None:
+        try:
+            check_hd_options(options["hd_strategy"], hd_size)  # the API's rule: a size the strategy ignores
+        except ValueError:
+            sized = [name.capitalize() for name, ours in HD_STRATEGIES.items() if ours in SIZED_STRATEGIES]
+            raise RequestError(400, f"field 'hd_size' has no effect with hd_strategy {hd!r}: it is the working "
+                                    f"size of {', '.join(sized)} only") from None
         options["hd_size"] = hd_size
     seed = _int_field(fields, "seed", 0, -SEED_LIMIT, SEED_LIMIT - 1)  # the API's and the CLI's range
     patch_size = _int_field(fields, "patch_size", None, *PATCH_SIZES)
