@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.ndimage import distance_transform_edt
 
-from fastinpaint.smooth_fill import hole_distance, pushpull_fill, upsample, upsample_where
+from fastinpaint.smooth_fill import dilate, hole_distance, pushpull_fill, upsample, upsample_where
 
 
 @pytest.mark.parametrize("shape", [(37, 53), (64, 64), (5, 200)])
@@ -81,3 +81,17 @@ def test_upsample_where_is_upsample_at_the_masked_pixels_only(shape, size):
     got = upsample_where(x, where, base)
     assert torch.equal(got, torch.where(where[None], upsample(x, size), base))
     assert torch.equal(upsample_where(x, torch.zeros_like(where), base), base)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (5, 3), (37, 64), (120, 97)])
+@pytest.mark.parametrize("radius", [1, 2, 3, 5, 16, 60])
+def test_dilate_is_the_square_max_filter(shape, radius):
+    """The boolean running-OR dilation against scipy's square maximum filter (zero outside),
+    sparse and dense masks, windows longer than the image included."""
+    from scipy.ndimage import maximum_filter
+
+    g = torch.Generator().manual_seed(radius * 1000 + shape[0])
+    for density in (0.01, 0.3):
+        m = torch.rand(shape, generator=g) < density
+        expected = maximum_filter(m.numpy(), size=2 * radius + 1, mode="constant", cval=False)
+        assert torch.equal(dilate(m, radius), torch.from_numpy(expected))

@@ -201,7 +201,10 @@ class _Image:
     def colour_float(self, device, box) -> Tensor:
         """The colour channels of ``box`` ``(y0, y1, x0, x1)`` as float32 on ``device``."""
         y0, y1, x0, x1 = box
-        return self.chw[: self.colour, y0:y1, x0:x1].to(device=device, dtype=torch.float32).contiguous()
+        view = self.chw[: self.colour, y0:y1, x0:x1]
+        # one strided conversion into (C, H, W) memory: .to() keeps an HWC array's channels-last
+        # strides, so .contiguous() then copied it again (8x slower for a 12 MP photo's crop)
+        return torch.empty(view.shape, dtype=torch.float32, device=device).copy_(view)
 
     def original(self):
         if self.kind == "tensor":
@@ -435,8 +438,8 @@ def _inpaint(fn, method, image, mask, source_mask, seed, device, options, hd):
     src_d = None if src is None else src.to(device)
 
     def read(box):  # a box of the colour, in the method's scale; hd converts only what it processes
-        c = img.colour_float(device, box)
-        return c / scale if scale != 1.0 else c
+        c = img.colour_float(device, box)  # a fresh tensor: scaled in place
+        return c.div_(scale) if scale != 1.0 else c
 
     pieces = run_strategy(fn, read, hole_d, strategy=hd[0], size=hd[1], seed=seed, source_mask=src_d,
                           options=options)
