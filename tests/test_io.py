@@ -640,6 +640,29 @@ def test_decompression_bomb_is_one_line(tmp_path, capsys, monkeypatch):
     assert err.count("\n") == 1 and not (tmp_path / "out.png").exists()
 
 
+@pytest.mark.parametrize("failure", [Image.DecompressionBombError("Image size (9 pixels) exceeds limit of 2 pixels"),
+                                     OSError("broken data stream when reading image file"), EOFError()])
+def test_decoding_failure_after_opening_is_one_line(tmp_path, capsys, monkeypatch, failure):
+    """Pillow can fail after the header too (counting a file's frames, decoding a later frame or a
+    16-bit scan's pixels): the reader's one-line error, the right kind, the file closed, and the
+    command line's one line and exit 1, never a traceback."""
+    Image.fromarray(_photo()).save(tmp_path / "a.png")
+    opened = []
+
+    def fails(src, img, what):
+        opened.append(img)
+        raise failure
+
+    monkeypatch.setattr(fio, "_picture", fails)
+    kind = fio.ImageTooLargeError if isinstance(failure, Image.DecompressionBombError) else fio.ImageIOError
+    with pytest.raises(kind, match="cannot read image .*a.png"):
+        fio.read_image(tmp_path / "a.png")
+    assert opened and opened[0].fp is None  # closed
+    assert run("inpaint", tmp_path / "a.png", "-o", tmp_path / "out.png") == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"fastinpaint: error: cannot read image {tmp_path / 'a.png'}") and err.count("\n") == 1
+
+
 def test_truncated_file_is_a_clear_error_and_is_closed(tmp_path):
     # Pillow opens the file and fails in load(): the reader closes it (the CLI printed Python's
     # "unclosed file" warning after its one-line error)

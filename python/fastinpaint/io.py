@@ -112,12 +112,26 @@ def _open_pil(src: Source, what: str):
     try:
         img = Image.open(_stdio.BytesIO(src) if isinstance(src, bytes) else src)
         img.load()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except (UnidentifiedImageError, *_pil_read_errors()) as exc:
         if img is not None:  # a truncated file: Pillow opened it and keeps it open until closed
             img.close()
-        error = ImageTooLargeError if isinstance(exc, Image.DecompressionBombError) else ImageIOError
-        raise error(f"cannot read {what} {_name(src)}: {_one_line(exc)}") from None
+        raise _read_failed(exc, what, src) from None
     return img
+
+
+def _pil_read_errors() -> tuple:
+    """What Pillow raises for a file it cannot decode (truncated, corrupt, past its size guard)."""
+    from PIL import Image
+
+    return OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError
+
+
+def _read_failed(exc: BaseException, what: str, src: Source) -> ImageIOError:
+    """The one-line error for ``exc`` met reading ``src``: too large (Pillow's guard), else unreadable."""
+    from PIL import Image
+
+    error = ImageTooLargeError if isinstance(exc, Image.DecompressionBombError) else ImageIOError
+    return error(f"cannot read {what} {_name(src)}: {_one_line(exc)}")
 
 
 def _grey_alpha16_tiff_page(tif):
@@ -194,11 +208,18 @@ def read_image(src: Source, what: str = "image") -> Picture:
         if grey_alpha is None:
             raise
         return grey_alpha
-    # Pillow keeps a multi-frame file open for its other frames: closed here, once read
-    with img:
-        frames = getattr(img, "n_frames", 1)
-        img.seek(0)
-        pic = _picture(src, img, what)
+    # Pillow keeps a multi-frame file open for its other frames: closed here, once read. Counting
+    # the frames and decoding the pixels can still fail (a frame past Pillow's size guard, a
+    # truncated 16-bit scan): the same one-line error as opening
+    try:
+        with img:
+            frames = getattr(img, "n_frames", 1)
+            img.seek(0)
+            pic = _picture(src, img, what)
+    except ImageIOError:
+        raise
+    except _pil_read_errors() as exc:
+        raise _read_failed(exc, what, src) from None
     if frames > 1:  # a multi-page TIFF, an animation, a camera's MPO with its preview
         pic.notes.append(f"{frames} frames: only the first is read, filled and written")
     return pic
