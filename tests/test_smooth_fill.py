@@ -94,4 +94,5 @@ def test_dilate_is_the_square_max_filter(shape, radius):
     for density in (0.01, 0.3):
         m = torch.rand(shape, generator=g) < density
         expected = maximum_filter(m.numpy(), size=2 * radius + 1, mode="constant", cval=False)
-        assert torch.equal(dilate(m, radius), torch.from_numpy(expected))
+        got = dilate(m, radius)
+        assert got.is_contiguous() and torch.equal(got, torch.from_numpy(expected))

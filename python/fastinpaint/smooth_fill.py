@@ -101,7 +101,7 @@ def dilate(mask: Tensor, radius: int) -> Tensor:
     out = mask != 0
     for dim in (0, 1):
         out = _window_or(out, dim, radius)
-    return out
+    return out.contiguous()  # (the last pass's window is a narrowed view)
 
 
 def _window_or(mask: Tensor, dim: int, radius: int) -> Tensor:
