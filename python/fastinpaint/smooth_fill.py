@@ -122,9 +122,9 @@ def dilate(mask: Tensor, radius: int) -> Tensor:
     if radius <= 0:
         return mask
     out = mask != 0
-    for dim in (0, 1):
+    for dim in (1, 0):  # rows last: their narrowed window is contiguous memory
         out = _window_or(out, dim, radius)
-    return out.contiguous()  # (the last pass's window is a narrowed view)
+    return out
 
 
 def _window_or(mask: Tensor, dim: int, radius: int) -> Tensor:
