@@ -530,13 +530,14 @@ def texture_from_guide(image: Tensor, hole: Tensor, guide: Tensor, scale: float,
     full = torch.full((y1 - y0, x1 - x0, 2), -1, dtype=torch.int32, device=image.device)
     full.view(-1, 2).index_copy_(0, py * (x1 - x0) + px,
                                  torch.stack([torch.where(ok, sy, -1), torch.where(ok, sx, -1)], -1).to(torch.int32))
-    # The detail, computed only where the vote reads it (the matched centres' 3x3 patches), in
-    # (H, W, C) memory, which the vote reads: 0 elsewhere (a 12 MP box is mostly never read)
+    # The detail, computed only where the vote reads it (the matched centres' 3x3 patches: the
+    # rest is never read, so left unset; filled with NaN instead, 16 large fills had none), in
+    # (H, W, C) memory, as the vote reads its source
     used = torch.zeros(h * w, dtype=torch.bool, device=image.device)
     used[(sy * w + sx)[ok]] = True
     q = torch.nonzero(dilate(used.view(h, w), 1).view(-1)).flatten()
     qy, qx = torch.div(q, w, rounding_mode="floor"), q % w
-    detail = torch.zeros((h * w, c), dtype=image.dtype, device=image.device)
+    detail = torch.empty((h * w, c), dtype=image.dtype, device=image.device)
     detail.index_copy_(0, q, (image.reshape(c, -1).index_select(1, q) - bicubic_at(comp_lo, (h, w), qy, qx)).t())
     voted, total = _vote(detail.view(h, w, c).permute(2, 0, 1), full, 3, None, mask=hole_b, return_total=True,
                          reduce=PatchMatchOptions.vote_reduce)
