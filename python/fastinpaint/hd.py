@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fastinpaint.smooth_fill import dilate, upsample_at
+from fastinpaint.smooth_fill import bicubic_at, dilate, upsample_at
 
 log = logging.getLogger("fastinpaint.hd")
 
@@ -205,10 +205,10 @@ def _scaled(call, img: Tensor, hole: Tensor, src: Optional[Tensor], seed: int, s
     corrected: the upscaled fill does not meet the full-resolution known pixels exactly (the
     low-resolution border averaged their detail away), so the mismatch along the hole's rim,
     averaged over low-resolution pixels, is added to the fill near its border (_seam_correction).
-    ``texture``: the upscaled fill then guides a rebuild of the hole from the photo's own
-    full-resolution pixels (:func:`fastinpaint.methods.patchmatch.texture_from_guide`), whose
-    detail finer than the working scale is added to it, so that it carries the photo's detail
-    instead of an upscaled blur.
+    ``texture``: the upscaled fill then guides a search of the photo's own full-resolution
+    pixels, whose detail finer than the working scale is copied onto it
+    (:func:`fastinpaint.methods.patchmatch.texture_from_guide`), so that it carries the photo's
+    detail instead of an upscaled blur.
     """
     _, h, w = img.shape
     lh, lw = max(1, round(h * scale)), max(1, round(w * scale))
@@ -237,54 +237,15 @@ def _scaled(call, img: Tensor, hole: Tensor, src: Optional[Tensor], seed: int, s
     band = _seam_band(hole_b, cell)
     ys, xs = torch.nonzero(band, as_tuple=True)
     lo, hi = known_range(img_lo, hole_lo)  # the known colours' range (area averages lie within it)
-    vals = _bicubic_at(fill_lo, (h, w), ys + y0, xs + x0)
+    vals = bicubic_at(fill_lo, (h, w), ys + y0, xs + x0)
     up = torch.zeros((img.shape[0], y1 - y0, x1 - x0), dtype=vals.dtype, device=vals.device)
     up[:, ys, xs] = torch.maximum(torch.minimum(vals, hi[:, None]), lo[:, None])
     up += _seam_correction(img[:, y0:y1, x0:x1], up, hole_b, cell, band)
     if texture:
         from fastinpaint.methods.patchmatch import texture_from_guide
 
-        rebuilt = texture_from_guide(img, hole, up, scale, (y0, y1, x0, x1), seed=seed, low=(fill_lo, hole_lo))
-        # The rebuild adds only detail finer than the working scale; colours and shapes stay the
-        # guide's. Taken whole, its copies meet in blocks of a working-scale pixel (a mosaic
-        # across petals) and its colours drift from the network's: the guide below a Gaussian of
-        # a quarter of a working-scale pixel, plus the rebuild above it, measured +0.1 dB on
-        # average at 2048 and 4000 px for pconv and glcic (16 pairs), glcic's worst pair
-        # -1.57 -> -1.16 dB against 512 px, sharpness still at least the 512 px fills' on every
-        # pair, and no visible blocks.
-        # (guide's low band + rebuild's high band = rebuild + the low band of their difference)
-        # (the blur is the metrics' one: the border replicated, so any size of box works)
-        from fastinpaint.metrics import _gaussian_blur
-
-        # (in place and one channel at a time: a 12 MP box's blur holds three padded copies of
-        # what it blurs; the rebuild is the guide itself where it had nothing to rebuild from)
-        if rebuilt is not up:
-            low = up.sub_(rebuilt)
-            for c in range(low.shape[0]):
-                low[c] = _gaussian_blur(low[c][None, None], 0.25 / scale, padding="replicate")[0, 0]
-            up = rebuilt.add_(low)
+        up = texture_from_guide(img, hole, up, scale, (y0, y1, x0, x1), seed=seed, low=(fill_lo, hole_lo))
     return (y0, y1, x0, x1), up
-
-
-#: points per row of the grid _bicubic_at samples
-_GRID_ROW = 1024
-
-
-def _bicubic_at(lo: Tensor, size: Tuple[int, int], ys: Tensor, xs: Tensor) -> Tensor:
-    """``F.interpolate(lo, size, mode="bicubic", align_corners=False)[:, ys, xs]`` (``(C, N)``),
-    evaluated at those pixels only (the same source coordinates: a fine pixel's centre maps to the
-    same point of ``lo``)."""
-    h, w = size
-    n = ys.numel()
-    gy = (ys.to(torch.float32) + 0.5) * (2.0 / h) - 1.0
-    gx = (xs.to(torch.float32) + 0.5) * (2.0 / w) - 1.0
-    # In rows of a fixed length, the last one padded: torch's grid sampler shares rows among its
-    # threads (a single row of every point would run on one thread) and computes each row whole
-    # on one thread, so the values do not depend on the thread count
-    rows = -(-n // _GRID_ROW)
-    grid = F.pad(torch.stack([gx, gy], -1), (0, 0, 0, rows * _GRID_ROW - n)).view(1, rows, _GRID_ROW, 2)
-    out = F.grid_sample(lo[None].float(), grid, mode="bicubic", padding_mode="border", align_corners=False)[0]
-    return out.reshape(out.shape[0], -1)[:, :n]
 
 
 def _cell_grid(shape: Tuple[int, int], cell: float) -> Tuple[int, int]:

@@ -378,16 +378,16 @@ def fill_mean_offset(output: Array, ground_truth: Array, hole: Array, data_range
     return _out(offset, numpy_in, batched)
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: float, padding: str = "reflect") -> torch.Tensor:
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of ``(N, C, H, W)``, kernel cut at ``int(4σ + 0.5)``, border
     mirrored without repeating the edge pixel (torch ``"reflect"`` = scipy ``mode="mirror"``; SWD's
-    bands) or ``padding="replicate"`` (scipy ``mode="nearest"``; any size of image)."""
+    bands)."""
     g = _gaussian_window(sigma, GAUSS_TRUNCATE, x.device)
     r = g.numel() // 2
     h, w = x.shape[-2:]
-    if padding == "reflect" and (r >= h or r >= w):
+    if r >= h or r >= w:
         raise ValueError(f"swd: images must be larger than {r}x{r} for a Gaussian of sigma {sigma}, got {h}x{w}")
-    p = torch.nn.functional.pad(x, (r, r, r, r), mode=padding)
+    p = torch.nn.functional.pad(x, (r, r, r, r), mode="reflect")
     return _filter_valid(_filter_valid(p, g, dim=2), g, dim=3)
 
 

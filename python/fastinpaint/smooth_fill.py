@@ -11,12 +11,14 @@ Images are ``(C, H, W)`` float tensors; masks ``(H, W)`` bool.
 
 from __future__ import annotations
 
+from typing import Tuple
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["pushpull_fill", "hole_distance", "dilate", "upsample", "upsample_at", "upsample_where"]
+__all__ = ["pushpull_fill", "hole_distance", "dilate", "upsample", "upsample_at", "upsample_where", "bicubic_at"]
 
 
 def _down_image(img: Tensor, known: Tensor) -> Tensor:
@@ -70,6 +72,27 @@ def upsample_at(img: Tensor, size, ys: Tensor, xs: Tensor) -> Tensor:
     top = table.index_select(0, y0 + x0) * (1 - lx) + table.index_select(0, y0 + x1) * lx
     bottom = table.index_select(0, y1 + x0) * (1 - lx) + table.index_select(0, y1 + x1) * lx
     return (top * (1 - ly) + bottom * ly).t()
+
+
+#: points per row of the grid bicubic_at samples
+_GRID_ROW = 1024
+
+
+def bicubic_at(lo: Tensor, size: Tuple[int, int], ys: Tensor, xs: Tensor) -> Tensor:
+    """``F.interpolate(lo, size, mode="bicubic", align_corners=False)[:, ys, xs]`` (``(C, N)``),
+    evaluated at those pixels only (the same source coordinates: a fine pixel's centre maps to the
+    same point of ``lo``)."""
+    h, w = size
+    n = ys.numel()
+    gy = (ys.to(torch.float32) + 0.5) * (2.0 / h) - 1.0
+    gx = (xs.to(torch.float32) + 0.5) * (2.0 / w) - 1.0
+    # In rows of a fixed length, the last one padded: torch's grid sampler shares rows among its
+    # threads (a single row of every point would run on one thread) and computes each row whole
+    # on one thread, so the values do not depend on the thread count
+    rows = -(-n // _GRID_ROW)
+    grid = F.pad(torch.stack([gx, gy], -1), (0, 0, 0, rows * _GRID_ROW - n)).view(1, rows, _GRID_ROW, 2)
+    out = F.grid_sample(lo[None].float(), grid, mode="bicubic", padding_mode="border", align_corners=False)[0]
+    return out.reshape(out.shape[0], -1)[:, :n]
 
 
 def upsample_where(img: Tensor, where: Tensor, base: Tensor) -> Tensor:

@@ -39,7 +39,7 @@ from fastinpaint._cpu_load import on_free_cpu_threads
 from fastinpaint.ops.patchmatch import nnf as _nnf
 from fastinpaint.ops.patchmatch import valid_centres as _valid_centres
 from fastinpaint.ops.patchmatch import vote as _vote
-from fastinpaint.smooth_fill import dilate, hole_distance, pushpull_fill, upsample_where
+from fastinpaint.smooth_fill import bicubic_at, dilate, hole_distance, pushpull_fill, upsample_where
 
 __all__ = ["inpaint_patchmatch", "PatchMatchOptions", "texture_from_guide", "PATCH_SIZES", "check_method_patch_size"]
 
@@ -464,15 +464,20 @@ def inpaint_patchmatch(
 
 def texture_from_guide(image: Tensor, hole: Tensor, guide: Tensor, scale: float, box, *, seed: int = 0,
                        patch_size: int = 7, nnf_iterations: int = 2, low: Optional[tuple] = None) -> Tensor:
-    """The hole of ``image`` rebuilt from the photo's own full-resolution pixels, following
-    ``guide``: a fill computed at ``scale`` (< 1) and upscaled, which has the right structure
+    """``guide`` with the photo's own full-resolution detail copied into it: ``guide`` is a fill
+    of ``image``'s hole computed at ``scale`` (< 1) and upscaled, which has the right structure
     but not the photo's detail (fastinpaint.hd does this for the networks on large photos).
 
     The guide is matched at ``scale`` (where it is as sharp as the photo) against the known
     pixels, as PatchMatch matches its coarse levels; the field is carried to full resolution
     (each pixel keeps its offset, scaled) and voted with 3x3 patches, as PatchMatch's finest
-    levels are, so the hole copies coherent full-resolution texture. Pixels that no valid patch
-    covers keep the guide.
+    levels are. What is voted is not the photo's pixels but their detail: each source pixel minus
+    the working-scale image upscaled there (bicubic, as the guide was), i.e. what the working
+    scale lacks; it is added to the guide. Copying the pixels themselves left the steps between
+    neighbouring copies (a working-scale pixel apart, each from elsewhere in the photo) as a
+    mosaic of block edges, which high-passing the copy kept as lines; the detail has no such step,
+    so the hole carries the photo's texture on the guide's colours and shapes. Pixels that no
+    valid patch covers keep the guide.
 
     Args:
         image: ``(C, H, W)`` float, known pixels valid (hole values unused).
@@ -485,22 +490,17 @@ def texture_from_guide(image: Tensor, hole: Tensor, guide: Tensor, scale: float,
             computed again by downscaling the full-resolution image.
 
     Returns:
-        ``(C, bh, bw)``: the rebuilt fill over ``box`` (only its hole pixels are meant to be used).
+        ``(C, bh, bw)``: the guide with the detail added over ``box`` (only its hole pixels are
+        meant to be used).
     """
-    _, h, w = image.shape
+    c, h, w = image.shape
     y0, y1, x0, x1 = box
-    # A (C, H, W) view of channels-last memory: the vote reads its source as (H, W, C), and this
-    # layout spares it a copy of the whole image (144 MB at 12 MP, at the peak of a large fill)
-    comp = torch.empty((h, w, image.shape[0]), dtype=image.dtype, device=image.device).permute(2, 0, 1)
-    # Its hole keeps the image's values (NaN included) unless the downscale below needs the guide
-    # there: the vote copies the pixels of known 3x3 patches only (zeroing the hole through this
-    # strided view cost 4x the copy)
-    comp.copy_(image)
     if low is None:
+        comp = torch.where(hole[None], 0.0, image)
         comp[:, y0:y1, x0:x1] = torch.where(hole[y0:y1, x0:x1][None], guide, comp[:, y0:y1, x0:x1])
         lh, lw = max(1, round(h * scale)), max(1, round(w * scale))
         hole_lo = F.interpolate(hole[None, None].float(), size=(lh, lw), mode="area")[0, 0] > 0
-        comp_lo = F.interpolate(comp.contiguous()[None], size=(lh, lw), mode="area")[0]  # (C, H, W) memory, as before
+        comp_lo = F.interpolate(comp[None], size=(lh, lw), mode="area")[0]
     else:
         comp_lo, hole_lo = low
         lh, lw = hole_lo.shape
@@ -530,9 +530,18 @@ def texture_from_guide(image: Tensor, hole: Tensor, guide: Tensor, scale: float,
     full = torch.full((y1 - y0, x1 - x0, 2), -1, dtype=torch.int32, device=image.device)
     full.view(-1, 2).index_copy_(0, py * (x1 - x0) + px,
                                  torch.stack([torch.where(ok, sy, -1), torch.where(ok, sx, -1)], -1).to(torch.int32))
-    voted, total = _vote(comp, full, 3, None, mask=hole_b, return_total=True,
+    # The detail, computed only where the vote reads it (the matched centres' 3x3 patches: the
+    # rest is never read, so left unset; filled with NaN instead, 16 large fills had none), in
+    # (H, W, C) memory, as the vote reads its source
+    used = torch.zeros(h * w, dtype=torch.bool, device=image.device)
+    used[(sy * w + sx)[ok]] = True
+    q = torch.nonzero(dilate(used.view(h, w), 1).view(-1)).flatten()
+    qy, qx = torch.div(q, w, rounding_mode="floor"), q % w
+    detail = torch.empty((h * w, c), dtype=image.dtype, device=image.device)
+    detail.index_copy_(0, q, (image.reshape(c, -1).index_select(1, q) - bicubic_at(comp_lo, (h, w), qy, qx)).t())
+    voted, total = _vote(detail.view(h, w, c).permute(2, 0, 1), full, 3, None, mask=hole_b, return_total=True,
                          reduce=PatchMatchOptions.vote_reduce)
-    return torch.where((total > 0)[None], voted, guide)
+    return torch.where((total > 0)[None], guide + voted, guide)
 
 
 # fastinpaint.hd: "auto" runs PatchMatch at full resolution on each hole's crop, downscaling a
