@@ -180,6 +180,16 @@ class PatchMatchOptions:
     #: is the same trade in smaller steps: sigma 1 px +0.11 dB, SSIM +0.0022, sharpness -0.044,
     #: SWD x1e3 +0.23; sigma 2 px +0.04 dB, +0.0006, -0.011, +0.06 (112 pairs), so it was not kept
     finest_vote_reduce: Optional[str] = None
+    #: EXPERIMENT (not kept, see finest_vote_reduce): a depth-split last vote. The finest level's
+    #: last vote takes the mean vote at hole pixels within mean_vote_depth px of a known pixel,
+    #: the plurality vote deeper than mean_vote_depth + mean_vote_ramp, a linear blend between
+    #: (each vote computed only where it is used). 0: off
+    mean_vote_depth: float = 0.0
+    mean_vote_ramp: float = 0.0
+    #: how many of the finest levels (their last vote) it applies to, and whether to all votes of
+    #: those levels ("all") or the last only ("last"); depths in finest-level pixels
+    mean_vote_levels: int = 1
+    mean_vote_votes: str = "last"
     #: the first field of a level for pixels that have none from the coarser level (where the
     #: hole appears only at this scale, e.g. thin strokes): the nearest valid source centre
     #: (nearby content is the likeliest match) instead of a random one, which two warm NNF rounds
@@ -292,8 +302,35 @@ def _confidence(level: _Level, opts: PatchMatchOptions) -> Tensor:
     return conf.clamp_min(opts.confidence_floor)  # never 0 (see PatchMatchOptions.confidence_floor)
 
 
+def _mean_mix(hole: Tensor, depth: float, ramp: float) -> Tensor:
+    """(H, W) weight of the mean vote: 1 at hole pixels within ``depth`` px of a known pixel, 0
+    beyond ``depth + ramp``, linear between (0 off the hole)."""
+    d = hole_distance(hole)
+    if ramp > 0:
+        w = ((depth + ramp - d) / ramp).clamp(0.0, 1.0)
+    else:
+        w = (d <= depth).to(d.dtype)
+    return torch.where(hole, w, torch.zeros_like(w))
+
+
+def _vote_mixed(img: Tensor, field: Tensor, patch_size: int, weight: Tensor, hole: Tensor, reduce: str,
+                mix: Optional[Tensor]):
+    """``_vote(..., mask=hole, reduce=reduce)``, or with ``mix`` (see _mean_mix) the blend
+    ``mix * mean + (1 - mix) * plurality``, each vote computed only where its weight is > 0."""
+    if mix is None:
+        return _vote(img, field, patch_size, weight, mask=hole, return_total=True, reduce=reduce)
+    use_mean = hole & (mix > 0)
+    use_plur = hole & (mix < 1)
+    m, tm = _vote(img, field, patch_size, weight, mask=use_mean, return_total=True, reduce="mean")
+    if not bool(use_plur.any()):
+        return m, tm
+    q, tq = _vote(img, field, patch_size, weight, mask=use_plur, return_total=True, reduce="plurality")
+    return torch.lerp(q, m, mix[None]), torch.where(use_mean, tm, tq)
+
+
 def _vote_upsampled_field(level: _Level, img: Tensor, field: Tensor, active: Tensor, conf: Tensor,
-                          opts: PatchMatchOptions, patch_size: int, reduce: str) -> Tensor:
+                          opts: PatchMatchOptions, patch_size: int, reduce: str,
+                          mix: Optional[Tensor] = None) -> Tensor:
     """This level's hole rebuilt from the field upsampled from the coarser level, copying this
     level's known pixels; entries whose voting patch does not lie on known pixels do not vote."""
     vote_patch = min(opts.upsample_vote_patch or patch_size, patch_size)
@@ -303,7 +340,7 @@ def _vote_upsampled_field(level: _Level, img: Tensor, field: Tensor, active: Ten
     ok = (fy >= 0) & (fx >= 0) & (fy < h) & (fx < w)
     ok &= valid[fy.clamp(0, h - 1), fx.clamp(0, w - 1)]
     weight = torch.where(ok & active, conf, torch.zeros_like(conf))
-    voted, total = _vote(img, field, vote_patch, weight, mask=level.hole, return_total=True, reduce=reduce)
+    voted, total = _vote_mixed(img, field, vote_patch, weight, level.hole, reduce, mix)
     return torch.where(level.hole[None] & (total > 0)[None], voted, img)
 
 
@@ -348,7 +385,7 @@ def _quantile(d: Tensor, q: float) -> Tensor:
 
 def _em_level(level: _Level, img: Tensor, field: Optional[Tensor], active: Tensor, conf: Tensor,
               em_iterations: int, cold: bool, opts: PatchMatchOptions, seed: int, patch_size: int,
-              reduce: str) -> tuple:
+              reduce: str, mix: Optional[Tensor] = None, mix_all: bool = False) -> tuple:
     hole = level.hole
     centres = _valid_centres(level.source, patch_size) if em_iterations > 0 else None  # one source region: once
     if em_iterations > 0 and opts.init_nearest:
@@ -367,7 +404,8 @@ def _em_level(level: _Level, img: Tensor, field: Optional[Tensor], active: Tenso
         sigma2 = max(sigma2, 1e-8)
         weight = torch.exp(-dist / (2.0 * sigma2)) * conf
         weight = torch.where(active, weight, torch.zeros_like(weight))
-        voted, total = _vote(img, field, patch_size, weight, mask=hole, return_total=True, reduce=reduce)
+        it_mix = mix if (mix_all or it == em_iterations - 1) else None
+        voted, total = _vote_mixed(img, field, patch_size, weight, hole, reduce, it_mix)
         img = torch.where(hole[None] & (total > 0)[None], voted, img)
     return img, field
 
@@ -442,15 +480,6 @@ def inpaint_patchmatch(
             if li >= top + 2 and opts.coarse_vote_reduce is not None:  # the levels of coarse_patch_size
                 reduce = opts.coarse_vote_reduce
             conf = _confidence(level, opts)
-            if img is None:
-                img = pushpull_fill(level.image, ~level.hole)
-                cold = True
-            else:
-                img = upsample_where(img, level.hole, level.image)
-                if field is not None:
-                    field = _upsample_field(field, (h, w))
-                    img = _vote_upsampled_field(level, img, field, active, conf, opts, lp, reduce)
-                cold = False
             em = min(opts.em_coarsest, opts.em_finest + opts.em_step * max(0, li - top))
             if n - 1 == top:  # a single level the schedule reaches: it is the coarsest
                 em = opts.em_coarsest
@@ -458,7 +487,23 @@ def inpaint_patchmatch(
                 em = max(1, em)
             elif li < top:  # finer than the schedule reaches: the vote of the upsampled field only
                 em = 0
-            img, field = _em_level(level, img, field, active, conf, em, cold, opts, seed + 104729 * li, lp, reduce)
+            mix = None
+            if opts.mean_vote_depth > 0 and li < opts.mean_vote_levels:
+                mix = _mean_mix(level.hole, opts.mean_vote_depth / (1 << li), opts.mean_vote_ramp / (1 << li))
+            mix_all = opts.mean_vote_votes == "all"
+            if img is None:
+                img = pushpull_fill(level.image, ~level.hole)
+                cold = True
+            else:
+                img = upsample_where(img, level.hole, level.image)
+                if field is not None:
+                    field = _upsample_field(field, (h, w))
+                    img = _vote_upsampled_field(level, img, field, active, conf, opts, lp, reduce,
+                                                mix if (em == 0 or mix_all) else None)
+                cold = False
+            extra = {} if mix is None else {"mix": mix, "mix_all": mix_all}
+            img, field = _em_level(level, img, field, active, conf, em, cold, opts, seed + 104729 * li, lp, reduce,
+                                   **extra)
     return torch.where(hole[None], img, image)
 
 
