@@ -178,18 +178,21 @@ class PatchMatchOptions:
     #: +0.0065 SSIM, sharpness -0.09 and SWD x1e3 +0.72 (112 pairs). A band split of the last
     #: vote (the mean vote's colours below a Gaussian of sigma, the plurality vote's detail above)
     #: is the same trade in smaller steps: sigma 1 px +0.11 dB, SSIM +0.0022, sharpness -0.044,
-    #: SWD x1e3 +0.23; sigma 2 px +0.04 dB, +0.0006, -0.011, +0.06 (112 pairs), so it was not kept
+    #: SWD x1e3 +0.23; sigma 2 px +0.04 dB, +0.0006, -0.011, +0.06 (112 pairs), so it was not kept.
+    #: Split by depth instead (tried, not kept; options kept in commit db79132 on branch
+    #: depth-vote): the last vote's mean at hole pixels within D0 px of a known pixel, plurality
+    #: beyond D0 + R, linear between. All 112 pairs, one thread, against 22.15 dB / SSIM .8975 /
+    #: sharpness .841 / SWD x1e3 2.225: (D0, R) = (1, 0) +0.03 dB, +0.0008, -0.007, +0.03;
+    #: (1, 1) +0.04, +0.0010, -0.010, +0.04; (2, 2) +0.10, +0.0022, -0.030, +0.14; (3, 3) +0.14,
+    #: +0.0030, -0.044, +0.27; (5, 5) +0.18, +0.0040, -0.062, +0.51; (8, 8) +0.22, +0.0050,
+    #: -0.076, +0.72. The thin strokes, all border, take most of the mean's blur: at (2, 2)
+    #: irr_01_10 +0.29 dB but sharpness .902 -> .845 (pypatchmatch .894), SWD 1.64 -> 1.94
+    #: (1.43), and irr_10_20/irr_20_30 sharpness below pypatchmatch's too; even (1, 0) takes
+    #: irr_01_10's below it (.889) for +0.09 dB. (2, 2) also at the second finest level's last
+    #: vote measured the same as (2, 2); at all the finest level's votes +0.10 dB, sharpness
+    #: -0.033, SWD +0.16. No CPU cost to speak of (+5-9 ms a fill: the mean vote replaces the
+    #: plurality one near the border), but the same PSNR-for-sharpness trade, so not kept
     finest_vote_reduce: Optional[str] = None
-    #: EXPERIMENT (not kept, see finest_vote_reduce): a depth-split last vote. The finest level's
-    #: last vote takes the mean vote at hole pixels within mean_vote_depth px of a known pixel,
-    #: the plurality vote deeper than mean_vote_depth + mean_vote_ramp, a linear blend between
-    #: (each vote computed only where it is used). 0: off
-    mean_vote_depth: float = 0.0
-    mean_vote_ramp: float = 0.0
-    #: how many of the finest levels (their last vote) it applies to, and whether to all votes of
-    #: those levels ("all") or the last only ("last"); depths in finest-level pixels
-    mean_vote_levels: int = 1
-    mean_vote_votes: str = "last"
     #: the first field of a level for pixels that have none from the coarser level (where the
     #: hole appears only at this scale, e.g. thin strokes): the nearest valid source centre
     #: (nearby content is the likeliest match) instead of a random one, which two warm NNF rounds
@@ -302,35 +305,8 @@ def _confidence(level: _Level, opts: PatchMatchOptions) -> Tensor:
     return conf.clamp_min(opts.confidence_floor)  # never 0 (see PatchMatchOptions.confidence_floor)
 
 
-def _mean_mix(hole: Tensor, depth: float, ramp: float) -> Tensor:
-    """(H, W) weight of the mean vote: 1 at hole pixels within ``depth`` px of a known pixel, 0
-    beyond ``depth + ramp``, linear between (0 off the hole)."""
-    d = hole_distance(hole)
-    if ramp > 0:
-        w = ((depth + ramp - d) / ramp).clamp(0.0, 1.0)
-    else:
-        w = (d <= depth).to(d.dtype)
-    return torch.where(hole, w, torch.zeros_like(w))
-
-
-def _vote_mixed(img: Tensor, field: Tensor, patch_size: int, weight: Tensor, hole: Tensor, reduce: str,
-                mix: Optional[Tensor]):
-    """``_vote(..., mask=hole, reduce=reduce)``, or with ``mix`` (see _mean_mix) the blend
-    ``mix * mean + (1 - mix) * plurality``, each vote computed only where its weight is > 0."""
-    if mix is None:
-        return _vote(img, field, patch_size, weight, mask=hole, return_total=True, reduce=reduce)
-    use_mean = hole & (mix > 0)
-    use_plur = hole & (mix < 1)
-    m, tm = _vote(img, field, patch_size, weight, mask=use_mean, return_total=True, reduce="mean")
-    if not bool(use_plur.any()):
-        return m, tm
-    q, tq = _vote(img, field, patch_size, weight, mask=use_plur, return_total=True, reduce="plurality")
-    return torch.lerp(q, m, mix[None]), torch.where(use_mean, tm, tq)
-
-
 def _vote_upsampled_field(level: _Level, img: Tensor, field: Tensor, active: Tensor, conf: Tensor,
-                          opts: PatchMatchOptions, patch_size: int, reduce: str,
-                          mix: Optional[Tensor] = None) -> Tensor:
+                          opts: PatchMatchOptions, patch_size: int, reduce: str) -> Tensor:
     """This level's hole rebuilt from the field upsampled from the coarser level, copying this
     level's known pixels; entries whose voting patch does not lie on known pixels do not vote."""
     vote_patch = min(opts.upsample_vote_patch or patch_size, patch_size)
@@ -340,7 +316,7 @@ def _vote_upsampled_field(level: _Level, img: Tensor, field: Tensor, active: Ten
     ok = (fy >= 0) & (fx >= 0) & (fy < h) & (fx < w)
     ok &= valid[fy.clamp(0, h - 1), fx.clamp(0, w - 1)]
     weight = torch.where(ok & active, conf, torch.zeros_like(conf))
-    voted, total = _vote_mixed(img, field, vote_patch, weight, level.hole, reduce, mix)
+    voted, total = _vote(img, field, vote_patch, weight, mask=level.hole, return_total=True, reduce=reduce)
     return torch.where(level.hole[None] & (total > 0)[None], voted, img)
 
 
@@ -385,7 +361,7 @@ def _quantile(d: Tensor, q: float) -> Tensor:
 
 def _em_level(level: _Level, img: Tensor, field: Optional[Tensor], active: Tensor, conf: Tensor,
               em_iterations: int, cold: bool, opts: PatchMatchOptions, seed: int, patch_size: int,
-              reduce: str, mix: Optional[Tensor] = None, mix_all: bool = False) -> tuple:
+              reduce: str) -> tuple:
     hole = level.hole
     centres = _valid_centres(level.source, patch_size) if em_iterations > 0 else None  # one source region: once
     if em_iterations > 0 and opts.init_nearest:
@@ -404,8 +380,7 @@ def _em_level(level: _Level, img: Tensor, field: Optional[Tensor], active: Tenso
         sigma2 = max(sigma2, 1e-8)
         weight = torch.exp(-dist / (2.0 * sigma2)) * conf
         weight = torch.where(active, weight, torch.zeros_like(weight))
-        it_mix = mix if (mix_all or it == em_iterations - 1) else None
-        voted, total = _vote_mixed(img, field, patch_size, weight, hole, reduce, it_mix)
+        voted, total = _vote(img, field, patch_size, weight, mask=hole, return_total=True, reduce=reduce)
         img = torch.where(hole[None] & (total > 0)[None], voted, img)
     return img, field
 
@@ -480,17 +455,6 @@ def inpaint_patchmatch(
             if li >= top + 2 and opts.coarse_vote_reduce is not None:  # the levels of coarse_patch_size
                 reduce = opts.coarse_vote_reduce
             conf = _confidence(level, opts)
-            em = min(opts.em_coarsest, opts.em_finest + opts.em_step * max(0, li - top))
-            if n - 1 == top:  # a single level the schedule reaches: it is the coarsest
-                em = opts.em_coarsest
-            if li > top or field is None:  # a level that has no upsampled field runs at least one EM iteration
-                em = max(1, em)
-            elif li < top:  # finer than the schedule reaches: the vote of the upsampled field only
-                em = 0
-            mix = None
-            if opts.mean_vote_depth > 0 and li < opts.mean_vote_levels:
-                mix = _mean_mix(level.hole, opts.mean_vote_depth / (1 << li), opts.mean_vote_ramp / (1 << li))
-            mix_all = opts.mean_vote_votes == "all"
             if img is None:
                 img = pushpull_fill(level.image, ~level.hole)
                 cold = True
@@ -498,12 +462,16 @@ def inpaint_patchmatch(
                 img = upsample_where(img, level.hole, level.image)
                 if field is not None:
                     field = _upsample_field(field, (h, w))
-                    img = _vote_upsampled_field(level, img, field, active, conf, opts, lp, reduce,
-                                                mix if (em == 0 or mix_all) else None)
+                    img = _vote_upsampled_field(level, img, field, active, conf, opts, lp, reduce)
                 cold = False
-            extra = {} if mix is None else {"mix": mix, "mix_all": mix_all}
-            img, field = _em_level(level, img, field, active, conf, em, cold, opts, seed + 104729 * li, lp, reduce,
-                                   **extra)
+            em = min(opts.em_coarsest, opts.em_finest + opts.em_step * max(0, li - top))
+            if n - 1 == top:  # a single level the schedule reaches: it is the coarsest
+                em = opts.em_coarsest
+            if li > top or field is None:  # a level that has no upsampled field runs at least one EM iteration
+                em = max(1, em)
+            elif li < top:  # finer than the schedule reaches: the vote of the upsampled field only
+                em = 0
+            img, field = _em_level(level, img, field, active, conf, em, cold, opts, seed + 104729 * li, lp, reduce)
     return torch.where(hole[None], img, image)
 
 
