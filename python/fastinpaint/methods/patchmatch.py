@@ -178,7 +178,20 @@ class PatchMatchOptions:
     #: +0.0065 SSIM, sharpness -0.09 and SWD x1e3 +0.72 (112 pairs). A band split of the last
     #: vote (the mean vote's colours below a Gaussian of sigma, the plurality vote's detail above)
     #: is the same trade in smaller steps: sigma 1 px +0.11 dB, SSIM +0.0022, sharpness -0.044,
-    #: SWD x1e3 +0.23; sigma 2 px +0.04 dB, +0.0006, -0.011, +0.06 (112 pairs), so it was not kept
+    #: SWD x1e3 +0.23; sigma 2 px +0.04 dB, +0.0006, -0.011, +0.06 (112 pairs), so it was not kept.
+    #: Split by depth instead (tried, not kept; options kept in commit db79132 on branch
+    #: depth-vote): the last vote's mean at hole pixels within D0 px of a known pixel, plurality
+    #: beyond D0 + R, linear between. All 112 pairs, one thread, against 22.15 dB / SSIM .8975 /
+    #: sharpness .841 / SWD x1e3 2.225: (D0, R) = (1, 0) +0.03 dB, +0.0008, -0.007, +0.03;
+    #: (1, 1) +0.04, +0.0010, -0.010, +0.04; (2, 2) +0.10, +0.0022, -0.030, +0.14; (3, 3) +0.14,
+    #: +0.0030, -0.044, +0.27; (5, 5) +0.18, +0.0040, -0.062, +0.51; (8, 8) +0.22, +0.0050,
+    #: -0.076, +0.72. The thin strokes, all border, take most of the mean's blur: at (2, 2)
+    #: irr_01_10 +0.29 dB but sharpness .902 -> .845 (pypatchmatch .894), SWD 1.64 -> 1.94
+    #: (1.43), and irr_10_20/irr_20_30 sharpness below pypatchmatch's too; even (1, 0) takes
+    #: irr_01_10's below it (.889) for +0.09 dB. (2, 2) also at the second finest level's last
+    #: vote measured the same as (2, 2); at all the finest level's votes +0.10 dB, sharpness
+    #: -0.033, SWD +0.16. No CPU cost to speak of (+5-9 ms a fill: the mean vote replaces the
+    #: plurality one near the border), but the same PSNR-for-sharpness trade, so not kept
     finest_vote_reduce: Optional[str] = None
     #: the first field of a level for pixels that have none from the coarser level (where the
     #: hole appears only at this scale, e.g. thin strokes): the nearest valid source centre
