@@ -493,3 +493,19 @@ def test_precomputed_source_centres_give_the_same_field(backend):
             nnf(a, a, 3, source_valid=valid, source_centres=valid_centres(valid, 3))
     torch.testing.assert_close(f1, f2, rtol=0, atol=0)
     torch.testing.assert_close(d1, d2, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("op", ["nnf", "vote"])
+def test_backward_through_the_patchmatch_ops_is_a_clear_error(op):
+    """Neither op is differentiable (the field is discrete): a backward through one is an error
+    naming it, not a None gradient behind PyTorch's generic warning."""
+    g = torch.Generator().manual_seed(3)
+    a = torch.rand(3, 24, 24, generator=g, requires_grad=True)
+    field, dist = nnf(a.detach(), a.detach().flip(-1), 5, seed=0)
+    out = vote(a, field, 5) if op == "vote" else nnf(a, a.detach().flip(-1), 5, seed=0)[1]
+    with pytest.raises(RuntimeError, match=f"fastinpaint.ops.{op} is not differentiable"):
+        out.sum().backward()
+    assert a.grad is None
+    with torch.no_grad():  # forward alone is unchanged
+        again = vote(a, field, 5) if op == "vote" else nnf(a, a.detach().flip(-1), 5, seed=0)[1]
+    assert torch.equal(again, out.detach())

@@ -49,6 +49,24 @@ def _(source_valid, patch_size):
 
 
 # ------------------------------------------------------------------------------------------------
+# autograd: a backward through either op is an error, not silently no gradient
+# ------------------------------------------------------------------------------------------------
+def _not_differentiable(op: str):
+    def backward(ctx, *grads):
+        raise RuntimeError(f"fastinpaint.ops.{op} is not differentiable (a nearest-neighbour field is "
+                           f"discrete); detach its inputs, or compute what needs a gradient without it")
+
+    return backward
+
+
+for _op in ("nnf", "vote"):
+    # Without an autograd kernel an input that requires grad gave an output with a grad_fn whose
+    # backward left the input's .grad None, with only PyTorch's generic warning
+    torch.library.register_autograd(f"fastinpaint::{_op}", _not_differentiable(_op),
+                                    setup_context=lambda ctx, inputs, output: None)
+
+
+# ------------------------------------------------------------------------------------------------
 # validation
 # ------------------------------------------------------------------------------------------------
 def _check_image(t, op: str, name: str) -> None:
