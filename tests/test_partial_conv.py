@@ -306,6 +306,26 @@ def test_module_matches_nvidia_formulation_and_survives_shape_changes(multi_chan
         torch.testing.assert_close(new_mask, ref_mask.expand_as(new_mask) if multi_channel else ref_mask)
 
 
+@pytest.mark.parametrize("multi_channel", [False, True])
+def test_one_mask_is_shared_by_the_batch_as_nvidias(multi_channel):
+    """A mask with a batch of 1 (NVIDIA's layer's own default shape) serves every sample, as
+    NVIDIA's broadcasts it: equal to its formulation and to the mask repeated per sample; the
+    gradients to input, weight and bias pass gradcheck through the shared mask."""
+    torch.manual_seed(1)
+    layer = PartialConv2d(3, 4, 3, padding=1, bias=True, multi_channel=multi_channel, return_mask=True).double()
+    x = torch.randn(3, 3, 11, 9, dtype=torch.float64)
+    mask = (torch.rand(1, 3 if multi_channel else 1, 11, 9) > 0.4).double()
+    out, new_mask = layer(x, mask)
+    ref, ref_mask = nvidia_partial_conv(layer, x, mask, multi_channel)
+    torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-6)
+    repeated, _ = layer(x, mask.expand(3, -1, -1, -1))
+    assert torch.equal(out, repeated) and new_mask.shape[0] == 3
+    xg = x[:2].clone().requires_grad_()
+    torch.autograd.gradcheck(lambda a, w, b: partial_conv2d(a, mask, w, b, padding=1)[0],
+                             (xg, layer.weight.detach().clone().requires_grad_(),
+                              layer.bias.detach().clone().requires_grad_()))
+
+
 def test_module_without_mask_and_without_return_mask():
     layer = PartialConv2d(3, 4, 3, padding=1)
     x = torch.randn(2, 3, 10, 10)
@@ -334,7 +354,7 @@ X, M, W = torch.randn(2, 4, 8, 8), torch.ones(2, 1, 8, 8), torch.randn(3, 4, 3, 
         (dict(mask=torch.ones(2, 8, 8)), ValueError, "mask must be 4-D"),
         (dict(weight=torch.randn(3, 4, 3)), ValueError, "weight must be 4-D"),
         (dict(mask=torch.ones(2, 1, 8, 9)), ValueError, "does not match input shape"),
-        (dict(mask=torch.ones(1, 1, 8, 8)), ValueError, "does not match input shape"),
+        (dict(mask=torch.ones(3, 1, 8, 8)), ValueError, "does not match input shape"),
         (dict(mask=torch.ones(2, 3, 8, 8)), ValueError, "mask has 3 channels but the input has 4"),
         (dict(mask=torch.ones(2, 2, 8, 8), mask_channels=[1, 2]), ValueError, "add up to the input's 4"),
         (dict(mask=torch.ones(2, 2, 8, 8), mask_channels=[4]), ValueError, "lists 1 groups but the mask has 2"),

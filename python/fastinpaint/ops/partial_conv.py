@@ -251,7 +251,8 @@ def partial_conv2d(
         mask: **1 = valid, 0 = hole** (the partial-convolution convention; fractional values act
             as weights). ``(N, 1, H, W)`` shared by all channels, ``(N, C_in, H, W)`` per channel,
             or ``(N, S, H, W)`` with ``mask_channels`` giving each mask channel's input-channel
-            count. Any real or bool dtype; it is converted to the input's dtype.
+            count; a batch of 1 is shared by the whole batch. Any real or bool dtype; it is
+            converted to the input's dtype.
         weight: ``(C_out, C_in / groups, kH, kW)``.
         bias: ``(C_out,)`` or None.
         stride, padding, dilation: int or pair; zero padding.
@@ -292,11 +293,13 @@ def partial_conv2d(
         if t is not None and t.device != input.device:
             raise ValueError(f"partial_conv2d: {name} is on {t.device} but input is on {input.device}")
     n, c_in, h, w = input.shape
-    if mask.shape[0] != n or mask.shape[2:] != input.shape[2:]:
+    if mask.dim() != 4 or mask.shape[0] not in (1, n) or mask.shape[2:] != input.shape[2:]:
         raise ValueError(
             f"partial_conv2d: mask shape {tuple(mask.shape)} does not match input shape {tuple(input.shape)} "
-            f"(expected (N={n}, S, H={h}, W={w}))"
+            f"(expected (N={n} or 1, S, H={h}, W={w}))"
         )
+    if mask.shape[0] != n:  # one mask for the whole batch, as NVIDIA's layer broadcasts it
+        mask = mask.expand(n, *mask.shape[1:]).contiguous()
     if mask.is_complex():
         raise TypeError("partial_conv2d: mask must be real or bool, got a complex tensor")
     if not isinstance(groups, int) or groups < 1 or c_in % groups or weight.shape[0] % groups:
