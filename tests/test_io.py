@@ -583,6 +583,36 @@ def test_batch_reports_failed_files_and_goes_on(pair, capsys):
     assert "cannot create output folder" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("skip_existing", [True, False])
+def test_output_written_meanwhile_by_another_batch(pair, capsys, monkeypatch, skip_existing):
+    """Two batches into one folder: an output another process publishes while this one computes
+    it is skipped under --skip-existing (written once: done), and a failure without it; the
+    other process's file is kept either way."""
+    imgs, masks, out = pair / "imgs", pair / "masks", pair / "out"
+    for d in (imgs, masks, out):
+        d.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(_photo()).save(imgs / name)
+        Image.open(pair / "m.png").save(masks / name)
+    real = fastinpaint.inpaint
+
+    def racing(pixels, *args, **kwargs):  # the other batch publishes b.png during this one's fill
+        result = real(pixels, *args, **kwargs)
+        if not (out / "b.png").exists() and len(list(out.iterdir())) == 1:
+            (out / "b.png").write_bytes(b"the other batch's result")
+        return result
+
+    monkeypatch.setattr(fastinpaint, "inpaint", racing)
+    flags = ["--skip-existing"] if skip_existing else []
+    assert run("inpaint", "--images", imgs, "--masks", masks, "--out", out, *flags) == (0 if skip_existing else 1)
+    cap = capsys.readouterr()
+    assert (out / "b.png").read_bytes() == b"the other batch's result"
+    if skip_existing:
+        assert "wrote 1 of 2" in cap.out and "skipped 1 existing" in cap.out and "failed" not in cap.out
+    else:
+        assert "1 failed" in cap.out and "b.png already exists" in cap.err
+
+
 def test_two_writers_exactly_one_wins(tmp_path, monkeypatch):
     # Both pass the destination check before either publishes: the publish step itself must refuse.
     for trial in range(5):

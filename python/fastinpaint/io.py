@@ -53,7 +53,7 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
-__all__ = ["ImageIOError", "ImageTooLargeError", "Picture", "read_image", "read_mask", "hole_from_pil", "hole_from_alpha",
+__all__ = ["ImageIOError", "ImageTooLargeError", "OutputExistsError", "Picture", "read_image", "read_mask", "hole_from_pil", "hole_from_alpha",
            "grow_hole", "grey_alpha16_tiff_size", "to_rgb8", "check_destination", "write_image", "jpeg_quality",
            "MASK_THRESHOLD"]
 
@@ -69,6 +69,11 @@ Source = Union[str, os.PathLike, bytes]
 
 class ImageIOError(ValueError):
     """A file that cannot be read or written as asked; the message is one line naming it."""
+
+
+class OutputExistsError(ImageIOError):
+    """The output file exists (``overwrite`` not given), found up front or made by another process
+    while this one computed. A batch that skips existing outputs counts it as skipped."""
 
 
 class ImageTooLargeError(ImageIOError):
@@ -432,7 +437,7 @@ def check_destination(out: Union[str, os.PathLike], overwrite: bool = False) -> 
         raise ImageIOError(f"output {out} is a directory")
     output_format(out)
     if os.path.lexists(out) and not overwrite:
-        raise ImageIOError(f"output {out} already exists; pass --overwrite to replace it")
+        raise OutputExistsError(f"output {out} already exists; pass --overwrite to replace it")
     parent = out.parent
     if not parent.is_dir():
         raise ImageIOError(f"output folder {parent} does not exist or is not a folder")
@@ -713,7 +718,7 @@ def write_image(pixels: np.ndarray, out: Union[str, os.PathLike], *, overwrite: 
         _publish(tmp, out, overwrite)
         tmp = None
     except FileExistsError:
-        raise ImageIOError(f"output {out} already exists (written by another process meanwhile); "
+        raise OutputExistsError(f"output {out} already exists (written by another process meanwhile); "
                            "pass --overwrite to replace it") from None
     except OSError as exc:
         raise ImageIOError(f"cannot write {out}: {exc.strerror or exc}") from None

@@ -27,8 +27,8 @@ from fastinpaint.inpaint import check_method_options
 from fastinpaint.methods.patchmatch import PATCH_SIZES, check_method_patch_size
 from fastinpaint.cli._common import (IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, int_argument, is_image_file,
                                      reports_user_errors, seed_argument)
-from fastinpaint.io import (ImageIOError, Picture, check_destination, grow_hole, hole_from_alpha, read_image,
-                            read_mask, write_image)
+from fastinpaint.io import (ImageIOError, OutputExistsError, Picture, check_destination, grow_hole, hole_from_alpha,
+                            read_image, read_mask, write_image)
 
 
 def _alpha_hole(pic: Picture, path: Path, invert: bool, dilate: int, no_mask: str) -> np.ndarray:
@@ -190,6 +190,12 @@ def _run_batch(args) -> int:
                 missing = f"no mask named like {image_path.name} in {masks_dir}"
             status = _inpaint_file(image_path, mask_path, out_dir / image_path.name, args, missing)
             if status.startswith("skipped"):
+                skipped += 1
+        except OutputExistsError as exc:
+            if not args.skip_existing:
+                failures.append(str(exc))
+                tqdm.write(f"error: {exc}", file=sys.stderr)
+            else:  # another run (a second batch into the same folder) wrote it meanwhile: done once
                 skipped += 1
         except (CliError, ImageIOError) as exc:
             # one bad pair does not stop the batch: it is reported, and the exit status says so
