@@ -578,6 +578,9 @@ def test_batch_reports_failed_files_and_goes_on(pair, capsys):
     (out / "b.png").rmdir()
     assert run("inpaint", "--images", imgs, "--masks", masks, "--out", out, "--skip-existing") == 0
     assert "wrote 1 of 3" in capsys.readouterr().out and (out / "b.png").is_file()
+    # a file given as a folder: said so, not "not found"
+    assert run("inpaint", "--images", imgs, "--masks", masks / "a.png", "--out", out) == 1
+    assert "--masks must be a folder, got a file" in capsys.readouterr().err
     # the whole output folder under a regular file: one line, exit 1
     assert run("inpaint", "--images", imgs, "--masks", masks, "--out", pair / "in.png" / "x") == 1
     assert "cannot create output folder" in capsys.readouterr().err

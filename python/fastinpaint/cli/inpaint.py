@@ -162,6 +162,9 @@ def _run_batch(args) -> int:
     masks_dir = Path(args.masks) if args.masks else None
     for d, what in ((images_dir, "--images"), (masks_dir, "--masks")):
         if d is not None and not d.is_dir():
+            if d.exists():  # a file: batch mode pairs a folder of images with a folder of masks
+                raise CliError(f"{what} must be a folder, got a file: {d} (for one image: "
+                               "fastinpaint inpaint IMAGE [MASK] -o OUT)")
             raise CliError(f"{what} folder not found: {d}")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
