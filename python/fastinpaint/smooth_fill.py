@@ -4,7 +4,9 @@ known pixels (push-pull) and each pixel's distance to the known pixels.
 PatchMatch starts its coarsest level from the push-pull fill and weights patches by their distance
 into the hole; the learned methods blend toward a smooth fill by that distance and carry colour
 residuals into the hole with push-pull; GLCIC's ``prefill="pushpull"`` gives the network the
-push-pull fill as its input. One implementation of each, here, below all of them.
+push-pull fill as its input. Beside them, what the pyramid and the large-photo dispatcher share:
+bilinear and bicubic upsampling evaluated at chosen pixels only (and independent of the thread
+count), and a square dilation of masks. One implementation of each, here, below all of them.
 
 Images are ``(C, H, W)`` float tensors; masks ``(H, W)`` bool.
 """
