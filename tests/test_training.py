@@ -391,3 +391,41 @@ def test_checkpoints_load_without_running_code_from_the_file(image_dir, tmp_path
     with pytest.raises(ValueError, match="evil.pt"):
         resumed.load_checkpoint(evil)
     assert not marker.exists()
+
+
+def _train_cli(*argv):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_train_subcommand(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["train", *map(str, argv)])
+    return args.func(args)
+
+
+def test_a_run_without_resume_never_replaces_an_earlier_run(image_dir, tmp_path, capsys):
+    """`fastinpaint train` again in the same out_dir without --resume: refused before any data is
+    read (the images folder of the second call does not even exist), naming the folder and both
+    ways on; the earlier run's files are untouched. --overwrite starts over: a fresh log."""
+    MODELS["tiny-test"] = lambda cfg: (TinyNet(), l1_loss)
+    try:
+        run = tmp_path / "run1"
+        common = ["--model", "tiny-test", "--size", SIZE, "--batch-size", 2, "--workers", 0, "--no-progress",
+                  "--log-every", 1, "--out", run]
+        assert _train_cli(*common, "--images", image_dir, "--steps", 4) == 0
+        assert _train_cli(*common, "--images", image_dir, "--steps", 6, "--resume") == 0
+        before = {name: (run / name).read_bytes() for name in ("checkpoints/last.pt", "model.pt", "log.jsonl")
+                  if (run / name).is_file()}
+        capsys.readouterr()
+        assert _train_cli(*common, "--images", tmp_path / "not-there", "--steps", 2) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(run) in err[0] and "--resume" in err[0] and "--overwrite" in err[0], err
+        assert {name: (run / name).read_bytes() for name in before} == before
+        assert _train_cli(*common, "--images", image_dir, "--steps", 2, "--resume", "--overwrite") == 1
+        assert "contradict" in capsys.readouterr().err
+        assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"] == 6
+        assert _train_cli(*common, "--images", image_dir, "--steps", 2, "--overwrite") == 0
+        assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"] == 2
+        steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+        assert steps == [1, 2]  # the new run's log only
+    finally:
+        del MODELS["tiny-test"]

@@ -56,7 +56,7 @@ _FLAGS = [  # (flag, config key, argparse kwargs)
     ("--glcic-alpha", "glcic_alpha", {"type": float, "help": "--model glcic: adversarial weight (default 4e-4)"}),
 ]
 #: The switches: flags without a value, each setting one config key.
-_SWITCHES = ("finetune", "amp", "deterministic", "resume", "progress")
+_SWITCHES = ("finetune", "amp", "deterministic", "resume", "overwrite", "progress")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -72,6 +72,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="deterministic algorithms only")
     p.add_argument("--resume", dest="resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
                    help="continue from OUT/checkpoints/last.pt (or the given checkpoint)")
+    p.add_argument("--overwrite", dest="overwrite", action="store_const", const=True, default=None,
+                   help="start over in an OUT that holds an earlier run (its last.pt, model.pt and log.jsonl "
+                        "are removed); without it or --resume such an OUT is refused")
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None,
                    help="no progress bar")
 

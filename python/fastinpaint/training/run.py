@@ -30,7 +30,7 @@ from fastinpaint.data import ImageFolder, InpaintingDataset, MaskFolder
 from fastinpaint.nn import _checkpoint
 from fastinpaint.masks import IrregularMaskDataset, parse_buckets, parse_size
 from fastinpaint.training.distributed import get_world_size, init_distributed, is_main_process
-from fastinpaint.training.trainer import Trainer, make_train_loader
+from fastinpaint.training.trainer import Trainer, earlier_run_files, make_train_loader
 
 #: name → factory(config) -> (model, loss_fn): one network, trained by :func:`train_model`.
 #: The PConvUNet integration (:mod:`fastinpaint.training.pconv`) adds "pconv".
@@ -62,6 +62,7 @@ DEFAULTS: Dict[str, Any] = {
     "time_limit": None,        # minutes of wall time for this run (None: none); stops, saves and exports
     "deterministic": False,
     "resume": False,           # True: continue from out_dir/checkpoints/last.pt; or a path
+    "overwrite": False,        # True: start over in an out_dir that holds an earlier run (its files are removed)
     "buckets": "all",          # generated-mask buckets ("all" or "0.1-0.2;0.2-0.3")
     "border": "random",        # generated masks: true, false or "random"
     "hflip": True,
@@ -145,6 +146,23 @@ def config_size(v) -> Tuple[int, int]:
     return int(v[0]), int(v[1])
 
 
+def check_config(cfg: Mapping[str, Any]) -> None:
+    """The checks of a merged config that read no image and build no network, so that a mistake
+    is reported before any expensive work: values, and an ``out_dir`` that holds an earlier run
+    (which a run that neither resumes nor overwrites would destroy).
+
+    Raises:
+        ValueError: a bad value, or an earlier run in ``out_dir`` without ``resume`` or ``overwrite``.
+    """
+    if cfg["resume"] and cfg["overwrite"]:
+        raise ValueError("--resume and --overwrite contradict each other; pass one")
+    if not cfg["resume"] and not cfg["overwrite"]:
+        found = earlier_run_files(cfg["out_dir"])
+        if found:
+            raise ValueError(f"{cfg['out_dir']} holds an earlier training run ({', '.join(found)}): "
+                             "pass --resume to continue it, or --overwrite to start over (which removes them)")
+
+
 def build_datasets(cfg: Mapping[str, Any]):
     """The training and validation datasets a config describes."""
     if not cfg["images"]:
@@ -189,6 +207,7 @@ def trainer_options(cfg: Mapping[str, Any], val_ds) -> Dict[str, Any]:
                 deterministic=bool(cfg["deterministic"]), grad_clip=cfg["grad_clip"],
                 log_every=int(cfg["log_every"]), progress=bool(cfg["progress"]),
                 time_limit=None if cfg.get("time_limit") is None else float(cfg["time_limit"]),
+                overwrite=bool(cfg.get("overwrite")),
                 config=json.loads(json.dumps(dict(cfg), default=str)))
 
 
@@ -226,11 +245,10 @@ def train(config: Union[str, pathlib.Path, Mapping[str, Any], None] = None, **ov
     file_cfg = load_config(config) if isinstance(config, (str, pathlib.Path)) else dict(config or {})
     cfg = merge_config(file_cfg, overrides)
     name = cfg["model"]
-    if name in TRAINERS:
-        return TRAINERS[name](cfg)
-    if name in MODELS:
-        return train_model(cfg)
-    raise ValueError(f"unknown model {name!r}; registered models: {sorted({*MODELS, *TRAINERS}) or 'none'}")
+    if name not in TRAINERS and name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; registered models: {sorted({*MODELS, *TRAINERS}) or 'none'}")
+    check_config(cfg)
+    return TRAINERS[name](cfg) if name in TRAINERS else train_model(cfg)
 
 
 def train_model(cfg: Mapping[str, Any]):
