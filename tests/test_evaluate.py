@@ -169,6 +169,19 @@ def test_errors_are_clear(small_set, tmp_path, capsys):
         ev.evaluate(ev.mean_fill, [], print_table=False)
 
 
+def test_a_0_1_mask_file_is_named_with_the_rule(small_set, capsys):
+    """A mask file with no hole pixel by the rule (a 0/1 mask): the error named the pair `0/0`,
+    not the file, and not why."""
+    imgs, masks = small_set
+    m = np.zeros((40, 48), np.uint8)
+    m[10:20, 12:30] = 1
+    Image.fromarray(m).save(masks / "im1__box.png")
+    assert _run(["--method", "mean", "--images", str(imgs), "--masks", str(masks)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(masks / "im1__box.png") in err[0], err
+    assert "no hole pixel (hole = grey > 127; a 0/1 mask must be scaled to 0/255)" in err[0]
+
+
 def test_mask_size_mismatch(small_set):
     imgs, masks = small_set
     Image.fromarray(np.full((20, 20), 255, np.uint8)).save(masks / "im1__small.png")

@@ -29,6 +29,7 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, 
 import numpy as np
 
 from fastinpaint import metrics
+from fastinpaint.io import require_hole
 from fastinpaint.masks import BUCKETS, bucket_label, generate_mask, mask_seed
 
 InpaintFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -270,6 +271,10 @@ def load_pairs(images_dir, masks_dir=None, generate: int = 0,
 
     Returns:
         List of :class:`Pair`.
+
+    Raises:
+        ValueError: see :func:`match_pairs`; an unreadable file, a mask of the wrong size, or a
+        mask file with no hole pixel (each named).
     """
     # 0 meant "all" (falsy) and -1 "all but the last" (a slice): both silently, so refused
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -284,7 +289,7 @@ def load_pairs(images_dir, masks_dir=None, generate: int = 0,
             if img_path not in cache:
                 cache[img_path] = read_image(img_path, max_size)
             image = cache[img_path]
-            raw = read_mask(mask_path)
+            raw = require_hole(read_mask(mask_path), mask_path)  # a 0/1 mask file reads as empty
             if max_size is None and raw.shape != image.shape[:2]:
                 raise ValueError(f"mask {mask_path} is {raw.shape[1]}x{raw.shape[0]} but image {img_path} is "
                                  f"{image.shape[1]}x{image.shape[0]}")

@@ -32,7 +32,7 @@ from fastinpaint.training.run import train
 _FLAGS = [  # (flag, config key, argparse kwargs)
     ("--model", "model", {"help": "a registered model: fastinpaint.training.MODELS or TRAINERS (e.g. pconv, glcic)"}),
     ("--images", "images", {"help": "training image folder (recursive, any format Pillow reads)"}),
-    ("--masks", "masks", {"help": "mask folder (non-zero = hole); default: generated irregular masks"}),
+    ("--masks", "masks", {"help": "mask folder (grey > 127 = hole; 0/1 masks must be scaled to 0/255); default: generated irregular masks"}),
     ("--val-images", "val_images", {"help": "validation image folder"}),
     ("--val-count", "val_count", {"type": int, "help": "validation images (default 8)"}),
     ("--out", "out_dir", {"help": "output folder (checkpoints, log.jsonl, val grids, tb/)"}),

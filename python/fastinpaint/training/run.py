@@ -43,7 +43,7 @@ TRAINERS: Dict[str, Callable[[Dict[str, Any]], Any]] = {}
 DEFAULTS: Dict[str, Any] = {
     "model": "pconv",
     "images": None,            # training image folder (recursive)
-    "masks": None,             # mask folder (non-zero = hole); None: generated irregular masks
+    "masks": None,             # mask folder (grey > 127 = hole, fastinpaint.io); None: generated irregular masks
     "val_images": None,        # validation image folder; None: no validation
     "val_count": 8,            # validation pairs (centre crops, fixed generated masks)
     "out_dir": "runs/train",
