@@ -429,3 +429,40 @@ def test_a_run_without_resume_never_replaces_an_earlier_run(image_dir, tmp_path,
         assert steps == [1, 2]  # the new run's log only
     finally:
         del MODELS["tiny-test"]
+
+
+def test_cheap_checks_come_before_vgg16_and_its_error_says_how_to_do_without(image_dir, tmp_path, monkeypatch,
+                                                                            capsys):
+    """No --images, or an empty folder, is said as such: it was the VGG16-weights error, since the
+    network and its loss were built first. The VGG16 error itself names the config workaround."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no VGG16 weights there
+    (tmp_path / "empty").mkdir()
+    common = ["--model", "pconv", "--size", SIZE, "--batch-size", 2, "--workers", 0, "--no-progress",
+              "--out", tmp_path / "run"]
+    for extra, expected in (([], "no training images"), (["--images", tmp_path / "empty"], "no images found"),
+                            (["--images", image_dir, "--masks", tmp_path / "nope"], "mask folder not found"),
+                            (["--images", image_dir], "loss_weights = {perceptual = 0, style = 0}")):
+        assert _train_cli(*common, *extra) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], (extra, err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_help_is_plain_and_names_the_keys_without_a_flag(capsys):
+    """`train --help` showed the module docstring's RST (``fastinpaint train``, :class:`Trainer`);
+    the docs said every config key is also a flag, which four are not."""
+    import pathlib
+
+    from fastinpaint.cli import train as train_cli
+    from fastinpaint.training import DEFAULTS
+
+    flagged = {key for _, key, _ in train_cli._FLAGS} | set(train_cli._SWITCHES)
+    assert set(DEFAULTS) - flagged == set(train_cli.CONFIG_ONLY)
+    with pytest.raises(SystemExit):
+        _train_cli("--help")
+    text = capsys.readouterr().out
+    assert "``" not in text and ":class:" not in text and ":data:" not in text, text
+    assert "border, hflip, loss_weights, model_options" in text
+    doc = (pathlib.Path(__file__).parents[1] / "docs" / "training.md").read_text()
+    assert "every key is also a flag" not in doc
+    assert "Every key but `border`, `hflip`,\n`loss_weights` and `model_options` is also a flag" in doc

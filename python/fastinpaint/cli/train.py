@@ -17,7 +17,8 @@ Several machines (run on each, ``--node-rank`` 0 … N-1; HOST is node 0's addre
 
 ``batch_size`` is the **global** batch: it is split evenly across the processes, so a run gives
 the same samples per step however many processes share it. Every flag is a config key of
-:data:`fastinpaint.training.DEFAULTS`; flags override the config file.
+:data:`fastinpaint.training.DEFAULTS`; flags override the config file. The keys of
+:data:`CONFIG_ONLY` have no flag.
 """
 
 from __future__ import annotations
@@ -57,6 +58,20 @@ _FLAGS = [  # (flag, config key, argparse kwargs)
 ]
 #: The switches: flags without a value, each setting one config key.
 _SWITCHES = ("finetune", "amp", "deterministic", "resume", "overwrite", "progress")
+#: The config keys with no flag (nested tables, or rarely changed): set in the --config file.
+CONFIG_ONLY = ("border", "hflip", "loss_weights", "model_options")
+
+#: ``fastinpaint train --help``'s text (plain: argparse prints it as is).
+DESCRIPTION = ("Train an inpainting network from a config file (TOML, or YAML with PyYAML)\n"
+               "and/or flags; flags override the config file. Under torchrun: several\n"
+               "processes (DDP), batch_size being the global batch.")
+EPILOG = f"""examples:
+  fastinpaint train --config train.toml
+  fastinpaint train --config train.toml --steps 20000 --resume
+  torchrun --standalone --nproc-per-node 4 -m fastinpaint.training --config train.toml
+
+Config keys without a flag (set them in the --config file): {", ".join(CONFIG_ONLY)}.
+See docs/training.md."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -104,7 +119,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     this call are available).
     """
     p = subparsers.add_parser("train", help="train an inpainting network (config file and/or flags; torchrun for DDP)",
-                              description=__doc__.split("\n\n")[0] + " Under torchrun: multi-process DDP.",
+                              description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     p.set_defaults(func=run)
@@ -113,4 +128,4 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m fastinpaint.training ...`` (what ``torchrun -m`` runs)."""
-    return standalone_main("python -m fastinpaint.training", "Train an inpainting network.", add_arguments, run, argv)
+    return standalone_main("python -m fastinpaint.training", DESCRIPTION, add_arguments, run, argv)

@@ -260,11 +260,11 @@ def train_model(cfg: Mapping[str, Any]):
         are also written to ``out_dir/model.pt`` for inference (``--weights``).
     """
     world = init_processes(cfg)
+    train_ds, val_ds = build_datasets(cfg)  # before the network and its loss (VGG16): the cheap checks first
     torch.manual_seed(cfg["seed"])  # the same initial weights on every rank and every run
     model, loss_fn = MODELS[cfg["model"]](cfg)
     if cfg["init_weights"]:
         load_init_weights(model, cfg["init_weights"])
-    train_ds, val_ds = build_datasets(cfg)
     loader = make_train_loader(train_ds, cfg["batch_size"] // world, seed=cfg["seed"], num_workers=cfg["num_workers"])
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=float(cfg["lr"]))
