@@ -466,3 +466,13 @@ def test_train_help_is_plain_and_names_the_keys_without_a_flag(capsys):
     doc = (pathlib.Path(__file__).parents[1] / "docs" / "training.md").read_text()
     assert "every key is also a flag" not in doc
     assert "Every key but `border`, `hflip`,\n`loss_weights` and `model_options` is also a flag" in doc
+
+
+def test_val_count_below_one_is_named(image_dir, tmp_path, capsys):
+    """--val-count 0 gave torch's 'batch_size should be a positive integer value' after the data
+    and the network were set up."""
+    for bad in ("0", "-2"):
+        assert _train_cli("--model", "pconv", "--images", image_dir, "--val-images", image_dir, "--val-count", bad,
+                          "--out", tmp_path / "run") == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"val_count (--val-count) must be an integer >= 1, got {bad}" in err[0], err

@@ -35,7 +35,7 @@ _FLAGS = [  # (flag, config key, argparse kwargs)
     ("--images", "images", {"help": "training image folder (recursive, any format Pillow reads)"}),
     ("--masks", "masks", {"help": "mask folder (grey > 127 = hole; 0/1 masks must be scaled to 0/255); default: generated irregular masks"}),
     ("--val-images", "val_images", {"help": "validation image folder"}),
-    ("--val-count", "val_count", {"type": int, "help": "validation images (default 8)"}),
+    ("--val-count", "val_count", {"type": int, "help": "validation images, >= 1 (default 8); no validation without --val-images"}),
     ("--out", "out_dir", {"help": "output folder (checkpoints, log.jsonl, val grids, tb/)"}),
     ("--size", "size", {"help": "training crop size, N or HxW (default 256)"}),
     ("--batch-size", "batch_size", {"type": int, "help": "global batch size (default 8)"}),

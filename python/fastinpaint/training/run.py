@@ -45,7 +45,7 @@ DEFAULTS: Dict[str, Any] = {
     "images": None,            # training image folder (recursive)
     "masks": None,             # mask folder (grey > 127 = hole, fastinpaint.io); None: generated irregular masks
     "val_images": None,        # validation image folder; None: no validation
-    "val_count": 8,            # validation pairs (centre crops, fixed generated masks)
+    "val_count": 8,            # validation pairs (centre crops, fixed generated masks), >= 1
     "out_dir": "runs/train",
     "size": 256,               # training crop size (int or [H, W])
     "batch_size": 8,           # GLOBAL batch, split across processes
@@ -154,6 +154,10 @@ def check_config(cfg: Mapping[str, Any]) -> None:
     Raises:
         ValueError: a bad value, or an earlier run in ``out_dir`` without ``resume`` or ``overwrite``.
     """
+    val_count = cfg["val_count"]
+    if isinstance(val_count, bool) or not isinstance(val_count, int) or val_count < 1:
+        raise ValueError(f"val_count (--val-count) must be an integer >= 1, got {val_count!r} "
+                         "(it is the number of validation images; without val_images there is no validation)")
     if cfg["resume"] and cfg["overwrite"]:
         raise ValueError("--resume and --overwrite contradict each other; pass one")
     if not cfg["resume"] and not cfg["overwrite"]:
