@@ -195,22 +195,30 @@ def match_pairs(images_dir: Union[str, os.PathLike], masks_dir: Union[str, os.Pa
     its rows are the pairs; an image is found by that path or, failing that, by file name under
     ``images_dir``. Otherwise a mask matches the image with the same stem (``cat.png`` ↔
     ``cat.png``), or whose stem is the image stem followed by ``__`` and a suffix
-    (``cat__irr_10_20.png``), so an image may have several masks.
+    (``cat__irr_10_20.png``), so an image may have several masks. A mask whose name matches
+    several images (``a/cat.png`` and ``b/cat.jpg``) is an error naming them, not a guess.
 
     Returns:
         Sorted ``(image_path, mask_path)`` list.
 
     Raises:
-        FileNotFoundError / ValueError: missing or empty folders, masks that match no image
-        (named in the message).
+        FileNotFoundError / ValueError: missing or empty folders, masks that match no image or
+        several (named in the message).
     """
     images_dir, masks_dir = pathlib.Path(images_dir), pathlib.Path(masks_dir)
     images = _index_folder(images_dir)
-    by_name: Dict[str, pathlib.Path] = {}
-    by_stem: Dict[str, pathlib.Path] = {}
+    by_name: Dict[str, List[pathlib.Path]] = {}
+    by_stem: Dict[str, List[pathlib.Path]] = {}
     for p in images:
-        by_name.setdefault(p.name, p)
-        by_stem.setdefault(p.stem, p)
+        by_name.setdefault(p.name, []).append(p)
+        by_stem.setdefault(p.stem, []).append(p)
+
+    def only(found: Optional[List[pathlib.Path]], mask: pathlib.Path) -> Optional[pathlib.Path]:
+        # one image per name, or the pairing is a guess: it silently scored only the first
+        if found and len(found) > 1:
+            raise ValueError(f"mask {mask} matches {len(found)} images by name: {', '.join(map(str, found))}; "
+                             f"give them distinct names, or pair them in a manifest.csv (image,mask columns)")
+        return found[0] if found else None
     manifest = masks_dir / "manifest.csv"
     pairs: List[Tuple[pathlib.Path, pathlib.Path]] = []
     unmatched: List[str] = []
@@ -226,7 +234,8 @@ def match_pairs(images_dir: Union[str, os.PathLike], masks_dir: Union[str, os.Pa
                 if mask_path is None:
                     raise FileNotFoundError(f"{manifest}: mask {row['mask']!r} not found next to the manifest")
                 img_path = next((b / row["image"] for b in bases + [images_dir] if (b / row["image"]).is_file()), None)
-                cand = by_name.get(pathlib.PurePath(row["image"]).name)
+                exact = images_dir / row["image"]
+                cand = exact if exact.is_file() else only(by_name.get(pathlib.PurePath(row["image"]).name), mask_path)
                 if cand is not None:  # prefer the copy under --images
                     img_path = cand
                 if img_path is None:
@@ -239,9 +248,9 @@ def match_pairs(images_dir: Union[str, os.PathLike], masks_dir: Union[str, os.Pa
             return sorted(pairs)
     masks = _index_folder(masks_dir)
     for m in masks:
-        img = by_stem.get(m.stem)
+        img = only(by_stem.get(m.stem), m)
         if img is None and "__" in m.stem:
-            img = by_stem.get(m.stem.split("__", 1)[0])
+            img = only(by_stem.get(m.stem.split("__", 1)[0]), m)
         if img is None:
             unmatched.append(m.name)
         else:
