@@ -86,3 +86,24 @@ def test_inpainting_pairs(tree):
     assert item["image"].shape == (3, 24, 24) and item["mask"].shape == (1, 24, 24)
     with pytest.raises(ValueError, match="sizes differ"):
         InpaintingDataset(ImageFolder(tree, size=24), IrregularMaskDataset(16, seed=0))[0]
+
+
+def test_mask_folder_of_0_1_masks_is_refused_naming_the_file_and_the_rule(tmp_path):
+    """A folder of 0/1 masks reads as empty by the rule (grey > 127): it trained with no hole at
+    all, silently. The first mask is checked when the folder is opened; a later empty one is
+    skipped with a warning naming it (like an unreadable file), not used as a hole-less mask."""
+    m = np.zeros((20, 30), np.uint8)
+    m[5:10, 5:25] = 1
+    for name in ("a.png", "b.png"):
+        Image.fromarray(m).save(tmp_path / name)
+    with pytest.raises(ValueError, match=r"mask .*a\.png has no hole pixel \(hole = grey > 127; a 0/1 mask"):
+        MaskFolder(tmp_path)
+    Image.fromarray(m * 255).save(tmp_path / "a.png")
+    ds = MaskFolder(tmp_path)
+    with pytest.warns(RuntimeWarning, match=r"b\.png has no hole pixel"):
+        assert ds[1].sum() == 100  # b.png skipped: a.png, the next usable mask
+    with pytest.raises(FileNotFoundError, match="mask folder not found"):
+        MaskFolder(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no masks found"):
+        MaskFolder(tmp_path / "empty")

@@ -169,6 +169,19 @@ def test_errors_are_clear(small_set, tmp_path, capsys):
         ev.evaluate(ev.mean_fill, [], print_table=False)
 
 
+def test_a_0_1_mask_file_is_named_with_the_rule(small_set, capsys):
+    """A mask file with no hole pixel by the rule (a 0/1 mask): the error named the pair `0/0`,
+    not the file, and not why."""
+    imgs, masks = small_set
+    m = np.zeros((40, 48), np.uint8)
+    m[10:20, 12:30] = 1
+    Image.fromarray(m).save(masks / "im1__box.png")
+    assert _run(["--method", "mean", "--images", str(imgs), "--masks", str(masks)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(masks / "im1__box.png") in err[0], err
+    assert "no hole pixel (hole = grey > 127; a 0/1 mask must be scaled to 0/255)" in err[0]
+
+
 def test_mask_size_mismatch(small_set):
     imgs, masks = small_set
     Image.fromarray(np.full((20, 20), 255, np.uint8)).save(masks / "im1__small.png")
@@ -280,3 +293,44 @@ def test_report_destination_checked_before_scoring(shared_data, tmp_path, capsys
         assert words in err and len(err.strip().splitlines()) == 1, err
     assert not calls
     assert not (tmp_path / "adir.tmp").exists()
+
+
+def test_usage_mistakes_are_named(small_set, tmp_path, capsys):
+    """--generate 0 said 'give exactly one of --masks and --generate'; --weights with a method
+    that takes none printed patchmatch's whole option list; a missing --weights file was reported
+    as 'cannot write the report'."""
+    import fastinpaint
+
+    imgs, masks = small_set
+    with pytest.raises(SystemExit) as exit_info:
+        _run(["--method", "mean", "--images", str(imgs), "--generate", "0"])
+    assert exit_info.value.code == 2 and "--generate: must be at least 1, got 0" in capsys.readouterr().err
+    base = ["--images", str(imgs), "--masks", str(masks)]
+    for argv in (["--method", "patchmatch", "--weights", "w.pt"], ["--method", "patchmatch,mean", "--weights", "w.pt"],
+                 ["--method", "patchmatch,pconv", "--weights", "patchmatch=w.pt"]):
+        assert _run([*argv, *base], fastinpaint.inpaint) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--weights applies only to the learned methods (glcic, pconv)" in err[0], err
+    assert _run(["--method", "patchmatch,pconv", "--weights", str(tmp_path / "nope.pt"), *base],
+                fastinpaint.inpaint) == 1
+    err = capsys.readouterr().err
+    assert f"--weights {tmp_path / 'nope.pt'}: the file does not exist" in err and "report" not in err
+
+
+def test_a_mask_matching_two_images_by_name_is_an_error(small_set, capsys):
+    """Two images of one name in different subfolders, one mask each: only the first image was
+    scored (twice), silently."""
+    imgs, masks = small_set
+    (imgs / "a").mkdir(), (imgs / "b").mkdir()
+    (imgs / "im0.png").rename(imgs / "a" / "x.png")
+    (imgs / "im1.png").rename(imgs / "b" / "x.png")
+    (masks / "im0__box.png").rename(masks / "x__1.png")
+    (masks / "im1__box.png").rename(masks / "x__2.png")
+    assert _run(["--method", "mean", "--images", str(imgs), "--masks", str(masks)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(imgs / "a" / "x.png") in err[0] and str(imgs / "b" / "x.png") in err[0], err
+    with open(masks / "manifest.csv", "w") as f:  # the way to pair them: a manifest with the paths
+        f.write("image,mask\na/x.png,x__1.png\nb/x.png,x__2.png\nim2.png,im2__box.png\n")
+    pairs = ev.match_pairs(imgs, masks)
+    assert [(i.relative_to(imgs).as_posix(), m.name) for i, m in pairs] == [
+        ("a/x.png", "x__1.png"), ("b/x.png", "x__2.png"), ("im2.png", "im2__box.png")]

@@ -391,3 +391,88 @@ def test_checkpoints_load_without_running_code_from_the_file(image_dir, tmp_path
     with pytest.raises(ValueError, match="evil.pt"):
         resumed.load_checkpoint(evil)
     assert not marker.exists()
+
+
+def _train_cli(*argv):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_train_subcommand(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["train", *map(str, argv)])
+    return args.func(args)
+
+
+def test_a_run_without_resume_never_replaces_an_earlier_run(image_dir, tmp_path, capsys):
+    """`fastinpaint train` again in the same out_dir without --resume: refused before any data is
+    read (the images folder of the second call does not even exist), naming the folder and both
+    ways on; the earlier run's files are untouched. --overwrite starts over: a fresh log."""
+    MODELS["tiny-test"] = lambda cfg: (TinyNet(), l1_loss)
+    try:
+        run = tmp_path / "run1"
+        common = ["--model", "tiny-test", "--size", SIZE, "--batch-size", 2, "--workers", 0, "--no-progress",
+                  "--log-every", 1, "--out", run]
+        assert _train_cli(*common, "--images", image_dir, "--steps", 4) == 0
+        assert _train_cli(*common, "--images", image_dir, "--steps", 6, "--resume") == 0
+        before = {name: (run / name).read_bytes() for name in ("checkpoints/last.pt", "model.pt", "log.jsonl")
+                  if (run / name).is_file()}
+        capsys.readouterr()
+        assert _train_cli(*common, "--images", tmp_path / "not-there", "--steps", 2) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(run) in err[0] and "--resume" in err[0] and "--overwrite" in err[0], err
+        assert {name: (run / name).read_bytes() for name in before} == before
+        assert _train_cli(*common, "--images", image_dir, "--steps", 2, "--resume", "--overwrite") == 1
+        assert "contradict" in capsys.readouterr().err
+        assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"] == 6
+        assert _train_cli(*common, "--images", image_dir, "--steps", 2, "--overwrite") == 0
+        assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"] == 2
+        steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+        assert steps == [1, 2]  # the new run's log only
+    finally:
+        del MODELS["tiny-test"]
+
+
+def test_cheap_checks_come_before_vgg16_and_its_error_says_how_to_do_without(image_dir, tmp_path, monkeypatch,
+                                                                            capsys):
+    """No --images, or an empty folder, is said as such: it was the VGG16-weights error, since the
+    network and its loss were built first. The VGG16 error itself names the config workaround."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no VGG16 weights there
+    (tmp_path / "empty").mkdir()
+    common = ["--model", "pconv", "--size", SIZE, "--batch-size", 2, "--workers", 0, "--no-progress",
+              "--out", tmp_path / "run"]
+    for extra, expected in (([], "no training images"), (["--images", tmp_path / "empty"], "no images found"),
+                            (["--images", image_dir, "--masks", tmp_path / "nope"], "mask folder not found"),
+                            (["--images", image_dir], "loss_weights = {perceptual = 0, style = 0}")):
+        assert _train_cli(*common, *extra) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], (extra, err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_help_is_plain_and_names_the_keys_without_a_flag(capsys):
+    """`train --help` showed the module docstring's RST (``fastinpaint train``, :class:`Trainer`);
+    the docs said every config key is also a flag, which four are not."""
+    import pathlib
+
+    from fastinpaint.cli import train as train_cli
+    from fastinpaint.training import DEFAULTS
+
+    flagged = {key for _, key, _ in train_cli._FLAGS} | set(train_cli._SWITCHES)
+    assert set(DEFAULTS) - flagged == set(train_cli.CONFIG_ONLY)
+    with pytest.raises(SystemExit):
+        _train_cli("--help")
+    text = capsys.readouterr().out
+    assert "``" not in text and ":class:" not in text and ":data:" not in text, text
+    assert "border, hflip, loss_weights, model_options" in text
+    doc = (pathlib.Path(__file__).parents[1] / "docs" / "training.md").read_text()
+    assert "every key is also a flag" not in doc
+    assert "Every key but `border`, `hflip`,\n`loss_weights` and `model_options` is also a flag" in doc
+
+
+def test_val_count_below_one_is_named(image_dir, tmp_path, capsys):
+    """--val-count 0 gave torch's 'batch_size should be a positive integer value' after the data
+    and the network were set up."""
+    for bad in ("0", "-2"):
+        assert _train_cli("--model", "pconv", "--images", image_dir, "--val-images", image_dir, "--val-count", bad,
+                          "--out", tmp_path / "run") == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"val_count (--val-count) must be an integer >= 1, got {bad}" in err[0], err

@@ -37,12 +37,14 @@ def image_extensions() -> Tuple[str, ...]:
     return tuple(sorted(ext for ext, fmt in Image.registered_extensions().items() if fmt in readable))
 
 
-def list_images(root: Union[str, os.PathLike], extensions: Optional[Sequence[str]] = None) -> List[pathlib.Path]:
+def list_images(root: Union[str, os.PathLike], extensions: Optional[Sequence[str]] = None,
+                what: str = "image") -> List[pathlib.Path]:
     """All image files under ``root`` (recursive, sorted, following no symlinked folders twice).
 
     Args:
         root: a folder.
         extensions: extensions to accept (default :func:`image_extensions`), case-insensitive.
+        what: what the files are, in errors (``"image"``, ``"mask"``).
 
     Returns:
         Sorted list of paths.
@@ -53,7 +55,7 @@ def list_images(root: Union[str, os.PathLike], extensions: Optional[Sequence[str
     """
     root = pathlib.Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder not found: {root}")
+        raise FileNotFoundError(f"{what} folder not found: {root}")
     exts = tuple(e.lower() for e in (extensions or image_extensions()))
     files = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -63,7 +65,7 @@ def list_images(root: Union[str, os.PathLike], extensions: Optional[Sequence[str
                 files.append(pathlib.Path(dirpath) / name)
     if not files:
         shown = ", ".join(e for e in exts if e in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"))
-        raise ValueError(f"no images found under {root} (searched recursively for {shown}, …)")
+        raise ValueError(f"no {what}s found under {root} (searched recursively for {shown}, …)")
     return files
 
 
@@ -97,7 +99,7 @@ class _SkippingReader:
                 return load(path), (index + j) % n
             except Exception as err:  # any decoder error: never crash a long run
                 self._broken.add(str(path))
-                warnings.warn(f"skipping unreadable {self.what} {path}: {type(err).__name__}: {err}",
+                warnings.warn(f"skipping unusable {self.what} {path}: {type(err).__name__}: {err}",
                               RuntimeWarning, stacklevel=3)
         raise RuntimeError(f"none of the {n} {self.what} files could be read (first: {self.files[0]})")
 
@@ -195,7 +197,8 @@ class ImageFolder(torch.utils.data.Dataset):
 def _open_mask(path: pathlib.Path) -> np.ndarray:
     from fastinpaint import io as fio
 
-    return fio.read_mask(path)  # the one mask rule: grey > 127 = hole
+    # the one mask rule (grey > 127 = hole); a training mask without a hole is refused, naming the rule
+    return fio.require_hole(fio.read_mask(path), path)
 
 
 class MaskFolder(torch.utils.data.Dataset):
@@ -211,6 +214,13 @@ class MaskFolder(torch.utils.data.Dataset):
     Returns (per item):
         ``torch.float32`` tensor ``(1, H, W)``, **1 = hole**, 0 = valid.
 
+    Raises:
+        FileNotFoundError / ValueError: no such folder, or no mask in it.
+        ImageIOError: the first mask (checked here, cheaply) has no hole pixel — most often a
+        folder of 0/1 masks, which the rule reads as empty (scale them to 0/255). A later mask
+        with no hole, like an unreadable one, is skipped with a ``RuntimeWarning`` naming it and
+        the rule: an error there would end a long run far from its start.
+
     Example:
         >>> masks = MaskFolder("masks_10_20", size=256)
         >>> masks[0].unique()
@@ -220,11 +230,20 @@ class MaskFolder(torch.utils.data.Dataset):
     def __init__(self, root: Union[str, os.PathLike], size: Optional[Size] = None, augment: bool = False,
                  seed: int = 0) -> None:
         self.root = pathlib.Path(root)
-        self.files = list_images(root)
+        self.files = list_images(root, what="mask")
         self.size = _hw(size)
         self.augment = augment
         self.seed = int(seed)
         self._reader = _SkippingReader(self.files, "mask")
+        # Now, before any training: a folder of 0/1 masks would otherwise train with no holes.
+        from fastinpaint import io as fio
+
+        try:
+            first = fio.read_mask(self.files[0])
+        except Exception:  # unreadable: skipped with a warning when drawn, as any unreadable file
+            first = None
+        if first is not None:
+            fio.require_hole(first, self.files[0])
 
     def __len__(self) -> int:
         return len(self.files)

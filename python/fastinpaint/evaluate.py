@@ -29,6 +29,7 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, 
 import numpy as np
 
 from fastinpaint import metrics
+from fastinpaint.io import require_hole
 from fastinpaint.masks import BUCKETS, bucket_label, generate_mask, mask_seed
 
 InpaintFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -194,22 +195,30 @@ def match_pairs(images_dir: Union[str, os.PathLike], masks_dir: Union[str, os.Pa
     its rows are the pairs; an image is found by that path or, failing that, by file name under
     ``images_dir``. Otherwise a mask matches the image with the same stem (``cat.png`` ↔
     ``cat.png``), or whose stem is the image stem followed by ``__`` and a suffix
-    (``cat__irr_10_20.png``), so an image may have several masks.
+    (``cat__irr_10_20.png``), so an image may have several masks. A mask whose name matches
+    several images (``a/cat.png`` and ``b/cat.jpg``) is an error naming them, not a guess.
 
     Returns:
         Sorted ``(image_path, mask_path)`` list.
 
     Raises:
-        FileNotFoundError / ValueError: missing or empty folders, masks that match no image
-        (named in the message).
+        FileNotFoundError / ValueError: missing or empty folders, masks that match no image or
+        several (named in the message).
     """
     images_dir, masks_dir = pathlib.Path(images_dir), pathlib.Path(masks_dir)
     images = _index_folder(images_dir)
-    by_name: Dict[str, pathlib.Path] = {}
-    by_stem: Dict[str, pathlib.Path] = {}
+    by_name: Dict[str, List[pathlib.Path]] = {}
+    by_stem: Dict[str, List[pathlib.Path]] = {}
     for p in images:
-        by_name.setdefault(p.name, p)
-        by_stem.setdefault(p.stem, p)
+        by_name.setdefault(p.name, []).append(p)
+        by_stem.setdefault(p.stem, []).append(p)
+
+    def only(found: Optional[List[pathlib.Path]], mask: pathlib.Path) -> Optional[pathlib.Path]:
+        # one image per name, or the pairing is a guess: it silently scored only the first
+        if found and len(found) > 1:
+            raise ValueError(f"mask {mask} matches {len(found)} images by name: {', '.join(map(str, found))}; "
+                             f"give them distinct names, or pair them in a manifest.csv (image,mask columns)")
+        return found[0] if found else None
     manifest = masks_dir / "manifest.csv"
     pairs: List[Tuple[pathlib.Path, pathlib.Path]] = []
     unmatched: List[str] = []
@@ -225,7 +234,8 @@ def match_pairs(images_dir: Union[str, os.PathLike], masks_dir: Union[str, os.Pa
                 if mask_path is None:
                     raise FileNotFoundError(f"{manifest}: mask {row['mask']!r} not found next to the manifest")
                 img_path = next((b / row["image"] for b in bases + [images_dir] if (b / row["image"]).is_file()), None)
-                cand = by_name.get(pathlib.PurePath(row["image"]).name)
+                exact = images_dir / row["image"]
+                cand = exact if exact.is_file() else only(by_name.get(pathlib.PurePath(row["image"]).name), mask_path)
                 if cand is not None:  # prefer the copy under --images
                     img_path = cand
                 if img_path is None:
@@ -238,9 +248,9 @@ def match_pairs(images_dir: Union[str, os.PathLike], masks_dir: Union[str, os.Pa
             return sorted(pairs)
     masks = _index_folder(masks_dir)
     for m in masks:
-        img = by_stem.get(m.stem)
+        img = only(by_stem.get(m.stem), m)
         if img is None and "__" in m.stem:
-            img = by_stem.get(m.stem.split("__", 1)[0])
+            img = only(by_stem.get(m.stem.split("__", 1)[0]), m)
         if img is None:
             unmatched.append(m.name)
         else:
@@ -270,6 +280,10 @@ def load_pairs(images_dir, masks_dir=None, generate: int = 0,
 
     Returns:
         List of :class:`Pair`.
+
+    Raises:
+        ValueError: see :func:`match_pairs`; an unreadable file, a mask of the wrong size, or a
+        mask file with no hole pixel (each named).
     """
     # 0 meant "all" (falsy) and -1 "all but the last" (a slice): both silently, so refused
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -284,7 +298,7 @@ def load_pairs(images_dir, masks_dir=None, generate: int = 0,
             if img_path not in cache:
                 cache[img_path] = read_image(img_path, max_size)
             image = cache[img_path]
-            raw = read_mask(mask_path)
+            raw = require_hole(read_mask(mask_path), mask_path)  # a 0/1 mask file reads as empty
             if max_size is None and raw.shape != image.shape[:2]:
                 raise ValueError(f"mask {mask_path} is {raw.shape[1]}x{raw.shape[0]} but image {img_path} is "
                                  f"{image.shape[1]}x{image.shape[0]}")

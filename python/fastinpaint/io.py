@@ -55,7 +55,7 @@ import numpy as np
 
 __all__ = ["ImageIOError", "ImageTooLargeError", "OutputExistsError", "Picture", "read_image", "read_mask", "hole_from_pil", "hole_from_alpha",
            "grow_hole", "grey_alpha16_tiff_size", "to_rgb8", "check_destination", "write_image", "jpeg_quality",
-           "MASK_THRESHOLD"]
+           "MASK_THRESHOLD", "require_hole"]
 
 #: Grey values above this are holes in mask files; alpha at or below it is a hole.
 MASK_THRESHOLD = 127
@@ -413,6 +413,16 @@ def read_mask(src: Source, size: Optional[Tuple[int, int]] = None, *, invert: bo
     hole = hole_from_pil(m)
     hole = ~hole if invert else hole
     return grow_hole(hole, dilate)
+
+
+def require_hole(hole: np.ndarray, src: Source) -> np.ndarray:
+    """``hole`` (read from the mask file ``src`` by :func:`read_mask`), or an :class:`ImageIOError`
+    naming the file and the rule when it has no hole pixel: where a mask file must mark a hole
+    (training and scoring), an empty one is nearly always a 0/1 mask, which the rule reads as empty."""
+    if not hole.any():
+        raise ImageIOError(f"mask {_name(src)} has no hole pixel (hole = grey > {MASK_THRESHOLD}; "
+                           f"a 0/1 mask must be scaled to 0/255)")
+    return hole
 
 
 # ------------------------------------------------------------------------------------------------

@@ -26,19 +26,25 @@ def resolve_methods(names: str, inpaint_fn: Optional[Callable], weights: Optiona
     listed = [n.strip() for n in names.split(",") if n.strip()]
     per_method: Dict[str, str] = {}
     if weights:
+        learned = [n for n in listed if _takes_weights(n, inpaint_fn)]
         for item in weights.split(","):
             name, sep, path = item.partition("=")
             if sep and name.strip() in listed:
                 per_method[name.strip()] = path
+            elif len(learned) == 1:
+                per_method[learned[0]] = item
+            elif learned:
+                raise CliError(f"--weights {item!r}: say which method it is for, e.g. --weights {learned[0]}={item}")
             else:
-                others = [n for n in listed if n not in BASELINES]
-                if len(others) != 1:
-                    raise CliError(f"--weights {item!r}: say which method it is for, e.g. --weights pconv={item}")
-                per_method[others[0]] = item
+                raise CliError(f"--weights applies only to the learned methods ({_learned_methods()}), "
+                               f"not to --method {names}")
+        for name in per_method:
+            if not _takes_weights(name, inpaint_fn):
+                raise CliError(f"--weights applies only to the learned methods ({_learned_methods()}), not to {name}")
+            if inpaint_fn is fastinpaint.inpaint and not Path(per_method[name]).is_file():  # before any scoring
+                raise CliError(f"--weights {per_method[name]}: the file does not exist")
     for name in listed:
         if name in BASELINES:
-            if name in per_method:
-                raise CliError(f"method {name!r} takes no weights")
             methods[name] = BASELINES[name]
         elif inpaint_fn is None:
             raise CliError(f"unknown method {name!r}: available here are {sorted(BASELINES)}")
@@ -50,11 +56,35 @@ def resolve_methods(names: str, inpaint_fn: Optional[Callable], weights: Optiona
     return methods
 
 
+def _takes_weights(name: str, inpaint_fn: Optional[Callable]) -> bool:
+    """Whether method ``name`` takes ``weights=`` (a learned method), by the dispatcher's own rule
+    for method options; a name the dispatcher does not know counts as learned here (its own
+    error comes when it is resolved)."""
+    if name in BASELINES or inpaint_fn is None:
+        return False
+    if inpaint_fn is not fastinpaint.inpaint:  # another dispatcher: it decides
+        return True
+    from fastinpaint.inpaint import check_method_options
+
+    try:
+        check_method_options(name, {"weights": "-"})
+    except TypeError:
+        return False
+    except ValueError:  # unknown method: reported when it is resolved
+        return True
+    return True
+
+
+def _learned_methods() -> str:
+    """The methods of :func:`fastinpaint.inpaint` that take weights, for messages."""
+    return ", ".join(m for m in fastinpaint.available_methods() if _takes_weights(m, fastinpaint.inpaint))
+
+
 # The library's errors are the user's here: a bad folder, an unreadable file, a method that needs
 # a package not installed (OpenCV for telea), an unknown method name of the dispatcher.
 @reports_user_errors("fastinpaint eval", ValueError, FileNotFoundError, ImportError, TypeError)
 def run(args: argparse.Namespace, inpaint_fn: Optional[Callable]) -> int:
-    if (args.masks is None) == (not args.generate):
+    if (args.masks is None) == (args.generate is None):
         raise CliError("give exactly one of --masks DIR and --generate N")
     for flag, path in (("--csv", args.csv), ("--per-image-csv", args.per_image_csv)):
         _check_report_destination(flag, path)
@@ -100,7 +130,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--masks", default=None,
                    help="folder of masks (grey > 127 = hole), matched by file name or by its manifest.csv "
                         "(image,mask columns)")
-    p.add_argument("--generate", type=int, default=0, metavar="N", help="instead of --masks: N generated masks per image")
+    p.add_argument("--generate", type=_positive_int, default=None, metavar="N",
+                   help="instead of --masks: N generated masks per image (N >= 1)")
     p.add_argument("--bucket", default="all", help="buckets for --generate: LO-HI, several separated by ';', or 'all'")
     p.add_argument("--border", action="store_true", help="generated masks keep away from the border")
     p.add_argument("--seed", type=int, default=0, help="seed for --generate (default 0)")

@@ -17,7 +17,8 @@ Several machines (run on each, ``--node-rank`` 0 … N-1; HOST is node 0's addre
 
 ``batch_size`` is the **global** batch: it is split evenly across the processes, so a run gives
 the same samples per step however many processes share it. Every flag is a config key of
-:data:`fastinpaint.training.DEFAULTS`; flags override the config file.
+:data:`fastinpaint.training.DEFAULTS`; flags override the config file. The keys of
+:data:`CONFIG_ONLY` have no flag.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ from fastinpaint.training.run import train
 _FLAGS = [  # (flag, config key, argparse kwargs)
     ("--model", "model", {"help": "a registered model: fastinpaint.training.MODELS or TRAINERS (e.g. pconv, glcic)"}),
     ("--images", "images", {"help": "training image folder (recursive, any format Pillow reads)"}),
-    ("--masks", "masks", {"help": "mask folder (non-zero = hole); default: generated irregular masks"}),
+    ("--masks", "masks", {"help": "mask folder (grey > 127 = hole; 0/1 masks must be scaled to 0/255); default: generated irregular masks"}),
     ("--val-images", "val_images", {"help": "validation image folder"}),
-    ("--val-count", "val_count", {"type": int, "help": "validation images (default 8)"}),
+    ("--val-count", "val_count", {"type": int, "help": "validation images, >= 1 (default 8); no validation without --val-images"}),
     ("--out", "out_dir", {"help": "output folder (checkpoints, log.jsonl, val grids, tb/)"}),
     ("--size", "size", {"help": "training crop size, N or HxW (default 256)"}),
     ("--batch-size", "batch_size", {"type": int, "help": "global batch size (default 8)"}),
@@ -56,7 +57,21 @@ _FLAGS = [  # (flag, config key, argparse kwargs)
     ("--glcic-alpha", "glcic_alpha", {"type": float, "help": "--model glcic: adversarial weight (default 4e-4)"}),
 ]
 #: The switches: flags without a value, each setting one config key.
-_SWITCHES = ("finetune", "amp", "deterministic", "resume", "progress")
+_SWITCHES = ("finetune", "amp", "deterministic", "resume", "overwrite", "progress")
+#: The config keys with no flag (nested tables, or rarely changed): set in the --config file.
+CONFIG_ONLY = ("border", "hflip", "loss_weights", "model_options")
+
+#: ``fastinpaint train --help``'s text (plain: argparse prints it as is).
+DESCRIPTION = ("Train an inpainting network from a config file (TOML, or YAML with PyYAML)\n"
+               "and/or flags; flags override the config file. Under torchrun: several\n"
+               "processes (DDP), batch_size being the global batch.")
+EPILOG = f"""examples:
+  fastinpaint train --config train.toml
+  fastinpaint train --config train.toml --steps 20000 --resume
+  torchrun --standalone --nproc-per-node 4 -m fastinpaint.training --config train.toml
+
+Config keys without a flag (set them in the --config file): {", ".join(CONFIG_ONLY)}.
+See docs/training.md."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -72,6 +87,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="deterministic algorithms only")
     p.add_argument("--resume", dest="resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
                    help="continue from OUT/checkpoints/last.pt (or the given checkpoint)")
+    p.add_argument("--overwrite", dest="overwrite", action="store_const", const=True, default=None,
+                   help="start over in an OUT that holds an earlier run (its last.pt, model.pt and log.jsonl "
+                        "are removed); without it or --resume such an OUT is refused")
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None,
                    help="no progress bar")
 
@@ -101,7 +119,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     this call are available).
     """
     p = subparsers.add_parser("train", help="train an inpainting network (config file and/or flags; torchrun for DDP)",
-                              description=__doc__.split("\n\n")[0] + " Under torchrun: multi-process DDP.",
+                              description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     p.set_defaults(func=run)
@@ -110,4 +128,4 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m fastinpaint.training ...`` (what ``torchrun -m`` runs)."""
-    return standalone_main("python -m fastinpaint.training", "Train an inpainting network.", add_arguments, run, argv)
+    return standalone_main("python -m fastinpaint.training", DESCRIPTION, add_arguments, run, argv)

@@ -181,6 +181,7 @@ def train_glcic(cfg: Mapping[str, Any]) -> Dict[str, Any]:
     if tc < 0 or td < 0:
         raise ValueError("glcic_completion_steps and glcic_discriminator_steps must be >= 0")
     world = init_processes(cfg)
+    train_ds, val_ds = build_datasets(cfg)  # before the networks: the cheap checks first
     seed = int(cfg["seed"])
     torch.manual_seed(seed)  # the same initial weights on every process and every run
     completion, discriminator = build_glcic(cfg)
@@ -190,7 +191,6 @@ def train_glcic(cfg: Mapping[str, Any]) -> Dict[str, Any]:
     lr = float(cfg["lr"])
     opt_c = torch.optim.Adam(completion.parameters(), lr=lr)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr)
-    train_ds, val_ds = build_datasets(cfg)
     loader = make_train_loader(train_ds, int(cfg["batch_size"]) // world, seed=seed,
                                num_workers=int(cfg["num_workers"]))
     trainer = GLCICTrainer(completion, discriminator, opt_c, opt_d, loader, completion_steps=tc,

@@ -61,7 +61,12 @@ def make_pconv(cfg: Dict[str, Any]) -> Tuple[nn.Module, Callable]:
     model = UnitRangePConvUNet(net)
     weights = dict(cfg.get("loss_weights") or {})
     needs_features = any(weights.get(term, 1.0) != 0 for term in _FEATURE_TERMS)
-    loss = InpaintingLoss(extractor=None if needs_features else _NoFeatures(), weights=weights)
+    try:
+        loss = InpaintingLoss(extractor=None if needs_features else _NoFeatures(), weights=weights)
+    except FileNotFoundError as err:  # no VGG16 weights: say how to train without them
+        raise FileNotFoundError(f"{err} Or train without the perceptual and style terms (the ones that need "
+                                "VGG16): set `loss_weights = {perceptual = 0, style = 0}` in the config file "
+                                "(loss_weights has no flag).") from None
 
     def loss_fn(output: Tensor, target: Tensor, valid: Tensor) -> Dict[str, Tensor]:
         return loss(model.normalize(output), model.normalize(target), valid)

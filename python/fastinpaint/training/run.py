@@ -30,7 +30,7 @@ from fastinpaint.data import ImageFolder, InpaintingDataset, MaskFolder
 from fastinpaint.nn import _checkpoint
 from fastinpaint.masks import IrregularMaskDataset, parse_buckets, parse_size
 from fastinpaint.training.distributed import get_world_size, init_distributed, is_main_process
-from fastinpaint.training.trainer import Trainer, make_train_loader
+from fastinpaint.training.trainer import Trainer, earlier_run_files, make_train_loader
 
 #: name → factory(config) -> (model, loss_fn): one network, trained by :func:`train_model`.
 #: The PConvUNet integration (:mod:`fastinpaint.training.pconv`) adds "pconv".
@@ -43,9 +43,9 @@ TRAINERS: Dict[str, Callable[[Dict[str, Any]], Any]] = {}
 DEFAULTS: Dict[str, Any] = {
     "model": "pconv",
     "images": None,            # training image folder (recursive)
-    "masks": None,             # mask folder (non-zero = hole); None: generated irregular masks
+    "masks": None,             # mask folder (grey > 127 = hole, fastinpaint.io); None: generated irregular masks
     "val_images": None,        # validation image folder; None: no validation
-    "val_count": 8,            # validation pairs (centre crops, fixed generated masks)
+    "val_count": 8,            # validation pairs (centre crops, fixed generated masks), >= 1
     "out_dir": "runs/train",
     "size": 256,               # training crop size (int or [H, W])
     "batch_size": 8,           # GLOBAL batch, split across processes
@@ -62,6 +62,7 @@ DEFAULTS: Dict[str, Any] = {
     "time_limit": None,        # minutes of wall time for this run (None: none); stops, saves and exports
     "deterministic": False,
     "resume": False,           # True: continue from out_dir/checkpoints/last.pt; or a path
+    "overwrite": False,        # True: start over in an out_dir that holds an earlier run (its files are removed)
     "buckets": "all",          # generated-mask buckets ("all" or "0.1-0.2;0.2-0.3")
     "border": "random",        # generated masks: true, false or "random"
     "hflip": True,
@@ -145,6 +146,27 @@ def config_size(v) -> Tuple[int, int]:
     return int(v[0]), int(v[1])
 
 
+def check_config(cfg: Mapping[str, Any]) -> None:
+    """The checks of a merged config that read no image and build no network, so that a mistake
+    is reported before any expensive work: values, and an ``out_dir`` that holds an earlier run
+    (which a run that neither resumes nor overwrites would destroy).
+
+    Raises:
+        ValueError: a bad value, or an earlier run in ``out_dir`` without ``resume`` or ``overwrite``.
+    """
+    val_count = cfg["val_count"]
+    if isinstance(val_count, bool) or not isinstance(val_count, int) or val_count < 1:
+        raise ValueError(f"val_count (--val-count) must be an integer >= 1, got {val_count!r} "
+                         "(it is the number of validation images; without val_images there is no validation)")
+    if cfg["resume"] and cfg["overwrite"]:
+        raise ValueError("--resume and --overwrite contradict each other; pass one")
+    if not cfg["resume"] and not cfg["overwrite"]:
+        found = earlier_run_files(cfg["out_dir"])
+        if found:
+            raise ValueError(f"{cfg['out_dir']} holds an earlier training run ({', '.join(found)}): "
+                             "pass --resume to continue it, or --overwrite to start over (which removes them)")
+
+
 def build_datasets(cfg: Mapping[str, Any]):
     """The training and validation datasets a config describes."""
     if not cfg["images"]:
@@ -189,6 +211,7 @@ def trainer_options(cfg: Mapping[str, Any], val_ds) -> Dict[str, Any]:
                 deterministic=bool(cfg["deterministic"]), grad_clip=cfg["grad_clip"],
                 log_every=int(cfg["log_every"]), progress=bool(cfg["progress"]),
                 time_limit=None if cfg.get("time_limit") is None else float(cfg["time_limit"]),
+                overwrite=bool(cfg.get("overwrite")),
                 config=json.loads(json.dumps(dict(cfg), default=str)))
 
 
@@ -226,11 +249,10 @@ def train(config: Union[str, pathlib.Path, Mapping[str, Any], None] = None, **ov
     file_cfg = load_config(config) if isinstance(config, (str, pathlib.Path)) else dict(config or {})
     cfg = merge_config(file_cfg, overrides)
     name = cfg["model"]
-    if name in TRAINERS:
-        return TRAINERS[name](cfg)
-    if name in MODELS:
-        return train_model(cfg)
-    raise ValueError(f"unknown model {name!r}; registered models: {sorted({*MODELS, *TRAINERS}) or 'none'}")
+    if name not in TRAINERS and name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; registered models: {sorted({*MODELS, *TRAINERS}) or 'none'}")
+    check_config(cfg)
+    return TRAINERS[name](cfg) if name in TRAINERS else train_model(cfg)
 
 
 def train_model(cfg: Mapping[str, Any]):
@@ -242,11 +264,11 @@ def train_model(cfg: Mapping[str, Any]):
         are also written to ``out_dir/model.pt`` for inference (``--weights``).
     """
     world = init_processes(cfg)
+    train_ds, val_ds = build_datasets(cfg)  # before the network and its loss (VGG16): the cheap checks first
     torch.manual_seed(cfg["seed"])  # the same initial weights on every rank and every run
     model, loss_fn = MODELS[cfg["model"]](cfg)
     if cfg["init_weights"]:
         load_init_weights(model, cfg["init_weights"])
-    train_ds, val_ds = build_datasets(cfg)
     loader = make_train_loader(train_ds, cfg["batch_size"] // world, seed=cfg["seed"], num_workers=cfg["num_workers"])
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=float(cfg["lr"]))

@@ -23,7 +23,7 @@ import signal
 import threading
 import time
 import warnings
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -153,6 +153,17 @@ def _grid_image(rows: list) -> "np.ndarray":
     return (grid.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
 
 
+#: The files of a run in its ``out_dir`` (relative paths): what ``fastinpaint train`` refuses to
+#: replace without ``--resume`` or ``--overwrite``, and what a fresh :meth:`Trainer.fit` with
+#: ``overwrite`` removes before its first step.
+RUN_FILES = ("checkpoints/last.pt", "model.pt", "log.jsonl")
+
+
+def earlier_run_files(out_dir: Union[str, os.PathLike]) -> List[str]:
+    """The :data:`RUN_FILES` that exist in ``out_dir``."""
+    return [name for name in RUN_FILES if (pathlib.Path(out_dir) / name).is_file()]
+
+
 class Trainer:
     """Trains ``model`` with ``loss_fn``, with checkpoints, exact resume, validation and DDP.
 
@@ -197,6 +208,10 @@ class Trainer:
         val_images: samples shown in the validation grid.
         progress: show the progress bar.
         config: a JSON-able dict stored in checkpoints (for the record).
+        overwrite: a :meth:`fit` that does not resume first removes the earlier run's
+            :data:`RUN_FILES` (``log.jsonl`` restarts instead of being appended to). Without it
+            ``log.jsonl`` is appended to, and the checkpoint and ``model.pt`` are replaced when
+            written.
 
     Subclasses with other networks or steps (GLCIC's
     :class:`~fastinpaint.training.glcic_run.GLCICTrainer`) override :meth:`train_step`,
@@ -219,7 +234,7 @@ class Trainer:
                  amp: bool = False, deterministic: bool = False, device: Optional[Union[str, torch.device]] = None,
                  scheduler=None, grad_clip: Optional[float] = None, log_every: int = 10, val_images: int = 4,
                  progress: bool = True, config: Optional[Mapping[str, Any]] = None,
-                 time_limit: Optional[float] = None) -> None:
+                 time_limit: Optional[float] = None, overwrite: bool = False) -> None:
         self.rank = fdist.get_rank()
         self.world_size = fdist.get_world_size()
         self.is_main = self.rank == 0
@@ -241,6 +256,7 @@ class Trainer:
         self.val_images = int(val_images)
         self.progress = progress
         self.config = dict(config or {})
+        self.overwrite = bool(overwrite)
         if time_limit is not None and not (isinstance(time_limit, (int, float)) and math.isfinite(time_limit)
                                            and time_limit > 0):
             raise ValueError(f"time_limit must be a positive number of minutes, got {time_limit!r}")
@@ -490,6 +506,9 @@ class Trainer:
             elif resume is not True:
                 raise FileNotFoundError(f"checkpoint not found: {path}")
         if not resumed:
+            if self.overwrite and self.is_main:  # starting over: nothing of the earlier run is mixed in
+                for name in RUN_FILES:
+                    (self.out_dir / name).unlink(missing_ok=True)
             seed_everything(self.seed + self.rank)
             if self.sampler is not None:
                 self.sampler.set_position(0)
