@@ -40,6 +40,19 @@ def test_bad_options_are_one_line(capsys, args, words):
     assert words in _error_line(capsys)
 
 
+@pytest.mark.parametrize("port", ["99999", "65536", "-5", "eighty"])
+def test_port_out_of_range_is_refused_naming_port(capsys, monkeypatch, port):
+    """Not a port 99999 - 65536 silently, nor "cannot resolve --host" for a negative one."""
+    uvicorn = pytest.importorskip("uvicorn")
+    monkeypatch.setattr(uvicorn.Server, "run", lambda *a, **k: pytest.fail("started serving"))
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--port", port])
+    assert exit_.value.code == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "argument --port" in line and "--host" not in line
+    assert ("must be between 0 and 65535" if port != "eighty" else "must be an integer") in line
+
+
 def test_port_in_use_is_one_line(capsys):
     pytest.importorskip("uvicorn")
     with socket.socket() as taken:

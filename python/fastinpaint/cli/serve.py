@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Dict, List
 
 import fastinpaint
-from fastinpaint.cli._common import CliError, reports_user_errors
+from fastinpaint.cli._common import CliError, int_argument, reports_user_errors
 
 
 def _weights(paths: List[str]) -> Dict[str, str]:
@@ -30,6 +30,16 @@ def _weights(paths: List[str]) -> Dict[str, str]:
             raise CliError(f"two --weights files are named {path.name}; clients choose by name, so rename one")
         chosen[path.name] = str(path.resolve())
     return chosen
+
+
+def _port(text: str) -> int:
+    """``--port``: a TCP port, 0 to 65535 (0: the system picks a free one), checked when the
+    arguments are parsed (the socket layer would take 99999 modulo 65536, and a negative one as an
+    unresolvable address)."""
+    value = int_argument(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535 (0: a free port), got {value}")
+    return value
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -136,7 +146,7 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: a free one, printed)")
+    p.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0: a free one, printed)")
     p.add_argument("--method", default="patchmatch", choices=methods,
                    help="the page's default method (default: patchmatch)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to compute (default cpu)")
