@@ -297,6 +297,8 @@ def test_bad_request_is_400_with_one_line(client, pair, case):
 @pytest.mark.parametrize("content, ctype, status, words", [
     (b"{not json", "application/json", 400, "not valid JSON"),
     (b"[1, 2]", "application/json", 400, "JSON object"),
+    (b"[" * 200_000, "application/json", 400, "not valid JSON (nested too deeply)"),  # not a RecursionError 500
+    (b'{"image": ' + b"[" * 200_000, "application/json", 400, "not valid JSON"),
     (b"image=abc", "application/x-www-form-urlencoded", 415, "Content-Type"),
     (b"--xyz\r\nbroken", "multipart/form-data; boundary=xyz", 400, None),
 ])

@@ -124,6 +124,8 @@ async def _request_fields(request: Request, limit: int):
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise RequestError(400, f"request body is not valid JSON ({exc})") from None
+        except RecursionError:  # [[[[... deeper than the parser's stack: not a request of this API
+            raise RequestError(400, "request body is not valid JSON (nested too deeply)") from None
         if not isinstance(data, dict):
             raise RequestError(400, "request body must be a JSON object with 'image' and 'mask' fields")
         return data, {}
