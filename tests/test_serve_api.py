@@ -534,6 +534,27 @@ def test_server_config_methods_healthz(client):
         assert client.get(f"/static/{name}").status_code == 200
 
 
+@pytest.mark.parametrize("verb, path, status, words", [
+    ("GET", "/api/v1/nonexistent", 404, "no API endpoint /api/v1/nonexistent"),
+    ("GET", "/api/v2/inpaint", 404, "no API endpoint"),
+    ("GET", "/api/v1/inpaint", 405, "method GET is not allowed on /api/v1/inpaint; use POST"),
+    ("DELETE", "/api/v1/server-config", 405, "method DELETE is not allowed"),
+    ("POST", "/healthz", 405, "method POST is not allowed"),
+])
+def test_api_path_errors_are_json(client, verb, path, status, words):
+    resp = client.request(verb, path)
+    assert resp.status_code == status and resp.headers["content-type"] == "application/json"
+    assert words in error_of(resp)
+    if status == 405:
+        assert resp.headers["allow"]
+
+
+def test_page_path_errors_stay_plain_text(client):
+    resp = client.get("/static/no-such-file.js")
+    assert resp.status_code == 404 and resp.headers["content-type"].startswith("text/plain")
+    assert client.get("/no-such-page").status_code == 404
+
+
 @pytest.fixture
 def input_dir(tmp_path):
     inputs = tmp_path / "inputs"

@@ -10,9 +10,10 @@ Routes (see :func:`create_app`):
 - ``GET /api/v1/inputs`` and ``GET /api/v1/inputs/{name}``: the images of the ``--input`` folder,
   by name only.
 
-Errors are JSON ``{"error": "one line"}`` with 400 (unreadable or inconsistent request), 413 (too
-large), 415 (body neither JSON nor multipart), 503 (queue full) or 500 (the method failed; the
-server goes on serving). No endpoint reads or writes a path that the client names.
+Errors are JSON ``{"error": "one line"}`` with 400 (unreadable or inconsistent request), 404 (no
+such endpoint under ``/api/``), 405 (a method the endpoint does not take; ``Allow`` says which),
+413 (too large), 415 (body neither JSON nor multipart), 503 (queue full) or 500 (the method failed;
+the server goes on serving). No endpoint reads or writes a path that the client names.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -81,6 +83,29 @@ def _method_options(name: str, weights: Sequence[str]) -> dict:
 
 def _json_error(status: int, message: str, headers: Optional[dict] = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+#: Paths whose errors are JSON ``{"error": ...}`` whoever raises them (the router's 404 and 405
+#: included); the page's own paths (``/``, ``/static/...``) answer Starlette's plain text.
+_API_PATHS = ("/api/", "/healthz")
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's HTTPException (no route: 404; a route without this method: 405, with its
+    ``Allow`` header) as JSON on the API's paths."""
+    status = getattr(exc, "status_code", 500)
+    detail = getattr(exc, "detail", None) or "error"
+    headers = getattr(exc, "headers", None)
+    if not request.url.path.startswith(_API_PATHS):
+        return PlainTextResponse(detail, status_code=status, headers=headers)
+    if status == 404:
+        message = f"no API endpoint {request.url.path}"
+    elif status == 405:
+        allowed = (headers or {}).get("Allow") or (headers or {}).get("allow")
+        message = f"method {request.method} is not allowed on {request.url.path}" + (f"; use {allowed}" if allowed else "")
+    else:
+        message = " ".join(str(detail).split())
+    return _json_error(status, message, headers)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -259,7 +284,8 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
 
     middleware = [] if config.allowed_hosts is None else [
         Middleware(TrustedHostMiddleware, allowed_hosts=config.allowed_hosts)]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
+                    exception_handlers={HTTPException: _http_error})
     app.state.jobs = jobs
     app.state.config = config
     return app
