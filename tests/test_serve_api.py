@@ -634,10 +634,28 @@ def test_page_files_ship_in_the_wheel():
         assert ignored.stdout == ""
 
 
-def test_allowed_hosts_refuse_other_host_names():
-    """What the command line sets on loopback: a page under another name (DNS rebinding) is refused."""
-    app = create_app(ServeConfig(allowed_hosts=["127.0.0.1", "localhost"]))
-    with TestClient(app, base_url="http://127.0.0.1:8080") as c:
+@pytest.mark.parametrize("server", ["127.0.0.1", "[::1]", "127.0.0.2"])
+def test_app_itself_refuses_other_host_names_on_loopback(server):
+    """The application as ``uvicorn --factory fastinpaint.serve:create_app`` builds it (no config):
+    on a loopback connection a page under another name (DNS rebinding) is refused, the loopback
+    names (any port) are answered."""
+    from fastinpaint.serve import create_app as factory
+
+    with TestClient(factory(), base_url=f"http://{server}:8080") as c:
         assert c.get("/healthz").status_code == 200
-        assert c.get("/healthz", headers={"Host": "localhost:8080"}).status_code == 200
-        assert c.get("/api/v1/server-config", headers={"Host": "evil.example:8080"}).status_code == 400
+        for host in ("localhost:8080", "LOCALHOST", "127.0.0.1", "[::1]:8080"):
+            assert c.get("/healthz", headers={"Host": host}).status_code == 200, host
+        for host in ("evil.example", "evil.example:8080", "localhost.evil.example", "", "[::2]:8080"):
+            resp = c.get("/api/v1/server-config", headers={"Host": host})
+            assert resp.status_code == 400, host
+            assert "not accepted" in error_of(resp)
+        assert c.get("/", headers={"Host": "evil.example"}).status_code == 400
+
+
+def test_host_names_are_not_checked_off_loopback_or_when_disabled():
+    """A connection to another address (--host 0.0.0.0 reached from another machine) may come by
+    any name; allowed_hosts=None (a reverse proxy on this machine) turns the check off."""
+    with TestClient(create_app(ServeConfig()), base_url="http://192.0.2.7:8080") as c:
+        assert c.get("/healthz", headers={"Host": "inpaint.example"}).status_code == 200
+    with TestClient(create_app(ServeConfig(allowed_hosts=None)), base_url="http://127.0.0.1:8080") as c:
+        assert c.get("/healthz", headers={"Host": "inpaint.example"}).status_code == 200

@@ -61,12 +61,6 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _is_loopback(address: str) -> bool:
-    import ipaddress
-
-    return ipaddress.ip_address(address).is_loopback
-
-
 def _url(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     if host in ("0.0.0.0", "::"):  # every interface: this machine's own address opens it here
@@ -105,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from fastinpaint.serve.app import ServeConfig, create_app
+    from fastinpaint.serve.app import ServeConfig, create_app, is_loopback_address
     from fastinpaint.serve.decode import Limits
 
     config = ServeConfig(device=args.device, default_method=args.method, inputs=inputs, output_dir=output_dir,
@@ -113,12 +107,10 @@ def run(args: argparse.Namespace) -> int:
                          limits=Limits(max_pixels=args.max_pixels, max_body_bytes=int(args.max_body_mb * 2**20)),
                          max_waiting=args.queue_size)
     sock = _bind(args.host, args.port)
-    if _is_loopback(sock.getsockname()[0]):
-        config.allowed_hosts = ["127.0.0.1", "localhost", "[::1]", "::1"]
     app = create_app(config)
     url = _url(sock)
     print(f"fastinpaint serve: open {url}", flush=True)
-    if not _is_loopback(sock.getsockname()[0]):
+    if not is_loopback_address(sock.getsockname()[0]):
         print(f"fastinpaint serve: warning: listening on {args.host}: anyone who can reach this machine on port "
               f"{sock.getsockname()[1]} can use this server (no authentication)", file=sys.stderr, flush=True)
     if args.open:

@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.requests import Request
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -45,6 +44,56 @@ from fastinpaint.serve.jobs import JobQueue, QueueFull
 
 STATIC = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("fastinpaint.serve")
+
+
+#: The names a browser on this machine uses for a server on loopback.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def is_loopback_address(address) -> bool:
+    """Whether ``address`` (text) is a loopback IP address (IPv4-mapped IPv6 included)."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(str(address).split("%", 1)[0])
+    except ValueError:  # a Unix socket's path, a test client's "testserver"
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:127.0.0.1 (a dual-stack socket)
+    return (mapped or ip).is_loopback
+
+
+def _host_name(host: str) -> str:
+    """The name of a Host header, port aside: ``[::1]:8080`` -> ``::1``, ``localhost:8080`` -> ``localhost``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class LoopbackHostCheck:
+    """ASGI middleware: on a connection that arrived at a loopback address (the ASGI scope's
+    ``server``), only requests whose Host header names ``allowed`` or a loopback address (port
+    aside) are answered; others get a JSON 400. A web page whose own name was re-pointed at 127.0.0.1 (DNS rebinding) thus cannot read
+    this server's answers or the --input images from the user's browser. Part of the application,
+    so every way of running it has it (``fastinpaint serve``, ``uvicorn --factory``, ...);
+    connections to other addresses (``--host 0.0.0.0`` reached from another machine) are not
+    checked: any name may lead there."""
+
+    def __init__(self, app, allowed: Sequence[str]):
+        self.app = app
+        self.allowed = {_host_name(h) for h in allowed}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket") and is_loopback_address((scope.get("server") or ("",))[0]):
+            host = dict(scope.get("headers") or ()).get(b"host", b"").decode("latin-1")
+            name = _host_name(host)
+            if name not in self.allowed and not is_loopback_address(name):  # 127.0.0.2: no name to re-point
+                names = ", ".join(f"[{h}]" if ":" in h else h for h in sorted(self.allowed))
+                response = _json_error(400, f"Host {host!r} is not accepted: on loopback this server answers only "
+                                            f"requests addressed to {names}")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 @dataclass
@@ -60,10 +109,10 @@ class ServeConfig:
     #: name -> path of the weights files a client may choose (``--weights``)
     weights: Dict[str, str] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
-    #: Host header values accepted (None: any). On loopback the command line sets the loopback
-    #: names: a web page whose own name was re-pointed at 127.0.0.1 (DNS rebinding) then cannot
-    #: read this server's answers or the --input images from the user's browser.
-    allowed_hosts: Optional[List[str]] = None
+    #: The Host names (port aside) accepted on a connection that arrived at a loopback address
+    #: (see :class:`LoopbackHostCheck`); None: any, e.g. behind a reverse proxy on this machine that
+    #: forwards the client's own Host header.
+    allowed_hosts: Optional[List[str]] = field(default_factory=lambda: list(LOOPBACK_HOSTS))
     #: jobs that may wait behind the running one before requests are refused with 503 (each holds
     #: its decoded image: this bounds the memory)
     max_waiting: int = 8
@@ -283,7 +332,7 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
         jobs.shutdown()
 
     middleware = [] if config.allowed_hosts is None else [
-        Middleware(TrustedHostMiddleware, allowed_hosts=config.allowed_hosts)]
+        Middleware(LoopbackHostCheck, allowed=config.allowed_hosts)]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={HTTPException: _http_error})
     app.state.jobs = jobs
