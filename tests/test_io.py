@@ -624,11 +624,25 @@ def test_two_writers_exactly_one_wins(tmp_path, monkeypatch):
         a = fio.write_image(np.full((8, 8), 10, np.uint8), out)
         real_check = fio.check_destination
         monkeypatch.setattr(fio, "check_destination", lambda *a, **k: None)  # the other one checked earlier
-        with pytest.raises(fio.ImageIOError, match="already exists"):
+        with pytest.raises(fio.OutputExistsError, match="already exists"):  # an ImageIOError: one line
             fio.write_image(np.full((8, 8), 20, np.uint8), out)
         monkeypatch.setattr(fio, "check_destination", real_check)
         assert np.asarray(Image.open(out)).max() == 10 and a is None
         assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_write_file_publishes_bytes_without_replacing(tmp_path):
+    """The server's writer of encoded results: the same publishing step as write_image's, a taken
+    name an OutputExistsError (the caller picks another), the file there untouched."""
+    out = tmp_path / "result.png"
+    fio.write_file(b"first", out)
+    with pytest.raises(fio.OutputExistsError, match="already exists"):
+        fio.write_file(b"second", out)
+    assert out.read_bytes() == b"first" and not list(tmp_path.glob(".*.tmp"))
+    fio.write_file(b"second", out, overwrite=True)
+    assert out.read_bytes() == b"second"
+    with pytest.raises(fio.ImageIOError, match=r"cannot write .*gone.*: No such file or directory"):
+        fio.write_file(b"x", tmp_path / "gone" / "result.png")
 
 
 def test_two_processes_publishing_one_path(tmp_path):

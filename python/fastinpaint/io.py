@@ -53,9 +53,9 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
-__all__ = ["ImageIOError", "ImageTooLargeError", "OutputExistsError", "Picture", "read_image", "read_mask", "hole_from_pil", "hole_from_alpha",
-           "grow_hole", "grey_alpha16_tiff_size", "to_rgb8", "check_destination", "write_image", "jpeg_quality",
-           "MASK_THRESHOLD", "require_hole"]
+__all__ = ["ImageIOError", "ImageTooLargeError", "OutputExistsError", "Picture", "read_image", "read_mask",
+           "hole_from_pil", "hole_from_alpha", "grow_hole", "grey_alpha16_tiff_size", "to_rgb8", "check_destination",
+           "write_image", "write_file", "jpeg_quality", "MASK_THRESHOLD", "require_hole"]
 
 #: Grey values above this are holes in mask files; alpha at or below it is a hole.
 MASK_THRESHOLD = 127
@@ -716,6 +716,15 @@ def write_image(pixels: np.ndarray, out: Union[str, os.PathLike], *, overwrite: 
         raise ImageIOError(f"quality must be between 1 and 100, got {quality}")
     data = encode_image(pixels, output_format(out), source=source, quality=quality,
                         png_compression=png_compression, name=str(out))
+    write_file(data, out, overwrite=overwrite)
+
+
+def write_file(data: bytes, out: Union[str, os.PathLike], *, overwrite: bool = False) -> None:
+    """Writes ``data`` (an encoded file) to ``out`` as :func:`write_image` writes its files: a
+    temporary file in the same folder, published without replacing unless ``overwrite``. A name
+    taken meanwhile raises :class:`OutputExistsError` (the caller may pick another); any other
+    problem, an :class:`ImageIOError` "cannot write OUT: why"."""
+    out = Path(out)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
@@ -729,7 +738,7 @@ def write_image(pixels: np.ndarray, out: Union[str, os.PathLike], *, overwrite: 
         tmp = None
     except FileExistsError:
         raise OutputExistsError(f"output {out} already exists (written by another process meanwhile); "
-                           "pass --overwrite to replace it") from None
+                                "pass --overwrite to replace it") from None
     except OSError as exc:
         raise ImageIOError(f"cannot write {out}: {exc.strerror or exc}") from None
     finally:
