@@ -607,6 +607,32 @@ def test_output_dir_saves_results_under_server_names(tmp_path, pair):
     assert not (tmp_path / "escape.png").exists()
 
 
+def test_servers_sharing_output_dir_never_overwrite_each_other(tmp_path, pair, monkeypatch):
+    """Two servers (two applications, each with its own counter) saving in one folder in the same
+    second: each result under its own name, as each answer says; a file already there is kept."""
+    import fastinpaint.serve.app as app_module
+
+    image, hole = pair
+    out = tmp_path / "shared"
+    out.mkdir()
+    monkeypatch.setattr(app_module.time, "strftime", lambda fmt, *t: "20250101-120000")  # the same second
+    (out / "fastinpaint-20250101-120000-0002.png").write_bytes(b"a user's file")
+    answers = []
+    for flip in (False, True):
+        with TestClient(create_app(ServeConfig(output_dir=out))) as c:
+            resp = c.post("/api/v1/inpaint", json=body(image[:, ::-1] if flip else image, hole[:, ::-1] if flip else hole))
+        assert resp.status_code == 200
+        answers.append((resp.headers["x-fastinpaint-saved-as"], resp.content))
+    assert answers[0][1] != answers[1][1]
+    assert [name for name, _ in answers] == ["fastinpaint-20250101-120000-0001.png",
+                                             "fastinpaint-20250101-120000-0003.png"]
+    for name, content in answers:
+        assert (out / name).read_bytes() == content
+    assert (out / "fastinpaint-20250101-120000-0002.png").read_bytes() == b"a user's file"
+    assert sorted(p.name for p in out.iterdir()) == sorted(["fastinpaint-20250101-120000-0002.png",
+                                                            *(name for name, _ in answers)])  # no temporary left
+
+
 def test_input_file_exposes_that_file_only(input_dir):
     with TestClient(create_app(ServeConfig(inputs=input_dir / "a.png"))) as c:
         assert c.get("/api/v1/inputs").json()["images"] == ["a.png"]

@@ -13,7 +13,11 @@ Routes (see :func:`create_app`):
 Errors are JSON ``{"error": "one line"}`` with 400 (unreadable or inconsistent request), 404 (no
 such endpoint under ``/api/``), 405 (a method the endpoint does not take; ``Allow`` says which),
 413 (too large), 415 (body neither JSON nor multipart), 503 (queue full) or 500 (the method failed;
-the server goes on serving). No endpoint reads or writes a path that the client names.
+the server goes on serving).
+
+With ``--output-dir`` each result is also saved there under a new name the server chooses
+(``X-FastInpaint-Saved-As``; never replacing a file, also one another server sharing the folder
+wrote). No endpoint reads or writes a path that the client names.
 """
 
 from __future__ import annotations
@@ -38,11 +42,14 @@ from starlette.staticfiles import StaticFiles
 
 import fastinpaint
 from fastinpaint.cli._common import is_image_file
+from fastinpaint.io import ImageIOError, OutputExistsError, write_file
 from fastinpaint.methods.patchmatch import PATCH_SIZES
 from fastinpaint.serve.decode import NO_SOURCE_MASK, Limits, RequestError, decode_request, encode_result
 from fastinpaint.serve.jobs import JobQueue, QueueFull
 
 STATIC = Path(__file__).resolve().parent / "static"
+#: Names tried for one result in --output-dir before giving up (each taken one: another writer's).
+_SAVE_ATTEMPTS = 1000
 log = logging.getLogger("fastinpaint.serve")
 
 
@@ -269,13 +276,25 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     def save_result(data: bytes, fmt_ext: str) -> str:
-        counter["saved"] += 1  # only the worker thread calls this: no race
-        name = f"fastinpaint-{time.strftime('%Y%m%d-%H%M%S')}-{counter['saved']:04d}.{fmt_ext}"
+        """Saves a result in --output-dir under a new name, returned: ``fastinpaint-<second>-<n>``
+        published by io's step that fails on a taken name (another server, or another process, may
+        share the folder), the next ``n`` then. Only the worker thread calls this: no race within
+        this server. Raises ImageIOError "could not save the result to DIR: why"."""
         assert config.output_dir is not None
-        tmp = config.output_dir / f".{name}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, config.output_dir / name)
-        return name
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for _ in range(_SAVE_ATTEMPTS):
+            counter["saved"] += 1
+            out = config.output_dir / f"fastinpaint-{stamp}-{counter['saved']:04d}.{fmt_ext}"
+            try:
+                write_file(data, out)
+                return out.name
+            except OutputExistsError:
+                continue
+            except ImageIOError as exc:
+                why = str(exc).removeprefix(f"cannot write {out}: ")
+                raise ImageIOError(f"could not save the result to {config.output_dir}: {why}") from None
+        raise ImageIOError(f"could not save the result to {config.output_dir}: {_SAVE_ATTEMPTS} names in a row "
+                           f"were taken ({out.name} the last)")
 
     async def inpaint(request: Request) -> Response:
         started = time.perf_counter()
