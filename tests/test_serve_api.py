@@ -621,7 +621,7 @@ def test_servers_sharing_output_dir_never_overwrite_each_other(tmp_path, pair, m
     for flip in (False, True):
         with TestClient(create_app(ServeConfig(output_dir=out))) as c:
             resp = c.post("/api/v1/inpaint", json=body(image[:, ::-1] if flip else image, hole[:, ::-1] if flip else hole))
-        assert resp.status_code == 200
+        assert resp.status_code == 200 and "x-fastinpaint-not-saved" not in resp.headers
         answers.append((resp.headers["x-fastinpaint-saved-as"], resp.content))
     assert answers[0][1] != answers[1][1]
     assert [name for name, _ in answers] == ["fastinpaint-20250101-120000-0001.png",
@@ -631,6 +631,25 @@ def test_servers_sharing_output_dir_never_overwrite_each_other(tmp_path, pair, m
     assert (out / "fastinpaint-20250101-120000-0002.png").read_bytes() == b"a user's file"
     assert sorted(p.name for p in out.iterdir()) == sorted(["fastinpaint-20250101-120000-0002.png",
                                                             *(name for name, _ in answers)])  # no temporary left
+
+
+def test_result_that_cannot_be_saved_is_answered_and_said_not_saved(tmp_path, pair, caplog):
+    """The output folder removed while serving: not "method failed" (500) but the computed image,
+    200, with X-FastInpaint-Not-Saved naming the folder and why."""
+    image, hole = pair
+    out = tmp_path / "results"
+    out.mkdir()
+    with TestClient(create_app(ServeConfig(output_dir=out))) as c:
+        out.rmdir()
+        with caplog.at_level(logging.ERROR, logger="fastinpaint.serve"):
+            resp = c.post("/api/v1/inpaint", json=body(image, hole))
+    assert resp.status_code == 200 and resp.headers["content-type"] == "image/png"
+    filled = decoded(resp)
+    assert np.array_equal(filled[~hole], image[~hole])
+    assert "x-fastinpaint-saved-as" not in resp.headers
+    note = resp.headers["x-fastinpaint-not-saved"]
+    assert note.startswith(f"could not save the result to {out}: ") and "No such file" in note
+    assert "failed" not in note and "Traceback" not in caplog.text and note in caplog.text
 
 
 def test_input_file_exposes_that_file_only(input_dir):

@@ -17,7 +17,9 @@ the server goes on serving).
 
 With ``--output-dir`` each result is also saved there under a new name the server chooses
 (``X-FastInpaint-Saved-As``; never replacing a file, also one another server sharing the folder
-wrote). No endpoint reads or writes a path that the client names.
+wrote). A result that cannot be saved (folder removed, disk full, ...) is still answered, 200 with
+the image, since it was computed; ``X-FastInpaint-Not-Saved: could not save the result to DIR:
+why`` says so (and the log): the method did not fail, and the client keeps what it asked for. No endpoint reads or writes a path that the client names.
 """
 
 from __future__ import annotations
@@ -313,11 +315,19 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
                 result = fastinpaint.inpaint(job.image.pixels, job.hole, method=job.method, seed=job.seed,
                                              source_mask=job.source, device=config.device, **job.options)
             data, ctype = encode_result(result, job.image)
-            saved = save_result(data, ctype.split("/")[1].replace("jpeg", "jpg")) if config.output_dir else None
-            return job, data, ctype, saved
+            saved = not_saved = None
+            if config.output_dir:
+                # not the method's failure: the result is answered all the same, the header says
+                # it was not saved (see the module docstring)
+                try:
+                    saved = save_result(data, ctype.split("/")[1].replace("jpeg", "jpg"))
+                except ImageIOError as exc:
+                    not_saved = str(exc)
+                    log.error("%s", not_saved)
+            return job, data, ctype, saved, not_saved
 
         try:
-            job, data, ctype, saved = await jobs.run(work, decode)
+            job, data, ctype, saved, not_saved = await jobs.run(work, decode)
         except RequestError as err:
             return _json_error(err.status, err.message)
         except QueueFull as exc:
@@ -333,6 +343,8 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
         headers["X-FastInpaint-Seconds"] = f"{time.perf_counter() - started:.3f}"
         if saved:
             headers["X-FastInpaint-Saved-As"] = saved
+        if not_saved:  # header values are Latin-1: a folder's other characters escaped
+            headers["X-FastInpaint-Not-Saved"] = not_saved.encode("ascii", "backslashreplace").decode("ascii")
         return Response(data, media_type=ctype, headers=headers)
 
     routes = [
