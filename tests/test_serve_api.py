@@ -396,12 +396,69 @@ def test_failing_method_is_500_and_the_server_keeps_serving(tmp_path, pair):
     image, hole = pair
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"this is not a checkpoint")
-    with TestClient(create_app(ServeConfig(weights={"broken.pt": str(broken)}))) as c:
+    with TestClient(create_app(ServeConfig(weights={"pconv": {"broken.pt": str(broken)}}))) as c:
         resp = c.post("/api/v1/inpaint", json=body(image, hole, method="pconv", weights="broken.pt"))
         assert resp.status_code == 500
         assert error_of(resp).startswith("method 'pconv' failed:")
         resp = c.post("/api/v1/inpaint", json=body(image, hole))
         assert resp.status_code == 200
+
+
+@pytest.fixture(scope="module")
+def weights_files(tmp_path_factory):
+    """name -> path: copies of the bundled PConvUNet and GLCIC files, a log file, a training
+    checkpoint (a torch file, not a network's)."""
+    import shutil
+
+    import torch
+
+    from fastinpaint.weights import bundled_weights
+
+    folder = tmp_path_factory.mktemp("weights")
+    shutil.copy(bundled_weights("pconv"), folder / "mine_pconv.pt")
+    shutil.copy(bundled_weights("glcic"), folder / "mine_glcic.pt")
+    (folder / "serve.log").write_text("fastinpaint serve: open http://127.0.0.1:8080/\n")
+    torch.save({"format": "fastinpaint.trainer/1", "step": 3}, folder / "trainer.pt")
+    (folder / "hello.txt").write_text("hello\n")  # the weights-only unpickler trips with a KeyError on it
+    return {p.name: str(p) for p in sorted(folder.iterdir())}
+
+
+def test_weights_are_sorted_by_their_header(weights_files):
+    from fastinpaint.serve.app import sort_weights
+
+    by_method, notes = sort_weights(weights_files)
+    assert by_method == {"pconv": {"mine_pconv.pt": weights_files["mine_pconv.pt"]},
+                         "glcic": {"mine_glcic.pt": weights_files["mine_glcic.pt"]}}
+    assert len(notes) == 3 and all("\n" not in n for n in notes)
+    assert notes[0].startswith("--weights hello.txt left out: ") and "not a readable PyTorch checkpoint" in notes[0]
+    assert notes[1].startswith("--weights serve.log left out: ") and "PyTorch checkpoint" in notes[1]
+    assert notes[2].startswith("--weights trainer.pt left out: ") and "'fastinpaint.trainer/1'" in notes[2]
+
+
+def test_each_weights_file_is_offered_and_taken_for_its_own_method_only(weights_files, pair):
+    from fastinpaint.serve.app import sort_weights
+
+    image, hole = pair
+    with TestClient(create_app(ServeConfig(weights=sort_weights(weights_files)[0]))) as c:
+        offered = {m["name"]: m["options"].get("weights", {}).get("choices")
+                   for m in c.get("/api/v1/server-config").json()["methods"]}
+        assert offered["pconv"] == ["", "mine_pconv.pt"] and offered["glcic"] == ["", "mine_glcic.pt"]
+        resp = c.post("/api/v1/inpaint", json=body(image, hole, method="pconv", weights="mine_glcic.pt"))
+        assert resp.status_code == 400  # was a 500 "method 'pconv' failed: ... is a 'fastinpaint.GLCIC' file"
+        assert error_of(resp) == ("weights 'mine_glcic.pt' are for method 'glcic', not 'pconv'; this server offers "
+                                  "for pconv: mine_pconv.pt (or no 'weights': the bundled network)")
+        for chosen in ("serve.log", "nope.pt"):
+            resp = c.post("/api/v1/inpaint", json=body(image, hole, method="glcic", weights=chosen))
+            assert resp.status_code == 400
+            assert error_of(resp).startswith(f"unknown weights {chosen!r} for method 'glcic'; this server offers "
+                                             "for glcic: mine_glcic.pt")
+        resp = c.post("/api/v1/inpaint", json=body(image, hole, method="glcic", weights="mine_glcic.pt"))
+        assert resp.status_code == 200 and np.array_equal(decoded(resp)[~hole], image[~hole])
+
+
+def test_weights_config_of_the_old_shape_is_refused(weights_files):
+    with pytest.raises(ValueError, match="method -> {name: path}"):
+        create_app(ServeConfig(weights={"mine_pconv.pt": weights_files["mine_pconv.pt"]}))
 
 
 # --------------------------------------------------------------------------------------------------

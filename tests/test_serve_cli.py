@@ -53,6 +53,25 @@ def test_port_out_of_range_is_refused_naming_port(capsys, monkeypatch, port):
     assert ("must be between 0 and 65535" if port != "eighty" else "must be an integer") in line
 
 
+def test_weights_are_checked_at_start_up(tmp_path, capsys, monkeypatch):
+    """Each --weights file offered under the method it is for; one that is no network checkpoint
+    (a log file beside them) left out with a note, before serving."""
+    import shutil
+
+    uvicorn = pytest.importorskip("uvicorn")
+    from fastinpaint.weights import bundled_weights
+
+    served = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, **k: served.append(self.config.app))
+    shutil.copy(bundled_weights("glcic"), tmp_path / "g.pt")
+    (tmp_path / "serve.log").write_text("a log\n")
+    assert main(["serve", "--port", "0", "--weights", str(tmp_path / "g.pt"), "--weights",
+                 str(tmp_path / "serve.log")]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "note" in line]
+    assert len(notes) == 1 and notes[0].startswith("fastinpaint serve: note: --weights serve.log left out: ")
+    assert served[0].state.config.weights == {"glcic": {"g.pt": str((tmp_path / "g.pt").resolve())}}
+
+
 def test_port_in_use_is_one_line(capsys):
     pytest.importorskip("uvicorn")
     with socket.socket() as taken:

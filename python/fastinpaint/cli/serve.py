@@ -99,11 +99,14 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from fastinpaint.serve.app import ServeConfig, create_app, is_loopback_address
+    from fastinpaint.serve.app import ServeConfig, create_app, is_loopback_address, sort_weights
     from fastinpaint.serve.decode import Limits
 
+    weights, notes = sort_weights(_weights(args.weights))  # each file under its method; the others left out
+    for note in notes:
+        print(f"fastinpaint serve: note: {note}", file=sys.stderr, flush=True)
     config = ServeConfig(device=args.device, default_method=args.method, inputs=inputs, output_dir=output_dir,
-                         weights=_weights(args.weights),
+                         weights=weights,
                          limits=Limits(max_pixels=args.max_pixels, max_body_bytes=int(args.max_body_mb * 2**20)),
                          max_waiting=args.queue_size)
     sock = _bind(args.host, args.port)
@@ -145,7 +148,8 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
     p.add_argument("--input", help="an image file, or a folder whose images the page lists (by name only)")
     p.add_argument("--output-dir", help="also save every result in this folder (names chosen by the server)")
     p.add_argument("--weights", action="append", default=[], metavar="FILE",
-                   help="a checkpoint clients may pick for pconv/glcic, by its file name (repeatable)")
+                   help="a checkpoint clients may pick, by its file name, for the method it is for (pconv or glcic, "
+                        "told from its header at start-up; other files are left out with a note) (repeatable)")
     p.add_argument("--max-pixels", type=int, default=50_000_000, help="largest image, width x height (default 50 MP)")
     p.add_argument("--max-body-mb", type=float, default=256, help="largest request body in MiB (default 256)")
     p.add_argument("--queue-size", type=int, default=8,

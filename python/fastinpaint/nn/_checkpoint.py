@@ -60,9 +60,11 @@ def _numpy_array_globals() -> list:
     return [np.zeros(1, np.uint32).__reduce__()[0], np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
-def read(path: _PathLike, map_location: _Device = "cpu", numpy_arrays: bool = False) -> Any:
+def read(path: _PathLike, map_location: _Device = "cpu", numpy_arrays: bool = False, mmap: bool = False) -> Any:
     """``torch.load(weights_only=True)`` with errors that say what is wrong with the file.
-    ``numpy_arrays``: also accept NumPy arrays (older training checkpoints' RNG states).
+    ``numpy_arrays``: also accept NumPy arrays (older training checkpoints' RNG states). ``mmap``:
+    map the tensors' storage instead of reading it (files of ``torch.save``'s zip format, the
+    default since PyTorch 1.6; others are read whole): for a look at the header.
 
     Raises:
         FileNotFoundError: no such file.
@@ -73,14 +75,25 @@ def read(path: _PathLike, map_location: _Device = "cpu", numpy_arrays: bool = Fa
         raise FileNotFoundError(f"checkpoint '{path}' does not exist")
     try:
         with torch.serialization.safe_globals(_numpy_array_globals() if numpy_arrays else []):
+            if mmap:
+                try:
+                    return torch.load(path, map_location=map_location, weights_only=True, mmap=True)
+                except RuntimeError as e:
+                    if "zipfile" not in str(e):  # a legacy-format file: read it whole, below
+                        raise
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise ValueError(
             f"'{path}' cannot be loaded safely (torch.load weights_only=True refused it: it holds objects other "
             f"than tensors and plain containers, or is not a PyTorch checkpoint at all): {str(e).splitlines()[0]}"
         ) from None
-    except (RuntimeError, EOFError, OSError) as e:
-        raise ValueError(f"'{path}' is not a readable PyTorch checkpoint: {str(e).splitlines()[0]}") from None
+    except (RuntimeError, EOFError, OSError, KeyError, IndexError, ValueError, TypeError) as e:
+        # the weights-only unpickler, fed a file that is not a pickle at all (a text file, say),
+        # fails on whatever byte it trips over: KeyError 101 for "hello"
+        why = (str(e).splitlines() or [""])[0]
+        if isinstance(e, (KeyError, IndexError, TypeError)) or not why:
+            why = f"unpickling failed ({type(e).__name__}{': ' + why if why else ''})"
+        raise ValueError(f"'{path}' is not a readable PyTorch checkpoint: {why}") from None
 
 
 def _source(path: _PathLike) -> str:
@@ -353,6 +366,47 @@ def convert_reimplementation_state_dict(state: Mapping[str, Tensor], model: nn.M
     return out
 
 
+def _published_pconv_state(ckpt: Any) -> Optional[Mapping[str, Any]]:
+    """The state dict of a published (naoto0804 reimplementation) PConvUNet checkpoint, its
+    ``module.`` prefix stripped, or None when ``ckpt`` is not one: the one rule, by its keys."""
+    if not isinstance(ckpt, Mapping) or "format" in ckpt:
+        return None
+    state = ckpt.get("model", ckpt)
+    if not isinstance(state, Mapping):
+        return None
+    state = _strip_prefix(state, "module.")
+    return state if any(isinstance(k, str) and _REIMPL_KEY.match(k) for k in state) else None
+
+
+#: The networks whose checkpoint files :func:`network_of` tells apart: format -> (name, newest version).
+_NETWORK_FORMATS = {PCONV_FORMAT: ("PConvUNet", PCONV_VERSION), GLCIC_FORMAT: ("GLCIC", GLCIC_VERSION)}
+
+
+def network_of(path: _PathLike) -> str:
+    """Which network a checkpoint file is for, ``"PConvUNet"`` or ``"GLCIC"``, told as the loaders
+    tell it (the ``format`` header and its version; a published PConvUNet file by its keys), from
+    the file's pickled structure only: the tensors are memory-mapped, not read, nor checked
+    against the architecture (loading does that).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a PyTorch checkpoint, or not one of these networks (a training
+            checkpoint, a newer format version, another program's file), saying which.
+    """
+    source = _source(path)
+    ckpt = read(path, mmap=True)
+    fmt = ckpt.get("format") if isinstance(ckpt, Mapping) else None
+    if fmt in _NETWORK_FORMATS:
+        name, version = _NETWORK_FORMATS[fmt]
+        check_header(ckpt, fmt, version, source)
+        return name
+    if _published_pconv_state(ckpt) is not None:
+        return "PConvUNet"
+    if fmt is not None:
+        raise ValueError(f"{source} is a {fmt!r} file, not a network checkpoint (PConvUNet or GLCIC)")
+    raise ValueError(f"{source} is not a PConvUNet or GLCIC checkpoint")
+
+
 def load_any_pconv(cls: type, path: _PathLike, map_location: _Device = "cpu",
                    normalization: Optional[Mapping[str, Any]] = None) -> nn.Module:
     """A ``cls`` (PConvUNet) network, in eval mode, from fastinpaint's file or a published one.
@@ -373,9 +427,9 @@ def load_any_pconv(cls: type, path: _PathLike, map_location: _Device = "cpu",
     state = ckpt.get("model", ckpt)
     if not isinstance(state, Mapping):
         raise ValueError(f"{source}: its 'model' entry is a {type(state).__name__}, not a state dict")
-    state = _strip_prefix(state, "module.")
-    if not any(isinstance(k, str) and _REIMPL_KEY.match(k) for k in state):
-        keys = list(state)[:6]
+    state = _published_pconv_state(ckpt)
+    if state is None:
+        keys = list(_strip_prefix(ckpt.get("model", ckpt), "module."))[:6]
         raise ValueError(
             f"{source} is not a PConvUNet checkpoint: expected a fastinpaint file (format={PCONV_FORMAT!r}) or the "
             f"reimplementation's {{'model': state_dict, 'n_iter', 'optimizer'}} with keys like "

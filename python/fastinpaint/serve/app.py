@@ -32,7 +32,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -115,8 +115,9 @@ class ServeConfig:
     inputs: Optional[Path] = None
     #: where every result is also saved, under a name the server chooses (``--output-dir``)
     output_dir: Optional[Path] = None
-    #: name -> path of the weights files a client may choose (``--weights``)
-    weights: Dict[str, str] = field(default_factory=dict)
+    #: method -> {name: path} of the weights files a client may choose for it (``--weights``,
+    #: sorted by :func:`sort_weights`); names are unique over all methods
+    weights: Dict[str, Dict[str, str]] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
     #: The Host names (port aside) accepted on a connection that arrived at a loopback address
     #: (see :class:`LoopbackHostCheck`); None: any, e.g. behind a reverse proxy on this machine that
@@ -125,6 +126,31 @@ class ServeConfig:
     #: jobs that may wait behind the running one before requests are refused with 503 (each holds
     #: its decoded image: this bounds the memory)
     max_waiting: int = 8
+
+
+#: The learned methods: the network whose checkpoint files each takes (as
+#: :func:`fastinpaint.nn._checkpoint.network_of` names it).
+LEARNED_METHODS = {"pconv": "PConvUNet", "glcic": "GLCIC"}
+
+
+def sort_weights(files: Dict[str, str]) -> Tuple[Dict[str, Dict[str, str]], List[str]]:
+    """(``ServeConfig.weights``, notes): the weights files (name -> path) under the method each is
+    for, told from its header as the loaders tell it (:func:`~fastinpaint.nn._checkpoint.network_of`:
+    the tensors are not read, so this is cheap at start-up), and a one-line note for each file
+    left out (not a checkpoint of a network this server runs), saying why."""
+    from fastinpaint.nn._checkpoint import network_of
+
+    method_of = {network: method for method, network in LEARNED_METHODS.items()}
+    by_method: Dict[str, Dict[str, str]] = {}
+    notes: List[str] = []
+    for name, path in files.items():
+        try:
+            network = network_of(path)
+        except (OSError, ValueError) as exc:
+            notes.append(f"--weights {name} left out: {' '.join(str(exc).split())}")
+            continue
+        by_method.setdefault(method_of[network], {})[name] = path
+    return by_method, notes
 
 
 #: Each method's options as the page shows them (the request fields of the same names).
@@ -241,6 +267,10 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
     methods = fastinpaint.available_methods()
     if config.default_method not in methods:
         raise ValueError(f"unknown method {config.default_method!r}; available: {', '.join(methods)}")
+    unknown = [m for m in config.weights if m not in LEARNED_METHODS]
+    if unknown:
+        raise ValueError(f"ServeConfig.weights is method -> {{name: path}} for {', '.join(LEARNED_METHODS)}; "
+                         f"got {', '.join(map(repr, unknown))} (sort_weights sorts files by method)")
     jobs = JobQueue(config.max_waiting)
     counter = {"saved": 0}
 
@@ -249,7 +279,7 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
             "version": fastinpaint.__version__,
             "device": config.device,
             "default_method": config.default_method,
-            "methods": [_method_options(m, list(config.weights)) for m in methods],
+            "methods": [_method_options(m, list(config.weights.get(m, {}))) for m in methods],
             "hd_strategies": ["Crop", "Original", "Resize"],  # IOPaint's names; Crop = fastinpaint's auto
             "limits": {"max_pixels": config.limits.max_pixels, "max_body_bytes": config.limits.max_body_bytes,
                        "max_waiting": config.max_waiting},

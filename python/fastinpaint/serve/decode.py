@@ -199,13 +199,13 @@ def _int_field(fields: Mapping[str, Any], name: str, default: Optional[int], lo:
 
 
 def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, methods: Tuple[str, ...],
-                   default_method: str, weights: Mapping[str, str], limits: Limits) -> InpaintJob:
+                   default_method: str, weights: Mapping[str, Mapping[str, str]], limits: Limits) -> InpaintJob:
     """An :class:`InpaintJob` from a request's fields (JSON object or form fields) and image bytes.
 
     ``files``: ``image``, ``mask`` and optionally ``source_mask`` already as bytes (multipart
     uploads); otherwise they are read from base64 ``fields``. Unknown fields are ignored (IOPaint's
-    clients send many: ``ldm_steps``, ``sd_*``, ...). ``weights``: the names a client may pick
-    (``weights`` field) and the files the server was started with.
+    clients send many: ``ldm_steps``, ``sd_*``, ...). ``weights``: method -> {name: path}, the names
+    a client may pick (``weights`` field) for each method and the files the server was started with.
     """
     def raw(name: str, required: bool) -> Optional[bytes]:
         if name in files:
@@ -252,10 +252,15 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
     if chosen not in (None, ""):
         if method not in ("pconv", "glcic"):
             raise RequestError(400, f"field 'weights' applies to the learned methods (pconv, glcic), not {method!r}")
-        if not isinstance(chosen, str) or chosen not in weights:
-            offered = ", ".join(sorted(weights)) or "none (start the server with --weights FILE)"
-            raise RequestError(400, f"unknown weights {chosen!r}; this server offers: {offered}")
-        options["weights"] = weights[chosen]
+        mine = weights.get(method, {})
+        if not isinstance(chosen, str) or chosen not in mine:
+            offered = ", ".join(sorted(mine)) or "none (start the server with --weights FILE)"
+            other = next((m for m, files in weights.items() if isinstance(chosen, str) and chosen in files), None)
+            why = f"weights {chosen!r} are for method {other!r}, not {method!r}" if other else \
+                f"unknown weights {chosen!r} for method {method!r}"
+            raise RequestError(400, f"{why}; this server offers for {method}: {offered} (or no 'weights': the "
+                                    "bundled network)")
+        options["weights"] = mine[chosen]
 
     image = open_picture(raw("image", True), "image", limits)
     # every answer says which strategy ran (README), also when the client sent none:
