@@ -677,7 +677,8 @@ def test_servers_sharing_output_dir_never_overwrite_each_other(tmp_path, pair, m
     answers = []
     for flip in (False, True):
         with TestClient(create_app(ServeConfig(output_dir=out))) as c:
-            resp = c.post("/api/v1/inpaint", json=body(image[:, ::-1] if flip else image, hole[:, ::-1] if flip else hole))
+            flipped = (image[:, ::-1], hole[:, ::-1]) if flip else (image, hole)
+            resp = c.post("/api/v1/inpaint", json=body(*flipped))
         assert resp.status_code == 200 and "x-fastinpaint-not-saved" not in resp.headers
         answers.append((resp.headers["x-fastinpaint-saved-as"], resp.content))
     assert answers[0][1] != answers[1][1]

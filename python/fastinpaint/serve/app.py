@@ -19,7 +19,9 @@ With ``--output-dir`` each result is also saved there under a new name the serve
 (``X-FastInpaint-Saved-As``; never replacing a file, also one another server sharing the folder
 wrote). A result that cannot be saved (folder removed, disk full, ...) is still answered, 200 with
 the image, since it was computed; ``X-FastInpaint-Not-Saved: could not save the result to DIR:
-why`` says so (and the log): the method did not fail, and the client keeps what it asked for. No endpoint reads or writes a path that the client names.
+why`` says so (and the log): the method did not fail, and the client keeps what it asked for.
+
+No endpoint reads or writes a path that the client names.
 """
 
 from __future__ import annotations
@@ -82,8 +84,9 @@ def _host_name(host: str) -> str:
 class LoopbackHostCheck:
     """ASGI middleware: on a connection that arrived at a loopback address (the ASGI scope's
     ``server``), only requests whose Host header names ``allowed`` or a loopback address (port
-    aside) are answered; others get a JSON 400. A web page whose own name was re-pointed at 127.0.0.1 (DNS rebinding) thus cannot read
-    this server's answers or the --input images from the user's browser. Part of the application,
+    aside) are answered; others get a JSON 400. A web page whose own name was re-pointed at
+    127.0.0.1 (DNS rebinding) thus cannot read this server's answers or the --input images from
+    the user's browser. Part of the application,
     so every way of running it has it (``fastinpaint serve``, ``uvicorn --factory``, ...);
     connections to other addresses (``--host 0.0.0.0`` reached from another machine) are not
     checked: any name may lead there."""
@@ -186,7 +189,8 @@ def _http_error(request: Request, exc: Exception) -> Response:
         message = f"no API endpoint {request.url.path}"
     elif status == 405:
         allowed = (headers or {}).get("Allow") or (headers or {}).get("allow")
-        message = f"method {request.method} is not allowed on {request.url.path}" + (f"; use {allowed}" if allowed else "")
+        message = f"method {request.method} is not allowed on {request.url.path}"
+        message += f"; use {allowed}" if allowed else ""
     else:
         message = " ".join(str(detail).split())
     return _json_error(status, message, headers)
