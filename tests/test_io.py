@@ -393,7 +393,11 @@ def test_one_mask_rule_everywhere(tmp_path, case):
     from fastinpaint.data import MaskFolder
     (tmp_path / "masks").mkdir()
     mask_img.save(tmp_path / "masks" / "a.png")
-    np.testing.assert_array_equal(MaskFolder(tmp_path / "masks").mask(0), expected)
+    if expected.any():
+        np.testing.assert_array_equal(MaskFolder(tmp_path / "masks").mask(0), expected)
+    else:  # by the same rule no hole: a training mask without one is refused, naming the rule
+        with pytest.raises(fio.ImageIOError, match="no hole pixel \\(hole = grey > 127"):
+            MaskFolder(tmp_path / "masks")
     # server decoder
     from fastinpaint.serve.decode import Limits, mask_plane
     np.testing.assert_array_equal(mask_plane((tmp_path / "m.png").read_bytes(), "mask", (W, H), Limits()), expected)
