@@ -554,7 +554,8 @@ def texture_from_guide(image: Tensor, hole: Tensor, guide: Tensor, scale: float,
     detail.index_copy_(0, q, (image.reshape(c, -1).index_select(1, q) - bicubic_at(comp_lo, (h, w), qy, qx)).t())
     voted, total = _vote(detail.view(h, w, c).permute(2, 0, 1), full, 3, None, mask=hole_b, return_total=True,
                          reduce=PatchMatchOptions.vote_reduce)
-    return torch.where((total > 0)[None], guide + voted, guide)
+    # (in place: at 12 MP a box's sum and selection were two more 144 MB buffers at the peak)
+    return voted.masked_fill_((total <= 0)[None], 0).add_(guide)
 
 
 # fastinpaint.hd: "auto" runs PatchMatch at full resolution on each hole's crop, downscaling a
