@@ -334,3 +334,21 @@ def test_a_mask_matching_two_images_by_name_is_an_error(small_set, capsys):
     pairs = ev.match_pairs(imgs, masks)
     assert [(i.relative_to(imgs).as_posix(), m.name) for i, m in pairs] == [
         ("a/x.png", "x__1.png"), ("b/x.png", "x__2.png"), ("im2.png", "im2__box.png")]
+
+
+def test_a_file_error_while_scoring_is_not_called_a_report_error(small_set, tmp_path, capsys):
+    """An OSError a method raises while scoring (a file it needed) is said as such, one line;
+    'cannot write' is kept for the reports, which write_csv raises as ReportWriteError."""
+    imgs, masks = small_set
+
+    def needs_a_file(image, mask, method, **kw):
+        raise FileNotFoundError(2, "No such file or directory", "/nowhere/lut.bin")
+
+    argv = ["--method", "meanfill", "--images", str(imgs), "--masks", str(masks), "--csv", str(tmp_path / "s.csv")]
+    assert _run(argv, needs_a_file) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "evaluation failed: /nowhere/lut.bin No such file or directory" in err[0], err
+    assert "cannot write" not in err[0]
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ev.ReportWriteError, match="cannot write .*r.csv: "):
+        ev.write_csv(tmp_path / "afile" / "r.csv", [], ["a"])  # its folder is a file

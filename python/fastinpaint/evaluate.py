@@ -408,18 +408,26 @@ def format_table(summary: Sequence[Mapping]) -> str:
     return "\n".join(lines)
 
 
+class ReportWriteError(OSError):
+    """A report (CSV) could not be written; its message names the file and why, in one line."""
+
+
 def write_csv(path: Union[str, os.PathLike], rows: Sequence[Mapping], fields: Sequence[str]) -> None:
-    """Writes rows as CSV (atomically: a temporary file, then a rename)."""
+    """Writes rows as CSV (atomically: a temporary file, then a rename); a failure is a
+    :class:`ReportWriteError` (told apart from an OSError met while scoring)."""
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(fields), extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (_CSV_FORMATS.get(k, "{:.6f}").format(v) if isinstance(v, float) else v)
-                        for k, v in r.items()})
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(fields), extrasaction="ignore")
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: (_CSV_FORMATS.get(k, "{:.6f}").format(v) if isinstance(v, float) else v)
+                            for k, v in r.items()})
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ReportWriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def evaluate(method_fn: Union[InpaintFn, Mapping[str, InpaintFn]], pairs: Iterable, *,

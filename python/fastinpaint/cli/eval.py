@@ -12,7 +12,7 @@ from typing import Callable, Dict, Optional, Sequence
 import fastinpaint
 
 from fastinpaint.cli._common import CliError, int_argument, reports_user_errors, standalone_main
-from fastinpaint.evaluate import BASELINES, InpaintFn, evaluate, load_pairs
+from fastinpaint.evaluate import BASELINES, InpaintFn, ReportWriteError, evaluate, load_pairs
 from fastinpaint.masks import parse_buckets
 
 
@@ -98,8 +98,11 @@ def run(args: argparse.Namespace, inpaint_fn: Optional[Callable]) -> int:
                  progress=not args.quiet)
     except BrokenPipeError:  # the table's reader went away (`| head`): fastinpaint.cli.main's
         raise
-    except OSError as exc:  # the reports' folder changed under us, or a full disk: said in one line
-        raise CliError(f"cannot write {exc.filename or 'the report'}: {exc.strerror or exc}") from None
+    except ReportWriteError as exc:  # the reports' folder changed under us, or a full disk: one line
+        raise CliError(str(exc)) from None
+    except OSError as exc:  # a file a method or a pair needed while scoring (not a report)
+        where = f" {exc.filename}" if exc.filename else ""
+        raise CliError(f"evaluation failed:{where} {exc.strerror or exc}") from None
     if args.csv:
         print(f"summary written to {args.csv}")
     return 0
