@@ -230,6 +230,23 @@ def _png_grey_alpha16_unfiltered(a):
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
+def test_16bit_grey_alpha_tiff_keeps_its_exif_and_orientation(tmp_path):
+    """A 16-bit grey + alpha TIFF (read by tifffile: Pillow has no such mode) is shown as its
+    orientation says, and its EXIF (Make, Model) is carried to the output, upright."""
+    tifffile = pytest.importorskip("tifffile")
+    rng, seed = _fresh_rng()
+    la16 = rng.integers(0, 65536, (H, W, 2), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "in.tif", la16, photometric="minisblack", extrasamples=["unassalpha"],
+                     extratags=[(271, "s", 0, "Cam Co", True), (272, "s", 0, "Model 7", True), (274, "H", 1, 6, True)])
+    pic = fio.read_image(tmp_path / "in.tif")
+    np.testing.assert_array_equal(pic.pixels, np.rot90(la16, -1), err_msg=f"seed {seed}")  # 6: 90 deg clockwise
+    fio.write_image(pic.pixels, tmp_path / "out.tif", source=pic)
+    exif = Image.Exif()
+    exif.load((tmp_path / "out.tif").read_bytes())
+    assert (exif.get(271), exif.get(272), exif.get(274)) == ("Cam Co", "Model 7", 1)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.tif"), pic.pixels)
+
+
 @pytest.mark.parametrize("ext", ["png", "tif"])
 def test_16bit_grey_alpha_stays_16bit(tmp_path, ext):
     """16-bit grey + alpha used to be read as 8-bit RGBA (PNG: Pillow's reading) or not at all

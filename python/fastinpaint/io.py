@@ -171,9 +171,27 @@ def grey_alpha16_tiff_size(src: Source) -> Optional[Tuple[int, int]]:
 def _read_grey_alpha16_tiff(src: Source) -> Optional[Picture]:
     def read(page):
         icc = page.tags[34675].value if 34675 in page.tags else None  # InterColorProfile
-        return Picture(np.ascontiguousarray(page.asarray()), "TIFF", bytes(icc) if icc else None)
+        exif, orientation = _tiff_exif(src)
+        pixels = _orient_array(page.asarray(), orientation)
+        return Picture(np.ascontiguousarray(pixels), "TIFF", bytes(icc) if icc else None, exif)
 
     return _with_grey_alpha16_tiff(src, read)
+
+
+def _tiff_exif(src: Source) -> Tuple[Optional[bytes], int]:
+    """A TIFF's EXIF to carry (:func:`_exif_to_carry`'s: its first IFD less layout tags, with its
+    Exif and GPS sub-IFDs, orientation 1) and its orientation, for a TIFF Pillow cannot decode:
+    Pillow's EXIF parser reads the file's own IFDs (a TIFF is laid out as an EXIF block is)."""
+    from PIL import Image
+
+    try:
+        exif = Image.Exif()
+        exif.load(src if isinstance(src, bytes) else Path(src).read_bytes())
+        orientation = int(exif.get(0x0112, 1))
+        exif = _upright_exif(exif)
+        return (exif.tobytes() if set(exif) - {0x0112} else None), orientation
+    except Exception:  # noqa: BLE001 - an unreadable EXIF is not carried over; the pixels as stored
+        return None, 1
 
 
 def orient(img):
