@@ -747,3 +747,22 @@ def test_truncated_file_is_a_clear_error_and_is_closed(tmp_path):
             fio.read_image(tmp_path / "cut.jpg")
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("ext", [".ico", ".icns", ".avif"])
+def test_formats_that_would_change_the_picture_are_refused_up_front(tmp_path, capsys, ext):
+    """ICO/ICNS shrink a result to icon sizes and Pillow's AVIF ignored the quality and the
+    metadata: refused before any computing, naming what is written instead."""
+    from PIL import Image as PILImage
+
+    PILImage.init()
+    if ext not in PILImage.registered_extensions():
+        pytest.skip(f"this Pillow does not know {ext}")
+    with pytest.raises(fio.ImageIOError, match="fastinpaint writes PNG, JPEG"):
+        fio.check_destination(tmp_path / f"out{ext}")
+    Image.fromarray(_photo()).save(tmp_path / "in.png")
+    mask = np.zeros((H, W), np.uint8)
+    mask[4:8, 4:8] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    assert run("inpaint", tmp_path / "in.png", tmp_path / "m.png", "-o", tmp_path / f"out{ext}") == 1
+    assert "fastinpaint writes PNG" in capsys.readouterr().err and not (tmp_path / f"out{ext}").exists()

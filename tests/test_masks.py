@@ -128,3 +128,13 @@ def test_grow_and_shrink_correction_is_exact():
     assert fm._adjust_count(hole, allowed, 500, rng).sum() == 500
     grown = fm._adjust_count(hole, allowed, 1500, rng)
     assert grown.sum() == 1500 and not grown[~allowed].any() and grown[hole].all()
+
+
+def test_parse_size_caps_the_side():
+    """A mask side beyond MAX_MASK_SIDE is refused (100000 drew 24 GB before the kernel killed it)."""
+    from fastinpaint.masks import MAX_MASK_SIDE, parse_size
+
+    assert parse_size(f"{MAX_MASK_SIDE}x8") == (MAX_MASK_SIDE, 8)
+    for text in ("100000", f"8x{MAX_MASK_SIDE + 1}"):
+        with pytest.raises(ValueError, match=f"at most {MAX_MASK_SIDE} pixels a side"):
+            parse_size(text)

@@ -446,6 +446,13 @@ def require_hole(hole: np.ndarray, src: Source) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 # writing
 # ------------------------------------------------------------------------------------------------
+#: The output formats written as asked: the pixels at their size, known pixels bit for bit where
+#: the format is lossless, a lossy one at ``quality``. Pillow saves more, but ICO and ICNS shrink
+#: the picture to icon sizes (a 400x300 result came out 256x192) and its AVIF encoder ignored the
+#: quality and dropped the metadata: refused up front rather than written wrong.
+WRITABLE_FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP", "GIF", "PPM", "TGA")
+
+
 def output_format(out: Path) -> str:
     from PIL import Image
 
@@ -453,6 +460,9 @@ def output_format(out: Path) -> str:
     fmt = Image.registered_extensions().get(out.suffix.lower())
     if fmt is None or fmt not in Image.SAVE:
         raise ImageIOError(f"cannot tell the image format of output {out} from its extension; use e.g. .png")
+    if fmt not in WRITABLE_FORMATS:
+        raise ImageIOError(f"cannot write {fmt} ({out}): fastinpaint writes "
+                           f"{', '.join(WRITABLE_FORMATS)} (e.g. .png, .jpg, .tif, .webp)")
     return fmt
 
 
