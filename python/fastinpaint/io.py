@@ -21,7 +21,7 @@ swaps hole and keep; ``dilate`` grows the hole by that many pixels (every pixel 
 Euclidean distance of the hole: a disc), over anti-aliased edges and shadows. Arrays handed to
 :func:`fastinpaint.inpaint` directly are already holes: non-zero = hole.
 
-Writing (:func:`write_image`): the format from the extension; JPEG at the input's quality when
+Writing (:func:`write_image`): the format from the extension (one of ``WRITABLE_FORMATS``); JPEG at the input's quality when
 the input was a JPEG (else 95), with 4:4:4 chroma, or at ``quality``; WebP lossless (known pixels
 bit for bit) unless a ``quality`` is given; PNG at ``png_compression``; ICC profile and EXIF
 (orientation 1: the pixels are upright; a TIFF's EXIF is its first IFD, less the tags of its pixel
