@@ -508,3 +508,21 @@ def test_sigma_quantile_equals_torch_quantile():
         for q in (0.0, 0.25, 0.5, 0.9, 0.98, 0.999, 1.0):
             want, got = torch.quantile(d, q), _quantile(d, q)
             assert torch.equal(want, got) or (want.isnan() and got.isnan()), (n, q, float(want), float(got))
+
+
+@pytest.mark.parametrize("name, value", [
+    ("gradient_weight", float("nan")), ("gradient_weight", -1.0), ("confidence_gamma", float("inf")),
+    ("confidence_gamma", 0), ("confidence_floor", -1), ("sigma_quantile", 2.0), ("em_finest", -1), ("em_step", 0),
+    ("em_coarsest", 0), ("coarsest_size", 0), ("em_max_hole_pixels", 0), ("em_max_photo_side", 0),
+    ("photo_side", -5), ("em_finest", "2"), ("em_finest", 2.5), ("init_nearest", "no"), ("propagation", "diagonal"),
+])
+def test_bad_option_values_are_named(name, value):
+    """Every PatchMatch option's value is checked before any work, one line naming it (these ran to
+    the end unnoticed, or failed deep inside with a message naming nothing)."""
+    import fastinpaint
+
+    img = np.zeros((32, 32, 3), np.uint8)
+    hole = np.zeros((32, 32), bool)
+    hole[10:20, 10:20] = True
+    with pytest.raises(ValueError, match=f"patchmatch: {name} must be"):
+        fastinpaint.inpaint(img, hole, method="patchmatch", **{name: value})

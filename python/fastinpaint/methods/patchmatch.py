@@ -26,6 +26,7 @@ Works on ``(C, H, W)`` float tensors on any device fastinpaint's kernels run on;
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import List, Optional
@@ -201,6 +202,37 @@ class PatchMatchOptions:
     #: with plurality votes; no measurable time
     init_nearest: bool = True
     propagation: Optional[str] = None
+
+
+#: The least value of each integer option (None allowed where marked): a bad value ran to the end
+#: unnoticed (em_step=0, coarsest_size=0) or failed far inside with a message naming nothing.
+_INT_OPTIONS = {"coarsest_size": 1, "em_coarsest": 1, "em_finest": 0, "em_step": 1, "em_max_hole_pixels": 1,
+                "em_max_photo_side": 1, "photo_side": (1, None), "nnf_iterations_cold": 1, "nnf_iterations_warm": 0}
+#: ... and the closed range of each real option (finite)
+_FLOAT_OPTIONS = {"gradient_weight": (0.0, math.inf), "confidence_gamma": (1.0, math.inf),
+                  "confidence_floor": (0.0, 1.0), "sigma_quantile": (0.0, 1.0)}
+
+
+def _check_numbers(opts: "PatchMatchOptions") -> None:
+    """One-line errors naming the option, for the numeric, boolean and propagation options."""
+    for name, least in _INT_OPTIONS.items():
+        u = getattr(opts, name)
+        none_ok = isinstance(least, tuple)
+        least = least[0] if none_ok else least
+        if u is None and none_ok:
+            continue
+        if isinstance(u, bool) or not isinstance(u, (int, np.integer)) or u < least:
+            extra = " or None" if none_ok else ""
+            raise ValueError(f"patchmatch: {name} must be an int >= {least}{extra}, got {u!r}")
+    for name, (lo, hi) in _FLOAT_OPTIONS.items():
+        u = getattr(opts, name)
+        if isinstance(u, bool) or not isinstance(u, (int, float, np.floating, np.integer)) \
+                or not math.isfinite(u) or not lo <= u <= hi:
+            raise ValueError(f"patchmatch: {name} must be a finite number in [{lo:g}, {hi:g}], got {u!r}")
+    if not isinstance(opts.init_nearest, (bool, np.bool_)):
+        raise ValueError(f"patchmatch: init_nearest must be True or False, got {opts.init_nearest!r}")
+    if opts.propagation not in (None, "jump", "scan"):
+        raise ValueError(f"patchmatch: propagation must be None, 'jump' or 'scan', got {opts.propagation!r}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -426,6 +458,7 @@ def inpaint_patchmatch(
         u = getattr(opts, name)
         if isinstance(u, bool) or not isinstance(u, int) or u < 0 or (u > 0 and u % 2 == 0):
             raise ValueError(f"patchmatch: {name} must be 0 (the patch size) or a positive odd int, got {u!r}")
+    _check_numbers(opts)
     source = ~hole if source_mask is None else (~hole & source_mask)
     if not bool(source.any()):
         raise ValueError("patchmatch: no known pixel is left to copy from (hole and source_mask exclude all)")
