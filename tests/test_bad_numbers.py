@@ -68,3 +68,16 @@ def test_seed_int_or_none():
     for bad in (1.5, "3", True):
         with pytest.raises(TypeError, match="seed must be an int or None"):
             fastinpaint.inpaint(img, hole, "patchmatch", seed=bad)
+
+
+@pytest.mark.parametrize("device", ["meta", "gpu", "mps", "xla"])
+def test_a_device_the_methods_do_not_run_on_is_named(device):
+    """Only the CPU and CUDA run the methods: any other device is one line naming the argument
+    (torch's own errors named neither: 'meta' failed inside a kernel, 'gpu' listed device types)."""
+    import fastinpaint
+
+    img = np.zeros((16, 16, 3), np.uint8)
+    hole = np.zeros((16, 16), bool)
+    hole[4:8, 4:8] = True
+    with pytest.raises(ValueError, match=f"inpaint: device must be 'cpu', 'cuda' or 'cuda:N'.*got '{device}'"):
+        fastinpaint.inpaint(img, hole, device=device)

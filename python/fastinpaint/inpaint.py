@@ -404,7 +404,7 @@ def inpaint(
     hd = check_hd_options(hd_strategy, hd_size)
     if device is None:
         device = image.device if isinstance(image, Tensor) else torch.device("cpu")
-    device = torch.device(device)
+    device = _as_device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("inpaint: device='cuda' was requested but torch.cuda.is_available() is False")
     # On the CPU, on the threads other processes leave free (see fastinpaint._cpu_load): on a
@@ -413,6 +413,20 @@ def inpaint(
     # graph, so a tensor with requires_grad gives a plain result and no warnings from torch.
     with on_free_cpu_threads(device), torch.no_grad():
         return _inpaint(fn, method, image, mask, source_mask, seed, device, options, hd)
+
+
+def _as_device(device) -> torch.device:
+    """``device`` as a torch.device that the methods run on (the CPU or CUDA); a one-line error
+    naming the argument otherwise (torch's own errors named neither: 'meta' failed in a kernel,
+    'gpu' listed twenty device types)."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda"):
+        raise ValueError(f"inpaint: device must be 'cpu', 'cuda' or 'cuda:N' (or a torch.device of those), "
+                         f"got {device!r}")
+    return parsed
 
 
 def _inpaint(fn, method, image, mask, source_mask, seed, device, options, hd):
