@@ -766,3 +766,16 @@ def test_formats_that_would_change_the_picture_are_refused_up_front(tmp_path, ca
     Image.fromarray(mask).save(tmp_path / "m.png")
     assert run("inpaint", tmp_path / "in.png", tmp_path / "m.png", "-o", tmp_path / f"out{ext}") == 1
     assert "fastinpaint writes PNG" in capsys.readouterr().err and not (tmp_path / f"out{ext}").exists()
+
+
+@pytest.mark.parametrize("scale", [1.0, 255.0])
+def test_a_float_mask_is_read_on_the_float_images_scale(tmp_path, scale):
+    """A 32-bit float mask (TIFF, or a PIL 'F' image through the API) is on the [0, 1] scale float
+    images are read on: above 0.5 is a hole (0/1 and 0/255 masks both mark it; both were read on
+    a 0..65535 scale and marked nothing)."""
+    tifffile = pytest.importorskip("tifffile")
+    box = np.zeros((H, W), bool)
+    box[5:12, 6:15] = True
+    tifffile.imwrite(tmp_path / "m.tif", box.astype(np.float32) * scale)
+    np.testing.assert_array_equal(fio.read_mask(tmp_path / "m.tif"), box)
+    np.testing.assert_array_equal(fio.hole_from_pil(Image.fromarray(box.astype(np.float32) * scale, mode="F")), box)

@@ -387,7 +387,9 @@ def to_rgb8(pixels: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 def hole_from_pil(m) -> np.ndarray:
     """(H, W) bool of a mask image already in displayed orientation: the one mask rule."""
-    if m.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # 16-bit/int grey: 0..65535
+    if m.mode == "F":  # float grey, on the [0, 1] scale float images are read on: above 0.5 (127.5 / 255)
+        return np.asarray(m) > (MASK_THRESHOLD + 0.5) / 255  # (a 0/1 float mask read as 0..65535 had no hole)
+    if m.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit/int grey: 0..65535
         arr = np.asarray(m).astype(np.float64)
         return arr > (MASK_THRESHOLD + 0.5) * 257
     if m.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (m.mode == "P" and "transparency" in m.info):
