@@ -779,3 +779,19 @@ def test_a_float_mask_is_read_on_the_float_images_scale(tmp_path, scale):
     tifffile.imwrite(tmp_path / "m.tif", box.astype(np.float32) * scale)
     np.testing.assert_array_equal(fio.read_mask(tmp_path / "m.tif"), box)
     np.testing.assert_array_equal(fio.hole_from_pil(Image.fromarray(box.astype(np.float32) * scale, mode="F")), box)
+
+
+def test_a_format_that_cannot_hold_the_result_is_refused_before_computing(tmp_path, capsys, monkeypatch):
+    """Grey + alpha to BMP (Pillow refuses mode LA there) is a one-line error before the fill runs,
+    not after it (the fill is never called)."""
+    rng, _ = _fresh_rng()
+    Image.fromarray(rng.integers(0, 256, (H, W, 2), dtype=np.uint8), "LA").save(tmp_path / "la.png")
+    mask = np.zeros((H, W), np.uint8)
+    mask[4:8, 4:8] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    calls = []
+    monkeypatch.setattr(fastinpaint, "inpaint", lambda *a, **k: calls.append(1))
+    assert run("inpaint", tmp_path / "la.png", tmp_path / "m.png", "-o", tmp_path / "out.bmp") == 1
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "LA" in err and err.count("\n") == 1
+    assert not calls and not (tmp_path / "out.bmp").exists()

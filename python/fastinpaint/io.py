@@ -55,7 +55,7 @@ import numpy as np
 
 __all__ = ["ImageIOError", "ImageTooLargeError", "OutputExistsError", "Picture", "read_image", "read_mask",
            "hole_from_pil", "hole_from_alpha", "grow_hole", "grey_alpha16_tiff_size", "to_rgb8", "check_destination",
-           "write_image", "write_file", "jpeg_quality", "MASK_THRESHOLD", "require_hole"]
+           "check_encodable", "write_image", "write_file", "jpeg_quality", "MASK_THRESHOLD", "require_hole"]
 
 #: Grey values above this are holes in mask files; alpha at or below it is a hole.
 MASK_THRESHOLD = 127
@@ -733,6 +733,18 @@ def encode_image(pixels: np.ndarray, fmt: str, *, source: Optional[Picture] = No
         if isinstance(exc, ImageIOError):
             raise
         raise ImageIOError(f"cannot write {name}: {_one_line(exc)}") from None
+
+
+def check_encodable(pixels: np.ndarray, out: Union[str, os.PathLike], *, source: Optional[Picture] = None,
+                    quality: Optional[int] = None) -> None:
+    """Checks, before any computing, that a result like ``pixels`` (its dtype and channels) can be
+    written to ``out``'s format, by encoding a 2x2 corner of it the way :func:`write_image` will
+    (its notes are said then, not now): grey + alpha to BMP, float grey to PNG were refused only
+    after the whole fill."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        encode_image(np.ascontiguousarray(pixels[:2, :2]), output_format(Path(out)), source=source,
+                     quality=quality, name=str(out))
 
 
 def write_image(pixels: np.ndarray, out: Union[str, os.PathLike], *, overwrite: bool = False,

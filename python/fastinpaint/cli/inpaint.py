@@ -27,8 +27,8 @@ from fastinpaint.inpaint import check_method_options
 from fastinpaint.methods.patchmatch import PATCH_SIZES, check_method_patch_size
 from fastinpaint.cli._common import (IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, int_argument, is_image_file,
                                      reports_user_errors, seed_argument)
-from fastinpaint.io import (ImageIOError, OutputExistsError, Picture, check_destination, grow_hole, hole_from_alpha,
-                            read_image, read_mask, write_image)
+from fastinpaint.io import (ImageIOError, OutputExistsError, Picture, check_destination, check_encodable, grow_hole,
+                            hole_from_alpha, read_image, read_mask, write_image)
 
 
 def _alpha_hole(pic: Picture, path: Path, invert: bool, dilate: int, no_mask: str) -> np.ndarray:
@@ -49,6 +49,7 @@ def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args,
         return "skipped: exists"
     check_destination(out, args.overwrite)  # before any computing
     pic = read_image(image_path, "image")
+    check_encodable(pic.pixels, out, source=pic, quality=args.quality)  # the format takes it: before computing
     for note in pic.notes:
         print(f"note: {image_path}: {note}", file=sys.stderr)
     alpha_mask = mask_path is None
