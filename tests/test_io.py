@@ -782,16 +782,42 @@ def test_a_float_mask_is_read_on_the_float_images_scale(tmp_path, scale):
 
 
 def test_a_format_that_cannot_hold_the_result_is_refused_before_computing(tmp_path, capsys, monkeypatch):
-    """Grey + alpha to BMP (Pillow refuses mode LA there) is a one-line error before the fill runs,
-    not after it (the fill is never called)."""
+    """Float grey to PNG (Pillow has no such PNG mode) is a one-line error before the fill runs, not
+    after it (the fill is never called)."""
+    tifffile = pytest.importorskip("tifffile")
     rng, _ = _fresh_rng()
-    Image.fromarray(rng.integers(0, 256, (H, W, 2), dtype=np.uint8), "LA").save(tmp_path / "la.png")
+    tifffile.imwrite(tmp_path / "f.tif", rng.random((H, W)).astype(np.float32))
     mask = np.zeros((H, W), np.uint8)
     mask[4:8, 4:8] = 255
     Image.fromarray(mask).save(tmp_path / "m.png")
     calls = []
     monkeypatch.setattr(fastinpaint, "inpaint", lambda *a, **k: calls.append(1))
-    assert run("inpaint", tmp_path / "la.png", tmp_path / "m.png", "-o", tmp_path / "out.bmp") == 1
+    assert run("inpaint", tmp_path / "f.tif", tmp_path / "m.png", "-o", tmp_path / "out.png") == 1
     err = capsys.readouterr().err
-    assert "cannot write" in err and "LA" in err and err.count("\n") == 1
-    assert not calls and not (tmp_path / "out.bmp").exists()
+    assert "cannot write" in err and err.count("\n") == 1, err
+    assert not calls and not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+@pytest.mark.parametrize("ext", [".jpg", ".bmp", ".ppm"])
+def test_alpha_to_a_format_without_it_is_dropped_with_a_note(tmp_path, mode, ext):
+    """One rule for every format without alpha, grey + alpha included (LA to BMP/PPM was refused,
+    RGBA to BMP/PPM and LA to JPEG dropped it silently)."""
+    rng, _ = _fresh_rng()
+    px = rng.integers(0, 256, (H, W, 4 if mode == "RGBA" else 2), dtype=np.uint8)
+    with pytest.warns(UserWarning, match=f"alpha channel dropped: .* has no alpha"):
+        fio.write_image(px, tmp_path / f"out{ext}")
+    back = np.asarray(Image.open(tmp_path / f"out{ext}"))
+    assert back.shape[:2] == (H, W) and (back.ndim == 2 or back.shape[2] == 3)
+    if ext != ".jpg":  # lossless: the colour is the input's
+        np.testing.assert_array_equal(back.reshape(H, W, -1)[..., :1 if mode == "LA" else 3],
+                                      px[..., :1 if mode == "LA" else 3])
+
+
+def test_grey_alpha_to_gif_keeps_its_transparency(tmp_path):
+    px = np.zeros((H, W, 2), np.uint8)
+    px[..., 0] = 128
+    px[:, : W // 2, 1] = 255  # left half opaque, right half transparent
+    fio.write_image(px, tmp_path / "out.gif")
+    back = np.asarray(Image.open(tmp_path / "out.gif").convert("RGBA"))
+    assert (back[:, : W // 2, 3] == 255).all() and (back[:, W // 2:, 3] == 0).all()

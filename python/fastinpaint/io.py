@@ -29,8 +29,8 @@ layout) carried over, 16-bit PNG and TIFF included (16-bit TIFF needs ``tifffile
 it says what it drops). 16-bit grey + alpha is written as such to PNG (by
 :func:`_encode_png_grey_alpha16`: neither Pillow nor OpenCV writes it) and, with ``tifffile``, to
 TIFF. 16 bits go only to PNG and TIFF: 16-bit grey or colour to another format is refused, not
-rounded to 8 bits; alpha written to JPEG (no alpha) is dropped with a warning; GIF output of more
-than 256 colours is quantised (by Pillow) with a warning. :func:`check_destination` checks the
+rounded to 8 bits; alpha written to JPEG, BMP or PPM (no alpha) is dropped with a warning; GIF
+output of more than 256 colours is quantised (by Pillow) with a warning. :func:`check_destination` checks the
 destination before any computing; the file is written to a temporary file in the same folder and
 published with a hard link (or ``renameat2(RENAME_NOREPLACE)``), a step that fails if the name
 exists, so two writers of one path cannot both succeed; only ``overwrite`` replaces. Every problem
@@ -497,6 +497,9 @@ def _umask() -> int:
 
 #: The formats that keep 16 bits per channel; anything else would quietly round to 8.
 _16BIT_FORMATS = ("PNG", "TIFF")
+#: The formats without an alpha channel (Pillow writes BMP's fourth byte, which readers ignore, and
+#: refuses grey + alpha there): alpha written to them is dropped with a note.
+_NO_ALPHA_FORMATS = ("JPEG", "BMP", "PPM")
 
 
 def _note(name: str, text: str) -> None:
@@ -686,10 +689,12 @@ def _encode(pixels: np.ndarray, fmt: str, params: dict, out) -> bytes:
     if fmt == "GIF" and img.getcolors(256) is None:  # Pillow quantises without a word
         _note(str(out), "GIF holds 256 colours: the result is quantised, the known pixels too "
                         "(use .png to keep every colour)")
-    if fmt == "JPEG" and img.mode not in ("L", "RGB"):
+    if fmt in _NO_ALPHA_FORMATS and img.mode in ("LA", "RGBA"):  # one rule: dropped, and said
         if (np.asarray(img.getchannel("A")) != 255).any():  # an opaque alpha loses nothing
-            _note(str(out), "alpha channel dropped: JPEG has no alpha (use .png, .webp or .tif to keep it)")
+            _note(str(out), f"alpha channel dropped: {fmt} has no alpha (use .png, .webp or .tif to keep it)")
         img = img.convert("L" if img.mode == "LA" else "RGB")
+    if fmt == "GIF" and img.mode == "LA":  # Pillow's GIF keeps transparency from RGBA, not from LA
+        img = img.convert("RGBA")
     buf = _stdio.BytesIO()
     img.save(buf, format=fmt, **params)
     return buf.getvalue()
