@@ -307,3 +307,18 @@ def test_demo_seed_out_of_range_is_a_usage_error_not_a_traceback(tmp_path, capsy
     assert exit_info.value.code == 2
     assert "--seed: must be between -2**62 and 2**62 - 1" in capsys.readouterr().err
     assert not (tmp_path / "d.png").exists()
+
+
+def test_pil_lab_and_big_endian_16bit_inputs():
+    """A LAB image is colour without alpha (its "A" band was taken for alpha), and a big-endian
+    16-bit PIL image is filled with its known values kept (NumPy's byte-order error before)."""
+    import fastinpaint
+    from PIL import Image
+
+    hole = np.zeros((32, 32), bool)
+    hole[8:16, 8:16] = True
+    lab = Image.new("RGB", (32, 32), (200, 100, 50)).convert("LAB")
+    assert fastinpaint.inpaint(lab, hole, method="biharmonic").mode == "RGB"
+    words = (np.arange(32 * 32).reshape(32, 32) * 50).astype(">u2")
+    out = fastinpaint.inpaint(Image.frombytes("I;16B", (32, 32), words.tobytes()), hole, method="biharmonic")
+    np.testing.assert_array_equal(np.asarray(out)[~hole], words.astype(np.uint16)[~hole])

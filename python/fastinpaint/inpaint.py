@@ -130,10 +130,14 @@ class _Image:
             if mode == "P":
                 image = image.convert("RGBA" if "transparency" in image.info else "RGB")
             elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa", "La", "PA"):
-                image = image.convert("RGBA" if "A" in mode or "a" in mode else "RGB")
+                from fastinpaint.io import ALPHA_MODES
+
+                image = image.convert("RGBA" if mode in ALPHA_MODES else "RGB")  # (LAB's "A" is no alpha)
             self.kind = "pil"
             self.pil_mode = image.mode
             arr = np.array(image)
+            if arr.dtype.byteorder == ">":  # I;16B: big-endian words, which torch does not take
+                arr = arr.astype(arr.dtype.newbyteorder("="))
         elif isinstance(image, np.ndarray):
             self.kind = "numpy"
             arr = image

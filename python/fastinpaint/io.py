@@ -290,7 +290,7 @@ def _picture(src: Source, img, what: str) -> Picture:
             raise ImageIOError(f"cannot read {what} {_name(src)}: 32-bit integer pixels outside 0..65535")
         return Picture(arr.astype(np.uint16), fmt, icc, exif, quality, notes)
     elif mode not in ("L", "LA", "RGB", "RGBA", "F"):
-        target = "RGBA" if "A" in img.getbands() else "RGB"
+        target = "RGBA" if mode in ALPHA_MODES else "RGB"  # (LAB's "A" band is a colour, not alpha)
         img = img.convert(target)
         notes.append(f"{mode} image converted to {target}")
     return Picture(np.array(img), fmt, icc, exif, quality, notes)
@@ -494,6 +494,9 @@ def _umask() -> int:
     os.umask(mask)
     return mask
 
+
+#: Pillow's modes with an alpha channel (premultiplied included): the one place that says so.
+ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
 
 #: The formats that keep 16 bits per channel; anything else would quietly round to 8.
 _16BIT_FORMATS = ("PNG", "TIFF")
