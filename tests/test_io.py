@@ -821,3 +821,15 @@ def test_grey_alpha_to_gif_keeps_its_transparency(tmp_path):
     fio.write_image(px, tmp_path / "out.gif")
     back = np.asarray(Image.open(tmp_path / "out.gif").convert("RGBA"))
     assert (back[:, : W // 2, 3] == 255).all() and (back[:, W // 2:, 3] == 0).all()
+
+
+def test_an_unsupported_tiff_says_what_it_is(tmp_path):
+    """A float colour TIFF (neither Pillow nor the 16-bit readers decode it) is named as such, not
+    "cannot identify image file" (which reads as a corrupt file)."""
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(tmp_path / "f.tif", np.zeros((H, W, 3), np.float32), photometric="rgb")
+    with pytest.raises(fio.ImageIOError, match="3 channels of 32-bit floating-point samples, which is not supported"):
+        fio.read_image(tmp_path / "f.tif")
+    (tmp_path / "junk.tif").write_bytes(b"not an image")
+    with pytest.raises(fio.ImageIOError, match="cannot read image .*junk.tif: cannot identify"):
+        fio.read_image(tmp_path / "junk.tif")

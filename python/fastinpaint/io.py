@@ -161,6 +161,20 @@ def _with_grey_alpha16_tiff(src: Source, read):
         return None
 
 
+def _unsupported_tiff(src: Source) -> Optional[str]:
+    """What a TIFF that tifffile parses but fastinpaint does not read is (samples, bits, kind), or
+    None: Pillow's "cannot identify image file" read as a corrupt file."""
+    try:
+        import tifffile
+        with tifffile.TiffFile(_stdio.BytesIO(src) if isinstance(src, bytes) else src) as tif:
+            page = tif.pages[0]
+            kind = {1: "integer", 2: "signed integer", 3: "floating-point"}.get(int(page.sampleformat), "")
+            return (f"a TIFF of {page.samplesperpixel} channels of {page.bitspersample}-bit {kind} samples, "
+                    "which is not supported (8 or 16-bit integer colour, or 32-bit float grey, are)")
+    except Exception:  # noqa: BLE001 - not a TIFF at all: the reader's own error stands
+        return None
+
+
 def grey_alpha16_tiff_size(src: Source) -> Optional[Tuple[int, int]]:
     """``(width, height)`` of a 16-bit grey + alpha TIFF from its header, nothing decoded: the one
     kind of file :func:`read_image` reads that Pillow cannot open (the server checks sizes by
@@ -226,10 +240,13 @@ def read_image(src: Source, what: str = "image") -> Picture:
     """The image in ``src`` (a path or the file's bytes) as displayed; see the module docstring."""
     try:
         img = _open_pil(src, what)
-    except ImageIOError:
+    except ImageIOError as exc:
         grey_alpha = _read_grey_alpha16_tiff(src)
         if grey_alpha is None:
-            raise
+            unsupported = _unsupported_tiff(src)
+            if unsupported:  # a TIFF neither reader decodes: say what it is, not "cannot identify"
+                raise ImageIOError(f"cannot read {what} {_name(src)}: {unsupported}") from None
+            raise exc
         return grey_alpha
     # Pillow keeps a multi-frame file open for its other frames: closed here, once read. Counting
     # the frames and decoding the pixels can still fail (a frame past Pillow's size guard, a
