@@ -389,3 +389,12 @@ def test_output_piped_into_head_ends_quietly(shared_data, tmp_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141, err
     assert "Traceback" not in err and "Broken" not in err and "error" not in err, err
+
+
+def test_version(capsys):
+    import fastinpaint
+    from fastinpaint import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"fastinpaint {fastinpaint.__version__}"

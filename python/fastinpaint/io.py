@@ -294,8 +294,8 @@ def _picture(src: Source, img, what: str) -> Picture:
         notes.append(f"palette image converted to {img.mode}")
     elif mode == "CMYK":
         img = img.convert("RGB")
+        notes.append("CMYK image converted to RGB" + (" (its colour profile dropped)" if icc else ""))
         icc = None  # a CMYK profile does not describe the RGB pixels
-        notes.append("CMYK image converted to RGB (its colour profile dropped)")
     elif mode == "1":
         img = img.convert("L")
     elif mode in ("I;16", "I;16L", "I;16B", "I;16N"):

@@ -41,6 +41,7 @@ __all__ = ["main", "build_parser", "CliError", "MASK_THRESHOLD"]
 def build_parser() -> argparse.ArgumentParser:
     """The ``fastinpaint`` parser with every subcommand; ``args.func(args)`` runs the one given."""
     parser = argparse.ArgumentParser(prog="fastinpaint", description="Fast image inpainting (fill masked regions).")
+    parser.add_argument("--version", action="version", version=f"fastinpaint {fastinpaint.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     inpaint.add_subcommand(sub, fastinpaint.available_methods())
     demo.add_subcommand(sub)

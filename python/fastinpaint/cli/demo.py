@@ -75,6 +75,6 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
                         "taken, the first free STEM-2, STEM-3, ... is used: no file is replaced")
     d.add_argument("--overwrite", action="store_true", help="replace the two files at -o instead of picking free names")
     d.add_argument("--seed", type=seed_argument, default=0, help="random seed, -2**62 to 2**62 - 1 (default 0)")
-    d.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    d.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to compute (default cpu)")
     d.set_defaults(func=run)
     return d
