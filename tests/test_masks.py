@@ -138,3 +138,12 @@ def test_parse_size_caps_the_side():
     for text in ("100000", f"8x{MAX_MASK_SIDE + 1}"):
         with pytest.raises(ValueError, match=f"at most {MAX_MASK_SIDE} pixels a side"):
             parse_size(text)
+
+
+def test_margin_is_checked_and_needs_border(tmp_path, capsys):
+    """--margin -5 said it 'leaves no room'; --margin without --border was silently ignored."""
+    for argv, words in ((["--border", "--margin", "-5"], "--margin must be >= 0"),
+                        (["--margin", "8"], "it needs --border")):
+        assert masks_cli.main(["--out", str(tmp_path / "m"), "--count", "1", "--size", "32", *argv]) == 1
+        assert words in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

@@ -28,6 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 @reports_user_errors("fastinpaint masks", ValueError)
 def run(args: argparse.Namespace) -> int:
+    if args.margin is not None:  # checked before any mask is drawn
+        if args.margin < 0:
+            raise CliError(f"--margin must be >= 0 pixels, got {args.margin}")
+        if not args.border:
+            raise CliError("--margin is the border margin: it needs --border (else it has no effect)")
     try:
         paths = write_mask_set(args.out, args.count, parse_size(args.size), parse_buckets(args.bucket),
                                seed=args.seed, border=args.border, overwrite=args.overwrite, margin=args.margin)
