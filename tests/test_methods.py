@@ -317,6 +317,8 @@ def test_pil_lab_and_big_endian_16bit_inputs():
 
     hole = np.zeros((32, 32), bool)
     hole[8:16, 8:16] = True
+    bilevel = Image.fromarray(np.indices((32, 32)).sum(0) % 2 == 0).convert("1")
+    assert fastinpaint.inpaint(bilevel, hole, method="biharmonic").mode == "L"  # grey, as the file reader has it
     lab = Image.new("RGB", (32, 32), (200, 100, 50)).convert("LAB")
     assert fastinpaint.inpaint(lab, hole, method="biharmonic").mode == "RGB"
     words = (np.arange(32 * 32).reshape(32, 32) * 50).astype(">u2")

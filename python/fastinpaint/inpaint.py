@@ -129,7 +129,9 @@ class _Image:
             mode = image.mode
             if mode == "P":
                 image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-            elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa", "La", "PA"):
+            elif mode == "1":  # bilevel is grey, as the file reader has it
+                image = image.convert("L")
+            elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa", "La", "PA"):
                 from fastinpaint.io import ALPHA_MODES
 
                 image = image.convert("RGBA" if mode in ALPHA_MODES else "RGB")  # (LAB's "A" is no alpha)
