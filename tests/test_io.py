@@ -833,3 +833,14 @@ def test_an_unsupported_tiff_says_what_it_is(tmp_path):
     (tmp_path / "junk.tif").write_bytes(b"not an image")
     with pytest.raises(fio.ImageIOError, match="cannot read image .*junk.tif: cannot identify"):
         fio.read_image(tmp_path / "junk.tif")
+
+
+def test_colour_to_pgm_is_refused_and_grey_is_written(tmp_path):
+    """.pgm is a grey map: a colour result is refused (Pillow wrote it as colour, P6), grey is kept."""
+    rng, _ = _fresh_rng()
+    with pytest.raises(fio.ImageIOError, match="PGM holds grey and the image is RGB; use .ppm"):
+        fio.write_image(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), tmp_path / "c.pgm")
+    grey = rng.integers(0, 256, (H, W), dtype=np.uint8)
+    fio.write_image(grey, tmp_path / "g.pgm")
+    assert (tmp_path / "g.pgm").read_bytes()[:2] == b"P5"
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "g.pgm")), grey)

@@ -713,6 +713,9 @@ def _encode(pixels: np.ndarray, fmt: str, params: dict, out) -> bytes:
         if (np.asarray(img.getchannel("A")) != 255).any():  # an opaque alpha loses nothing
             _note(str(out), f"alpha channel dropped: {fmt} has no alpha (use .png, .webp or .tif to keep it)")
         img = img.convert("L" if img.mode == "LA" else "RGB")
+    if fmt == "PPM" and str(out).lower().endswith(".pgm") and img.mode not in ("L", "I;16"):
+        # Pillow writes colour as P6 whatever the extension: a .pgm that is no grey map
+        raise ImageIOError(f"cannot write {out}: PGM holds grey and the image is {img.mode}; use .ppm")
     if fmt == "GIF" and img.mode == "LA":  # Pillow's GIF keeps transparency from RGBA, not from LA
         img = img.convert("RGBA")
     buf = _stdio.BytesIO()
