@@ -147,3 +147,16 @@ def test_margin_is_checked_and_needs_border(tmp_path, capsys):
         assert masks_cli.main(["--out", str(tmp_path / "m"), "--count", "1", "--size", "32", *argv]) == 1
         assert words in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def test_overwrite_replaces_the_set_without_touching_other_files(tmp_path):
+    """--overwrite with a different set: the old set's masks go (they were left beside a manifest
+    listing only the new ones); a file the manifest does not name stays."""
+    out = tmp_path / "m"
+    old = fm.write_mask_set(out, 3, 32, (0.1, 0.2), seed=0)
+    (out / "mine.png").write_bytes(b"a user's file")
+    new = fm.write_mask_set(out, 2, 32, (0.2, 0.3), seed=1, overwrite=True)
+    assert sorted(p.name for p in out.glob("mask_*.png")) == sorted(p.name for p in new)
+    assert not any(p.exists() for p in old) and (out / "mine.png").read_bytes() == b"a user's file"
+    with open(out / "manifest.csv", newline="") as f:
+        assert [r["mask"] for r in csv.DictReader(f)] == [p.name for p in new]

@@ -408,6 +408,7 @@ def write_mask_set(out_dir: Union[str, os.PathLike], count: int, size: Size = 51
         paths.append(path)
         rows.append({"mask": name, "bucket": bucket_label(b), "hole_ratio": f"{m.mean():.6f}",
                      "border": int(bool(border)), "seed": f"{seed}:{i}", "width": w, "height": h})
+    _remove_replaced_set(manifest, set(names))
     tmp = manifest.with_name("manifest.csv.tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
@@ -415,6 +416,25 @@ def write_mask_set(out_dir: Union[str, os.PathLike], count: int, size: Size = 51
         writer.writerows(rows)
     os.replace(tmp, manifest)
     return paths
+
+
+def _remove_replaced_set(manifest: pathlib.Path, kept: set) -> None:
+    """With ``overwrite``, the masks an earlier manifest in the folder lists and the new set does not
+    reuse: the set is replaced, not mixed with the old one beside a manifest that lists only the
+    new. Only files that manifest names (plain names in its folder) are removed, never others."""
+    if not manifest.exists():
+        return
+    try:
+        with open(manifest, newline="") as f:
+            old = [row.get("mask") or "" for row in csv.DictReader(f)]
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return  # not a manifest this writes: nothing is removed on its word
+    for name in old:
+        if name and name not in kept and pathlib.Path(name).name == name and name.endswith(".png"):
+            try:
+                (manifest.parent / name).unlink()
+            except FileNotFoundError:
+                pass
 
 
 if __name__ == "__main__":  # `python -m fastinpaint.masks` (docs/training.md): the CLI's masks command
