@@ -139,40 +139,40 @@ def _read_failed(exc: BaseException, what: str, src: Source) -> ImageIOError:
     return error(f"cannot read {what} {_name(src)}: {_one_line(exc)}")
 
 
-def _grey_alpha16_tiff_page(tif):
-    """The first page of a tifffile ``TiffFile`` if it is 16-bit grey + alpha, else None."""
-    page = tif.pages[0]
-    return page if page.dtype == np.uint16 and len(page.shape) == 3 and page.shape[2] == 2 else None
+def _is_grey_alpha16(page) -> bool:
+    """Whether a tifffile page is 16-bit grey + alpha."""
+    return page.dtype == np.uint16 and len(page.shape) == 3 and page.shape[2] == 2
 
 
-def _with_grey_alpha16_tiff(src: Source, read):
-    """``read(page)`` of a 16-bit grey + alpha TIFF (Pillow has no such mode, OpenCV reads it
-    wrong), opened with tifffile; None where that is not what the file is or tifffile is not
-    installed."""
+def _with_tiff_page(src: Source, read):
+    """``read(page)`` of a TIFF's first page, opened with tifffile (not a dependency: present with
+    scikit-image); None where tifffile is not installed or does not read the file."""
     try:
-        import tifffile  # not a dependency: present with scikit-image
+        import tifffile
     except ImportError:
         return None
     try:
         with tifffile.TiffFile(_stdio.BytesIO(src) if isinstance(src, bytes) else src) as tif:
-            page = _grey_alpha16_tiff_page(tif)
-            return None if page is None else read(page)
+            return read(tif.pages[0])
     except Exception:  # noqa: BLE001 - not a TIFF tifffile reads either: Pillow's error stands
         return None
+
+
+def _with_grey_alpha16_tiff(src: Source, read):
+    """``read(page)`` of a 16-bit grey + alpha TIFF (Pillow has no such mode, OpenCV reads it
+    wrong); None for any other file."""
+    return _with_tiff_page(src, lambda page: read(page) if _is_grey_alpha16(page) else None)
 
 
 def _unsupported_tiff(src: Source) -> Optional[str]:
     """What a TIFF that tifffile parses but fastinpaint does not read is (samples, bits, kind), or
     None: Pillow's "cannot identify image file" read as a corrupt file."""
-    try:
-        import tifffile
-        with tifffile.TiffFile(_stdio.BytesIO(src) if isinstance(src, bytes) else src) as tif:
-            page = tif.pages[0]
-            kind = {1: "integer", 2: "signed integer", 3: "floating-point"}.get(int(page.sampleformat), "")
-            return (f"a TIFF of {page.samplesperpixel} channels of {page.bitspersample}-bit {kind} samples, "
-                    "which is not supported (8 or 16-bit integer colour, or 32-bit float grey, are)")
-    except Exception:  # noqa: BLE001 - not a TIFF at all: the reader's own error stands
-        return None
+    def describe(page):
+        kind = {1: "integer", 2: "signed integer", 3: "floating-point"}.get(int(page.sampleformat), "")
+        return (f"a TIFF of {page.samplesperpixel} channels of {page.bitspersample}-bit {kind} samples, "
+                "which is not supported (8 or 16-bit integer colour, or 32-bit float grey, are)")
+
+    return _with_tiff_page(src, describe)
 
 
 def grey_alpha16_tiff_size(src: Source) -> Optional[Tuple[int, int]]:
@@ -202,8 +202,7 @@ def _tiff_exif(src: Source) -> Tuple[Optional[bytes], int]:
         exif = Image.Exif()
         exif.load(src if isinstance(src, bytes) else Path(src).read_bytes())
         orientation = int(exif.get(0x0112, 1))
-        exif = _upright_exif(exif)
-        return (exif.tobytes() if set(exif) - {0x0112} else None), orientation
+        return _carried(exif), orientation
     except Exception:  # noqa: BLE001 - an unreadable EXIF is not carried over; the pixels as stored
         return None, 1
 
@@ -336,10 +335,16 @@ def _exif_to_carry(img) -> Optional[bytes]:
     if img.format != "TIFF" and not img.info.get("exif"):
         return None
     try:
-        exif = _upright_exif(img.getexif())
-        return exif.tobytes() if set(exif) - {0x0112} else None
+        return _carried(img.getexif())
     except Exception:  # noqa: BLE001 - an unreadable EXIF block is not carried over
         return None
+
+
+def _carried(exif) -> Optional[bytes]:
+    """The bytes of ``exif`` made upright (:func:`_upright_exif`); None when nothing but the
+    orientation is left."""
+    exif = _upright_exif(exif)
+    return exif.tobytes() if set(exif) - {0x0112} else None
 
 
 def _read_16bit_colour(src: Source, what: str) -> np.ndarray:
@@ -409,7 +414,7 @@ def hole_from_pil(m) -> np.ndarray:
     if m.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit/int grey: 0..65535
         arr = np.asarray(m).astype(np.float64)
         return arr > (MASK_THRESHOLD + 0.5) * 257
-    if m.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (m.mode == "P" and "transparency" in m.info):
+    if m.mode in ALPHA_MODES or (m.mode == "P" and "transparency" in m.info):
         m = m.convert("RGBA").convert("RGB")  # alpha ignored: the grey is the rule
     return np.asarray(m.convert("L")) > MASK_THRESHOLD
 
@@ -713,7 +718,7 @@ def _encode(pixels: np.ndarray, fmt: str, params: dict, out) -> bytes:
         if (np.asarray(img.getchannel("A")) != 255).any():  # an opaque alpha loses nothing
             _note(str(out), f"alpha channel dropped: {fmt} has no alpha (use .png, .webp or .tif to keep it)")
         img = img.convert("L" if img.mode == "LA" else "RGB")
-    if fmt == "PPM" and str(out).lower().endswith(".pgm") and img.mode not in ("L", "I;16"):
+    if fmt == "PPM" and str(out).lower().endswith(".pgm") and img.mode != "L":
         # Pillow writes colour as P6 whatever the extension: a .pgm that is no grey map
         raise ImageIOError(f"cannot write {out}: PGM holds grey and the image is {img.mode}; use .ppm")
     if fmt == "GIF" and img.mode == "LA":  # Pillow's GIF keeps transparency from RGBA, not from LA
