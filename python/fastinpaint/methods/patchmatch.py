@@ -204,10 +204,11 @@ class PatchMatchOptions:
     propagation: Optional[str] = None
 
 
-#: The least value of each integer option (None allowed where marked): a bad value ran to the end
-#: unnoticed (em_step=0, coarsest_size=0) or failed far inside with a message naming nothing.
+#: The least value of each integer option: a bad value ran to the end unnoticed (em_step=0,
+#: coarsest_size=0) or failed far inside with a message naming nothing. Those that may be None:
 _INT_OPTIONS = {"coarsest_size": 1, "em_coarsest": 1, "em_finest": 0, "em_step": 1, "em_max_hole_pixels": 1,
-                "em_max_photo_side": 1, "photo_side": (1, None), "nnf_iterations_cold": 1, "nnf_iterations_warm": 0}
+                "em_max_photo_side": 1, "photo_side": 1, "nnf_iterations_cold": 1, "nnf_iterations_warm": 0}
+_OPTIONAL_OPTIONS = ("photo_side",)
 #: ... and the closed range of each real option (finite)
 _FLOAT_OPTIONS = {"gradient_weight": (0.0, math.inf), "confidence_gamma": (1.0, math.inf),
                   "confidence_floor": (0.0, 1.0), "sigma_quantile": (0.0, 1.0)}
@@ -217,12 +218,10 @@ def _check_numbers(opts: "PatchMatchOptions") -> None:
     """One-line errors naming the option, for the numeric, boolean and propagation options."""
     for name, least in _INT_OPTIONS.items():
         u = getattr(opts, name)
-        none_ok = isinstance(least, tuple)
-        least = least[0] if none_ok else least
-        if u is None and none_ok:
+        if u is None and name in _OPTIONAL_OPTIONS:
             continue
         if isinstance(u, bool) or not isinstance(u, (int, np.integer)) or u < least:
-            extra = " or None" if none_ok else ""
+            extra = " or None" if name in _OPTIONAL_OPTIONS else ""
             raise ValueError(f"patchmatch: {name} must be an int >= {least}{extra}, got {u!r}")
     for name, (lo, hi) in _FLOAT_OPTIONS.items():
         u = getattr(opts, name)
