@@ -57,6 +57,13 @@ def reports_user_errors(prog: str, *library_errors: Type[BaseException]) -> Call
     return decorate
 
 
+def check_weights_file(path) -> None:
+    """``--weights PATH`` names a file, checked once before any work (a missing one was reported
+    for every file of a batch, or after scoring as a report error)."""
+    if not Path(path).is_file():
+        raise CliError(f"--weights {path}: the file does not exist")
+
+
 def int_argument(text: str) -> int:
     """An integer argument, or argparse's usage error naming what was given."""
     try:

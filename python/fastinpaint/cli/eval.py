@@ -11,7 +11,7 @@ from typing import Callable, Dict, Optional, Sequence
 
 import fastinpaint
 
-from fastinpaint.cli._common import CliError, int_argument, reports_user_errors, standalone_main
+from fastinpaint.cli._common import CliError, check_weights_file, int_argument, reports_user_errors, standalone_main
 from fastinpaint.evaluate import BASELINES, InpaintFn, ReportWriteError, evaluate, load_pairs
 from fastinpaint.masks import parse_buckets
 
@@ -41,8 +41,8 @@ def resolve_methods(names: str, inpaint_fn: Optional[Callable], weights: Optiona
         for name in per_method:
             if not _takes_weights(name, inpaint_fn):
                 raise CliError(f"--weights applies only to the learned methods ({_learned_methods()}), not to {name}")
-            if inpaint_fn is fastinpaint.inpaint and not Path(per_method[name]).is_file():  # before any scoring
-                raise CliError(f"--weights {per_method[name]}: the file does not exist")
+            if inpaint_fn is fastinpaint.inpaint:  # before any scoring
+                check_weights_file(per_method[name])
     for name in listed:
         if name in BASELINES:
             methods[name] = BASELINES[name]

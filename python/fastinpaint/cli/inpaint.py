@@ -25,8 +25,8 @@ from fastinpaint.hd import SIZED_STRATEGIES
 from fastinpaint.hd import check_options as check_hd_options
 from fastinpaint.inpaint import check_method_options
 from fastinpaint.methods.patchmatch import PATCH_SIZES, check_method_patch_size
-from fastinpaint.cli._common import (IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, int_argument, is_image_file,
-                                     reports_user_errors, seed_argument)
+from fastinpaint.cli._common import (IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, check_weights_file, int_argument,
+                                     is_image_file, reports_user_errors, seed_argument)
 from fastinpaint.io import (ImageIOError, OutputExistsError, Picture, check_destination, check_encodable, grow_hole,
                             hole_from_alpha, read_image, read_mask, write_image)
 
@@ -110,8 +110,8 @@ def _check_method_options(args) -> None:
         except TypeError as exc:
             flag = "--" + name.replace("_", "-")
             raise CliError(f"{flag} does not apply to --method {args.method}: {exc}") from None
-    if args.weights is not None and not Path(args.weights).is_file():  # once, not once per file of a batch
-        raise CliError(f"--weights {args.weights}: the file does not exist")
+    if args.weights is not None:  # once, not once per file of a batch
+        check_weights_file(args.weights)
 
 
 def _find_mask(masks_dir: Path, image_path: Path) -> Optional[Path]:
