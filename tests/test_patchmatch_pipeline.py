@@ -447,9 +447,9 @@ def test_em_schedule_and_coarse_votes(monkeypatch):
     calls = []
     real = pm._em_level
 
-    def spy(level, img, field, active, conf, em_iterations, cold, opts, seed, patch_size, reduce):
-        calls.append((level.hole.shape[0], em_iterations, patch_size, reduce))
-        return real(level, img, field, active, conf, em_iterations, cold, opts, seed, patch_size, reduce)
+    def spy(level, img, field, active, conf, em_iterations, cold, opts, seed, patch_size, reduce, seam):
+        calls.append((level.hole.shape[0], em_iterations, patch_size, reduce, seam))
+        return real(level, img, field, active, conf, em_iterations, cold, opts, seed, patch_size, reduce, seam)
 
     monkeypatch.setattr(pm, "_em_level", spy)
     img = torch.from_numpy(textured(192, 192, seed=1)).permute(2, 0, 1).float() / 255
@@ -461,12 +461,53 @@ def test_em_schedule_and_coarse_votes(monkeypatch):
     assert [c[1] for c in calls] == [1 + 2 * k for k in range(n - 1, -1, -1)]
     assert [c[2] for c in calls] == [5] * (n - 2) + [7, 7]
     assert [c[3] for c in calls] == ["mean"] * (n - 2) + ["plurality"] * 2
+    assert [c[4] for c in calls] == [False] * (n - 1) + [True]  # the seam correction: the finest level only
     calls.clear()
     pm.inpaint_patchmatch(img, hole, seed=0, coarsest_size=8, em_step=3, em_coarsest=6)
     assert [c[1] for c in calls] == [min(6, 1 + 3 * k) for k in range(n - 1, -1, -1)]
     assert {c[3] for c in calls} == {"plurality"}
     with pytest.raises(ValueError, match="coarse_vote_reduce"):
         pm.inpaint_patchmatch(img, hole, coarse_vote_reduce="median")
+
+
+@pytest.mark.parametrize("reduce", ["plurality", "mean"])
+def test_seam_correction_removes_a_copied_step_and_keeps_the_texture(reduce):
+    """Texture with period 16 px, 0.2 brighter left of x = 20; every patch is matched 16 px to
+    the left, so the hole (x 24-31) is filled with the right texture but 0.2 too bright. The
+    correction measures that step on the hole's 1-px ring and removes it: the fill is the truth,
+    texture included; without it, the copy is 0.2 off."""
+    import fastinpaint.methods.patchmatch as pm
+
+    h, w = 32, 48
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    texture = 0.3 + 0.1 * torch.sin(2 * torch.pi * xs / 16) * torch.cos(2 * torch.pi * ys / 7)
+    photo = (texture + 0.2 * (xs < 20)).expand(3, h, w).contiguous().float()
+    hole = torch.zeros(h, w, dtype=torch.bool)
+    hole[8:24, 24:32] = True
+    level = pm._Level(photo, hole, ~hole)
+    field = torch.stack([ys, xs - 16], -1).to(torch.int32)
+    field[xs - 16 < 3] = -1  # only patches whose match lies in the image
+    weight = torch.ones(h, w)
+    start = torch.where(hole, 0.0, photo)
+    plain = pm._vote_into_hole(level, start, field, 7, weight, reduce, seam=False)
+    fixed = pm._vote_into_hole(level, start, field, 7, weight, reduce, seam=True)
+    assert torch.allclose(plain[:, hole], photo[:, hole] + 0.2, atol=1e-6)
+    assert torch.allclose(fixed[:, hole], photo[:, hole], atol=1e-5)
+    assert torch.equal(fixed[:, ~hole], photo[:, ~hole])
+    # the ring pixels that source_mask forbids give no colour: with the whole ring forbidden, none
+    level.source = ~pm.dilate(hole, 1)
+    assert torch.equal(pm._vote_into_hole(level, start, field, 7, weight, reduce, seam=True), plain)
+
+
+def test_seam_correction_option():
+    img = textured(40, 48, seed=4)
+    mask = np.zeros((40, 48), np.uint8)
+    mask[12:28, 14:34] = 255
+    on = fastinpaint.inpaint(img, mask, seed=1)
+    off = fastinpaint.inpaint(img, mask, seed=1, seam_correction=False)
+    assert not np.array_equal(on, off) and np.array_equal(on[mask == 0], off[mask == 0])
+    with pytest.raises(ValueError, match="seam_correction must be True or False"):
+        fastinpaint.inpaint(img, mask, seam_correction="yes")
 
 
 def test_deep_hole_centre_is_voted_not_left_blurred():

@@ -202,6 +202,18 @@ class PatchMatchOptions:
     #: with plurality votes; no measurable time
     init_nearest: bool = True
     propagation: Optional[str] = None
+    #: the finest level's last vote also proposes values for the known pixels next to the hole
+    #: (its 1-px ring, square); the photo minus those proposals is the fill's misfit at its
+    #: border (a colour or brightness step where copied texture meets the photo), and is spread
+    #: into the hole by push-pull and added, as Poisson blending spreads a seam's step. The
+    #: correction is smooth, so it keeps the copied texture. Without it the hole's first two rings
+    #: were our worst pixels against pypatchmatch (whose mean vote smooths them): 0.4-0.75 dB
+    #: worse at depth 1 in every mask kind; with it 0.5-0.7 dB better. All 112 development pairs
+    #: (scripts/eval_patchmatch.py, one thread): 22.15 -> 22.29 dB, SSIM .8975 -> .8993,
+    #: sharpness .841 -> .851, SWD x1e3 2.225 -> 2.179, for 1.1x the CPU seconds. A 2-px ring
+    #: measured the same; blurring the misfit first (sigma 1 px) +0.01 dB for sharpness -0.005;
+    #: the correction at every level's last vote +0.01 dB; a correction decaying with depth less
+    seam_correction: bool = True
 
 
 #: The least value of each integer option: a bad value ran to the end unnoticed (em_step=0,
@@ -228,8 +240,9 @@ def _check_numbers(opts: "PatchMatchOptions") -> None:
         if isinstance(u, bool) or not isinstance(u, (int, float, np.floating, np.integer)) \
                 or not math.isfinite(u) or not lo <= u <= hi:
             raise ValueError(f"patchmatch: {name} must be a finite number in [{lo:g}, {hi:g}], got {u!r}")
-    if not isinstance(opts.init_nearest, (bool, np.bool_)):
-        raise ValueError(f"patchmatch: init_nearest must be True or False, got {opts.init_nearest!r}")
+    for name in ("init_nearest", "seam_correction"):
+        if not isinstance(getattr(opts, name), (bool, np.bool_)):
+            raise ValueError(f"patchmatch: {name} must be True or False, got {getattr(opts, name)!r}")
     if opts.propagation not in (None, "jump", "scan"):
         raise ValueError(f"patchmatch: propagation must be None, 'jump' or 'scan', got {opts.propagation!r}")
 
@@ -336,10 +349,28 @@ def _confidence(level: _Level, opts: PatchMatchOptions) -> Tensor:
     return conf.clamp_min(opts.confidence_floor)  # never 0 (see PatchMatchOptions.confidence_floor)
 
 
+def _vote_into_hole(level: _Level, img: Tensor, field: Tensor, patch_size: int, weight: Tensor, reduce: str,
+                    seam: bool) -> Tensor:
+    """``img`` with its hole pixels that some patch covers replaced by the vote of ``field``; with
+    ``seam``, plus the seam correction (see PatchMatchOptions.seam_correction): the vote also
+    covers the hole's 1-px ring, and the photo minus the vote there (on source pixels only) is
+    push-pulled into the hole."""
+    hole = level.hole
+    voted, total = _vote(img, field, patch_size, weight, mask=dilate(hole, 1) if seam else hole,
+                         return_total=True, reduce=reduce)
+    covered = total > 0
+    if seam:
+        ring = covered & level.source  # not where source_mask forbids: no colour from there either
+        misfit = torch.where(ring[None], level.image - voted, torch.zeros_like(voted))
+        voted = voted + pushpull_fill(misfit, ring)
+    return torch.where((hole & covered)[None], voted, img)
+
+
 def _vote_upsampled_field(level: _Level, img: Tensor, field: Tensor, active: Tensor, conf: Tensor,
-                          opts: PatchMatchOptions, patch_size: int, reduce: str) -> Tensor:
+                          opts: PatchMatchOptions, patch_size: int, reduce: str, seam: bool) -> Tensor:
     """This level's hole rebuilt from the field upsampled from the coarser level, copying this
-    level's known pixels; entries whose voting patch does not lie on known pixels do not vote."""
+    level's known pixels; entries whose voting patch does not lie on known pixels do not vote.
+    ``seam``: this is the fill's last vote, with the seam correction."""
     vote_patch = min(opts.upsample_vote_patch or patch_size, patch_size)
     valid = _valid_centres(level.source, vote_patch)
     h, w = valid.shape
@@ -347,8 +378,7 @@ def _vote_upsampled_field(level: _Level, img: Tensor, field: Tensor, active: Ten
     ok = (fy >= 0) & (fx >= 0) & (fy < h) & (fx < w)
     ok &= valid[fy.clamp(0, h - 1), fx.clamp(0, w - 1)]
     weight = torch.where(ok & active, conf, torch.zeros_like(conf))
-    voted, total = _vote(img, field, vote_patch, weight, mask=level.hole, return_total=True, reduce=reduce)
-    return torch.where(level.hole[None] & (total > 0)[None], voted, img)
+    return _vote_into_hole(level, img, field, vote_patch, weight, reduce, seam)
 
 
 def _nearest_centre_init(field: Optional[Tensor], active: Tensor, centres: Tensor) -> Tensor:
@@ -392,7 +422,9 @@ def _quantile(d: Tensor, q: float) -> Tensor:
 
 def _em_level(level: _Level, img: Tensor, field: Optional[Tensor], active: Tensor, conf: Tensor,
               em_iterations: int, cold: bool, opts: PatchMatchOptions, seed: int, patch_size: int,
-              reduce: str) -> tuple:
+              reduce: str, seam: bool) -> tuple:
+    """``em_iterations`` EM iterations at ``level``: ``(img, field)``. ``seam``: the last vote is the
+    fill's last, with the seam correction."""
     hole = level.hole
     centres = _valid_centres(level.source, patch_size) if em_iterations > 0 else None  # one source region: once
     if em_iterations > 0 and opts.init_nearest:
@@ -411,8 +443,7 @@ def _em_level(level: _Level, img: Tensor, field: Optional[Tensor], active: Tenso
         sigma2 = max(sigma2, 1e-8)
         weight = torch.exp(-dist / (2.0 * sigma2)) * conf
         weight = torch.where(active, weight, torch.zeros_like(weight))
-        voted, total = _vote(img, field, patch_size, weight, mask=hole, return_total=True, reduce=reduce)
-        img = torch.where(hole[None] & (total > 0)[None], voted, img)
+        img = _vote_into_hole(level, img, field, patch_size, weight, reduce, seam and it == em_iterations - 1)
     return img, field
 
 
@@ -487,15 +518,6 @@ def inpaint_patchmatch(
             if li >= top + 2 and opts.coarse_vote_reduce is not None:  # the levels of coarse_patch_size
                 reduce = opts.coarse_vote_reduce
             conf = _confidence(level, opts)
-            if img is None:
-                img = pushpull_fill(level.image, ~level.hole)
-                cold = True
-            else:
-                img = upsample_where(img, level.hole, level.image)
-                if field is not None:
-                    field = _upsample_field(field, (h, w))
-                    img = _vote_upsampled_field(level, img, field, active, conf, opts, lp, reduce)
-                cold = False
             em = min(opts.em_coarsest, opts.em_finest + opts.em_step * max(0, li - top))
             if n - 1 == top:  # a single level the schedule reaches: it is the coarsest
                 em = opts.em_coarsest
@@ -503,7 +525,18 @@ def inpaint_patchmatch(
                 em = max(1, em)
             elif li < top:  # finer than the schedule reaches: the vote of the upsampled field only
                 em = 0
-            img, field = _em_level(level, img, field, active, conf, em, cold, opts, seed + 104729 * li, lp, reduce)
+            seam = li == 0 and opts.seam_correction  # on the fill's last vote, whichever it is
+            if img is None:
+                img = pushpull_fill(level.image, ~level.hole)
+                cold = True
+            else:
+                img = upsample_where(img, level.hole, level.image)
+                if field is not None:
+                    field = _upsample_field(field, (h, w))
+                    img = _vote_upsampled_field(level, img, field, active, conf, opts, lp, reduce, seam and em == 0)
+                cold = False
+            img, field = _em_level(level, img, field, active, conf, em, cold, opts, seed + 104729 * li, lp, reduce,
+                                   seam)
     return torch.where(hole[None], img, image)
 
 
