@@ -450,6 +450,17 @@ def test_jpeg_mask_as_pil_image_is_not_mostly_hole(tmp_path):
     assert not ((out != _photo()).any(-1) & ~dilated(box)).any()
 
 
+@pytest.mark.parametrize("mode", ["RGBa", "La"])
+def test_a_premultiplied_mask_is_read_on_its_grey(mode):
+    """The mask rule on a premultiplied PIL mask (RGBa, La): the grey itself, not times alpha
+    (La failed: Pillow converts it to LA only). White under alpha 100 is stored as 100: a hole."""
+    box = np.zeros((H, W), bool)
+    box[6:14, 8:20] = True
+    grey = (box * 255).astype(np.uint8)
+    straight = np.dstack([grey] * (3 if mode == "RGBa" else 1) + [np.full((H, W), 100, np.uint8)])
+    np.testing.assert_array_equal(fio.hole_from_pil(Image.fromarray(straight).convert(mode)), box)
+
+
 def dilated(box):
     from scipy.ndimage import binary_dilation
 

@@ -306,7 +306,8 @@ def _picture(src: Source, img, what: str) -> Picture:
             raise ImageIOError(f"cannot read {what} {_name(src)}: 32-bit integer pixels outside 0..65535")
         return Picture(arr.astype(np.uint16), fmt, icc, exif, quality, notes)
     elif mode not in ("L", "LA", "RGB", "RGBA", "F"):
-        target = "RGBA" if mode in ALPHA_MODES else "RGB"  # (LAB's "A" band is a colour, not alpha)
+        # (LAB's "A" band is a colour, not alpha)
+        target = PREMULTIPLIED.get(mode) or ("RGBA" if mode in ALPHA_MODES else "RGB")
         img = img.convert(target)
         notes.append(f"{mode} image converted to {target}")
     return Picture(np.array(img), fmt, icc, exif, quality, notes)
@@ -414,6 +415,8 @@ def hole_from_pil(m) -> np.ndarray:
     if m.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit/int grey: 0..65535
         arr = np.asarray(m).astype(np.float64)
         return arr > (MASK_THRESHOLD + 0.5) * 257
+    if m.mode in PREMULTIPLIED:
+        m = m.convert(PREMULTIPLIED[m.mode])  # the grey itself, not times alpha (La converts only to LA)
     if m.mode in ALPHA_MODES or (m.mode == "P" and "transparency" in m.info):
         m = m.convert("RGBA").convert("RGB")  # alpha ignored: the grey is the rule
     return np.asarray(m.convert("L")) > MASK_THRESHOLD
@@ -519,6 +522,11 @@ def _umask() -> int:
 
 #: Pillow's modes with an alpha channel (premultiplied included): the one place that says so.
 ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
+#: Pillow's premultiplied-alpha modes (colour stored times alpha) and the straight-alpha mode each
+#: is read in: holes, masks and fills are on the colour itself (Pillow divides by alpha), which a
+#: fill on premultiplied values would darken where alpha is partial. Pillow converts La to nothing
+#: else: to LA first.
+PREMULTIPLIED = {"RGBa": "RGBA", "La": "LA"}
 
 #: The formats that keep 16 bits per channel; anything else would quietly round to 8.
 _16BIT_FORMATS = ("PNG", "TIFF")
