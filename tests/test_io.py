@@ -846,6 +846,21 @@ def test_an_unsupported_tiff_says_what_it_is(tmp_path):
         fio.read_image(tmp_path / "junk.tif")
 
 
+def test_a_tiff_of_a_kind_read_keeps_pillows_error(tmp_path, monkeypatch):
+    """A truncated 8-bit TIFF, and one over Pillow's size guard, were both "a TIFF of 3 channels of
+    8-bit integer samples, which is not supported": that is said only of kinds fastinpaint does not
+    read; these keep Pillow's error (too large: ImageTooLargeError, the server's 413)."""
+    pytest.importorskip("tifffile")  # (without it no TIFF is described: Pillow's error stands anyway)
+    Image.fromarray(_photo()).save(tmp_path / "a.tif")
+    data = (tmp_path / "a.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[:len(data) // 2])
+    with pytest.raises(fio.ImageIOError, match="cannot read image .*cut.tif: image file is truncated"):
+        fio.read_image(tmp_path / "cut.tif")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow refuses above 200 pixels
+    with pytest.raises(fio.ImageTooLargeError, match=f"a.tif: Image size \\({H * W} pixels\\) exceeds limit of 200"):
+        fio.read_image(tmp_path / "a.tif")
+
+
 def test_colour_to_pgm_is_refused_and_grey_is_written(tmp_path):
     """.pgm is a grey map: a colour result is refused (Pillow wrote it as colour, P6), grey is kept."""
     rng, _ = _fresh_rng()

@@ -164,10 +164,21 @@ def _with_grey_alpha16_tiff(src: Source, read):
     return _with_tiff_page(src, lambda page: read(page) if _is_grey_alpha16(page) else None)
 
 
+def _kind_read(page) -> bool:
+    """Whether fastinpaint reads TIFF pages of this kind of samples, whether or not this one
+    decodes: 1 to 4 channels of 1, 8 or 16-bit unsigned integers, or 32-bit float grey."""
+    fmt, bits, channels = int(page.sampleformat), page.bitspersample, page.samplesperpixel
+    return (fmt == 1 and bits in (1, 8, 16) and 1 <= channels <= 4) or (fmt == 3 and bits == 32 and channels == 1)
+
+
 def _unsupported_tiff(src: Source) -> Optional[str]:
-    """What a TIFF that tifffile parses but fastinpaint does not read is (samples, bits, kind), or
-    None: Pillow's "cannot identify image file" read as a corrupt file."""
+    """What a TIFF that tifffile parses, of a kind fastinpaint does not read (:func:`_kind_read`),
+    is (samples, bits, kind): Pillow's "cannot identify image file" read as a corrupt file. None
+    for any other file: a TIFF of a kind it reads keeps Pillow's error (a truncated one was said
+    to be "not supported")."""
     def describe(page):
+        if _kind_read(page):
+            return None
         kind = {1: "integer", 2: "signed integer", 3: "floating-point"}.get(int(page.sampleformat), "")
         return (f"a TIFF of {page.samplesperpixel} channels of {page.bitspersample}-bit {kind} samples, "
                 "which is not supported (8 or 16-bit integer colour, or 32-bit float grey, are)")
@@ -239,6 +250,8 @@ def read_image(src: Source, what: str = "image") -> Picture:
     """The image in ``src`` (a path or the file's bytes) as displayed; see the module docstring."""
     try:
         img = _open_pil(src, what)
+    except ImageTooLargeError:  # past Pillow's size guard: so said, whatever kind of file (a TIFF
+        raise  # was said to be "not supported")
     except ImageIOError as exc:
         grey_alpha = _read_grey_alpha16_tiff(src)
         if grey_alpha is None:
