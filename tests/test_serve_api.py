@@ -141,6 +141,34 @@ def test_16_bit_grey_alpha_tiff_is_read_as_the_command_line_reads_it(client, pai
     assert np.array_equal(out[~hole], la[~hole])
 
 
+def test_float_colour_tiff_is_answered_as_float_tiff_within_the_size_limit(pair):
+    """A float RGB TIFF (refused with 400, "not a readable image", before): read as the command line
+    reads it, answered as float TIFF (the one format that keeps float), and its size checked
+    against --max-pixels from its header, as Pillow's files are."""
+    import io as _io
+
+    tifffile = pytest.importorskip("tifffile")
+    from fastinpaint import io as fio
+
+    image, hole = pair
+    rgb = image.astype(np.float32) / 255
+    buf = _io.BytesIO()
+    tifffile.imwrite(buf, rgb, photometric="rgb")
+    files = {"image": ("i.tif", buf.getvalue(), "image/tiff"),
+             "mask": ("m.png", png((hole * 255).astype(np.uint8)), "image/png")}
+    pixels = image.shape[0] * image.shape[1]
+    with TestClient(create_app(ServeConfig(limits=Limits(max_pixels=pixels)))) as c:
+        resp = c.post("/api/v1/inpaint", files=files)
+        assert resp.status_code == 200, resp.text
+        assert resp.headers["content-type"] == "image/tiff"
+        out = fio.read_image(resp.content).pixels
+        assert out.dtype == np.float32 and out.shape == rgb.shape
+        assert np.array_equal(out[~hole], rgb[~hole])
+    with TestClient(create_app(ServeConfig(limits=Limits(max_pixels=pixels - 1)))) as c:
+        resp = c.post("/api/v1/inpaint", files=files)
+        assert resp.status_code == 413 and f"limit of {pixels - 1} pixels" in error_of(resp)
+
+
 def test_jpeg_answer_keeps_quality_and_colour_profile(client, pair):
     from fastinpaint.io import jpeg_quality
 

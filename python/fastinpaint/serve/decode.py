@@ -86,7 +86,8 @@ def b64_bytes(value: Any, name: str) -> bytes:
 def _check_header(data: bytes, name: str, limits: Limits, tiff_only_ok: bool = False):
     """The lazily opened ``PIL.Image`` of ``data`` once its header says it is readable and within
     ``--max-pixels`` (nothing decoded yet). ``tiff_only_ok``: a file that only fastinpaint.io's
-    tifffile path reads (16-bit grey + alpha TIFF) passes too, and None is returned for it."""
+    tifffile path reads (16-bit grey + alpha or floating-point TIFF) passes too, and None is
+    returned for it."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -95,9 +96,9 @@ def _check_header(data: bytes, name: str, limits: Limits, tiff_only_ok: bool = F
     except Image.DecompressionBombError as exc:  # Pillow's own cap, far above ours by default
         raise RequestError(413, _too_large_for_pillow(name, exc, limits)) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        from fastinpaint.io import grey_alpha16_tiff_size
+        from fastinpaint.io import tifffile_only_size
 
-        size = grey_alpha16_tiff_size(data) if tiff_only_ok else None
+        size = tifffile_only_size(data) if tiff_only_ok else None
         if size is None:
             raise RequestError(400, f"field '{name}' is not a readable image ({_one_line(exc)})") from None
         img, (w, h) = None, size
@@ -292,13 +293,15 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
 def encode_result(pixels: np.ndarray, source) -> Tuple[bytes, str]:
     """(bytes, content type) of the result ``pixels`` in the input's format (``source``, the
     :class:`fastinpaint.io.Picture` it came from) where it can be written as such, else PNG, by
-    the rules of :func:`fastinpaint.io.write_image`: 16-bit colour kept (PNG, TIFF), JPEG at the
-    input's quality with 4:4:4 chroma, the input's colour profile and EXIF kept."""
+    the rules of :func:`fastinpaint.io.write_image`: 16-bit colour kept (PNG, TIFF), float kept
+    (TIFF), JPEG at the input's quality with 4:4:4 chroma, the input's colour profile and EXIF kept."""
     from fastinpaint.io import _16BIT_FORMATS, ImageIOError, encode_image
 
     fmt = source.format if source.format in _OUTPUT_FORMATS else "PNG"
     if pixels.dtype == np.uint16 and fmt not in _16BIT_FORMATS:
         fmt = "PNG"  # 16 bits (grey or colour): the writer refuses formats that would round them to 8
+    if pixels.dtype.kind == "f":
+        fmt = "TIFF"  # float: the one format the writer keeps it in (a float PFM upload, too)
     try:
         return encode_image(pixels, fmt, source=source), _OUTPUT_FORMATS[fmt]
     except ImageIOError:
