@@ -45,12 +45,14 @@ is an :class:`ImageIOError` with a one-line message.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import io as _stdio
 import os
 import struct
 import tempfile
+import threading
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -84,8 +86,32 @@ class OutputExistsError(ImageIOError):
 
 class ImageTooLargeError(ImageIOError):
     """An image larger than Pillow opens: its decompression-bomb guard (twice
-    ``PIL.Image.MAX_IMAGE_PIXELS``); the message gives Pillow's size and limit. The server answers
-    it 413 (too large), not 400 (unreadable)."""
+    ``PIL.Image.MAX_IMAGE_PIXELS``, which :func:`pixel_limit` sets for a read); the message gives
+    Pillow's size and limit. The server answers it 413 (too large), not 400 (unreadable)."""
+
+
+#: Held while a read runs under :func:`pixel_limit`: Pillow's guard is one setting per process.
+_PIXEL_LIMIT = threading.RLock()
+
+
+@contextlib.contextmanager
+def pixel_limit(max_pixels: int):
+    """Reads inside this ``with`` block meet ``max_pixels`` as Pillow's decompression-bomb guard
+    (``PIL.Image.MAX_IMAGE_PIXELS``), whatever it was, restored afterwards: the server's
+    ``--max-pixels`` is then its one limit, above Pillow's default (179 MP) too. The caller checks
+    the size a header gives against ``max_pixels`` itself (Pillow only warns above it); Pillow
+    refuses (:class:`ImageTooLargeError`) above twice it what no header sizes (a TIFF's tile, a
+    later frame), as its own guard does above twice its setting. The setting is the process's:
+    such reads take turns (a lock), and any other read in the process meanwhile meets it too."""
+    from PIL import Image
+
+    with _PIXEL_LIMIT:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = int(max_pixels)
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 @dataclass

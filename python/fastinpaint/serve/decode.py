@@ -48,8 +48,8 @@ class RequestError(Exception):
 
 @dataclass
 class Limits:
-    """What the server accepts: images up to ``max_pixels`` (width x height), request bodies up to
-    ``max_body_bytes``."""
+    """What the server accepts: images up to ``max_pixels`` (width x height; Pillow's own guard is
+    set from it while a request's images are read), request bodies up to ``max_body_bytes``."""
 
     max_pixels: int = 50_000_000
     max_body_bytes: int = 256 * 1024 * 1024
@@ -93,7 +93,7 @@ def _check_header(data: bytes, name: str, limits: Limits, tiff_only_ok: bool = F
     try:
         img = Image.open(io.BytesIO(data))
         w, h = img.size
-    except Image.DecompressionBombError as exc:  # Pillow's own cap, far above ours by default
+    except Image.DecompressionBombError as exc:  # its guard: above twice ours (io.pixel_limit)
         raise RequestError(413, _too_large_for_pillow(name, exc, limits)) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         from fastinpaint.io import tifffile_only_size
@@ -113,48 +113,45 @@ def _too_large(name: str, size: str, limits: Limits) -> str:
 
 
 def _too_large_for_pillow(name: str, exc: Exception, limits: Limits) -> str:
-    """The 413 message for an image Pillow refuses to open (above twice ``Image.MAX_IMAGE_PIXELS``:
-    a decompression-bomb guard), in this server's terms. Pillow gives no size but in its message
-    ("Image size (N pixels) exceeds limit of L pixels, ..."), read here; "more than L" if its
-    wording changes."""
-    from PIL import Image
-
-    found = re.search(r"\((\d+) pixels\) exceeds limit of (\d+) pixels", str(exc))
-    if found:
-        pixels, cap = int(found.group(1)), int(found.group(2))
-        size = str(pixels)
-    else:
-        cap = 2 * (Image.MAX_IMAGE_PIXELS or 0)
-        pixels, size = cap + 1, f"more than {cap}"
-    if pixels > limits.max_pixels:
-        return _too_large(name, size, limits)
-    # this server takes more than Pillow opens (--max-pixels above Pillow's cap): said as it is
-    return f"field '{name}': image of {size} pixels exceeds Pillow's limit of {cap} pixels (a guard against " \
-           f"decompression bombs), though within this server's --max-pixels {limits.max_pixels}"
+    """The 413 message for an image Pillow refuses to open (a decompression-bomb guard, set from
+    --max-pixels for the read: above twice it), in this server's terms. Pillow gives no size but
+    in its message ("Image size (N pixels) exceeds limit of L pixels, ..."), read here; "more than
+    --max-pixels" if its wording changes."""
+    found = re.search(r"\((\d+) pixels\) exceeds limit", str(exc))
+    return _too_large(name, found.group(1) if found else f"more than {limits.max_pixels}", limits)
 
 
 def open_image(data: bytes, name: str, limits: Limits):
     """``PIL.Image`` of ``data``, fully decoded, EXIF orientation applied (as a browser shows it
     and IOPaint reads it). The size is checked from the header, before the pixels are decoded, so
-    an oversized image costs no memory."""
-    from fastinpaint.io import orient
+    an oversized image costs no memory; Pillow's own guard is set from ``--max-pixels`` meanwhile
+    (:func:`fastinpaint.io.pixel_limit`): it is the one limit."""
+    from fastinpaint.io import orient, pixel_limit
 
     from PIL import Image
 
-    img = _check_header(data, name, limits)
-    try:
-        img.load()
-    except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt pixel data
-        raise RequestError(400, f"field '{name}' is not a readable image ({_one_line(exc)})") from None
-    except Image.DecompressionBombError as exc:  # past the header: a TIFF's tile, a GIF's frame, ...
-        raise RequestError(413, _too_large_for_pillow(name, exc, limits)) from None
+    with pixel_limit(limits.max_pixels):
+        img = _check_header(data, name, limits)
+        try:
+            img.load()
+        except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt pixel data
+            raise RequestError(400, f"field '{name}' is not a readable image ({_one_line(exc)})") from None
+        except Image.DecompressionBombError as exc:  # past the header: a TIFF's tile, a GIF's frame, ...
+            raise RequestError(413, _too_large_for_pillow(name, exc, limits)) from None
     return orient(img)  # the one orientation rule of fastinpaint.io (keeps the format)
 
 
 def open_picture(data: bytes, name: str, limits: Limits):
     """The image as :func:`fastinpaint.io.read_image` reads files (displayed orientation, 16-bit
     colour kept, ICC/EXIF and JPEG quality remembered for the answer), after the size check of
-    :func:`open_image` on the header alone."""
+    :func:`open_image` on the header alone, under the same limit."""
+    from fastinpaint.io import pixel_limit
+
+    with pixel_limit(limits.max_pixels):
+        return _read_picture(data, name, limits)
+
+
+def _read_picture(data: bytes, name: str, limits: Limits):
     from PIL import Image
 
     from fastinpaint.io import ImageIOError, ImageTooLargeError, read_image
