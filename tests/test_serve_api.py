@@ -439,14 +439,20 @@ def test_too_large_body_is_413(pair):
         assert c.post("/api/v1/inpaint", content=req, headers={"Content-Type": "application/json"}).status_code == 200
 
 
-def test_failing_method_is_500_and_the_server_keeps_serving(tmp_path, pair):
+def test_failing_method_is_500_and_the_server_keeps_serving(pair, monkeypatch):
+    import importlib
+
+    api = importlib.import_module("fastinpaint.inpaint")  # (the package's `inpaint` is the function)
+
+    def broken(image, hole, **options):
+        raise RuntimeError("out of memory\nsomewhere")
+
+    monkeypatch.setitem(api._REGISTERED, "broken", broken)  # (a broken weights file is refused at start-up)
     image, hole = pair
-    broken = tmp_path / "broken.pt"
-    broken.write_bytes(b"this is not a checkpoint")
-    with TestClient(create_app(ServeConfig(weights={"pconv": {"broken.pt": str(broken)}}))) as c:
-        resp = c.post("/api/v1/inpaint", json=body(image, hole, method="pconv", weights="broken.pt"))
+    with TestClient(create_app(ServeConfig())) as c:
+        resp = c.post("/api/v1/inpaint", json=body(image, hole, method="broken"))
         assert resp.status_code == 500
-        assert error_of(resp).startswith("method 'pconv' failed:")
+        assert error_of(resp) == "method 'broken' failed: out of memory somewhere"
         resp = c.post("/api/v1/inpaint", json=body(image, hole))
         assert resp.status_code == 200
 
@@ -506,6 +512,27 @@ def test_each_weights_file_is_offered_and_taken_for_its_own_method_only(weights_
 def test_weights_config_of_the_old_shape_is_refused(weights_files):
     with pytest.raises(ValueError, match="method -> {name: path}"):
         create_app(ServeConfig(weights={"mine_pconv.pt": weights_files["mine_pconv.pt"]}))
+
+
+@pytest.mark.parametrize("method, name, words", [
+    ("pconv", "mine_glcic.pt", "is a GLCIC checkpoint, for method 'glcic', not 'pconv'"),
+    ("glcic", "serve.log", "PyTorch checkpoint"),
+    ("glcic", "trainer.pt", "'fastinpaint.trainer/1'"),
+    ("pconv", "gone.pt", "does not exist"),
+])
+def test_weights_given_in_code_are_checked_at_start_up(weights_files, tmp_path, method, name, words):
+    """A ServeConfig built in code is checked as `fastinpaint serve --weights` is, when the app is
+    made by either factory (it was taken as given: a missing file or another network's failed as a
+    500 at the first request that chose it)."""
+    from fastinpaint.serve import create_app as factory
+
+    path = weights_files.get(name, str(tmp_path / name))
+    for make in (create_app, factory):
+        with pytest.raises(ValueError) as info:
+            make(ServeConfig(weights={method: {name: path}}))
+        message = str(info.value)
+        assert message.startswith(f"ServeConfig.weights[{method!r}][{name!r}]: ") and words in message
+        assert "\n" not in message
 
 
 # --------------------------------------------------------------------------------------------------
