@@ -784,6 +784,17 @@ def test_result_that_cannot_be_saved_is_answered_and_said_not_saved(tmp_path, pa
     assert "failed" not in note and "Traceback" not in caplog.text and note in caplog.text
 
 
+def test_page_reads_the_saving_headers_the_server_sends():
+    """The page shows in its status line whether a result was saved (the browser test runs it): it
+    reads the very headers the server sends (a 200 is all a failed save was to it)."""
+    from fastinpaint.serve.app import STATIC
+
+    server = (pathlib.Path(fastinpaint.__file__).parent / "serve" / "app.py").read_text()
+    page = (STATIC / "app.js").read_text()
+    for header in ("X-FastInpaint-Saved-As", "X-FastInpaint-Not-Saved"):
+        assert f'headers["{header}"]' in server and f'resp.headers.get("{header}")' in page
+
+
 def test_input_file_exposes_that_file_only(input_dir):
     with TestClient(create_app(ServeConfig(inputs=input_dir / "a.png"))) as c:
         assert c.get("/api/v1/inputs").json()["images"] == ["a.png"]
