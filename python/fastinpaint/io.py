@@ -95,19 +95,20 @@ _PIXEL_LIMIT = threading.RLock()
 
 
 @contextlib.contextmanager
-def pixel_limit(max_pixels: int):
+def pixel_limit(max_pixels: Optional[int]):
     """Reads inside this ``with`` block meet ``max_pixels`` as Pillow's decompression-bomb guard
-    (``PIL.Image.MAX_IMAGE_PIXELS``), whatever it was, restored afterwards: the server's
-    ``--max-pixels`` is then its one limit, above Pillow's default (179 MP) too. The caller checks
-    the size a header gives against ``max_pixels`` itself (Pillow only warns above it); Pillow
-    refuses (:class:`ImageTooLargeError`) above twice it what no header sizes (a TIFF's tile, a
-    later frame), as its own guard does above twice its setting. The setting is the process's:
-    such reads take turns (a lock), and any other read in the process meanwhile meets it too."""
+    (``PIL.Image.MAX_IMAGE_PIXELS``; None: none), whatever it was, restored afterwards: the
+    server's ``--max-pixels`` is then its one limit, above Pillow's default (179 MP) too. The
+    caller checks the size a header gives against ``max_pixels`` itself (Pillow only warns above
+    it); Pillow refuses (:class:`ImageTooLargeError`) above twice it what no header sizes (a
+    TIFF's tile, a later frame), as its own guard does above twice its setting. The setting is the
+    process's: such reads take turns (a lock; nested blocks are fine), and any other read in the
+    process meanwhile meets it too."""
     from PIL import Image
 
     with _PIXEL_LIMIT:
         saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = int(max_pixels)
+        Image.MAX_IMAGE_PIXELS = None if max_pixels is None else int(max_pixels)
         try:
             yield
         finally:

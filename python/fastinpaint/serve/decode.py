@@ -90,11 +90,15 @@ def _check_header(data: bytes, name: str, limits: Limits, tiff_only_ok: bool = F
     returned for it."""
     from PIL import Image, UnidentifiedImageError
 
+    from fastinpaint.io import pixel_limit
+
     try:
-        img = Image.open(io.BytesIO(data))
+        # Pillow's guard off for the header alone (nothing is decoded): its size is checked just
+        # below, in this server's words (the guard refused a size past twice the limit in Pillow's
+        # words, without the width and height, and warned between)
+        with pixel_limit(None):
+            img = Image.open(io.BytesIO(data))
         w, h = img.size
-    except Image.DecompressionBombError as exc:  # its guard: above twice ours (io.pixel_limit)
-        raise RequestError(413, _too_large_for_pillow(name, exc, limits)) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         from fastinpaint.io import tifffile_only_size
 
