@@ -812,7 +812,7 @@ def _encode_16bit_grey_alpha(a: np.ndarray, fmt: str, params: dict, out) -> byte
 def _encode_float(a: np.ndarray, fmt: str, params: dict, out) -> bytes:
     """Float pixels (on [0, 1], as read) as TIFF, the one format written that keeps them: 32-bit
     grey by Pillow (its mode F), the others (grey + alpha, colour; 16 or 64-bit) by tifffile.
-    Other formats refuse them, as they refuse 16 bits, rather than round them to 8 bits."""
+    Other formats refuse them, as they refuse 16 bits, rather than round them to integers."""
     channels = 1 if a.ndim == 2 else a.shape[2]
     kind = {1: "grey", 2: "grey + alpha"}.get(channels, "colour")
     if fmt != "TIFF":
