@@ -450,6 +450,17 @@ def test_jpeg_mask_as_pil_image_is_not_mostly_hole(tmp_path):
     assert not ((out != _photo()).any(-1) & ~dilated(box)).any()
 
 
+@pytest.mark.parametrize("mode", ["RGBa", "La"])
+def test_a_premultiplied_mask_is_read_on_its_grey(mode):
+    """The mask rule on a premultiplied PIL mask (RGBa, La): the grey itself, not times alpha
+    (La failed: Pillow converts it to LA only). White under alpha 100 is stored as 100: a hole."""
+    box = np.zeros((H, W), bool)
+    box[6:14, 8:20] = True
+    grey = (box * 255).astype(np.uint8)
+    straight = np.dstack([grey] * (3 if mode == "RGBa" else 1) + [np.full((H, W), 100, np.uint8)])
+    np.testing.assert_array_equal(fio.hole_from_pil(Image.fromarray(straight).convert(mode)), box)
+
+
 def dilated(box):
     from scipy.ndimage import binary_dilation
 
@@ -824,15 +835,95 @@ def test_grey_alpha_to_gif_keeps_its_transparency(tmp_path):
 
 
 def test_an_unsupported_tiff_says_what_it_is(tmp_path):
-    """A float colour TIFF (neither Pillow nor the 16-bit readers decode it) is named as such, not
+    """A signed 32-bit colour TIFF (no reader of fastinpaint's decodes it) is named as such, not
     "cannot identify image file" (which reads as a corrupt file)."""
     tifffile = pytest.importorskip("tifffile")
-    tifffile.imwrite(tmp_path / "f.tif", np.zeros((H, W, 3), np.float32), photometric="rgb")
-    with pytest.raises(fio.ImageIOError, match="3 channels of 32-bit floating-point samples, which is not supported"):
-        fio.read_image(tmp_path / "f.tif")
+    tifffile.imwrite(tmp_path / "i.tif", np.zeros((H, W, 3), np.int32), photometric="rgb")
+    with pytest.raises(fio.ImageIOError, match="3 channels of 32-bit signed integer samples, which is not supported"):
+        fio.read_image(tmp_path / "i.tif")
     (tmp_path / "junk.tif").write_bytes(b"not an image")
     with pytest.raises(fio.ImageIOError, match="cannot read image .*junk.tif: cannot identify"):
         fio.read_image(tmp_path / "junk.tif")
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_a_float_tiff_is_read_and_written_as_float(tmp_path, capsys, dtype, channels):
+    """A float grey + alpha or colour TIFF (a float32 RGB one by tifffile, say), or a 16 or 64-bit
+    float grey one, was refused ("not supported"): read as float on [0, 1], as 32-bit float grey
+    is, in its EXIF orientation with its colour profile and EXIF, and the result written as float
+    TIFF, known pixels bit for bit, upright, the profile and EXIF kept; to another format, a
+    one-line refusal before the fill."""
+    tifffile = pytest.importorskip("tifffile")
+    rng, seed = _fresh_rng()
+    stored = rng.random((H, W, channels)[: 2 if channels == 1 else 3]).astype(dtype)
+    if channels in (2, 4):
+        stored[..., -1] = 1  # opaque: the mask file is the hole
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    tifffile.imwrite(tmp_path / "in.tif", stored, photometric="minisblack" if channels <= 2 else "rgb",
+                     extrasamples=["unassalpha"] if channels in (2, 4) else None, iccprofile=icc,
+                     extratags=[(271, "s", 0, "Cam Co", True), (274, "H", 1, 6, True)])
+    shown = np.rot90(stored, -1)  # 6: 90 degrees clockwise
+    pic = fio.read_image(tmp_path / "in.tif")
+    assert pic.pixels.dtype == dtype and pic.icc_profile == icc
+    np.testing.assert_array_equal(pic.pixels, shown, err_msg=f"seed {seed}")
+    hole = np.zeros(shown.shape[:2], bool)
+    hole[10:20, 8:16] = True
+    Image.fromarray((hole * 255).astype(np.uint8)).save(tmp_path / "m.png")
+    assert run("inpaint", tmp_path / "in.tif", tmp_path / "m.png", "-o", tmp_path / "out.tif",
+               "--method", "biharmonic") == 0
+    out = tifffile.imread(tmp_path / "out.tif")  # an independent reader
+    assert out.dtype == dtype and out.shape == shown.shape
+    np.testing.assert_array_equal(out[~hole], shown[~hole], err_msg=f"seed {seed}")
+    assert np.isfinite(out).all() and (out[hole] >= 0).all() and (out[hole] <= 1).all()
+    exif = Image.Exif()
+    exif.load((tmp_path / "out.tif").read_bytes())
+    assert (exif.get(271), exif.get(274)) == ("Cam Co", 1)
+    assert fio.read_image(tmp_path / "out.tif").icc_profile == icc
+    capsys.readouterr()
+    assert run("inpaint", tmp_path / "in.tif", tmp_path / "m.png", "-o", tmp_path / "out.png") == 1
+    kind = {1: "grey", 2: "grey + alpha", 3: "colour", 4: "colour"}[channels]
+    assert capsys.readouterr().err == (f"fastinpaint: error: cannot write float {kind} as PNG ({tmp_path / 'out.png'}): "
+                                       "it holds integers; use .tif, which keeps float\n")
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_a_float_tiffs_alpha_is_its_hole_and_premultiplied_alpha_is_made_straight(tmp_path, capsys):
+    """Without a mask file a float TIFF's alpha is the hole, on [0, 1]: at most 0.5 (read as
+    0..65535, every pixel was a hole). Associated (premultiplied) alpha is divided out, as Pillow's
+    RGBa is, with a note, and the result written straight."""
+    tifffile = pytest.importorskip("tifffile")
+    y, x = np.mgrid[0:H, 0:W]
+    colour = np.stack([x / W, y / H, (x + y) / (H + W)], -1).astype(np.float32)
+    alpha = np.full((H, W, 1), 0.75, np.float32)
+    alpha[6:14, 10:20] = 0.25
+    tifffile.imwrite(tmp_path / "in.tif", np.concatenate([colour * alpha, alpha], -1), photometric="rgb",
+                     extrasamples=["assocalpha"])
+    pic = fio.read_image(tmp_path / "in.tif")
+    np.testing.assert_allclose(pic.pixels[..., :3], colour, atol=1e-6)
+    assert pic.notes == ["premultiplied alpha: the colour divided by it (written back straight)"]
+    hole = alpha[..., 0] <= 0.5
+    np.testing.assert_array_equal(fio.hole_from_alpha(pic.pixels[..., 3]), hole)
+    assert run("inpaint", tmp_path / "in.tif", "-o", tmp_path / "out.tif", "--method", "biharmonic") == 0
+    assert "premultiplied alpha" in capsys.readouterr().err
+    out = tifffile.imread(tmp_path / "out.tif")
+    np.testing.assert_array_equal(out[~hole], pic.pixels[~hole])
+    assert not np.array_equal(out[hole], pic.pixels[hole])
+
+
+def test_a_tiff_of_a_kind_read_keeps_pillows_error(tmp_path, monkeypatch):
+    """A truncated 8-bit TIFF, and one over Pillow's size guard, were both "a TIFF of 3 channels of
+    8-bit integer samples, which is not supported": that is said only of kinds fastinpaint does not
+    read; these keep Pillow's error (too large: ImageTooLargeError, the server's 413)."""
+    pytest.importorskip("tifffile")  # (without it no TIFF is described: Pillow's error stands anyway)
+    Image.fromarray(_photo()).save(tmp_path / "a.tif")
+    data = (tmp_path / "a.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[:len(data) // 2])
+    with pytest.raises(fio.ImageIOError, match="cannot read image .*cut.tif: image file is truncated"):
+        fio.read_image(tmp_path / "cut.tif")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow refuses above 200 pixels
+    with pytest.raises(fio.ImageTooLargeError, match=f"a.tif: Image size \\({H * W} pixels\\) exceeds limit of 200"):
+        fio.read_image(tmp_path / "a.tif")
 
 
 def test_colour_to_pgm_is_refused_and_grey_is_written(tmp_path):

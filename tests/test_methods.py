@@ -324,3 +324,33 @@ def test_pil_lab_and_big_endian_16bit_inputs():
     words = (np.arange(32 * 32).reshape(32, 32) * 50).astype(">u2")
     out = fastinpaint.inpaint(Image.frombytes("I;16B", (32, 32), words.tobytes()), hole, method="biharmonic")
     np.testing.assert_array_equal(np.asarray(out)[~hole], words.astype(np.uint16)[~hole])
+
+
+@pytest.mark.parametrize("mode", ["RGBa", "La"])
+def test_premultiplied_pil_image_comes_back_in_its_own_mode(mode):
+    """A premultiplied-alpha PIL image (RGBa came back as RGBA; La, which Pillow converts to LA
+    only, failed with "conversion from La to L not supported") is filled on its colour itself and
+    given back in its own mode: the known pixels its own bits, the fill premultiplied by the
+    hole's alpha. One colour under alpha varying from 64 to 255: a fill of the premultiplied
+    values (darker where alpha is low) would be darker than the colour."""
+    import fastinpaint
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    colour = (200, 100, 50) if mode == "RGBa" else (200,)
+    straight = np.empty((32, 32, len(colour) + 1), np.uint8)
+    straight[..., :-1] = colour
+    straight[..., -1] = rng.integers(64, 256, (32, 32))
+    image = Image.fromarray(straight).convert(mode)
+    stored = np.asarray(image)
+    hole = np.zeros((32, 32), bool)
+    hole[8:20, 10:22] = True
+    out = fastinpaint.inpaint(image, hole, method="biharmonic")
+    assert out.mode == mode and out.size == image.size
+    filled = np.asarray(out)
+    np.testing.assert_array_equal(filled[~hole], stored[~hole])
+    np.testing.assert_array_equal(filled[..., -1], stored[..., -1])  # alpha unchanged, in the hole too
+    expected = stored[hole][:, :-1].astype(int)  # the colour times the hole's own alpha
+    assert np.abs(filled[hole][:, :-1].astype(int) - expected).max() <= 2
+    with pytest.warns(UserWarning, match="mask is empty"):
+        assert fastinpaint.inpaint(image, np.zeros((32, 32), bool)).mode == mode

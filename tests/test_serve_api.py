@@ -141,6 +141,34 @@ def test_16_bit_grey_alpha_tiff_is_read_as_the_command_line_reads_it(client, pai
     assert np.array_equal(out[~hole], la[~hole])
 
 
+def test_float_colour_tiff_is_answered_as_float_tiff_within_the_size_limit(pair):
+    """A float RGB TIFF (refused with 400, "not a readable image", before): read as the command line
+    reads it, answered as float TIFF (the one format that keeps float), and its size checked
+    against --max-pixels from its header, as Pillow's files are."""
+    import io as _io
+
+    tifffile = pytest.importorskip("tifffile")
+    from fastinpaint import io as fio
+
+    image, hole = pair
+    rgb = image.astype(np.float32) / 255
+    buf = _io.BytesIO()
+    tifffile.imwrite(buf, rgb, photometric="rgb")
+    files = {"image": ("i.tif", buf.getvalue(), "image/tiff"),
+             "mask": ("m.png", png((hole * 255).astype(np.uint8)), "image/png")}
+    pixels = image.shape[0] * image.shape[1]
+    with TestClient(create_app(ServeConfig(limits=Limits(max_pixels=pixels)))) as c:
+        resp = c.post("/api/v1/inpaint", files=files)
+        assert resp.status_code == 200, resp.text
+        assert resp.headers["content-type"] == "image/tiff"
+        out = fio.read_image(resp.content).pixels
+        assert out.dtype == np.float32 and out.shape == rgb.shape
+        assert np.array_equal(out[~hole], rgb[~hole])
+    with TestClient(create_app(ServeConfig(limits=Limits(max_pixels=pixels - 1)))) as c:
+        resp = c.post("/api/v1/inpaint", files=files)
+        assert resp.status_code == 413 and f"limit of {pixels - 1} pixels" in error_of(resp)
+
+
 def test_jpeg_answer_keeps_quality_and_colour_profile(client, pair):
     from fastinpaint.io import jpeg_quality
 
@@ -338,8 +366,9 @@ def _png_1bit(width, height) -> bytes:
 
 @pytest.mark.parametrize("field", ["image", "mask"])
 def test_decompression_bomb_is_413_in_this_servers_terms(client, pair, field):
-    """A small file of huge dimensions, past Pillow's own guard (twice Image.MAX_IMAGE_PIXELS, 179
-    MP): a 413 naming its size and this server's limit, not Pillow's words and limit."""
+    """A small file of huge dimensions, past Pillow's own guard (twice --max-pixels, which it is set
+    from while reading): a 413 naming its size and this server's limit, as for any image over it,
+    not Pillow's words."""
     image, hole = pair
     bomb = _png_1bit(30000, 30000)
     assert len(bomb) < 200_000
@@ -347,31 +376,50 @@ def test_decompression_bomb_is_413_in_this_servers_terms(client, pair, field):
     req[field] = b64(bomb)
     resp = client.post("/api/v1/inpaint", json=req)
     assert resp.status_code == 413
-    assert error_of(resp) == (f"field '{field}': image of 900000000 pixels exceeds this server's limit of "
-                              "50000000 pixels (--max-pixels)")
+    assert error_of(resp) == (f"field '{field}': image of 30000x30000 = 900000000 pixels exceeds this server's "
+                              "limit of 50000000 pixels (--max-pixels)")
 
 
-def test_pillow_limit_below_the_servers_is_said(client, pair, monkeypatch):
-    """Where the server takes more than Pillow opens, the 413 says which limit it met."""
+@pytest.mark.parametrize("kind", ["png", "float tiff"])
+def test_max_pixels_is_the_one_limit_above_or_below_pillows(pair, monkeypatch, kind):
+    """--max-pixels is the one limit, Pillow's guard set from it while reading: a server taking
+    more than Pillow opens by default answered "exceeds Pillow's limit" (its 179 MP, lowered here
+    to 200 pixels) however high --max-pixels was; now an image within --max-pixels is answered, its
+    mask too, and one above it is refused in the server's one line. Pillow's guard is restored
+    after each request. A float TIFF (read with tifffile) meets the same limit."""
+    import io as _io
+
     from PIL import Image
 
     image, hole = pair
+    pixels = image.shape[0] * image.shape[1]
+    if kind == "png":
+        data = png(image)
+    else:
+        tifffile = pytest.importorskip("tifffile")
+        buf = _io.BytesIO()
+        tifffile.imwrite(buf, image.astype(np.float32) / 255, photometric="rgb")
+        data = buf.getvalue()
+    req = {"image": b64(data), "mask": b64(png((hole * 255).astype(np.uint8)))}
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow refuses above 200 pixels
-    resp = client.post("/api/v1/inpaint", json=body(image, hole))
-    assert resp.status_code == 413
-    assert error_of(resp) == (f"field 'image': image of {image.shape[0] * image.shape[1]} pixels exceeds "
-                              "Pillow's limit of 200 pixels (a guard against decompression bombs), though within "
-                              "this server's --max-pixels 50000000")
+    with TestClient(create_app(ServeConfig(limits=Limits(max_pixels=pixels)))) as c:
+        resp = c.post("/api/v1/inpaint", json=req)
+        assert resp.status_code == 200, resp.text
+        assert Image.MAX_IMAGE_PIXELS == 100
+    with TestClient(create_app(ServeConfig(limits=Limits(max_pixels=pixels - 1)))) as c:
+        resp = c.post("/api/v1/inpaint", json=req)
+        assert resp.status_code == 413
+        assert error_of(resp) == (f"field 'image': image of {image.shape[1]}x{image.shape[0]} = {pixels} pixels "
+                                  f"exceeds this server's limit of {pixels - 1} pixels (--max-pixels)")
+        assert Image.MAX_IMAGE_PIXELS == 100
 
 
 def test_pillow_bomb_message_of_other_wording():
-    from PIL import Image
-
     from fastinpaint.serve.decode import _too_large_for_pillow
 
     message = _too_large_for_pillow("image", ValueError("too big"), Limits(max_pixels=1000))
-    assert message == (f"field 'image': image of more than {2 * Image.MAX_IMAGE_PIXELS} pixels exceeds this "
-                       "server's limit of 1000 pixels (--max-pixels)")
+    assert message == "field 'image': image of more than 1000 pixels exceeds this server's limit of 1000 pixels " \
+                      "(--max-pixels)"
 
 
 def test_too_large_body_is_413(pair):
@@ -392,14 +440,20 @@ def test_too_large_body_is_413(pair):
         assert c.post("/api/v1/inpaint", content=req, headers={"Content-Type": "application/json"}).status_code == 200
 
 
-def test_failing_method_is_500_and_the_server_keeps_serving(tmp_path, pair):
+def test_failing_method_is_500_and_the_server_keeps_serving(pair, monkeypatch):
+    import importlib
+
+    api = importlib.import_module("fastinpaint.inpaint")  # (the package's `inpaint` is the function)
+
+    def broken(image, hole, **options):
+        raise RuntimeError("out of memory\nsomewhere")
+
+    monkeypatch.setitem(api._REGISTERED, "broken", broken)  # (a broken weights file is refused at start-up)
     image, hole = pair
-    broken = tmp_path / "broken.pt"
-    broken.write_bytes(b"this is not a checkpoint")
-    with TestClient(create_app(ServeConfig(weights={"pconv": {"broken.pt": str(broken)}}))) as c:
-        resp = c.post("/api/v1/inpaint", json=body(image, hole, method="pconv", weights="broken.pt"))
+    with TestClient(create_app(ServeConfig())) as c:
+        resp = c.post("/api/v1/inpaint", json=body(image, hole, method="broken"))
         assert resp.status_code == 500
-        assert error_of(resp).startswith("method 'pconv' failed:")
+        assert error_of(resp) == "method 'broken' failed: out of memory somewhere"
         resp = c.post("/api/v1/inpaint", json=body(image, hole))
         assert resp.status_code == 200
 
@@ -459,6 +513,27 @@ def test_each_weights_file_is_offered_and_taken_for_its_own_method_only(weights_
 def test_weights_config_of_the_old_shape_is_refused(weights_files):
     with pytest.raises(ValueError, match="method -> {name: path}"):
         create_app(ServeConfig(weights={"mine_pconv.pt": weights_files["mine_pconv.pt"]}))
+
+
+@pytest.mark.parametrize("method, name, words", [
+    ("pconv", "mine_glcic.pt", "is a GLCIC checkpoint, for method 'glcic', not 'pconv'"),
+    ("glcic", "serve.log", "PyTorch checkpoint"),
+    ("glcic", "trainer.pt", "'fastinpaint.trainer/1'"),
+    ("pconv", "gone.pt", "does not exist"),
+])
+def test_weights_given_in_code_are_checked_at_start_up(weights_files, tmp_path, method, name, words):
+    """A ServeConfig built in code is checked as `fastinpaint serve --weights` is, when the app is
+    made by either factory (it was taken as given: a missing file or another network's failed as a
+    500 at the first request that chose it)."""
+    from fastinpaint.serve import create_app as factory
+
+    path = weights_files.get(name, str(tmp_path / name))
+    for make in (create_app, factory):
+        with pytest.raises(ValueError) as info:
+            make(ServeConfig(weights={method: {name: path}}))
+        message = str(info.value)
+        assert message.startswith(f"ServeConfig.weights[{method!r}][{name!r}]: ") and words in message
+        assert "\n" not in message
 
 
 # --------------------------------------------------------------------------------------------------
@@ -708,6 +783,17 @@ def test_result_that_cannot_be_saved_is_answered_and_said_not_saved(tmp_path, pa
     note = resp.headers["x-fastinpaint-not-saved"]
     assert note.startswith(f"could not save the result to {out}: ") and "No such file" in note
     assert "failed" not in note and "Traceback" not in caplog.text and note in caplog.text
+
+
+def test_page_reads_the_saving_headers_the_server_sends():
+    """The page shows in its status line whether a result was saved (the browser test runs it): it
+    reads the very headers the server sends (a 200 is all a failed save was to it)."""
+    from fastinpaint.serve.app import STATIC
+
+    server = (pathlib.Path(fastinpaint.__file__).parent / "serve" / "app.py").read_text()
+    page = (STATIC / "app.js").read_text()
+    for header in ("X-FastInpaint-Saved-As", "X-FastInpaint-Not-Saved"):
+        assert f'headers["{header}"]' in server and f'resp.headers.get("{header}")' in page
 
 
 def test_input_file_exposes_that_file_only(input_dir):

@@ -79,6 +79,14 @@ def server(serve_process, photos):
 
 
 @pytest.fixture(scope="module")
+def saving_server(serve_process, photos, tmp_path_factory):
+    """(url, --output-dir): a server that also saves every result."""
+    out = tmp_path_factory.mktemp("saved")
+    _, url = serve_process("--output-dir", out, "--input", photos)
+    return url, out
+
+
+@pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -326,3 +334,31 @@ def test_zoom_and_pan_keep_strokes_on_the_right_pixels(browser, server, photos):
     after = browser.find_element(By.ID, "image").rect
     assert (round(after["x"] - before["x"]), round(after["y"] - before["y"])) == (-60, -40)
     assert np.array_equal(canvas_pixels(browser, "hole-overlay")[..., 3] > 127, hole)
+
+
+def test_status_line_says_where_the_result_was_saved_or_why_not(browser, saving_server, photos):
+    """With --output-dir the status line names the file the server saved; once the folder is gone,
+    the result is still shown (the server answers 200) and the status line says, as a warning, that
+    it was not saved and why (the page said "done" alone either way)."""
+    url, out = saving_server
+    browser.get(url)
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#method option"))
+    assert open_image(browser, photos / "small.png") == "ready"
+    stroke(browser, [(30, 40), (60, 44)])
+    browser.find_element(By.ID, "run").click()
+    assert wait_state(browser, "done", "error") == "done", browser.find_element(By.ID, "error").text
+    status = browser.find_element(By.ID, "status")
+    saved = list(out.iterdir())
+    assert len(saved) == 1 and status.text.endswith(f" · saved as {saved[0].name}"), status.text
+    assert "warning" not in status.get_attribute("class")
+    np.testing.assert_array_equal(np.asarray(Image.open(saved[0]).convert("RGB")),
+                                  canvas_pixels(browser, "image")[..., :3])
+
+    shutil.rmtree(out)
+    stroke(browser, [(90, 100), (110, 104)])
+    browser.find_element(By.ID, "run").click()
+    assert wait_state(browser, "done", "error") == "done", browser.find_element(By.ID, "error").text
+    text = status.get_attribute("title")  # the whole line (the shown one may be cut to the toolbar)
+    assert text.startswith("done in ") and f" · not saved: could not save the result to {out}: " in text, text
+    assert "No such file" in text and "warning" in status.get_attribute("class")
+    assert not browser.find_element(By.ID, "error").is_displayed()

@@ -124,16 +124,21 @@ class _Image:
     def __init__(self, image: ImageLike):
         self.kind: str
         self.pil_mode: Optional[str] = None
-        self._pil = image if _is_pil(image) else None  # for size_hint, read only on a size error
+        #: the input's premultiplied mode (RGBa, La), given back in it; None for any other input
+        self.premultiplied: Optional[str] = None
+        self._pil = image if _is_pil(image) else None  # for size_hint and a premultiplied input's bits
         if _is_pil(image):
+            from fastinpaint.io import ALPHA_MODES, PREMULTIPLIED
+
             mode = image.mode
             if mode == "P":
                 image = image.convert("RGBA" if "transparency" in image.info else "RGB")
             elif mode == "1":  # bilevel is grey, as the file reader has it
                 image = image.convert("L")
-            elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa", "La", "PA"):
-                from fastinpaint.io import ALPHA_MODES
-
+            elif mode in PREMULTIPLIED:  # filled on the colour itself (see io.PREMULTIPLIED)
+                self.premultiplied = mode
+                image = image.convert(PREMULTIPLIED[mode])
+            elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX", "PA"):
                 image = image.convert("RGBA" if mode in ALPHA_MODES else "RGB")  # (LAB's "A" is no alpha)
             self.kind = "pil"
             self.pil_mode = image.mode
@@ -216,6 +221,8 @@ class _Image:
         if self.kind == "tensor":
             t = self.chw.clone()
             return t[0] if self.squeeze else t
+        if self.premultiplied:
+            return self._pil.copy()
         return self.pil_or_array(self.array.copy())
 
     def pil_or_array(self, arr: np.ndarray):
@@ -244,7 +251,22 @@ class _Image:
             vals = _cast_like(fill.cpu(), torch.from_numpy(out[:0, :0]).dtype).permute(1, 2, 0).numpy()
             # copyto through a view writes ``out``: 2x the speed of boolean indexing on a 12 MP box
             np.copyto(out[y0:y1, x0:x1, : self.colour], vals, where=p[:, :, None])
+        if self.premultiplied:
+            return self._premultiplied(out, pieces)
         return self.pil_or_array(out)
+
+    def _premultiplied(self, filled: np.ndarray, pieces):
+        """The straight-alpha result ``filled`` back in the input's premultiplied mode: the hole
+        pixels premultiplied by Pillow, every other pixel the input's own bits (premultiplying
+        Pillow's un-premultiplied colour does not always give the stored value back: 12 % of the
+        colour values of a random RGBa image moved by one)."""
+        from PIL import Image
+
+        out = np.array(self._pil)
+        again = np.asarray(Image.fromarray(filled, mode=self.pil_mode).convert(self.premultiplied))
+        for (y0, y1, x0, x1), _, paste in pieces:
+            np.copyto(out[y0:y1, x0:x1], again[y0:y1, x0:x1], where=paste.cpu().numpy()[:, :, None])
+        return Image.fromarray(out, mode=self.premultiplied)
 
 
 def _read_only_tensor(arr: np.ndarray) -> Tensor:
@@ -346,6 +368,10 @@ def inpaint(
             ``PIL.ImageOps.exif_transpose`` first for the displayed image), or tensor ``(H, W)`` /
             ``(C, H, W)``; C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA). uint8, uint16 (and, for
             patchmatch and biharmonic, other integer types) or float. Alpha is returned unchanged.
+            A premultiplied-alpha PIL image (``RGBa``, ``La``) is filled on its colour itself (as
+            Pillow un-premultiplies it) and returned in its own mode, the fill premultiplied by
+            the hole's alpha; palette, bilevel, CMYK, YCbCr, LAB, HSV and RGBX images are returned
+            as RGB(A) or grey (``L``), the modes they are filled in.
         mask: same height and width; **non-zero = hole** (the pixels to fill). numpy, PIL or tensor;
             a trailing/leading channel axis is allowed (non-zero in any channel = hole). A PIL
             image is read as mask files are: grey > 127 = hole (:mod:`fastinpaint.io`), so JPEG

@@ -4,19 +4,23 @@ server's decoder use.
 
 Reading (:func:`read_image`): the picture **as displayed** — EXIF orientation applied — as a NumPy
 array (``(H, W)`` grey, ``(H, W, 2)`` grey + alpha, ``(H, W, 3)`` RGB, ``(H, W, 4)`` RGBA; uint8,
-or uint16 for 16-bit files), plus what a writer needs to give it back as it came: its ICC profile,
-its EXIF (orientation reset to 1), its JPEG quality. Palette and CMYK files are converted to
-RGB(A), with a note; a file of several frames (multi-page TIFF, animation, a camera's MPO JPEG)
-gives its first frame, with a note. 16-bit colour and 16-bit grey + alpha PNG/TIFF files are read
-with OpenCV, because Pillow reads them as 8-bit RGB(A) (it has no 16-bit colour or grey + alpha
-mode) and OpenCV's reader (libpng/libtiff) keeps the 16 bits; a 16-bit grey + alpha TIFF, which
-neither reads, with ``tifffile`` where it is installed (it comes with scikit-image).
+uint16 for 16-bit files, float for floating-point TIFFs: on [0, 1], in the file's own float
+type), plus what a writer needs to give it back as it came: its ICC profile, its EXIF
+(orientation reset to 1), its JPEG quality. Palette and CMYK files are converted to RGB(A), with a
+note; premultiplied alpha is divided out (straight alpha), with a note; a file of several frames
+(multi-page TIFF, animation, a camera's MPO JPEG) gives its first frame, with a note. 16-bit
+colour and 16-bit grey + alpha PNG/TIFF files are read with OpenCV, because Pillow reads them as
+8-bit RGB(A) (it has no 16-bit colour or grey + alpha mode) and OpenCV's reader (libpng/libtiff)
+keeps the 16 bits; a 16-bit grey + alpha TIFF, which neither reads, and a float TIFF other than
+32-bit grey (Pillow's only float mode), with ``tifffile`` where it is installed (it comes with
+scikit-image), within Pillow's size guard as Pillow's files are.
 
 **The mask rule** (:func:`hole_from_pil`, used for every mask file and mask upload): the mask is
 read in displayed orientation like the image, converted to grey (ITU-R 601 luma; alpha ignored;
 16-bit masks scaled to 8-bit), and **grey > 127 is a hole** — anti-aliased and JPEG masks work, and a
 mask whose only colour is dark (pure red is luma 76) marks no hole. Without a mask file, an image's
-alpha is the mask: **alpha <= 127 (transparent) is a hole** (:func:`hole_from_alpha`). ``invert``
+alpha is the mask: **alpha <= 127 (transparent) is a hole** (16-bit: <= 32767, float: <= 0.5;
+:func:`hole_from_alpha`). ``invert``
 swaps hole and keep; ``dilate`` grows the hole by that many pixels (every pixel within that
 Euclidean distance of the hole: a disc), over anti-aliased edges and shadows. Arrays handed to
 :func:`fastinpaint.inpaint` directly are already holes: non-zero = hole.
@@ -29,7 +33,9 @@ layout) carried over, 16-bit PNG and TIFF included (16-bit TIFF needs ``tifffile
 it says what it drops). 16-bit grey + alpha is written as such to PNG (by
 :func:`_encode_png_grey_alpha16`: neither Pillow nor OpenCV writes it) and, with ``tifffile``, to
 TIFF. 16 bits go only to PNG and TIFF: 16-bit grey or colour to another format is refused, not
-rounded to 8 bits; alpha written to JPEG, BMP or PPM (no alpha) is dropped with a warning; GIF
+rounded to 8 bits; float goes only to TIFF, in its own float type (32-bit grey by Pillow, the
+rest by ``tifffile``, without which it is refused): to another format it is refused, not rounded
+to integers; alpha written to JPEG, BMP or PPM (no alpha) is dropped with a warning; GIF
 output of more than 256 colours is quantised (by Pillow) with a warning. :func:`check_destination` checks the
 destination before any computing; the file is written to a temporary file in the same folder and
 published with a hard link (or ``renameat2(RENAME_NOREPLACE)``), a step that fails if the name
@@ -39,12 +45,14 @@ is an :class:`ImageIOError` with a one-line message.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import io as _stdio
 import os
 import struct
 import tempfile
+import threading
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -54,7 +62,7 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 
 __all__ = ["ImageIOError", "ImageTooLargeError", "OutputExistsError", "Picture", "read_image", "read_mask",
-           "hole_from_pil", "hole_from_alpha", "grow_hole", "grey_alpha16_tiff_size", "to_rgb8", "check_destination",
+           "hole_from_pil", "hole_from_alpha", "grow_hole", "tifffile_only_size", "to_rgb8", "check_destination",
            "check_encodable", "write_image", "write_file", "jpeg_quality", "MASK_THRESHOLD", "require_hole"]
 
 #: Grey values above this are holes in mask files; alpha at or below it is a hole.
@@ -78,8 +86,33 @@ class OutputExistsError(ImageIOError):
 
 class ImageTooLargeError(ImageIOError):
     """An image larger than Pillow opens: its decompression-bomb guard (twice
-    ``PIL.Image.MAX_IMAGE_PIXELS``); the message gives Pillow's size and limit. The server answers
-    it 413 (too large), not 400 (unreadable)."""
+    ``PIL.Image.MAX_IMAGE_PIXELS``, which :func:`pixel_limit` sets for a read); the message gives
+    Pillow's size and limit. The server answers it 413 (too large), not 400 (unreadable)."""
+
+
+#: Held while a read runs under :func:`pixel_limit`: Pillow's guard is one setting per process.
+_PIXEL_LIMIT = threading.RLock()
+
+
+@contextlib.contextmanager
+def pixel_limit(max_pixels: Optional[int]):
+    """Reads inside this ``with`` block meet ``max_pixels`` as Pillow's decompression-bomb guard
+    (``PIL.Image.MAX_IMAGE_PIXELS``; None: none), whatever it was, restored afterwards: the
+    server's ``--max-pixels`` is then its one limit, above Pillow's default (179 MP) too. The
+    caller checks the size a header gives against ``max_pixels`` itself (Pillow only warns above
+    it); Pillow refuses (:class:`ImageTooLargeError`) above twice it what no header sizes (a
+    TIFF's tile, a later frame), as its own guard does above twice its setting. The setting is the
+    process's: such reads take turns (a lock; nested blocks are fine), and any other read in the
+    process meanwhile meets it too."""
+    from PIL import Image
+
+    with _PIXEL_LIMIT:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None if max_pixels is None else int(max_pixels)
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 @dataclass
@@ -139,14 +172,24 @@ def _read_failed(exc: BaseException, what: str, src: Source) -> ImageIOError:
     return error(f"cannot read {what} {_name(src)}: {_one_line(exc)}")
 
 
-def _is_grey_alpha16(page) -> bool:
-    """Whether a tifffile page is 16-bit grey + alpha."""
-    return page.dtype == np.uint16 and len(page.shape) == 3 and page.shape[2] == 2
+#: The TIFF photometric interpretation of 1 to 4 channels: grey (MinIsBlack), grey + alpha, RGB, RGBA.
+_TIFF_PHOTOMETRIC = {1: 1, 2: 1, 3: 2, 4: 2}
+
+
+def _read_by_tifffile(page) -> bool:
+    """Whether a tifffile page is of a kind read with tifffile, not Pillow: 16-bit grey + alpha
+    (Pillow has no such mode, OpenCV reads it wrong) or floating-point samples (Pillow reads 32-bit
+    float grey only); grey or RGB, each with or without alpha."""
+    channels = page.samplesperpixel
+    if _TIFF_PHOTOMETRIC.get(channels) != int(page.photometric):
+        return False
+    return int(page.sampleformat) == 3 or (page.dtype == np.uint16 and channels == 2)
 
 
 def _with_tiff_page(src: Source, read):
     """``read(page)`` of a TIFF's first page, opened with tifffile (not a dependency: present with
-    scikit-image); None where tifffile is not installed or does not read the file."""
+    scikit-image); None where tifffile is not installed or does not read the file. An
+    :class:`ImageIOError` of ``read`` is raised."""
     try:
         import tifffile
     except ImportError:
@@ -154,42 +197,93 @@ def _with_tiff_page(src: Source, read):
     try:
         with tifffile.TiffFile(_stdio.BytesIO(src) if isinstance(src, bytes) else src) as tif:
             return read(tif.pages[0])
+    except ImageIOError:
+        raise
     except Exception:  # noqa: BLE001 - not a TIFF tifffile reads either: Pillow's error stands
         return None
 
 
-def _with_grey_alpha16_tiff(src: Source, read):
-    """``read(page)`` of a 16-bit grey + alpha TIFF (Pillow has no such mode, OpenCV reads it
-    wrong); None for any other file."""
-    return _with_tiff_page(src, lambda page: read(page) if _is_grey_alpha16(page) else None)
+def _with_tifffile_only(src: Source, read):
+    """``read(page)`` of a TIFF of a kind only tifffile reads (:func:`_read_by_tifffile`); None for
+    any other file."""
+    return _with_tiff_page(src, lambda page: read(page) if _read_by_tifffile(page) else None)
+
+
+def _kind_read(page) -> bool:
+    """Whether fastinpaint reads TIFF pages of this kind of samples, whether or not this one
+    decodes: 1 to 4 channels of 1, 8 or 16-bit unsigned integers, or of floating-point numbers."""
+    fmt, bits, channels = int(page.sampleformat), page.bitspersample, page.samplesperpixel
+    return (fmt == 1 and bits in (1, 8, 16) and 1 <= channels <= 4) or _read_by_tifffile(page)
 
 
 def _unsupported_tiff(src: Source) -> Optional[str]:
-    """What a TIFF that tifffile parses but fastinpaint does not read is (samples, bits, kind), or
-    None: Pillow's "cannot identify image file" read as a corrupt file."""
+    """What a TIFF that tifffile parses, of a kind fastinpaint does not read (:func:`_kind_read`),
+    is (samples, bits, kind): Pillow's "cannot identify image file" read as a corrupt file. None
+    for any other file: a TIFF of a kind it reads keeps Pillow's error (a truncated one was said
+    to be "not supported")."""
     def describe(page):
+        if _kind_read(page):
+            return None
         kind = {1: "integer", 2: "signed integer", 3: "floating-point"}.get(int(page.sampleformat), "")
         return (f"a TIFF of {page.samplesperpixel} channels of {page.bitspersample}-bit {kind} samples, "
-                "which is not supported (8 or 16-bit integer colour, or 32-bit float grey, are)")
+                "which is not supported (8 or 16-bit integer or floating-point grey or colour, each with or "
+                "without alpha, are)")
 
     return _with_tiff_page(src, describe)
 
 
-def grey_alpha16_tiff_size(src: Source) -> Optional[Tuple[int, int]]:
-    """``(width, height)`` of a 16-bit grey + alpha TIFF from its header, nothing decoded: the one
-    kind of file :func:`read_image` reads that Pillow cannot open (the server checks sizes by
-    it); None for any other file."""
-    return _with_grey_alpha16_tiff(src, lambda page: (page.shape[1], page.shape[0]))
+def tifffile_only_size(src: Source) -> Optional[Tuple[int, int]]:
+    """``(width, height)`` of a TIFF that :func:`read_image` reads with tifffile (16-bit grey +
+    alpha, floating-point samples), from its header, nothing decoded: the files it reads that
+    Pillow cannot open (the server checks sizes by it); None for any other file."""
+    return _with_tifffile_only(src, lambda page: (page.imagewidth, page.imagelength))
 
 
-def _read_grey_alpha16_tiff(src: Source) -> Optional[Picture]:
+def _read_tifffile_only(src: Source, what: str) -> Optional[Picture]:
+    """A TIFF that only tifffile reads as :func:`read_image` reads the others: its first page,
+    within Pillow's size guard, shown in its EXIF orientation, its colour profile and EXIF kept;
+    premultiplied (associated) alpha made straight, as Pillow's RGBa is. None for any other file."""
     def read(page):
+        _check_pixel_guard(page.imagewidth * page.imagelength, what, src)
+        try:
+            pixels = page.asarray()
+        except Exception as exc:  # noqa: BLE001 - truncated or corrupt data, as Pillow's errors are
+            raise ImageIOError(f"cannot read {what} {_name(src)}: {_one_line(exc)}") from None
+        if page.axes.startswith("S"):  # planar configuration "separate": one plane per channel
+            pixels = np.moveaxis(pixels, 0, -1)
+        notes = []
+        if page.extrasamples and int(page.extrasamples[0]) == 1:  # ExtraSamples 1: associated alpha
+            pixels = _straight_alpha(pixels)
+            notes.append("premultiplied alpha: the colour divided by it (written back straight)")
         icc = page.tags[34675].value if 34675 in page.tags else None  # InterColorProfile
         exif, orientation = _tiff_exif(src)
-        pixels = _orient_array(page.asarray(), orientation)
-        return Picture(np.ascontiguousarray(pixels), "TIFF", bytes(icc) if icc else None, exif)
+        pixels = _orient_array(pixels, orientation)
+        return Picture(np.ascontiguousarray(pixels), "TIFF", bytes(icc) if icc else None, exif, notes=notes)
 
-    return _with_grey_alpha16_tiff(src, read)
+    return _with_tifffile_only(src, read)
+
+
+def _straight_alpha(a: np.ndarray) -> np.ndarray:
+    """``(H, W, C)`` colour + premultiplied alpha (integer or float on [0, 1]) with the colour
+    divided by its alpha (0 under alpha 0)."""
+    white = 1.0 if a.dtype.kind == "f" else float(np.iinfo(a.dtype).max)
+    alpha = a[..., -1:].astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        colour = np.where(alpha > 0, a[..., :-1] * (white / alpha), 0)
+    if a.dtype.kind != "f":
+        colour = np.clip(np.round(colour), 0, white)
+    return np.concatenate([colour.astype(a.dtype), a[..., -1:]], axis=-1)
+
+
+def _check_pixel_guard(pixels: int, what: str, src: Source) -> None:
+    """Pillow's decompression-bomb guard (twice ``PIL.Image.MAX_IMAGE_PIXELS``) for a file read
+    without Pillow, in Pillow's words (the server reads its size and limit from them)."""
+    from PIL import Image
+
+    cap = Image.MAX_IMAGE_PIXELS
+    if cap is not None and pixels > 2 * cap:
+        raise ImageTooLargeError(f"cannot read {what} {_name(src)}: Image size ({pixels} pixels) exceeds limit of "
+                                 f"{2 * cap} pixels, could be decompression bomb DOS attack.")
 
 
 def _tiff_exif(src: Source) -> Tuple[Optional[bytes], int]:
@@ -239,14 +333,16 @@ def read_image(src: Source, what: str = "image") -> Picture:
     """The image in ``src`` (a path or the file's bytes) as displayed; see the module docstring."""
     try:
         img = _open_pil(src, what)
+    except ImageTooLargeError:  # past Pillow's size guard: so said, whatever kind of file (a TIFF
+        raise  # was said to be "not supported")
     except ImageIOError as exc:
-        grey_alpha = _read_grey_alpha16_tiff(src)
-        if grey_alpha is None:
+        pic = _read_tifffile_only(src, what)
+        if pic is None:
             unsupported = _unsupported_tiff(src)
-            if unsupported:  # a TIFF neither reader decodes: say what it is, not "cannot identify"
+            if unsupported:  # a TIFF no reader decodes: say what it is, not "cannot identify"
                 raise ImageIOError(f"cannot read {what} {_name(src)}: {unsupported}") from None
             raise exc
-        return grey_alpha
+        return pic
     # Pillow keeps a multi-frame file open for its other frames: closed here, once read. Counting
     # the frames and decoding the pixels can still fail (a frame past Pillow's size guard, a
     # truncated 16-bit scan): the same one-line error as opening
@@ -306,7 +402,8 @@ def _picture(src: Source, img, what: str) -> Picture:
             raise ImageIOError(f"cannot read {what} {_name(src)}: 32-bit integer pixels outside 0..65535")
         return Picture(arr.astype(np.uint16), fmt, icc, exif, quality, notes)
     elif mode not in ("L", "LA", "RGB", "RGBA", "F"):
-        target = "RGBA" if mode in ALPHA_MODES else "RGB"  # (LAB's "A" band is a colour, not alpha)
+        # (LAB's "A" band is a colour, not alpha)
+        target = PREMULTIPLIED.get(mode) or ("RGBA" if mode in ALPHA_MODES else "RGB")
         img = img.convert(target)
         notes.append(f"{mode} image converted to {target}")
     return Picture(np.array(img), fmt, icc, exif, quality, notes)
@@ -414,14 +511,22 @@ def hole_from_pil(m) -> np.ndarray:
     if m.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit/int grey: 0..65535
         arr = np.asarray(m).astype(np.float64)
         return arr > (MASK_THRESHOLD + 0.5) * 257
+    if m.mode in PREMULTIPLIED:
+        m = m.convert(PREMULTIPLIED[m.mode])  # the grey itself, not times alpha (La converts only to LA)
     if m.mode in ALPHA_MODES or (m.mode == "P" and "transparency" in m.info):
         m = m.convert("RGBA").convert("RGB")  # alpha ignored: the grey is the rule
     return np.asarray(m.convert("L")) > MASK_THRESHOLD
 
 
 def hole_from_alpha(alpha: np.ndarray) -> np.ndarray:
-    """(H, W) bool: transparent (alpha <= 127, or the 16-bit equivalent) is a hole."""
-    limit = MASK_THRESHOLD if alpha.dtype == np.uint8 else (MASK_THRESHOLD + 0.5) * 257
+    """(H, W) bool: transparent (alpha <= 127, or the 16-bit or float equivalent) is a hole.
+    Float alpha is on [0, 1], as float images and masks are: at most 0.5 (127.5 / 255)."""
+    if alpha.dtype == np.uint8:
+        limit = MASK_THRESHOLD
+    elif alpha.dtype.kind == "f":  # (read on 0..65535, every float alpha was a hole)
+        limit = (MASK_THRESHOLD + 0.5) / 255
+    else:
+        limit = (MASK_THRESHOLD + 0.5) * 257
     return alpha <= limit
 
 
@@ -519,6 +624,11 @@ def _umask() -> int:
 
 #: Pillow's modes with an alpha channel (premultiplied included): the one place that says so.
 ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
+#: Pillow's premultiplied-alpha modes (colour stored times alpha) and the straight-alpha mode each
+#: is read in: holes, masks and fills are on the colour itself (Pillow divides by alpha), which a
+#: fill on premultiplied values would darken where alpha is partial. Pillow converts La to nothing
+#: else: to LA first.
+PREMULTIPLIED = {"RGBa": "RGBA", "La": "LA"}
 
 #: The formats that keep 16 bits per channel; anything else would quietly round to 8.
 _16BIT_FORMATS = ("PNG", "TIFF")
@@ -582,7 +692,7 @@ def _encode_16bit_colour(a: np.ndarray, fmt: str, params: dict, out) -> bytes:
     installed writers can."""
     icc, exif = params.get("icc_profile"), params.get("exif")
     if fmt == "TIFF":
-        data = _tiff16_by_tifffile(a, params, out)
+        data = _tiff_by_tifffile(a, params, out)
         if data is not None:
             return data
         if icc or exif:
@@ -598,19 +708,22 @@ def _encode_16bit_colour(a: np.ndarray, fmt: str, params: dict, out) -> bytes:
     return _png_with_metadata(data, icc, exif) if fmt == "PNG" and (icc or exif) else data
 
 
-def _tiff16_by_tifffile(a: np.ndarray, params: dict, out) -> Optional[bytes]:
-    """16-bit grey + alpha, RGB or RGBA ``(H, W, 2-4)`` as TIFF with its colour profile, by
-    tifffile (not a dependency: present with scikit-image); None where it is not installed."""
+def _tiff_by_tifffile(a: np.ndarray, params: dict, out) -> Optional[bytes]:
+    """Grey ``(H, W)`` or grey + alpha, RGB or RGBA ``(H, W, 2-4)``, 16-bit or float, as TIFF
+    with its colour profile and EXIF, by tifffile (not a dependency: present with scikit-image);
+    None where it is not installed."""
     try:
         import tifffile
     except ImportError:
         return None
     exif = _exif_to_write(params.get("exif"))
     buf = _stdio.BytesIO()
-    kw = dict(extrasamples=["unassalpha"]) if a.shape[2] in (2, 4) else {}
-    # in the EXIF's byte order: its IFDs are then added as Pillow serialises them, unconverted
-    tifffile.imwrite(buf, a, photometric="minisblack" if a.shape[2] == 2 else "rgb", compression="zlib",
-                     predictor=True, iccprofile=params.get("icc_profile"),
+    channels = 1 if a.ndim == 2 else a.shape[2]
+    kw = dict(extrasamples=["unassalpha"]) if channels in (2, 4) else {}
+    # in the EXIF's byte order: its IFDs are then added as Pillow serialises them, unconverted;
+    # horizontal differencing for integers only: tifffile's floating-point predictor needs imagecodecs
+    tifffile.imwrite(buf, a, photometric="minisblack" if channels <= 2 else "rgb", compression="zlib",
+                     predictor=a.dtype.kind != "f", iccprofile=params.get("icc_profile"),
                      byteorder=exif.endian if exif is not None and exif.endian in "<>" else "<", **kw)
     data = buf.getvalue()
     if params.get("exif"):
@@ -688,11 +801,33 @@ def _encode_png_grey_alpha16(a: np.ndarray, params: dict) -> bytes:
 def _encode_16bit_grey_alpha(a: np.ndarray, fmt: str, params: dict, out) -> bytes:
     if fmt == "PNG":
         return _encode_png_grey_alpha16(a, params)
-    data = _tiff16_by_tifffile(a, params, out)
+    data = _tiff_by_tifffile(a, params, out)
     if data is None:
         _note(str(out), "16-bit grey + alpha written as 16-bit RGBA TIFF, the grey repeated "
                         "(pip install tifffile to keep grey + alpha)")
         data = _encode_16bit_colour(np.ascontiguousarray(a[..., [0, 0, 0, 1]]), fmt, params, out)
+    return data
+
+
+def _encode_float(a: np.ndarray, fmt: str, params: dict, out) -> bytes:
+    """Float pixels (on [0, 1], as read) as TIFF, the one format written that keeps them: 32-bit
+    grey by Pillow (its mode F), the others (grey + alpha, colour; 16 or 64-bit) by tifffile.
+    Other formats refuse them, as they refuse 16 bits, rather than round them to integers."""
+    channels = 1 if a.ndim == 2 else a.shape[2]
+    kind = {1: "grey", 2: "grey + alpha"}.get(channels, "colour")
+    if fmt != "TIFF":
+        raise ImageIOError(f"cannot write float {kind} as {fmt} ({out}): it holds integers; use .tif, "
+                           "which keeps float")
+    if a.ndim == 2 and a.dtype == np.float32:
+        from PIL import Image
+
+        buf = _stdio.BytesIO()
+        Image.fromarray(a).save(buf, format=fmt, **params)
+        return buf.getvalue()
+    data = _tiff_by_tifffile(a, params, out)
+    if data is None:
+        raise ImageIOError(f"cannot write float {kind} as TIFF ({out}) without tifffile (Pillow writes 32-bit "
+                           "float grey only): pip install tifffile")
     return data
 
 
@@ -706,6 +841,8 @@ def _encode(pixels: np.ndarray, fmt: str, params: dict, out) -> bytes:
         kind = "colour" if a.ndim == 3 and a.shape[2] in (3, 4) else "grey"
         raise ImageIOError(f"cannot write 16-bit {kind} as {fmt} ({out}): it holds 8 bits per channel; "
                            "use .png or .tif, which keep 16")
+    if a.dtype.kind == "f":  # one rule for grey and colour, as for 16 bits
+        return _encode_float(a, fmt, params, out)
     if a.dtype == np.uint16 and a.ndim == 3 and a.shape[2] in (3, 4):
         return _encode_16bit_colour(a, fmt, params, out)
     if a.dtype == np.uint16 and a.ndim == 3:  # grey + alpha: no Pillow mode

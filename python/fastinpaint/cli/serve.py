@@ -150,7 +150,9 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
     p.add_argument("--weights", action="append", default=[], metavar="FILE",
                    help="a checkpoint clients may pick, by its file name, for the method it is for (pconv or glcic, "
                         "told from its header at start-up; other files are left out with a note) (repeatable)")
-    p.add_argument("--max-pixels", type=int, default=50_000_000, help="largest image, width x height (default 50 MP)")
+    p.add_argument("--max-pixels", type=int, default=50_000_000,
+                   help="largest image, width x height (default 50 MP); the one limit: Pillow's decompression-bomb "
+                        "guard is set from it while reading, so it may exceed Pillow's default")
     p.add_argument("--max-body-mb", type=float, default=256, help="largest request body in MiB (default 256)")
     p.add_argument("--queue-size", type=int, default=8,
                    help="requests that may wait behind the running one, each holding its image in memory; "

@@ -119,7 +119,8 @@ class ServeConfig:
     #: where every result is also saved, under a name the server chooses (``--output-dir``)
     output_dir: Optional[Path] = None
     #: method -> {name: path} of the weights files a client may choose for it (``--weights``,
-    #: sorted by :func:`sort_weights`); names are unique over all methods
+    #: sorted by :func:`sort_weights`); names are unique over all methods. :func:`create_app`
+    #: checks each file's header (:func:`check_weights`), however the config was made
     weights: Dict[str, Dict[str, str]] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
     #: The Host names (port aside) accepted on a connection that arrived at a loopback address
@@ -154,6 +155,31 @@ def sort_weights(files: Dict[str, str]) -> Tuple[Dict[str, Dict[str, str]], List
             continue
         by_method.setdefault(method_of[network], {})[name] = path
     return by_method, notes
+
+
+def check_weights(weights: Dict[str, Dict[str, str]]) -> None:
+    """Raises ValueError, in one line naming the entry, unless ``weights`` (``ServeConfig.weights``)
+    is method -> {name: path} for the learned methods, each file a checkpoint of its method's
+    network, told from its header as :func:`sort_weights` tells it: a missing, unreadable or other
+    network's file given in code failed only at the first request that chose it, as a 500.
+    :func:`create_app` calls it, so every way of building the app checks at start-up."""
+    from fastinpaint.nn._checkpoint import network_of
+
+    unknown = [m for m in weights if m not in LEARNED_METHODS]
+    if unknown:
+        raise ValueError(f"ServeConfig.weights is method -> {{name: path}} for {', '.join(LEARNED_METHODS)}; "
+                         f"got {', '.join(map(repr, unknown))} (sort_weights sorts files by method)")
+    method_of = {network: method for method, network in LEARNED_METHODS.items()}
+    for method, files in weights.items():
+        for name, path in files.items():
+            entry = f"ServeConfig.weights[{method!r}][{name!r}]"
+            try:
+                network = network_of(path)
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"{entry}: {' '.join(str(exc).split())}") from None
+            if network != LEARNED_METHODS[method]:
+                raise ValueError(f"{entry}: {path} is a {network} checkpoint, for method {method_of[network]!r}, not "
+                                 f"{method!r} (sort_weights sorts files by method)")
 
 
 #: Each method's options as the page shows them (the request fields of the same names).
@@ -266,15 +292,14 @@ def _input_images(inputs: Optional[Path]) -> Dict[str, Path]:
 
 
 def create_app(config: Optional[ServeConfig] = None) -> Starlette:
-    """The application; ``app.state.jobs`` is its :class:`~fastinpaint.serve.jobs.JobQueue`."""
+    """The application; ``app.state.jobs`` is its :class:`~fastinpaint.serve.jobs.JobQueue`.
+    ValueError, one line, for a config it cannot serve: an unknown default method, a weights file
+    :func:`check_weights` refuses."""
     config = config or ServeConfig()
     methods = fastinpaint.available_methods()
     if config.default_method not in methods:
         raise ValueError(f"unknown method {config.default_method!r}; available: {', '.join(methods)}")
-    unknown = [m for m in config.weights if m not in LEARNED_METHODS]
-    if unknown:
-        raise ValueError(f"ServeConfig.weights is method -> {{name: path}} for {', '.join(LEARNED_METHODS)}; "
-                         f"got {', '.join(map(repr, unknown))} (sort_weights sorts files by method)")
+    check_weights(config.weights)
     jobs = JobQueue(config.max_waiting)
     counter = {"saved": 0}
 

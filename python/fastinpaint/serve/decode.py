@@ -48,8 +48,8 @@ class RequestError(Exception):
 
 @dataclass
 class Limits:
-    """What the server accepts: images up to ``max_pixels`` (width x height), request bodies up to
-    ``max_body_bytes``."""
+    """What the server accepts: images up to ``max_pixels`` (width x height; Pillow's own guard is
+    set from it while a request's images are read), request bodies up to ``max_body_bytes``."""
 
     max_pixels: int = 50_000_000
     max_body_bytes: int = 256 * 1024 * 1024
@@ -86,18 +86,23 @@ def b64_bytes(value: Any, name: str) -> bytes:
 def _check_header(data: bytes, name: str, limits: Limits, tiff_only_ok: bool = False):
     """The lazily opened ``PIL.Image`` of ``data`` once its header says it is readable and within
     ``--max-pixels`` (nothing decoded yet). ``tiff_only_ok``: a file that only fastinpaint.io's
-    tifffile path reads (16-bit grey + alpha TIFF) passes too, and None is returned for it."""
+    tifffile path reads (16-bit grey + alpha or floating-point TIFF) passes too, and None is
+    returned for it."""
     from PIL import Image, UnidentifiedImageError
 
-    try:
-        img = Image.open(io.BytesIO(data))
-        w, h = img.size
-    except Image.DecompressionBombError as exc:  # Pillow's own cap, far above ours by default
-        raise RequestError(413, _too_large_for_pillow(name, exc, limits)) from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        from fastinpaint.io import grey_alpha16_tiff_size
+    from fastinpaint.io import pixel_limit
 
-        size = grey_alpha16_tiff_size(data) if tiff_only_ok else None
+    try:
+        # Pillow's guard off for the header alone (nothing is decoded): its size is checked just
+        # below, in this server's words (the guard refused a size past twice the limit in Pillow's
+        # words, without the width and height, and warned between)
+        with pixel_limit(None):
+            img = Image.open(io.BytesIO(data))
+        w, h = img.size
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        from fastinpaint.io import tifffile_only_size
+
+        size = tifffile_only_size(data) if tiff_only_ok else None
         if size is None:
             raise RequestError(400, f"field '{name}' is not a readable image ({_one_line(exc)})") from None
         img, (w, h) = None, size
@@ -112,48 +117,45 @@ def _too_large(name: str, size: str, limits: Limits) -> str:
 
 
 def _too_large_for_pillow(name: str, exc: Exception, limits: Limits) -> str:
-    """The 413 message for an image Pillow refuses to open (above twice ``Image.MAX_IMAGE_PIXELS``:
-    a decompression-bomb guard), in this server's terms. Pillow gives no size but in its message
-    ("Image size (N pixels) exceeds limit of L pixels, ..."), read here; "more than L" if its
-    wording changes."""
-    from PIL import Image
-
-    found = re.search(r"\((\d+) pixels\) exceeds limit of (\d+) pixels", str(exc))
-    if found:
-        pixels, cap = int(found.group(1)), int(found.group(2))
-        size = str(pixels)
-    else:
-        cap = 2 * (Image.MAX_IMAGE_PIXELS or 0)
-        pixels, size = cap + 1, f"more than {cap}"
-    if pixels > limits.max_pixels:
-        return _too_large(name, size, limits)
-    # this server takes more than Pillow opens (--max-pixels above Pillow's cap): said as it is
-    return f"field '{name}': image of {size} pixels exceeds Pillow's limit of {cap} pixels (a guard against " \
-           f"decompression bombs), though within this server's --max-pixels {limits.max_pixels}"
+    """The 413 message for an image Pillow refuses to open (a decompression-bomb guard, set from
+    --max-pixels for the read: above twice it), in this server's terms. Pillow gives no size but
+    in its message ("Image size (N pixels) exceeds limit of L pixels, ..."), read here; "more than
+    --max-pixels" if its wording changes."""
+    found = re.search(r"\((\d+) pixels\) exceeds limit", str(exc))
+    return _too_large(name, found.group(1) if found else f"more than {limits.max_pixels}", limits)
 
 
 def open_image(data: bytes, name: str, limits: Limits):
     """``PIL.Image`` of ``data``, fully decoded, EXIF orientation applied (as a browser shows it
     and IOPaint reads it). The size is checked from the header, before the pixels are decoded, so
-    an oversized image costs no memory."""
-    from fastinpaint.io import orient
+    an oversized image costs no memory; Pillow's own guard is set from ``--max-pixels`` meanwhile
+    (:func:`fastinpaint.io.pixel_limit`): it is the one limit."""
+    from fastinpaint.io import orient, pixel_limit
 
     from PIL import Image
 
-    img = _check_header(data, name, limits)
-    try:
-        img.load()
-    except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt pixel data
-        raise RequestError(400, f"field '{name}' is not a readable image ({_one_line(exc)})") from None
-    except Image.DecompressionBombError as exc:  # past the header: a TIFF's tile, a GIF's frame, ...
-        raise RequestError(413, _too_large_for_pillow(name, exc, limits)) from None
+    with pixel_limit(limits.max_pixels):
+        img = _check_header(data, name, limits)
+        try:
+            img.load()
+        except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt pixel data
+            raise RequestError(400, f"field '{name}' is not a readable image ({_one_line(exc)})") from None
+        except Image.DecompressionBombError as exc:  # past the header: a TIFF's tile, a GIF's frame, ...
+            raise RequestError(413, _too_large_for_pillow(name, exc, limits)) from None
     return orient(img)  # the one orientation rule of fastinpaint.io (keeps the format)
 
 
 def open_picture(data: bytes, name: str, limits: Limits):
     """The image as :func:`fastinpaint.io.read_image` reads files (displayed orientation, 16-bit
     colour kept, ICC/EXIF and JPEG quality remembered for the answer), after the size check of
-    :func:`open_image` on the header alone."""
+    :func:`open_image` on the header alone, under the same limit."""
+    from fastinpaint.io import pixel_limit
+
+    with pixel_limit(limits.max_pixels):
+        return _read_picture(data, name, limits)
+
+
+def _read_picture(data: bytes, name: str, limits: Limits):
     from PIL import Image
 
     from fastinpaint.io import ImageIOError, ImageTooLargeError, read_image
@@ -292,13 +294,15 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
 def encode_result(pixels: np.ndarray, source) -> Tuple[bytes, str]:
     """(bytes, content type) of the result ``pixels`` in the input's format (``source``, the
     :class:`fastinpaint.io.Picture` it came from) where it can be written as such, else PNG, by
-    the rules of :func:`fastinpaint.io.write_image`: 16-bit colour kept (PNG, TIFF), JPEG at the
-    input's quality with 4:4:4 chroma, the input's colour profile and EXIF kept."""
+    the rules of :func:`fastinpaint.io.write_image`: 16-bit colour kept (PNG, TIFF), float kept
+    (TIFF), JPEG at the input's quality with 4:4:4 chroma, the input's colour profile and EXIF kept."""
     from fastinpaint.io import _16BIT_FORMATS, ImageIOError, encode_image
 
     fmt = source.format if source.format in _OUTPUT_FORMATS else "PNG"
     if pixels.dtype == np.uint16 and fmt not in _16BIT_FORMATS:
         fmt = "PNG"  # 16 bits (grey or colour): the writer refuses formats that would round them to 8
+    if pixels.dtype.kind == "f":
+        fmt = "TIFF"  # float: the one format the writer keeps it in (a float PFM upload, too)
     try:
         return encode_image(pixels, fmt, source=source), _OUTPUT_FORMATS[fmt]
     except ImageIOError:

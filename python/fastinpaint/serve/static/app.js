@@ -34,6 +34,25 @@ const ctx = {
 
 function setState(state) { document.body.dataset.state = state; }
 
+// The status line beside Run; `warn`: something the user must see (a result the server did not
+// save). Its full text is also the tooltip: a long reason is cut to the toolbar's width.
+function setStatus(text, warn = false) {
+  const status = $("status");
+  status.textContent = text;
+  status.title = text;
+  status.classList.toggle("warning", warn);
+}
+
+// What the server says about saving a result in its --output-dir: the name it chose, or why it
+// could not save it (the image is answered all the same, 200: only these headers tell the user
+// the file is missing). Nothing when the server does not save results.
+function savedNote(resp) {
+  const notSaved = resp.headers.get("X-FastInpaint-Not-Saved");
+  if (notSaved) return { text: `not saved: ${notSaved}`, warn: true };
+  const savedAs = resp.headers.get("X-FastInpaint-Saved-As");
+  return { text: savedAs ? `saved as ${savedAs}` : "", warn: false };
+}
+
 function showError(message) {
   const box = $("error");
   box.textContent = message || "";
@@ -161,7 +180,7 @@ async function openBlob(blob, name) {
   $("stage").style.height = `${height}px`;
   showImage(record);
   setState("ready");
-  $("status").textContent = `${width}×${height}`;
+  setStatus(`${width}×${height}`);
   fit();
   updateButtons();
 }
@@ -440,7 +459,7 @@ async function request() {
   setState("busy");
   const started = performance.now();
   const seconds = () => ((performance.now() - started) / 1000).toFixed(1);
-  const tick = () => { $("status").textContent = `running ${method.name}… ${seconds()} s`; };
+  const tick = () => setStatus(`running ${method.name}… ${seconds()} s`);
   tick();
   const timer = setInterval(tick, 100);
   try {
@@ -455,10 +474,12 @@ async function request() {
     S.image = record;
     showImage(record);
     ctx.hole.clearRect(0, 0, view.hole.width, view.hole.height);
-    $("status").textContent = `done in ${((performance.now() - started) / 1000).toFixed(2)} s`;
+    const saved = savedNote(resp);
+    const done = `done in ${((performance.now() - started) / 1000).toFixed(2)} s`;
+    setStatus(saved.text ? `${done} · ${saved.text}` : done, saved.warn);
     setState("done");
   } catch (err) {
-    $("status").textContent = "failed";
+    setStatus("failed");
     showError(String(err.message || err));
     setState("error");
   } finally {
