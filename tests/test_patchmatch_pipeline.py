@@ -499,6 +499,19 @@ def test_seam_correction_removes_a_copied_step_and_keeps_the_texture(reduce):
     assert torch.equal(pm._vote_into_hole(level, start, field, 7, weight, reduce, seam=True), plain)
 
 
+def test_seam_correction_stays_within_the_range_of_the_source():
+    """The correction is added to copied pixels: it may not take the fill past the values it may
+    copy from (a [0, 1] photo filled up to 1.003 was refused by the learned methods)."""
+    rng = np.random.default_rng(3)
+    img = np.clip(rng.normal(0.5, 0.3, (48, 64, 3)), 0, 1).astype(np.float32)
+    img[:, :20] = 1.0  # saturated on one side: copied texture there would need lifting past 1
+    mask = np.zeros((48, 64), bool)
+    mask[10:38, 14:40] = True
+    for seed in range(3):
+        out = fastinpaint.inpaint(img, mask, seed=seed)
+        assert out[mask].min() >= img[~mask].min() and out[mask].max() <= img[~mask].max()
+
+
 def test_seam_correction_option():
     img = textured(40, 48, seed=4)
     mask = np.zeros((40, 48), np.uint8)

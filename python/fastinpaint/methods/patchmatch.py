@@ -362,7 +362,11 @@ def _vote_into_hole(level: _Level, img: Tensor, field: Tensor, patch_size: int, 
     if seam:
         ring = covered & level.source  # not where source_mask forbids: no colour from there either
         misfit = torch.where(ring[None], level.image - voted, torch.zeros_like(voted))
-        voted = voted + pushpull_fill(misfit, ring)
+        # ... kept within the range of what may be copied, as the vote is: a fill past the photo's
+        # own range (1.003 in a [0, 1] image) is refused by the learned methods and clipped by a file
+        src = level.image.flatten(1)[:, level.source.flatten()]
+        lo, hi = src.amin(1)[:, None, None], src.amax(1)[:, None, None]
+        voted = torch.minimum(torch.maximum(voted + pushpull_fill(misfit, ring), lo), hi)
     return torch.where((hole & covered)[None], voted, img)
 
 
