@@ -209,8 +209,8 @@ class PatchMatchOptions:
     #: correction is smooth, so it keeps the copied texture. Without it the hole's first two rings
     #: were our worst pixels against pypatchmatch (whose mean vote smooths them): 0.4-0.75 dB
     #: worse at depth 1 in every mask kind; with it 0.5-0.7 dB better. All 112 development pairs
-    #: (scripts/eval_patchmatch.py, one thread): 22.15 -> 22.29 dB, SSIM .8975 -> .8993,
-    #: sharpness .841 -> .851, SWD x1e3 2.225 -> 2.179, for 1.1x the CPU seconds. A 2-px ring
+    #: (scripts/eval_patchmatch.py, one thread): 22.15 -> 22.30 dB, SSIM .8975 -> .8993,
+    #: sharpness .841 -> .850, SWD x1e3 2.225 -> 2.181, for 1.1x the CPU seconds. A 2-px ring
     #: measured the same; blurring the misfit first (sigma 1 px) +0.01 dB for sharpness -0.005;
     #: the correction at every level's last vote +0.01 dB; a correction decaying with depth less
     seam_correction: bool = True
