@@ -356,11 +356,15 @@ def test_plurality_vote_fills_blobs_sharper_than_the_mean():
     blobs = (gaussian_filter(rng.standard_normal((96, 96)), 1.5) > 0) * 0.6 + 0.2
     img = (np.repeat(blobs[..., None], 3, -1) * 255).round().astype(np.uint8)
     hole = box_mask(96, 96, 30, 66, 30, 66) > 0
-    plural = fastinpaint.inpaint(img, hole, seed=0)
-    mean = fastinpaint.inpaint(img, hole, seed=0, vote_reduce="mean")
-    assert np.array_equal(plural, fastinpaint.inpaint(img, hole, seed=0, vote_reduce="plurality"))
+    # the votes alone (the seam correction, on by default, turns a two-tone texture's misplaced
+    # edges into smooth steps: 0.88 then, still above the mean)
+    plural = fastinpaint.inpaint(img, hole, seed=0, seam_correction=False)
+    mean = fastinpaint.inpaint(img, hole, seed=0, vote_reduce="mean", seam_correction=False)
+    assert np.array_equal(plural, fastinpaint.inpaint(img, hole, seed=0, vote_reduce="plurality",
+                                                      seam_correction=False))
     s_plural, s_mean = sharpness(plural, img, hole), sharpness(mean, img, hole)
-    assert s_plural > 0.9 and s_plural > s_mean + 0.05, (s_plural, s_mean)  # measured 1.02 vs 0.93
+    assert s_plural > 0.9 and s_plural > s_mean + 0.05, (s_plural, s_mean)  # measured 0.90 vs 0.79
+    assert sharpness(fastinpaint.inpaint(img, hole, seed=0), img, hole) > s_mean + 0.05
     with pytest.raises(ValueError, match="vote_reduce"):
         fastinpaint.inpaint(img, hole, vote_reduce="median")
 

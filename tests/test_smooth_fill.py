@@ -96,3 +96,23 @@ def test_dilate_is_the_square_max_filter(shape, radius):
         expected = maximum_filter(m.numpy(), size=2 * radius + 1, mode="constant", cval=False)
         got = dilate(m, radius)
         assert got.is_contiguous() and torch.equal(got, torch.from_numpy(expected))
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (128, 96), (300, 451)])
+def test_pushpull_fill_where_gives_the_same_values_at_those_pixels(shape):
+    """``where`` computes the fill at some pixels only (PatchMatch's seam correction: a ring known,
+    the hole wanted): bit for bit what the whole fill gives there; the rest keeps the input."""
+    h, w = shape
+    g = torch.Generator().manual_seed(h)
+    img = torch.rand(3, h, w, generator=g)
+    hole = torch.zeros(h, w, dtype=torch.bool)
+    hole[h // 5:h * 2 // 3, w // 5:w * 3 // 4] = True
+    hole[::7] = True
+    ring = dilate(hole, 1) & ~hole
+    whole = pushpull_fill(img, ring)
+    part = pushpull_fill(img, ring, where=hole)
+    assert torch.equal(part[:, hole], whole[:, hole])
+    assert torch.equal(part[:, ~hole], img[:, ~hole])
+    # nothing known: zeros at those pixels only
+    none = pushpull_fill(img, torch.zeros_like(hole), where=hole)
+    assert torch.equal(none[:, hole], torch.zeros_like(img[:, hole])) and torch.equal(none[:, ~hole], img[:, ~hole])
