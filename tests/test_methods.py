@@ -65,6 +65,30 @@ def test_each_method_is_one_function_on_chw_and_a_bool_hole(method):
             fn(image, hole, source_mask=~hole)
 
 
+@pytest.mark.parametrize("who", ["inpaint", "inpaint_pconv", "inpaint_glcic"])
+def test_a_device_torch_cannot_use_is_one_clear_error_from_the_api_and_the_learned_methods(who, monkeypatch):
+    """The learned methods called directly check ``device`` where fastinpaint.inpaint checks its
+    own: the same one-line errors, naming the function (inpaint_pconv(device='cuda') on a CPU-only
+    torch raised a bare 'AssertionError: Torch not compiled with CUDA enabled'; inpaint_glcic took
+    no device). CUDA is hidden, so that a GPU machine checks the message too."""
+    from fastinpaint.methods.glcic import inpaint_glcic
+
+    call = {"inpaint": lambda img, hole, device: fastinpaint.inpaint(img, hole, method="pconv", device=device),
+            "inpaint_pconv": inpaint_pconv, "inpaint_glcic": inpaint_glcic}[who]
+    img, hole = torch.rand(3, 20, 24), torch.zeros(20, 24, dtype=torch.bool)
+    hole[5:12, 6:15] = True
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda", "cuda:0", torch.device("cuda")):
+        with pytest.raises(RuntimeError) as info:
+            call(img, hole, device=device)
+        assert str(info.value) == (f"{who}: device={str(device)!r} was requested but torch.cuda.is_available() "
+                                   f"is False")
+    with pytest.raises(ValueError, match=f"^{who}: device must be 'cpu', 'cuda' or 'cuda:N'.*got 'gpu'$"):
+        call(img, hole, device="gpu")
+    out = call(img, hole, device="cpu")
+    assert out.shape == img.shape and torch.equal(out[:, ~hole], img[:, ~hole])
+
+
 def test_partial_conv2d_function_is_deprecated_and_same_as_the_op():
     x, w = torch.randn(1, 3, 9, 9), torch.randn(4, 3, 3, 3)
     mask = (torch.rand(1, 1, 9, 9) > 0.3).float()

@@ -28,7 +28,7 @@ from fastinpaint._cpu_load import on_free_cpu_threads
 from fastinpaint.hd import check_options as check_hd_options
 from fastinpaint.hd import known_range, run_strategy
 
-__all__ = ["inpaint", "register_method", "available_methods", "check_method_options", "check_seed"]
+__all__ = ["inpaint", "register_method", "available_methods", "check_method_options", "check_seed", "check_device"]
 
 # name -> "module:function"; imported lazily.
 _BUILTIN_METHODS: Dict[str, str] = {
@@ -436,9 +436,7 @@ def inpaint(
     hd = check_hd_options(hd_strategy, hd_size)
     if device is None:
         device = image.device if isinstance(image, Tensor) else torch.device("cpu")
-    device = _as_device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("inpaint: device='cuda' was requested but torch.cuda.is_available() is False")
+    device = check_device(device)
     # On the CPU, on the threads other processes leave free (see fastinpaint._cpu_load): on a
     # busy machine the statically split passes would wait for a descheduled thread.
     # inpaint is not differentiable (hard masks, nearest-patch copies, rounding): no autograd
@@ -447,17 +445,22 @@ def inpaint(
         return _inpaint(fn, method, image, mask, source_mask, seed, device, options, hd)
 
 
-def _as_device(device) -> torch.device:
-    """``device`` as a torch.device that the methods run on (the CPU or CUDA); a one-line error
-    naming the argument otherwise (torch's own errors named neither: 'meta' failed in a kernel,
-    'gpu' listed twenty device types)."""
+def check_device(device, who: str = "inpaint") -> torch.device:
+    """``device`` as a torch.device that the methods run on (the CPU or CUDA), with one-line errors
+    that name ``who``: ValueError for another device (torch's own errors named neither the argument
+    nor the choices: 'meta' failed in a kernel, 'gpu' listed twenty device types), RuntimeError for
+    CUDA where torch has none (torch's was a bare ``AssertionError: Torch not compiled with CUDA
+    enabled`` from the first tensor moved). :func:`inpaint` and the learned methods' own ``device``
+    argument are checked here."""
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         parsed = None
     if parsed is None or parsed.type not in ("cpu", "cuda"):
-        raise ValueError(f"inpaint: device must be 'cpu', 'cuda' or 'cuda:N' (or a torch.device of those), "
+        raise ValueError(f"{who}: device must be 'cpu', 'cuda' or 'cuda:N' (or a torch.device of those), "
                          f"got {device!r}")
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"{who}: device={str(device)!r} was requested but torch.cuda.is_available() is False")
     return parsed
 
 
