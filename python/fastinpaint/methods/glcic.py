@@ -80,8 +80,10 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
         FileNotFoundError / ValueError: missing or bad weights file.
 
     Example:
+        >>> import torch
+        >>> from fastinpaint.methods.glcic import inpaint_glcic
         >>> img = torch.rand(3, 37, 53); hole = torch.zeros(37, 53, dtype=torch.bool); hole[10:20, 10:30] = True
-        >>> out = inpaint_glcic(img, hole, weights="glcic.pt", blend="poisson")
+        >>> out = inpaint_glcic(img, hole, blend="poisson")     # the bundled weights (or weights=PATH)
         >>> torch.equal(out[:, ~hole], img[:, ~hole])
         True
     """

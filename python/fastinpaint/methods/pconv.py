@@ -115,6 +115,8 @@ def inpaint_pconv(image: Tensor, hole: Tensor, weights: _Weights = None, device:
         FileNotFoundError / ValueError: bad weights file (see ``load_pconv_checkpoint``).
 
     Example:
+        >>> import torch
+        >>> from fastinpaint.methods.pconv import inpaint_pconv
         >>> img = torch.rand(1, 3, 341, 512)
         >>> hole = torch.zeros(1, 1, 341, 512); hole[..., 100:180, 200:300] = 1
         >>> out = inpaint_pconv(img, hole)                       # the bundled weights

@@ -40,10 +40,14 @@ class PartialConv2d(nn.Conv2d):
           ``multi_channel=True`` (as NVIDIA's), else ``(N, 1, OH, OW)``.
 
     Example:
+        >>> import torch
+        >>> from fastinpaint.nn import PartialConv2d
         >>> layer = PartialConv2d(3, 16, 3, padding=1, return_mask=True)
         >>> x, mask = torch.randn(1, 3, 64, 64), torch.ones(1, 1, 64, 64)
         >>> mask[..., 20:40, 20:40] = 0
         >>> out, new_mask = layer(x, mask)
+        >>> out.shape, new_mask.shape
+        (torch.Size([1, 16, 64, 64]), torch.Size([1, 1, 64, 64]))
     """
 
     def __init__(self, *args, multi_channel: bool = False, return_mask: bool = False, **kwargs) -> None:

@@ -296,6 +296,8 @@ def partial_conv2d(
         has several channels. Gradients flow to input, weight and bias (first order).
 
     Example:
+        >>> import torch
+        >>> from fastinpaint.ops import partial_conv2d
         >>> x = torch.randn(2, 3, 32, 32)
         >>> mask = (torch.rand(2, 1, 32, 32) > 0.3).float()
         >>> w = torch.randn(16, 3, 3, 3)
