@@ -65,6 +65,107 @@ def test_each_method_is_one_function_on_chw_and_a_bool_hole(method):
             fn(image, hole, source_mask=~hole)
 
 
+@pytest.mark.parametrize("who", ["inpaint", "inpaint_pconv", "inpaint_glcic"])
+def test_a_device_torch_cannot_use_is_one_clear_error_from_the_api_and_the_learned_methods(who, monkeypatch):
+    """The learned methods called directly check ``device`` where fastinpaint.inpaint checks its
+    own: the same one-line errors, naming the function (inpaint_pconv(device='cuda') on a CPU-only
+    torch raised a bare 'AssertionError: Torch not compiled with CUDA enabled'; inpaint_glcic took
+    no device). CUDA is hidden, so that a GPU machine checks the message too."""
+    from fastinpaint.methods.glcic import inpaint_glcic
+
+    call = {"inpaint": lambda img, hole, device: fastinpaint.inpaint(img, hole, method="pconv", device=device),
+            "inpaint_pconv": inpaint_pconv, "inpaint_glcic": inpaint_glcic}[who]
+    img, hole = torch.rand(3, 20, 24), torch.zeros(20, 24, dtype=torch.bool)
+    hole[5:12, 6:15] = True
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda", "cuda:0", torch.device("cuda")):
+        with pytest.raises(RuntimeError) as info:
+            call(img, hole, device=device)
+        assert str(info.value) == (f"{who}: device={str(device)!r} was requested but torch.cuda.is_available() "
+                                   f"is False")
+    with pytest.raises(ValueError, match=f"^{who}: device must be 'cpu', 'cuda' or 'cuda:N'.*got 'gpu'$"):
+        call(img, hole, device="gpu")
+    out = call(img, hole, device="cpu")
+    assert out.shape == img.shape and torch.equal(out[:, ~hole], img[:, ~hole])
+
+
+def batch_and_holes(n=3, h=24, w=28):
+    """A small (N, 3, H, W) float batch in [0, 1] and an (N, H, W) bool hole per image, each elsewhere."""
+    g = torch.Generator().manual_seed(0)
+    y, x = torch.meshgrid(torch.arange(h) / h, torch.arange(w) / w, indexing="ij")
+    batch = (torch.stack([x, y, (x + y) / 2]) * 0.8 + 0.2 * torch.rand(n, 3, h, w, generator=g)).clamp(0, 1)
+    holes = torch.zeros(n, h, w, dtype=torch.bool)
+    for i in range(n):
+        holes[i, 4 + 3 * i:12 + 3 * i, 5 + 4 * i:16 + 4 * i] = True
+    return batch, holes
+
+
+@pytest.mark.parametrize("method", ["patchmatch", "biharmonic", "pconv", "glcic"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_a_tensor_batch_is_filled_image_by_image_as_single_calls(method, dtype):
+    """inpaint takes (N, C, H, W) with (N, H, W) holes for every method (it refused 4-D tensors,
+    (1, C, H, W) included, while inpaint_pconv took them): image i comes back as the single call on
+    image i with the same seed gives it, bit for bit; (N, C, H, W) in the input's dtype; known
+    pixels are the input's own bits."""
+    batch, holes = batch_and_holes()
+    if dtype == torch.uint8:
+        batch = batch.mul(255).round().to(torch.uint8)
+    out = fastinpaint.inpaint(batch, holes, method=method, seed=5)
+    assert out.shape == batch.shape and out.dtype == dtype
+    for i in range(batch.shape[0]):
+        assert torch.equal(out[i], fastinpaint.inpaint(batch[i], holes[i], method=method, seed=5))
+    known = ~holes[:, None].expand_as(batch)
+    assert torch.equal(out[known], batch[known])
+    assert not torch.equal(out[~known], batch[~known])
+
+
+def test_a_batch_takes_one_mask_per_image_in_either_shape_or_one_for_all():
+    """(N, H, W), (N, 1, H, W) (tensor or numpy) and a batch of 1 all give one mask per image; an
+    (H, W) mask (tensor, numpy or PIL) or a (1, H, W) one serves the whole batch; source_mask
+    takes the same shapes; a (1, C, H, W) batch comes back (1, C, H, W) in its memory format."""
+    batch, holes = batch_and_holes()
+    per_image = fastinpaint.inpaint(batch, holes, seed=1)
+    for m in (holes[:, None], holes.numpy(), holes[:, None].numpy().astype(np.uint8) * 255):
+        assert torch.equal(fastinpaint.inpaint(batch, m, seed=1), per_image)
+    shared = fastinpaint.inpaint(batch, holes[0], seed=1)
+    for m in (holes[:1], holes[0].numpy(), Image.fromarray(holes[0].numpy().astype(np.uint8) * 255)):
+        assert torch.equal(fastinpaint.inpaint(batch, m, seed=1), shared)
+    assert torch.equal(shared[1], fastinpaint.inpaint(batch[1], holes[0], seed=1))
+    source = torch.ones_like(holes)
+    source[:, :, 20:] = False
+    with_source = fastinpaint.inpaint(batch, holes, seed=1, source_mask=source)
+    assert torch.equal(with_source[2], fastinpaint.inpaint(batch[2], holes[2], seed=1, source_mask=source[2]))
+    assert torch.equal(fastinpaint.inpaint(batch, holes, seed=1, source_mask=source[0]), with_source)
+    one = batch[:1].contiguous(memory_format=torch.channels_last)
+    out = fastinpaint.inpaint(one, holes[0], seed=1)
+    assert out.shape == (1, 3, 24, 28) and out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out, per_image[:1])
+
+
+def test_a_batch_names_the_image_an_error_or_a_warning_is_about():
+    batch, holes = batch_and_holes()
+    with pytest.raises(ValueError, match=r"^inpaint: for an image batch of 3 the mask must be \(H, W\) "
+                                         r"\(shared\), \(N, H, W\) or \(N, 1, H, W\) with N = 3 \(or 1\), "
+                                         r"got shape \(2, 24, 28\)$"):
+        fastinpaint.inpaint(batch, holes[:2])
+    with pytest.raises(ValueError, match=r"source_mask must be .* got shape \(3, 1, 1, 24, 28\)$"):
+        fastinpaint.inpaint(batch, holes, source_mask=holes[:, None, None])
+    with pytest.raises(ValueError, match=r"^inpaint: an image batch must have shape \(N, C, H, W\) with C in 1..4"):
+        fastinpaint.inpaint(torch.rand(2, 5, 8, 8), torch.ones(8, 8))
+    full = holes.clone()
+    full[1] = True
+    with pytest.raises(ValueError, match=r"^inpaint: the mask covers the whole image.*\(image 1 of the batch\)$"):
+        fastinpaint.inpaint(batch, full)
+    empty = holes.clone()
+    empty[2] = False
+    with pytest.warns(UserWarning, match=r"^inpaint: image 2's mask is empty \(no hole pixel\); returning that "
+                                         r"image unchanged$") as record:
+        out = fastinpaint.inpaint(batch, empty, seed=1)
+    assert record[0].filename == __file__  # (the warning points at the caller)
+    assert torch.equal(out[2], batch[2]) and torch.equal(out[:2], fastinpaint.inpaint(batch[:2], holes[:2], seed=1))
+    assert fastinpaint.inpaint(batch[:0], holes[:0]).shape == (0, 3, 24, 28)
+
+
 def test_partial_conv2d_function_is_deprecated_and_same_as_the_op():
     x, w = torch.randn(1, 3, 9, 9), torch.randn(4, 3, 3, 3)
     mask = (torch.rand(1, 1, 9, 9) > 0.3).float()

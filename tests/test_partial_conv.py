@@ -157,6 +157,64 @@ def test_gradcheck(backend, mask_kind):
         assert torch.autograd.gradcheck(lambda x, w, b: run_ours(case, x, w, b)[0], (x, w, b))
 
 
+def string_padding_case(kernel, dilation, padding, device, channels_last=False):
+    """A float64 case (groups=2, bias, a hole on the bottom/right border, where an even kernel's
+    'same' pads its odd row/column) with ``padding`` a string, as F.conv2d takes it."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 4, 9, 11, generator=g, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    mask = (torch.rand(2, 1, 9, 11, generator=g) > 0.4).double()
+    mask[:, :, -2:, :] = mask[:, :, :, -3:] = 0
+    w = torch.randn(6, 2, *kernel, generator=g, dtype=torch.float64)
+    b = torch.randn(6, generator=g, dtype=torch.float64)
+    to = lambda t: t.to(device)  # noqa: E731
+    return dict(x=to(x), mask=to(mask), mask_full=to(mask.expand(2, 4, 9, 11)), weight=to(w), bias=to(b), stride=1,
+                padding=padding, dilation=dilation, groups=2, mask_channels=None)
+
+
+# odd and even kernels, dilations that make the total padding odd or even
+STRING_PADDINGS = [((3, 3), (1, 1)), ((2, 4), (1, 1)), ((4, 3), (2, 1)), ((2, 2), (3, 2)), ((1, 5), (1, 2))]
+
+
+# (the reference's F.conv2d warns that an even kernel's 'same' copies the input, as ours does)
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+@pytest.mark.parametrize("kernel, dilation", STRING_PADDINGS)
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_string_padding_matches_the_reference_as_f_conv2d_pads(backend, kernel, dilation, padding):
+    """padding='same' / 'valid' as F.conv2d and nn.Conv2d take them: output, updated mask and
+    gradients equal to the reference, which convolves with F.conv2d's own string padding (an even
+    kernel's 'same' pads the odd row/column at the bottom/right, and that padding is a hole);
+    'same' keeps the size and the input's memory format."""
+    for channels_last in (False, True):
+        case = string_padding_case(kernel, dilation, padding, backend.device, channels_last)
+        x, w, b = (case[k].detach().requires_grad_() for k in ("x", "weight", "bias"))
+        with backend.context():
+            out, new_mask = run_ours(case, x, w, b)
+            grad = torch.randn_like(out)
+            grads = torch.autograd.grad(out, (x, w, b), grad)
+        xr, wr, br = (t.detach().requires_grad_() for t in (x, w, b))
+        ref_out, ref_mask = run_reference(case, xr, wr, br)
+        ref_grads = torch.autograd.grad(ref_out, (xr, wr, br), grad)
+        torch.testing.assert_close(out, ref_out, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(new_mask.expand_as(ref_mask), ref_mask, rtol=0, atol=0)
+        for ours, ref in zip(grads, ref_grads):
+            torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-9)
+        if padding == "same":
+            assert out.shape[2:] == x.shape[2:]
+        assert out.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+@pytest.mark.parametrize("kernel, dilation", [((2, 4), (1, 1)), ((4, 3), (2, 1))])
+def test_gradcheck_same_padding_with_an_even_kernel(kernel, dilation):
+    """On the CPU kernels only: the odd row/column is padded in Python, the same for every backend,
+    and every backend's gradients are checked against the reference above (emulated, a gradcheck
+    took 50 s)."""
+    case = string_padding_case(kernel, dilation, "same", "cpu")
+    x, w, b = (case[k].detach().requires_grad_() for k in ("x", "weight", "bias"))
+    assert torch.autograd.gradcheck(lambda x, w, b: run_ours(case, x, w, b)[0], (x, w, b))
+
+
 def test_channel_group_mask_equals_per_channel_mask():
     """Two single-channel segments ([upsampled | skip] in a UNet decoder) give exactly the result
     of the expanded per-channel mask."""
@@ -326,6 +384,22 @@ def test_one_mask_is_shared_by_the_batch_as_nvidias(multi_channel):
                               layer.bias.detach().clone().requires_grad_()))
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+@pytest.mark.parametrize("kernel, dilation", STRING_PADDINGS)
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_module_takes_string_padding_as_nvidias_layer_does(kernel, dilation, padding):
+    """NVIDIA's layer subclasses nn.Conv2d and so takes padding='same' / 'valid'; ours refused them."""
+    torch.manual_seed(2)
+    layer = PartialConv2d(4, 6, kernel, padding=padding, dilation=dilation, groups=2, return_mask=True).double()
+    x = torch.randn(2, 4, 9, 11, dtype=torch.float64)
+    mask = (torch.rand(2, 1, 9, 11) > 0.4).double()
+    out, new_mask = layer(x, mask)
+    ref, ref_mask = nvidia_partial_conv(layer, x, mask, multi_channel=False)
+    torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(new_mask, ref_mask)
+    assert out.shape == torch.nn.Conv2d(4, 6, kernel, padding=padding, dilation=dilation, groups=2)(x.float()).shape
+
+
 def test_module_without_mask_and_without_return_mask():
     layer = PartialConv2d(3, 4, 3, padding=1)
     x = torch.randn(2, 3, 10, 10)
@@ -336,8 +410,10 @@ def test_module_without_mask_and_without_return_mask():
     torch.testing.assert_close(out[..., 1:-1, 1:-1], plain[..., 1:-1, 1:-1], rtol=1e-5, atol=1e-5)
 
 
-def test_module_rejects_unsupported_padding_mode():
-    with pytest.raises(ValueError, match="padding_mode"):
+def test_module_rejects_unsupported_padding_mode_and_says_why():
+    with pytest.raises(ValueError, match=r"^PartialConv2d: padding_mode must be 'zeros', got 'reflect': the partial "
+                                         r"convolution counts the padding as holes \(mask 0\), so a padded pixel "
+                                         r"must add nothing; .*pad the input and the mask yourself and use padding=0$"):
         PartialConv2d(3, 4, 3, padding=1, padding_mode="reflect")
 
 
@@ -366,6 +442,8 @@ X, M, W = torch.randn(2, 4, 8, 8), torch.ones(2, 1, 8, 8), torch.randn(3, 4, 3, 
         (dict(bias=torch.randn(4)), ValueError, "bias must have shape"),
         (dict(stride=0), ValueError, "stride must be >= 1"),
         (dict(padding=(1, 2, 3)), ValueError, "padding must be an int or a pair"),
+        (dict(padding="full"), ValueError, "padding must be an int, a pair of ints, 'same' or 'valid', got 'full'"),
+        (dict(padding="same", stride=2), ValueError, r"padding='same' needs stride 1 .* got stride=\[2, 2\]"),
         (dict(weight=torch.randn(3, 4, 11, 11)), ValueError, "smaller than the dilated kernel"),
         (dict(mask="hole"), TypeError, "mask must be a torch.Tensor"),
         (dict(mask=torch.ones(2, 1, 8, 8, device="meta")), ValueError, "mask is on meta"),

@@ -28,8 +28,12 @@ def cuda_emulation(enabled: bool = True) -> Iterator[None]:
     test-suite checks the GPU code on machines without a GPU. It is slow; not for production.
 
     Example:
-        >>> with fastinpaint.cuda_emulation():
-        ...     out, new_mask = fastinpaint.ops.partial_conv2d(x, mask, weight)
+        >>> import torch, fastinpaint
+        >>> x, mask, weight = torch.randn(1, 3, 16, 16), torch.ones(1, 1, 16, 16), torch.randn(4, 3, 3, 3)
+        >>> with fastinpaint.cuda_emulation():                 # the CUDA kernels, on the CPU
+        ...     out, new_mask = fastinpaint.ops.partial_conv2d(x, mask, weight, padding=1)
+        >>> torch.allclose(out, fastinpaint.ops.partial_conv2d(x, mask, weight, padding=1)[0], atol=1e-5)
+        True
     """
     if enabled and not _C.built_with_cuda_emulation:
         raise RuntimeError("this build of fastinpaint has no CUDA emulation (FASTINPAINT_CUDA_EMULATION=OFF)")

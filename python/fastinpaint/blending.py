@@ -106,6 +106,8 @@ def poisson_blend(image: _Array, fill: _Array, hole: _Array) -> _Array:
         ValueError: shape mismatches, or the hole covers the whole image (nothing to blend into).
 
     Example:
+        >>> import numpy as np
+        >>> from fastinpaint.blending import poisson_blend
         >>> img = np.random.rand(40, 60, 3); fill = np.random.rand(40, 60, 3)
         >>> hole = np.zeros((40, 60), bool); hole[10:30, 20:40] = True
         >>> out = poisson_blend(img, fill, hole)

@@ -135,9 +135,15 @@ class ImageFolder(torch.utils.data.Dataset):
         ``RuntimeWarning`` per file) and replaced by the next readable one.
 
     Example:
-        >>> ds = ImageFolder("places365/train", size=256, hflip=True, seed=0)
-        >>> ds[0].shape
-        torch.Size([3, 256, 256])
+        >>> import tempfile, numpy as np
+        >>> from PIL import Image
+        >>> from fastinpaint.data import ImageFolder
+        >>> root = tempfile.mkdtemp()                          # e.g. "places365/train"
+        >>> for i in range(3):
+        ...     Image.fromarray(np.random.randint(0, 256, (300, 400, 3), np.uint8)).save(f"{root}/{i}.jpg")
+        >>> ds = ImageFolder(root, size=256, hflip=True, seed=0)
+        >>> len(ds), ds[0].shape
+        (3, torch.Size([3, 256, 256]))
     """
 
     MODES = ("crop", "resize", "center")
@@ -222,9 +228,14 @@ class MaskFolder(torch.utils.data.Dataset):
         the rule: an error there would end a long run far from its start.
 
     Example:
-        >>> masks = MaskFolder("masks_10_20", size=256)
-        >>> masks[0].unique()
-        tensor([0., 1.])
+        >>> import tempfile
+        >>> from fastinpaint.data import MaskFolder
+        >>> from fastinpaint.masks import write_mask_set
+        >>> root = tempfile.mkdtemp()                          # e.g. "masks_10_20"
+        >>> paths = write_mask_set(root, 4, 128, (0.1, 0.2), seed=0)
+        >>> masks = MaskFolder(root, size=256)
+        >>> masks[0].shape, masks[0].unique()
+        (torch.Size([1, 256, 256]), tensor([0., 1.]))
     """
 
     def __init__(self, root: Union[str, os.PathLike], size: Optional[Size] = None, augment: bool = False,
@@ -284,8 +295,13 @@ class InpaintingDataset(torch.utils.data.Dataset):
             (``(1, H, W)``, **1 = hole**), of the same spatial size as the images.
 
     Example:
+        >>> import tempfile, numpy as np
+        >>> from PIL import Image
+        >>> from fastinpaint.data import ImageFolder, InpaintingDataset
         >>> from fastinpaint.masks import IrregularMaskDataset
-        >>> ds = InpaintingDataset(ImageFolder("photos", 256), IrregularMaskDataset(256, seed=1))
+        >>> photos = tempfile.mkdtemp()                        # e.g. "photos"
+        >>> Image.fromarray(np.random.randint(0, 256, (300, 400, 3), np.uint8)).save(f"{photos}/a.png")
+        >>> ds = InpaintingDataset(ImageFolder(photos, 256), IrregularMaskDataset(256, seed=1))
         >>> batch = ds[0]; batch["image"].shape, batch["mask"].shape
         (torch.Size([3, 256, 256]), torch.Size([1, 256, 256]))
     """

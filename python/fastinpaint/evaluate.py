@@ -467,10 +467,19 @@ def evaluate(method_fn: Union[InpaintFn, Mapping[str, InpaintFn]], pairs: Iterab
         the wrong shape.
 
     Example:
-        >>> import fastinpaint
-        >>> pairs = load_pairs("photos", "masks", max_size=256)
+        >>> import functools, os, tempfile, numpy as np, fastinpaint
+        >>> from PIL import Image
+        >>> from fastinpaint.evaluate import evaluate, load_pairs, telea
+        >>> photos, masks = tempfile.mkdtemp(), tempfile.mkdtemp()   # e.g. "photos", "masks": same file names
+        >>> y, x = np.mgrid[0:64, 0:96]
+        >>> Image.fromarray(np.dstack([x * 2, y * 3, x + y]).astype(np.uint8)).save(f"{photos}/ramp.png")
+        >>> hole = np.zeros((64, 96), np.uint8); hole[20:40, 30:60] = 255
+        >>> Image.fromarray(hole).save(f"{masks}/ramp.png")
+        >>> pairs = load_pairs(photos, masks, max_size=256)
         >>> res = evaluate({"telea": telea, "patchmatch": functools.partial(fastinpaint.inpaint, method="patchmatch")},
-        ...                pairs, csv_path="scores.csv")
+        ...                pairs, csv_path=os.path.join(photos, "scores.csv"), print_table=False)
+        >>> [(row["method"], row["bucket"], row["count"]) for row in res.summary]
+        [('telea', 'all', 1), ('telea', '0.01-0.1', 1), ('patchmatch', 'all', 1), ('patchmatch', '0.01-0.1', 1)]
     """
     methods = dict(method_fn) if isinstance(method_fn, Mapping) else {getattr(method_fn, "__name__", "method"): method_fn}
     norm: List[Pair] = []

@@ -2,9 +2,9 @@
 tensors.
 
 The dispatcher owns everything that is not the method itself: reading the image and mask in
-their many forms, alpha, dtypes, the empty / full mask cases, and copying the known pixels back
-bit for bit. A method only sees ``(C, H, W)`` float32 colour channels and an ``(H, W)`` bool hole
-on one device (see :mod:`fastinpaint.methods`).
+their many forms (a tensor batch image by image), alpha, dtypes, the empty / full mask cases, and
+copying the known pixels back bit for bit. A method only sees ``(C, H, W)`` float32 colour
+channels and an ``(H, W)`` bool hole on one device (see :mod:`fastinpaint.methods`).
 
 Adding a method: either list it in ``_BUILTIN_METHODS`` (module path and function name, imported
 on first use so that e.g. a network's weights are not loaded by ``import fastinpaint``), or call
@@ -28,7 +28,7 @@ from fastinpaint._cpu_load import on_free_cpu_threads
 from fastinpaint.hd import check_options as check_hd_options
 from fastinpaint.hd import known_range, run_strategy
 
-__all__ = ["inpaint", "register_method", "available_methods", "check_method_options", "check_seed"]
+__all__ = ["inpaint", "register_method", "available_methods", "check_method_options", "check_seed", "check_device"]
 
 # name -> "module:function"; imported lazily.
 _BUILTIN_METHODS: Dict[str, str] = {
@@ -181,7 +181,8 @@ class _Image:
                 self.squeeze = False
             else:
                 raise ValueError(
-                    f"inpaint: image tensor must have shape (H, W) or (C, H, W) with C in 1..4, got {tuple(t.shape)}"
+                    f"inpaint: image tensor must have shape (H, W), (C, H, W) or a batch (N, C, H, W), with C in "
+                    f"1..4, got {tuple(t.shape)}"
                 )
             self.chw = t
         self.channels = self.chw.shape[0]
@@ -366,7 +367,8 @@ def inpaint(
         image: numpy array ``(H, W)`` / ``(H, W, C)``, PIL image (taken as stored: an EXIF
             orientation is not applied, so that the result matches the input object; apply
             ``PIL.ImageOps.exif_transpose`` first for the displayed image), or tensor ``(H, W)`` /
-            ``(C, H, W)``; C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA). uint8, uint16 (and, for
+            ``(C, H, W)`` or a batch ``(N, C, H, W)`` (see below); C = 1 (gray), 2 (gray + alpha),
+            3 (RGB) or 4 (RGBA). uint8, uint16 (and, for
             patchmatch and biharmonic, other integer types) or float. Alpha is returned unchanged.
             A premultiplied-alpha PIL image (``RGBa``, ``La``) is filled on its colour itself (as
             Pillow un-premultiplies it) and returned in its own mode, the fill premultiplied by
@@ -375,7 +377,8 @@ def inpaint(
         mask: same height and width; **non-zero = hole** (the pixels to fill). numpy, PIL or tensor;
             a trailing/leading channel axis is allowed (non-zero in any channel = hole). A PIL
             image is read as mask files are: grey > 127 = hole (:mod:`fastinpaint.io`), so JPEG
-            noise and anti-aliased edges do not become holes.
+            noise and anti-aliased edges do not become holes. For a batch: ``(N, H, W)`` or
+            ``(N, 1, H, W)`` (one per image) or ``(H, W)`` (one for the whole batch).
         method: ``"patchmatch"`` (default; no weights needed), ``"biharmonic"``, ``"pconv"`` or
             ``"glcic"`` (learned: ``weights=PATH`` or a network; without it the compact weights
             bundled in the package, see :mod:`fastinpaint.weights`), or another registered method
@@ -383,10 +386,12 @@ def inpaint(
         patch_size: patch side for patch-based methods (patchmatch: odd, 3 to 31; default 7).
         seed: random seed, an int from -2**62 to 2**62 - 1; the same seed on the same kind of
             device gives the same result. ``None``: a fresh random seed each call (nondeterministic results).
+            Every image of a batch gets this same seed (as every file of a folder does on the command line).
         device: where to compute (``"cpu"``, ``"cuda"``, ...). Default: the tensor's device, or the
             CPU for numpy/PIL input. The result is returned in the input's type and place.
         source_mask: optional, same size; **non-zero = may be copied from** (a PIL image: grey >
             127). Known pixels outside it are kept but never copied (e.g. exclude other objects).
+            For a batch: shaped as ``mask``.
         hd_strategy: how a large image is processed (:mod:`fastinpaint.hd`): ``"auto"`` (default:
             the whole image when its long side is at most the method's limit — 512 px for
             ``pconv`` / ``glcic``, 1024 for the others — else each region of holes cropped with a
@@ -404,6 +409,14 @@ def inpaint(
     Returns:
         The filled image, of the same type (numpy / PIL / tensor on the same device), dtype and
         shape as ``image``. Known pixels are bit-for-bit those of the input.
+
+    Batches: a tensor ``(N, C, H, W)`` is filled image by image, with any method, each image
+    exactly as a call with that image, its mask and the same seed fills it, and returned as
+    ``(N, C, H, W)`` in the input's dtype, device and memory format. An image with an empty mask
+    is returned as it is, with a warning; an error about one image says which (``(image i of the
+    batch)``). (To run a batch through a network in one forward, call
+    :func:`~fastinpaint.methods.pconv.inpaint_pconv` or :func:`~fastinpaint.methods.glcic.inpaint_glcic`
+    directly, on float tensors in [0, 1].)
 
     Raises:
         ValueError: mask size differs from the image size; the mask covers the whole image (there
@@ -427,6 +440,18 @@ def inpaint(
         >>> out = fastinpaint.inpaint(img, mask, seed=0)
         >>> out.shape, out.dtype
         ((120, 160, 3), dtype('uint8'))
+
+        A batch of tensors, one mask each (or one ``(H, W)`` mask for all):
+
+        >>> import torch
+        >>> batch = torch.rand(4, 3, 48, 64)                       # (N, C, H, W)
+        >>> holes = torch.zeros(4, 48, 64, dtype=torch.bool)       # (N, H, W), True = hole
+        >>> for i in range(4): holes[i, 10 + 5 * i:20 + 5 * i, 20:40] = True
+        >>> out = fastinpaint.inpaint(batch, holes, method="biharmonic")
+        >>> out.shape, out.dtype
+        (torch.Size([4, 3, 48, 64]), torch.float32)
+        >>> torch.equal(out[~holes[:, None].expand_as(out)], batch[~holes[:, None].expand_as(batch)])
+        True
     """
     fn = _resolve_method(method)
     if patch_size is not None:
@@ -436,32 +461,75 @@ def inpaint(
     hd = check_hd_options(hd_strategy, hd_size)
     if device is None:
         device = image.device if isinstance(image, Tensor) else torch.device("cpu")
-    device = _as_device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("inpaint: device='cuda' was requested but torch.cuda.is_available() is False")
+    device = check_device(device)
     # On the CPU, on the threads other processes leave free (see fastinpaint._cpu_load): on a
     # busy machine the statically split passes would wait for a descheduled thread.
     # inpaint is not differentiable (hard masks, nearest-patch copies, rounding): no autograd
     # graph, so a tensor with requires_grad gives a plain result and no warnings from torch.
     with on_free_cpu_threads(device), torch.no_grad():
+        if isinstance(image, Tensor) and image.dim() == 4:
+            return _inpaint_batch(fn, method, image, mask, source_mask, seed, device, options, hd)
         return _inpaint(fn, method, image, mask, source_mask, seed, device, options, hd)
 
 
-def _as_device(device) -> torch.device:
-    """``device`` as a torch.device that the methods run on (the CPU or CUDA); a one-line error
-    naming the argument otherwise (torch's own errors named neither: 'meta' failed in a kernel,
-    'gpu' listed twenty device types)."""
+def check_device(device, who: str = "inpaint") -> torch.device:
+    """``device`` as a torch.device that the methods run on (the CPU or CUDA), with one-line errors
+    that name ``who``: ValueError for another device (torch's own errors named neither the argument
+    nor the choices: 'meta' failed in a kernel, 'gpu' listed twenty device types), RuntimeError for
+    CUDA where torch has none (torch's was a bare ``AssertionError: Torch not compiled with CUDA
+    enabled`` from the first tensor moved). :func:`inpaint` and the learned methods' own ``device``
+    argument are checked here."""
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         parsed = None
     if parsed is None or parsed.type not in ("cpu", "cuda"):
-        raise ValueError(f"inpaint: device must be 'cpu', 'cuda' or 'cuda:N' (or a torch.device of those), "
+        raise ValueError(f"{who}: device must be 'cpu', 'cuda' or 'cuda:N' (or a torch.device of those), "
                          f"got {device!r}")
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"{who}: device={str(device)!r} was requested but torch.cuda.is_available() is False")
     return parsed
 
 
-def _inpaint(fn, method, image, mask, source_mask, seed, device, options, hd):
+def _inpaint_batch(fn, method, images, mask, source_mask, seed, device, options, hd):
+    """A tensor batch ``(N, C, H, W)``: each image filled by :func:`_inpaint` with its own mask (or
+    the shared one) and the batch's seed, so that image ``i`` comes back exactly as
+    ``inpaint(images[i], mask[i], seed=seed)`` gives it, whatever else is in the batch.
+
+    A loop for every method, the learned ones included, rather than their batched forward: what the
+    dispatcher decides is decided per image (each image's holes choose its hd crops, an empty mask
+    returns that image, a full one is refused), and in a batched forward an image's fill would
+    depend on its batch (a convolution's algorithm, and so its rounding, depends on the batch
+    size)."""
+    n, c, h, w = images.shape
+    if c not in (1, 2, 3, 4):
+        raise ValueError(f"inpaint: an image batch must have shape (N, C, H, W) with C in 1..4, "
+                         f"got {tuple(images.shape)}")
+    masks = _per_image(mask, n, (h, w), "mask")
+    sources = [None] * n if source_mask is None else _per_image(source_mask, n, (h, w), "source_mask")
+    out = torch.empty_like(images)  # the input's dtype, device and memory format
+    for i in range(n):
+        try:
+            out[i] = _inpaint(fn, method, images[i], masks[i], sources[i], seed, device, options, hd, index=i)
+        except ValueError as e:  # (an error every image would raise, a mask's size, stops at image 0: still true)
+            raise ValueError(f"{e} (image {i} of the batch)") from e
+    return out
+
+
+def _per_image(mask, n: int, size, name: str) -> list:
+    """``mask`` of a batch of ``n`` images, one per image: a 3-D ``(N, H, W)`` or 4-D ``(N, 1, H, W)``
+    array or tensor holds one per image (a leading 1: one for all); anything else (2-D, PIL) is one
+    mask for the whole batch, read once."""
+    if not isinstance(mask, (Tensor, np.ndarray)) or mask.ndim == 2:
+        return [_as_bool_plane(mask, size, name)] * n
+    if mask.ndim not in (3, 4) or mask.shape[0] not in (1, n):
+        raise ValueError(f"inpaint: for an image batch of {n} the {name} must be (H, W) (shared), (N, H, W) or "
+                         f"(N, 1, H, W) with N = {n} (or 1), got shape {tuple(mask.shape)}")
+    return [mask[0 if mask.shape[0] == 1 else i] for i in range(n)]
+
+
+def _inpaint(fn, method, image, mask, source_mask, seed, device, options, hd, index: Optional[int] = None):
+    """One image; ``index``: its place in a batch (named in the empty-mask warning)."""
     img = _Image(image)
     unit_range = getattr(fn, "unit_range", False)
     if unit_range:
@@ -470,7 +538,9 @@ def _inpaint(fn, method, image, mask, source_mask, seed, device, options, hd):
     src = None if source_mask is None else _as_bool_plane(source_mask, img.size, "source_mask", img.size_hint)
     n_hole = int(torch.count_nonzero(hole))  # (a bool sum goes through int64: 20x slower)
     if n_hole == 0:
-        warnings.warn("inpaint: the mask is empty (no hole pixel); returning the input unchanged", stacklevel=3)
+        which = ("the mask is", "the input") if index is None else (f"image {index}'s mask is", "that image")
+        warnings.warn(f"inpaint: {which[0]} empty (no hole pixel); returning {which[1]} unchanged",
+                      stacklevel=3 if index is None else 4)  # (the caller of inpaint)
         return img.original()
     if n_hole == hole.numel():
         raise ValueError(

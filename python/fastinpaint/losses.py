@@ -39,6 +39,8 @@ def gram_matrix(features: Tensor) -> Tensor:
         ``(N, C, C)`` float32: ``F Fᵀ / (C·H·W)`` with ``F`` the ``(N, C, H·W)`` reshaped features.
 
     Example:
+        >>> import torch
+        >>> from fastinpaint.losses import gram_matrix
         >>> gram_matrix(torch.ones(1, 2, 2, 2))
         tensor([[[0.5000, 0.5000],
                  [0.5000, 0.5000]]])
@@ -63,6 +65,8 @@ def total_variation(image: Tensor, region: Optional[Tensor] = None) -> Tensor:
         A scalar tensor.
 
     Example:
+        >>> import torch
+        >>> from fastinpaint.losses import total_variation
         >>> img = torch.tensor([[[[0.0, 2.0], [0.0, 0.0]]]])
         >>> total_variation(img)                       # mean |dx| + mean |dy| = 1 + 1
         tensor(2.)
@@ -108,7 +112,9 @@ class VGG16Features(nn.Module):
         - output list of ``(N, 64, H/2, W/2)``, ``(N, 128, H/4, W/4)``, ``(N, 256, H/8, W/8)``
 
     Example:
-        >>> vgg = VGG16Features()            # needs ~/.cache/torch/hub/checkpoints/vgg16-397923af.pth
+        >>> import torch
+        >>> from fastinpaint.losses import VGG16Features
+        >>> vgg = VGG16Features(pretrained=False)  # VGG16Features(): ImageNet weights, from the torch hub cache
         >>> [f.shape[1] for f in vgg(torch.randn(1, 3, 64, 64))]
         [64, 128, 256]
     """
@@ -201,9 +207,18 @@ class InpaintingLoss(nn.Module):
         - returns a dict of scalar tensors
 
     Example:
-        >>> loss_fn = InpaintingLoss(extractor=my_small_cnn, tv_region="image")
-        >>> terms = loss_fn(net(image, mask), image, mask)
-        >>> terms["total"].backward(); print({k: float(v) for k, v in terms.items()})
+        >>> import torch
+        >>> from fastinpaint.losses import InpaintingLoss, VGG16Features
+        >>> from fastinpaint.nn import PConvUNet
+        >>> net = PConvUNet(layers=4, base_channels=8, max_channels=16)
+        >>> image = torch.rand(2, 3, 64, 64)
+        >>> mask = torch.ones(2, 1, 64, 64); mask[..., 16:40, 20:44] = 0      # 1 = valid
+        >>> # (the default extractor is VGG16Features() with ImageNet weights; any module will do)
+        >>> loss_fn = InpaintingLoss(extractor=VGG16Features(pretrained=False), tv_region="image")
+        >>> terms = loss_fn(net(image * mask, mask), image, mask)
+        >>> terms["total"].backward()
+        >>> sorted(terms)
+        ['hole', 'perceptual', 'style_comp', 'style_out', 'total', 'tv', 'valid']
     """
 
     def __init__(self, extractor: Optional[nn.Module] = None, weights: Optional[Mapping[str, float]] = None,

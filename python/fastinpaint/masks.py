@@ -61,6 +61,7 @@ def parse_bucket(text: str) -> Tuple[float, float]:
     """Parses ``"0.1-0.2"`` (or ``"0.1,0.2"``) into ``(0.1, 0.2)``.
 
     Example:
+        >>> from fastinpaint.masks import parse_bucket
         >>> parse_bucket("0.01-0.1")
         (0.01, 0.1)
     """
@@ -232,8 +233,9 @@ def generate_mask(size: Size, bucket: Sequence[float] = (0.1, 0.2), seed: SeedLi
         ValueError: bad size/bucket, or a bucket the border margin makes impossible.
 
     Example:
+        >>> from fastinpaint.masks import generate_mask
         >>> m = generate_mask(512, bucket=(0.1, 0.2), seed=3, border=True)
-        >>> m.shape, 0.1 < m.mean() <= 0.2, m[:16].any()
+        >>> m.shape, bool(0.1 < m.mean() <= 0.2), bool(m[:16].any())
         ((512, 512), True, False)
     """
     from PIL import Image, ImageDraw
@@ -312,6 +314,7 @@ class IrregularMaskDataset:
         ``torch.float32`` tensor ``(1, H, W)``, **1 = hole**, 0 = valid.
 
     Example:
+        >>> from fastinpaint.masks import IrregularMaskDataset
         >>> ds = IrregularMaskDataset(256, buckets=[(0.1, 0.2)], seed=0)
         >>> ds[5].shape
         torch.Size([1, 256, 256])
@@ -377,7 +380,12 @@ def write_mask_set(out_dir: Union[str, os.PathLike], count: int, size: Size = 51
         FileExistsError: a file would be overwritten and ``overwrite`` is False.
 
     Example:
-        >>> paths = write_mask_set("masks_10_20", 100, 512, (0.1, 0.2), seed=0)
+        >>> import os, tempfile
+        >>> from fastinpaint.masks import write_mask_set
+        >>> out = os.path.join(tempfile.mkdtemp(), "masks_10_20")
+        >>> paths = write_mask_set(out, 3, 256, (0.1, 0.2), seed=0)
+        >>> [p.name for p in paths], "manifest.csv" in os.listdir(out)
+        (['mask_0.1-0.2_free_00000.png', 'mask_0.1-0.2_free_00001.png', 'mask_0.1-0.2_free_00002.png'], True)
     """
     from PIL import Image
 

@@ -122,6 +122,8 @@ def l1(image_true: Array, image_test: Array, data_range: Optional[float] = None,
         float / ``(N,)`` array for NumPy inputs; 0-d / ``(N,)`` float64 tensor for torch inputs.
 
     Example:
+        >>> import numpy as np
+        >>> from fastinpaint.metrics import l1
         >>> l1(np.zeros((4, 4, 3)), np.full((4, 4, 3), 0.5))
         0.5
     """
@@ -144,6 +146,8 @@ def psnr(image_true: Array, image_test: Array, data_range: Optional[float] = Non
         float / ``(N,)`` array for NumPy inputs; 0-d / ``(N,)`` float64 tensor for torch inputs.
 
     Example:
+        >>> import numpy as np
+        >>> from fastinpaint.metrics import psnr
         >>> round(psnr(np.zeros((8, 8)), np.full((8, 8), 0.1)), 6)
         20.0
     """
@@ -193,6 +197,8 @@ def ssim(image_true: Array, image_test: Array, data_range: Optional[float] = Non
         (and the map when ``return_map``).
 
     Example:
+        >>> import numpy as np
+        >>> from fastinpaint.metrics import ssim
         >>> img = np.random.default_rng(0).random((32, 32, 3))
         >>> ssim(img, img)
         1.0
@@ -329,6 +335,8 @@ def sharpness(output: Array, ground_truth: Array, hole: Array, data_range: Optio
         empty.
 
     Example:
+        >>> import numpy as np
+        >>> from fastinpaint.metrics import sharpness
         >>> img = np.random.default_rng(0).random((32, 32, 3))
         >>> hole = np.zeros((32, 32), bool); hole[8:24, 8:24] = True
         >>> sharpness(img, img, hole)
@@ -364,6 +372,8 @@ def fill_mean_offset(output: Array, ground_truth: Array, hole: Array, data_range
         same shapes for torch inputs; alpha left out. ``nan`` where the hole is empty.
 
     Example:
+        >>> import numpy as np
+        >>> from fastinpaint.metrics import fill_mean_offset
         >>> img = np.zeros((8, 8, 3)); hole = np.zeros((8, 8), bool); hole[2:6, 2:6] = True
         >>> out = img.copy(); out[hole] = (0.0, 0.0, 0.5)
         >>> fill_mean_offset(out, img, hole)
@@ -477,6 +487,8 @@ def swd(output: Array, ground_truth: Array, hole: Array, data_range: Optional[fl
         ``nan`` for an empty hole.
 
     Example:
+        >>> import numpy as np
+        >>> from fastinpaint.metrics import swd
         >>> img = np.random.default_rng(0).random((32, 32, 3))
         >>> hole = np.zeros((32, 32), bool); hole[8:24, 8:24] = True
         >>> swd(img, img, hole)

@@ -56,7 +56,16 @@ def load_pconv_checkpoint(path: Union[str, os.PathLike], map_location: Union[str
             by name).
 
     Example:
-        >>> net = load_pconv_checkpoint("pretrained_pconv.pth")   # {'model': ..., 'n_iter': ...}
-        >>> out = net(normalised_image, valid_mask)
+        >>> import torch
+        >>> from fastinpaint.models import load_pconv_checkpoint
+        >>> from fastinpaint.weights import bundled_weights
+        >>> # a reimplementation file ({'model': ..., 'n_iter': ...}, e.g. "pretrained_pconv.pth") or
+        >>> # one of fastinpaint's, here the bundled weights
+        >>> net = load_pconv_checkpoint(bundled_weights("pconv"))
+        >>> mean, std = (torch.tensor(net.normalization[k]).view(1, 3, 1, 1) for k in ("mean", "std"))
+        >>> valid = torch.ones(1, 1, 64, 64); valid[..., 16:40, 20:44] = 0    # 1 = valid
+        >>> out = net((torch.rand(1, 3, 64, 64) - mean) / std * valid, valid)  # normalised, holes 0
+        >>> out.shape, net.training
+        (torch.Size([1, 3, 64, 64]), False)
     """
     return _checkpoint.load_any_pconv(PConvUNet, path, map_location, normalization)

@@ -31,11 +31,11 @@ CORRECT_OFFSET = True
 def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: Optional[str] = None, *,
                   seed: int = 0, source_mask: Optional[Tensor] = None, border_blend: Optional[float] = None,
                   correct_offset: Optional[bool] = None, blend_floor: Optional[float] = None,
-                  net_size: Optional[int] = None) -> Tensor:
+                  net_size: Optional[int] = None, device: Union[str, torch.device, None] = None) -> Tensor:
     """Fills holes with a GLCIC completion network and composites the result.
 
     The network sees the image with its holes set to its ``fill_mean`` plus the hole mask; it runs
-    in eval mode under ``torch.inference_mode`` in float32 on the image's device (padded
+    in eval mode under ``torch.inference_mode`` in float32 on ``device`` (default the image's; padded
     internally to a multiple of 4). Its prediction is clamped to [0, 1], corrected and composited:
     **known pixels are returned exactly as given**. The corrections (both on by default; see
     :func:`fastinpaint.methods.learned.offset_correct` and :func:`~fastinpaint.methods.learned.border_blend`):
@@ -57,7 +57,7 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
         weights: None (the compact network bundled with the package), a checkpoint path written
             by :meth:`fastinpaint.nn.GLCIC.save` (the last one loaded is cached) or a
             :class:`fastinpaint.nn.GLCIC` (not modified: its train/eval mode is restored; copied
-            when it is not on the image's device in float32).
+            when it is not on ``device`` in float32).
         blend: None / ``"none"`` (compositing, after the corrections below) or ``"poisson"``
             (Poisson blending of the raw prediction; the two corrections are not applied).
         seed: unused (inference is deterministic); there for the method interface.
@@ -68,18 +68,22 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
         correct_offset: remove the network's colour offset (the bundled network's fills are
             tinted blue on large holes without it).
         blend_floor, net_size: as in :func:`fastinpaint.methods.pconv.inpaint_pconv`.
+        device: where to run (default: the image's device); the result is on the image's.
 
     Returns:
         The composited image, same shape, dtype and device as ``image``.
 
     Raises:
         ValueError: shape mismatches, channel count not the network's, unknown ``blend``, bad
-            ``border_blend``.
+            ``border_blend``, a ``device`` that is neither the CPU nor CUDA.
+        RuntimeError: ``device="cuda"`` where torch has no CUDA.
         FileNotFoundError / ValueError: missing or bad weights file.
 
     Example:
+        >>> import torch
+        >>> from fastinpaint.methods.glcic import inpaint_glcic
         >>> img = torch.rand(3, 37, 53); hole = torch.zeros(37, 53, dtype=torch.bool); hole[10:20, 10:30] = True
-        >>> out = inpaint_glcic(img, hole, weights="glcic.pt", blend="poisson")
+        >>> out = inpaint_glcic(img, hole, blend="poisson")     # the bundled weights (or weights=PATH)
         >>> torch.equal(out[:, ~hole], img[:, ~hole])
         True
     """
@@ -99,24 +103,25 @@ def inpaint_glcic(image: Tensor, hole: Tensor, weights: _Weights = None, blend: 
     if image_b.dim() != 4:
         raise ValueError(f"inpaint_glcic: image must be (N, C, H, W) or (C, H, W), got shape {tuple(image.shape)}")
     n, _, h, w = image_b.shape
+    device = learned.device_of(image, device, "inpaint_glcic")
     hole_b = GLCIC._hole_batch(image_b, hole, who="inpaint_glcic")
-    holes = (hole_b.to(image.device) != 0).expand(n, 1, h, w)
+    holes = (hole_b.to(device) != 0).expand(n, 1, h, w)
     # channels_last weights: oneDNN (and cuDNN) then convolve in that layout throughout, without
     # re-layout copies: the forward at 256 px measured 0.28 -> 0.22 s on one CPU thread.
-    net = learned.network("glcic", weights, GLCIC, GLCIC.load, image.device, memory_format=torch.channels_last)
+    net = learned.network("glcic", weights, GLCIC, GLCIC.load, device, memory_format=torch.channels_last)
 
     def predict(x_b: Tensor) -> Tensor:
         if x_b.shape[1] != net.channels:
             raise ValueError(f"inpaint_glcic: image has {x_b.shape[1]} channels, the network takes {net.channels}")
+        x_f = x_b.to(device=device, dtype=torch.float32)
         with learned.evaluating(net):
-            pred = learned.at_net_size(x_b.float(), holes, net_size, lambda x, h: net(x, h.float()).clamp_(0, 1))
+            pred = learned.at_net_size(x_f, holes, net_size, lambda x, h: net(x, h.float()).clamp_(0, 1))
         pred = pred.clone()  # an ordinary tensor outside inference mode
         if blend == "poisson":
             from fastinpaint.blending import poisson_blend
 
-            pred = torch.stack([poisson_blend(x_b[i].float(), pred[i], holes[i, 0]) for i in range(n)]).clamp_(0, 1)
+            pred = torch.stack([poisson_blend(x_f[i], pred[i], holes[i, 0]) for i in range(n)]).clamp_(0, 1)
         else:
-            x_f = x_b.float()
             # one biharmonic solve and distance transform serve both corrections (their costly part)
             ref = learned.border_reference(x_f, holes) if (correct_offset or border_blend > 0) else None
             if correct_offset:

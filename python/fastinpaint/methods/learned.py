@@ -28,6 +28,7 @@ from typing import Callable, Iterator, NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from fastinpaint.inpaint import check_device
 from fastinpaint.smooth_fill import hole_distance, pushpull_fill
 
 __all__ = ["network", "evaluating", "composite", "BorderReference", "border_reference", "border_blend",
@@ -272,10 +273,11 @@ def offset_correct(image: Tensor, hole: Tensor, prediction: Tensor,
     return out
 
 
-def device_of(image: Tensor, device: Union[str, torch.device, None]) -> torch.device:
-    """Where a learned method runs: ``device``, default the image's; ``"cuda"`` made explicit
-    (``cuda:N``, the current device) so that it names one cache entry."""
-    device = torch.device(device) if device is not None else image.device
+def device_of(image: Tensor, device: Union[str, torch.device, None], who: str) -> torch.device:
+    """Where a learned method runs: ``device``, default the image's, checked as
+    :func:`fastinpaint.inpaint` checks its own (one-line errors naming ``who``); ``"cuda"`` made
+    explicit (``cuda:N``, the current device) so that it names one cache entry."""
+    device = check_device(device, who) if device is not None else image.device
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
     return device

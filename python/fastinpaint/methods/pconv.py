@@ -109,10 +109,14 @@ def inpaint_pconv(image: Tensor, hole: Tensor, weights: _Weights = None, device:
     Raises:
         ValueError: ``border_blend`` negative or not finite, ``blend_floor`` outside [0, 1],
             ``net_size`` not 0 or >= 16, shape mismatches (mask size or batch, mask with more than one channel, image
-            channels not matching the network), ``half=True`` on a non-CUDA device.
+            channels not matching the network), ``half=True`` on a non-CUDA device, a ``device`` that is
+            neither the CPU nor CUDA.
+        RuntimeError: ``device="cuda"`` where torch has no CUDA.
         FileNotFoundError / ValueError: bad weights file (see ``load_pconv_checkpoint``).
 
     Example:
+        >>> import torch
+        >>> from fastinpaint.methods.pconv import inpaint_pconv
         >>> img = torch.rand(1, 3, 341, 512)
         >>> hole = torch.zeros(1, 1, 341, 512); hole[..., 100:180, 200:300] = 1
         >>> out = inpaint_pconv(img, hole)                       # the bundled weights
@@ -124,7 +128,7 @@ def inpaint_pconv(image: Tensor, hole: Tensor, weights: _Weights = None, device:
     border_blend, blend_floor, net_size = learned.corrections(
         "inpaint_pconv", bundled, (BORDER_BLEND, BLEND_FLOOR, NET_SIZE), border_blend, blend_floor, net_size)
     image_b, hole_b, single = _as_batch(image, hole)
-    device = learned.device_of(image, device)
+    device = learned.device_of(image, device, "inpaint_pconv")
     if half and device.type != "cuda":
         raise ValueError(f"inpaint_pconv: half=True needs a CUDA device (fastinpaint's CPU op is float32/float64), "
                          f"got {device}")

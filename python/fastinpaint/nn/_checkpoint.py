@@ -145,7 +145,13 @@ class Checkpointable:
                 Loading gives a float32 network either way.
 
         Example:
-            >>> net.save("net.pt"); net2 = type(net).load("net.pt")
+            >>> import os, tempfile
+            >>> from fastinpaint.nn import PConvUNet
+            >>> net = PConvUNet(layers=4, base_channels=8, max_channels=16)
+            >>> path = os.path.join(tempfile.mkdtemp(), "net.pt")
+            >>> net.save(path); net2 = PConvUNet.load(path)
+            >>> net2.architecture() == net.architecture()
+            True
         """
         torch.save(self.checkpoint(half), os.fspath(path))
 
@@ -311,9 +317,19 @@ def convert_reimplementation_state_dict(state: Mapping[str, Tensor], model: nn.M
         ValueError: naming every unknown key, missing key and shape mismatch.
 
     Example:
-        >>> ckpt = torch.load("pconv.pth", weights_only=True)
-        >>> net = PConvUNet(layers=7)
-        >>> net.load_state_dict(convert_reimplementation_state_dict(ckpt["model"], net))
+        >>> import torch
+        >>> from fastinpaint.models import convert_reimplementation_state_dict
+        >>> from fastinpaint.nn import PConvUNet
+        >>> net = PConvUNet(layers=4, base_channels=8, max_channels=16)
+        >>> # state = torch.load("pconv.pth", weights_only=True)["model"] for a reimplementation file;
+        >>> # here one made from ours: weights times the window size, all-ones window-sum kernels
+        >>> ours = net.state_dict()
+        >>> state = {k.replace(".conv.", ".conv.input_conv."): v * v[0].numel() if k.endswith("conv.weight") else v
+        ...          for k, v in ours.items()}
+        >>> state.update({k.replace(".conv.", ".conv.mask_conv."): torch.ones_like(v)
+        ...               for k, v in ours.items() if k.endswith("conv.weight")})
+        >>> net.load_state_dict(convert_reimplementation_state_dict(state, net))
+        <All keys matched successfully>
     """
     expected = model.state_dict()
     out: Dict[str, Tensor] = {}

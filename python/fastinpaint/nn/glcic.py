@@ -88,6 +88,8 @@ class GLCIC(_checkpoint.Checkpointable, nn.Module):
           composited; see :meth:`complete`)
 
     Example:
+        >>> import torch
+        >>> from fastinpaint.nn import GLCIC
         >>> net = GLCIC(width=8)
         >>> img = torch.rand(2, 3, 37, 53); hole = torch.zeros(2, 1, 37, 53); hole[..., 10:20, 5:30] = 1
         >>> net(img, hole).shape
@@ -239,6 +241,8 @@ class GlobalDiscriminator(_StridedDiscriminator):
         - input ``(N, C, H, W)`` with ``(H, W) == image_size``; output ``(N, features)``
 
     Example:
+        >>> import torch
+        >>> from fastinpaint.nn.glcic import GlobalDiscriminator
         >>> GlobalDiscriminator(64, width=4, features=16)(torch.rand(2, 3, 64, 64)).shape
         torch.Size([2, 16])
     """
@@ -264,6 +268,8 @@ class LocalDiscriminator(_StridedDiscriminator):
         - input ``(N, C, h, w)`` with ``(h, w) == local_size``; output ``(N, features)``
 
     Example:
+        >>> import torch
+        >>> from fastinpaint.nn.glcic import LocalDiscriminator
         >>> LocalDiscriminator(32, width=4, features=16)(torch.rand(2, 3, 32, 32)).shape
         torch.Size([2, 16])
     """
@@ -291,6 +297,8 @@ class GLCICDiscriminator(nn.Module):
           logits. Other sizes raise ``ValueError``.
 
     Example:
+        >>> import torch
+        >>> from fastinpaint.nn.glcic import GLCICDiscriminator
         >>> d = GLCICDiscriminator(image_size=64, local_size=32, width=4, features=16)
         >>> d(torch.rand(2, 3, 64, 64), torch.rand(2, 3, 32, 32)).shape
         torch.Size([2, 1])

@@ -21,8 +21,11 @@ class PartialConv2d(nn.Conv2d):
     dtype and device can change between calls.
 
     Args:
-        *args, **kwargs: as ``nn.Conv2d`` (``padding_mode='zeros'`` only: the mask renormalisation
-            is defined for zero padding).
+        *args, **kwargs: as ``nn.Conv2d``, ``padding='same'`` and ``'valid'`` included (an even
+            kernel's odd row / column of ``'same'`` at the bottom / right, as ``nn.Conv2d``);
+            ``padding_mode='zeros'`` only: the renormalisation counts the padding as holes, so a
+            padded pixel must add nothing to the window (pad input and mask yourself, with
+            ``padding=0``, for a reflected border that counts as valid).
         multi_channel: the mask given to ``forward`` has one channel per input channel
             ``(N, C_in, H, W)``; otherwise ``(N, 1, H, W)``. Either way a mask with another channel
             count can be passed together with ``mask_channels``.
@@ -37,18 +40,25 @@ class PartialConv2d(nn.Conv2d):
           ``multi_channel=True`` (as NVIDIA's), else ``(N, 1, OH, OW)``.
 
     Example:
+        >>> import torch
+        >>> from fastinpaint.nn import PartialConv2d
         >>> layer = PartialConv2d(3, 16, 3, padding=1, return_mask=True)
         >>> x, mask = torch.randn(1, 3, 64, 64), torch.ones(1, 1, 64, 64)
         >>> mask[..., 20:40, 20:40] = 0
         >>> out, new_mask = layer(x, mask)
+        >>> out.shape, new_mask.shape
+        (torch.Size([1, 16, 64, 64]), torch.Size([1, 1, 64, 64]))
     """
 
     def __init__(self, *args, multi_channel: bool = False, return_mask: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if self.padding_mode != "zeros":
-            raise ValueError(f"PartialConv2d supports padding_mode='zeros' only, got {self.padding_mode!r}")
-        if isinstance(self.padding, str):
-            raise ValueError("PartialConv2d needs explicit integer padding, got padding=" + repr(self.padding))
+            # (NVIDIA's layer takes the mode, reflects the masked input and still counts the border
+            # as holes: the reflected pixels are summed but not counted)
+            raise ValueError(f"PartialConv2d: padding_mode must be 'zeros', got {self.padding_mode!r}: the partial "
+                             f"convolution counts the padding as holes (mask 0), so a padded pixel must add nothing; "
+                             f"for a {self.padding_mode} border that counts as valid, pad the input and the mask "
+                             f"yourself and use padding=0")
         self.multi_channel = multi_channel
         self.return_mask = return_mask
 

@@ -54,6 +54,8 @@ class PConvBlock(nn.Module):
         - output ``(N, C_out, OH, OW)`` and updated mask ``(N, 1, OH, OW)``
 
     Example:
+        >>> import torch
+        >>> from fastinpaint.nn.pconv_unet import PConvBlock
         >>> block = PConvBlock(3, 16, 7, 2, 3, batch_norm=False, activation="relu")
         >>> out, new_mask = block(torch.randn(1, 3, 64, 64), torch.ones(1, 1, 64, 64))
         >>> out.shape, new_mask.shape
@@ -148,6 +150,8 @@ class PConvUNet(_checkpoint.Checkpointable, nn.Module):
           ``(N, 1, H, W)``: 0 where no valid pixel reached the output)
 
     Example:
+        >>> import torch
+        >>> from fastinpaint.nn import PConvUNet
         >>> net = PConvUNet(layers=7)
         >>> image = torch.randn(2, 3, 250, 250)
         >>> mask = torch.ones(2, 1, 250, 250); mask[0, :, 50:120, 60:200] = 0  # 1 = valid
@@ -217,6 +221,7 @@ class PConvUNet(_checkpoint.Checkpointable, nn.Module):
             self, with the current train/eval mode re-applied.
 
         Example:
+            >>> from fastinpaint.nn import PConvUNet
             >>> net = PConvUNet().freeze_encoder_bn().train()
             >>> net.enc_2.bn.training, net.dec_2.bn.training
             (False, True)

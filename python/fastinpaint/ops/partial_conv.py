@@ -16,6 +16,7 @@ import warnings
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from fastinpaint._ext import _C
@@ -23,6 +24,7 @@ from fastinpaint._ext import _C
 __all__ = ["partial_conv2d", "PartialConv2dFunction", "resolve_mask_channels"]
 
 _IntPair = Union[int, Sequence[int]]
+_Padding = Union[int, Sequence[int], str]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -185,6 +187,26 @@ def _pair(value: _IntPair, name: str, minimum: int) -> List[int]:
     return pair
 
 
+def _resolve_padding(padding: _Padding, kernel: Sequence[int], stride: List[int],
+                     dilation: List[int]) -> Tuple[List[int], List[int]]:
+    """``padding`` as ``(each side, extra at the bottom / right)`` per axis (height, width): an int
+    or a pair pads both sides alike; ``'valid'`` pads nothing; ``'same'`` keeps the input's size as
+    ``F.conv2d`` does, ``dilation * (kernel - 1)`` pixels in all, half on each side and the odd one
+    (an even kernel) at the bottom / right. The fused op pads both sides alike, so the caller pads
+    that odd row or column itself, beforehand."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return [0, 0], [0, 0]
+        if padding == "same":
+            if stride != [1, 1]:
+                raise ValueError(f"partial_conv2d: padding='same' needs stride 1 (as F.conv2d: a strided output "
+                                 f"cannot keep the input's size), got stride={stride}")
+            total = [d * (k - 1) for k, d in zip(kernel, dilation)]
+            return [t // 2 for t in total], [t % 2 for t in total]
+        raise ValueError(f"partial_conv2d: padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
+    return _pair(padding, "padding", 0), [0, 0]
+
+
 def resolve_mask_channels(mask_shape: Sequence[int], in_channels: int,
                           mask_channels: Optional[Sequence[int]] = None) -> List[int]:
     """How many input channels each mask channel covers.
@@ -228,7 +250,7 @@ def partial_conv2d(
     weight: Tensor,
     bias: Optional[Tensor] = None,
     stride: _IntPair = 1,
-    padding: _IntPair = 0,
+    padding: _Padding = 0,
     dilation: _IntPair = 1,
     groups: int = 1,
     mask_channels: Optional[Sequence[int]] = None,
@@ -255,7 +277,11 @@ def partial_conv2d(
             converted to the input's dtype.
         weight: ``(C_out, C_in / groups, kH, kW)``.
         bias: ``(C_out,)`` or None.
-        stride, padding, dilation: int or pair; zero padding.
+        stride, dilation: int or pair.
+        padding: int or pair (zeros on both sides), ``'valid'`` (none) or ``'same'`` (stride 1;
+            the output keeps the input's size), as ``F.conv2d``: for an even kernel ``'same'`` pads
+            the odd row / column at the bottom / right, as ``nn.Conv2d`` does. The padding is a
+            hole (mask 0): the window sums renormalise for it.
         groups: convolution groups.
         mask_channels: see ``mask``.
         input_masked: a promise that ``input`` is already zero wherever its mask is 0 (for
@@ -270,6 +296,8 @@ def partial_conv2d(
         has several channels. Gradients flow to input, weight and bias (first order).
 
     Example:
+        >>> import torch
+        >>> from fastinpaint.ops import partial_conv2d
         >>> x = torch.randn(2, 3, 32, 32)
         >>> mask = (torch.rand(2, 1, 32, 32) > 0.3).float()
         >>> w = torch.randn(16, 3, 3, 3)
@@ -318,15 +346,20 @@ def partial_conv2d(
         if bias.dtype != input.dtype:
             raise TypeError(f"partial_conv2d: bias dtype {bias.dtype} differs from input dtype {input.dtype}")
     counts = resolve_mask_channels(mask.shape, c_in, mask_channels)
-    stride_, padding_, dilation_ = _pair(stride, "stride", 1), _pair(padding, "padding", 0), _pair(dilation, "dilation", 1)
+    stride_, dilation_ = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
+    padding_, extra = _resolve_padding(padding, weight.shape[2:], stride_, dilation_)
     for i, (size, axis) in enumerate(((h, "height"), (w, "width"))):
         k = weight.shape[2 + i]
-        if _conv_out_size(size, k, stride_[i], padding_[i], dilation_[i]) < 1:
+        if _conv_out_size(size + extra[i], k, stride_[i], padding_[i], dilation_[i]) < 1:
             raise ValueError(
                 f"partial_conv2d: input {axis} {size} (padding {padding_[i]}) is smaller than the dilated "
                 f"kernel ({dilation_[i] * (k - 1) + 1})"
             )
     mask = mask.to(input.dtype)
+    if any(extra):
+        # 'same' with an even kernel: the odd row / column, padded here with zeros in both (a hole,
+        # as all padding is), so that the op pads both sides alike (a padded copy, as F.conv2d makes)
+        input, mask = F.pad(input, (0, extra[1], 0, extra[0])), F.pad(mask, (0, extra[1], 0, extra[0]))
     out, new_mask, *_ = torch.ops.fastinpaint.partial_conv2d(
         input, mask, weight, bias, stride_, padding_, dilation_, groups, counts, _conv_channels_last(input, weight),
         bool(input_masked),

@@ -178,6 +178,7 @@ def nnf(
         target patch's in-image pixels of the squared difference summed over channels.
 
     Example:
+        >>> import torch, fastinpaint
         >>> a = torch.rand(3, 64, 64)
         >>> field, dist = fastinpaint.ops.nnf(a, a.flip(-1), patch_size=7, seed=0)
         >>> field.shape, dist.shape
@@ -277,6 +278,7 @@ def vote(
         ``(image, total)`` with ``return_total=True``.
 
     Example:
+        >>> import torch, fastinpaint
         >>> a = torch.rand(3, 48, 48)
         >>> field, dist = fastinpaint.ops.nnf(a, a, patch_size=5, iterations=5)
         >>> out = fastinpaint.ops.vote(a, field, 5, torch.exp(-dist / 0.1))

@@ -76,6 +76,8 @@ def hole_crop_boxes(hole: Tensor, local_size: Union[int, Sequence[int]]) -> Tens
         image without a hole gets the centred patch.
 
     Example:
+        >>> import torch
+        >>> from fastinpaint.training.glcic import hole_crop_boxes
         >>> hole = torch.zeros(1, 1, 64, 64); hole[..., 0:8, 50:60] = 1
         >>> hole_crop_boxes(hole, 32).tolist()
         [[0, 32]]
@@ -156,7 +158,9 @@ def glcic_step(phase: str, batch: Any, completion: nn.Module, discriminator: nn.
             discriminator's size.
 
     Example:
+        >>> import torch
         >>> from fastinpaint.nn.glcic import GLCIC, GLCICDiscriminator
+        >>> from fastinpaint.training.glcic import glcic_step
         >>> net, disc = GLCIC(width=8), GLCICDiscriminator(64, 32, width=4, features=16)
         >>> oc, od = torch.optim.Adam(net.parameters()), torch.optim.Adam(disc.parameters())
         >>> hole = torch.zeros(2, 1, 64, 64); hole[..., 20:40, 10:30] = 1

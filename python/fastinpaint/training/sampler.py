@@ -29,9 +29,18 @@ class SeededSampler(torch.utils.data.Sampler):
         position: global stream position to start from (samples already consumed by all ranks).
 
     Example:
-        >>> s = SeededSampler(range(10), seed=0)
+        >>> import itertools, torch
+        >>> from fastinpaint.masks import IrregularMaskDataset
+        >>> from fastinpaint.training.sampler import SeededSampler
+        >>> dataset = IrregularMaskDataset(32, length=10)   # takes any index, as the sampler needs
+        >>> s = SeededSampler(dataset, seed=0)
+        >>> first = list(itertools.islice(s, 16))
         >>> s.set_position(12)      # resume after 12 samples (e.g. 3 steps of global batch 4)
+        >>> list(itertools.islice(s, 4)) == first[12:16]
+        True
         >>> loader = torch.utils.data.DataLoader(dataset, batch_size=4, sampler=s)
+        >>> next(iter(loader)).shape
+        torch.Size([4, 1, 32, 32])
     """
 
     def __init__(self, data_source, seed: int = 0, shuffle: bool = True, num_replicas: Optional[int] = None,

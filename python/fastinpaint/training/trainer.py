@@ -220,10 +220,29 @@ class Trainer:
     fields of the log lines), and set :attr:`checkpoint_format`.
 
     Example:
-        >>> trainer = Trainer(net, loss_fn, torch.optim.Adam(net.parameters(), 2e-4),
-        ...                   make_train_loader(dataset, batch_size=8, seed=0), out_dir="runs/a",
-        ...                   max_steps=10000, checkpoint_every=500, seed=0)
-        >>> trainer.fit(resume=True)   # continues from runs/a/checkpoints/last.pt if present
+        A tiny run (real ones: ``PConvUNet()``, ``InpaintingLoss()``, 256-px crops, batch 8,
+        ``max_steps=10000``, ``checkpoint_every=500``):
+
+        >>> import os, tempfile, numpy as np, torch
+        >>> from PIL import Image
+        >>> from fastinpaint.data import ImageFolder, InpaintingDataset
+        >>> from fastinpaint.losses import InpaintingLoss, VGG16Features
+        >>> from fastinpaint.masks import IrregularMaskDataset
+        >>> from fastinpaint.nn import PConvUNet
+        >>> from fastinpaint.training.trainer import Trainer, make_train_loader
+        >>> photos, run = tempfile.mkdtemp(), tempfile.mkdtemp()    # e.g. "photos", "runs/a"
+        >>> for i in range(4):
+        ...     Image.fromarray(np.random.randint(0, 256, (80, 80, 3), np.uint8)).save(f"{photos}/{i}.png")
+        >>> dataset = InpaintingDataset(ImageFolder(photos, 64), IrregularMaskDataset(64, seed=0))
+        >>> net = PConvUNet(layers=4, base_channels=8, max_channels=16)
+        >>> trainer = Trainer(net, InpaintingLoss(VGG16Features(pretrained=False)),
+        ...                   torch.optim.Adam(net.parameters(), 2e-4), make_train_loader(dataset, batch_size=2),
+        ...                   out_dir=run, max_steps=2, checkpoint_every=1, seed=0, progress=False)
+        >>> logs = trainer.fit()
+        >>> logs = trainer.fit(max_steps=3, resume=True)   # continues from the last checkpoint
+        fastinpaint train: resumed from .../checkpoints/last.pt at step 2
+        >>> trainer.step, os.path.isfile(os.path.join(run, "checkpoints", "last.pt"))
+        (3, True)
     """
 
     checkpoint_format = CHECKPOINT_FORMAT
