@@ -246,6 +246,16 @@ def test_demo_and_entry_point(tmp_path):
     assert (tmp_path / "demo_before_after.png").exists()
 
 
+def test_python_dash_m_fastinpaint(files):
+    """`python -m fastinpaint` (and so `torchrun -m fastinpaint`) is the command, as
+    `python -m fastinpaint.cli` is (it was 'No module named fastinpaint.__main__')."""
+    tmp, img, mask = files
+    res = subprocess.run([sys.executable, "-m", "fastinpaint", "inpaint", str(img), str(mask), "-o",
+                          str(tmp / "m.png")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert f"ok: wrote {tmp / 'm.png'}" in res.stdout and Image.open(tmp / "m.png").size == (W, H)
+
+
 def test_demo_never_replaces_a_file(tmp_path, capsys, monkeypatch):
     """The README's first command, run twice, or where a file of its output's name is (the user's):
     both runs succeed, the second under the next free names, and no file is replaced."""

@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """The console script ``fastinpaint`` (and ``python -m fastinpaint.cli``); returns the exit status."""
+    """The console script ``fastinpaint`` (and ``python -m fastinpaint``, ``python -m fastinpaint.cli``); returns
+    the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and not argv[0].startswith("-") and Path(argv[0]).suffix.lower() in IMAGE_SUFFIXES:
         # `fastinpaint photo.jpg mask.png -o out.jpg`: what a user types first; no subcommand is
