@@ -187,6 +187,18 @@ def test_full_mask_and_no_alpha(files, capsys):
     assert "no alpha channel" in capsys.readouterr().err
 
 
+def test_paths_that_are_not_utf8_are_printed_escaped(files, capsys):
+    """A file name with a byte that is not UTF-8 (Python holds it as a lone surrogate, PEP 383):
+    written, then printed as a backslash escape of that byte (printing it raised UnicodeEncodeError,
+    after the file was written, and the run ended in a traceback)."""
+    tmp, img, mask = files
+    out = tmp / os.fsdecode(b"caf\xe9.png")
+    assert run("inpaint", img, mask, "-o", out) == 0
+    assert "caf\\xe9.png" in capsys.readouterr().out and out.exists()
+    assert run("inpaint", img, mask, "-o", out) == 1  # an error naming it: on stderr, the same escape
+    assert "caf\\xe9.png already exists" in capsys.readouterr().err
+
+
 def test_existing_output_needs_overwrite(files, capsys):
     tmp, img, mask = files
     out = tmp / "exists.png"

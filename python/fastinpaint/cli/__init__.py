@@ -18,7 +18,8 @@ reporting, image files). The library modules they call hold no command-line code
 Every failure a user can cause (missing or unreadable file, size mismatch, existing output, a mask
 that leaves nothing to copy from) ends with one ``error:`` line and a non-zero exit status, never
 a traceback. Outputs are written to a temporary file in the target folder and renamed into place,
-so an interrupted run never leaves a half-written image.
+so an interrupted run never leaves a half-written image. Messages show a file name's bytes that
+are not UTF-8 as ``\\xNN`` escapes.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import List, Optional
 import fastinpaint
 from fastinpaint.cli import demo, inpaint, masks, serve, train
 from fastinpaint.cli import eval as eval_command  # (the module's name is the subcommand's)
-from fastinpaint.cli._common import IMAGE_SUFFIXES, MASK_THRESHOLD, CliError
+from fastinpaint.cli._common import IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, escape_unprintable_output
 
 __all__ = ["main", "build_parser", "CliError", "MASK_THRESHOLD"]
 
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     """The console script ``fastinpaint`` (and ``python -m fastinpaint``, ``python -m fastinpaint.cli``); returns
     the exit status."""
+    escape_unprintable_output()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and not argv[0].startswith("-") and Path(argv[0]).suffix.lower() in IMAGE_SUFFIXES:
         # `fastinpaint photo.jpg mask.png -o out.jpg`: what a user types first; no subcommand is
