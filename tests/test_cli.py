@@ -106,6 +106,30 @@ def test_batch(tmp_path, capsys):
     assert f"no mask named like lonely.png in {masks} and image {images / 'lonely.png'} has no alpha channel" in err
 
 
+def test_batch_refuses_an_output_folder_that_is_an_input_folder(tmp_path, capsys):
+    """--out the --images (or --masks) folder, or --masks the --images folder, through any
+    spelling of the path: one line naming both, before anything is read or written (--out imgs
+    wrote an output per image, which the next run took as inputs; --masks imgs took each image as
+    its own mask)."""
+    images, masks = tmp_path / "imgs", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    _photo().save(images / "a.png")
+    _mask().save(masks / "a.png")
+    (tmp_path / "link").symlink_to(images)
+    (tmp_path / "sub").mkdir()
+    link, dotdot = tmp_path / "link", f"{tmp_path}/sub/../imgs"
+    cases = [(["--masks", masks, "--out", link], f"--out {link} is the --images folder {images}"),
+             (["--masks", masks, "--out", f"{masks}/."], f"--out {masks} is the --masks folder {masks}"),
+             (["--masks", dotdot], f"--masks {dotdot} is the --images folder {images}")]
+    for extra, message in cases:
+        assert run("inpaint", "--images", images, "--out", tmp_path / "out", *extra) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert [p.name for p in images.iterdir()] == ["a.png"] and [p.name for p in masks.iterdir()] == ["a.png"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_batch_image_without_mask_file_uses_its_alpha(tmp_path, capsys):
     """--masks given, one image has no mask file but has alpha: single-file mode's rule (alpha as
     the mask), with a note; one with neither fails alone, and the rest go on."""

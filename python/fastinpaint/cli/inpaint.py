@@ -167,6 +167,13 @@ def _run_batch(args) -> int:
                 raise CliError(f"{what} must be a folder, got a file: {d} (for one image: "
                                "fastinpaint inpaint IMAGE [MASK] -o OUT)")
             raise CliError(f"{what} folder not found: {d}")
+    # The outputs have the inputs' names: written into the --images folder, the next run takes them as
+    # inputs; a --masks folder that is the --images folder makes each image its own mask
+    for (d, what), (other, other_what) in (((masks_dir, "--masks"), (images_dir, "--images")),
+                                           ((out_dir, "--out"), (images_dir, "--images")),
+                                           ((out_dir, "--out"), (masks_dir, "--masks"))):
+        if d is not None and other is not None and _same_folder(d, other):
+            raise CliError(f"{what} {d} is the {other_what} folder {other}: give {what} a folder of its own")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -211,6 +218,13 @@ def _run_batch(args) -> int:
     failed = f", {len(failures)} failed" if failures else ""
     print(f"wrote {done} of {len(images)} images to {out_dir}{extra}{failed}{share}")
     return 1 if failures else 0
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    """``a`` and ``b`` are one folder, however spelled (a symlink, ``..``, a trailing ``/.``)."""
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)  # also a bind mount of it
+    return a.resolve() == b.resolve()
 
 
 def _rank_and_world() -> Tuple[int, int]:
