@@ -1,5 +1,6 @@
 """The ``fastinpaint`` command line, end to end, including every bad input the issue lists."""
 
+import io
 import os
 import subprocess
 import sys
@@ -153,6 +154,52 @@ def test_batch_image_without_mask_file_uses_its_alpha(tmp_path, capsys):
     assert run("inpaint", images / "b.png", "-o", tmp_path / "single.png") == 0
     assert np.array_equal(np.asarray(Image.open(out / "b.png")), np.asarray(Image.open(tmp_path / "single.png")))
     assert (np.asarray(Image.open(out / "b.png"))[..., 3] == 255).all()  # filled holes made opaque
+
+
+def _batch_of_notes(tmp_path):
+    """A folder whose batch prints a warning (empty mask), a note (alpha as the mask) and an error."""
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    _photo(0).save(images / "a.png")
+    _mask(value=0).save(masks / "a.png")  # empty: a warning
+    rgba = np.asarray(_photo(1, mode="RGBA")).copy()
+    rgba[5:15, 5:25, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(images / "b.png")  # no mask file: its alpha, with a note
+    (images / "c.png").write_bytes(b"not an image")  # an error
+    _mask().save(masks / "c.png")
+    _photo(3).save(images / "d.png")
+    _mask().save(masks / "d.png")
+    return images, masks
+
+
+def test_batch_notes_start_a_line_of_their_own_below_the_progress_bar(tmp_path, monkeypatch):
+    """On a terminal, every note, warning and error of a batch is written through the progress bar
+    (which clears itself first): they were printed straight after the bar's text, on its line."""
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    images, masks = _batch_of_notes(tmp_path)
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", tmp_path / "out") == 1
+    text = term.getvalue()
+    assert "inpainting:" in text  # the bar was drawn
+    starts = [text.index(what) for what in ("fastinpaint: warning: mask for", "note:", "error: cannot read image")]
+    assert all(text[i - 1] in "\r\n" for i in starts), text
+
+
+def test_batch_draws_no_progress_bar_unless_on_a_terminal(tmp_path, capsys):
+    """stderr to a file or a pipe (a log, CI): the messages and the summary, without the bar's
+    redrawn lines (each refresh was kept in the log, glued to the messages)."""
+    images, masks = _batch_of_notes(tmp_path)
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", tmp_path / "out") == 1
+    captured = capsys.readouterr()
+    assert "inpainting" not in captured.err and "\r" not in captured.err, captured.err
+    assert captured.err.count("\n") == 3  # the warning, the note, the error: one line each
+    assert "wrote 3 of 4 images" in captured.out
 
 
 def test_batch_under_torchrun_writes_each_file_exactly_once(tmp_path):

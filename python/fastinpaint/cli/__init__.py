@@ -34,7 +34,7 @@ from typing import List, Optional
 import fastinpaint
 from fastinpaint.cli import demo, inpaint, masks, serve, train
 from fastinpaint.cli import eval as eval_command  # (the module's name is the subcommand's)
-from fastinpaint.cli._common import IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, escape_unprintable_output
+from fastinpaint.cli._common import IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, escape_unprintable_output, say
 
 __all__ = ["main", "build_parser", "CliError", "MASK_THRESHOLD"]
 
@@ -78,4 +78,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     # one line for the user, not the source location of the library's warnings.warn call
-    print(f"fastinpaint: warning: {message}", file=sys.stderr)
+    say(f"fastinpaint: warning: {message}")

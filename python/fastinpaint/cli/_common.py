@@ -58,6 +58,15 @@ def escape_unprintable_output() -> None:
             stream.reconfigure(errors=_ESCAPE)
 
 
+def say(message: str) -> None:
+    """Prints a note, warning or error line on stderr through tqdm, which first clears a progress
+    bar being drawn there and draws it again below the line (printed straight to stderr, the line
+    landed on the end of the bar's)."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
+
+
 class CliError(Exception):
     """A user-facing error: printed as one line, with a non-zero exit status (see :func:`reports_user_errors`)."""
 

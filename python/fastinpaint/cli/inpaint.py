@@ -26,7 +26,7 @@ from fastinpaint.hd import check_options as check_hd_options
 from fastinpaint.inpaint import check_method_options
 from fastinpaint.methods.patchmatch import PATCH_SIZES, check_method_patch_size
 from fastinpaint.cli._common import (IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, check_weights_file, int_argument,
-                                     is_image_file, reports_user_errors, seed_argument)
+                                     is_image_file, reports_user_errors, say, seed_argument)
 from fastinpaint.io import (ImageIOError, OutputExistsError, Picture, check_destination, check_encodable, grow_hole,
                             hole_from_alpha, read_image, read_mask, write_image)
 
@@ -51,13 +51,12 @@ def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args,
     pic = read_image(image_path, "image")
     check_encodable(pic.pixels, out, source=pic, quality=args.quality)  # the format takes it: before computing
     for note in pic.notes:
-        print(f"note: {image_path}: {note}", file=sys.stderr)
+        say(f"note: {image_path}: {note}")
     alpha_mask = mask_path is None
     if alpha_mask:
         hole = _alpha_hole(pic, image_path, args.invert_mask, args.dilate, missing_mask or "no MASK given")
         if missing_mask:
-            print(f"note: {image_path}: {missing_mask}: its alpha channel is the mask (transparent = hole)",
-                  file=sys.stderr)
+            say(f"note: {image_path}: {missing_mask}: its alpha channel is the mask (transparent = hole)")
     else:
         hole = read_mask(mask_path, pic.size, invert=args.invert_mask, dilate=args.dilate)
     # The pixels that may be copied: the same file rule as masks (white = may copy), not inverted or
@@ -191,8 +190,9 @@ def _run_batch(args) -> int:
     images = images[rank::world]
     failures: List[str] = []
     skipped = 0
+    # disable=None: no bar unless stderr is a terminal (in a log each redraw was a line of its own)
     for image_path in tqdm(images, desc="inpainting" if world == 1 else f"inpainting [rank {rank}/{world}]",
-                           unit="image", position=rank if world > 1 else None):
+                           unit="image", position=rank if world > 1 else None, disable=None):
         try:
             mask_path = None if masks_dir is None else _find_mask(masks_dir, image_path)
             # no mask file for it: its alpha, if it has one, as for one IMAGE given without MASK
@@ -205,13 +205,13 @@ def _run_batch(args) -> int:
         except OutputExistsError as exc:
             if not args.skip_existing:
                 failures.append(str(exc))
-                tqdm.write(f"error: {exc}", file=sys.stderr)
+                say(f"error: {exc}")
             else:  # another run (a second batch into the same folder) wrote it meanwhile: done once
                 skipped += 1
         except (CliError, ImageIOError) as exc:
             # one bad pair does not stop the batch: it is reported, and the exit status says so
             failures.append(str(exc))
-            tqdm.write(f"error: {exc}", file=sys.stderr)
+            say(f"error: {exc}")
     done = len(images) - len(failures) - skipped
     share = "" if world == 1 else f" (rank {rank} of {world}: its share of {total})"
     extra = f", skipped {skipped} existing" if skipped else ""
