@@ -156,6 +156,28 @@ def test_batch_image_without_mask_file_uses_its_alpha(tmp_path, capsys):
     assert (np.asarray(Image.open(out / "b.png"))[..., 3] == 255).all()  # filled holes made opaque
 
 
+def test_batch_lists_the_masks_folder_once(tmp_path, capsys, monkeypatch):
+    """Masks of another extension than their images (photo.jpg, photo.png) are found by one
+    listing of --masks for the whole batch (it was listed and sorted again for every image); an
+    image with several masks of its stem and none of its name gets the first by name, with a note
+    saying which."""
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for i in range(4):
+        _photo(i).save(images / f"im{i}.jpg", quality=95)
+        _mask().save(masks / f"im{i}.png")
+    _mask().save(masks / "im0.bmp")  # im0: two masks of its stem
+    listed = []
+    iterdir = Path.iterdir
+    monkeypatch.setattr(Path, "iterdir", lambda self: listed.append(self) or iterdir(self))
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", tmp_path / "out") == 0
+    assert listed.count(masks) == 1
+    err = capsys.readouterr().err
+    assert f"note: {images / 'im0.jpg'}: 2 masks named im0.* in {masks} (im0.bmp, im0.png): used im0.bmp" in err
+    assert err.count("note:") == 1
+
+
 def _batch_of_notes(tmp_path):
     """A folder whose batch prints a warning (empty mask), a note (alpha as the mask) and an error."""
     images, masks = tmp_path / "images", tmp_path / "masks"

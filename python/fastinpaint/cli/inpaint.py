@@ -16,7 +16,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -113,14 +113,29 @@ def _check_method_options(args) -> None:
         check_weights_file(args.weights)
 
 
-def _find_mask(masks_dir: Path, image_path: Path) -> Optional[Path]:
-    exact = masks_dir / image_path.name
-    if exact.is_file():
-        return exact
-    for cand in sorted(masks_dir.iterdir()):
-        if cand.stem == image_path.stem and is_image_file(cand):
-            return cand
-    return None
+class _MaskFolder:
+    """The --masks folder of a batch, listed once (it was listed and sorted again for every image).
+    An image's mask is the file of its name, else the first by name of the image files of its stem
+    (``photo.png`` for ``photo.jpg``)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.by_stem: Dict[str, List[Path]] = {}
+        for path in sorted(folder.iterdir()):
+            if is_image_file(path):
+                self.by_stem.setdefault(path.stem, []).append(path)
+
+    def find(self, image: Path) -> Tuple[Optional[Path], Optional[str]]:
+        """The mask of ``image`` (None: there is none), and a note saying which was used when
+        several of its stem (and none of its name) were there to choose from."""
+        exact = self.folder / image.name
+        if exact.is_file():
+            return exact, None
+        found = self.by_stem.get(image.stem, [])
+        if len(found) > 1:
+            names = ", ".join(p.name for p in found)
+            return found[0], f"{len(found)} masks named {image.stem}.* in {self.folder} ({names}): used {found[0].name}"
+        return (found[0] if found else None), None
 
 
 @reports_user_errors("fastinpaint")
@@ -178,6 +193,7 @@ def _run_batch(args) -> int:
     except OSError as exc:
         raise CliError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
     images = sorted(p for p in images_dir.iterdir() if is_image_file(p))
+    masks = None if masks_dir is None else _MaskFolder(masks_dir)
     if not images:
         raise CliError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {images_dir}")
     # Under torchrun (or any launcher setting RANK / WORLD_SIZE) each process takes every
@@ -194,7 +210,9 @@ def _run_batch(args) -> int:
     for image_path in tqdm(images, desc="inpainting" if world == 1 else f"inpainting [rank {rank}/{world}]",
                            unit="image", position=rank if world > 1 else None, disable=None):
         try:
-            mask_path = None if masks_dir is None else _find_mask(masks_dir, image_path)
+            mask_path, which = (None, None) if masks is None else masks.find(image_path)
+            if which:
+                say(f"note: {image_path}: {which}")
             # no mask file for it: its alpha, if it has one, as for one IMAGE given without MASK
             missing = None
             if masks_dir is not None and mask_path is None:
