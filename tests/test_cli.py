@@ -178,6 +178,24 @@ def test_batch_lists_the_masks_folder_once(tmp_path, capsys, monkeypatch):
     assert err.count("note:") == 1
 
 
+def test_batch_says_that_subfolders_are_not_searched(tmp_path, capsys):
+    """Images in subfolders of --images are not read: said once (they were skipped silently), and
+    in the error when the folder holds no image of its own (which said only 'no image files')."""
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    for d in (images / "2023", images / "2024", images / ".thumbnails", masks):
+        d.mkdir(parents=True)
+    _photo().save(images / "2023" / "a.png")
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", tmp_path / "out") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no image files" in err[0] and f"in {images} (2 subfolders not searched" in err[0]
+    _photo().save(images / "b.png")
+    _mask().save(masks / "b.png")
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", tmp_path / "out") == 0
+    err = capsys.readouterr().err
+    assert err.count(f"note: 2 subfolders of {images} not searched") == 1, err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["b.png"]
+
+
 def _batch_of_notes(tmp_path):
     """A folder whose batch prints a warning (empty mask), a note (alpha as the mask) and an error."""
     images, masks = tmp_path / "images", tmp_path / "masks"

@@ -192,14 +192,22 @@ def _run_batch(args) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
-    images = sorted(p for p in images_dir.iterdir() if is_image_file(p))
-    masks = None if masks_dir is None else _MaskFolder(masks_dir)
+    entries = list(images_dir.iterdir())
+    images = sorted(p for p in entries if is_image_file(p))
+    # Only the folder's own files are read; its subfolders (hidden ones aside, as hidden files) are
+    # said to be left, or a folder of dated subfolders looked like an empty folder
+    subfolders = sum(1 for p in entries if p.is_dir() and not p.name.startswith("."))
+    unsearched = f"{subfolders} subfolder{'s' if subfolders > 1 else ''}"
     if not images:
-        raise CliError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {images_dir}")
+        raise CliError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {images_dir}"
+                       + (f" ({unsearched} not searched: pass one as --images)" if subfolders else ""))
+    masks = None if masks_dir is None else _MaskFolder(masks_dir)
     # Under torchrun (or any launcher setting RANK / WORLD_SIZE) each process takes every
     # WORLD_SIZE-th file of the sorted list: every file is written exactly once, by one process,
     # with no communication between them (so it also spans nodes sharing the output folder).
     rank, world = _rank_and_world()
+    if subfolders and rank == 0:  # once, not once per process
+        say(f"note: {unsearched} of {images_dir} not searched: batch mode reads the folder's own image files")
     if world > 1 and args.device == "cuda":  # one GPU per local process, as torchrun intends
         args.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     total = len(images)
