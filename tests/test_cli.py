@@ -196,6 +196,64 @@ def test_batch_says_that_subfolders_are_not_searched(tmp_path, capsys):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["b.png"]
 
 
+def _small_batch(tmp_path, n=3):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for i in range(n):
+        _photo(i).save(images / f"im{i}.png")
+        _mask().save(masks / f"im{i}.png")
+    return images, masks
+
+
+def test_batch_checks_the_output_folder_once_before_starting(tmp_path, capsys, monkeypatch):
+    """An output folder that takes no file (read-only, full, another user's): one line before the
+    batch starts (it was an error for every file, after reading each)."""
+    import tempfile
+
+    images, masks = _small_batch(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    mkstemp = tempfile.mkstemp
+
+    def refuse(*args, dir=None, **kwargs):  # root ignores permission bits: refused here instead
+        if Path(dir) == out:
+            raise PermissionError(13, "Permission denied")
+        return mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", out) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"fastinpaint: error: cannot write to output folder {out}: Permission denied\n"
+    assert captured.out == ""
+
+
+def test_batch_creates_no_output_folder_when_there_is_nothing_to_do(tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "notes.txt").write_text("no images here")
+    assert run("inpaint", "--images", tmp_path / "images", "--out", tmp_path / "out") == 1
+    assert "no image files" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message shown without a GPU")
+def test_batch_cuda_without_gpu_is_said_once(tmp_path, capsys):
+    """--device cuda where there is no GPU: one line before the batch starts (it was an error for
+    every file), and no output folder made."""
+    images, masks = _small_batch(tmp_path)
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", tmp_path / "out", "--device", "cuda") == 1
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "--device cuda: no CUDA device is available" in captured.err
+    assert captured.out == "" and not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message shown without a GPU")
+def test_demo_cuda_without_gpu_is_a_clear_error(tmp_path, capsys):
+    assert run("demo", "-o", tmp_path / "d.png", "--device", "cuda") == 1  # it ended in a traceback
+    assert "--device cuda: no CUDA device is available" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def _batch_of_notes(tmp_path):
     """A folder whose batch prints a warning (empty mask), a note (alpha as the mask) and an error."""
     images, masks = tmp_path / "images", tmp_path / "masks"

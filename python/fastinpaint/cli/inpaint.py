@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -25,10 +24,10 @@ from fastinpaint.hd import SIZED_STRATEGIES
 from fastinpaint.hd import check_options as check_hd_options
 from fastinpaint.inpaint import check_method_options
 from fastinpaint.methods.patchmatch import PATCH_SIZES, check_method_patch_size
-from fastinpaint.cli._common import (IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, check_weights_file, int_argument,
-                                     is_image_file, reports_user_errors, say, seed_argument)
-from fastinpaint.io import (ImageIOError, OutputExistsError, Picture, check_destination, check_encodable, grow_hole,
-                            hole_from_alpha, read_image, read_mask, write_image)
+from fastinpaint.cli._common import (IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, check_device, check_weights_file,
+                                     int_argument, is_image_file, reports_user_errors, say, seed_argument)
+from fastinpaint.io import (ImageIOError, OutputExistsError, Picture, check_destination, check_encodable,
+                            check_output_folder, grow_hole, hole_from_alpha, read_image, read_mask, write_image)
 
 
 def _alpha_hole(pic: Picture, path: Path, invert: bool, dilate: int, no_mask: str) -> np.ndarray:
@@ -165,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if args.skip_existing and args.overwrite:
         raise CliError("--skip-existing and --overwrite contradict each other; pass one")
+    check_device(args.device)
     status = _inpaint_file(Path(args.image), Path(args.mask) if args.mask else None, out, args)
     print(f"{status}: wrote {out}" if status == "ok" else f"{status} -> {out}")
     return 0
@@ -188,10 +188,13 @@ def _run_batch(args) -> int:
                                            ((out_dir, "--out"), (masks_dir, "--masks"))):
         if d is not None and other is not None and _same_folder(d, other):
             raise CliError(f"{what} {d} is the {other_what} folder {other}: give {what} a folder of its own")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CliError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
+    # Under torchrun (or any launcher setting RANK / WORLD_SIZE) each process takes every
+    # WORLD_SIZE-th file of the sorted list: every file is written exactly once, by one process,
+    # with no communication between them (so it also spans nodes sharing the output folder).
+    rank, world = _rank_and_world()
+    if world > 1 and args.device == "cuda":  # one GPU per local process, as torchrun intends
+        args.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    check_device(args.device)
     entries = list(images_dir.iterdir())
     images = sorted(p for p in entries if is_image_file(p))
     # Only the folder's own files are read; its subfolders (hidden ones aside, as hidden files) are
@@ -202,14 +205,14 @@ def _run_batch(args) -> int:
         raise CliError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {images_dir}"
                        + (f" ({unsearched} not searched: pass one as --images)" if subfolders else ""))
     masks = None if masks_dir is None else _MaskFolder(masks_dir)
-    # Under torchrun (or any launcher setting RANK / WORLD_SIZE) each process takes every
-    # WORLD_SIZE-th file of the sorted list: every file is written exactly once, by one process,
-    # with no communication between them (so it also spans nodes sharing the output folder).
-    rank, world = _rank_and_world()
+    # Made only when there is work; checked once (a folder that takes no file was an error per file)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
+    check_output_folder(out_dir)
     if subfolders and rank == 0:  # once, not once per process
         say(f"note: {unsearched} of {images_dir} not searched: batch mode reads the folder's own image files")
-    if world > 1 and args.device == "cuda":  # one GPU per local process, as torchrun intends
-        args.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     total = len(images)
     images = images[rank::world]
     failures: List[str] = []
