@@ -300,6 +300,26 @@ def test_batch_draws_no_progress_bar_unless_on_a_terminal(tmp_path, capsys):
     assert "wrote 3 of 4 images" in captured.out
 
 
+def test_batch_errors_name_the_image_and_what_batch_mode_lacked(tmp_path, capsys):
+    """Without --masks, an image with no alpha: 'no --masks folder' (it said 'no MASK given',
+    single-file mode's words); a.png and a.jpg of different sizes sharing the mask a.png: the error
+    names a.jpg (it named the mask only, which is a.png's)."""
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    _photo().save(images / "a.png")
+    _photo().resize((W + 8, H + 4)).save(images / "a.jpg")
+    _mask().save(masks / "a.png")
+    assert run("inpaint", "--images", images, "--out", tmp_path / "o1") == 1
+    err = capsys.readouterr().err
+    assert f"error: no --masks folder and image {images / 'a.png'} has no alpha channel" in err, err
+    assert "no MASK given" not in err and "note:" not in err
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", tmp_path / "o2") == 1
+    err = capsys.readouterr().err
+    assert f"error: {images / 'a.jpg'}: mask size {W}x{H} differs from image size {W + 8}x{H + 4}" in err, err
+    assert [p.name for p in (tmp_path / "o2").iterdir()] == ["a.png"]
+
+
 def test_batch_under_torchrun_writes_each_file_exactly_once(tmp_path):
     """Two processes launched like torchrun (RANK / WORLD_SIZE) split the folder: together they
     write every output, none twice (a second writer of one file would fail: no --overwrite)."""

@@ -39,11 +39,12 @@ def _alpha_hole(pic: Picture, path: Path, invert: bool, dilate: int, no_mask: st
     return grow_hole(~hole if invert else hole, dilate)
 
 
-def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args,
-                  missing_mask: Optional[str] = None) -> str:
+def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args, no_mask: str = "no MASK given",
+                  looked_for: bool = False) -> str:
     """Returns a short status ("ok", "empty mask: copied", "skipped: exists"). Without
-    ``mask_path`` the image's alpha is the mask; ``missing_mask``: why a mask file that was looked
-    for is missing (batch mode with --masks), said in a note when the alpha stands in for it."""
+    ``mask_path`` the image's alpha is the mask; ``no_mask`` says why there is no mask file, in the
+    error when there is no alpha either, and in a note when the alpha stands in for a mask file that
+    was ``looked_for`` (batch mode with --masks)."""
     if args.skip_existing and os.path.lexists(out):
         return "skipped: exists"
     check_destination(out, args.overwrite)  # before any computing
@@ -53,11 +54,14 @@ def _inpaint_file(image_path: Path, mask_path: Optional[Path], out: Path, args,
         say(f"note: {image_path}: {note}")
     alpha_mask = mask_path is None
     if alpha_mask:
-        hole = _alpha_hole(pic, image_path, args.invert_mask, args.dilate, missing_mask or "no MASK given")
-        if missing_mask:
-            say(f"note: {image_path}: {missing_mask}: its alpha channel is the mask (transparent = hole)")
+        hole = _alpha_hole(pic, image_path, args.invert_mask, args.dilate, no_mask)
+        if looked_for:
+            say(f"note: {image_path}: {no_mask}: its alpha channel is the mask (transparent = hole)")
     else:
-        hole = read_mask(mask_path, pic.size, invert=args.invert_mask, dilate=args.dilate)
+        try:
+            hole = read_mask(mask_path, pic.size, invert=args.invert_mask, dilate=args.dilate)
+        except ImageIOError as exc:  # named after the mask; a batch pairs a.jpg with a.png's mask too
+            raise CliError(f"{image_path}: {exc}") from None
     # The pixels that may be copied: the same file rule as masks (white = may copy), not inverted or
     # grown (those flags are about the hole)
     source = None if args.source_mask is None else read_mask(Path(args.source_mask), pic.size)
@@ -225,10 +229,9 @@ def _run_batch(args) -> int:
             if which:
                 say(f"note: {image_path}: {which}")
             # no mask file for it: its alpha, if it has one, as for one IMAGE given without MASK
-            missing = None
-            if masks_dir is not None and mask_path is None:
-                missing = f"no mask named like {image_path.name} in {masks_dir}"
-            status = _inpaint_file(image_path, mask_path, out_dir / image_path.name, args, missing)
+            no_mask = "no --masks folder" if masks is None else f"no mask named like {image_path.name} in {masks_dir}"
+            status = _inpaint_file(image_path, mask_path, out_dir / image_path.name, args, no_mask,
+                                   looked_for=masks is not None)
             if status.startswith("skipped"):
                 skipped += 1
         except OutputExistsError as exc:
