@@ -345,6 +345,22 @@ def test_batch_under_torchrun_writes_each_file_exactly_once(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == names
 
 
+def test_one_image_under_torchrun_is_written_by_rank_0_only(files, capsys, monkeypatch):
+    """`torchrun ... inpaint IMAGE MASK -o OUT`: the other ranks leave it to rank 0, with a note,
+    and exit 0 (each computed it, and all but the first failed on 'already exists')."""
+    tmp, img, mask = files
+    out = tmp / "o.png"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert run("inpaint", img, mask, "-o", out) == 0
+    captured = capsys.readouterr()
+    assert not out.exists() and captured.out == ""
+    assert captured.err == "fastinpaint: note: rank 1 of 2: one IMAGE is inpainted by rank 0 only\n"
+    monkeypatch.setenv("RANK", "0")
+    assert run("inpaint", img, mask, "-o", out) == 0
+    assert f"ok: wrote {out}" in capsys.readouterr().out and out.exists()
+
+
 def test_missing_and_unreadable_files(files, capsys):
     tmp, img, mask = files
     assert run("inpaint", tmp / "nope.png", mask, "-o", tmp / "o.png") == 1

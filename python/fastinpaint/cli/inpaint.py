@@ -169,6 +169,10 @@ def run(args: argparse.Namespace) -> int:
     if args.skip_existing and args.overwrite:
         raise CliError("--skip-existing and --overwrite contradict each other; pass one")
     check_device(args.device)
+    rank, world = _rank_and_world()
+    if rank > 0:  # under torchrun every rank runs the command: one writes the one output
+        say(f"fastinpaint: note: rank {rank} of {world}: one IMAGE is inpainted by rank 0 only")
+        return 0
     status = _inpaint_file(Path(args.image), Path(args.mask) if args.mask else None, out, args)
     print(f"{status}: wrote {out}" if status == "ok" else f"{status} -> {out}")
     return 0
