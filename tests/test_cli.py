@@ -254,6 +254,31 @@ def test_demo_cuda_without_gpu_is_a_clear_error(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+def test_batch_interrupted_says_how_far_it_got_and_how_to_finish(tmp_path, capsys, monkeypatch):
+    """Ctrl-C during a batch: how many outputs were written, and the re-run that finishes it (it
+    said 'interrupted' only); that re-run writes the rest."""
+    images, masks = _small_batch(tmp_path, n=4)
+    out = tmp_path / "out"
+    inpaint, calls = fastinpaint.inpaint, []
+
+    def interrupted_on_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return inpaint(*args, **kwargs)
+
+    monkeypatch.setattr(fastinpaint, "inpaint", interrupted_on_the_third)
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", out) == 130
+    captured = capsys.readouterr()
+    assert captured.err == (f"fastinpaint: interrupted after writing 2 of 4 images to {out}; "
+                            "re-run with --skip-existing to finish\n"), captured.err
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", out, "--skip-existing") == 0
+    assert "wrote 2 of 4 images" in capsys.readouterr().out and len(list(out.iterdir())) == 4
+    calls.clear()
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", out, "--overwrite") == 130
+    assert "re-run with --skip-existing instead of --overwrite to finish" in capsys.readouterr().err
+
+
 def _batch_of_notes(tmp_path):
     """A folder whose batch prints a warning (empty mask), a note (alpha as the mask) and an error."""
     images, masks = tmp_path / "images", tmp_path / "masks"

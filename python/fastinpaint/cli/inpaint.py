@@ -11,6 +11,7 @@ existing file unless ``--overwrite`` (two processes writing one path: exactly on
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import os
 import warnings
@@ -179,8 +180,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_batch(args) -> int:
-    from tqdm import tqdm
-
     images_dir, out_dir = Path(args.images), Path(args.out)
     masks_dir = Path(args.masks) if args.masks else None
     for d, what in ((images_dir, "--images"), (masks_dir, "--masks")):
@@ -223,37 +222,74 @@ def _run_batch(args) -> int:
         say(f"note: {unsearched} of {images_dir} not searched: batch mode reads the folder's own image files")
     total = len(images)
     images = images[rank::world]
-    failures: List[str] = []
-    skipped = 0
-    # disable=None: no bar unless stderr is a terminal (in a log each redraw was a line of its own)
-    for image_path in tqdm(images, desc="inpainting" if world == 1 else f"inpainting [rank {rank}/{world}]",
-                           unit="image", position=rank if world > 1 else None, disable=None):
-        try:
-            mask_path, which = (None, None) if masks is None else masks.find(image_path)
-            if which:
-                say(f"note: {image_path}: {which}")
-            # no mask file for it: its alpha, if it has one, as for one IMAGE given without MASK
-            no_mask = "no --masks folder" if masks is None else f"no mask named like {image_path.name} in {masks_dir}"
-            status = _inpaint_file(image_path, mask_path, out_dir / image_path.name, args, no_mask,
-                                   looked_for=masks is not None)
-            if status.startswith("skipped"):
-                skipped += 1
-        except OutputExistsError as exc:
-            if not args.skip_existing:
-                failures.append(str(exc))
-                say(f"error: {exc}")
-            else:  # another run (a second batch into the same folder) wrote it meanwhile: done once
-                skipped += 1
-        except (CliError, ImageIOError) as exc:
-            # one bad pair does not stop the batch: it is reported, and the exit status says so
-            failures.append(str(exc))
-            say(f"error: {exc}")
-    done = len(images) - len(failures) - skipped
+    tally = _inpaint_share(images, masks, masks_dir, out_dir, args, rank, world)
     share = "" if world == 1 else f" (rank {rank} of {world}: its share of {total})"
-    extra = f", skipped {skipped} existing" if skipped else ""
-    failed = f", {len(failures)} failed" if failures else ""
-    print(f"wrote {done} of {len(images)} images to {out_dir}{extra}{failed}{share}")
-    return 1 if failures else 0
+    if tally.interrupted:  # Ctrl-C (torchrun passes it to every rank): how far it got, how to finish
+        instead = " instead of --overwrite" if args.overwrite else ""
+        say(f"fastinpaint: interrupted after writing {tally.written} of {len(images)} images to {out_dir}{share}; "
+            f"re-run with --skip-existing{instead} to finish")
+        return 130
+    print(f"wrote {tally.written} of {len(images)} images to {out_dir}{tally.details()}{share}")
+    return 1 if tally.failed else 0
+
+
+@dataclasses.dataclass
+class _Tally:
+    """What a batch (or one process's share of it) did, file by file."""
+    written: int = 0
+    skipped: int = 0
+    failed: int = 0
+    interrupted: bool = False
+
+    def details(self) -> str:
+        """``, skipped S existing, F failed`` (each part only when not zero)."""
+        return (f", skipped {self.skipped} existing" if self.skipped else "") + \
+            (f", {self.failed} failed" if self.failed else "")
+
+
+def _inpaint_share(images: List[Path], masks: Optional[_MaskFolder], masks_dir: Optional[Path], out_dir: Path,
+                   args, rank: int, world: int) -> _Tally:
+    """Inpaints ``images`` into ``out_dir``: a failed file is reported and counted, and the rest go
+    on; Ctrl-C stops it, counted as ``interrupted``."""
+    from tqdm import tqdm
+
+    tally = _Tally()
+    # disable=None: no bar unless stderr is a terminal (in a log each redraw was a line of its own)
+    bar = tqdm(images, desc="inpainting" if world == 1 else f"inpainting [rank {rank}/{world}]", unit="image",
+               position=rank if world > 1 else None, disable=None)
+    with bar:  # closed before the summary, also on Ctrl-C
+        try:
+            for image_path in bar:
+                _inpaint_one(image_path, masks, masks_dir, out_dir, args, tally)
+        except KeyboardInterrupt:
+            tally.interrupted = True
+    return tally
+
+
+def _inpaint_one(image_path: Path, masks: Optional[_MaskFolder], masks_dir: Optional[Path], out_dir: Path, args,
+                 tally: _Tally) -> None:
+    try:
+        mask_path, which = (None, None) if masks is None else masks.find(image_path)
+        if which:
+            say(f"note: {image_path}: {which}")
+        # no mask file for it: its alpha, if it has one, as for one IMAGE given without MASK
+        no_mask = "no --masks folder" if masks is None else f"no mask named like {image_path.name} in {masks_dir}"
+        status = _inpaint_file(image_path, mask_path, out_dir / image_path.name, args, no_mask,
+                               looked_for=masks is not None)
+        if status.startswith("skipped"):
+            tally.skipped += 1
+        else:
+            tally.written += 1
+    except OutputExistsError as exc:
+        if not args.skip_existing:
+            tally.failed += 1
+            say(f"error: {exc}")
+        else:  # another run (a second batch into the same folder) wrote it meanwhile: done once
+            tally.skipped += 1
+    except (CliError, ImageIOError) as exc:
+        # one bad pair does not stop the batch: it is reported, and the exit status says so
+        tally.failed += 1
+        say(f"error: {exc}")
 
 
 def _same_folder(a: Path, b: Path) -> bool:
