@@ -498,6 +498,31 @@ def test_python_dash_m_fastinpaint(files):
     assert f"ok: wrote {tmp / 'm.png'}" in res.stdout and Image.open(tmp / "m.png").size == (W, H)
 
 
+def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path):
+    """Ctrl-C in the first seconds of `fastinpaint ...` (while torch is imported): one line and
+    exit status 130 (it was a traceback through torch's import). The console script that
+    pyproject.toml declares, run with a Ctrl-C delivered as torch starts to import."""
+    import re
+
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8")
+    module, function = re.search(r'^fastinpaint = "([\w.]+):(\w+)"', pyproject, re.M).groups()
+    script = tmp_path / "fastinpaint"
+    script.write_text(f"""
+import sys
+
+class CtrlC:  # Ctrl-C pressed while torch is being imported
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            raise KeyboardInterrupt
+
+sys.meta_path.insert(0, CtrlC())
+from {module} import {function}
+sys.exit({function}())
+""")
+    res = subprocess.run([sys.executable, str(script), "--version"], capture_output=True, text=True, timeout=120)
+    assert (res.returncode, res.stderr, res.stdout) == (130, "fastinpaint: interrupted\n", "")
+
+
 def test_demo_never_replaces_a_file(tmp_path, capsys, monkeypatch):
     """The README's first command, run twice, or where a file of its output's name is (the user's):
     both runs succeed, the second under the next free names, and no file is replaced."""

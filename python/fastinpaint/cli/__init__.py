@@ -54,21 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """The console script ``fastinpaint`` (and ``python -m fastinpaint``, ``python -m fastinpaint.cli``); returns
-    the exit status."""
+    """The command ``fastinpaint`` (the console script, through :mod:`_fastinpaint_cli`; ``python -m
+    fastinpaint``; ``python -m fastinpaint.cli``); returns the exit status."""
     escape_unprintable_output()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and not argv[0].startswith("-") and Path(argv[0]).suffix.lower() in IMAGE_SUFFIXES:
         # `fastinpaint photo.jpg mask.png -o out.jpg`: what a user types first; no subcommand is
         # named like an image file, so this cannot shadow one
         argv = ["inpaint"] + argv
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         with warnings.catch_warnings():
             warnings.simplefilter("always")
             warnings.showwarning = _show_warning
             return args.func(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # (said in _fastinpaint_cli's words too, for a Ctrl-C while this is imported)
         print("fastinpaint: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `fastinpaint eval ... | head`: the reader has gone, quietly
