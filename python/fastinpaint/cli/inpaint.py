@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import functools
 import os
+import signal
 import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -197,7 +199,8 @@ def _run_batch(args) -> int:
             raise CliError(f"{what} {d} is the {other_what} folder {other}: give {what} a folder of its own")
     # Under torchrun (or any launcher setting RANK / WORLD_SIZE) each process takes every
     # WORLD_SIZE-th file of the sorted list: every file is written exactly once, by one process,
-    # with no communication between them (so it also spans nodes sharing the output folder).
+    # with no communication (so it also spans nodes sharing the output folder) until the end,
+    # where torchrun's processes wait for each other (_wait_for_the_other_ranks).
     rank, world = _rank_and_world()
     if world > 1 and args.device == "cuda":  # one GPU per local process, as torchrun intends
         args.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
@@ -229,7 +232,9 @@ def _run_batch(args) -> int:
         say(f"fastinpaint: interrupted after writing {tally.written} of {len(images)} images to {out_dir}{share}; "
             f"re-run with --skip-existing{instead} to finish")
         return 130
-    print(f"wrote {tally.written} of {len(images)} images to {out_dir}{tally.details()}{share}")
+    print(tally.summary(len(images), out_dir) + share, flush=True)
+    if world > 1:
+        _wait_for_the_other_ranks(tally, rank, world, total, out_dir)
     return 1 if tally.failed else 0
 
 
@@ -241,10 +246,11 @@ class _Tally:
     failed: int = 0
     interrupted: bool = False
 
-    def details(self) -> str:
-        """``, skipped S existing, F failed`` (each part only when not zero)."""
-        return (f", skipped {self.skipped} existing" if self.skipped else "") + \
-            (f", {self.failed} failed" if self.failed else "")
+    def summary(self, of: int, out_dir: Path) -> str:
+        """``wrote W of N images to OUT, skipped S existing, F failed`` (those two only when not zero)."""
+        return (f"wrote {self.written} of {of} images to {out_dir}"
+                + (f", skipped {self.skipped} existing" if self.skipped else "")
+                + (f", {self.failed} failed" if self.failed else ""))
 
 
 def _inpaint_share(images: List[Path], masks: Optional[_MaskFolder], masks_dir: Optional[Path], out_dir: Path,
@@ -290,6 +296,47 @@ def _inpaint_one(image_path: Path, masks: Optional[_MaskFolder], masks_dir: Opti
         # one bad pair does not stop the batch: it is reported, and the exit status says so
         tally.failed += 1
         say(f"error: {exc}")
+
+
+#: How long a process that has done its share of a batch waits for the others to finish theirs. A
+#: process that dies makes torchrun stop the rest, so this bounds only a hang; the shares of a long
+#: batch may end hours apart (30 minutes, torch's default, would end the wait with an error).
+_WAIT_FOR_RANKS = datetime.timedelta(days=7)
+
+
+def _wait_for_the_other_ranks(tally: _Tally, rank: int, world: int, total: int, out_dir: Path) -> None:
+    """Under torchrun, waits until every process has done its share, and has rank 0 print the
+    summary of the whole batch (``total`` images).
+
+    Why: torchrun stops every process as soon as one exits with an error, so a process whose share
+    had a failed file and ended first made the others leave theirs unwritten. A process started
+    with RANK / WORLD_SIZE but not by torchrun (no MASTER_ADDR / MASTER_PORT: shares run one after
+    another, or on machines that only share the folder) waits for nothing.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_available() or not (dist.is_initialized() or
+                                       (os.environ.get("MASTER_ADDR") and os.environ.get("MASTER_PORT"))):
+        return
+    try:
+        joined = not dist.is_initialized()
+        if joined:  # gloo: on the CPU, whatever the --device (a few integers to add up)
+            dist.init_process_group("gloo", timeout=_WAIT_FOR_RANKS)
+        counts = torch.tensor([tally.written, tally.skipped, tally.failed], dtype=torch.int64)
+        dist.all_reduce(counts)  # returns once every process has added its share's counts
+        if joined:
+            # Every share is done: when a process with a failed file exits first with status 1,
+            # torchrun sends the others SIGTERM; they finish exiting with their own status instead
+            # of being reported as killed
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if rank == 0:
+            print(f"all {world} processes: " + _Tally(*counts.tolist()).summary(total, out_dir), flush=True)
+        dist.barrier()  # no process exits (and has torchrun stop the others) before rank 0 has printed
+        if joined:
+            dist.destroy_process_group()
+    except (RuntimeError, ValueError, OSError) as exc:  # this share is done: its own status stands
+        say(f"fastinpaint: warning: rank {rank} could not wait for the other processes: {exc}")
 
 
 def _same_folder(a: Path, b: Path) -> bool:
