@@ -411,6 +411,29 @@ def test_batch_under_torchrun_every_process_finishes_its_share(tmp_path):
     assert "exitcode  : -15" not in res.stderr  # none reported as killed: each exits with its own status
 
 
+def test_a_process_waiting_for_the_others_answers_ctrl_c(tmp_path):
+    """A batch process that has done its share waits for the others in torch.distributed's C++,
+    which holds off Ctrl-C until it returns: it waited for torchrun's SIGKILL, 30 s after the
+    Ctrl-C that had stopped the others. The wait, on a store key no one sets, ends at the Ctrl-C."""
+    script = tmp_path / "wait.py"
+    script.write_text("""
+import datetime, os, signal, threading, time
+from torch.distributed import TCPStore
+from fastinpaint.cli.inpaint import _answering_ctrl_c
+
+store = TCPStore("127.0.0.1", 0, 1, True, timeout=datetime.timedelta(seconds=60))
+threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+start = time.monotonic()
+try:
+    _answering_ctrl_c(store.wait, ["a key no one sets"])
+except KeyboardInterrupt:
+    print(f"interrupted after {time.monotonic() - start:.1f} s")
+""")
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert res.stdout.startswith("interrupted after"), res.stderr
+    assert float(res.stdout.split()[2]) < 10
+
+
 def test_missing_and_unreadable_files(files, capsys):
     tmp, img, mask = files
     assert run("inpaint", tmp / "nope.png", mask, "-o", tmp / "o.png") == 1

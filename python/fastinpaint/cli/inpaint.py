@@ -16,6 +16,7 @@ import datetime
 import functools
 import os
 import signal
+import threading
 import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -234,7 +235,12 @@ def _run_batch(args) -> int:
         return 130
     print(tally.summary(len(images), out_dir) + share, flush=True)
     if world > 1:
-        _wait_for_the_other_ranks(tally, rank, world, total, out_dir)
+        try:
+            _wait_for_the_other_ranks(tally, rank, world, total, out_dir)
+        except KeyboardInterrupt:
+            say(f"fastinpaint: interrupted while rank {rank} waited for the other processes (its share is done); "
+                "re-run with --skip-existing to finish theirs")
+            return 130
     return 1 if tally.failed else 0
 
 
@@ -322,9 +328,9 @@ def _wait_for_the_other_ranks(tally: _Tally, rank: int, world: int, total: int, 
     try:
         joined = not dist.is_initialized()
         if joined:  # gloo: on the CPU, whatever the --device (a few integers to add up)
-            dist.init_process_group("gloo", timeout=_WAIT_FOR_RANKS)
+            _answering_ctrl_c(dist.init_process_group, "gloo", timeout=_WAIT_FOR_RANKS)
         counts = torch.tensor([tally.written, tally.skipped, tally.failed], dtype=torch.int64)
-        dist.all_reduce(counts)  # returns once every process has added its share's counts
+        _answering_ctrl_c(dist.all_reduce, counts)  # returns once every process has added its counts
         if joined:
             # Every share is done: when a process with a failed file exits first with status 1,
             # torchrun sends the others SIGTERM; they finish exiting with their own status instead
@@ -332,11 +338,32 @@ def _wait_for_the_other_ranks(tally: _Tally, rank: int, world: int, total: int, 
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if rank == 0:
             print(f"all {world} processes: " + _Tally(*counts.tolist()).summary(total, out_dir), flush=True)
-        dist.barrier()  # no process exits (and has torchrun stop the others) before rank 0 has printed
+        _answering_ctrl_c(dist.barrier)  # no process exits (torchrun stopping the rest) before rank 0 printed
         if joined:
             dist.destroy_process_group()
     except (RuntimeError, ValueError, OSError) as exc:  # this share is done: its own status stands
         say(f"fastinpaint: warning: rank {rank} could not wait for the other processes: {exc}")
+
+
+def _answering_ctrl_c(call, *args, **kwargs):
+    """``call(*args, **kwargs)`` in a thread of its own, the main thread waiting for it in short
+    steps. torch.distributed waits in C++, which holds off Python's Ctrl-C until it returns: a
+    process waiting for one that Ctrl-C had stopped waited for torchrun's SIGKILL, 30 s later."""
+    outcome = {}
+
+    def run_call():
+        try:
+            outcome["value"] = call(*args, **kwargs)
+        except BaseException as exc:  # noqa: B036 - handed to the main thread, raised there
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run_call, name=f"fastinpaint {call.__name__}", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)  # a Ctrl-C raises KeyboardInterrupt here
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 def _same_folder(a: Path, b: Path) -> bool:
