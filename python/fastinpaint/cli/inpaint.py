@@ -402,9 +402,10 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
     p.add_argument("mask", nargs="?", help=f"mask image: white (> {MASK_THRESHOLD}) = hole; omit to use the image's alpha")
     p.add_argument("-o", "--output", help="output image path (format from its extension)")
     p.add_argument("--images", help="batch mode: folder of input images")
-    p.add_argument("--masks", help="batch mode: folder of masks, matched to images by file name (an image "
-                                    "without one uses its alpha channel, as without MASK)")
-    p.add_argument("--out", help="batch mode: output folder (created if missing)")
+    p.add_argument("--masks", help="batch mode: folder of masks, matched to images by file name, else by stem "
+                                    "(photo.png for photo.jpg); an image without one uses its alpha channel, as "
+                                    "without MASK")
+    p.add_argument("--out", help="batch mode: output folder, not --images or --masks (created if missing)")
     p.add_argument("--invert-mask", action="store_true", help="masks mark the pixels to KEEP (white = valid)")
     p.add_argument("--source-mask", metavar="FILE",
                    help=f"one IMAGE only: where fill may be copied from, white (> {MASK_THRESHOLD}) = may copy "
