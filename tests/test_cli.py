@@ -1,5 +1,6 @@
 """The ``fastinpaint`` command line, end to end, including every bad input the issue lists."""
 
+import io
 import os
 import subprocess
 import sys
@@ -106,6 +107,30 @@ def test_batch(tmp_path, capsys):
     assert f"no mask named like lonely.png in {masks} and image {images / 'lonely.png'} has no alpha channel" in err
 
 
+def test_batch_refuses_an_output_folder_that_is_an_input_folder(tmp_path, capsys):
+    """--out the --images (or --masks) folder, or --masks the --images folder, through any
+    spelling of the path: one line naming both, before anything is read or written (--out imgs
+    wrote an output per image, which the next run took as inputs; --masks imgs took each image as
+    its own mask)."""
+    images, masks = tmp_path / "imgs", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    _photo().save(images / "a.png")
+    _mask().save(masks / "a.png")
+    (tmp_path / "link").symlink_to(images)
+    (tmp_path / "sub").mkdir()
+    link, dotdot = tmp_path / "link", f"{tmp_path}/sub/../imgs"
+    cases = [(["--masks", masks, "--out", link], f"--out {link} is the --images folder {images}"),
+             (["--masks", masks, "--out", f"{masks}/."], f"--out {masks} is the --masks folder {masks}"),
+             (["--masks", dotdot], f"--masks {dotdot} is the --images folder {images}")]
+    for extra, message in cases:
+        assert run("inpaint", "--images", images, "--out", tmp_path / "out", *extra) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert [p.name for p in images.iterdir()] == ["a.png"] and [p.name for p in masks.iterdir()] == ["a.png"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_batch_image_without_mask_file_uses_its_alpha(tmp_path, capsys):
     """--masks given, one image has no mask file but has alpha: single-file mode's rule (alpha as
     the mask), with a note; one with neither fails alone, and the rest go on."""
@@ -131,6 +156,195 @@ def test_batch_image_without_mask_file_uses_its_alpha(tmp_path, capsys):
     assert (np.asarray(Image.open(out / "b.png"))[..., 3] == 255).all()  # filled holes made opaque
 
 
+def test_batch_lists_the_masks_folder_once(tmp_path, capsys, monkeypatch):
+    """Masks of another extension than their images (photo.jpg, photo.png) are found by one
+    listing of --masks for the whole batch (it was listed and sorted again for every image); an
+    image with several masks of its stem and none of its name gets the first by name, with a note
+    saying which."""
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for i in range(4):
+        _photo(i).save(images / f"im{i}.jpg", quality=95)
+        _mask().save(masks / f"im{i}.png")
+    _mask().save(masks / "im0.bmp")  # im0: two masks of its stem
+    listed = []
+    iterdir = Path.iterdir
+    monkeypatch.setattr(Path, "iterdir", lambda self: listed.append(self) or iterdir(self))
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", tmp_path / "out") == 0
+    assert listed.count(masks) == 1
+    err = capsys.readouterr().err
+    assert f"note: {images / 'im0.jpg'}: 2 masks named im0.* in {masks} (im0.bmp, im0.png): used im0.bmp" in err
+    assert err.count("note:") == 1
+
+
+def test_batch_says_that_subfolders_are_not_searched(tmp_path, capsys):
+    """Images in subfolders of --images are not read: said once (they were skipped silently), and
+    in the error when the folder holds no image of its own (which said only 'no image files')."""
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    for d in (images / "2023", images / "2024", images / ".thumbnails", masks):
+        d.mkdir(parents=True)
+    _photo().save(images / "2023" / "a.png")
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", tmp_path / "out") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no image files" in err[0] and f"in {images} (2 subfolders not searched" in err[0]
+    _photo().save(images / "b.png")
+    _mask().save(masks / "b.png")
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", tmp_path / "out") == 0
+    err = capsys.readouterr().err
+    assert err.count(f"note: 2 subfolders of {images} not searched") == 1, err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["b.png"]
+
+
+def _small_batch(tmp_path, n=3):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for i in range(n):
+        _photo(i).save(images / f"im{i}.png")
+        _mask().save(masks / f"im{i}.png")
+    return images, masks
+
+
+def test_batch_checks_the_output_folder_once_before_starting(tmp_path, capsys, monkeypatch):
+    """An output folder that takes no file (read-only, full, another user's): one line before the
+    batch starts (it was an error for every file, after reading each)."""
+    import tempfile
+
+    images, masks = _small_batch(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    mkstemp = tempfile.mkstemp
+
+    def refuse(*args, dir=None, **kwargs):  # root ignores permission bits: refused here instead
+        if Path(dir) == out:
+            raise PermissionError(13, "Permission denied")
+        return mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", out) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"fastinpaint: error: cannot write to output folder {out}: Permission denied\n"
+    assert captured.out == ""
+
+
+def test_batch_creates_no_output_folder_when_there_is_nothing_to_do(tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "notes.txt").write_text("no images here")
+    assert run("inpaint", "--images", tmp_path / "images", "--out", tmp_path / "out") == 1
+    assert "no image files" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message shown without a GPU")
+def test_batch_cuda_without_gpu_is_said_once(tmp_path, capsys):
+    """--device cuda where there is no GPU: one line before the batch starts (it was an error for
+    every file), and no output folder made."""
+    images, masks = _small_batch(tmp_path)
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", tmp_path / "out", "--device", "cuda") == 1
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "--device cuda: no CUDA device is available" in captured.err
+    assert captured.out == "" and not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message shown without a GPU")
+def test_demo_cuda_without_gpu_is_a_clear_error(tmp_path, capsys):
+    assert run("demo", "-o", tmp_path / "d.png", "--device", "cuda") == 1  # it ended in a traceback
+    assert "--device cuda: no CUDA device is available" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_batch_interrupted_says_how_far_it_got_and_how_to_finish(tmp_path, capsys, monkeypatch):
+    """Ctrl-C during a batch: how many outputs were written, and the re-run that finishes it (it
+    said 'interrupted' only); that re-run writes the rest."""
+    images, masks = _small_batch(tmp_path, n=4)
+    out = tmp_path / "out"
+    inpaint, calls = fastinpaint.inpaint, []
+
+    def interrupted_on_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return inpaint(*args, **kwargs)
+
+    monkeypatch.setattr(fastinpaint, "inpaint", interrupted_on_the_third)
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", out) == 130
+    captured = capsys.readouterr()
+    assert captured.err == (f"fastinpaint: interrupted after writing 2 of 4 images to {out}; "
+                            "re-run with --skip-existing to finish\n"), captured.err
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", out, "--skip-existing") == 0
+    assert "wrote 2 of 4 images" in capsys.readouterr().out and len(list(out.iterdir())) == 4
+    calls.clear()
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", out, "--overwrite") == 130
+    assert "re-run with --skip-existing instead of --overwrite to finish" in capsys.readouterr().err
+
+
+def _batch_of_notes(tmp_path):
+    """A folder whose batch prints a warning (empty mask), a note (alpha as the mask) and an error."""
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    _photo(0).save(images / "a.png")
+    _mask(value=0).save(masks / "a.png")  # empty: a warning
+    rgba = np.asarray(_photo(1, mode="RGBA")).copy()
+    rgba[5:15, 5:25, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(images / "b.png")  # no mask file: its alpha, with a note
+    (images / "c.png").write_bytes(b"not an image")  # an error
+    _mask().save(masks / "c.png")
+    _photo(3).save(images / "d.png")
+    _mask().save(masks / "d.png")
+    return images, masks
+
+
+def test_batch_notes_start_a_line_of_their_own_below_the_progress_bar(tmp_path, monkeypatch):
+    """On a terminal, every note, warning and error of a batch is written through the progress bar
+    (which clears itself first): they were printed straight after the bar's text, on its line."""
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    images, masks = _batch_of_notes(tmp_path)
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", tmp_path / "out") == 1
+    text = term.getvalue()
+    assert "inpainting:" in text  # the bar was drawn
+    starts = [text.index(what) for what in ("fastinpaint: warning: mask for", "note:", "error: cannot read image")]
+    assert all(text[i - 1] in "\r\n" for i in starts), text
+
+
+def test_batch_draws_no_progress_bar_unless_on_a_terminal(tmp_path, capsys):
+    """stderr to a file or a pipe (a log, CI): the messages and the summary, without the bar's
+    redrawn lines (each refresh was kept in the log, glued to the messages)."""
+    images, masks = _batch_of_notes(tmp_path)
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", tmp_path / "out") == 1
+    captured = capsys.readouterr()
+    assert "inpainting" not in captured.err and "\r" not in captured.err, captured.err
+    assert captured.err.count("\n") == 3  # the warning, the note, the error: one line each
+    assert "wrote 3 of 4 images" in captured.out
+
+
+def test_batch_errors_name_the_image_and_what_batch_mode_lacked(tmp_path, capsys):
+    """Without --masks, an image with no alpha: 'no --masks folder' (it said 'no MASK given',
+    single-file mode's words); a.png and a.jpg of different sizes sharing the mask a.png: the error
+    names a.jpg (it named the mask only, which is a.png's)."""
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    _photo().save(images / "a.png")
+    _photo().resize((W + 8, H + 4)).save(images / "a.jpg")
+    _mask().save(masks / "a.png")
+    assert run("inpaint", "--images", images, "--out", tmp_path / "o1") == 1
+    err = capsys.readouterr().err
+    assert f"error: no --masks folder and image {images / 'a.png'} has no alpha channel" in err, err
+    assert "no MASK given" not in err and "note:" not in err
+    assert run("inpaint", "--images", images, "--masks", masks, "--out", tmp_path / "o2") == 1
+    err = capsys.readouterr().err
+    assert f"error: {images / 'a.jpg'}: mask size {W}x{H} differs from image size {W + 8}x{H + 4}" in err, err
+    assert [p.name for p in (tmp_path / "o2").iterdir()] == ["a.png"]
+
+
 def test_batch_under_torchrun_writes_each_file_exactly_once(tmp_path):
     """Two processes launched like torchrun (RANK / WORLD_SIZE) split the folder: together they
     write every output, none twice (a second writer of one file would fail: no --overwrite)."""
@@ -154,6 +368,70 @@ def test_batch_under_torchrun_writes_each_file_exactly_once(tmp_path):
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert "wrote 3 of 3 images" in outputs[0][0] and "wrote 2 of 2 images" in outputs[1][0]
     assert sorted(p.name for p in out.iterdir()) == names
+
+
+def test_one_image_under_torchrun_is_written_by_rank_0_only(files, capsys, monkeypatch):
+    """`torchrun ... inpaint IMAGE MASK -o OUT`: the other ranks leave it to rank 0, with a note,
+    and exit 0 (each computed it, and all but the first failed on 'already exists')."""
+    tmp, img, mask = files
+    out = tmp / "o.png"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert run("inpaint", img, mask, "-o", out) == 0
+    captured = capsys.readouterr()
+    assert not out.exists() and captured.out == ""
+    assert captured.err == "fastinpaint: note: rank 1 of 2: one IMAGE is inpainted by rank 0 only\n"
+    monkeypatch.setenv("RANK", "0")
+    assert run("inpaint", img, mask, "-o", out) == 0
+    assert f"ok: wrote {out}" in capsys.readouterr().out and out.exists()
+
+
+def test_batch_under_torchrun_every_process_finishes_its_share(tmp_path):
+    """torchrun, and a process whose share has a failed file ends first: the other still writes
+    all of its share (torchrun stopped it as soon as the first exited with status 1, and a re-run
+    with --skip-existing stopped it again), and rank 0 prints the whole batch's count."""
+    images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
+    images.mkdir()
+    masks.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):  # rank 0: the even files, small, the first unreadable; rank 1: the odd ones, slower
+        side = 16 if i % 2 == 0 else 320
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(images / f"im{i:02d}.png")
+        hole = np.zeros((side, side), np.uint8)
+        hole[side // 4: side * 3 // 4, side // 4: side * 3 // 4] = 255
+        Image.fromarray(hole).save(masks / f"im{i:02d}.png")
+    (images / "im00.png").write_bytes(b"not an image")
+    res = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "fastinpaint",
+         "inpaint", "--images", str(images), "--masks", str(masks), "--out", str(out), "--hd-strategy", "original"],
+        capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0  # a file failed
+    assert sorted(p.name for p in out.iterdir()) == [f"im{i:02d}.png" for i in range(1, 12)], res.stderr
+    assert f"all 2 processes: wrote 11 of 12 images to {out}, 1 failed" in res.stdout, res.stdout
+    assert "exitcode  : -15" not in res.stderr  # none reported as killed: each exits with its own status
+
+
+def test_a_process_waiting_for_the_others_answers_ctrl_c(tmp_path):
+    """A batch process that has done its share waits for the others in torch.distributed's C++,
+    which holds off Ctrl-C until it returns: it waited for torchrun's SIGKILL, 30 s after the
+    Ctrl-C that had stopped the others. The wait, on a store key no one sets, ends at the Ctrl-C."""
+    script = tmp_path / "wait.py"
+    script.write_text("""
+import datetime, os, signal, threading, time
+from torch.distributed import TCPStore
+from fastinpaint.cli.inpaint import _answering_ctrl_c
+
+store = TCPStore("127.0.0.1", 0, 1, True, timeout=datetime.timedelta(seconds=60))
+threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+start = time.monotonic()
+try:
+    _answering_ctrl_c(store.wait, ["a key no one sets"])
+except KeyboardInterrupt:
+    print(f"interrupted after {time.monotonic() - start:.1f} s")
+""")
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert res.stdout.startswith("interrupted after"), res.stderr
+    assert float(res.stdout.split()[2]) < 10
 
 
 def test_missing_and_unreadable_files(files, capsys):
@@ -185,6 +463,18 @@ def test_full_mask_and_no_alpha(files, capsys):
     assert "covers the whole image" in capsys.readouterr().err
     assert run("inpaint", img, "-o", tmp / "o.png") == 1
     assert "no alpha channel" in capsys.readouterr().err
+
+
+def test_paths_that_are_not_utf8_are_printed_escaped(files, capsys):
+    """A file name with a byte that is not UTF-8 (Python holds it as a lone surrogate, PEP 383):
+    written, then printed as a backslash escape of that byte (printing it raised UnicodeEncodeError,
+    after the file was written, and the run ended in a traceback)."""
+    tmp, img, mask = files
+    out = tmp / os.fsdecode(b"caf\xe9.png")
+    assert run("inpaint", img, mask, "-o", out) == 0
+    assert "caf\\xe9.png" in capsys.readouterr().out and out.exists()
+    assert run("inpaint", img, mask, "-o", out) == 1  # an error naming it: on stderr, the same escape
+    assert "caf\\xe9.png already exists" in capsys.readouterr().err
 
 
 def test_existing_output_needs_overwrite(files, capsys):
@@ -244,6 +534,41 @@ def test_demo_and_entry_point(tmp_path):
     assert str(out.resolve()) in res.stdout
     assert Image.open(out).size == Image.open(Path(fastinpaint.__file__).parent / "data" / "astronaut.png").size
     assert (tmp_path / "demo_before_after.png").exists()
+
+
+def test_python_dash_m_fastinpaint(files):
+    """`python -m fastinpaint` (and so `torchrun -m fastinpaint`) is the command, as
+    `python -m fastinpaint.cli` is (it was 'No module named fastinpaint.__main__')."""
+    tmp, img, mask = files
+    res = subprocess.run([sys.executable, "-m", "fastinpaint", "inpaint", str(img), str(mask), "-o",
+                          str(tmp / "m.png")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert f"ok: wrote {tmp / 'm.png'}" in res.stdout and Image.open(tmp / "m.png").size == (W, H)
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path):
+    """Ctrl-C in the first seconds of `fastinpaint ...` (while torch is imported): one line and
+    exit status 130 (it was a traceback through torch's import). The console script that
+    pyproject.toml declares, run with a Ctrl-C delivered as torch starts to import."""
+    import re
+
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8")
+    module, function = re.search(r'^fastinpaint = "([\w.]+):(\w+)"', pyproject, re.M).groups()
+    script = tmp_path / "fastinpaint"
+    script.write_text(f"""
+import sys
+
+class CtrlC:  # Ctrl-C pressed while torch is being imported
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            raise KeyboardInterrupt
+
+sys.meta_path.insert(0, CtrlC())
+from {module} import {function}
+sys.exit({function}())
+""")
+    res = subprocess.run([sys.executable, str(script), "--version"], capture_output=True, text=True, timeout=120)
+    assert (res.returncode, res.stderr, res.stdout) == (130, "fastinpaint: interrupted\n", "")
 
 
 def test_demo_never_replaces_a_file(tmp_path, capsys, monkeypatch):

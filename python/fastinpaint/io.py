@@ -63,7 +63,8 @@ import numpy as np
 
 __all__ = ["ImageIOError", "ImageTooLargeError", "OutputExistsError", "Picture", "read_image", "read_mask",
            "hole_from_pil", "hole_from_alpha", "grow_hole", "tifffile_only_size", "to_rgb8", "check_destination",
-           "check_encodable", "write_image", "write_file", "jpeg_quality", "MASK_THRESHOLD", "require_hole"]
+           "check_output_folder", "check_encodable", "write_image", "write_file", "jpeg_quality", "MASK_THRESHOLD",
+           "require_hole"]
 
 #: Grey values above this are holes in mask files; alpha at or below it is a hole.
 MASK_THRESHOLD = 127
@@ -598,22 +599,28 @@ def output_format(out: Path) -> str:
 def check_destination(out: Union[str, os.PathLike], overwrite: bool = False) -> None:
     """Checks, before any computing, that ``out`` can be written: a known extension, not a
     directory, not existing (unless ``overwrite``), in a folder that exists and takes a new file
-    (tried by creating and removing a temporary file: permission bits say nothing for root)."""
+    (:func:`check_output_folder`)."""
     out = Path(out)
     if out.is_dir():
         raise ImageIOError(f"output {out} is a directory")
     output_format(out)
     if os.path.lexists(out) and not overwrite:
         raise OutputExistsError(f"output {out} already exists; pass --overwrite to replace it")
-    parent = out.parent
-    if not parent.is_dir():
-        raise ImageIOError(f"output folder {parent} does not exist or is not a folder")
+    check_output_folder(out.parent, out.name)
+
+
+def check_output_folder(folder: Union[str, os.PathLike], name: str = "fastinpaint") -> None:
+    """Checks that ``folder`` exists and takes a new file, by creating and removing a temporary file
+    (``.NAME.*.tmp``; permission bits say nothing for root, nor for a read-only mount)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageIOError(f"output folder {folder} does not exist or is not a folder")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise ImageIOError(f"cannot write to output folder {parent}: {exc.strerror or exc}") from None
+        raise ImageIOError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from None
 
 
 def _umask() -> int:

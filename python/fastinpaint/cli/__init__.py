@@ -18,7 +18,8 @@ reporting, image files). The library modules they call hold no command-line code
 Every failure a user can cause (missing or unreadable file, size mismatch, existing output, a mask
 that leaves nothing to copy from) ends with one ``error:`` line and a non-zero exit status, never
 a traceback. Outputs are written to a temporary file in the target folder and renamed into place,
-so an interrupted run never leaves a half-written image.
+so an interrupted run never leaves a half-written image. Messages show a file name's bytes that
+are not UTF-8 as ``\\xNN`` escapes.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import List, Optional
 import fastinpaint
 from fastinpaint.cli import demo, inpaint, masks, serve, train
 from fastinpaint.cli import eval as eval_command  # (the module's name is the subcommand's)
-from fastinpaint.cli._common import IMAGE_SUFFIXES, MASK_THRESHOLD, CliError
+from fastinpaint.cli._common import IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, escape_unprintable_output, say
 
 __all__ = ["main", "build_parser", "CliError", "MASK_THRESHOLD"]
 
@@ -53,19 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """The console script ``fastinpaint`` (and ``python -m fastinpaint.cli``); returns the exit status."""
+    """The command ``fastinpaint`` (the console script, through :mod:`_fastinpaint_cli`; ``python -m
+    fastinpaint``; ``python -m fastinpaint.cli``); returns the exit status."""
+    escape_unprintable_output()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and not argv[0].startswith("-") and Path(argv[0]).suffix.lower() in IMAGE_SUFFIXES:
         # `fastinpaint photo.jpg mask.png -o out.jpg`: what a user types first; no subcommand is
         # named like an image file, so this cannot shadow one
         argv = ["inpaint"] + argv
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         with warnings.catch_warnings():
             warnings.simplefilter("always")
             warnings.showwarning = _show_warning
             return args.func(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # (said in _fastinpaint_cli's words too, for a Ctrl-C while this is imported)
         print("fastinpaint: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `fastinpaint eval ... | head`: the reader has gone, quietly
@@ -75,4 +78,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     # one line for the user, not the source location of the library's warnings.warn call
-    print(f"fastinpaint: warning: {message}", file=sys.stderr)
+    say(f"fastinpaint: warning: {message}")

@@ -10,6 +10,7 @@ raises :class:`CliError` (or lets one of the library errors it names escape), an
 from __future__ import annotations
 
 import argparse
+import codecs
 import functools
 import sys
 from pathlib import Path
@@ -28,6 +29,42 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
 
 Handler = Callable[..., int]
+
+#: The error handler that :func:`escape_unprintable_output` gives stdout and stderr.
+_ESCAPE = "fastinpaint.escape"
+
+
+def _escape(err: UnicodeError):
+    # A file name's byte that is not UTF-8 reaches Python as a lone surrogate U+DC80..U+DCFF (PEP 383):
+    # shown as that byte, \xNN, as a user would look for it; any other character the stream cannot
+    # encode as Python's backslashreplace shows it
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    shown = [f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+             else c.encode("ascii", "backslashreplace").decode("ascii")
+             for c in err.object[err.start:err.end]]
+    return "".join(shown), err.end
+
+
+codecs.register_error(_ESCAPE, _escape)
+
+
+def escape_unprintable_output() -> None:
+    """Makes stdout and stderr print what they cannot encode as backslash escapes: messages name
+    files, and a name that is not UTF-8 raised UnicodeEncodeError on stdout (``strict``) after the
+    file was written. Called by the entry points, once, before any message."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):  # a TextIOWrapper (not a StringIO put in its place)
+            stream.reconfigure(errors=_ESCAPE)
+
+
+def say(message: str) -> None:
+    """Prints a note, warning or error line on stderr through tqdm, which first clears a progress
+    bar being drawn there and draws it again below the line (printed straight to stderr, the line
+    landed on the end of the bar's)."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
 
 
 class CliError(Exception):
@@ -62,6 +99,25 @@ def check_weights_file(path) -> None:
     for every file of a batch, or after scoring as a report error)."""
     if not Path(path).is_file():
         raise CliError(f"--weights {path}: the file does not exist")
+
+
+def check_device(device: str) -> None:
+    """``--device cuda`` (or ``cuda:N``) names a GPU this process can use, with fastinpaint's CUDA
+    kernels: checked once before any work (a batch reported it for every file)."""
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    import fastinpaint
+
+    if not torch.cuda.is_available():
+        raise CliError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
+    if not fastinpaint.built_with_cuda():
+        raise CliError("--device cuda: this fastinpaint was built without CUDA kernels")
+    index = torch.device(device).index
+    if index is not None and index >= torch.cuda.device_count():
+        raise CliError(f"--device {device}: there are {torch.cuda.device_count()} CUDA devices "
+                       "(one process per GPU under torchrun: --nproc-per-node at most that)")
 
 
 def int_argument(text: str) -> int:
@@ -107,6 +163,7 @@ def standalone_main(prog: str, description: str, add_arguments: Callable[[argpar
     """One subcommand as a program of its own (``python -m fastinpaint.masks``, ``python -m
     fastinpaint.training``): its arguments, parsed from ``argv`` (default ``sys.argv[1:]``), go to
     ``handler``."""
+    escape_unprintable_output()
     parser = argparse.ArgumentParser(prog=prog, description=description)
     add_arguments(parser)
     return handler(parser.parse_args(None if argv is None else list(argv)))

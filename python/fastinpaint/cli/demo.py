@@ -10,7 +10,8 @@ from typing import Tuple
 import numpy as np
 
 import fastinpaint
-from fastinpaint.cli._common import MASK_THRESHOLD, open_image, reports_user_errors, save_atomic, seed_argument
+from fastinpaint.cli._common import (MASK_THRESHOLD, check_device, open_image, reports_user_errors, save_atomic,
+                                     seed_argument)
 from fastinpaint.io import check_destination
 
 #: The bundled photo and its mask (fastinpaint/data, see SOURCES.md there).
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     those given, replaced, with ``--overwrite``)."""
     from PIL import Image
 
+    check_device(args.device)
     image_path, mask_path = DATA / "astronaut.png", DATA / "astronaut_mask.png"
     out = Path(args.output)
     if out.is_dir():  # -o results/: the default name in it

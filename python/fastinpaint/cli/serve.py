@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List
 
-import fastinpaint
-from fastinpaint.cli._common import CliError, int_argument, reports_user_errors
+from fastinpaint.cli._common import CliError, check_device, int_argument, reports_user_errors
 
 
 def _weights(paths: List[str]) -> Dict[str, str]:
@@ -76,13 +75,7 @@ def run(args: argparse.Namespace) -> int:
     missing = missing_requirements()
     if missing:
         raise CliError(f"fastinpaint serve needs {', '.join(missing)}: pip install 'fastinpaint[serve]'")
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise CliError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
-        if not fastinpaint.built_with_cuda():
-            raise CliError("--device cuda: this fastinpaint was built without CUDA kernels")
+    check_device(args.device)
     inputs = Path(args.input) if args.input else None
     if inputs is not None and not inputs.exists():
         raise CliError(f"--input not found: {inputs}")
