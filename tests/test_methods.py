@@ -89,6 +89,25 @@ def test_a_device_torch_cannot_use_is_one_clear_error_from_the_api_and_the_learn
     assert out.shape == img.shape and torch.equal(out[:, ~hole], img[:, ~hole])
 
 
+def test_cuda_without_fastinpaints_kernels_or_past_the_gpus_is_one_clear_error(monkeypatch):
+    """A GPU torch can use, but a fastinpaint built without its CUDA kernels (the first op failed
+    with a dispatcher error), or ``cuda:N`` past the GPUs there are: one line each, from the rule
+    the command line's --device uses too."""
+    import fastinpaint.backend
+    from fastinpaint.inpaint import check_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(fastinpaint.backend, "built_with_cuda", lambda: False)
+    with pytest.raises(RuntimeError, match=r"^inpaint: device='cuda' was requested but this fastinpaint was built "
+                                           r"without its CUDA kernels \(build with FASTINPAINT_CUDA=ON\)$"):
+        check_device("cuda")
+    monkeypatch.setattr(fastinpaint.backend, "built_with_cuda", lambda: True)
+    with pytest.raises(RuntimeError, match=r"^--device: device='cuda:2' was requested but there are 2 CUDA devices$"):
+        check_device("cuda:2", who="--device")
+    assert check_device("cuda:1") == torch.device("cuda:1")
+
+
 def batch_and_holes(n=3, h=24, w=28):
     """A small (N, 3, H, W) float batch in [0, 1] and an (N, H, W) bool hole per image, each elsewhere."""
     g = torch.Generator().manual_seed(0)

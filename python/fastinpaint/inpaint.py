@@ -477,8 +477,10 @@ def check_device(device, who: str = "inpaint") -> torch.device:
     that name ``who``: ValueError for another device (torch's own errors named neither the argument
     nor the choices: 'meta' failed in a kernel, 'gpu' listed twenty device types), RuntimeError for
     CUDA where torch has none (torch's was a bare ``AssertionError: Torch not compiled with CUDA
-    enabled`` from the first tensor moved). :func:`inpaint` and the learned methods' own ``device``
-    argument are checked here."""
+    enabled`` from the first tensor moved), for a fastinpaint built without its CUDA kernels (the
+    first op failed with a dispatcher error) and for ``cuda:N`` past the GPUs there are.
+    :func:`inpaint`, the learned methods' own ``device`` argument and the command line's
+    ``--device`` are checked here."""
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
@@ -486,8 +488,17 @@ def check_device(device, who: str = "inpaint") -> torch.device:
     if parsed is None or parsed.type not in ("cpu", "cuda"):
         raise ValueError(f"{who}: device must be 'cpu', 'cuda' or 'cuda:N' (or a torch.device of those), "
                          f"got {device!r}")
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"{who}: device={str(device)!r} was requested but torch.cuda.is_available() is False")
+    if parsed.type == "cuda":
+        from fastinpaint.backend import built_with_cuda
+
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"{who}: device={str(device)!r} was requested but torch.cuda.is_available() is False")
+        if not built_with_cuda():
+            raise RuntimeError(f"{who}: device={str(device)!r} was requested but this fastinpaint was built "
+                               "without its CUDA kernels (build with FASTINPAINT_CUDA=ON)")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise RuntimeError(f"{who}: device={str(device)!r} was requested but there are "
+                               f"{torch.cuda.device_count()} CUDA devices")
     return parsed
 
 

@@ -102,22 +102,16 @@ def check_weights_file(path) -> None:
 
 
 def check_device(device: str) -> None:
-    """``--device cuda`` (or ``cuda:N``) names a GPU this process can use, with fastinpaint's CUDA
-    kernels: checked once before any work (a batch reported it for every file)."""
-    if not device.startswith("cuda"):
-        return
-    import torch
+    """``--device``, checked once before any work by the API's rule (:func:`fastinpaint.inpaint.
+    check_device`: a GPU this process can use, with fastinpaint's CUDA kernels; a batch reported
+    it for every file). Under torchrun, one process per GPU: ``--nproc-per-node`` at most their
+    number."""
+    from fastinpaint.inpaint import check_device as check
 
-    import fastinpaint
-
-    if not torch.cuda.is_available():
-        raise CliError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
-    if not fastinpaint.built_with_cuda():
-        raise CliError("--device cuda: this fastinpaint was built without CUDA kernels")
-    index = torch.device(device).index
-    if index is not None and index >= torch.cuda.device_count():
-        raise CliError(f"--device {device}: there are {torch.cuda.device_count()} CUDA devices "
-                       "(one process per GPU under torchrun: --nproc-per-node at most that)")
+    try:
+        check(device, who="--device")
+    except (RuntimeError, ValueError) as exc:
+        raise CliError(str(exc)) from None
 
 
 def int_argument(text: str) -> int:
