@@ -365,7 +365,9 @@ def _vote_into_hole(level: _Level, img: Tensor, field: Tensor, patch_size: int, 
     covered = total > 0
     if seam:
         ring = covered & level.source  # not where source_mask forbids: no colour from there either
-        misfit = torch.where(ring[None], level.image - voted, torch.zeros_like(voted))
+        misfit = torch.zeros_like(voted)  # (set on the ring alone: a thin set of a whole image)
+        ry, rx = torch.nonzero(ring, as_tuple=True)
+        misfit[:, ry, rx] = level.image[:, ry, rx] - voted[:, ry, rx]
         # ... kept within the range of what may be copied, as the vote is: a fill past the photo's
         # own range (1.003 in a [0, 1] image) is refused by the learned methods and clipped by a file
         src = level.image.flatten(1)[:, level.source.flatten()]
