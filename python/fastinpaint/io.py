@@ -5,10 +5,12 @@ server's decoder use.
 Reading (:func:`read_image`): the picture **as displayed** — EXIF orientation applied — as a NumPy
 array (``(H, W)`` grey, ``(H, W, 2)`` grey + alpha, ``(H, W, 3)`` RGB, ``(H, W, 4)`` RGBA; uint8,
 uint16 for 16-bit files, float for floating-point TIFFs: on [0, 1], in the file's own float
-type), plus what a writer needs to give it back as it came: its ICC profile, its EXIF
-(orientation reset to 1), its JPEG quality. Palette and CMYK files are converted to RGB(A), with a
-note; premultiplied alpha is divided out (straight alpha), with a note; a file of several frames
-(multi-page TIFF, animation, a camera's MPO JPEG) gives its first frame, with a note. 16-bit
+type), plus what a writer needs to give it back as it came: its ICC profile, its EXIF (the
+block as it came, byte for byte but for the orientation's value, set to 1 in place; a TIFF's
+EXIF, its first IFD, re-serialised with orientation 1), its JPEG quality. Palette and CMYK
+files are converted to RGB(A), with a note; premultiplied alpha is divided out (straight
+alpha), with a note; a file of several frames (multi-page TIFF, animation, a camera's MPO JPEG)
+gives its first frame, with a note. 16-bit
 colour and 16-bit grey + alpha PNG/TIFF files are read with OpenCV, because Pillow reads them as
 8-bit RGB(A) (it has no 16-bit colour or grey + alpha mode) and OpenCV's reader (libpng/libtiff)
 keeps the 16 bits; a 16-bit grey + alpha TIFF, which neither reads, and a float TIFF other than
@@ -28,12 +30,17 @@ Euclidean distance of the hole: a disc), over anti-aliased edges and shadows. Ar
 Writing (:func:`write_image`): the format from the extension (one of ``WRITABLE_FORMATS``); JPEG at the input's quality when
 the input was a JPEG (else 95), with 4:4:4 chroma, or at ``quality``; WebP lossless (known pixels
 bit for bit) unless a ``quality`` is given; PNG at ``png_compression``; ICC profile and EXIF
-(orientation 1: the pixels are upright; a TIFF's EXIF is its first IFD, less the tags of its pixel
-layout) carried over, 16-bit PNG and TIFF included (16-bit TIFF needs ``tifffile``, without which
-it says what it drops). 16-bit grey + alpha is written as such to PNG (by
-:func:`_encode_png_grey_alpha16`: neither Pillow nor OpenCV writes it) and, with ``tifffile``, to
-TIFF. 16 bits go only to PNG and TIFF: 16-bit grey or colour to another format is refused, not
-rounded to 8 bits; float goes only to TIFF, in its own float type (32-bit grey by Pillow, the
+(orientation 1: the pixels are upright) carried over, 16-bit PNG and TIFF included (16-bit TIFF
+needs ``tifffile``, without which it says what it drops). JPEG, PNG and WebP get the EXIF block
+byte for byte but for the orientation's 2 bytes, so a maker note's offsets (counted from the
+block's TIFF header) still point where they did; it is re-serialised by Pillow only where it
+cannot be patched in place (an orientation that is not one SHORT). A TIFF's EXIF is its first
+IFD: from a TIFF input, and into a TIFF output, it is re-serialised (less the tags of a pixel
+layout), its values laid out anew, so a maker note's offsets are not kept there. 16-bit grey +
+alpha is written as such to PNG (by :func:`_encode_png_grey_alpha16`: neither Pillow nor
+OpenCV writes it) and, with ``tifffile``, to TIFF. 16 bits go only to PNG and TIFF: 16-bit
+grey or colour to another format is refused, not rounded to 8 bits; float goes only to TIFF,
+in its own float type (32-bit grey by Pillow, the
 rest by ``tifffile``, without which it is refused): to another format it is refused, not rounded
 to integers; alpha written to JPEG, BMP or PPM (no alpha) is dropped with a warning; GIF
 output of more than 256 colours is quantised (by Pillow) with a warning. :func:`check_destination` checks the
