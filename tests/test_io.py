@@ -2,6 +2,7 @@
 quality, the one mask rule through every entry point) and writes that cannot clobber."""
 
 import gc
+import struct
 import subprocess
 import sys
 import warnings
@@ -213,6 +214,129 @@ def test_tiff_exif_carried_to_jpeg(tmp_path):
     exif = Image.open(tmp_path / "out.jpg").getexif()
     assert exif[0x0110] == "EOS R5" and exif[0x0112] == 1 and exif.get_ifd(0x8769)[0x9003] == "2024:05:06 07:08:09"
     assert not {256, 257, 273, 279} & set(exif)  # the TIFF's layout is no EXIF
+
+
+_MAKER_TEXT = b"written by the camera\0"
+
+
+def _exif_with_maker_note(order, orientation=6, orientation_type=3):
+    """An EXIF block written here byte by byte (an independent writer), laid out as a camera lays
+    it out: IFD0 (Make, Orientation unless None, the Exif pointer), then the Exif sub-IFD holding a
+    maker note whose own IFD points at a string after it by an offset counted from the TIFF
+    header, as Canon's, Olympus's and Sony's do. Returns the block, with its ``Exif\\0\\0``
+    header, and where in it the orientation's 2-byte value lies."""
+    e = "<" if order == b"II" else ">"
+
+    def entry(tag, kind, count, value):  # value: 4 bytes, an offset or a value left-justified
+        return struct.pack(e + "HHI", tag, kind, count) + value
+
+    n0 = 3 if orientation is not None else 2
+    make_at = 8 + 2 + 12 * n0 + 4
+    exif_ifd = make_at + 6  # after b"Canon\0"
+    note_at = exif_ifd + 2 + 12 + 4
+    text_at = note_at + 2 + 12 + 4
+    note = (struct.pack(e + "H", 1) + entry(0x0006, 2, len(_MAKER_TEXT), struct.pack(e + "I", text_at))
+            + struct.pack(e + "I", 0) + _MAKER_TEXT)
+    ifd0 = [entry(0x010F, 2, 6, struct.pack(e + "I", make_at))]
+    if orientation is not None:
+        short = orientation_type == 3  # SHORT, left-justified in the 4 bytes; else a LONG
+        value = struct.pack(e + "H", orientation) + b"\0\0" if short else struct.pack(e + "I", orientation)
+        ifd0.append(entry(0x0112, orientation_type, 1, value))
+    ifd0.append(entry(0x8769, 4, 1, struct.pack(e + "I", exif_ifd)))
+    tiff = (order + struct.pack(e + "HI", 42, 8) + struct.pack(e + "H", n0) + b"".join(ifd0) + struct.pack(e + "I", 0)
+            + b"Canon\0" + struct.pack(e + "H", 1) + entry(0x927C, 7, len(note), struct.pack(e + "I", note_at))
+            + struct.pack(e + "I", 0) + note)
+    assert tiff[text_at:text_at + len(_MAKER_TEXT)] == _MAKER_TEXT
+    return b"Exif\0\0" + tiff, 6 + 8 + 2 + 12 + 8
+
+
+def _upright(block, at, order):
+    """``block`` with the orientation's value at ``at`` set to 1, nothing else changed."""
+    return block[:at] + struct.pack("<H" if order == b"II" else ">H", 1) + block[at + 2:]
+
+
+def _exif_written(path):
+    """The EXIF block of a JPEG, PNG or WebP file as stored (Pillow's reader copies it, adding the
+    ``Exif\\0\\0`` header to a PNG's; a WebP's chunk has none), with that header."""
+    block = Image.open(path).info["exif"]
+    return block if block.startswith(b"Exif\0\0") else b"Exif\0\0" + block
+
+
+@pytest.mark.parametrize("order", [b"II", b"MM"])
+@pytest.mark.parametrize("src_ext", ["jpg", "webp"])
+@pytest.mark.parametrize("ext", ["jpg", "png", "webp"])
+def test_exif_kept_byte_for_byte_but_the_orientation(tmp_path, order, src_ext, ext):
+    """Issue 15: the EXIF comes out as it came but for the orientation's 2 bytes, set to 1 in place.
+    Re-serialised (as it was), every value moved and a maker note's offsets, counted from the TIFF
+    header, pointed at other bytes (exiftool: "MakerNotes offsets may be incorrect"). A WebP's
+    EXIF chunk, without the ``Exif\\0\\0`` header, gets it in a JPEG (without, no reader saw it)."""
+    block, at = _exif_with_maker_note(order)
+    stored = _photo()
+    src = tmp_path / f"in.{src_ext}"
+    if src_ext == "jpg":
+        Image.fromarray(stored).save(src, quality=95, exif=block)
+    else:
+        Image.fromarray(stored).save(src, lossless=True, exif=block)
+    assert _exif_written(src) == block  # Pillow stores the block as given
+    pic = fio.read_image(src)
+    as_stored = np.asarray(Image.open(src).convert("RGB"))  # decoded, not oriented
+    np.testing.assert_array_equal(pic.pixels, np.rot90(as_stored, -1))  # orientation 6 applied
+    fio.write_image(pic.pixels, tmp_path / f"out.{ext}", source=pic)
+    written = _exif_written(tmp_path / f"out.{ext}")
+    assert written == _upright(block, at, order)
+    exif = Image.open(tmp_path / f"out.{ext}").getexif()
+    assert exif[0x0112] == 1 and exif[0x010F] == "Canon"  # upright: not rotated twice
+    if ext != "jpg":  # lossless: the pixels written are the pixels read, upright
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / f"out.{ext}").convert("RGB")), pic.pixels)
+
+
+@pytest.mark.parametrize("order", [b"II", b"MM"])
+def test_16bit_png_exif_kept_byte_for_byte_but_the_orientation(tmp_path, order):
+    """The 16-bit PNG path (OpenCV's pixels, fastinpaint's eXIf chunk) keeps the block as it came
+    too, orientation 1, the pixels upright."""
+    cv2 = pytest.importorskip("cv2")
+    rng, seed = _fresh_rng()
+    stored = rng.integers(0, 65536, (H, W, 3), dtype=np.uint16)
+    block, at = _exif_with_maker_note(order)
+    (tmp_path / "in.png").write_bytes(_png16_with_exif(stored, block))
+    pic = fio.read_image(tmp_path / "in.png")
+    fio.write_image(pic.pixels, tmp_path / "out.png", source=pic)
+    assert _exif_written(tmp_path / "out.png") == _upright(block, at, order)
+    back = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    np.testing.assert_array_equal(back, np.rot90(stored, -1), err_msg=f"seed {seed}")
+
+
+@pytest.mark.parametrize("order", [b"II", b"MM"])
+def test_exif_without_orientation_kept_as_it_came(tmp_path, order):
+    """No orientation tag: nothing to patch; the block comes out byte for byte, 8-bit JPEG and
+    WebP and 16-bit PNG alike (the 16-bit path re-serialised it; a WebP's block, which has no
+    ``Exif\\0\\0`` header, went into a JPEG without it, where no reader found it)."""
+    block, _ = _exif_with_maker_note(order, orientation=None)
+    for src_ext in ("jpg", "webp"):
+        Image.fromarray(_photo()).save(tmp_path / f"in.{src_ext}", exif=block)
+        pic = fio.read_image(tmp_path / f"in.{src_ext}")
+        fio.write_image(pic.pixels, tmp_path / f"{src_ext}.jpg", source=pic)
+        assert _exif_written(tmp_path / f"{src_ext}.jpg") == block
+    if _has("cv2"):
+        stored = np.random.default_rng(3).integers(0, 65536, (H, W, 3), dtype=np.uint16)
+        (tmp_path / "in.png").write_bytes(_png16_with_exif(stored, block))
+        pic = fio.read_image(tmp_path / "in.png")
+        fio.write_image(pic.pixels, tmp_path / "out.png", source=pic)
+        assert _exif_written(tmp_path / "out.png") == block
+
+
+def test_exif_that_cannot_be_patched_in_place_is_still_upright(tmp_path):
+    """An orientation written as a LONG (not the SHORT EXIF specifies; Pillow reads it) cannot be
+    patched in place: the block is re-serialised by Pillow, orientation 1; one no reader parses
+    is carried as it came (no orientation was read from it, none applied)."""
+    block, _ = _exif_with_maker_note(b"II", orientation_type=4)
+    Image.fromarray(_photo()).save(tmp_path / "in.jpg", exif=block)
+    pic = fio.read_image(tmp_path / "in.jpg")
+    assert pic.pixels.shape == (W, H, 3)
+    fio.write_image(pic.pixels, tmp_path / "out.jpg", source=pic)
+    exif = Image.open(tmp_path / "out.jpg").getexif()
+    assert exif[0x0112] == 1 and exif[0x010F] == "Canon"
+    assert fio._exif_block_to_carry(b"Exif\0\0junk") == b"Exif\0\0junk"
 
 
 def _png_grey_alpha16_unfiltered(a):

@@ -5,10 +5,12 @@ server's decoder use.
 Reading (:func:`read_image`): the picture **as displayed** — EXIF orientation applied — as a NumPy
 array (``(H, W)`` grey, ``(H, W, 2)`` grey + alpha, ``(H, W, 3)`` RGB, ``(H, W, 4)`` RGBA; uint8,
 uint16 for 16-bit files, float for floating-point TIFFs: on [0, 1], in the file's own float
-type), plus what a writer needs to give it back as it came: its ICC profile, its EXIF
-(orientation reset to 1), its JPEG quality. Palette and CMYK files are converted to RGB(A), with a
-note; premultiplied alpha is divided out (straight alpha), with a note; a file of several frames
-(multi-page TIFF, animation, a camera's MPO JPEG) gives its first frame, with a note. 16-bit
+type), plus what a writer needs to give it back as it came: its ICC profile, its EXIF (the
+block as it came, byte for byte but for the orientation's value, set to 1 in place; a TIFF's
+EXIF, its first IFD, re-serialised with orientation 1), its JPEG quality. Palette and CMYK
+files are converted to RGB(A), with a note; premultiplied alpha is divided out (straight
+alpha), with a note; a file of several frames (multi-page TIFF, animation, a camera's MPO JPEG)
+gives its first frame, with a note. 16-bit
 colour and 16-bit grey + alpha PNG/TIFF files are read with OpenCV, because Pillow reads them as
 8-bit RGB(A) (it has no 16-bit colour or grey + alpha mode) and OpenCV's reader (libpng/libtiff)
 keeps the 16 bits; a 16-bit grey + alpha TIFF, which neither reads, and a float TIFF other than
@@ -28,12 +30,17 @@ Euclidean distance of the hole: a disc), over anti-aliased edges and shadows. Ar
 Writing (:func:`write_image`): the format from the extension (one of ``WRITABLE_FORMATS``); JPEG at the input's quality when
 the input was a JPEG (else 95), with 4:4:4 chroma, or at ``quality``; WebP lossless (known pixels
 bit for bit) unless a ``quality`` is given; PNG at ``png_compression``; ICC profile and EXIF
-(orientation 1: the pixels are upright; a TIFF's EXIF is its first IFD, less the tags of its pixel
-layout) carried over, 16-bit PNG and TIFF included (16-bit TIFF needs ``tifffile``, without which
-it says what it drops). 16-bit grey + alpha is written as such to PNG (by
-:func:`_encode_png_grey_alpha16`: neither Pillow nor OpenCV writes it) and, with ``tifffile``, to
-TIFF. 16 bits go only to PNG and TIFF: 16-bit grey or colour to another format is refused, not
-rounded to 8 bits; float goes only to TIFF, in its own float type (32-bit grey by Pillow, the
+(orientation 1: the pixels are upright) carried over, 16-bit PNG and TIFF included (16-bit TIFF
+needs ``tifffile``, without which it says what it drops). JPEG, PNG and WebP get the EXIF block
+byte for byte but for the orientation's 2 bytes, so a maker note's offsets (counted from the
+block's TIFF header) still point where they did; it is re-serialised by Pillow only where it
+cannot be patched in place (an orientation that is not one SHORT). A TIFF's EXIF is its first
+IFD: from a TIFF input, and into a TIFF output, it is re-serialised (less the tags of a pixel
+layout), its values laid out anew, so a maker note's offsets are not kept there. 16-bit grey +
+alpha is written as such to PNG (by :func:`_encode_png_grey_alpha16`: neither Pillow nor
+OpenCV writes it) and, with ``tifffile``, to TIFF. 16 bits go only to PNG and TIFF: 16-bit
+grey or colour to another format is refused, not rounded to 8 bits; float goes only to TIFF,
+in its own float type (32-bit grey by Pillow, the
 rest by ``tifffile``, without which it is refused): to another format it is refused, not rounded
 to integers; alpha written to JPEG, BMP or PPM (no alpha) is dropped with a warning; GIF
 output of more than 256 colours is quantised (by Pillow) with a warning. :func:`check_destination` checks the
@@ -289,8 +296,9 @@ def _check_pixel_guard(pixels: int, what: str, src: Source) -> None:
 
 def _tiff_exif(src: Source) -> Tuple[Optional[bytes], int]:
     """A TIFF's EXIF to carry (:func:`_exif_to_carry`'s: its first IFD less layout tags, with its
-    Exif and GPS sub-IFDs, orientation 1) and its orientation, for a TIFF Pillow cannot decode:
-    Pillow's EXIF parser reads the file's own IFDs (a TIFF is laid out as an EXIF block is)."""
+    Exif and GPS sub-IFDs, orientation 1, re-serialised: the IFD is the file's own, no block to
+    copy) and its orientation, for a TIFF Pillow cannot decode: Pillow's EXIF parser reads the
+    file's own IFDs (a TIFF is laid out as an EXIF block is)."""
     from PIL import Image
 
     try:
@@ -378,11 +386,9 @@ def _picture(src: Source, img, what: str) -> Picture:
             pixels = np.ascontiguousarray(pixels[..., [0, 3]])
         pixels = _orient_array(pixels, _orientation(img))
         return Picture(pixels, img.format, icc, _exif_to_carry(img), quality, notes)
-    # a TIFF's EXIF is its own first IFD, read before orient() rewrites it; other files' block is
-    # kept as it came (orient() set its orientation to 1)
-    tiff_exif = _exif_to_carry(img) if img.format == "TIFF" else None
+    # read before orient(), which re-serialises the EXIF block without its orientation
+    exif = _exif_to_carry(img)
     img = orient(img)
-    exif = tiff_exif or img.info.get("exif") or None
     fmt = img.format
     mode = img.mode
     if mode == "P" or mode == "PA":
@@ -428,14 +434,81 @@ def _upright_exif(exif):
 
 
 def _exif_to_carry(img) -> Optional[bytes]:
-    """The EXIF a result of ``img`` carries (orientation 1: it is written upright): the file's EXIF
-    block (PNG eXIf, ...) or a TIFF's first IFD, less layout tags; None without any."""
-    if img.format != "TIFF" and not img.info.get("exif"):
-        return None
+    """The EXIF a result of ``img`` carries (orientation 1: it is written upright), read before
+    :func:`orient`: the file's EXIF block (JPEG APP1, PNG eXIf, WebP EXIF) as it came, the
+    orientation's value patched in place (:func:`_exif_block_to_carry`); or a TIFF's first IFD,
+    less layout tags, re-serialised: that IFD is the file's own structure (strip offsets, pixel
+    layout), not a block that could be copied, and its offsets count from the TIFF's header, so a
+    maker note's offsets cannot be kept from a TIFF input. None without any."""
+    if img.format != "TIFF":
+        return _exif_block_to_carry(img.info.get("exif"))
     try:
         return _carried(img.getexif())
     except Exception:  # noqa: BLE001 - an unreadable EXIF block is not carried over
         return None
+
+
+def _exif_block_to_carry(block: Optional[bytes]) -> Optional[bytes]:
+    """An EXIF block (with or without the ``Exif\\0\\0`` header) as a result carries it, with that
+    header: byte for byte as it came, but for the orientation's value, set to 1 in place
+    (:func:`_upright_exif_in_place`). Re-serialising it (Pillow's ``Exif.tobytes``) would lay
+    every value out anew: a maker note (Canon, older Nikon, Olympus, Panasonic, Sony...) holds
+    offsets from the TIFF header into the block, which would then point at other bytes (exiftool:
+    "MakerNotes offsets may be incorrect"), and IFD1 (the thumbnail) would be dropped. Kept, a
+    thumbnail is the input's: without the fill, and stored as the input's pixels were (a viewer
+    that shows it by IFD0's orientation, now 1, shows it turned), as for an input of orientation 1.
+
+    Fallbacks: a block that cannot be patched in place (an orientation that is not one SHORT,
+    a TIFF structure this reader does not follow) is re-serialised upright by Pillow
+    (:func:`_carried`), as it always was; one that Pillow cannot read either is carried as it
+    came: no orientation was read from it, so none was applied. None without a block."""
+    if not block:
+        return None
+    patched = _upright_exif_in_place(block)
+    if patched is not None:
+        return patched
+    from PIL import Image
+
+    exif = Image.Exif()
+    try:
+        exif.load(block)
+    except Exception:  # noqa: BLE001 - unreadable: carried as it came (see above)
+        return block
+    try:
+        return _carried(exif)
+    except Exception:  # noqa: BLE001 - read but not writable: not carried over
+        return None
+
+
+#: EXIF (TIFF) tag and type of the orientation: one SHORT, its value inline in its IFD0 entry.
+_ORIENTATION_TAG, _SHORT = 0x0112, 3
+
+
+def _upright_exif_in_place(block: bytes) -> Optional[bytes]:
+    """``block`` (a TIFF-structured EXIF block, with or without the ``Exif\\0\\0`` header) with
+    the ``Exif\\0\\0`` header and IFD0's orientation set to 1 where it lies: every other byte,
+    and so every offset in it, unchanged. A block without an orientation tag comes back as it came
+    (the header added). None where that cannot be done: no TIFF header (``II``/``MM``, 42), an
+    IFD0 past the block's end, or an orientation that is not one SHORT (whose value, 2 bytes in
+    the block's byte order, sits in the first 2 of its entry's 4-byte value field)."""
+    tiff = block[6:] if block.startswith(b"Exif\0\0") else block
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None or len(tiff) < 8 or struct.unpack(order + "H", tiff[2:4])[0] != 42:
+        return None
+    ifd0 = struct.unpack(order + "I", tiff[4:8])[0]
+    if ifd0 < 8 or ifd0 + 2 > len(tiff):
+        return None
+    count = struct.unpack(order + "H", tiff[ifd0:ifd0 + 2])[0]
+    if ifd0 + 2 + 12 * count > len(tiff):
+        return None
+    out = bytearray(tiff)
+    for entry in range(ifd0 + 2, ifd0 + 2 + 12 * count, 12):
+        tag, kind, n = struct.unpack(order + "HHI", tiff[entry:entry + 8])
+        if tag == _ORIENTATION_TAG:
+            if kind != _SHORT or n != 1:
+                return None
+            out[entry + 8:entry + 10] = struct.pack(order + "H", 1)
+    return b"Exif\0\0" + bytes(out)
 
 
 def _carried(exif) -> Optional[bytes]:
@@ -669,6 +742,11 @@ def _save_params(fmt: str, pixels: np.ndarray, source: Optional[Picture], qualit
         if source.icc_profile and fmt in ("JPEG", "PNG", "TIFF", "WEBP"):
             params["icc_profile"] = source.icc_profile
         if source.exif and fmt in ("JPEG", "PNG", "TIFF", "WEBP"):
+            # JPEG (APP1), PNG (eXIf; the 16-bit writer's too) and WebP (EXIF chunk) store the
+            # block byte for byte, less the 6-byte header for the last two, which no offset counts:
+            # as read (_exif_block_to_carry), its maker note's offsets stay right. TIFF cannot: the
+            # EXIF's IFD0 becomes the file's first IFD, re-serialised by Pillow or merged in by
+            # _tiff_with_exif, its values laid out anew (see there)
             params["exif"] = source.exif
     return params
 
@@ -762,7 +840,11 @@ def _tiff_with_exif(tiff: bytes, exif) -> bytes:
     and its Exif and GPS sub-IFDs (tags 34665, 34853). tifffile writes no sub-IFD; so the first IFD
     is written again at the end of the file: the writer's entries (their data stays where it is)
     merged with the EXIF's, whose values and sub-IFDs Pillow serialises after it, as its own TIFF
-    writer does; the header then points at it and the old IFD is left unreferenced."""
+    writer does; the header then points at it and the old IFD is left unreferenced. The EXIF is
+    re-serialised, not copied in place as JPEG, PNG and WebP outputs copy it: its offsets would
+    count from this file's header, and the file's own IFD0 (the pixel layout) must be merged into
+    the EXIF's; so a maker note that holds offsets is not kept intact in a TIFF (use .jpg, .png or
+    .webp for that)."""
     if exif is None:
         raise ValueError("Pillow cannot read it")
     order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
