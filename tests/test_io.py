@@ -291,6 +291,35 @@ def test_exif_kept_byte_for_byte_but_the_orientation(tmp_path, order, src_ext, e
 
 
 @pytest.mark.parametrize("order", [b"II", b"MM"])
+def test_exif_thumbnail_of_the_unfilled_photo_is_removed_in_place(tmp_path, order):
+    """IFD1's thumbnail shows the photo before the fill (what the user removed) and, with the
+    orientation now 1, sideways: it is unlinked (IFD0's next-IFD offset 0) and its bytes zeroed,
+    every other byte in place."""
+    e = "<" if order == b"II" else ">"
+    block, at = _exif_with_maker_note(order)
+    tiff = bytearray(block[6:])
+    next_at = 8 + 2 + 12 * 3  # IFD0: Make, Orientation, the Exif pointer
+    assert struct.unpack(e + "I", tiff[next_at:next_at + 4])[0] == 0
+    thumb = b"\xff\xd8" + bytes(range(40, 90)) + b"\xff\xd9"  # a JPEG thumbnail's bytes, as stored
+    ifd1 = len(tiff)
+    tiff[next_at:next_at + 4] = struct.pack(e + "I", ifd1)
+    tiff += struct.pack(e + "H", 2)
+    tiff += struct.pack(e + "HHII", 0x0201, 4, 1, ifd1 + 2 + 24 + 4) + struct.pack(e + "HHII", 0x0202, 4, 1, len(thumb))
+    tiff += struct.pack(e + "I", 0) + thumb
+    block = b"Exif\0\0" + bytes(tiff)
+    src = tmp_path / "in.jpg"
+    Image.fromarray(_photo()).save(src, quality=95, exif=block)
+    pic = fio.read_image(src)
+    fio.write_image(pic.pixels, tmp_path / "out.png", source=pic)
+    expected = bytearray(_upright(block, at, order))
+    expected[6 + next_at:6 + next_at + 4] = b"\0\0\0\0"
+    start = 6 + ifd1 + 2 + 24 + 4
+    expected[start:start + len(thumb)] = bytes(len(thumb))
+    assert _exif_written(tmp_path / "out.png") == bytes(expected)
+    assert thumb not in _exif_written(tmp_path / "out.png")
+
+
+@pytest.mark.parametrize("order", [b"II", b"MM"])
 def test_16bit_png_exif_kept_byte_for_byte_but_the_orientation(tmp_path, order):
     """The 16-bit PNG path (OpenCV's pixels, fastinpaint's eXIf chunk) keeps the block as it came
     too, orientation 1, the pixels upright."""

@@ -32,8 +32,9 @@ the input was a JPEG (else 95), with 4:4:4 chroma, or at ``quality``; WebP lossl
 bit for bit) unless a ``quality`` is given; PNG at ``png_compression``; ICC profile and EXIF
 (orientation 1: the pixels are upright) carried over, 16-bit PNG and TIFF included (16-bit TIFF
 needs ``tifffile``, without which it says what it drops). JPEG, PNG and WebP get the EXIF block
-byte for byte but for the orientation's 2 bytes, so a maker note's offsets (counted from the
-block's TIFF header) still point where they did; it is re-serialised by Pillow only where it
+byte for byte but for the orientation's 2 bytes and the thumbnail (IFD1, the photo before the
+fill: unlinked and its bytes zeroed), so a maker note's offsets (counted from the block's TIFF
+header) still point where they did; it is re-serialised by Pillow only where it
 cannot be patched in place (an orientation that is not one SHORT). A TIFF's EXIF is its first
 IFD: from a TIFF input, and into a TIFF output, it is re-serialised (less the tags of a pixel
 layout), its values laid out anew, so a maker note's offsets are not kept there. 16-bit grey +
@@ -454,9 +455,9 @@ def _exif_block_to_carry(block: Optional[bytes]) -> Optional[bytes]:
     (:func:`_upright_exif_in_place`). Re-serialising it (Pillow's ``Exif.tobytes``) would lay
     every value out anew: a maker note (Canon, older Nikon, Olympus, Panasonic, Sony...) holds
     offsets from the TIFF header into the block, which would then point at other bytes (exiftool:
-    "MakerNotes offsets may be incorrect"), and IFD1 (the thumbnail) would be dropped. Kept, a
-    thumbnail is the input's: without the fill, and stored as the input's pixels were (a viewer
-    that shows it by IFD0's orientation, now 1, shows it turned), as for an input of orientation 1.
+    "MakerNotes offsets may be incorrect"). The thumbnail (IFD1) is the input's, without the fill
+    (what the user removed, and turned once the orientation is 1): it is unlinked and blanked in
+    place, as the re-serialisation dropped it.
 
     Fallbacks: a block that cannot be patched in place (an orientation that is not one SHORT,
     a TIFF structure this reader does not follow) is re-serialised upright by Pillow
@@ -486,8 +487,8 @@ _ORIENTATION_TAG, _SHORT = 0x0112, 3
 
 def _upright_exif_in_place(block: bytes) -> Optional[bytes]:
     """``block`` (a TIFF-structured EXIF block, with or without the ``Exif\\0\\0`` header) with
-    the ``Exif\\0\\0`` header and IFD0's orientation set to 1 where it lies: every other byte,
-    and so every offset in it, unchanged. A block without an orientation tag comes back as it came
+    the ``Exif\\0\\0`` header and IFD0's orientation set to 1 where it lies, and the thumbnail
+    (IFD1) unlinked and blanked: every other byte, and so every offset in it, unchanged. A block without an orientation tag comes back as it came
     (the header added). None where that cannot be done: no TIFF header (``II``/``MM``, 42), an
     IFD0 past the block's end, or an orientation that is not one SHORT (whose value, 2 bytes in
     the block's byte order, sits in the first 2 of its entry's 4-byte value field)."""
@@ -508,7 +509,41 @@ def _upright_exif_in_place(block: bytes) -> Optional[bytes]:
             if kind != _SHORT or n != 1:
                 return None
             out[entry + 8:entry + 10] = struct.pack(order + "H", 1)
+    # IFD1, the thumbnail, shows the photo before the fill: what the user removed would still be in
+    # the file, and a viewer would show it sideways once the orientation is 1. Unlinked (IFD0's
+    # next-IFD offset 0) and its JPEG bytes zeroed, in place, as Pillow's re-serialisation dropped it.
+    next_at = ifd0 + 2 + 12 * count
+    if next_at + 4 > len(tiff):
+        return None
+    ifd1 = struct.unpack(order + "I", tiff[next_at:next_at + 4])[0]
+    if ifd1:
+        thumb = _thumbnail_span(tiff, order, ifd1)
+        if thumb is None:
+            return None
+        out[next_at:next_at + 4] = b"\0\0\0\0"
+        out[thumb[0]:thumb[1]] = bytes(thumb[1] - thumb[0])
     return b"Exif\0\0" + bytes(out)
+
+
+def _thumbnail_span(tiff: bytes, order: str, ifd1: int) -> Optional[Tuple[int, int]]:
+    """Where IFD1's JPEG thumbnail lies in ``tiff``, ``(start, end)`` (empty when IFD1 has none);
+    None for an IFD1 past the block's end, a thumbnail outside it, or an uncompressed one (strips,
+    rare: left to Pillow's re-serialisation, which drops IFD1)."""
+    if ifd1 < 8 or ifd1 + 2 > len(tiff):
+        return None
+    count = struct.unpack(order + "H", tiff[ifd1:ifd1 + 2])[0]
+    if ifd1 + 2 + 12 * count > len(tiff):
+        return None
+    fields = {}
+    for entry in range(ifd1 + 2, ifd1 + 2 + 12 * count, 12):
+        tag, _, _, value = struct.unpack(order + "HHII", tiff[entry:entry + 12])
+        fields[tag] = value
+    if 0x0111 in fields:  # StripOffsets
+        return None
+    start, length = fields.get(0x0201, 0), fields.get(0x0202, 0)  # JPEGInterchangeFormat(Length)
+    if start + length > len(tiff):
+        return None
+    return start, start + length
 
 
 def _carried(exif) -> Optional[bytes]:
