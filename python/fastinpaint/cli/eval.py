@@ -164,8 +164,14 @@ def add_subcommand(subparsers, inpaint_fn: Optional[Callable] = None) -> argpars
             are called through it (``--weights`` is passed as ``weights=``). None: baselines only.
 
     Example:
-        >>> sub = argparse.ArgumentParser(prog="fastinpaint").add_subparsers(dest="command")
-        >>> add_subcommand(sub, fastinpaint.inpaint)  # doctest: +SKIP
+        >>> import argparse, fastinpaint
+        >>> from fastinpaint.cli.eval import add_subcommand
+        >>> parser = argparse.ArgumentParser(prog="fastinpaint")
+        >>> add_subcommand(parser.add_subparsers(dest="command"), fastinpaint.inpaint)  # doctest: +ELLIPSIS
+        ArgumentParser(...)
+        >>> args = parser.parse_args(["eval", "--method", "mean,biharmonic", "--images", "photos", "--generate", "1"])
+        >>> args.method, args.generate, args.bucket
+        ('mean,biharmonic', 1, 'all')
     """
     p = subparsers.add_parser("eval", help="score methods: PSNR/SSIM/L1/sharpness/SWD per hole-ratio bucket",
                               description="Score inpainting methods on an image folder with a mask folder or a "
