@@ -241,6 +241,10 @@ def test_wrong_kind_of_file_fails_clearly(tmp_path):
     torch.save({"format": "fastinpaint.GLCIC", "version": 1}, tagged)
     with pytest.raises(ValueError, match="fastinpaint.GLCIC"):
         load_pconv_checkpoint(tagged)
+    # another network's file: its format named, without "no format=... header" before it
+    with pytest.raises(ValueError, match=r"tagged.pt' is not a fastinpaint PConvUNet checkpoint: its format is "
+                                         r"'fastinpaint.GLCIC', not 'fastinpaint.PConvUNet'$"):
+        PConvUNet.load(tagged)
 
     newer = tmp_path / "newer.pt"
     ck = PConvUNet(layers=4, base_channels=2, max_channels=2).checkpoint()

@@ -345,6 +345,27 @@ def test_batch_errors_name_the_image_and_what_batch_mode_lacked(tmp_path, capsys
     assert [p.name for p in (tmp_path / "o2").iterdir()] == ["a.png"]
 
 
+@pytest.mark.parametrize("terminal", [False, True])
+def test_eval_draws_its_progress_bar_on_a_terminal_only(tmp_path, monkeypatch, capsys, terminal):
+    """``eval`` follows ``inpaint``'s rule (one function, fastinpaint.cli._common): its bar was drawn
+    into a log or a pipe too, every redraw kept as a line of its own."""
+    images = tmp_path / "images"
+    images.mkdir()
+    _photo(0).save(images / "a.png")
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    if terminal:
+        monkeypatch.setattr(sys, "stderr", term)
+    assert run("eval", "--method", "mean", "--images", images, "--generate", "2", "--bucket", "0.1-0.2") == 0
+    err = term.getvalue() if terminal else capsys.readouterr().err
+    assert ("eval:" in err) == terminal, err
+    assert ("\r" in err) == terminal, err
+
+
 def test_batch_under_torchrun_writes_each_file_exactly_once(tmp_path):
     """Two processes launched like torchrun (RANK / WORLD_SIZE) split the folder: together they
     write every output, none twice (a second writer of one file would fail: no --overwrite)."""

@@ -15,10 +15,9 @@ import torch
 
 import fastinpaint
 
-#: Not collected: ``__main__`` modules (they run when imported); the command line's modules, which
-#: document argparse wiring and whose examples do not import what they use yet; the deprecated
-#: ``methods.poisson`` (importing it warns; it has no example).
-EXCLUDED = ("fastinpaint.cli", "fastinpaint.methods.poisson")
+#: Not collected: ``__main__`` modules (they run when imported); the deprecated ``methods.poisson``
+#: (importing it warns; it has no example).
+EXCLUDED = ("fastinpaint.methods.poisson",)
 
 #: Docstrings whose examples need what a machine may lack: name -> (available(), why skipped).
 #: An example that needs a GPU goes here with ``torch.cuda.is_available``.

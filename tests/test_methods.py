@@ -161,11 +161,32 @@ def test_a_batch_takes_one_mask_per_image_in_either_shape_or_one_for_all():
     assert torch.equal(out, per_image[:1])
 
 
+@pytest.mark.parametrize("method", ["patchmatch", "biharmonic"])
+def test_a_numpy_batch_is_filled_image_by_image_in_its_own_layout(method):
+    """A numpy batch is (N, H, W, C), a stack of the (H, W, C) arrays inpaint takes, as a tensor
+    batch is a stack of (C, H, W) tensors: it was refused ("image must have shape (H, W) or (H, W,
+    C)") while the tensor batch was taken. It comes back as a numpy (N, H, W, C) array in its dtype,
+    image i as the single call on image i gives it; masks (N, H, W), (N, H, W, 1) or one (H, W)."""
+    batch, holes = batch_and_holes()
+    arrays, hole_arrays = batch.mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy(), holes.numpy()
+    out = fastinpaint.inpaint(arrays, hole_arrays, method=method, seed=5)
+    assert isinstance(out, np.ndarray) and out.shape == arrays.shape and out.dtype == np.uint8
+    for i in range(len(arrays)):
+        assert np.array_equal(out[i], fastinpaint.inpaint(arrays[i], hole_arrays[i], method=method, seed=5))
+    assert np.array_equal(out[~hole_arrays], arrays[~hole_arrays]) and not np.array_equal(out, arrays)
+    assert np.array_equal(fastinpaint.inpaint(arrays, hole_arrays[..., None], method=method, seed=5), out)
+    shared = fastinpaint.inpaint(arrays, hole_arrays[0], method=method, seed=5)
+    assert np.array_equal(shared[2], fastinpaint.inpaint(arrays[2], hole_arrays[0], method=method, seed=5))
+    with pytest.raises(ValueError, match=r"^inpaint: an image batch must have shape \(N, H, W, C\) with C in 1..4, "
+                                         r"got \(3, 3, 24, 28\)$"):
+        fastinpaint.inpaint(batch.numpy(), hole_arrays)  # (N, C, H, W) is a tensor's layout
+
+
 def test_a_batch_names_the_image_an_error_or_a_warning_is_about():
     batch, holes = batch_and_holes()
     with pytest.raises(ValueError, match=r"^inpaint: for an image batch of 3 the mask must be \(H, W\) "
-                                         r"\(shared\), \(N, H, W\) or \(N, 1, H, W\) with N = 3 \(or 1\), "
-                                         r"got shape \(2, 24, 28\)$"):
+                                         r"\(shared\), \(N, H, W\), \(N, 1, H, W\) or \(N, H, W, 1\) with N = 3 "
+                                         r"\(or 1\), got shape \(2, 24, 28\)$"):
         fastinpaint.inpaint(batch, holes[:2])
     with pytest.raises(ValueError, match=r"source_mask must be .* got shape \(3, 1, 1, 24, 28\)$"):
         fastinpaint.inpaint(batch, holes, source_mask=holes[:, None, None])

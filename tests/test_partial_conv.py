@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -410,6 +411,32 @@ def test_module_without_mask_and_without_return_mask():
     torch.testing.assert_close(out[..., 1:-1, 1:-1], plain[..., 1:-1, 1:-1], rtol=1e-5, atol=1e-5)
 
 
+def test_no_mask_is_all_valid_in_the_op_as_in_the_module():
+    """``mask=None`` is the op's (the module's ``mask_in=None`` passes it on): one all-valid
+    channel, the same result as an explicit mask of ones, also with groups and multi_channel."""
+    x, w = torch.randn(2, 4, 9, 9), torch.randn(6, 2, 3, 3)
+    out, new_mask = partial_conv2d(x, None, w, padding=1, groups=2)
+    ref, ref_mask = partial_conv2d(x, torch.ones(2, 1, 9, 9), w, padding=1, groups=2)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    assert torch.equal(new_mask, ref_mask)
+    layer = PartialConv2d(4, 6, 3, padding=1, groups=2, multi_channel=True, return_mask=True)
+    out, new_mask = layer(x)
+    ref, ref_mask = layer(x, torch.ones(2, 4, 9, 9))
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    assert torch.equal(new_mask, ref_mask) and new_mask.shape == (2, 6, 9, 9)
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (torch.randn(3, 10, 10), ValueError, r"^partial_conv2d: input must be 4-D, got shape \(3, 10, 10\)$"),
+    (np.zeros((1, 3, 10, 10), np.float32), TypeError, "^partial_conv2d: input must be a torch.Tensor, got ndarray$"),
+])
+def test_module_without_mask_names_a_bad_input(bad, error, match):
+    """Without a mask the layer built one from ``input.shape`` first: a 3-D input failed with
+    'not enough values to unpack', a NumPy array with an error about torch.ones' dtype."""
+    with pytest.raises(error, match=match):
+        PartialConv2d(3, 4, 3, padding=1)(bad)
+
+
 def test_module_rejects_unsupported_padding_mode_and_says_why():
     with pytest.raises(ValueError, match=r"^PartialConv2d: padding_mode must be 'zeros', got 'reflect': the partial "
                                          r"convolution counts the padding as holes \(mask 0\), so a padded pixel "
@@ -446,6 +473,8 @@ X, M, W = torch.randn(2, 4, 8, 8), torch.ones(2, 1, 8, 8), torch.randn(3, 4, 3, 
         (dict(padding="same", stride=2), ValueError, r"padding='same' needs stride 1 .* got stride=\[2, 2\]"),
         (dict(weight=torch.randn(3, 4, 11, 11)), ValueError, "smaller than the dilated kernel"),
         (dict(mask="hole"), TypeError, "mask must be a torch.Tensor"),
+        (dict(mask=None, mask_channels=[2, 2]), ValueError,
+         r"mask_channels=\[2, 2\] describes the mask's channels, but mask is None"),
         (dict(mask=torch.ones(2, 1, 8, 8, device="meta")), ValueError, "mask is on meta"),
     ],
 )

@@ -2,7 +2,7 @@
 tensors.
 
 The dispatcher owns everything that is not the method itself: reading the image and mask in
-their many forms (a tensor batch image by image), alpha, dtypes, the empty / full mask cases, and
+their many forms (a batch image by image), alpha, dtypes, the empty / full mask cases, and
 copying the known pixels back bit for bit. A method only sees ``(C, H, W)`` float32 colour
 channels and an ``(H, W)`` bool hole on one device (see :mod:`fastinpaint.methods`).
 
@@ -165,8 +165,8 @@ class _Image:
                 self.squeeze = False
             else:
                 raise ValueError(
-                    f"inpaint: image must have shape (H, W) or (H, W, C) with C in 1..4 (gray, gray+alpha, RGB, "
-                    f"RGBA), got {arr.shape}"
+                    f"inpaint: image must have shape (H, W), (H, W, C) or a batch (N, H, W, C), with C in 1..4 "
+                    f"(gray, gray+alpha, RGB, RGBA), got {arr.shape}"
                 )
             self.array = np.ascontiguousarray(arr)
             self.chw = _read_only_tensor(self.array).permute(2, 0, 1)
@@ -364,11 +364,11 @@ def inpaint(
     """Fills the masked region of an image.
 
     Args:
-        image: numpy array ``(H, W)`` / ``(H, W, C)``, PIL image (taken as stored: an EXIF
-            orientation is not applied, so that the result matches the input object; apply
-            ``PIL.ImageOps.exif_transpose`` first for the displayed image), or tensor ``(H, W)`` /
-            ``(C, H, W)`` or a batch ``(N, C, H, W)`` (see below); C = 1 (gray), 2 (gray + alpha),
-            3 (RGB) or 4 (RGBA). uint8, uint16 (and, for
+        image: numpy array ``(H, W)`` / ``(H, W, C)`` or a batch ``(N, H, W, C)``, PIL image
+            (taken as stored: an EXIF orientation is not applied, so that the result matches the
+            input object; apply ``PIL.ImageOps.exif_transpose`` first for the displayed image), or
+            tensor ``(H, W)`` / ``(C, H, W)`` or a batch ``(N, C, H, W)`` (batches: see below);
+            C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA). uint8, uint16 (and, for
             patchmatch and biharmonic, other integer types) or float. Alpha is returned unchanged.
             A premultiplied-alpha PIL image (``RGBa``, ``La``) is filled on its colour itself (as
             Pillow un-premultiplies it) and returned in its own mode, the fill premultiplied by
@@ -377,8 +377,9 @@ def inpaint(
         mask: same height and width; **non-zero = hole** (the pixels to fill). numpy, PIL or tensor;
             a trailing/leading channel axis is allowed (non-zero in any channel = hole). A PIL
             image is read as mask files are: grey > 127 = hole (:mod:`fastinpaint.io`), so JPEG
-            noise and anti-aliased edges do not become holes. For a batch: ``(N, H, W)`` or
-            ``(N, 1, H, W)`` (one per image) or ``(H, W)`` (one for the whole batch).
+            noise and anti-aliased edges do not become holes. For a batch: ``(N, H, W)``,
+            ``(N, 1, H, W)`` or ``(N, H, W, 1)`` (one per image) or ``(H, W)`` (one for the whole
+            batch).
         method: ``"patchmatch"`` (default; no weights needed), ``"biharmonic"``, ``"pconv"`` or
             ``"glcic"`` (learned: ``weights=PATH`` or a network; without it the compact weights
             bundled in the package, see :mod:`fastinpaint.weights`), or another registered method
@@ -410,9 +411,10 @@ def inpaint(
         The filled image, of the same type (numpy / PIL / tensor on the same device), dtype and
         shape as ``image``. Known pixels are bit-for-bit those of the input.
 
-    Batches: a tensor ``(N, C, H, W)`` is filled image by image, with any method, each image
-    exactly as a call with that image, its mask and the same seed fills it, and returned as
-    ``(N, C, H, W)`` in the input's dtype, device and memory format. An image with an empty mask
+    Batches: a tensor ``(N, C, H, W)`` or a numpy array ``(N, H, W, C)`` (each image in its
+    type's own layout) is filled image by image, with any method, each image exactly as a call with
+    that image, its mask and the same seed fills it, and returned in the input's type, shape and
+    dtype (a tensor on its device, in its memory format). An image with an empty mask
     is returned as it is, with a warning; an error about one image says which (``(image i of the
     batch)``). (To run a batch through a network in one forward, call
     :func:`~fastinpaint.methods.pconv.inpaint_pconv` or :func:`~fastinpaint.methods.glcic.inpaint_glcic`
@@ -467,7 +469,7 @@ def inpaint(
     # inpaint is not differentiable (hard masks, nearest-patch copies, rounding): no autograd
     # graph, so a tensor with requires_grad gives a plain result and no warnings from torch.
     with on_free_cpu_threads(device), torch.no_grad():
-        if isinstance(image, Tensor) and image.dim() == 4:
+        if isinstance(image, (Tensor, np.ndarray)) and image.ndim == 4:
             return _inpaint_batch(fn, method, image, mask, source_mask, seed, device, options, hd)
         return _inpaint(fn, method, image, mask, source_mask, seed, device, options, hd)
 
@@ -503,7 +505,8 @@ def check_device(device, who: str = "inpaint") -> torch.device:
 
 
 def _inpaint_batch(fn, method, images, mask, source_mask, seed, device, options, hd):
-    """A tensor batch ``(N, C, H, W)``: each image filled by :func:`_inpaint` with its own mask (or
+    """A batch, a tensor ``(N, C, H, W)`` or a numpy array ``(N, H, W, C)`` (each a stack of the
+    images its type takes alone): each image filled by :func:`_inpaint` with its own mask (or
     the shared one) and the batch's seed, so that image ``i`` comes back exactly as
     ``inpaint(images[i], mask[i], seed=seed)`` gives it, whatever else is in the batch.
 
@@ -512,13 +515,16 @@ def _inpaint_batch(fn, method, images, mask, source_mask, seed, device, options,
     returns that image, a full one is refused), and in a batched forward an image's fill would
     depend on its batch (a convolution's algorithm, and so its rounding, depends on the batch
     size)."""
-    n, c, h, w = images.shape
+    # out: the input's type, shape and dtype (a tensor's device and memory format too)
+    if isinstance(images, np.ndarray):
+        (n, h, w, c), layout, out = images.shape, "(N, H, W, C)", np.empty_like(images)
+    else:
+        (n, c, h, w), layout, out = images.shape, "(N, C, H, W)", torch.empty_like(images)
     if c not in (1, 2, 3, 4):
-        raise ValueError(f"inpaint: an image batch must have shape (N, C, H, W) with C in 1..4, "
+        raise ValueError(f"inpaint: an image batch must have shape {layout} with C in 1..4, "
                          f"got {tuple(images.shape)}")
     masks = _per_image(mask, n, (h, w), "mask")
     sources = [None] * n if source_mask is None else _per_image(source_mask, n, (h, w), "source_mask")
-    out = torch.empty_like(images)  # the input's dtype, device and memory format
     for i in range(n):
         try:
             out[i] = _inpaint(fn, method, images[i], masks[i], sources[i], seed, device, options, hd, index=i)
@@ -529,13 +535,13 @@ def _inpaint_batch(fn, method, images, mask, source_mask, seed, device, options,
 
 def _per_image(mask, n: int, size, name: str) -> list:
     """``mask`` of a batch of ``n`` images, one per image: a 3-D ``(N, H, W)`` or 4-D ``(N, 1, H, W)``
-    array or tensor holds one per image (a leading 1: one for all); anything else (2-D, PIL) is one
-    mask for the whole batch, read once."""
+    / ``(N, H, W, 1)`` array or tensor holds one per image (a leading 1: one for all); anything else
+    (2-D, PIL) is one mask for the whole batch, read once."""
     if not isinstance(mask, (Tensor, np.ndarray)) or mask.ndim == 2:
         return [_as_bool_plane(mask, size, name)] * n
     if mask.ndim not in (3, 4) or mask.shape[0] not in (1, n):
-        raise ValueError(f"inpaint: for an image batch of {n} the {name} must be (H, W) (shared), (N, H, W) or "
-                         f"(N, 1, H, W) with N = {n} (or 1), got shape {tuple(mask.shape)}")
+        raise ValueError(f"inpaint: for an image batch of {n} the {name} must be (H, W) (shared), (N, H, W), "
+                         f"(N, 1, H, W) or (N, H, W, 1) with N = {n} (or 1), got shape {tuple(mask.shape)}")
     return [mask[0 if mask.shape[0] == 1 else i] for i in range(n)]
 
 

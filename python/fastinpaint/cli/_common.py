@@ -67,6 +67,14 @@ def say(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
+def draws_progress_bars() -> bool:
+    """Whether a subcommand draws its progress bar: only when stderr is a terminal. To a log file
+    or a pipe (CI, ``2> log``) every redraw was kept, a line of its own glued to the messages.
+    The rule of every subcommand with a bar (``inpaint``'s batch, ``eval``), so that they agree."""
+    isatty = getattr(sys.stderr, "isatty", None)  # (None under pythonw; a stand-in stream may lack it)
+    return bool(isatty and isatty())
+
+
 class CliError(Exception):
     """A user-facing error: printed as one line, with a non-zero exit status (see :func:`reports_user_errors`)."""
 

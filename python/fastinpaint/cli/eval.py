@@ -11,7 +11,8 @@ from typing import Callable, Dict, Optional, Sequence
 
 import fastinpaint
 
-from fastinpaint.cli._common import CliError, check_weights_file, int_argument, reports_user_errors, standalone_main
+from fastinpaint.cli._common import (CliError, check_weights_file, draws_progress_bars, int_argument,
+                                     reports_user_errors, standalone_main)
 from fastinpaint.evaluate import BASELINES, InpaintFn, ReportWriteError, evaluate, load_pairs
 from fastinpaint.masks import parse_buckets
 
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace, inpaint_fn: Optional[Callable]) -> int:
         raise CliError("no (image, mask) pairs found")
     try:
         evaluate(methods, pairs, csv_path=args.csv, per_image_csv=args.per_image_csv, print_table=True,
-                 progress=not args.quiet)
+                 progress=not args.quiet and draws_progress_bars())
     except BrokenPipeError:  # the table's reader went away (`| head`): fastinpaint.cli.main's
         raise
     except ReportWriteError as exc:  # the reports' folder changed under us, or a full disk: one line
@@ -144,7 +145,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", default=None, help="write the summary table here (a report: replaced if it exists)")
     p.add_argument("--per-image-csv", default=None,
                    help="write one row per image and method here (replaced if it exists)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (there is none anyway when stderr is not a terminal)")
 
 
 def _positive_int(text: str) -> int:
@@ -164,8 +166,14 @@ def add_subcommand(subparsers, inpaint_fn: Optional[Callable] = None) -> argpars
             are called through it (``--weights`` is passed as ``weights=``). None: baselines only.
 
     Example:
-        >>> sub = argparse.ArgumentParser(prog="fastinpaint").add_subparsers(dest="command")
-        >>> add_subcommand(sub, fastinpaint.inpaint)  # doctest: +SKIP
+        >>> import argparse, fastinpaint
+        >>> from fastinpaint.cli.eval import add_subcommand
+        >>> parser = argparse.ArgumentParser(prog="fastinpaint")
+        >>> add_subcommand(parser.add_subparsers(dest="command"), fastinpaint.inpaint)  # doctest: +ELLIPSIS
+        ArgumentParser(...)
+        >>> args = parser.parse_args(["eval", "--method", "mean,biharmonic", "--images", "photos", "--generate", "1"])
+        >>> args.method, args.generate, args.bucket
+        ('mean,biharmonic', 1, 'all')
     """
     p = subparsers.add_parser("eval", help="score methods: PSNR/SSIM/L1/sharpness/SWD per hole-ratio bucket",
                               description="Score inpainting methods on an image folder with a mask folder or a "

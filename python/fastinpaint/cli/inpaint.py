@@ -29,7 +29,8 @@ from fastinpaint.hd import check_options as check_hd_options
 from fastinpaint.inpaint import check_method_options
 from fastinpaint.methods.patchmatch import PATCH_SIZES, check_method_patch_size
 from fastinpaint.cli._common import (IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, check_device, check_weights_file,
-                                     int_argument, is_image_file, reports_user_errors, say, seed_argument)
+                                     draws_progress_bars, int_argument, is_image_file, reports_user_errors, say,
+                                     seed_argument)
 from fastinpaint.io import (ImageIOError, OutputExistsError, Picture, check_destination, check_encodable,
                             check_output_folder, grow_hole, hole_from_alpha, read_image, read_mask, write_image)
 
@@ -266,9 +267,8 @@ def _inpaint_share(images: List[Path], masks: Optional[_MaskFolder], masks_dir: 
     from tqdm import tqdm
 
     tally = _Tally()
-    # disable=None: no bar unless stderr is a terminal (in a log each redraw was a line of its own)
     bar = tqdm(images, desc="inpainting" if world == 1 else f"inpainting [rank {rank}/{world}]", unit="image",
-               position=rank if world > 1 else None, disable=None)
+               position=rank if world > 1 else None, disable=not draws_progress_bars())
     with bar:  # closed before the summary, also on Ctrl-C
         try:
             for image_path in bar:

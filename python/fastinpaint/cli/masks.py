@@ -46,10 +46,15 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     """Adds ``masks`` to an ``argparse`` subparsers object; the handler is ``args.func(args) -> int``.
 
     Example:
+        >>> import argparse
+        >>> from fastinpaint.cli.masks import add_subcommand
         >>> parser = argparse.ArgumentParser(prog="fastinpaint")
         >>> add_subcommand(parser.add_subparsers(dest="command"))  # doctest: +ELLIPSIS
         ArgumentParser(...)
-        >>> args = parser.parse_args(["masks", "--out", "m", "--count", "3"]); args.func(args)  # doctest: +SKIP
+        >>> args = parser.parse_args(["masks", "--out", "m", "--count", "3", "--size", "64"])
+        >>> args.func(args)
+        wrote 3 masks to m (manifest.csv)
+        0
     """
     p = subparsers.add_parser("masks", help="write an irregular-mask test set (PNG, 255 = hole)",
                               description=DESCRIPTION)

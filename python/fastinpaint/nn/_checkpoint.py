@@ -185,11 +185,14 @@ class Checkpointable:
 # ------------------------------------------------------------------------------------------------
 def check_header(ckpt: Any, fmt: str, max_version: int, source: str, hint: str = "") -> Mapping[str, Any]:
     """Validates format and version; returns the ``architecture`` mapping. ``hint`` is appended to
-    the wrong-format message (e.g. how to load another kind of file)."""
+    the message for a file with no fastinpaint header (e.g. how to load another kind of file); a
+    file with another header is told its format."""
     kind = fmt.rsplit(".", 1)[-1]  # "fastinpaint.PConvUNet" -> "PConvUNet"
+    if isinstance(ckpt, Mapping) and "format" in ckpt and ckpt["format"] != fmt:
+        # another network's header: said as such (it read "no format=... header. Its format is ...")
+        raise ValueError(f"{source} is not a fastinpaint {kind} checkpoint: its format is {ckpt['format']!r}, "
+                         f"not {fmt!r}")
     if not isinstance(ckpt, Mapping) or ckpt.get("format") != fmt:
-        if not hint and isinstance(ckpt, Mapping) and "format" in ckpt:
-            hint = f" Its format is {ckpt.get('format')!r}."
         raise ValueError(f"{source} is not a fastinpaint {kind} checkpoint (no format={fmt!r} header).{hint}")
     version = ckpt.get("version")
     if not isinstance(version, int) or version > max_version:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple, Union
 
-import torch
 from torch import Tensor, nn
 
 from fastinpaint.ops.partial_conv import partial_conv2d
@@ -67,10 +66,7 @@ class PartialConv2d(nn.Conv2d):
         input_masked: bool = False,
     ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
         """``input_masked``: see :func:`fastinpaint.ops.partial_conv2d` (skips the masked copy)."""
-        if mask_in is None:
-            n, c, h, w = input.shape
-            channels = c if self.multi_channel else 1
-            mask_in = torch.ones((1, 1, 1, 1), dtype=input.dtype, device=input.device).expand(n, channels, h, w)
+        # mask_in=None (all valid) is the op's own: it checks the input before making the mask
         out, new_mask = partial_conv2d(
             input, mask_in, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
             mask_channels=mask_channels, input_masked=input_masked,

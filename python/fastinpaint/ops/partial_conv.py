@@ -246,7 +246,7 @@ def _check_tensor(t, name: str) -> None:
 
 def partial_conv2d(
     input: Tensor,
-    mask: Tensor,
+    mask: Optional[Tensor],
     weight: Tensor,
     bias: Optional[Tensor] = None,
     stride: _IntPair = 1,
@@ -274,7 +274,8 @@ def partial_conv2d(
             as weights). ``(N, 1, H, W)`` shared by all channels, ``(N, C_in, H, W)`` per channel,
             or ``(N, S, H, W)`` with ``mask_channels`` giving each mask channel's input-channel
             count; a batch of 1 is shared by the whole batch. Any real or bool dtype; it is
-            converted to the input's dtype.
+            converted to the input's dtype. ``None``: every pixel valid (only the zero padding is
+            a hole, renormalised at the border as NVIDIA's layer does for ``mask_in=None``).
         weight: ``(C_out, C_in / groups, kH, kW)``.
         bias: ``(C_out,)`` or None.
         stride, dilation: int or pair.
@@ -306,6 +307,15 @@ def partial_conv2d(
         (torch.Size([2, 16, 32, 32]), torch.Size([2, 1, 32, 32]))
     """
     _check_tensor(input, "input")
+    if mask is None:
+        # Built here, after the input's checks, so that every caller (PartialConv2d's mask_in=None
+        # too) gets the input's errors rather than a failure while making the mask. One channel
+        # whatever multi_channel: an all-valid mask gives every channel the same window sums.
+        if mask_channels is not None:
+            raise ValueError(f"partial_conv2d: mask_channels={list(mask_channels)} describes the mask's channels, "
+                             f"but mask is None (all valid); pass the mask, or leave mask_channels None")
+        n, _, h, w = input.shape
+        mask = torch.ones((1, 1, 1, 1), dtype=input.dtype, device=input.device).expand(n, 1, h, w)
     _check_tensor(mask, "mask")
     _check_tensor(weight, "weight")
     if not input.is_floating_point():
