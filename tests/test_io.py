@@ -314,9 +314,12 @@ def test_exif_thumbnail_of_the_unfilled_photo_is_removed_in_place(tmp_path, orde
     expected = bytearray(_upright(block, at, order))
     expected[6 + next_at:6 + next_at + 4] = b"\0\0\0\0"
     start = 6 + ifd1 + 2 + 24 + 4
-    expected[start:start + len(thumb)] = bytes(len(thumb))
-    assert _exif_written(tmp_path / "out.png") == bytes(expected)
+    assert _exif_written(tmp_path / "out.png") == bytes(expected[:start])  # last in the block: cut
     assert thumb not in _exif_written(tmp_path / "out.png")
+    # elsewhere in the block: zeroed where it lies, nothing moved
+    fio_block = fio._upright_exif_in_place(block + b"TAIL")
+    expected[start:start + len(thumb)] = bytes(len(thumb))
+    assert fio_block == bytes(expected) + b"TAIL"
 
 
 @pytest.mark.parametrize("order", [b"II", b"MM"])

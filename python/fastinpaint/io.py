@@ -457,7 +457,7 @@ def _exif_block_to_carry(block: Optional[bytes]) -> Optional[bytes]:
     offsets from the TIFF header into the block, which would then point at other bytes (exiftool:
     "MakerNotes offsets may be incorrect"). The thumbnail (IFD1) is the input's, without the fill
     (what the user removed, and turned once the orientation is 1): it is unlinked and blanked in
-    place, as the re-serialisation dropped it.
+    place (cut where it ends the block, as cameras write it), as the re-serialisation dropped it.
 
     Fallbacks: a block that cannot be patched in place (an orientation that is not one SHORT,
     a TIFF structure this reader does not follow) is re-serialised upright by Pillow
@@ -521,7 +521,10 @@ def _upright_exif_in_place(block: bytes) -> Optional[bytes]:
         if thumb is None:
             return None
         out[next_at:next_at + 4] = b"\0\0\0\0"
-        out[thumb[0]:thumb[1]] = bytes(thumb[1] - thumb[0])
+        if thumb[1] == len(out):  # where cameras put it, last: cut (a JPEG's EXIF must fit 64 KB)
+            del out[thumb[0]:]
+        else:
+            out[thumb[0]:thumb[1]] = bytes(thumb[1] - thumb[0])
     return b"Exif\0\0" + bytes(out)
 
 
