@@ -572,3 +572,25 @@ def test_multigrid_solver_runs_on_the_free_threads(monkeypatch, multigrid_only):
     finally:
         torch.set_num_threads(previous)
     assert multigrid_only and seen and all(n == 1 for n in seen), seen
+
+
+def test_bad_input_errors_name_the_function():
+    """As the other methods' errors do: the message starts with the function called (a caller
+    three functions deep saw 'image must be ...' with no hint of which image)."""
+    img = np.zeros((8, 9, 3), np.float32)
+    hole = np.zeros((8, 9), bool)
+    hole[2:5, 3:6] = True
+    cases = [
+        (lambda: inpaint_biharmonic(img.tolist(), hole), TypeError, "image must be a NumPy array"),
+        (lambda: inpaint_biharmonic(img.astype(np.uint8), hole), TypeError, "image must be floating point"),
+        (lambda: inpaint_biharmonic(img[None, None], hole), ValueError, r"image must be \(H, W\) or \(H, W, C\)"),
+        (lambda: inpaint_biharmonic(img, hole[None, None]), ValueError, "mask must be 2-D"),
+        (lambda: inpaint_biharmonic(img, hole[:4]), ValueError, "mask shape"),
+        (lambda: inpaint_biharmonic(torch.zeros(8, 9, dtype=torch.int32), hole), TypeError, "image must be a floating-point tensor"),
+        (lambda: inpaint_biharmonic(torch.zeros(1, 1, 8, 9), hole), ValueError, r"image tensor must be \(H, W\)"),
+        (lambda: inpaint_biharmonic(torch.zeros(3, 8, 9), hole[:4]), ValueError, "mask shape"),
+        (lambda: inpaint_biharmonic(img, hole, source_mask=~hole), ValueError, "source_mask does not apply"),
+    ]
+    for call, kind, what in cases:
+        with pytest.raises(kind, match=f"^inpaint_biharmonic: {what}"):
+            call()

@@ -339,24 +339,27 @@ def inpaint_biharmonic(image: ArrayLike, mask: ArrayLike, *, split_into_regions:
         True
     """
     if source_mask is not None:
-        raise ValueError("method 'biharmonic' interpolates smoothly from the hole's border; source_mask does not apply")
+        raise ValueError("inpaint_biharmonic: source_mask does not apply: the method interpolates smoothly "
+                         "from the hole's border")
     if isinstance(image, torch.Tensor):
         return _inpaint_biharmonic_tensor(image, mask, split_into_regions)
     if not isinstance(image, np.ndarray):
-        raise TypeError(f"image must be a NumPy array or a torch tensor, got {type(image).__name__}")
+        raise TypeError(f"inpaint_biharmonic: image must be a NumPy array or a torch tensor, "
+                        f"got {type(image).__name__}")
     if not np.issubdtype(image.dtype, np.floating):
         raise TypeError(
-            f"image must be floating point (float16/32/64), got dtype {image.dtype}; "
+            f"inpaint_biharmonic: image must be floating point (float16/32/64), got dtype {image.dtype}; "
             "convert it first, e.g. image.astype(np.float32) / 255"
         )
     if image.ndim not in (2, 3):
-        raise ValueError(f"image must be (H, W) or (H, W, C), got shape {image.shape}")
+        raise ValueError(f"inpaint_biharmonic: image must be (H, W) or (H, W, C), got shape {image.shape}")
     mask = np.asarray(mask)
     if mask.ndim != 2:
-        raise ValueError(f"mask must be 2-D (H, W) with non-zero = hole, got shape {mask.shape}")
+        raise ValueError(f"inpaint_biharmonic: mask must be 2-D (H, W) with non-zero = hole, "
+                         f"got shape {mask.shape}")
     if mask.shape != image.shape[:2]:
         raise ValueError(
-            f"mask shape {mask.shape} does not match the image's (H, W) = {image.shape[:2]} "
+            f"inpaint_biharmonic: mask shape {mask.shape} does not match the image's (H, W) = {image.shape[:2]} "
             f"(image shape {image.shape})"
         )
     hole = np.ascontiguousarray(mask, dtype=bool)
@@ -385,18 +388,20 @@ def _inpaint_biharmonic_tensor(image: torch.Tensor, mask: ArrayLike, split_into_
     """Tensor front end: ``(H, W)`` / ``(C, H, W)`` in, same shape, dtype and device out (one copy
     into the solver's ``(H, W, C)`` float64 layout, one back)."""
     if not image.is_floating_point():
-        raise TypeError(f"image must be a floating-point tensor, got dtype {image.dtype}")
+        raise TypeError(f"inpaint_biharmonic: image must be a floating-point tensor, got dtype {image.dtype}")
     if image.dim() not in (2, 3):
-        raise ValueError(f"image tensor must be (H, W) or (C, H, W), got shape {tuple(image.shape)}")
+        raise ValueError(f"inpaint_biharmonic: image tensor must be (H, W) or (C, H, W), "
+                         f"got shape {tuple(image.shape)}")
     m = mask.detach().cpu() if isinstance(mask, torch.Tensor) else torch.from_numpy(np.asarray(mask))
     if m.dim() == 3 and m.shape[0] == 1:
         m = m[0]
     spatial = tuple(image.shape[-2:])
     if m.dim() != 2:
-        raise ValueError(f"mask must be (H, W) or (1, H, W) with non-zero = hole, got shape {tuple(m.shape)}")
+        raise ValueError(f"inpaint_biharmonic: mask must be (H, W) or (1, H, W) with non-zero = hole, "
+                         f"got shape {tuple(m.shape)}")
     if tuple(m.shape) != spatial:
         raise ValueError(
-            f"mask shape {tuple(m.shape)} does not match the image's (H, W) = {spatial} "
+            f"inpaint_biharmonic: mask shape {tuple(m.shape)} does not match the image's (H, W) = {spatial} "
             f"(image shape {tuple(image.shape)})"
         )
     hole = m.ne(0).contiguous()
