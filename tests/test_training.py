@@ -476,3 +476,29 @@ def test_val_count_below_one_is_named(image_dir, tmp_path, capsys):
                           "--out", tmp_path / "run") == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"val_count (--val-count) must be an integer >= 1, got {bad}" in err[0], err
+
+
+def test_progress_bar_unset_is_drawn_on_a_terminal_only(monkeypatch, tmp_path):
+    """``progress`` unset in the config and no --no-progress: the bar is drawn when stderr is a
+    terminal only, the rule of eval and inpaint (a training log had every redraw of the bar);
+    set, the config decides."""
+    import io
+    import sys
+
+    from fastinpaint.training.run import DEFAULTS, trainer_options
+
+    class Stream(io.StringIO):
+        def __init__(self, tty):
+            super().__init__()
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+
+    cfg = dict(DEFAULTS, out_dir=str(tmp_path), steps=1)
+    assert cfg["progress"] is None
+    for tty in (True, False):
+        monkeypatch.setattr(sys, "stderr", Stream(tty))
+        assert trainer_options(cfg, None)["progress"] is tty
+        assert trainer_options(dict(cfg, progress=True), None)["progress"] is True
+        assert trainer_options(dict(cfg, progress=False), None)["progress"] is False

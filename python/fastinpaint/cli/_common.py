@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Type
 
+from fastinpaint._terminal import draws_progress_bars  # noqa: F401 - the commands import it from here
 from fastinpaint.io import MASK_THRESHOLD, ImageIOError  # noqa: F401 - MASK_THRESHOLD re-exported
 
 #: The file endings taken as images when a folder is read.
@@ -65,14 +66,6 @@ def say(message: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(message, file=sys.stderr)
-
-
-def draws_progress_bars() -> bool:
-    """Whether a subcommand draws its progress bar: only when stderr is a terminal. To a log file
-    or a pipe (CI, ``2> log``) every redraw was kept, a line of its own glued to the messages.
-    The rule of every subcommand with a bar (``inpaint``'s batch, ``eval``), so that they agree."""
-    isatty = getattr(sys.stderr, "isatty", None)  # (None under pythonw; a stand-in stream may lack it)
-    return bool(isatty and isatty())
 
 
 class CliError(Exception):

@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Unio
 
 import torch
 
+from fastinpaint._terminal import draws_progress_bars
 from fastinpaint.data import ImageFolder, InpaintingDataset, MaskFolder
 from fastinpaint.nn import _checkpoint
 from fastinpaint.masks import IrregularMaskDataset, parse_buckets, parse_size
@@ -69,7 +70,7 @@ DEFAULTS: Dict[str, Any] = {
     "grad_clip": None,
     "loss_weights": {},
     "model_options": {},
-    "progress": True,
+    "progress": None,          # None: drawn when stderr is a terminal (fastinpaint._terminal), as eval's
     # GLCIC only (`model = "glcic"`, see fastinpaint.training.glcic_run): phase lengths in steps
     # (completion-only MSE, then discriminator-only, then joint until `steps`) and the weight of
     # the adversarial loss; its model_options: width, local_size, disc_width, disc_features, fill_mean.
@@ -209,7 +210,8 @@ def trainer_options(cfg: Mapping[str, Any], val_ds) -> Dict[str, Any]:
     return dict(out_dir=cfg["out_dir"], max_steps=int(cfg["steps"]), checkpoint_every=int(cfg["checkpoint_every"]),
                 val_loader=val_loader, val_every=cfg["val_every"], seed=int(cfg["seed"]), amp=bool(cfg["amp"]),
                 deterministic=bool(cfg["deterministic"]), grad_clip=cfg["grad_clip"],
-                log_every=int(cfg["log_every"]), progress=bool(cfg["progress"]),
+                log_every=int(cfg["log_every"]),
+                progress=draws_progress_bars() if cfg["progress"] is None else bool(cfg["progress"]),
                 time_limit=None if cfg.get("time_limit") is None else float(cfg["time_limit"]),
                 overwrite=bool(cfg.get("overwrite")),
                 config=json.loads(json.dumps(dict(cfg), default=str)))
