@@ -1253,6 +1253,26 @@ def test_16bit_xmp_kept_in_png_and_tiff(tmp_path):
         assert _xmp_written(tmp_path / f"la_out.{ext}") == _xmp_upright(packet, at), ext
 
 
+def test_xmp_over_a_jpeg_segment_is_dropped_with_a_note(tmp_path):
+    """A JPEG's APP1 segment holds 65,504 bytes of XMP: a larger packet (a PNG's, a TIFF's) is
+    dropped from a JPEG result with a one-line note (Pillow raised "XMP data is too long", and
+    nothing was written); PNG keeps it whole. A JPEG's Extended XMP is said not to be read."""
+    packet, _ = _xmp(padding=70_000)
+    _save_with_xmp(_photo(), tmp_path / "in.png", packet)
+    pic = fio.read_image(tmp_path / "in.png")
+    with pytest.warns(UserWarning, match=r"XMP not kept: its \d+ bytes are more than a JPEG's APP1 segment "
+                                         r"holds \(65504\); use .png"):
+        fio.write_image(pic.pixels, tmp_path / "out.jpg", source=pic)
+    assert _xmp_written(tmp_path / "out.jpg") is None
+    fio.write_image(pic.pixels, tmp_path / "out.png", source=pic)
+    assert _xmp_written(tmp_path / "out.png") == packet
+    main, _ = _xmp()
+    body = b"http://ns.adobe.com/xmp/extension/\0" + b"0" * 32 + struct.pack(">II", 5, 0) + b"<x/>\n"
+    Image.fromarray(_photo()).save(tmp_path / "ext.jpg", xmp=main, extra=b"\xff\xe1" + struct.pack(">H", 2 + len(body)) + body)
+    ext = fio.read_image(tmp_path / "ext.jpg")
+    assert ext.xmp == main and any("Extended XMP" in n for n in ext.notes)
+
+
 @pytest.mark.parametrize("ext", ["bmp", "gif", "ppm"])
 def test_xmp_to_a_format_without_it_is_dropped_as_exif_is(tmp_path, ext):
     """BMP, GIF, PPM hold no XMP: dropped without a note, as the profile and EXIF are there."""

@@ -392,6 +392,10 @@ def _picture(src: Source, img, what: str) -> Picture:
     # tiff:Orientation, the attribute or element with it, from info["xmp"]: read before orient(),
     # and a TIFF's from its tag 700, which Pillow leaves as it came
     xmp = _upright_xmp(_xmp_packet(img.tag_v2.get(_XMP_TAG) if img.format == "TIFF" else img.info.get("xmp")))
+    if img.format == "JPEG" and any(marker == "APP1" and data.startswith(_JPEG_EXTENDED_XMP)
+                                    for marker, data in getattr(img, "applist", ())):
+        notes.append("Extended XMP (the part of an XMP packet over 64 KB, in further APP1 segments) not read: "
+                     "only the main XMP packet is carried")
     if png16 or tiff16:
         pixels = _read_16bit_colour(src, what)
         if png16 and head[25] == 4:  # OpenCV gives grey + alpha as BGRA, the grey repeated
@@ -580,6 +584,8 @@ def _carried(exif) -> Optional[bytes]:
 _XMP_TAG = 700
 #: Where an XMP packet's namespace for TIFF properties (tiff:Orientation among them) is declared.
 _XMP_TIFF_NS = re.compile(rb"""xmlns:([A-Za-z_][\w.-]*)\s*=\s*["']http://ns\.adobe\.com/tiff/1\.0/["']""")
+#: The APP1 segments of a JPEG's Extended XMP (the part of a packet over 64 KB: XMP spec part 3, 1.1.3.1).
+_JPEG_EXTENDED_XMP = b"http://ns.adobe.com/xmp/extension/\0"
 
 
 def _xmp_packet(value) -> Optional[bytes]:
@@ -865,16 +871,28 @@ def _save_params(fmt: str, pixels: np.ndarray, source: Optional[Picture], qualit
     return params
 
 
+#: The most bytes of XMP a JPEG's APP1 segment holds: 65,535 less the length field (2 bytes)
+#: and the "http://ns.adobe.com/xap/1.0/\0" name (29).
+_JPEG_XMP_LIMIT = 65535 - 2 - 29
+
+
 def _pillow_params(fmt: str, params: dict, out) -> dict:
     """``params`` as Pillow's writer of ``fmt`` takes them: its XMP packet (``params["xmp"]``)
-    passed as that writer stores one. JPEG and WebP take ``xmp=``. PNG: an iTXt chunk
-    (:func:`_png_xmp_itxt`), which Pillow's ``xmp=`` does not write. TIFF: tag 700, added to the EXIF Pillow writes into the first IFD
-    (its ``tiffinfo`` would replace the EXIF)."""
+    passed as that writer stores one. JPEG and WebP take ``xmp=``; a packet too large for a
+    JPEG's one APP1 segment is dropped, and said: splitting it into Extended XMP (XMP spec part 3)
+    means rewriting its XML (properties moved to a second packet, an MD5 digest added to the
+    first), not carrying it as it came. PNG: an iTXt chunk (:func:`_png_xmp_itxt`), which
+    Pillow's ``xmp=`` does not write. TIFF: tag 700, added to the EXIF Pillow writes into the
+    first IFD (its ``tiffinfo`` would replace the EXIF)."""
     xmp = params.get("xmp")
-    if not xmp or fmt in ("JPEG", "WEBP"):
+    if not xmp or fmt == "WEBP":
         return params
     params = dict(params)
-    if fmt == "PNG":
+    if fmt == "JPEG" and len(xmp) > _JPEG_XMP_LIMIT:
+        del params["xmp"]
+        _note(str(out), f"XMP not kept: its {len(xmp)} bytes are more than a JPEG's APP1 segment holds "
+                        f"({_JPEG_XMP_LIMIT}); use .png, .webp or .tif to keep it")
+    elif fmt == "PNG":
         from PIL import PngImagePlugin
 
         del params["xmp"]
