@@ -2,12 +2,16 @@
 line (single files and batch mode), ``fastinpaint eval``, the training data reader and the HTTP
 server's decoder use.
 
-Reading (:func:`read_image`): the picture **as displayed** — EXIF orientation applied — as a NumPy
+Reading (:func:`read_image`): the picture **as displayed** — EXIF orientation applied (an XMP
+``tiff:Orientation`` where the EXIF has none, as Pillow reads one) — as a NumPy
 array (``(H, W)`` grey, ``(H, W, 2)`` grey + alpha, ``(H, W, 3)`` RGB, ``(H, W, 4)`` RGBA; uint8,
 uint16 for 16-bit files, float for floating-point TIFFs: on [0, 1], in the file's own float
 type), plus what a writer needs to give it back as it came: its ICC profile, its EXIF (the
 block as it came, byte for byte but for the orientation's value, set to 1 in place; a TIFF's
-EXIF, its first IFD, re-serialised with orientation 1), its JPEG quality. Palette and CMYK
+EXIF, its first IFD, re-serialised with orientation 1), its XMP packet (JPEG APP1, PNG iTXt
+"XML:com.adobe.xmp", WebP "XMP " chunk, TIFF tag 700: byte for byte but for the value of a
+``tiff:Orientation``, attribute or element, set to 1 in place; a JPEG's Extended XMP is not read,
+with a note), its JPEG quality. Palette and CMYK
 files are converted to RGB(A), with a note; premultiplied alpha is divided out (straight
 alpha), with a note; a file of several frames (multi-page TIFF, animation, a camera's MPO JPEG)
 gives its first frame, with a note. 16-bit
@@ -37,7 +41,12 @@ fill: unlinked and its bytes zeroed), so a maker note's offsets (counted from th
 header) still point where they did; it is re-serialised by Pillow only where it
 cannot be patched in place (an orientation that is not one SHORT). A TIFF's EXIF is its first
 IFD: from a TIFF input, and into a TIFF output, it is re-serialised (less the tags of a pixel
-layout), its values laid out anew, so a maker note's offsets are not kept there. 16-bit grey +
+layout), its values laid out anew, so a maker note's offsets are not kept there (its tag 700,
+the XMP, travels as the packet). The XMP packet goes to JPEG (APP1), PNG (iTXt), WebP ("XMP "
+chunk) and TIFF (tag 700), 16-bit and ``tifffile``'s TIFF included, as read: a packet over the
+65,504 bytes a JPEG's one APP1 segment holds is dropped from a JPEG with a note, not split into
+Extended XMP (that rewrites its XML); BMP, GIF, PPM and TGA hold no XMP, and it is dropped there
+as the ICC profile and EXIF are, without a note. 16-bit grey +
 alpha is written as such to PNG (by :func:`_encode_png_grey_alpha16`: neither Pillow nor
 OpenCV writes it) and, with ``tifffile``, to TIFF. 16 bits go only to PNG and TIFF: 16-bit
 grey or colour to another format is refused, not rounded to 8 bits; float goes only to TIFF,
