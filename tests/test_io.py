@@ -1091,3 +1091,195 @@ def test_colour_to_pgm_is_refused_and_grey_is_written(tmp_path):
     fio.write_image(grey, tmp_path / "g.pgm")
     assert (tmp_path / "g.pgm").read_bytes()[:2] == b"P5"
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "g.pgm")), grey)
+
+
+# ------------------------------------------------------------------------------------------------
+# XMP (issue 15: nothing the user gave may be lost)
+# ------------------------------------------------------------------------------------------------
+def _xmp(orientation=None, padding=200):
+    """An XMP packet as Lightroom/Photoshop write one (rating, keywords in UTF-8, copyright,
+    editing history, whitespace padding), with ``tiff:Orientation`` as ``orientation`` says: None
+    (none), ``("attribute", 6)``, ``("element", 6)``. Returns the packet and where the
+    orientation's value lies (None without one)."""
+    form, value = orientation or (None, None)
+    attr = f' tiff:Orientation="{value}"' if form == "attribute" else ""
+    elem = f"<tiff:Orientation>{value}</tiff:Orientation>" if form == "element" else ""
+    text = ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+            '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            '<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+            'xmlns:xmpMM="http://ns.adobe.com/xap/1.0/mm/" xmlns:stEvt="http://ns.adobe.com/xap/1.0/sType/ResourceEvent#"'
+            f' xmp:Rating="4"{attr}>{elem}'
+            '<dc:subject><rdf:Bag><rdf:li>Gärten</rdf:li><rdf:li>東京</rdf:li></rdf:Bag></dc:subject>'
+            '<dc:rights><rdf:Alt><rdf:li xml:lang="x-default">© A. Person 2024</rdf:li></rdf:Alt></dc:rights>'
+            '<xmpMM:History><rdf:Seq><rdf:li stEvt:action="saved" stEvt:softwareAgent="Lightroom"/></rdf:Seq>'
+            '</xmpMM:History></rdf:Description></rdf:RDF></x:xmpmeta>\n' + " " * padding + '\n<?xpacket end="w"?>')
+    packet = text.encode("utf-8")
+    at = None
+    if form:
+        marker = (b'tiff:Orientation="' if form == "attribute" else b"<tiff:Orientation>")
+        at = packet.index(marker) + len(marker)
+    return packet, at
+
+
+def _xmp_upright(packet, at):
+    """``packet`` with its orientation's one digit at ``at`` set to 1, nothing else changed."""
+    return packet if at is None else packet[:at] + b"1" + packet[at + 1:]
+
+
+def _save_with_xmp(pixels, path, packet, **kw):
+    """``pixels`` saved to ``path`` with ``packet`` as its format stores XMP, by Pillow: JPEG APP1
+    and WebP "XMP " chunk (``xmp=``), PNG iTXt "XML:com.adobe.xmp" (written raw, uncompressed),
+    TIFF tag 700."""
+    ext = Path(path).suffix
+    if ext == ".png":
+        from PIL import PngImagePlugin
+
+        info = PngImagePlugin.PngInfo()
+        info.add(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + packet)
+        kw["pnginfo"] = info
+    elif ext == ".tif":
+        kw["tiffinfo"] = {700: packet}
+    else:
+        kw["xmp"] = packet
+    if ext == ".webp":
+        kw["lossless"] = True
+    Image.fromarray(pixels).save(path, **kw)
+
+
+def _xmp_written(path):
+    """The XMP packet of a written file, as stored: Pillow's for JPEG (APP1), PNG (iTXt) and WebP
+    (its "XMP " chunk) read without loading (orienting) the image; tifffile's tag 700 for TIFF."""
+    if Path(path).suffix == ".tif":
+        tifffile = pytest.importorskip("tifffile")
+        with tifffile.TiffFile(path) as tif:
+            tag = tif.pages[0].tags.get(700)
+            return None if tag is None else bytes(tag.value)
+    with Image.open(path) as img:
+        return img.info.get("xmp")
+
+
+@pytest.mark.parametrize("src_ext, ext", [("jpg", "jpg"), ("png", "png"), ("webp", "webp"), ("jpg", "png"),
+                                          ("png", "jpg"), ("webp", "tif"), ("tif", "tif"), ("tif", "jpg")])
+def test_xmp_carried_byte_for_byte(tmp_path, src_ext, ext):
+    """Issue 15: the XMP packet (ratings, keywords, copyright, editing history) was dropped; it
+    comes out byte for byte, JPEG APP1, PNG iTXt, WebP chunk or TIFF tag 700 in, any of them out.
+    A TIFF's XMP is its own tag 700, no longer carried inside the EXIF to a JPEG's."""
+    packet, _ = _xmp()
+    _save_with_xmp(_photo(), tmp_path / f"in.{src_ext}", packet)
+    pic = fio.read_image(tmp_path / f"in.{src_ext}")
+    assert pic.xmp == packet
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # kept: nothing to say
+        fio.write_image(pic.pixels, tmp_path / f"out.{ext}", source=pic)
+    assert _xmp_written(tmp_path / f"out.{ext}") == packet
+    if ext == "jpg":
+        with Image.open(tmp_path / f"out.{ext}") as out:
+            assert 700 not in out.getexif()
+
+
+@pytest.mark.parametrize("form", ["attribute", "element"])
+@pytest.mark.parametrize("src_ext, ext", [("jpg", "jpg"), ("png", "png"), ("webp", "webp"), ("tif", "tif"),
+                                          ("png", "tif")])
+def test_xmp_orientation_set_to_1_and_pixels_upright(tmp_path, form, src_ext, ext):
+    """An XMP ``tiff:Orientation`` 6 (the attribute or the element) without an EXIF orientation
+    is shown as Pillow shows it (turned); the result, written upright, says 1 there: a viewer
+    that reads it would have turned the upright pixels again. Every other byte of the packet is
+    kept."""
+    packet, at = _xmp(("element" if form == "element" else "attribute", 6))
+    stored = _photo()
+    _save_with_xmp(stored, tmp_path / f"in.{src_ext}", packet)
+    pic = fio.read_image(tmp_path / f"in.{src_ext}")
+    assert pic.pixels.shape == (W, H, 3)  # orientation 6 applied
+    if src_ext != "jpg":
+        np.testing.assert_array_equal(pic.pixels, np.rot90(stored, -1))
+    fio.write_image(pic.pixels, tmp_path / f"out.{ext}", source=pic)
+    written = _xmp_written(tmp_path / f"out.{ext}")
+    assert written == _xmp_upright(packet, at) and written != packet
+    back = fio.read_image(tmp_path / f"out.{ext}")  # Pillow would turn it by an XMP orientation 6
+    assert back.pixels.shape == (W, H, 3)
+    if ext != "jpg":
+        np.testing.assert_array_equal(back.pixels, pic.pixels)
+
+
+def test_xmp_and_exif_orientation_both_set_to_1_through_the_command_line(tmp_path):
+    """A phone's JPEG says 6 in its EXIF and its XMP: ``fastinpaint inpaint`` fills it upright and
+    says 1 in both, the rest of each kept."""
+    packet, at = _xmp(("attribute", 6))
+    block, exif_at = _exif_with_maker_note(b"II")
+    Image.fromarray(_photo()).save(tmp_path / "in.jpg", quality=95, exif=block, xmp=packet)
+    mask = np.zeros((W, H), np.uint8)  # displayed: turned
+    mask[5:12, 5:12] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    assert run("inpaint", tmp_path / "in.jpg", tmp_path / "m.png", "-o", tmp_path / "out.jpg") == 0
+    assert _xmp_written(tmp_path / "out.jpg") == _xmp_upright(packet, at)
+    assert _exif_written(tmp_path / "out.jpg") == _upright(block, exif_at, b"II")
+    with Image.open(tmp_path / "out.jpg") as out:
+        assert out.size == (H, W)
+
+
+def test_xmp_orientation_under_another_prefix_is_set_to_1():
+    """The TIFF namespace bound to another prefix, single quotes, spaces: still the one value."""
+    packet = (b"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:Description xmlns:t='http://ns.adobe.com/tiff/1.0/' "
+              b"t:Orientation = ' 8 '/><t:Orientation> 3 </t:Orientation><u:Orientation>5</u:Orientation>"
+              b"</x:xmpmeta>")
+    assert fio._upright_xmp(packet) == packet.replace(b"8", b"1").replace(b"3", b"1")
+
+
+def test_16bit_xmp_kept_in_png_and_tiff(tmp_path):
+    """The 16-bit writers (OpenCV's PNG with chunks added, the grey + alpha PNG encoder, tifffile)
+    carry the XMP too; and a TIFF only tifffile reads (16-bit grey + alpha) gives its XMP, its
+    orientation applied and set to 1."""
+    tifffile = pytest.importorskip("tifffile")
+    pytest.importorskip("cv2")
+    packet, at = _xmp(("element", 6))
+    rng, seed = _fresh_rng()
+    rgb16 = rng.integers(0, 65536, (H, W, 3), dtype=np.uint16)
+    (tmp_path / "in.png").write_bytes(_png16_with_exif(rgb16, _camera_exif("<")))
+    pic = fio.read_image(tmp_path / "in.png")
+    pic.xmp = packet
+    for ext in ("png", "tif"):
+        fio.write_image(pic.pixels, tmp_path / f"out.{ext}", source=pic)
+        assert _xmp_written(tmp_path / f"out.{ext}") == packet, ext
+        assert fio.read_image(tmp_path / f"out.{ext}").pixels.dtype == np.uint16
+    la16 = rng.integers(0, 65536, (H, W, 2), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "la.tif", la16, photometric="minisblack", extrasamples=["unassalpha"],
+                     extratags=[(700, "B", len(packet), packet, True)])
+    la = fio.read_image(tmp_path / "la.tif")
+    np.testing.assert_array_equal(la.pixels, np.rot90(la16, -1), err_msg=f"seed {seed}")  # the XMP's 6
+    assert la.xmp == _xmp_upright(packet, at)
+    for ext in ("png", "tif"):
+        fio.write_image(la.pixels, tmp_path / f"la_out.{ext}", source=la)
+        assert _xmp_written(tmp_path / f"la_out.{ext}") == _xmp_upright(packet, at), ext
+
+
+def test_xmp_over_a_jpeg_segment_is_dropped_with_a_note(tmp_path):
+    """A JPEG's APP1 segment holds 65,504 bytes of XMP: a larger packet (a PNG's, a TIFF's) is
+    dropped from a JPEG result with a one-line note (Pillow raised "XMP data is too long", and
+    nothing was written); PNG keeps it whole. A JPEG's Extended XMP is said not to be read."""
+    packet, _ = _xmp(padding=70_000)
+    _save_with_xmp(_photo(), tmp_path / "in.png", packet)
+    pic = fio.read_image(tmp_path / "in.png")
+    with pytest.warns(UserWarning, match=r"XMP not kept: its \d+ bytes are more than a JPEG's APP1 segment "
+                                         r"holds \(65504\); use .png"):
+        fio.write_image(pic.pixels, tmp_path / "out.jpg", source=pic)
+    assert _xmp_written(tmp_path / "out.jpg") is None
+    fio.write_image(pic.pixels, tmp_path / "out.png", source=pic)
+    assert _xmp_written(tmp_path / "out.png") == packet
+    main, _ = _xmp()
+    body = b"http://ns.adobe.com/xmp/extension/\0" + b"0" * 32 + struct.pack(">II", 5, 0) + b"<x/>\n"
+    Image.fromarray(_photo()).save(tmp_path / "ext.jpg", xmp=main, extra=b"\xff\xe1" + struct.pack(">H", 2 + len(body)) + body)
+    ext = fio.read_image(tmp_path / "ext.jpg")
+    assert ext.xmp == main and any("Extended XMP" in n for n in ext.notes)
+
+
+@pytest.mark.parametrize("ext", ["bmp", "gif", "ppm"])
+def test_xmp_to_a_format_without_it_is_dropped_as_exif_is(tmp_path, ext):
+    """BMP, GIF, PPM hold no XMP: dropped without a note, as the profile and EXIF are there."""
+    packet, _ = _xmp()
+    _save_with_xmp(_photo(), tmp_path / "in.png", packet)
+    pic = fio.read_image(tmp_path / "in.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fio.write_image(pic.pixels if ext != "gif" else pic.pixels // 64 * 64, tmp_path / f"out.{ext}", source=pic)
+    assert packet not in (tmp_path / f"out.{ext}").read_bytes()

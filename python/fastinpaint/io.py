@@ -2,12 +2,16 @@
 line (single files and batch mode), ``fastinpaint eval``, the training data reader and the HTTP
 server's decoder use.
 
-Reading (:func:`read_image`): the picture **as displayed** — EXIF orientation applied — as a NumPy
+Reading (:func:`read_image`): the picture **as displayed** — EXIF orientation applied (an XMP
+``tiff:Orientation`` where the EXIF has none, as Pillow reads one) — as a NumPy
 array (``(H, W)`` grey, ``(H, W, 2)`` grey + alpha, ``(H, W, 3)`` RGB, ``(H, W, 4)`` RGBA; uint8,
 uint16 for 16-bit files, float for floating-point TIFFs: on [0, 1], in the file's own float
 type), plus what a writer needs to give it back as it came: its ICC profile, its EXIF (the
 block as it came, byte for byte but for the orientation's value, set to 1 in place; a TIFF's
-EXIF, its first IFD, re-serialised with orientation 1), its JPEG quality. Palette and CMYK
+EXIF, its first IFD, re-serialised with orientation 1), its XMP packet (JPEG APP1, PNG iTXt
+"XML:com.adobe.xmp", WebP "XMP " chunk, TIFF tag 700: byte for byte but for the value of a
+``tiff:Orientation``, attribute or element, set to 1 in place; a JPEG's Extended XMP is not read,
+with a note), its JPEG quality. Palette and CMYK
 files are converted to RGB(A), with a note; premultiplied alpha is divided out (straight
 alpha), with a note; a file of several frames (multi-page TIFF, animation, a camera's MPO JPEG)
 gives its first frame, with a note. 16-bit
@@ -37,7 +41,12 @@ fill: unlinked and its bytes zeroed), so a maker note's offsets (counted from th
 header) still point where they did; it is re-serialised by Pillow only where it
 cannot be patched in place (an orientation that is not one SHORT). A TIFF's EXIF is its first
 IFD: from a TIFF input, and into a TIFF output, it is re-serialised (less the tags of a pixel
-layout), its values laid out anew, so a maker note's offsets are not kept there. 16-bit grey +
+layout), its values laid out anew, so a maker note's offsets are not kept there (its tag 700,
+the XMP, travels as the packet). The XMP packet goes to JPEG (APP1), PNG (iTXt), WebP ("XMP "
+chunk) and TIFF (tag 700), 16-bit and ``tifffile``'s TIFF included, as read: a packet over the
+65,504 bytes a JPEG's one APP1 segment holds is dropped from a JPEG with a note, not split into
+Extended XMP (that rewrites its XML); BMP, GIF, PPM and TGA hold no XMP, and it is dropped there
+as the ICC profile and EXIF are, without a note. 16-bit grey +
 alpha is written as such to PNG (by :func:`_encode_png_grey_alpha16`: neither Pillow nor
 OpenCV writes it) and, with ``tifffile``, to TIFF. 16 bits go only to PNG and TIFF: 16-bit
 grey or colour to another format is refused, not rounded to 8 bits; float goes only to TIFF,
@@ -58,6 +67,7 @@ import ctypes
 import errno
 import io as _stdio
 import os
+import re
 import struct
 import tempfile
 import threading
@@ -134,6 +144,7 @@ class Picture:
     exif: Optional[bytes] = None
     quality: Optional[int] = None  # estimated JPEG quality of the input
     notes: List[str] = field(default_factory=list)  # conversions made while reading
+    xmp: Optional[bytes] = None  # the XMP packet as it came but for tiff:Orientation, set to 1
 
     @property
     def size(self) -> Tuple[int, int]:
@@ -265,9 +276,13 @@ def _read_tifffile_only(src: Source, what: str) -> Optional[Picture]:
             pixels = _straight_alpha(pixels)
             notes.append("premultiplied alpha: the colour divided by it (written back straight)")
         icc = page.tags[34675].value if 34675 in page.tags else None  # InterColorProfile
+        xmp = _xmp_packet(page.tags[_XMP_TAG].value if _XMP_TAG in page.tags else None)
         exif, orientation = _tiff_exif(src)
+        if orientation is None:  # no EXIF orientation: the XMP's, as Pillow's getexif() reads one
+            orientation = _xmp_orientation(xmp)
         pixels = _orient_array(pixels, orientation)
-        return Picture(np.ascontiguousarray(pixels), "TIFF", bytes(icc) if icc else None, exif, notes=notes)
+        return Picture(np.ascontiguousarray(pixels), "TIFF", bytes(icc) if icc else None, exif, notes=notes,
+                       xmp=_upright_xmp(xmp))
 
     return _with_tifffile_only(src, read)
 
@@ -295,18 +310,19 @@ def _check_pixel_guard(pixels: int, what: str, src: Source) -> None:
                                  f"{2 * cap} pixels, could be decompression bomb DOS attack.")
 
 
-def _tiff_exif(src: Source) -> Tuple[Optional[bytes], int]:
-    """A TIFF's EXIF to carry (:func:`_exif_to_carry`'s: its first IFD less layout tags, with its
-    Exif and GPS sub-IFDs, orientation 1, re-serialised: the IFD is the file's own, no block to
-    copy) and its orientation, for a TIFF Pillow cannot decode: Pillow's EXIF parser reads the
-    file's own IFDs (a TIFF is laid out as an EXIF block is)."""
+def _tiff_exif(src: Source) -> Tuple[Optional[bytes], Optional[int]]:
+    """A TIFF's EXIF to carry (:func:`_exif_to_carry`'s: its first IFD less layout tags and XMP,
+    with its Exif and GPS sub-IFDs, orientation 1, re-serialised: the IFD is the file's own, no
+    block to copy) and its orientation (None where it has none: the caller looks at the XMP's),
+    for a TIFF Pillow cannot decode: Pillow's EXIF parser reads the file's own IFDs (a TIFF is
+    laid out as an EXIF block is)."""
     from PIL import Image
 
     try:
         exif = Image.Exif()
         exif.load(src if isinstance(src, bytes) else Path(src).read_bytes())
-        orientation = int(exif.get(0x0112, 1))
-        return _carried(exif), orientation
+        orientation = int(exif[0x0112]) if 0x0112 in exif else None
+        return _carried_from_tiff(exif), orientation
     except Exception:  # noqa: BLE001 - an unreadable EXIF is not carried over; the pixels as stored
         return None, 1
 
@@ -381,12 +397,20 @@ def _picture(src: Source, img, what: str) -> Picture:
     icc = img.info.get("icc_profile")
     quality = jpeg_quality(img) if img.format == "JPEG" else None
     notes: List[str] = []
+    # Pillow's exif_transpose (orient(); for a TIFF, Pillow's own loading) strips an XMP
+    # tiff:Orientation, the attribute or element with it, from info["xmp"]: read before orient(),
+    # and a TIFF's from its tag 700, which Pillow leaves as it came
+    xmp = _upright_xmp(_xmp_packet(img.tag_v2.get(_XMP_TAG) if img.format == "TIFF" else img.info.get("xmp")))
+    if img.format == "JPEG" and any(marker == "APP1" and data.startswith(_JPEG_EXTENDED_XMP)
+                                    for marker, data in getattr(img, "applist", ())):
+        notes.append("Extended XMP (the part of an XMP packet over 64 KB, in further APP1 segments) not read: "
+                     "only the main XMP packet is carried")
     if png16 or tiff16:
         pixels = _read_16bit_colour(src, what)
         if png16 and head[25] == 4:  # OpenCV gives grey + alpha as BGRA, the grey repeated
             pixels = np.ascontiguousarray(pixels[..., [0, 3]])
         pixels = _orient_array(pixels, _orientation(img))
-        return Picture(pixels, img.format, icc, _exif_to_carry(img), quality, notes)
+        return Picture(pixels, img.format, icc, _exif_to_carry(img), quality, notes, xmp)
     # read before orient(), which re-serialises the EXIF block without its orientation
     exif = _exif_to_carry(img)
     img = orient(img)
@@ -403,18 +427,18 @@ def _picture(src: Source, img, what: str) -> Picture:
         img = img.convert("L")
     elif mode in ("I;16", "I;16L", "I;16B", "I;16N"):
         pixels = np.asarray(img).astype(np.uint16)
-        return Picture(pixels, fmt, icc, exif, quality, notes)
+        return Picture(pixels, fmt, icc, exif, quality, notes, xmp)
     elif mode == "I":
         arr = np.asarray(img)
         if arr.min() < 0 or arr.max() > 65535:
             raise ImageIOError(f"cannot read {what} {_name(src)}: 32-bit integer pixels outside 0..65535")
-        return Picture(arr.astype(np.uint16), fmt, icc, exif, quality, notes)
+        return Picture(arr.astype(np.uint16), fmt, icc, exif, quality, notes, xmp)
     elif mode not in ("L", "LA", "RGB", "RGBA", "F"):
         # (LAB's "A" band is a colour, not alpha)
         target = PREMULTIPLIED.get(mode) or ("RGBA" if mode in ALPHA_MODES else "RGB")
         img = img.convert(target)
         notes.append(f"{mode} image converted to {target}")
-    return Picture(np.array(img), fmt, icc, exif, quality, notes)
+    return Picture(np.array(img), fmt, icc, exif, quality, notes, xmp)
 
 
 #: TIFF tags that say how a file stores its pixels (size, samples, strips, compression, colour
@@ -444,7 +468,7 @@ def _exif_to_carry(img) -> Optional[bytes]:
     if img.format != "TIFF":
         return _exif_block_to_carry(img.info.get("exif"))
     try:
-        return _carried(img.getexif())
+        return _carried_from_tiff(img.getexif())
     except Exception:  # noqa: BLE001 - an unreadable EXIF block is not carried over
         return None
 
@@ -549,11 +573,73 @@ def _thumbnail_span(tiff: bytes, order: str, ifd1: int) -> Optional[Tuple[int, i
     return start, start + length
 
 
+def _carried_from_tiff(exif) -> Optional[bytes]:
+    """A TIFF's first IFD (a ``PIL.Image.Exif``) as the EXIF a result carries (:func:`_carried`),
+    less its XMP (tag 700): that is carried as the packet, its orientation patched
+    (:func:`_upright_xmp`), and written as XMP, not as an EXIF tag."""
+    if _XMP_TAG in exif:
+        del exif[_XMP_TAG]
+    return _carried(exif)
+
+
 def _carried(exif) -> Optional[bytes]:
     """The bytes of ``exif`` made upright (:func:`_upright_exif`); None when nothing but the
     orientation is left."""
     exif = _upright_exif(exif)
     return exif.tobytes() if set(exif) - {0x0112} else None
+
+
+#: TIFF tag of the XMP packet (a TIFF's, and one an EXIF block may hold in its IFD0).
+_XMP_TAG = 700
+#: Where an XMP packet's namespace for TIFF properties (tiff:Orientation among them) is declared.
+_XMP_TIFF_NS = re.compile(rb"""xmlns:([A-Za-z_][\w.-]*)\s*=\s*["']http://ns\.adobe\.com/tiff/1\.0/["']""")
+#: The APP1 segments of a JPEG's Extended XMP (the part of a packet over 64 KB: XMP spec part 3, 1.1.3.1).
+_JPEG_EXTENDED_XMP = b"http://ns.adobe.com/xmp/extension/\0"
+
+
+def _xmp_packet(value) -> Optional[bytes]:
+    """The XMP packet, as bytes as it came, of what a reader gives: Pillow's ``info["xmp"]`` (a
+    JPEG's APP1 "http://ns.adobe.com/xap/1.0/", a PNG's iTXt "XML:com.adobe.xmp", a WebP's
+    "XMP " chunk, a TIFF's tag 700) or tifffile's tag 700 value. None without one. Every reader
+    path takes it from here and carries it upright (:func:`_upright_xmp`)."""
+    if isinstance(value, tuple) and len(value) == 1:  # a tag Pillow gives as a 1-tuple
+        value = value[0]
+    if isinstance(value, str):  # a tag 700 typed ASCII
+        value = value.encode("utf-8")
+    if not isinstance(value, (bytes, bytearray)) or not value:
+        return None
+    return bytes(value)
+
+
+def _tiff_orientation_prefixes(packet: bytes) -> List[bytes]:
+    """The prefixes an XMP packet binds to the TIFF namespace; ``tiff`` where it declares none."""
+    return sorted(set(_XMP_TIFF_NS.findall(packet))) or [b"tiff"]
+
+
+def _upright_xmp(packet: Optional[bytes]) -> Optional[bytes]:
+    """``packet`` (UTF-8, as JPEG, PNG and nearly every writer store XMP) as a writer of upright
+    pixels gives it: the value of ``tiff:Orientation`` set to 1 where it lies, in either form
+    (the attribute ``tiff:Orientation="6"`` or the element ``<tiff:Orientation>6</...>``), under
+    whatever prefix the packet binds to the TIFF namespace; every other byte kept (orientations
+    are one digit: the length too). Without one it comes back as it came. The EXIF orientation
+    is set to 1 alike (:func:`_upright_exif_in_place`): a viewer that reads the XMP's would turn
+    the upright pixels again. None for None."""
+    if packet is None:
+        return None
+    for prefix in _tiff_orientation_prefixes(packet):
+        name = re.escape(prefix) + rb":Orientation"
+        packet = re.sub(rb"((?<![\w.:-])" + name + rb"""\s*=\s*["']\s*)[0-9]+(?=\s*["'])""", rb"\g<1>1", packet)
+        packet = re.sub(rb"(<" + name + rb"(?:\s[^>]*)?>\s*)[0-9]+(?=\s*</" + name + rb"\s*>)", rb"\g<1>1", packet)
+    return packet
+
+
+def _xmp_orientation(packet: Optional[bytes]) -> int:
+    """The orientation an XMP packet gives, as Pillow's ``getexif()`` reads it where the EXIF has
+    none (``tiff:Orientation``, attribute or element; 1 without), for a TIFF read without Pillow."""
+    if packet is None:
+        return 1
+    match = re.search(rb'tiff:Orientation(="|>)([0-9])', packet)
+    return int(match[2]) if match else 1
 
 
 def _read_16bit_colour(src: Source, what: str) -> np.ndarray:
@@ -786,7 +872,59 @@ def _save_params(fmt: str, pixels: np.ndarray, source: Optional[Picture], qualit
             # EXIF's IFD0 becomes the file's first IFD, re-serialised by Pillow or merged in by
             # _tiff_with_exif, its values laid out anew (see there)
             params["exif"] = source.exif
+        if source.xmp and fmt in ("JPEG", "PNG", "TIFF", "WEBP"):
+            # the packet as read (_upright_xmp): JPEG APP1, PNG iTXt, WebP "XMP " chunk, TIFF tag
+            # 700, each byte for byte (_pillow_params for Pillow's writers); BMP, GIF, PPM and TGA
+            # hold none, and it is dropped there as the profile and the EXIF are
+            params["xmp"] = source.xmp
     return params
+
+
+#: The most bytes of XMP a JPEG's APP1 segment holds: 65,535 less the length field (2 bytes)
+#: and the "http://ns.adobe.com/xap/1.0/\0" name (29).
+_JPEG_XMP_LIMIT = 65535 - 2 - 29
+
+
+def _pillow_params(fmt: str, params: dict, out) -> dict:
+    """``params`` as Pillow's writer of ``fmt`` takes them: its XMP packet (``params["xmp"]``)
+    passed as that writer stores one. JPEG and WebP take ``xmp=``; a packet too large for a
+    JPEG's one APP1 segment is dropped, and said: splitting it into Extended XMP (XMP spec part 3)
+    means rewriting its XML (properties moved to a second packet, an MD5 digest added to the
+    first), not carrying it as it came. PNG: an iTXt chunk (:func:`_png_xmp_itxt`), which
+    Pillow's ``xmp=`` does not write. TIFF: tag 700, added to the EXIF Pillow writes into the
+    first IFD (its ``tiffinfo`` would replace the EXIF)."""
+    xmp = params.get("xmp")
+    if not xmp or fmt == "WEBP":
+        return params
+    params = dict(params)
+    if fmt == "JPEG" and len(xmp) > _JPEG_XMP_LIMIT:
+        del params["xmp"]
+        _note(str(out), f"XMP not kept: its {len(xmp)} bytes are more than a JPEG's APP1 segment holds "
+                        f"({_JPEG_XMP_LIMIT}); use .png, .webp or .tif to keep it")
+    elif fmt == "PNG":
+        from PIL import PngImagePlugin
+
+        del params["xmp"]
+        info = PngImagePlugin.PngInfo()
+        info.add(b"iTXt", _png_xmp_itxt(xmp))
+        params["pnginfo"] = info
+    elif fmt == "TIFF":
+        from PIL import Image
+
+        del params["xmp"]
+        exif = Image.Exif()
+        if params.get("exif"):
+            exif.load(params["exif"])
+        exif[_XMP_TAG] = xmp  # typed BYTE by Pillow (TiffTags), as the TIFF/XMP specifications want
+        params["exif"] = exif
+    return params
+
+
+def _png_xmp_itxt(xmp: bytes) -> bytes:
+    """The data of the PNG iTXt chunk that holds XMP (XMP spec part 3, 1.1.5): the keyword
+    "XML:com.adobe.xmp", uncompressed (flag and method 0), no language or translated keyword,
+    then the packet as it came."""
+    return b"XML:com.adobe.xmp\0" + b"\0\0" + b"\0" + b"\0" + xmp
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -794,9 +932,10 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
 
 
-def _png_with_metadata(png: bytes, icc: Optional[bytes], exif: Optional[bytes]) -> bytes:
-    """``png`` (OpenCV's encoding, which takes no metadata) with an ``iCCP`` and an ``eXIf`` chunk
-    right after IHDR, where the PNG specification wants them (before PLTE/IDAT)."""
+def _png_with_metadata(png: bytes, icc: Optional[bytes], exif: Optional[bytes], xmp: Optional[bytes] = None) -> bytes:
+    """``png`` (OpenCV's encoding, which takes no metadata) with an ``iCCP``, an ``eXIf`` and an
+    XMP ``iTXt`` chunk right after IHDR, where the PNG specification wants the first two (before
+    PLTE/IDAT); the iTXt may lie anywhere, and lies with them."""
     ihdr_end = 8 + 4 + 4 + 13 + 4  # signature, then IHDR: length, type, 13 data bytes, CRC
     if png[12:16] != b"IHDR":
         raise ImageIOError("unexpected PNG from the 16-bit encoder: no IHDR first")
@@ -807,19 +946,22 @@ def _png_with_metadata(png: bytes, icc: Optional[bytes], exif: Optional[bytes]) 
     if exif:
         # eXIf holds the TIFF-structured EXIF without the JPEG APP1 "Exif\0\0" header
         extra += _png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif)
+    if xmp:
+        extra += _png_chunk(b"iTXt", _png_xmp_itxt(xmp))
     return png[:ihdr_end] + extra + png[ihdr_end:]
 
 
 def _encode_16bit_colour(a: np.ndarray, fmt: str, params: dict, out) -> bytes:
     """16-bit RGB(A) as PNG or TIFF (Pillow has no 48/64-bit mode), metadata kept where the
     installed writers can."""
-    icc, exif = params.get("icc_profile"), params.get("exif")
+    icc, exif, xmp = params.get("icc_profile"), params.get("exif"), params.get("xmp")
     if fmt == "TIFF":
         data = _tiff_by_tifffile(a, params, out)
         if data is not None:
             return data
-        if icc or exif:
-            what = " and ".join(w for w, v in (("colour profile", icc), ("EXIF", exif)) if v)
+        if icc or exif or xmp:
+            lost = [w for w, v in (("colour profile", icc), ("EXIF", exif), ("XMP", xmp)) if v]
+            what = " and ".join(filter(None, (", ".join(lost[:-1]), lost[-1])))
             _note(str(out), f"{what} not kept: 16-bit colour TIFF is written with OpenCV, which cannot "
                             "(pip install tifffile, or use .png to keep it)")
     import cv2
@@ -828,21 +970,26 @@ def _encode_16bit_colour(a: np.ndarray, fmt: str, params: dict, out) -> bytes:
     if not ok:
         raise ImageIOError(f"cannot encode {out}")
     data = buf.tobytes()
-    return _png_with_metadata(data, icc, exif) if fmt == "PNG" and (icc or exif) else data
+    return _png_with_metadata(data, icc, exif, xmp) if fmt == "PNG" and (icc or exif or xmp) else data
 
 
 def _tiff_by_tifffile(a: np.ndarray, params: dict, out) -> Optional[bytes]:
     """Grey ``(H, W)`` or grey + alpha, RGB or RGBA ``(H, W, 2-4)``, 16-bit or float, as TIFF
-    with its colour profile and EXIF, by tifffile (not a dependency: present with scikit-image);
-    None where it is not installed."""
+    with its colour profile, EXIF and XMP (tag 700, typed BYTE, the packet as it came), by
+    tifffile (not a dependency: present with scikit-image); None where it is not installed."""
     try:
         import tifffile
     except ImportError:
         return None
     exif = _exif_to_write(params.get("exif"))
+    xmp = params.get("xmp")
+    if xmp and exif is not None and _XMP_TAG in exif:  # an EXIF block's own tag 700: the packet wins
+        del exif[_XMP_TAG]
     buf = _stdio.BytesIO()
     channels = 1 if a.ndim == 2 else a.shape[2]
     kw = dict(extrasamples=["unassalpha"]) if channels in (2, 4) else {}
+    if xmp:
+        kw["extratags"] = [(_XMP_TAG, "B", len(xmp), xmp, True)]
     # in the EXIF's byte order: its IFDs are then added as Pillow serialises them, unconverted;
     # horizontal differencing for integers only: tifffile's floating-point predictor needs imagecodecs
     tifffile.imwrite(buf, a, photometric="minisblack" if channels <= 2 else "rgb", compression="zlib",
@@ -921,8 +1068,8 @@ def _encode_png_grey_alpha16(a: np.ndarray, params: dict) -> bytes:
     png = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
            + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), int(params.get("compress_level", 6))))
            + _png_chunk(b"IEND", b""))
-    icc, exif = params.get("icc_profile"), params.get("exif")
-    return _png_with_metadata(png, icc, exif) if icc or exif else png
+    icc, exif, xmp = params.get("icc_profile"), params.get("exif"), params.get("xmp")
+    return _png_with_metadata(png, icc, exif, xmp) if icc or exif or xmp else png
 
 
 def _encode_16bit_grey_alpha(a: np.ndarray, fmt: str, params: dict, out) -> bytes:
@@ -949,7 +1096,7 @@ def _encode_float(a: np.ndarray, fmt: str, params: dict, out) -> bytes:
         from PIL import Image
 
         buf = _stdio.BytesIO()
-        Image.fromarray(a).save(buf, format=fmt, **params)
+        Image.fromarray(a).save(buf, format=fmt, **_pillow_params(fmt, params, out))
         return buf.getvalue()
     data = _tiff_by_tifffile(a, params, out)
     if data is None:
@@ -988,7 +1135,7 @@ def _encode(pixels: np.ndarray, fmt: str, params: dict, out) -> bytes:
     if fmt == "GIF" and img.mode == "LA":  # Pillow's GIF keeps transparency from RGBA, not from LA
         img = img.convert("RGBA")
     buf = _stdio.BytesIO()
-    img.save(buf, format=fmt, **params)
+    img.save(buf, format=fmt, **_pillow_params(fmt, params, out))
     return buf.getvalue()
 
 
