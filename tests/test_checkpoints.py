@@ -1,6 +1,7 @@
 """Checkpoints: the reimplementation's format (converted exactly) and fastinpaint's own."""
 
 import os
+import re
 
 import pytest
 import torch
@@ -255,7 +256,7 @@ def test_wrong_kind_of_file_fails_clearly(tmp_path):
 
     text = tmp_path / "notes.txt"
     text.write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint|cannot be loaded safely"):
+    with pytest.raises(ValueError, match="not a fastinpaint weights file"):
         load_pconv_checkpoint(text)
     with pytest.raises(FileNotFoundError):
         load_pconv_checkpoint(tmp_path / "absent.pth")
@@ -299,3 +300,24 @@ def test_inpaint_pconv_with_reimplementation_file(tmp_path):
         expected = (ref.eval()(*padded)[..., :130, :200] * std + mean).clamp(0, 1)
     holes = hole.expand_as(out) == 1
     assert (out[holes] - expected[holes]).abs().max() < 1e-4
+
+
+def test_network_of_names_a_training_checkpoint_a_folder_and_a_text_file(tmp_path):
+    """What the serve, inpaint and eval commands report for --weights (network_of and the loaders):
+    a trainer checkpoint points to its run's model.pt; a text file is one line, without torch's
+    advice to load it unsafely."""
+    from fastinpaint.nn._checkpoint import network_of
+
+    (tmp_path / "checkpoints").mkdir()
+    last = tmp_path / "checkpoints" / "last.pt"
+    torch.save({"format": "fastinpaint.trainer/1"}, last)
+    PConvUNet(layers=4, base_channels=2, max_channels=2).save(tmp_path / "model.pt")
+    for load in (network_of, load_pconv_checkpoint, PConvUNet.load):
+        with pytest.raises(ValueError, match=r"training checkpoint .*exported, " + re.escape(str(tmp_path / "model.pt"))):
+            load(last)
+    with pytest.raises(ValueError, match=r"is a folder, not a weights file; it holds a run's exported weights"):
+        network_of(tmp_path)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match=r"is not a fastinpaint weights file \(not a readable PyTorch checkpoint\)$"):
+        network_of(text)

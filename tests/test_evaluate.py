@@ -352,3 +352,31 @@ def test_a_file_error_while_scoring_is_not_called_a_report_error(small_set, tmp_
     (tmp_path / "afile").write_text("")
     with pytest.raises(ev.ReportWriteError, match="cannot write .*r.csv: "):
         ev.write_csv(tmp_path / "afile" / "r.csv", [], ["a"])  # its folder is a file
+
+
+def test_weights_that_are_not_network_weights_are_named_for_what_they_are(small_set, tmp_path, capsys):
+    """--weights given a run's folder, its training checkpoint or a text file: each said as such, in
+    one line, pointing to the run's exported model.pt (a folder was 'the file does not exist', a text
+    file repeated torch's advice to load it with weights_only=False)."""
+    import torch
+
+    import fastinpaint
+
+    imgs, masks = small_set
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    torch.save({"format": "fastinpaint.trainer/1", "step": 3}, run_dir / "checkpoints" / "last.pt")
+    torch.save({"format": "fastinpaint.PConvUNet"}, run_dir / "model.pt")
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    base = ["--method", "pconv", "--images", str(imgs), "--masks", str(masks)]
+    expected = {run_dir: f"--weights {run_dir}: a folder, not a weights file (it holds a run's exported weights: "
+                         f"--weights {run_dir / 'model.pt'})",
+                run_dir / "checkpoints" / "last.pt": f"is a training checkpoint ('fastinpaint.trainer/1', for "
+                                                     f"--resume), not network weights: give the weights the run "
+                                                     f"exported, {run_dir / 'model.pt'}",
+                text: f"'{text}' is not a fastinpaint weights file (not a readable PyTorch checkpoint)"}
+    for weights, message in expected.items():
+        assert _run([*base, "--weights", str(weights)], fastinpaint.inpaint) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0] and "weights_only" not in err[0], err

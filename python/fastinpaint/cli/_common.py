@@ -98,6 +98,10 @@ def reports_user_errors(prog: str, *library_errors: Type[BaseException]) -> Call
 def check_weights_file(path) -> None:
     """``--weights PATH`` names a file, checked once before any work (a missing one was reported
     for every file of a batch, or after scoring as a report error)."""
+    if Path(path).is_dir():
+        model = Path(path) / "model.pt"
+        hint = f" (it holds a run's exported weights: --weights {model})" if model.is_file() else ""
+        raise CliError(f"--weights {path}: a folder, not a weights file{hint}")
     if not Path(path).is_file():
         raise CliError(f"--weights {path}: the file does not exist")
 

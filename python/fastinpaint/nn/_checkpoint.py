@@ -71,8 +71,12 @@ def read(path: _PathLike, map_location: _Device = "cpu", numpy_arrays: bool = Fa
         ValueError: not a PyTorch checkpoint, or one holding more than tensors and plain containers.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"'{path}' is a folder, not a weights file{_model_pt_hint(path)}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint '{path}' does not exist")
+    if not _looks_like_torch_file(path):
+        raise ValueError(f"'{path}' is not a fastinpaint weights file (not a readable PyTorch checkpoint)")
     try:
         with torch.serialization.safe_globals(_numpy_array_globals() if numpy_arrays else []):
             if mmap:
@@ -83,9 +87,12 @@ def read(path: _PathLike, map_location: _Device = "cpu", numpy_arrays: bool = Fa
                         raise
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
+        # torch's message goes on to advise weights_only=False (it runs the file's code): not repeated,
+        # only its line that names what was refused
+        refused = [line.strip() for line in str(e).splitlines() if "Unsupported global" in line][:1]
         raise ValueError(
-            f"'{path}' cannot be loaded safely (torch.load weights_only=True refused it: it holds objects other "
-            f"than tensors and plain containers, or is not a PyTorch checkpoint at all): {str(e).splitlines()[0]}"
+            f"'{path}' is not a fastinpaint weights file: it holds objects other than tensors and plain "
+            f"containers, which are not loaded (no code from a file runs){': ' + refused[0] if refused else ''}"
         ) from None
     except (RuntimeError, EOFError, OSError, KeyError, IndexError, ValueError, TypeError) as e:
         # the weights-only unpickler, fed a file that is not a pickle at all (a text file, say),
@@ -94,6 +101,41 @@ def read(path: _PathLike, map_location: _Device = "cpu", numpy_arrays: bool = Fa
         if isinstance(e, (KeyError, IndexError, TypeError)) or not why:
             why = f"unpickling failed ({type(e).__name__}{': ' + why if why else ''})"
         raise ValueError(f"'{path}' is not a readable PyTorch checkpoint: {why}") from None
+
+
+def _looks_like_torch_file(path: str) -> bool:
+    """Whether the file starts as ``torch.save`` writes: a zip archive (the default since PyTorch
+    1.6) or a pickle (the legacy format, protocol 2 or later). A text file, an image, ... does not."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
+def _model_pt_hint(folder: _PathLike) -> str:
+    """For a message about ``folder`` given as weights: the weights a training run exported into it
+    (``model.pt``), if there are."""
+    model = os.path.join(os.fspath(folder), "model.pt")
+    return f"; it holds a run's exported weights: {model}" if os.path.isfile(model) else ""
+
+
+#: The ``format`` of the trainer's checkpoints (``RUN/checkpoints/last.pt``); the trainer itself is
+#: not imported here (it imports the networks).
+TRAINER_FORMAT_PREFIX = "fastinpaint.trainer/"
+
+
+def _not_network(source: str, fmt: Any, path: Optional[_PathLike], wanted: str) -> str:
+    """The message for a fastinpaint file of another ``format`` given where ``wanted`` network
+    weights were expected; a trainer checkpoint is pointed to its run's exported ``model.pt``."""
+    if isinstance(fmt, str) and fmt.startswith(TRAINER_FORMAT_PREFIX):
+        model = "RUN/model.pt"
+        if path is not None:  # RUN/checkpoints/last.pt -> RUN/model.pt, where the run wrote it
+            folder = os.path.dirname(os.fspath(path))
+            if os.path.basename(os.path.abspath(folder)) == "checkpoints":
+                exported = os.path.join(os.path.dirname(folder) or ".", "model.pt")
+                model = exported if os.path.isfile(exported) else model
+        return (f"{source} is a training checkpoint ({fmt!r}, for --resume), not network weights: give the "
+                f"weights the run exported, {model}")
+    return f"{source} is a {fmt!r} file, not a {wanted} checkpoint"
 
 
 def _source(path: _PathLike) -> str:
@@ -188,6 +230,8 @@ def check_header(ckpt: Any, fmt: str, max_version: int, source: str, hint: str =
     the message for a file with no fastinpaint header (e.g. how to load another kind of file); a
     file with another header is told its format."""
     kind = fmt.rsplit(".", 1)[-1]  # "fastinpaint.PConvUNet" -> "PConvUNet"
+    if isinstance(ckpt, Mapping) and str(ckpt.get("format")).startswith(TRAINER_FORMAT_PREFIX):
+        raise ValueError(_not_network(source, ckpt["format"], source.strip("'"), kind))
     if isinstance(ckpt, Mapping) and "format" in ckpt and ckpt["format"] != fmt:
         # another network's header: said as such (it read "no format=... header. Its format is ...")
         raise ValueError(f"{source} is not a fastinpaint {kind} checkpoint: its format is {ckpt['format']!r}, "
@@ -422,7 +466,7 @@ def network_of(path: _PathLike) -> str:
     if _published_pconv_state(ckpt) is not None:
         return "PConvUNet"
     if fmt is not None:
-        raise ValueError(f"{source} is a {fmt!r} file, not a network checkpoint (PConvUNet or GLCIC)")
+        raise ValueError(_not_network(source, fmt, path, "network (PConvUNet or GLCIC)"))
     raise ValueError(f"{source} is not a PConvUNet or GLCIC checkpoint")
 
 
@@ -442,7 +486,7 @@ def load_any_pconv(cls: type, path: _PathLike, map_location: _Device = "cpu",
     if not isinstance(ckpt, Mapping):
         raise ValueError(f"{source} is not a PConvUNet checkpoint: it holds a {type(ckpt).__name__}, not a dict")
     if "format" in ckpt:
-        raise ValueError(f"{source} is a {ckpt['format']!r} file, not a PConvUNet checkpoint")
+        raise ValueError(_not_network(source, ckpt["format"], path, "PConvUNet"))
     state = ckpt.get("model", ckpt)
     if not isinstance(state, Mapping):
         raise ValueError(f"{source}: its 'model' entry is a {type(state).__name__}, not a state dict")
