@@ -380,3 +380,13 @@ def test_weights_that_are_not_network_weights_are_named_for_what_they_are(small_
         assert _run([*base, "--weights", str(weights)], fastinpaint.inpaint) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0] and "weights_only" not in err[0], err
+
+
+def test_images_without_a_mask_are_named_in_a_note(small_set, capsys):
+    """An image that no mask pairs with was left out silently (fewer pairs, exit 0)."""
+    imgs, masks = small_set
+    for extra in ("zz.png", "aa.png"):
+        Image.open(imgs / "im0.png").save(imgs / extra)
+    assert _run(["--method", "mean", "--images", str(imgs), "--masks", str(masks)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["fastinpaint eval: note: 2 image(s) have no mask and are not scored: aa.png, zz.png"], err

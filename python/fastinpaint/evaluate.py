@@ -262,6 +262,13 @@ def match_pairs(images_dir: Union[str, os.PathLike], masks_dir: Union[str, os.Pa
     return sorted(pairs)
 
 
+def images_without_masks(images_dir: Union[str, os.PathLike], masks_dir: Union[str, os.PathLike]) -> List[pathlib.Path]:
+    """The images of ``images_dir`` that no mask of ``masks_dir`` is paired with by
+    :func:`match_pairs` (so not scored), sorted."""
+    paired = {img for img, _ in match_pairs(images_dir, masks_dir)}
+    return [p for p in _index_folder(pathlib.Path(images_dir)) if p not in paired]
+
+
 def load_pairs(images_dir, masks_dir=None, generate: int = 0,
                buckets: Sequence[Sequence[float]] = BUCKETS, seed: int = 0, border: bool = False,
                max_size: Optional[int] = None, limit: Optional[int] = None) -> List[Pair]:

@@ -12,8 +12,8 @@ from typing import Callable, Dict, Optional, Sequence
 import fastinpaint
 
 from fastinpaint.cli._common import (CliError, check_weights_file, draws_progress_bars, int_argument,
-                                     reports_user_errors, standalone_main)
-from fastinpaint.evaluate import BASELINES, InpaintFn, ReportWriteError, evaluate, load_pairs
+                                     reports_user_errors, say, standalone_main)
+from fastinpaint.evaluate import BASELINES, InpaintFn, ReportWriteError, evaluate, images_without_masks, load_pairs
 from fastinpaint.masks import parse_buckets
 
 
@@ -94,6 +94,11 @@ def run(args: argparse.Namespace, inpaint_fn: Optional[Callable]) -> int:
                        seed=args.seed, border=args.border, max_size=args.max_size, limit=args.limit)
     if not pairs:
         raise CliError("no (image, mask) pairs found")
+    if args.masks is not None:  # the reverse, a mask with no image, is an error of match_pairs
+        unscored = images_without_masks(args.images, args.masks)
+        if unscored:
+            names = ", ".join(str(p.relative_to(args.images)) for p in unscored[:5]) + (", …" if len(unscored) > 5 else "")
+            say(f"fastinpaint eval: note: {len(unscored)} image(s) have no mask and are not scored: {names}")
     try:
         evaluate(methods, pairs, csv_path=args.csv, per_image_csv=args.per_image_csv, print_table=True,
                  progress=not args.quiet and draws_progress_bars())
