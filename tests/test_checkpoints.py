@@ -312,9 +312,11 @@ def test_network_of_names_a_training_checkpoint_a_folder_and_a_text_file(tmp_pat
     last = tmp_path / "checkpoints" / "last.pt"
     torch.save({"format": "fastinpaint.trainer/1"}, last)
     PConvUNet(layers=4, base_channels=2, max_channels=2).save(tmp_path / "model.pt")
-    for load in (network_of, load_pconv_checkpoint, PConvUNet.load):
-        with pytest.raises(ValueError, match=r"training checkpoint .*exported, " + re.escape(str(tmp_path / "model.pt"))):
-            load(last)
+    for fmt in ("fastinpaint.trainer/1", "fastinpaint.glcic-trainer/2"):
+        torch.save({"format": fmt}, last)
+        for load in (network_of, load_pconv_checkpoint, PConvUNet.load):
+            with pytest.raises(ValueError, match=r"training checkpoint .*exported, " + re.escape(str(tmp_path / "model.pt"))):
+                load(last)
     with pytest.raises(ValueError, match=r"is a folder, not a weights file; it holds a run's exported weights"):
         network_of(tmp_path)
     text = tmp_path / "notes.txt"

@@ -118,15 +118,19 @@ def _model_pt_hint(folder: _PathLike) -> str:
     return f"; it holds a run's exported weights: {model}" if os.path.isfile(model) else ""
 
 
-#: The ``format`` of the trainer's checkpoints (``RUN/checkpoints/last.pt``); the trainer itself is
-#: not imported here (it imports the networks).
-TRAINER_FORMAT_PREFIX = "fastinpaint.trainer/"
+#: The ``format`` of the trainers' checkpoints (``RUN/checkpoints/last.pt``: ``fastinpaint.trainer/1``,
+#: ``fastinpaint.glcic-trainer/2``); the trainers are not imported here (they import the networks).
+_TRAINER_FORMAT = re.compile(r"^fastinpaint\.([a-z]+-)?trainer/")
+
+
+def _is_trainer_format(fmt: Any) -> bool:
+    return isinstance(fmt, str) and _TRAINER_FORMAT.match(fmt) is not None
 
 
 def _not_network(source: str, fmt: Any, path: Optional[_PathLike], wanted: str) -> str:
     """The message for a fastinpaint file of another ``format`` given where ``wanted`` network
     weights were expected; a trainer checkpoint is pointed to its run's exported ``model.pt``."""
-    if isinstance(fmt, str) and fmt.startswith(TRAINER_FORMAT_PREFIX):
+    if _is_trainer_format(fmt):
         model = "RUN/model.pt"
         if path is not None:  # RUN/checkpoints/last.pt -> RUN/model.pt, where the run wrote it
             folder = os.path.dirname(os.fspath(path))
@@ -230,7 +234,7 @@ def check_header(ckpt: Any, fmt: str, max_version: int, source: str, hint: str =
     the message for a file with no fastinpaint header (e.g. how to load another kind of file); a
     file with another header is told its format."""
     kind = fmt.rsplit(".", 1)[-1]  # "fastinpaint.PConvUNet" -> "PConvUNet"
-    if isinstance(ckpt, Mapping) and str(ckpt.get("format")).startswith(TRAINER_FORMAT_PREFIX):
+    if isinstance(ckpt, Mapping) and _is_trainer_format(ckpt.get("format")):
         raise ValueError(_not_network(source, ckpt["format"], source.strip("'"), kind))
     if isinstance(ckpt, Mapping) and "format" in ckpt and ckpt["format"] != fmt:
         # another network's header: said as such (it read "no format=... header. Its format is ...")
