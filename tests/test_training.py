@@ -502,3 +502,30 @@ def test_progress_bar_unset_is_drawn_on_a_terminal_only(monkeypatch, tmp_path):
         assert trainer_options(cfg, None)["progress"] is tty
         assert trainer_options(dict(cfg, progress=True), None)["progress"] is True
         assert trainer_options(dict(cfg, progress=False), None)["progress"] is False
+
+
+class _ExportingNet(TinyNet):
+    """TinyNet with PConvUNet's ``export``: a run writes ``model.pt``."""
+
+    def export(self, path) -> None:
+        torch.save(self.state_dict(), path)
+
+
+def test_a_run_says_where_it_wrote_model_pt_and_a_finished_one_is_left_as_it_is(image_dir, tmp_path, capsys):
+    """A run ends with 'wrote RUN/model.pt (step N)' (it ended silently). --resume on a run already
+    at --steps trains nothing and says so, leaving model.pt and the checkpoint as they are (it said
+    only 'resumed at step 10' and rewrote both)."""
+    MODELS["tiny-export"] = lambda cfg: (_ExportingNet(), l1_loss)
+    try:
+        run = tmp_path / "run1"
+        common = ["--model", "tiny-export", "--size", SIZE, "--batch-size", 2, "--workers", 0, "--no-progress",
+                  "--images", image_dir, "--out", run]
+        assert _train_cli(*common, "--steps", 3) == 0
+        assert capsys.readouterr().out.strip().splitlines()[-1] == f"fastinpaint train: wrote {run / 'model.pt'} (step 3)"
+        files = {name: (run / name).stat().st_mtime_ns for name in ("model.pt", "checkpoints/last.pt")}
+        assert _train_cli(*common, "--steps", 2, "--resume") == 0
+        out = capsys.readouterr().out.strip().splitlines()
+        assert out[-1] == "fastinpaint train: the run is already at step 3 >= --steps 2; nothing to train", out
+        assert {name: (run / name).stat().st_mtime_ns for name in files} == files
+    finally:
+        del MODELS["tiny-export"]

@@ -198,8 +198,9 @@ def train_glcic(cfg: Mapping[str, Any]) -> Dict[str, Any]:
                            **trainer_options(cfg, val_ds))
     logs = trainer.fit(resume=cfg.get("resume"))
     # The inference file (training checkpoints also hold optimiser/RNG state and the discriminator).
-    if trainer.is_main:
+    if trainer.is_main and not trainer.nothing_to_train:
         trainer.model.save(trainer.out_dir / "model.pt")
+        print(f"fastinpaint train: wrote {trainer.out_dir / 'model.pt'} (step {trainer.step})", flush=True)
     return {"step": trainer.step, "phase": trainer.phase, "logs": logs, "completion": trainer.model,
             "discriminator": trainer.discriminator, "trainer": trainer}
 

@@ -263,7 +263,8 @@ def train_model(cfg: Mapping[str, Any]):
 
     Returns:
         The :class:`Trainer` after training. Models with an ``export(path)`` method (PConvUNet)
-        are also written to ``out_dir/model.pt`` for inference (``--weights``).
+        are also written to ``out_dir/model.pt`` for inference (``--weights``), unless the run was
+        resumed at ``steps`` or past it (nothing trained).
     """
     world = init_processes(cfg)
     train_ds, val_ds = build_datasets(cfg)  # before the network and its loss (VGG16): the cheap checks first
@@ -278,6 +279,7 @@ def train_model(cfg: Mapping[str, Any]):
     trainer.fit(resume=cfg["resume"])
     # An inference-ready file beside the training checkpoints (those also hold optimizer and RNG
     # state, so they are not weights_only-loadable): what `--weights` takes.
-    if is_main_process() and hasattr(model, "export"):
+    if is_main_process() and hasattr(model, "export") and not trainer.nothing_to_train:
         model.export(pathlib.Path(cfg["out_dir"]) / "model.pt")
+        print(f"fastinpaint train: wrote {pathlib.Path(cfg['out_dir']) / 'model.pt'} (step {trainer.step})", flush=True)
     return trainer

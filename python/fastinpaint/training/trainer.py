@@ -245,6 +245,10 @@ class Trainer:
         (3, True)
     """
 
+    #: Whether the last :meth:`fit` resumed a run already at ``max_steps`` or past it, and so trained
+    #: nothing (nor saved a checkpoint): the callers then leave the run's ``model.pt`` as it is.
+    nothing_to_train = False
+
     checkpoint_format = CHECKPOINT_FORMAT
 
     def __init__(self, model: torch.nn.Module, loss_fn: Optional[Callable], optimizer: torch.optim.Optimizer,
@@ -524,6 +528,12 @@ class Trainer:
                     print(f"fastinpaint train: resumed from {path} at step {self.step}", flush=True)
             elif resume is not True:
                 raise FileNotFoundError(f"checkpoint not found: {path}")
+        self.nothing_to_train = resumed and self.step >= max_steps
+        if self.nothing_to_train:  # it saved the checkpoint again and rewrote model.pt, saying nothing
+            if self.is_main:
+                print(f"fastinpaint train: the run is already at step {self.step} >= --steps {max_steps}; "
+                      f"nothing to train", flush=True)
+            return {}
         if not resumed:
             if self.overwrite and self.is_main:  # starting over: nothing of the earlier run is mixed in
                 for name in RUN_FILES:
