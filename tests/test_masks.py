@@ -160,3 +160,28 @@ def test_overwrite_replaces_the_set_without_touching_other_files(tmp_path):
     assert not any(p.exists() for p in old) and (out / "mine.png").read_bytes() == b"a user's file"
     with open(out / "manifest.csv", newline="") as f:
         assert [r["mask"] for r in csv.DictReader(f)] == [p.name for p in new]
+
+
+def test_masks_for_an_image_folder_pair_with_eval(tmp_path, capsys):
+    """`masks --images DIR`: one mask set per image, of its size, named IMAGE__BUCKET_J.png, so that
+    `eval --images DIR --masks OUT` pairs them (masks' names matched no image, and had one size)."""
+    from fastinpaint.evaluate import load_pairs, match_pairs
+
+    imgs, out = tmp_path / "photos", tmp_path / "m"
+    imgs.mkdir()
+    Image.new("RGB", (40, 30), (90, 120, 30)).save(imgs / "cat.png")
+    Image.new("RGB", (24, 36), (10, 20, 200)).save(imgs / "dog.jpg")
+    assert masks_cli.main(["--out", str(out), "--images", str(imgs), "--count", "2", "--bucket", "0.1-0.2;0.2-0.3"]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote 4 masks to {out} for the images of {imgs} (manifest.csv)"
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert names == ["cat__0.1-0.2_0.png", "cat__0.2-0.3_1.png", "dog__0.1-0.2_0.png", "dog__0.2-0.3_1.png"]
+    (out / "manifest.csv").rename(tmp_path / "manifest.csv")  # the pairing by name alone
+    assert [(i.name, m.name) for i, m in match_pairs(imgs, out)] == [
+        ("cat.png", "cat__0.1-0.2_0.png"), ("cat.png", "cat__0.2-0.3_1.png"),
+        ("dog.jpg", "dog__0.1-0.2_0.png"), ("dog.jpg", "dog__0.2-0.3_1.png")]
+    (tmp_path / "manifest.csv").rename(out / "manifest.csv")
+    pairs = load_pairs(imgs, out)  # by the manifest's image column; each mask of its image's size
+    assert [(p.name, p.mask.shape) for p in pairs] == [("cat/cat__0.1-0.2_0", (30, 40)), ("cat/cat__0.2-0.3_1", (30, 40)),
+                                                       ("dog/dog__0.1-0.2_0", (36, 24)), ("dog/dog__0.2-0.3_1", (36, 24))]
+    assert masks_cli.main(["--out", str(tmp_path / "n"), "--images", str(imgs), "--count", "1", "--size", "64"]) == 1
+    assert "--size and --images" in capsys.readouterr().err

@@ -387,16 +387,65 @@ def write_mask_set(out_dir: Union[str, os.PathLike], count: int, size: Size = 51
         >>> [p.name for p in paths], "manifest.csv" in os.listdir(out)
         (['mask_0.1-0.2_free_00000.png', 'mask_0.1-0.2_free_00001.png', 'mask_0.1-0.2_free_00002.png'], True)
     """
-    from PIL import Image
-
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
     h, w = _size_hw(size)
-    buckets = [bucket] if len(bucket) == 2 and not isinstance(bucket[0], (tuple, list)) else list(bucket)
-    buckets = [_check_bucket(b) for b in buckets]
-    out = pathlib.Path(out_dir)
+    buckets = _buckets(bucket)
     tag = "border" if border else "free"
-    names = [f"mask_{bucket_label(buckets[i % len(buckets)])}_{tag}_{i:05d}.png" for i in range(count)]
+    entries = [(f"mask_{bucket_label(buckets[i % len(buckets)])}_{tag}_{i:05d}.png", {}, (h, w),
+                buckets[i % len(buckets)], i) for i in range(count)]
+    return _write_masks(pathlib.Path(out_dir), entries, seed, border, overwrite, margin, MANIFEST_COLUMNS)
+
+
+def write_masks_for_images(out_dir: Union[str, os.PathLike], images_dir: Union[str, os.PathLike], count: int = 1,
+                           bucket: Union[Sequence[float], Sequence[Sequence[float]]] = (0.1, 0.2), seed: int = 0,
+                           border: bool = False, overwrite: bool = False,
+                           margin: Optional[int] = None) -> List[pathlib.Path]:
+    """Writes ``count`` masks for each image of ``images_dir`` (as :func:`fastinpaint.evaluate.
+    load_pairs` lists it), each of that image's size (as displayed: EXIF orientation applied),
+    named ``IMAGE__<bucket>_<j>.png`` after the image's stem — the name by which ``fastinpaint
+    eval --images IMAGES_DIR --masks OUT_DIR`` pairs them — plus ``manifest.csv`` with an
+    ``image`` column (the image's path under ``images_dir``) before :data:`MANIFEST_COLUMNS`.
+    Mask ``j`` of image ``i`` depends only on ``(seed, i·count + j)``, as ``eval --generate``'s.
+
+    Raises:
+        FileExistsError: a file would be overwritten and ``overwrite`` is False.
+        ValueError: ``count`` < 1, no image in ``images_dir``, or an unreadable image (named).
+    """
+    from fastinpaint.data import list_images
+    from fastinpaint.io import _open_pil, orient
+
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    images_dir = pathlib.Path(images_dir)
+    images = list_images(images_dir)
+    if not images:
+        raise ValueError(f"no images in {images_dir}")
+    buckets = _buckets(bucket)
+    entries = []
+    for i, img in enumerate(images):
+        width, height = orient(_open_pil(img, "image")).size
+        for j in range(count):
+            b = buckets[j % len(buckets)]
+            entries.append((f"{img.stem}__{bucket_label(b)}_{j}.png", {"image": img.relative_to(images_dir).as_posix()},
+                            (height, width), b, i * count + j))
+    return _write_masks(pathlib.Path(out_dir), entries, seed, border, overwrite, margin,
+                        ("image", *MANIFEST_COLUMNS))
+
+
+def _buckets(bucket) -> List[Tuple[float, float]]:
+    buckets = [bucket] if len(bucket) == 2 and not isinstance(bucket[0], (tuple, list)) else list(bucket)
+    return [_check_bucket(b) for b in buckets]
+
+
+def _write_masks(out: pathlib.Path, entries, seed: int, border: bool, overwrite: bool, margin: Optional[int],
+                 columns: Sequence[str]) -> List[pathlib.Path]:
+    """Writes the masks ``entries`` — ``(file name, extra manifest entries, (h, w), bucket, seed
+    index)`` — and ``manifest.csv`` with ``columns`` into ``out``, refusing to replace files unless
+    ``overwrite``."""
+    from PIL import Image
+
+    names = [e[0] for e in entries]
     manifest = out / "manifest.csv"
     if not overwrite:
         existing = [p for p in [manifest] + [out / nm for nm in names] if p.exists()]
@@ -406,20 +455,19 @@ def write_mask_set(out_dir: Union[str, os.PathLike], count: int, size: Size = 51
                 "pass overwrite=True to replace them")
     out.mkdir(parents=True, exist_ok=True)
     rows, paths = [], []
-    for i, name in enumerate(names):
-        b = buckets[i % len(buckets)]
+    for name, extra, (h, w), b, i in entries:
         m = generate_mask((h, w), b, seed=mask_seed(seed, i), border=border, margin=margin)
         path = out / name
         tmp = path.with_name(path.name + ".tmp")
         Image.fromarray(m.astype(np.uint8) * 255, mode="L").save(tmp, format="PNG")
         os.replace(tmp, path)
         paths.append(path)
-        rows.append({"mask": name, "bucket": bucket_label(b), "hole_ratio": f"{m.mean():.6f}",
+        rows.append({**extra, "mask": name, "bucket": bucket_label(b), "hole_ratio": f"{m.mean():.6f}",
                      "border": int(bool(border)), "seed": f"{seed}:{i}", "width": w, "height": h})
     _remove_replaced_set(manifest, set(names))
     tmp = manifest.with_name("manifest.csv.tmp")
     with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=list(columns))
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, manifest)

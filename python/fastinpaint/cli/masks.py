@@ -7,7 +7,7 @@ import argparse
 from typing import Optional, Sequence
 
 from fastinpaint.cli._common import CliError, reports_user_errors, standalone_main
-from fastinpaint.masks import parse_buckets, parse_size, write_mask_set
+from fastinpaint.masks import parse_buckets, parse_size, write_mask_set, write_masks_for_images
 
 DESCRIPTION = ("Write irregular hole masks (free-form strokes, ellipses, lines) whose hole ratio lies in a "
                "bucket, as PNGs (255 = hole) plus manifest.csv.")
@@ -15,8 +15,11 @@ DESCRIPTION = ("Write irregular hole masks (free-form strokes, ellipses, lines) 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (PNG masks, 255 = hole, + manifest.csv)")
-    p.add_argument("--count", type=int, required=True, help="number of masks")
-    p.add_argument("--size", type=str, default="512", help="H or HxW (default 512)")
+    p.add_argument("--count", type=int, required=True, help="number of masks (with --images: per image)")
+    p.add_argument("--size", type=str, default=None, help="H or HxW (default 512; not with --images)")
+    p.add_argument("--images", default=None, metavar="DIR",
+                   help="write masks for the images of DIR instead, each of its image's size and named "
+                        "IMAGE__BUCKET_J.png, so that `fastinpaint eval --images DIR --masks OUT` pairs them")
     p.add_argument("--bucket", type=str, default="0.1-0.2",
                    help="hole-ratio bucket LO-HI, e.g. 0.1-0.2 (ratio in (LO, HI]); several separated by ';', "
                         "or 'all' for the six protocol buckets in turn (default 0.1-0.2)")
@@ -33,12 +36,19 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"--margin must be >= 0 pixels, got {args.margin}")
         if not args.border:
             raise CliError("--margin is the border margin: it needs --border (else it has no effect)")
+    options = dict(seed=args.seed, border=args.border, overwrite=args.overwrite, margin=args.margin)
     try:
-        paths = write_mask_set(args.out, args.count, parse_size(args.size), parse_buckets(args.bucket),
-                               seed=args.seed, border=args.border, overwrite=args.overwrite, margin=args.margin)
+        if args.images is not None:
+            if args.size is not None:
+                raise CliError("--size and --images contradict each other: with --images each mask has its image's size")
+            paths = write_masks_for_images(args.out, args.images, args.count, parse_buckets(args.bucket), **options)
+        else:
+            paths = write_mask_set(args.out, args.count, parse_size(args.size or "512"), parse_buckets(args.bucket),
+                                   **options)
     except FileExistsError as exc:  # the API names its argument; a command line user needs the flag
         raise CliError(str(exc).replace("overwrite=True", "--overwrite")) from None
-    print(f"wrote {len(paths)} masks to {args.out} (manifest.csv)")
+    for_images = f" for the images of {args.images}" if args.images is not None else ""
+    print(f"wrote {len(paths)} masks to {args.out}{for_images} (manifest.csv)")
     return 0
 
 
