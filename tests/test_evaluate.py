@@ -390,3 +390,14 @@ def test_images_without_a_mask_are_named_in_a_note(small_set, capsys):
     assert _run(["--method", "mean", "--images", str(imgs), "--masks", str(masks)]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["fastinpaint eval: note: 2 image(s) have no mask and are not scored: aa.png, zz.png"], err
+
+
+def test_report_names_end_in_csv_and_both_reports_are_named(small_set, tmp_path, capsys):
+    """--csv rep.json wrote CSV silently; 'summary written to' left out --per-image-csv's file."""
+    imgs, masks = small_set
+    base = ["--method", "mean", "--images", str(imgs), "--masks", str(masks)]
+    assert _run([*base, "--csv", str(tmp_path / "rep.json")]) == 1
+    assert "give a file name ending in .csv" in capsys.readouterr().err and not (tmp_path / "rep.json").exists()
+    assert _run([*base, "--csv", str(tmp_path / "s.csv"), "--per-image-csv", str(tmp_path / "p.csv")]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == (f"summary written to {tmp_path / 's.csv'}; "
+                                                                f"per-image scores written to {tmp_path / 'p.csv'}")

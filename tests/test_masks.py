@@ -185,3 +185,10 @@ def test_masks_for_an_image_folder_pair_with_eval(tmp_path, capsys):
                                                        ("dog/dog__0.1-0.2_0", (36, 24)), ("dog/dog__0.2-0.3_1", (36, 24))]
     assert masks_cli.main(["--out", str(tmp_path / "n"), "--images", str(imgs), "--count", "1", "--size", "64"]) == 1
     assert "--size and --images" in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_said_in_one_line(tmp_path, capsys):
+    (tmp_path / "fresh.png").write_bytes(b"x")
+    assert masks_cli.main(["--out", str(tmp_path / "fresh.png"), "--count", "1", "--size", "32"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--out must be a folder" in err[0] and "Errno" not in err[0], err

@@ -109,8 +109,11 @@ def run(args: argparse.Namespace, inpaint_fn: Optional[Callable]) -> int:
     except OSError as exc:  # a file a method or a pair needed while scoring (not a report)
         where = f" {exc.filename}" if exc.filename else ""
         raise CliError(f"evaluation failed:{where} {exc.strerror or exc}") from None
-    if args.csv:
-        print(f"summary written to {args.csv}")
+    written = [f"summary written to {args.csv}"] if args.csv else []
+    if args.per_image_csv:
+        written.append(f"per-image scores written to {args.per_image_csv}")
+    if written:
+        print("; ".join(written))
     return 0
 
 
@@ -121,6 +124,8 @@ def _check_report_destination(flag: str, path: Optional[str]) -> None:
     target = Path(path)
     if target.is_dir():
         raise CliError(f"{flag} {path} is a directory; give a file name")
+    if target.suffix.lower() != ".csv":  # rep.json got CSV, silently
+        raise CliError(f"{flag} {path}: the report is CSV; give a file name ending in .csv")
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise CliError(f"{flag} {path}: folder {parent} does not exist")

@@ -4,6 +4,7 @@ with :func:`fastinpaint.masks.write_mask_set`."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Optional, Sequence
 
 from fastinpaint.cli._common import CliError, reports_user_errors, standalone_main
@@ -36,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"--margin must be >= 0 pixels, got {args.margin}")
         if not args.border:
             raise CliError("--margin is the border margin: it needs --border (else it has no effect)")
+    if Path(args.out).exists() and not Path(args.out).is_dir():  # it was "[Errno 17] File exists"
+        raise CliError(f"--out {args.out} is a file: --out must be a folder (the masks and manifest.csv go in it)")
     options = dict(seed=args.seed, border=args.border, overwrite=args.overwrite, margin=args.margin)
     try:
         if args.images is not None:
