@@ -27,7 +27,7 @@ from starlette.testclient import TestClient  # noqa: E402
 import fastinpaint  # noqa: E402
 from fastinpaint.serve.app import ServeConfig, create_app  # noqa: E402
 from fastinpaint.serve.decode import Limits  # noqa: E402
-from fastinpaint.serve.jobs import JobQueue, QueueFull  # noqa: E402
+from fastinpaint.serve.jobs import JobQueue, QueueFull, ShuttingDown  # noqa: E402
 
 PHOTO = "astronaut"
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"  # as conftest's shared_data
@@ -599,6 +599,9 @@ def test_full_queue_is_503(pair):
         waiting = asyncio.ensure_future(jobs.run(lambda: "waited"))
         await asyncio.sleep(0.1)
         assert jobs.pending == 2
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+            health = (await c.get("/healthz")).json()
+        assert health == {"status": "ok", "running": 1, "queued": 1}  # queued: waiting only
         refused = (await _post_all(app, [body(image, hole)]))[0]
         release.set()
         assert await running and await waiting == "waited"
@@ -646,6 +649,50 @@ def test_job_queue_runs_one_at_a_time_in_order():
         await first
 
     asyncio.run(too_many())
+
+
+def test_stop_answers_every_job_at_once_and_saves_nothing(pair, tmp_path, monkeypatch):
+    """A second Ctrl-C (JobQueue.stop): the running and the waiting requests are answered JSON 503
+    at once, the waiting jobs never run, and the running one, finishing later, saves nothing."""
+    image, hole = pair
+    gate, started, calls = threading.Event(), threading.Event(), []
+    real = fastinpaint.inpaint
+
+    def slow(*args, **kwargs):
+        calls.append(1)
+        started.set()
+        gate.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fastinpaint, "inpaint", slow)
+    app = create_app(ServeConfig(output_dir=tmp_path))
+
+    async def scenario():
+        answers = asyncio.ensure_future(_post_all(app, [body(image, hole, seed=s) for s in range(3)]))
+        while app.state.jobs.pending < 3 or not started.is_set():
+            await asyncio.sleep(0.01)
+        assert (app.state.jobs.running, app.state.jobs.waiting) == (1, 2)
+        t0 = time.monotonic()
+        app.state.jobs.stop()
+        done = await answers
+        waited = time.monotonic() - t0
+        gate.set()
+        while app.state.jobs.running:
+            await asyncio.sleep(0.01)
+        return done, waited
+
+    answers, waited = asyncio.run(scenario())
+    assert waited < 5
+    for a in answers:
+        assert a.status_code == 503 and a.headers["content-type"] == "application/json"
+        assert error_of(a) == "the server is shutting down; the job was cancelled"
+    assert calls == [1] and list(tmp_path.iterdir()) == []
+
+    async def refused():
+        with pytest.raises(ShuttingDown):
+            await app.state.jobs.run(lambda: None)
+
+    asyncio.run(refused())
 
 
 # --------------------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ Prints the URL to open (the first line on stdout, so that scripts and tests can 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -67,6 +69,40 @@ def _url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
+def _server(uvicorn, config, jobs):
+    """A ``uvicorn.Server`` whose Ctrl-C handling knows the job queue: the first Ctrl-C says what it
+    is waiting for (as ``fastinpaint train`` does), the second stops the queue at once
+    (:meth:`~fastinpaint.serve.jobs.JobQueue.stop`: every client not answered yet gets a JSON 503,
+    nothing more is saved)."""
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            if sig == signal.SIGINT and not self.should_exit:
+                if jobs.pending:
+                    running, waiting = jobs.running, jobs.waiting
+                    doing = "the running job" if running else "no running job"
+                    _say(f"interrupt received: finishing {doing} and {waiting} queued "
+                         "(Ctrl-C again to stop at once)")
+            elif sig == signal.SIGINT and not self.force_exit:
+                if jobs.pending:
+                    _say(f"stopping at once: {jobs.pending} unanswered job(s) cancelled, nothing more saved")
+                jobs.stop()
+            super().handle_exit(sig, frame)
+
+        async def shutdown(self, sockets=None):
+            await super().shutdown(sockets)
+            if self.force_exit and getattr(self, "lifespan", None) is not None:
+                # uvicorn skips the application's shutdown when forced, and its lifespan task,
+                # cancelled then at exit, logs a traceback; ours is quick (the queue is stopped)
+                await self.lifespan.shutdown()
+
+    return Server(config)
+
+
+def _say(line: str) -> None:
+    print(f"fastinpaint serve: {line}", file=sys.stderr, flush=True)
+
+
 @reports_user_errors("fastinpaint")
 def run(args: argparse.Namespace) -> int:
     """The ``serve`` subcommand: checks the options, binds, prints the URL, serves until Ctrl+C."""
@@ -113,11 +149,20 @@ def run(args: argparse.Namespace) -> int:
         import webbrowser
 
         webbrowser.open(url)  # the socket already listens: the browser's request waits for the server
-    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, access_log=args.log_level == "debug"))
+    jobs = app.state.jobs
+    server = _server(uvicorn, uvicorn.Config(app, log_level=args.log_level, access_log=args.log_level == "debug"),
+                     jobs)
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
+        if jobs.stopping and jobs.running:
+            # stopped at once with a job still computing on the worker thread, which cannot be
+            # interrupted and which the interpreter would wait for at exit: its result is dropped
+            # anyway (every client was answered 503 and nothing more is saved), so leave now
+            _say("interrupted")
+            sys.stdout.flush()
+            os._exit(130)
     return 0
 
 

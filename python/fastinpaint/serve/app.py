@@ -12,8 +12,9 @@ Routes (see :func:`create_app`):
 
 Errors are JSON ``{"error": "one line"}`` with 400 (unreadable or inconsistent request), 404 (no
 such endpoint under ``/api/``), 405 (a method the endpoint does not take; ``Allow`` says which),
-413 (too large), 415 (body neither JSON nor multipart), 503 (queue full) or 500 (the method failed;
-the server goes on serving).
+413 (too large), 415 (body neither JSON nor multipart), 503 (queue full, or the server stopping
+at once: a second Ctrl-C cancels the jobs not answered yet, which save nothing) or 500 (the method
+failed; the server goes on serving).
 
 With ``--output-dir`` each result is also saved there under a new name the server chooses
 (``X-FastInpaint-Saved-As``; never replacing a file, also one another server sharing the folder
@@ -49,7 +50,7 @@ from fastinpaint.cli._common import is_image_file
 from fastinpaint.io import ImageIOError, OutputExistsError, write_file
 from fastinpaint.methods.patchmatch import PATCH_SIZES
 from fastinpaint.serve.decode import NO_SOURCE_MASK, Limits, RequestError, decode_request, encode_result
-from fastinpaint.serve.jobs import JobQueue, QueueFull
+from fastinpaint.serve.jobs import JobQueue, QueueFull, ShuttingDown
 
 STATIC = Path(__file__).resolve().parent / "static"
 #: Names tried for one result in --output-dir before giving up (each taken one: another writer's).
@@ -320,7 +321,8 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
         return JSONResponse({"methods": list(methods), "default": config.default_method})
 
     def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "queued": jobs.pending})
+        # "queued": the jobs waiting (not the running one, counted apart)
+        return JSONResponse({"status": "ok", "running": jobs.running, "queued": jobs.waiting})
 
     def list_inputs(request: Request) -> JSONResponse:
         return JSONResponse({"images": list(_input_images(config.inputs))})
@@ -375,7 +377,7 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
                                              source_mask=job.source, device=config.device, **job.options)
             data, ctype = encode_result(result, job.image)
             saved = not_saved = None
-            if config.output_dir:
+            if config.output_dir and not jobs.stopping:  # a cancelled job (second Ctrl-C) saves nothing
                 # not the method's failure: the result is answered all the same, the header says
                 # it was not saved (see the module docstring)
                 try:
@@ -391,6 +393,8 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
             return _json_error(err.status, err.message)
         except QueueFull as exc:
             return _json_error(503, str(exc), {"Retry-After": "5"})
+        except ShuttingDown as exc:
+            return _json_error(503, str(exc))
         except Exception as exc:  # the method failed: report it, keep serving
             method = fields.get("method") or config.default_method
             log.exception("method %r failed", method)
