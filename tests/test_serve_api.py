@@ -215,6 +215,53 @@ def test_rgba_image_keeps_its_alpha(client, pair):
     assert np.array_equal(out[~hole], rgba[~hole])
 
 
+def test_rgba_image_without_mask_uses_its_alpha_as_the_cli_does(client, pair):
+    """No mask: transparent (alpha <= 127) is the hole, fastinpaint.io's rule, said in the notes."""
+    from fastinpaint.io import hole_from_alpha
+
+    image, hole = pair
+    alpha = np.where(hole, 0, 255).astype(np.uint8)
+    alpha[0, 0] = 127  # transparent enough: a hole too
+    rgba = np.dstack([image, alpha])
+    expected_hole = hole_from_alpha(alpha)
+    resp = client.post("/api/v1/inpaint", json={"image": b64(png(rgba))})
+    assert resp.status_code == 200
+    assert "alpha channel is the mask" in resp.headers["x-fastinpaint-notes"]
+    with_mask = client.post("/api/v1/inpaint", json=body(rgba, expected_hole))
+    assert np.array_equal(decoded(resp), decoded(with_mask))
+    clear = np.dstack([image, np.zeros(hole.shape, np.uint8)])
+    resp = client.post("/api/v1/inpaint", json={"image": b64(png(clear))})
+    assert resp.status_code == 400 and "alpha channel" in error_of(resp) and "whole image" in error_of(resp)
+
+
+def test_notes_the_cli_prints_are_answered_in_a_header(client, pair):
+    image, hole = pair
+    cases = []
+    empty = client.post("/api/v1/inpaint", json=body(image, np.zeros_like(hole)))
+    cases.append((empty, "empty mask"))
+    cmyk = io.BytesIO()
+    Image.fromarray(image).convert("CMYK").save(cmyk, format="JPEG")
+    cases.append((client.post("/api/v1/inpaint", json={"image": b64(cmyk.getvalue()),
+                                                       "mask": b64(png((hole * 255).astype(np.uint8)))}),
+                  "CMYK image converted to RGB"))
+    frames = io.BytesIO()
+    Image.fromarray(image).save(frames, format="TIFF", save_all=True, append_images=[Image.fromarray(image[::-1])])
+    cases.append((client.post("/api/v1/inpaint", json={"image": b64(frames.getvalue()),
+                                                       "mask": b64(png((hole * 255).astype(np.uint8)))}),
+                  "2 frames: only the first"))
+    gif = io.BytesIO()
+    Image.fromarray(image).save(gif, format="GIF")
+    cases.append((client.post("/api/v1/inpaint", json={"image": b64(gif.getvalue()),
+                                                       "mask": b64(png((hole * 255).astype(np.uint8)))}),
+                  "GIF answered as PNG"))
+    for resp, words in cases:
+        assert resp.status_code == 200, error_of(resp)
+        notes = resp.headers["x-fastinpaint-notes"]
+        assert words in notes and "\n" not in notes and notes.isascii()
+    plain = client.post("/api/v1/inpaint", json=body(image, hole))
+    assert "x-fastinpaint-notes" not in plain.headers
+
+
 def test_iopaint_shaped_request(client, pair):
     """The fields IOPaint's web page sends with every request; its default hd_strategy "Crop" is
     fastinpaint's "auto" (a small image stays whole), reported in a header."""
@@ -292,7 +339,7 @@ def _bad_requests(image, hole):
         "truncated image": ({"image": b64(png(image)[:300]), "mask": good_mask}, "not a readable image"),
         "mask size": ({"image": b64(png(image)), "mask": small_mask}, "same size"),
         "unknown method": ({"image": b64(png(image)), "mask": good_mask, "method": "lama"}, "unknown method"),
-        "missing mask": ({"image": b64(png(image))}, "'mask' is missing"),
+        "missing mask": ({"image": b64(png(image))}, "'mask' is missing and the image has no alpha channel"),
         "full mask": ({"image": b64(png(image)), "mask": b64(png(np.full(hole.shape, 255, np.uint8)))},
                       "whole image"),
         "even patch": ({"image": b64(png(image)), "mask": good_mask, "patch_size": 6}, "odd"),

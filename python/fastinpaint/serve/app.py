@@ -375,7 +375,7 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
                 warnings.simplefilter("ignore")  # an empty mask: the image comes back unchanged, as asked
                 result = fastinpaint.inpaint(job.image.pixels, job.hole, method=job.method, seed=job.seed,
                                              source_mask=job.source, device=config.device, **job.options)
-            data, ctype = encode_result(result, job.image)
+            data, ctype = encode_result(result, job.image, job.notes)
             saved = not_saved = None
             if config.output_dir and not jobs.stopping:  # a cancelled job (second Ctrl-C) saves nothing
                 # not the method's failure: the result is answered all the same, the header says
@@ -404,6 +404,9 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
         headers["X-Seed"] = str(job.seed)  # as IOPaint answers
         headers["X-FastInpaint-Method"] = job.method
         headers["X-FastInpaint-Seconds"] = f"{time.perf_counter() - started:.3f}"
+        if job.notes:  # one line, ASCII: what the command line prints as notes
+            notes = "; ".join(" ".join(n.split()) for n in job.notes)
+            headers["X-FastInpaint-Notes"] = notes.encode("ascii", "backslashreplace").decode("ascii")
         if saved:
             headers["X-FastInpaint-Saved-As"] = saved
         if not_saved:  # header values are Latin-1: a folder's other characters escaped
