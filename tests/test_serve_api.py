@@ -657,6 +657,7 @@ def test_full_queue_is_503(pair):
 
     refused, answered = asyncio.run(scenario())
     assert refused.status_code == 503 and "busy" in error_of(refused)
+    assert "1 job is already waiting (limit 1)" in error_of(refused)
     assert refused.headers["retry-after"]
     assert answered.status_code == 200
 
@@ -758,6 +759,41 @@ def test_server_config_methods_healthz(client):
     assert page.status_code == 200 and "/static/app.js" in page.text
     for name in ("app.js", "style.css"):
         assert client.get(f"/static/{name}").status_code == 200
+
+
+def test_server_config_lists_every_hd_strategy_the_api_takes(client, pair):
+    image, hole = pair
+    listed = client.get("/api/v1/server-config").json()["hd_strategies"]
+    assert sorted(listed) == ["Auto", "Crop", "Original", "Resize"]
+    for name in listed:
+        assert client.post("/api/v1/inpaint", json=body(image, hole, hd_strategy=name)).status_code == 200
+
+
+def test_method_and_hd_strategy_take_any_case_alike(client, pair):
+    image, hole = pair
+    resp = client.post("/api/v1/inpaint", json=body(image, hole, method="PatchMatch", hd_strategy="oRiGiNaL"))
+    assert resp.status_code == 200, error_of(resp)
+    assert resp.headers["x-fastinpaint-method"] == "patchmatch"
+    assert np.array_equal(decoded(resp), decoded(client.post("/api/v1/inpaint", json=body(image, hole))))
+
+
+@pytest.mark.parametrize("field", ["image", "mask"])
+def test_empty_base64_field_is_said_empty_not_missing(client, pair, field):
+    image, hole = pair
+    req = body(image, hole)
+    req[field] = ""
+    resp = client.post("/api/v1/inpaint", json=req)
+    assert resp.status_code == 400 and error_of(resp) == f"field '{field}' is empty"
+
+
+def test_a_field_sent_twice_in_multipart_is_refused_naming_it(client, pair):
+    image, hole = pair
+    files = [("image", ("a.png", png(image), "image/png")), ("image", ("b.png", png(image[::-1]), "image/png")),
+             ("mask", ("m.png", png((hole * 255).astype(np.uint8)), "image/png"))]
+    resp = client.post("/api/v1/inpaint", files=files)
+    assert resp.status_code == 400 and "field 'image' is sent more than once" in error_of(resp)
+    resp = client.post("/api/v1/inpaint", files=files[1:], data={"seed": ["1", "2"]})
+    assert resp.status_code == 400 and "field 'seed' is sent more than once" in error_of(resp)
 
 
 @pytest.mark.parametrize("verb, path, status, words", [

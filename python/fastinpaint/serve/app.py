@@ -253,6 +253,9 @@ async def _request_fields(request: Request, limit: int):
             raise RequestError(400, f"malformed multipart/form-data body: {getattr(exc, 'detail', exc)}") from None
         fields, files = {}, {}
         for key, value in form.multi_items():
+            if key in files or key in fields:  # which one was meant? say so rather than pick one
+                await form.close()
+                raise RequestError(400, f"field '{key}' is sent more than once; send each field once")
             if hasattr(value, "read"):  # an uploaded file
                 files[key] = await value.read()
             else:
@@ -310,7 +313,8 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
             "device": config.device,
             "default_method": config.default_method,
             "methods": [_method_options(m, list(config.weights.get(m, {}))) for m in methods],
-            "hd_strategies": ["Crop", "Original", "Resize"],  # IOPaint's names; Crop = fastinpaint's auto
+            # IOPaint's names and fastinpaint's Auto, as the API takes them (any case); Crop = Auto
+            "hd_strategies": ["Crop", "Original", "Resize", "Auto"],
             "limits": {"max_pixels": config.limits.max_pixels, "max_body_bytes": config.limits.max_body_bytes,
                        "max_waiting": config.max_waiting},
             "inputs": list(_input_images(config.inputs)),

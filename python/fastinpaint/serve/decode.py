@@ -217,15 +217,20 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
             if not files[name]:
                 raise RequestError(400, f"file '{name}' is empty")
             return files[name]
-        if fields.get(name) in (None, ""):
+        if fields.get(name) is None:
             if required:
                 raise RequestError(400, f"field '{name}' is missing")
             return None
+        if fields[name] == "":
+            raise RequestError(400, f"field '{name}' is empty")
         return b64_bytes(fields[name], name)
 
     method = fields.get("method") or default_method
-    if not isinstance(method, str) or method not in methods:
+    # any case, as hd_strategy: the names are told apart by their letters only
+    by_name = {m.lower(): m for m in methods}
+    if not isinstance(method, str) or method.lower() not in by_name:
         raise RequestError(400, f"unknown method {method!r}; available: {', '.join(methods)}")
+    method = by_name[method.lower()]
     headers: Dict[str, str] = {}
     hd = fields.get("hd_strategy")
     options: Dict[str, Any] = {}

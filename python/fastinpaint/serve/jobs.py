@@ -83,8 +83,9 @@ class JobQueue:
             if self.stopping:
                 raise ShuttingDown(SHUTTING_DOWN)
             if self._admitted >= self.max_waiting + 1:
-                raise QueueFull(f"the server is busy: {self._admitted - 1} jobs are already waiting "
-                                f"(limit {self.max_waiting}); try again shortly")
+                waiting = self._admitted - 1
+                raise QueueFull(f"the server is busy: {waiting} {'job is' if waiting == 1 else 'jobs are'} "
+                                f"already waiting (limit {self.max_waiting}); try again shortly")
             self._admitted += 1
         # answered by the job, or by stop() first; an answer nobody awaits (client gone) is not logged
         waiter = loop.create_future()
