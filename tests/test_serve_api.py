@@ -555,6 +555,11 @@ def test_each_weights_file_is_offered_and_taken_for_its_own_method_only(weights_
                                              "for glcic: mine_glcic.pt")
         resp = c.post("/api/v1/inpaint", json=body(image, hole, method="glcic", weights="mine_glcic.pt"))
         assert resp.status_code == 200 and np.array_equal(decoded(resp)[~hole], image[~hole])
+        assert resp.headers["x-fastinpaint-weights"] == "mine_glcic.pt"  # which network answered
+        resp = c.post("/api/v1/inpaint", json=body(image, hole, method="glcic"))
+        assert resp.status_code == 200 and resp.headers["x-fastinpaint-weights"] == "bundled"
+        resp = c.post("/api/v1/inpaint", json=body(image, hole))
+        assert "x-fastinpaint-weights" not in resp.headers  # patchmatch: no network
 
 
 def test_weights_config_of_the_old_shape_is_refused(weights_files):

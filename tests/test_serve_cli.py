@@ -72,6 +72,28 @@ def test_weights_are_checked_at_start_up(tmp_path, capsys, monkeypatch):
     assert served[0].state.config.weights == {"glcic": {"g.pt": str((tmp_path / "g.pt").resolve())}}
 
 
+def test_same_weights_file_name_is_fine_across_methods_not_within_one(tmp_path, capsys, monkeypatch):
+    """The trainer names every run's file model.pt: a pconv run's and a glcic run's are both offered
+    (a client chooses a name for a method); two pconv files named alike are refused in one line."""
+    import shutil
+
+    uvicorn = pytest.importorskip("uvicorn")
+    from fastinpaint.weights import bundled_weights
+
+    served = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, **k: served.append(self.config.app))
+    for run, method in (("A", "pconv"), ("G", "glcic"), ("B", "pconv")):
+        (tmp_path / run).mkdir()
+        shutil.copy(bundled_weights(method), tmp_path / run / "model.pt")
+    a, g, b = (str((tmp_path / run / "model.pt").resolve()) for run in "AGB")
+    assert main(["serve", "--port", "0", "--weights", a, "--weights", g]) == 0
+    assert served[0].state.config.weights == {"pconv": {"model.pt": a}, "glcic": {"model.pt": g}}
+    capsys.readouterr()
+    assert main(["serve", "--port", "0", "--weights", a, "--weights", g, "--weights", b]) == 1
+    line = _error_line(capsys)
+    assert "two --weights files for method pconv are named model.pt" in line and "rename one" in line
+
+
 def test_port_in_use_is_one_line(capsys):
     pytest.importorskip("uvicorn")
     with socket.socket() as taken:

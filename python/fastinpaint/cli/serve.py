@@ -15,21 +15,22 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 from fastinpaint.cli._common import CliError, check_device, int_argument, reports_user_errors
 
 
-def _weights(paths: List[str]) -> Dict[str, str]:
-    """name (the file's name) -> path of each ``--weights`` file; clients choose by name only."""
-    chosen: Dict[str, str] = {}
+def _weights(paths: List[str]) -> List[str]:
+    """The resolved path of each ``--weights`` file (a file given twice, once); clients choose a
+    method's weights by the file's name (:func:`~fastinpaint.serve.app.sort_weights` checks that
+    the names are unique within each method)."""
+    chosen: List[str] = []
     for p in paths:
         path = Path(p)
         if not path.is_file():
             raise CliError(f"weights file not found: {path}")
-        if path.name in chosen:
-            raise CliError(f"two --weights files are named {path.name}; clients choose by name, so rename one")
-        chosen[path.name] = str(path.resolve())
+        if str(path.resolve()) not in chosen:
+            chosen.append(str(path.resolve()))
     return chosen
 
 
@@ -131,7 +132,10 @@ def run(args: argparse.Namespace) -> int:
     from fastinpaint.serve.app import ServeConfig, create_app, is_loopback_address, sort_weights
     from fastinpaint.serve.decode import Limits
 
-    weights, notes = sort_weights(_weights(args.weights))  # each file under its method; the others left out
+    try:  # each file under its method; the others left out
+        weights, notes = sort_weights(_weights(args.weights))
+    except ValueError as exc:  # two files of one method under one name
+        raise CliError(str(exc)) from None
     for note in notes:
         print(f"fastinpaint serve: note: {note}", file=sys.stderr, flush=True)
     config = ServeConfig(device=args.device, default_method=args.method, inputs=inputs, output_dir=output_dir,
@@ -186,7 +190,8 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
     p.add_argument("--input", help="an image file, or a folder whose images the page lists (by name only)")
     p.add_argument("--output-dir", help="also save every result in this folder (names chosen by the server)")
     p.add_argument("--weights", action="append", default=[], metavar="FILE",
-                   help="a checkpoint clients may pick, by its file name, for the method it is for (pconv or glcic, "
+                   help="a checkpoint clients may pick, by its file name (unique within a method), for the method it "
+                        "is for (pconv or glcic, "
                         "told from its header at start-up; other files are left out with a note) (repeatable)")
     p.add_argument("--max-pixels", type=int, default=50_000_000,
                    help="largest image, width x height (default 50 MP); the one limit: Pillow's decompression-bomb "

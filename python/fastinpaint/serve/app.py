@@ -35,7 +35,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -120,7 +120,7 @@ class ServeConfig:
     #: where every result is also saved, under a name the server chooses (``--output-dir``)
     output_dir: Optional[Path] = None
     #: method -> {name: path} of the weights files a client may choose for it (``--weights``,
-    #: sorted by :func:`sort_weights`); names are unique over all methods. :func:`create_app`
+    #: sorted by :func:`sort_weights`); names are unique within a method. :func:`create_app`
     #: checks each file's header (:func:`check_weights`), however the config was made
     weights: Dict[str, Dict[str, str]] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
@@ -138,23 +138,31 @@ class ServeConfig:
 LEARNED_METHODS = {"pconv": "PConvUNet", "glcic": "GLCIC"}
 
 
-def sort_weights(files: Dict[str, str]) -> Tuple[Dict[str, Dict[str, str]], List[str]]:
-    """(``ServeConfig.weights``, notes): the weights files (name -> path) under the method each is
-    for, told from its header as the loaders tell it (:func:`~fastinpaint.nn._checkpoint.network_of`:
-    the tensors are not read, so this is cheap at start-up), and a one-line note for each file
-    left out (not a checkpoint of a network this server runs), saying why."""
+def sort_weights(files) -> Tuple[Dict[str, Dict[str, str]], List[str]]:
+    """(``ServeConfig.weights``, notes): the weights files (paths, each offered under its file's
+    name; or name -> path) under the method each is for, told from its header as the loaders tell
+    it (:func:`~fastinpaint.nn._checkpoint.network_of`: the tensors are not read, so this is cheap at
+    start-up), and a one-line note for each file left out (not a checkpoint of a network this
+    server runs), saying why. A client chooses a name for a method, so names need only be unique
+    within one: ``runs/A/model.pt`` (pconv) and ``runs/G/model.pt`` (glcic) are both offered;
+    ValueError, one line, for two files of one method under one name."""
     from fastinpaint.nn._checkpoint import network_of
 
+    pairs = files.items() if isinstance(files, Mapping) else ((Path(p).name, str(p)) for p in files)
     method_of = {network: method for method, network in LEARNED_METHODS.items()}
     by_method: Dict[str, Dict[str, str]] = {}
     notes: List[str] = []
-    for name, path in files.items():
+    for name, path in pairs:
         try:
             network = network_of(path)
         except (OSError, ValueError) as exc:
             notes.append(f"--weights {name} left out: {' '.join(str(exc).split())}")
             continue
-        by_method.setdefault(method_of[network], {})[name] = path
+        mine = by_method.setdefault(method_of[network], {})
+        if name in mine and mine[name] != path:
+            raise ValueError(f"two --weights files for method {method_of[network]} are named {name} ({mine[name]} "
+                             f"and {path}); clients choose a method's weights by name, so rename one")
+        mine[name] = path
     return by_method, notes
 
 

@@ -271,6 +271,9 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
             raise RequestError(400, f"{why}; this server offers for {method}: {offered} (or no 'weights': the "
                                     "bundled network)")
         options["weights"] = mine[chosen]
+    if method in ("pconv", "glcic"):  # which network answered: a name this server offers, or the bundled one
+        name = chosen if chosen not in (None, "") else "bundled"
+        headers["X-FastInpaint-Weights"] = name.encode("ascii", "backslashreplace").decode("ascii")
 
     image = open_picture(raw("image", True), "image", limits)
     # every answer says which strategy ran (README), also when the client sent none:
