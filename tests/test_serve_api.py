@@ -27,7 +27,7 @@ from starlette.testclient import TestClient  # noqa: E402
 import fastinpaint  # noqa: E402
 from fastinpaint.serve.app import ServeConfig, create_app  # noqa: E402
 from fastinpaint.serve.decode import Limits  # noqa: E402
-from fastinpaint.serve.jobs import JobQueue, QueueFull  # noqa: E402
+from fastinpaint.serve.jobs import JobQueue, QueueFull, ShuttingDown  # noqa: E402
 
 PHOTO = "astronaut"
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"  # as conftest's shared_data
@@ -215,6 +215,53 @@ def test_rgba_image_keeps_its_alpha(client, pair):
     assert np.array_equal(out[~hole], rgba[~hole])
 
 
+def test_rgba_image_without_mask_uses_its_alpha_as_the_cli_does(client, pair):
+    """No mask: transparent (alpha <= 127) is the hole, fastinpaint.io's rule, said in the notes."""
+    from fastinpaint.io import hole_from_alpha
+
+    image, hole = pair
+    alpha = np.where(hole, 0, 255).astype(np.uint8)
+    alpha[0, 0] = 127  # transparent enough: a hole too
+    rgba = np.dstack([image, alpha])
+    expected_hole = hole_from_alpha(alpha)
+    resp = client.post("/api/v1/inpaint", json={"image": b64(png(rgba))})
+    assert resp.status_code == 200
+    assert "alpha channel is the mask" in resp.headers["x-fastinpaint-notes"]
+    with_mask = client.post("/api/v1/inpaint", json=body(rgba, expected_hole))
+    assert np.array_equal(decoded(resp), decoded(with_mask))
+    clear = np.dstack([image, np.zeros(hole.shape, np.uint8)])
+    resp = client.post("/api/v1/inpaint", json={"image": b64(png(clear))})
+    assert resp.status_code == 400 and "alpha channel" in error_of(resp) and "whole image" in error_of(resp)
+
+
+def test_notes_the_cli_prints_are_answered_in_a_header(client, pair):
+    image, hole = pair
+    cases = []
+    empty = client.post("/api/v1/inpaint", json=body(image, np.zeros_like(hole)))
+    cases.append((empty, "empty mask"))
+    cmyk = io.BytesIO()
+    Image.fromarray(image).convert("CMYK").save(cmyk, format="JPEG")
+    cases.append((client.post("/api/v1/inpaint", json={"image": b64(cmyk.getvalue()),
+                                                       "mask": b64(png((hole * 255).astype(np.uint8)))}),
+                  "CMYK image converted to RGB"))
+    frames = io.BytesIO()
+    Image.fromarray(image).save(frames, format="TIFF", save_all=True, append_images=[Image.fromarray(image[::-1])])
+    cases.append((client.post("/api/v1/inpaint", json={"image": b64(frames.getvalue()),
+                                                       "mask": b64(png((hole * 255).astype(np.uint8)))}),
+                  "2 frames: only the first"))
+    gif = io.BytesIO()
+    Image.fromarray(image).save(gif, format="GIF")
+    cases.append((client.post("/api/v1/inpaint", json={"image": b64(gif.getvalue()),
+                                                       "mask": b64(png((hole * 255).astype(np.uint8)))}),
+                  "GIF answered as PNG"))
+    for resp, words in cases:
+        assert resp.status_code == 200, error_of(resp)
+        notes = resp.headers["x-fastinpaint-notes"]
+        assert words in notes and "\n" not in notes and notes.isascii()
+    plain = client.post("/api/v1/inpaint", json=body(image, hole))
+    assert "x-fastinpaint-notes" not in plain.headers
+
+
 def test_iopaint_shaped_request(client, pair):
     """The fields IOPaint's web page sends with every request; its default hd_strategy "Crop" is
     fastinpaint's "auto" (a small image stays whole), reported in a header."""
@@ -292,7 +339,7 @@ def _bad_requests(image, hole):
         "truncated image": ({"image": b64(png(image)[:300]), "mask": good_mask}, "not a readable image"),
         "mask size": ({"image": b64(png(image)), "mask": small_mask}, "same size"),
         "unknown method": ({"image": b64(png(image)), "mask": good_mask, "method": "lama"}, "unknown method"),
-        "missing mask": ({"image": b64(png(image))}, "'mask' is missing"),
+        "missing mask": ({"image": b64(png(image))}, "'mask' is missing and the image has no alpha channel"),
         "full mask": ({"image": b64(png(image)), "mask": b64(png(np.full(hole.shape, 255, np.uint8)))},
                       "whole image"),
         "even patch": ({"image": b64(png(image)), "mask": good_mask, "patch_size": 6}, "odd"),
@@ -508,6 +555,11 @@ def test_each_weights_file_is_offered_and_taken_for_its_own_method_only(weights_
                                              "for glcic: mine_glcic.pt")
         resp = c.post("/api/v1/inpaint", json=body(image, hole, method="glcic", weights="mine_glcic.pt"))
         assert resp.status_code == 200 and np.array_equal(decoded(resp)[~hole], image[~hole])
+        assert resp.headers["x-fastinpaint-weights"] == "mine_glcic.pt"  # which network answered
+        resp = c.post("/api/v1/inpaint", json=body(image, hole, method="glcic"))
+        assert resp.status_code == 200 and resp.headers["x-fastinpaint-weights"] == "bundled"
+        resp = c.post("/api/v1/inpaint", json=body(image, hole))
+        assert "x-fastinpaint-weights" not in resp.headers  # patchmatch: no network
 
 
 def test_weights_config_of_the_old_shape_is_refused(weights_files):
@@ -599,6 +651,9 @@ def test_full_queue_is_503(pair):
         waiting = asyncio.ensure_future(jobs.run(lambda: "waited"))
         await asyncio.sleep(0.1)
         assert jobs.pending == 2
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+            health = (await c.get("/healthz")).json()
+        assert health == {"status": "ok", "running": 1, "queued": 1}  # queued: waiting only
         refused = (await _post_all(app, [body(image, hole)]))[0]
         release.set()
         assert await running and await waiting == "waited"
@@ -607,6 +662,7 @@ def test_full_queue_is_503(pair):
 
     refused, answered = asyncio.run(scenario())
     assert refused.status_code == 503 and "busy" in error_of(refused)
+    assert "1 job is already waiting (limit 1)" in error_of(refused)
     assert refused.headers["retry-after"]
     assert answered.status_code == 200
 
@@ -648,6 +704,50 @@ def test_job_queue_runs_one_at_a_time_in_order():
     asyncio.run(too_many())
 
 
+def test_stop_answers_every_job_at_once_and_saves_nothing(pair, tmp_path, monkeypatch):
+    """A second Ctrl-C (JobQueue.stop): the running and the waiting requests are answered JSON 503
+    at once, the waiting jobs never run, and the running one, finishing later, saves nothing."""
+    image, hole = pair
+    gate, started, calls = threading.Event(), threading.Event(), []
+    real = fastinpaint.inpaint
+
+    def slow(*args, **kwargs):
+        calls.append(1)
+        started.set()
+        gate.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fastinpaint, "inpaint", slow)
+    app = create_app(ServeConfig(output_dir=tmp_path))
+
+    async def scenario():
+        answers = asyncio.ensure_future(_post_all(app, [body(image, hole, seed=s) for s in range(3)]))
+        while app.state.jobs.pending < 3 or not started.is_set():
+            await asyncio.sleep(0.01)
+        assert (app.state.jobs.running, app.state.jobs.waiting) == (1, 2)
+        t0 = time.monotonic()
+        app.state.jobs.stop()
+        done = await answers
+        waited = time.monotonic() - t0
+        gate.set()
+        while app.state.jobs.running:
+            await asyncio.sleep(0.01)
+        return done, waited
+
+    answers, waited = asyncio.run(scenario())
+    assert waited < 5
+    for a in answers:
+        assert a.status_code == 503 and a.headers["content-type"] == "application/json"
+        assert error_of(a) == "the server is shutting down; the job was cancelled"
+    assert calls == [1] and list(tmp_path.iterdir()) == []
+
+    async def refused():
+        with pytest.raises(ShuttingDown):
+            await app.state.jobs.run(lambda: None)
+
+    asyncio.run(refused())
+
+
 # --------------------------------------------------------------------------------------------------
 # server information, --input, --output-dir
 # --------------------------------------------------------------------------------------------------
@@ -664,6 +764,41 @@ def test_server_config_methods_healthz(client):
     assert page.status_code == 200 and "/static/app.js" in page.text
     for name in ("app.js", "style.css"):
         assert client.get(f"/static/{name}").status_code == 200
+
+
+def test_server_config_lists_every_hd_strategy_the_api_takes(client, pair):
+    image, hole = pair
+    listed = client.get("/api/v1/server-config").json()["hd_strategies"]
+    assert sorted(listed) == ["Auto", "Crop", "Original", "Resize"]
+    for name in listed:
+        assert client.post("/api/v1/inpaint", json=body(image, hole, hd_strategy=name)).status_code == 200
+
+
+def test_method_and_hd_strategy_take_any_case_alike(client, pair):
+    image, hole = pair
+    resp = client.post("/api/v1/inpaint", json=body(image, hole, method="PatchMatch", hd_strategy="oRiGiNaL"))
+    assert resp.status_code == 200, error_of(resp)
+    assert resp.headers["x-fastinpaint-method"] == "patchmatch"
+    assert np.array_equal(decoded(resp), decoded(client.post("/api/v1/inpaint", json=body(image, hole))))
+
+
+@pytest.mark.parametrize("field", ["image", "mask"])
+def test_empty_base64_field_is_said_empty_not_missing(client, pair, field):
+    image, hole = pair
+    req = body(image, hole)
+    req[field] = ""
+    resp = client.post("/api/v1/inpaint", json=req)
+    assert resp.status_code == 400 and error_of(resp) == f"field '{field}' is empty"
+
+
+def test_a_field_sent_twice_in_multipart_is_refused_naming_it(client, pair):
+    image, hole = pair
+    files = [("image", ("a.png", png(image), "image/png")), ("image", ("b.png", png(image[::-1]), "image/png")),
+             ("mask", ("m.png", png((hole * 255).astype(np.uint8)), "image/png"))]
+    resp = client.post("/api/v1/inpaint", files=files)
+    assert resp.status_code == 400 and "field 'image' is sent more than once" in error_of(resp)
+    resp = client.post("/api/v1/inpaint", files=files[1:], data={"seed": ["1", "2"]})
+    assert resp.status_code == 400 and "field 'seed' is sent more than once" in error_of(resp)
 
 
 @pytest.mark.parametrize("verb, path, status, words", [

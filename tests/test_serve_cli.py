@@ -72,6 +72,28 @@ def test_weights_are_checked_at_start_up(tmp_path, capsys, monkeypatch):
     assert served[0].state.config.weights == {"glcic": {"g.pt": str((tmp_path / "g.pt").resolve())}}
 
 
+def test_same_weights_file_name_is_fine_across_methods_not_within_one(tmp_path, capsys, monkeypatch):
+    """The trainer names every run's file model.pt: a pconv run's and a glcic run's are both offered
+    (a client chooses a name for a method); two pconv files named alike are refused in one line."""
+    import shutil
+
+    uvicorn = pytest.importorskip("uvicorn")
+    from fastinpaint.weights import bundled_weights
+
+    served = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, **k: served.append(self.config.app))
+    for run, method in (("A", "pconv"), ("G", "glcic"), ("B", "pconv")):
+        (tmp_path / run).mkdir()
+        shutil.copy(bundled_weights(method), tmp_path / run / "model.pt")
+    a, g, b = (str((tmp_path / run / "model.pt").resolve()) for run in "AGB")
+    assert main(["serve", "--port", "0", "--weights", a, "--weights", g]) == 0
+    assert served[0].state.config.weights == {"pconv": {"model.pt": a}, "glcic": {"model.pt": g}}
+    capsys.readouterr()
+    assert main(["serve", "--port", "0", "--weights", a, "--weights", g, "--weights", b]) == 1
+    line = _error_line(capsys)
+    assert "two --weights files for method pconv are named model.pt" in line and "rename one" in line
+
+
 def test_port_in_use_is_one_line(capsys):
     pytest.importorskip("uvicorn")
     with socket.socket() as taken:
@@ -108,3 +130,79 @@ def test_real_process_answers_on_loopback(serve_process):
     out = np.asarray(Image.open(io.BytesIO(resp.content)))
     assert np.array_equal(out[hole == 0], image[hole == 0])
     assert (out[hole > 0] != (0, 255, 0)).any(axis=1).all()  # the object is gone
+
+
+def _big_request(seed: int) -> dict:
+    import base64
+
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 255, (800, 800, 3), dtype=np.uint8)  # about a second each in patchmatch
+    hole = np.zeros((800, 800), np.uint8)
+    hole[200:600, 200:600] = 255
+    fields = {"seed": seed}
+    for name, arr in (("image", image), ("mask", hole)):
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="PNG")
+        fields[name] = base64.b64encode(buf.getvalue()).decode()
+    return fields
+
+
+def test_ctrl_c_once_says_what_it_waits_for_twice_stops_at_once(tmp_path):
+    """Ctrl-C while jobs run: one line saying what is being finished; a second Ctrl-C answers
+    every client a JSON 503, saves nothing more, logs no traceback and exits at once."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+    import urllib.error
+    import urllib.request
+
+    pytest.importorskip("uvicorn")
+    out = tmp_path / "out"
+    err = open(tmp_path / "stderr.txt", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "fastinpaint.cli", "serve", "--port", "0", "--output-dir", str(out)],
+                            stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        url = proc.stdout.readline().split("open ", 1)[1].strip()
+        answers = []
+
+        def post(seed):
+            req = urllib.request.Request(url + "api/v1/inpaint", data=json.dumps(_big_request(seed)).encode(),
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=60) as resp:
+                    answers.append((resp.status, resp.headers["Content-Type"], resp.read()))
+            except urllib.error.HTTPError as exc:
+                answers.append((exc.code, exc.headers["Content-Type"], exc.read()))
+
+        clients = [threading.Thread(target=post, args=(s,)) for s in range(4)]
+        for c in clients:
+            c.start()
+        deadline = time.monotonic() + 60
+        while True:  # all four admitted, one of them running
+            health = json.load(urllib.request.urlopen(url + "healthz", timeout=5))
+            if (health["running"], health["queued"]) == (1, 3) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        assert proc.wait(30) == 130
+        assert time.monotonic() - t0 < 3
+        for c in clients:
+            c.join(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err.seek(0)
+    log = err.read()
+    assert "Traceback" not in log and "Internal Server Error" not in log, log
+    assert "interrupt received: finishing the running job and 3 queued (Ctrl-C again to stop at once)" in log
+    assert len(answers) == 4
+    for status, ctype, data in answers:
+        assert (status, ctype) == (503, "application/json"), data
+        assert json.loads(data) == {"error": "the server is shutting down; the job was cancelled"}
+    assert list(out.iterdir()) == []

@@ -10,24 +10,27 @@ Prints the URL to open (the first line on stdout, so that scripts and tests can 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 from fastinpaint.cli._common import CliError, check_device, int_argument, reports_user_errors
 
 
-def _weights(paths: List[str]) -> Dict[str, str]:
-    """name (the file's name) -> path of each ``--weights`` file; clients choose by name only."""
-    chosen: Dict[str, str] = {}
+def _weights(paths: List[str]) -> List[str]:
+    """The resolved path of each ``--weights`` file (a file given twice, once); clients choose a
+    method's weights by the file's name (:func:`~fastinpaint.serve.app.sort_weights` checks that
+    the names are unique within each method)."""
+    chosen: List[str] = []
     for p in paths:
         path = Path(p)
         if not path.is_file():
             raise CliError(f"weights file not found: {path}")
-        if path.name in chosen:
-            raise CliError(f"two --weights files are named {path.name}; clients choose by name, so rename one")
-        chosen[path.name] = str(path.resolve())
+        if str(path.resolve()) not in chosen:
+            chosen.append(str(path.resolve()))
     return chosen
 
 
@@ -67,6 +70,40 @@ def _url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
+def _server(uvicorn, config, jobs):
+    """A ``uvicorn.Server`` whose Ctrl-C handling knows the job queue: the first Ctrl-C says what it
+    is waiting for (as ``fastinpaint train`` does), the second stops the queue at once
+    (:meth:`~fastinpaint.serve.jobs.JobQueue.stop`: every client not answered yet gets a JSON 503,
+    nothing more is saved)."""
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            if sig == signal.SIGINT and not self.should_exit:
+                if jobs.pending:
+                    running, waiting = jobs.running, jobs.waiting
+                    doing = "the running job" if running else "no running job"
+                    _say(f"interrupt received: finishing {doing} and {waiting} queued "
+                         "(Ctrl-C again to stop at once)")
+            elif sig == signal.SIGINT and not self.force_exit:
+                if jobs.pending:
+                    _say(f"stopping at once: {jobs.pending} unanswered job(s) cancelled, nothing more saved")
+                jobs.stop()
+            super().handle_exit(sig, frame)
+
+        async def shutdown(self, sockets=None):
+            await super().shutdown(sockets)
+            if self.force_exit and getattr(self, "lifespan", None) is not None:
+                # uvicorn skips the application's shutdown when forced, and its lifespan task,
+                # cancelled then at exit, logs a traceback; ours is quick (the queue is stopped)
+                await self.lifespan.shutdown()
+
+    return Server(config)
+
+
+def _say(line: str) -> None:
+    print(f"fastinpaint serve: {line}", file=sys.stderr, flush=True)
+
+
 @reports_user_errors("fastinpaint")
 def run(args: argparse.Namespace) -> int:
     """The ``serve`` subcommand: checks the options, binds, prints the URL, serves until Ctrl+C."""
@@ -95,7 +132,10 @@ def run(args: argparse.Namespace) -> int:
     from fastinpaint.serve.app import ServeConfig, create_app, is_loopback_address, sort_weights
     from fastinpaint.serve.decode import Limits
 
-    weights, notes = sort_weights(_weights(args.weights))  # each file under its method; the others left out
+    try:  # each file under its method; the others left out
+        weights, notes = sort_weights(_weights(args.weights))
+    except ValueError as exc:  # two files of one method under one name
+        raise CliError(str(exc)) from None
     for note in notes:
         print(f"fastinpaint serve: note: {note}", file=sys.stderr, flush=True)
     config = ServeConfig(device=args.device, default_method=args.method, inputs=inputs, output_dir=output_dir,
@@ -113,11 +153,20 @@ def run(args: argparse.Namespace) -> int:
         import webbrowser
 
         webbrowser.open(url)  # the socket already listens: the browser's request waits for the server
-    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, access_log=args.log_level == "debug"))
+    jobs = app.state.jobs
+    server = _server(uvicorn, uvicorn.Config(app, log_level=args.log_level, access_log=args.log_level == "debug"),
+                     jobs)
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
+        if jobs.stopping and jobs.running:
+            # stopped at once with a job still computing on the worker thread, which cannot be
+            # interrupted and which the interpreter would wait for at exit: its result is dropped
+            # anyway (every client was answered 503 and nothing more is saved), so leave now
+            _say("interrupted")
+            sys.stdout.flush()
+            os._exit(130)
     return 0
 
 
@@ -141,7 +190,8 @@ def add_subcommand(subparsers, methods: List[str]) -> argparse.ArgumentParser:
     p.add_argument("--input", help="an image file, or a folder whose images the page lists (by name only)")
     p.add_argument("--output-dir", help="also save every result in this folder (names chosen by the server)")
     p.add_argument("--weights", action="append", default=[], metavar="FILE",
-                   help="a checkpoint clients may pick, by its file name, for the method it is for (pconv or glcic, "
+                   help="a checkpoint clients may pick, by its file name (unique within a method), for the method it "
+                        "is for (pconv or glcic, "
                         "told from its header at start-up; other files are left out with a note) (repeatable)")
     p.add_argument("--max-pixels", type=int, default=50_000_000,
                    help="largest image, width x height (default 50 MP); the one limit: Pillow's decompression-bomb "

@@ -12,8 +12,9 @@ Routes (see :func:`create_app`):
 
 Errors are JSON ``{"error": "one line"}`` with 400 (unreadable or inconsistent request), 404 (no
 such endpoint under ``/api/``), 405 (a method the endpoint does not take; ``Allow`` says which),
-413 (too large), 415 (body neither JSON nor multipart), 503 (queue full) or 500 (the method failed;
-the server goes on serving).
+413 (too large), 415 (body neither JSON nor multipart), 503 (queue full, or the server stopping
+at once: a second Ctrl-C cancels the jobs not answered yet, which save nothing) or 500 (the method
+failed; the server goes on serving).
 
 With ``--output-dir`` each result is also saved there under a new name the server chooses
 (``X-FastInpaint-Saved-As``; never replacing a file, also one another server sharing the folder
@@ -34,7 +35,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -49,7 +50,7 @@ from fastinpaint.cli._common import is_image_file
 from fastinpaint.io import ImageIOError, OutputExistsError, write_file
 from fastinpaint.methods.patchmatch import PATCH_SIZES
 from fastinpaint.serve.decode import NO_SOURCE_MASK, Limits, RequestError, decode_request, encode_result
-from fastinpaint.serve.jobs import JobQueue, QueueFull
+from fastinpaint.serve.jobs import JobQueue, QueueFull, ShuttingDown
 
 STATIC = Path(__file__).resolve().parent / "static"
 #: Names tried for one result in --output-dir before giving up (each taken one: another writer's).
@@ -119,7 +120,7 @@ class ServeConfig:
     #: where every result is also saved, under a name the server chooses (``--output-dir``)
     output_dir: Optional[Path] = None
     #: method -> {name: path} of the weights files a client may choose for it (``--weights``,
-    #: sorted by :func:`sort_weights`); names are unique over all methods. :func:`create_app`
+    #: sorted by :func:`sort_weights`); names are unique within a method. :func:`create_app`
     #: checks each file's header (:func:`check_weights`), however the config was made
     weights: Dict[str, Dict[str, str]] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
@@ -137,23 +138,31 @@ class ServeConfig:
 LEARNED_METHODS = {"pconv": "PConvUNet", "glcic": "GLCIC"}
 
 
-def sort_weights(files: Dict[str, str]) -> Tuple[Dict[str, Dict[str, str]], List[str]]:
-    """(``ServeConfig.weights``, notes): the weights files (name -> path) under the method each is
-    for, told from its header as the loaders tell it (:func:`~fastinpaint.nn._checkpoint.network_of`:
-    the tensors are not read, so this is cheap at start-up), and a one-line note for each file
-    left out (not a checkpoint of a network this server runs), saying why."""
+def sort_weights(files) -> Tuple[Dict[str, Dict[str, str]], List[str]]:
+    """(``ServeConfig.weights``, notes): the weights files (paths, each offered under its file's
+    name; or name -> path) under the method each is for, told from its header as the loaders tell
+    it (:func:`~fastinpaint.nn._checkpoint.network_of`: the tensors are not read, so this is cheap at
+    start-up), and a one-line note for each file left out (not a checkpoint of a network this
+    server runs), saying why. A client chooses a name for a method, so names need only be unique
+    within one: ``runs/A/model.pt`` (pconv) and ``runs/G/model.pt`` (glcic) are both offered;
+    ValueError, one line, for two files of one method under one name."""
     from fastinpaint.nn._checkpoint import network_of
 
+    pairs = files.items() if isinstance(files, Mapping) else ((Path(p).name, str(p)) for p in files)
     method_of = {network: method for method, network in LEARNED_METHODS.items()}
     by_method: Dict[str, Dict[str, str]] = {}
     notes: List[str] = []
-    for name, path in files.items():
+    for name, path in pairs:
         try:
             network = network_of(path)
         except (OSError, ValueError) as exc:
             notes.append(f"--weights {name} left out: {' '.join(str(exc).split())}")
             continue
-        by_method.setdefault(method_of[network], {})[name] = path
+        mine = by_method.setdefault(method_of[network], {})
+        if name in mine and mine[name] != path:
+            raise ValueError(f"two --weights files for method {method_of[network]} are named {name} ({mine[name]} "
+                             f"and {path}); clients choose a method's weights by name, so rename one")
+        mine[name] = path
     return by_method, notes
 
 
@@ -252,6 +261,9 @@ async def _request_fields(request: Request, limit: int):
             raise RequestError(400, f"malformed multipart/form-data body: {getattr(exc, 'detail', exc)}") from None
         fields, files = {}, {}
         for key, value in form.multi_items():
+            if key in files or key in fields:  # which one was meant? say so rather than pick one
+                await form.close()
+                raise RequestError(400, f"field '{key}' is sent more than once; send each field once")
             if hasattr(value, "read"):  # an uploaded file
                 files[key] = await value.read()
             else:
@@ -309,7 +321,8 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
             "device": config.device,
             "default_method": config.default_method,
             "methods": [_method_options(m, list(config.weights.get(m, {}))) for m in methods],
-            "hd_strategies": ["Crop", "Original", "Resize"],  # IOPaint's names; Crop = fastinpaint's auto
+            # IOPaint's names and fastinpaint's Auto, as the API takes them (any case); Crop = Auto
+            "hd_strategies": ["Crop", "Original", "Resize", "Auto"],
             "limits": {"max_pixels": config.limits.max_pixels, "max_body_bytes": config.limits.max_body_bytes,
                        "max_waiting": config.max_waiting},
             "inputs": list(_input_images(config.inputs)),
@@ -320,7 +333,8 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
         return JSONResponse({"methods": list(methods), "default": config.default_method})
 
     def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "queued": jobs.pending})
+        # "queued": the jobs waiting (not the running one, counted apart)
+        return JSONResponse({"status": "ok", "running": jobs.running, "queued": jobs.waiting})
 
     def list_inputs(request: Request) -> JSONResponse:
         return JSONResponse({"images": list(_input_images(config.inputs))})
@@ -373,9 +387,9 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
                 warnings.simplefilter("ignore")  # an empty mask: the image comes back unchanged, as asked
                 result = fastinpaint.inpaint(job.image.pixels, job.hole, method=job.method, seed=job.seed,
                                              source_mask=job.source, device=config.device, **job.options)
-            data, ctype = encode_result(result, job.image)
+            data, ctype = encode_result(result, job.image, job.notes)
             saved = not_saved = None
-            if config.output_dir:
+            if config.output_dir and not jobs.stopping:  # a cancelled job (second Ctrl-C) saves nothing
                 # not the method's failure: the result is answered all the same, the header says
                 # it was not saved (see the module docstring)
                 try:
@@ -391,6 +405,8 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
             return _json_error(err.status, err.message)
         except QueueFull as exc:
             return _json_error(503, str(exc), {"Retry-After": "5"})
+        except ShuttingDown as exc:
+            return _json_error(503, str(exc))
         except Exception as exc:  # the method failed: report it, keep serving
             method = fields.get("method") or config.default_method
             log.exception("method %r failed", method)
@@ -400,6 +416,9 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
         headers["X-Seed"] = str(job.seed)  # as IOPaint answers
         headers["X-FastInpaint-Method"] = job.method
         headers["X-FastInpaint-Seconds"] = f"{time.perf_counter() - started:.3f}"
+        if job.notes:  # one line, ASCII: what the command line prints as notes
+            notes = "; ".join(" ".join(n.split()) for n in job.notes)
+            headers["X-FastInpaint-Notes"] = notes.encode("ascii", "backslashreplace").decode("ascii")
         if saved:
             headers["X-FastInpaint-Saved-As"] = saved
         if not_saved:  # header values are Latin-1: a folder's other characters escaped

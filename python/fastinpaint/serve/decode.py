@@ -13,7 +13,7 @@ import binascii
 import io
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -66,6 +66,9 @@ class InpaintJob:
     seed: int
     options: Dict[str, Any] = field(default_factory=dict)
     response_headers: Dict[str, str] = field(default_factory=dict)
+    #: what the command line would print as notes: conversions made while reading, the alpha used
+    #: as the mask, an empty mask (answered as ``X-FastInpaint-Notes``)
+    notes: List[str] = field(default_factory=list)
 
 
 def b64_bytes(value: Any, name: str) -> bytes:
@@ -214,15 +217,20 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
             if not files[name]:
                 raise RequestError(400, f"file '{name}' is empty")
             return files[name]
-        if fields.get(name) in (None, ""):
+        if fields.get(name) is None:
             if required:
                 raise RequestError(400, f"field '{name}' is missing")
             return None
+        if fields[name] == "":
+            raise RequestError(400, f"field '{name}' is empty")
         return b64_bytes(fields[name], name)
 
     method = fields.get("method") or default_method
-    if not isinstance(method, str) or method not in methods:
+    # any case, as hd_strategy: the names are told apart by their letters only
+    by_name = {m.lower(): m for m in methods}
+    if not isinstance(method, str) or method.lower() not in by_name:
         raise RequestError(400, f"unknown method {method!r}; available: {', '.join(methods)}")
+    method = by_name[method.lower()]
     headers: Dict[str, str] = {}
     hd = fields.get("hd_strategy")
     options: Dict[str, Any] = {}
@@ -263,6 +271,9 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
             raise RequestError(400, f"{why}; this server offers for {method}: {offered} (or no 'weights': the "
                                     "bundled network)")
         options["weights"] = mine[chosen]
+    if method in ("pconv", "glcic"):  # which network answered: a name this server offers, or the bundled one
+        name = chosen if chosen not in (None, "") else "bundled"
+        headers["X-FastInpaint-Weights"] = name.encode("ascii", "backslashreplace").decode("ascii")
 
     image = open_picture(raw("image", True), "image", limits)
     # every answer says which strategy ran (README), also when the client sent none:
@@ -275,10 +286,26 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
 
         ran = f"auto ({auto_choice(_resolve_method(method), max(image.size), options.get('hd_size'))})"
     headers["X-FastInpaint-HD-Strategy"] = f"{hd} -> {ran}"
-    hole = mask_plane(raw("mask", True), "mask", image.size, limits)
+    notes = list(image.notes)  # palette/CMYK converted, first frame of several, ...
+    mask_bytes = raw("mask", False)
+    if mask_bytes is not None:
+        hole = mask_plane(mask_bytes, "mask", image.size, limits)
+        mask_name = "field 'mask'"
+    else:  # the command line's rule for an image without a mask file: its alpha is the mask
+        px = image.pixels
+        if px.ndim != 3 or px.shape[2] not in (2, 4):
+            raise RequestError(400, "field 'mask' is missing and the image has no alpha channel to use as the "
+                                    "mask (transparent = hole)")
+        from fastinpaint.io import hole_from_alpha
+
+        hole = hole_from_alpha(px[..., -1])
+        mask_name = "the image's alpha channel (no 'mask' field)"
+        notes.append("no mask given: the image's alpha channel is the mask (transparent = hole)")
     if hole.all():
-        raise RequestError(400, "field 'mask' covers the whole image: there are no known pixels to copy from "
-                                "(white = hole)")
+        raise RequestError(400, f"{mask_name} covers the whole image: there are no known pixels to copy from "
+                                f"({'white' if mask_bytes is not None else 'transparent'} = hole)")
+    if not hole.any():
+        notes.append("empty mask: nothing to fill, the image is answered unchanged")
     src_bytes = raw("source_mask", False)
     source = None
     if src_bytes is not None:
@@ -288,14 +315,15 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
         if not (source & ~hole).any():
             raise RequestError(400, "field 'source_mask' allows no known pixel to be copied from "
                                     "(white = may be copied from)")
-    return InpaintJob(image, hole, source, method, seed, options, headers)
+    return InpaintJob(image, hole, source, method, seed, options, headers, notes)
 
 
-def encode_result(pixels: np.ndarray, source) -> Tuple[bytes, str]:
+def encode_result(pixels: np.ndarray, source, notes: Optional[List[str]] = None) -> Tuple[bytes, str]:
     """(bytes, content type) of the result ``pixels`` in the input's format (``source``, the
     :class:`fastinpaint.io.Picture` it came from) where it can be written as such, else PNG, by
     the rules of :func:`fastinpaint.io.write_image`: 16-bit colour kept (PNG, TIFF), float kept
-    (TIFF), JPEG at the input's quality with 4:4:4 chroma, the input's colour profile and EXIF kept."""
+    (TIFF), JPEG at the input's quality with 4:4:4 chroma, the input's colour profile and EXIF kept.
+    ``notes``: a list to which a format other than the input's is said."""
     from fastinpaint.io import _16BIT_FORMATS, ImageIOError, encode_image
 
     fmt = source.format if source.format in _OUTPUT_FORMATS else "PNG"
@@ -304,9 +332,12 @@ def encode_result(pixels: np.ndarray, source) -> Tuple[bytes, str]:
     if pixels.dtype.kind == "f":
         fmt = "TIFF"  # float: the one format the writer keeps it in (a float PFM upload, too)
     try:
-        return encode_image(pixels, fmt, source=source), _OUTPUT_FORMATS[fmt]
+        data = encode_image(pixels, fmt, source=source)
     except ImageIOError:
-        return encode_image(pixels, "PNG", source=source), _OUTPUT_FORMATS["PNG"]
+        data, fmt = encode_image(pixels, "PNG", source=source), "PNG"
+    if notes is not None and fmt != source.format:
+        notes.append(f"{source.format or 'the input'} answered as {fmt}")
+    return data, _OUTPUT_FORMATS[fmt]
 
 
 def _one_line(exc: BaseException) -> str:
