@@ -478,6 +478,14 @@ def test_val_count_below_one_is_named(image_dir, tmp_path, capsys):
         assert len(err) == 1 and f"val_count (--val-count) must be an integer >= 1, got {bad}" in err[0], err
 
 
+def test_a_crop_size_below_8_is_named_as_the_crop_size(image_dir, tmp_path, capsys):
+    """--size 7 said 'mask size must be at least 8x8': the masks' check, of a size given for the crops."""
+    assert _train_cli("--model", "pconv", "--images", image_dir, "--size", "7", "--out", tmp_path / "run") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "size (--size, the side of the training crops and their masks) must be at least 8, " \
+        "got 7x7" in err[0], err
+
+
 def test_progress_bar_unset_is_drawn_on_a_terminal_only(monkeypatch, tmp_path):
     """``progress`` unset in the config and no --no-progress: the bar is drawn when stderr is a
     terminal only, the rule of eval and inpaint (a training log had every redraw of the bar);

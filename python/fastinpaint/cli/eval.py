@@ -44,11 +44,16 @@ def resolve_methods(names: str, inpaint_fn: Optional[Callable], weights: Optiona
                 raise CliError(f"--weights applies only to the learned methods ({_learned_methods()}), not to {name}")
             if inpaint_fn is fastinpaint.inpaint:  # before any scoring
                 check_weights_file(per_method[name])
+    if inpaint_fn is fastinpaint.inpaint:  # before any work, naming the baselines too
+        unknown = [n for n in listed if n not in BASELINES and n not in fastinpaint.available_methods()]
+        if unknown:
+            raise CliError(f"unknown method {unknown[0]!r}: available are {', '.join(fastinpaint.available_methods())} "
+                           f"and the baselines {', '.join(sorted(BASELINES))}")
     for name in listed:
         if name in BASELINES:
             methods[name] = BASELINES[name]
         elif inpaint_fn is None:
-            raise CliError(f"unknown method {name!r}: available here are {sorted(BASELINES)}")
+            raise CliError(f"unknown method {name!r}: available here are the baselines {', '.join(sorted(BASELINES))}")
         else:
             kw = {"weights": per_method[name]} if name in per_method else {}
             methods[name] = functools.partial(inpaint_fn, method=name, **kw)

@@ -155,6 +155,10 @@ def check_config(cfg: Mapping[str, Any]) -> None:
     Raises:
         ValueError: a bad value, or an earlier run in ``out_dir`` without ``resume`` or ``overwrite``.
     """
+    h, w = config_size(cfg["size"])
+    if h < 8 or w < 8:  # (the masks' own check said "mask size", of a size the user gave for crops)
+        raise ValueError(f"size (--size, the side of the training crops and their masks) must be at least 8, "
+                         f"got {h}x{w}")
     val_count = cfg["val_count"]
     if isinstance(val_count, bool) or not isinstance(val_count, int) or val_count < 1:
         raise ValueError(f"val_count (--val-count) must be an integer >= 1, got {val_count!r} "
