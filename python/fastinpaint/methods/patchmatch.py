@@ -207,8 +207,9 @@ class PatchMatchOptions:
     #: border (a colour or brightness step where copied texture meets the photo), and is spread
     #: into the hole by push-pull and added, as Poisson blending spreads a seam's step. The
     #: correction is smooth, so it keeps the copied texture. Without it the hole's first two rings
-    #: were our worst pixels against pypatchmatch (whose mean vote smooths them): 0.4-0.75 dB
-    #: worse at depth 1 in every mask kind; with it 0.5-0.7 dB better. All 112 development pairs
+    #: were our worst pixels against pypatchmatch (whose mean vote smooths them): 0.25-0.75 dB
+    #: worse at depth 1 in every mask kind; with it 0.67-0.97 dB better
+    #: (scripts/patchmatch_by_depth.py). All 112 development pairs
     #: (scripts/eval_patchmatch.py, one thread): 22.15 -> 22.30 dB, SSIM .8975 -> .8993,
     #: sharpness .841 -> .850, SWD x1e3 2.225 -> 2.181, for 1.1x the CPU seconds. A 2-px ring
     #: measured the same; blurring the misfit first (sigma 1 px) +0.01 dB for sharpness -0.005;
