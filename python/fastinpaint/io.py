@@ -80,7 +80,7 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 
 __all__ = ["ImageIOError", "ImageTooLargeError", "OutputExistsError", "Picture", "read_image", "read_mask",
-           "hole_from_pil", "hole_from_alpha", "grow_hole", "tifffile_only_size", "to_rgb8", "check_destination",
+           "hole_from_pil", "hole_from_alpha", "alpha_hole", "grow_hole", "tifffile_only_size", "to_rgb8", "check_destination",
            "check_output_folder", "check_encodable", "write_image", "write_file", "jpeg_quality", "MASK_THRESHOLD",
            "require_hole"]
 
@@ -726,6 +726,15 @@ def hole_from_alpha(alpha: np.ndarray) -> np.ndarray:
     else:
         limit = (MASK_THRESHOLD + 0.5) * 257
     return alpha <= limit
+
+
+def alpha_hole(pixels: np.ndarray) -> Optional[np.ndarray]:
+    """The hole an image's alpha marks, by :func:`hole_from_alpha` (what the command line and the
+    server use when no mask is given); None when ``pixels`` (as :func:`read_image` gives them) has
+    no alpha channel: grey + alpha or RGBA, the alpha last."""
+    if pixels.ndim != 3 or pixels.shape[2] not in (2, 4):
+        return None
+    return hole_from_alpha(pixels[..., -1])
 
 
 def grow_hole(hole: np.ndarray, pixels: int) -> np.ndarray:

@@ -32,15 +32,14 @@ from fastinpaint.cli._common import (IMAGE_SUFFIXES, MASK_THRESHOLD, CliError, c
                                      draws_progress_bars, int_argument, is_image_file, reports_user_errors, say,
                                      seed_argument)
 from fastinpaint.io import (ImageIOError, OutputExistsError, Picture, check_destination, check_encodable,
-                            check_output_folder, grow_hole, hole_from_alpha, read_image, read_mask, write_image)
+                            check_output_folder, grow_hole, alpha_hole, read_image, read_mask, write_image)
 
 
 def _alpha_hole(pic: Picture, path: Path, invert: bool, dilate: int, no_mask: str) -> np.ndarray:
     """The hole of an image given no mask file (``no_mask`` says why, for the error): its alpha."""
-    px = pic.pixels
-    if px.ndim != 3 or px.shape[2] not in (2, 4):
+    hole = alpha_hole(pic.pixels)
+    if hole is None:
         raise CliError(f"{no_mask} and image {path} has no alpha channel; pass a mask file (white = hole)")
-    hole = hole_from_alpha(px[..., -1])
     return grow_hole(~hole if invert else hole, dilate)
 
 

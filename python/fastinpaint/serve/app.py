@@ -49,7 +49,8 @@ import fastinpaint
 from fastinpaint.cli._common import is_image_file
 from fastinpaint.io import ImageIOError, OutputExistsError, write_file
 from fastinpaint.methods.patchmatch import PATCH_SIZES
-from fastinpaint.serve.decode import NO_SOURCE_MASK, Limits, RequestError, decode_request, encode_result
+from fastinpaint.serve.decode import (NO_SOURCE_MASK, Limits, RequestError, decode_request, encode_result,
+                                     header_value)
 from fastinpaint.serve.jobs import JobQueue, QueueFull, ShuttingDown
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -136,6 +137,8 @@ class ServeConfig:
 #: The learned methods: the network whose checkpoint files each takes (as
 #: :func:`fastinpaint.nn._checkpoint.network_of` names it).
 LEARNED_METHODS = {"pconv": "PConvUNet", "glcic": "GLCIC"}
+#: ... and the other way: the method each network's files are for.
+_METHOD_OF_NETWORK = {network: method for method, network in LEARNED_METHODS.items()}
 
 
 def sort_weights(files) -> Tuple[Dict[str, Dict[str, str]], List[str]]:
@@ -149,7 +152,6 @@ def sort_weights(files) -> Tuple[Dict[str, Dict[str, str]], List[str]]:
     from fastinpaint.nn._checkpoint import network_of
 
     pairs = files.items() if isinstance(files, Mapping) else ((Path(p).name, str(p)) for p in files)
-    method_of = {network: method for method, network in LEARNED_METHODS.items()}
     by_method: Dict[str, Dict[str, str]] = {}
     notes: List[str] = []
     for name, path in pairs:
@@ -158,9 +160,10 @@ def sort_weights(files) -> Tuple[Dict[str, Dict[str, str]], List[str]]:
         except (OSError, ValueError) as exc:
             notes.append(f"--weights {name} left out: {' '.join(str(exc).split())}")
             continue
-        mine = by_method.setdefault(method_of[network], {})
+        method = _METHOD_OF_NETWORK[network]
+        mine = by_method.setdefault(method, {})
         if name in mine and mine[name] != path:
-            raise ValueError(f"two --weights files for method {method_of[network]} are named {name} ({mine[name]} "
+            raise ValueError(f"two --weights files for method {method} are named {name} ({mine[name]} "
                              f"and {path}); clients choose a method's weights by name, so rename one")
         mine[name] = path
     return by_method, notes
@@ -178,7 +181,6 @@ def check_weights(weights: Dict[str, Dict[str, str]]) -> None:
     if unknown:
         raise ValueError(f"ServeConfig.weights is method -> {{name: path}} for {', '.join(LEARNED_METHODS)}; "
                          f"got {', '.join(map(repr, unknown))} (sort_weights sorts files by method)")
-    method_of = {network: method for method, network in LEARNED_METHODS.items()}
     for method, files in weights.items():
         for name, path in files.items():
             entry = f"ServeConfig.weights[{method!r}][{name!r}]"
@@ -187,8 +189,9 @@ def check_weights(weights: Dict[str, Dict[str, str]]) -> None:
             except (OSError, ValueError) as exc:
                 raise ValueError(f"{entry}: {' '.join(str(exc).split())}") from None
             if network != LEARNED_METHODS[method]:
-                raise ValueError(f"{entry}: {path} is a {network} checkpoint, for method {method_of[network]!r}, not "
-                                 f"{method!r} (sort_weights sorts files by method)")
+                raise ValueError(f"{entry}: {path} is a {network} checkpoint, for method "
+                                 f"{_METHOD_OF_NETWORK[network]!r}, not {method!r} "
+                                 f"(sort_weights sorts files by method)")
 
 
 #: Each method's options as the page shows them (the request fields of the same names).
@@ -417,12 +420,11 @@ def create_app(config: Optional[ServeConfig] = None) -> Starlette:
         headers["X-FastInpaint-Method"] = job.method
         headers["X-FastInpaint-Seconds"] = f"{time.perf_counter() - started:.3f}"
         if job.notes:  # one line, ASCII: what the command line prints as notes
-            notes = "; ".join(" ".join(n.split()) for n in job.notes)
-            headers["X-FastInpaint-Notes"] = notes.encode("ascii", "backslashreplace").decode("ascii")
+            headers["X-FastInpaint-Notes"] = header_value("; ".join(job.notes))
         if saved:
             headers["X-FastInpaint-Saved-As"] = saved
-        if not_saved:  # header values are Latin-1: a folder's other characters escaped
-            headers["X-FastInpaint-Not-Saved"] = not_saved.encode("ascii", "backslashreplace").decode("ascii")
+        if not_saved:
+            headers["X-FastInpaint-Not-Saved"] = header_value(not_saved)
         return Response(data, media_type=ctype, headers=headers)
 
     routes = [

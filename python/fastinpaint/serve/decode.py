@@ -273,7 +273,7 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
         options["weights"] = mine[chosen]
     if method in ("pconv", "glcic"):  # which network answered: a name this server offers, or the bundled one
         name = chosen if chosen not in (None, "") else "bundled"
-        headers["X-FastInpaint-Weights"] = name.encode("ascii", "backslashreplace").decode("ascii")
+        headers["X-FastInpaint-Weights"] = header_value(name)
 
     image = open_picture(raw("image", True), "image", limits)
     # every answer says which strategy ran (README), also when the client sent none:
@@ -292,13 +292,12 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
         hole = mask_plane(mask_bytes, "mask", image.size, limits)
         mask_name = "field 'mask'"
     else:  # the command line's rule for an image without a mask file: its alpha is the mask
-        px = image.pixels
-        if px.ndim != 3 or px.shape[2] not in (2, 4):
+        from fastinpaint.io import alpha_hole
+
+        hole = alpha_hole(image.pixels)
+        if hole is None:
             raise RequestError(400, "field 'mask' is missing and the image has no alpha channel to use as the "
                                     "mask (transparent = hole)")
-        from fastinpaint.io import hole_from_alpha
-
-        hole = hole_from_alpha(px[..., -1])
         mask_name = "the image's alpha channel (no 'mask' field)"
         notes.append("no mask given: the image's alpha channel is the mask (transparent = hole)")
     if hole.all():
@@ -316,6 +315,12 @@ def decode_request(fields: Mapping[str, Any], files: Mapping[str, bytes], *, met
             raise RequestError(400, "field 'source_mask' allows no known pixel to be copied from "
                                     "(white = may be copied from)")
     return InpaintJob(image, hole, source, method, seed, options, headers, notes)
+
+
+def header_value(text: str) -> str:
+    """``text`` as a response header carries it: one line of ASCII (header values are Latin-1; a
+    file or folder name's other characters escaped)."""
+    return " ".join(text.split()).encode("ascii", "backslashreplace").decode("ascii")
 
 
 def encode_result(pixels: np.ndarray, source, notes: Optional[List[str]] = None) -> Tuple[bytes, str]:
